@@ -1,0 +1,285 @@
+"""The processing engine: parse and verify, decide in one transaction, then sign.
+
+Time is passed in; storage is the ``Store`` interface; keys come from the ``Keyring``. Work is done
+in three phases so the write lock is held only for the decisions: (1) parse and verify signatures
+with no lock, (2) decide and record every request of the chunk in one write transaction, (3) sign
+the responses after commit. A crash between (2) and (3) loses nothing: processing the same files
+again reissues the same activations without counting them twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from . import jws
+from .decisions import (
+    Policy,
+    Verdict,
+    check_request_time,
+    decide_activation,
+    decide_deactivation,
+    decide_trial,
+    response_validity,
+)
+from .errors import Code, OfflineServiceError
+from .ids import new_id
+from .keyring import Keyring, Signer
+from .messages import Kind, Request, Response, parse_request, response_payload
+from .models import Activation, AuditEntry, License, Trial
+from .store import Store, Transaction
+
+__all__ = ["Engine", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one request file. ``response`` is the signed response (compact JWS)."""
+
+    code: str  # "OK" or an error code
+    message: str = ""
+    kind: Kind | None = None
+    product_id: str | None = None
+    license_id: str | None = None
+    activation_id: str | None = None
+    response: str | None = None
+    reissued: bool = False
+    trial_ends_at: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+# A license filter lets an adapter narrow which licenses a caller may use (portal users).
+LicenseFilter = Callable[[License], bool]
+
+
+@dataclass(slots=True)
+class _Item:
+    request: Request | None
+    outcome: Outcome | None = None
+    signer: Signer | None = None
+    response: Response | None = None
+
+
+class Engine:
+    """Processes activation, deactivation and trial requests for one account at a time."""
+
+    def __init__(self, *, store: Store, keyring: Keyring, policy: Policy | None = None) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.policy = policy or Policy()
+
+    def process(
+        self,
+        data: bytes,
+        *,
+        account_id: str,
+        now: int,
+        response_validity: int | None = None,
+        actor: str = "system",
+        license_filter: LicenseFilter | None = None,
+    ) -> Outcome:
+        """Process one request file."""
+        return self.process_many(
+            [data], account_id=account_id, now=now, response_validity=response_validity,
+            actor=actor, license_filter=license_filter,
+        )[0]  # fmt: skip
+
+    def process_many(
+        self,
+        files: Sequence[bytes],
+        *,
+        account_id: str,
+        now: int,
+        response_validity: int | None = None,
+        actor: str = "system",
+        license_filter: LicenseFilter | None = None,
+    ) -> list[Outcome]:
+        """Process request files in one write transaction; one Outcome per file, in order."""
+        if response_validity is not None and response_validity <= 0:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
+        items = [self._parse(data, now) for data in files]
+        with self.store.write() as tx:
+            for item in items:
+                if item.outcome is None:
+                    assert item.request is not None
+                    try:
+                        item.response, item.outcome = self._decide(
+                            tx, item.request, account_id, now, response_validity, license_filter
+                        )
+                        item.signer = self.keyring.signer(item.request.product_id)
+                    except OfflineServiceError as exc:
+                        item.outcome = _rejected(exc, item.request)
+                self._audit(tx, item, account_id, now, actor)
+                if item.response is not None and item.signer is None:
+                    raise AssertionError("unreachable: granted without a signer")
+        return [self._sign(item) for item in items]
+
+    # -- phase 1: parse and verify, no lock --------------------------------------------------
+
+    def _parse(self, data: bytes, now: int) -> _Item:
+        try:
+            request = parse_request(data)
+            check_request_time(request, now, self.policy)
+        except OfflineServiceError as exc:
+            return _Item(request=None, outcome=Outcome(code=exc.code.value, message=exc.message))
+        except (TypeError, ValueError, RecursionError) as exc:
+            # parse_request maps every malformed input to its code; this is the last line of
+            # defence so that no input, however hostile, escapes as anything but our error.
+            return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST.value, message=str(exc)))
+        return _Item(request=request)
+
+    # -- phase 2: decide and record, inside the write transaction ----------------------------
+
+    def _decide(
+        self,
+        tx: Transaction,
+        req: Request,
+        account_id: str,
+        now: int,
+        requested_validity: int | None,
+        license_filter: LicenseFilter | None,
+    ) -> tuple[Response, Outcome]:
+        product = tx.product(account_id, req.product_id)
+        if product is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product in this account")
+        # Keys are checked before anything is recorded, so a key problem changes no state.
+        self.keyring.signer(product.id)
+        validity = response_validity(requested_validity, product, self.policy)
+        base = dict(
+            kind=req.kind, kid="", product_id=product.id, fingerprint=req.fingerprint,
+            machine_key_thumbprint=req.machine_key_thumbprint, issued_at=now,
+            apply_before=now + validity, request_nonce=req.nonce,
+        )  # fmt: skip
+
+        if req.kind is Kind.TRIAL:
+            existing = tx.trial(product.id, req.fingerprint)
+            verdict, ends_at = decide_trial(product, existing, now)
+            if existing is None:
+                existing = Trial(
+                    id=new_id("trl"), product_id=product.id, fingerprint=req.fingerprint,
+                    machine_key_thumbprint=req.machine_key_thumbprint, created_at=now, ends_at=ends_at,
+                    hostname=req.hostname, os=req.os, app_version=req.app_version,
+                )  # fmt: skip
+                tx.insert_trial(existing)
+            response = Response(**base, activation_id=existing.id, trial_ends_at=ends_at)  # type: ignore[arg-type]
+            return response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
+
+        if req.kind is Kind.ACTIVATION:
+            assert req.license_key is not None
+            license = tx.license_by_key(account_id, req.license_key)
+            if license is None or (license_filter is not None and not license_filter(license)):
+                raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+            nonce_owner = tx.nonce_activation(product.id, req.nonce)
+            replayed = tx.activation(product.id, nonce_owner) if nonce_owner else None
+            av = decide_activation(
+                license, req, now, live=tx.live_activation(license.id, req.fingerprint), replayed=replayed
+            )
+            used = license.used_activations
+            if av.verdict is Verdict.NEW:
+                activation = Activation(
+                    id=new_id("act"), license_id=license.id, product_id=product.id,
+                    fingerprint=req.fingerprint, machine_key=req.machine_key,
+                    machine_key_thumbprint=req.machine_key_thumbprint, created_at=now,
+                    hostname=req.hostname, os=req.os, app_version=req.app_version, metadata=req.metadata,
+                )  # fmt: skip
+                tx.insert_activation(activation)
+                used += 1
+                tx.update_license_usage(
+                    license.id, used_activations=used, used_deactivations=license.used_deactivations,
+                    expires_at=av.expires_at,
+                )  # fmt: skip
+            else:
+                assert av.activation is not None
+                activation = av.activation
+                if av.verdict is Verdict.REBIND:
+                    tx.rebind_activation(activation.id, req.machine_key, req.machine_key_thumbprint)
+            if nonce_owner is None:
+                tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
+            license = replace(license, used_activations=used, expires_at=av.expires_at)
+            response = Response(**base, activation_id=activation.id, **_license_claims(license))  # type: ignore[arg-type]
+            return response, _granted(req, activation.id, license.id, av.verdict)
+
+        # Deactivation
+        assert req.activation_id is not None
+        found = tx.activation(product.id, req.activation_id)
+        license = tx.license_by_id(account_id, found.license_id) if found else None
+        if found is None or license is None or (license_filter is not None and not license_filter(license)):
+            raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, "no such activation for this product")
+        verdict = decide_deactivation(license, found, req)
+        deactivated_at = found.deactivated_at
+        if verdict is Verdict.NEW:
+            deactivated_at = now
+            tx.deactivate(found.id, now)
+            license = replace(
+                license,
+                used_activations=license.used_activations - 1,
+                used_deactivations=license.used_deactivations + 1,
+            )
+            tx.update_license_usage(
+                license.id, used_activations=license.used_activations,
+                used_deactivations=license.used_deactivations, expires_at=license.expires_at,
+            )  # fmt: skip
+        if tx.nonce_activation(product.id, req.nonce) is None:
+            tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
+        response = Response(
+            **base, activation_id=found.id, deactivated_at=deactivated_at, **_license_claims(license)  # type: ignore[arg-type]
+        )
+        return response, _granted(req, found.id, license.id, verdict)
+
+    @staticmethod
+    def _audit(tx: Transaction, item: _Item, account_id: str, now: int, actor: str) -> None:
+        o = item.outcome
+        assert o is not None
+        detail = {"fingerprint": item.request.fingerprint} if item.request else {}
+        if not o.ok:
+            detail["message"] = o.message[:200]
+        elif o.reissued:
+            detail["reissued"] = "true"
+        tx.audit(
+            AuditEntry(
+                at=now, actor=actor, action=o.kind.value if o.kind else "unknown", code=o.code,
+                account_id=account_id, product_id=o.product_id, license_id=o.license_id,
+                activation_id=o.activation_id, detail=detail,
+            )  # fmt: skip
+        )
+
+    # -- phase 3: sign, after commit ---------------------------------------------------------
+
+    @staticmethod
+    def _sign(item: _Item) -> Outcome:
+        assert item.outcome is not None
+        if item.response is None or item.signer is None:
+            return item.outcome
+        response = replace(item.response, kid=item.signer.kid)
+        header = {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": item.signer.kid}
+        token = jws.encode(header, response_payload(response), item.signer.secret_key)
+        return replace(item.outcome, response=token)
+
+
+def _license_claims(license: License) -> dict[str, object]:
+    return {
+        "license_id": license.id,
+        "status": license.status.value,
+        "expires_at": license.expires_at,
+        "allowed_activations": license.allowed_activations,
+        "used_activations": license.used_activations,
+        "allowed_deactivations": license.allowed_deactivations,
+        "used_deactivations": license.used_deactivations,
+        "metadata": license.metadata,
+    }
+
+
+def _granted(
+    req: Request, activation_id: str, license_id: str | None, verdict: Verdict, *, trial_ends_at: int | None = None
+) -> Outcome:
+    return Outcome(
+        code="OK", kind=req.kind, product_id=req.product_id, license_id=license_id,
+        activation_id=activation_id, reissued=verdict is Verdict.REISSUE, trial_ends_at=trial_ends_at,
+    )  # fmt: skip
+
+
+def _rejected(exc: OfflineServiceError, req: Request) -> Outcome:
+    return Outcome(code=exc.code.value, message=exc.message, kind=req.kind, product_id=req.product_id)

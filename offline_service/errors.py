@@ -1,0 +1,57 @@
+"""One error type for the project, each instance carrying a stable machine-readable code."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["Code", "OfflineServiceError"]
+
+
+class Code(enum.StrEnum):
+    """Stable rejection codes. Documented in docs/ERRORS.md; never renamed, only added to."""
+
+    # Request files (engine)
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    REQUEST_EXPIRED = "REQUEST_EXPIRED"
+    REQUEST_FROM_FUTURE = "REQUEST_FROM_FUTURE"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    REQUEST_REPLAYED = "REQUEST_REPLAYED"
+    PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"
+    LICENSE_NOT_FOUND = "LICENSE_NOT_FOUND"
+    PRODUCT_MISMATCH = "PRODUCT_MISMATCH"
+    LICENSE_SUSPENDED = "LICENSE_SUSPENDED"
+    LICENSE_REVOKED = "LICENSE_REVOKED"
+    LICENSE_EXPIRED = "LICENSE_EXPIRED"
+    ACTIVATION_LIMIT = "ACTIVATION_LIMIT"
+    DEACTIVATION_LIMIT = "DEACTIVATION_LIMIT"
+    ACTIVATION_NOT_FOUND = "ACTIVATION_NOT_FOUND"
+    MACHINE_KEY_MISMATCH = "MACHINE_KEY_MISMATCH"
+    TRIAL_NOT_ALLOWED = "TRIAL_NOT_ALLOWED"
+    # Response files (client SDK)
+    MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
+    UNKNOWN_SIGNING_KEY = "UNKNOWN_SIGNING_KEY"
+    WRONG_PRODUCT = "WRONG_PRODUCT"
+    WRONG_MACHINE = "WRONG_MACHINE"
+    RESPONSE_EXPIRED = "RESPONSE_EXPIRED"
+    CLOCK_ROLLBACK = "CLOCK_ROLLBACK"
+    TRIAL_EXPIRED = "TRIAL_EXPIRED"
+    NOT_ACTIVATED = "NOT_ACTIVATED"
+    # Operations (CLI, keyring, storage, archives)
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    BAD_ARCHIVE = "BAD_ARCHIVE"
+    KEY_ERROR = "KEY_ERROR"
+    INSECURE_KEY_FILE = "INSECURE_KEY_FILE"
+    STORAGE_ERROR = "STORAGE_ERROR"
+
+
+class OfflineServiceError(Exception):
+    """Base error of the project. ``code`` is stable; ``message`` is for people."""
+
+    def __init__(self, code: Code, message: str | None = None) -> None:
+        self.code = Code(code)
+        self.message = message or self.code.value.replace("_", " ").capitalize()
+        super().__init__(f"{self.code.value}: {self.message}")

@@ -1,0 +1,194 @@
+"""JWS Compact Serialization (RFC 7515) with Ed25519 (RFC 8037), strict on every byte.
+
+Pure and dependency-light (PyNaCl only) so the client SDK can embed it. ``alg`` and ``typ`` are
+pinned by every verifier: anything but an Ed25519 algorithm name, or another ``typ``, is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+
+from ._b64 import b64url_decode, b64url_encode
+from .errors import Code, OfflineServiceError
+
+__all__ = [
+    "ACCEPTED_ALGS",
+    "EMITTED_ALG",
+    "MAX_FILE_BYTES",
+    "REQUEST_TYP",
+    "RESPONSE_TYP",
+    "Token",
+    "decode",
+    "encode",
+    "jwk_thumbprint",
+    "okp_jwk",
+    "public_key_from_jwk",
+    "strict_json",
+    "unarmor",
+]
+
+MAX_FILE_BYTES = 16 * 1024
+REQUEST_TYP = "offline-request+jws"
+RESPONSE_TYP = "offline-response+jws"
+# RFC 9864 deprecates the polymorphic "EdDSA" in favour of "Ed25519". We emit "EdDSA" because it is
+# what deployed JOSE libraries verify today, and accept both; the key type is pinned to OKP/Ed25519,
+# so the ambiguity RFC 9864 removes cannot arise here. See docs/FORMAT.md.
+EMITTED_ALG = "EdDSA"
+ACCEPTED_ALGS = frozenset({"EdDSA", "Ed25519"})
+
+_ARMOR = re.compile(
+    rb"\A-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)\r?\n-----END \1-----\Z", re.DOTALL
+)
+_COMPACT = re.compile(rb"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
+_HEADER_MEMBERS = {
+    REQUEST_TYP: frozenset({"alg", "typ", "jwk"}),
+    RESPONSE_TYP: frozenset({"alg", "typ", "kid"}),
+}
+_JWK_MEMBERS = frozenset({"kty", "crv", "x"})
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A decoded, signature-checked JWS."""
+
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    public_key: bytes
+
+
+def _fail(code: Code, message: str) -> OfflineServiceError:
+    return OfflineServiceError(code, message)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member name")
+    return obj
+
+
+def strict_json(data: bytes) -> dict[str, Any]:
+    """Parse a UTF-8 JSON object; refuse duplicate names, NaN/Infinity and lone surrogates."""
+    text = data.decode("utf-8")  # raises UnicodeDecodeError (a ValueError) on bad UTF-8
+    value = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    # json accepts "\ud800" escapes; such strings cannot be stored or re-encoded as UTF-8.
+    if "\\u" in text:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    return value
+
+
+def unarmor(data: bytes) -> bytes:
+    """Strip surrounding whitespace and optional BEGIN/END armor lines; return the compact token."""
+    body = data.strip()
+    match = _ARMOR.match(body)
+    if match:
+        body = b"".join(match.group(2).split())
+    return body
+
+
+def okp_jwk(public_key: bytes) -> dict[str, str]:
+    return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(public_key)}
+
+
+def jwk_thumbprint(public_key: bytes) -> str:
+    """RFC 7638 SHA-256 thumbprint of an Ed25519 public key (members in lexicographic order)."""
+    canonical = b'{"crv":"Ed25519","kty":"OKP","x":"' + b64url_encode(public_key).encode() + b'"}'
+    return b64url_encode(hashlib.sha256(canonical).digest())
+
+
+def public_key_from_jwk(jwk: Any) -> bytes:
+    """The 32-byte key of an OKP/Ed25519 public JWK; ValueError for anything else."""
+    if not isinstance(jwk, dict) or set(jwk) != _JWK_MEMBERS:
+        raise ValueError("jwk must have exactly kty, crv and x")
+    if jwk["kty"] != "OKP" or jwk["crv"] != "Ed25519" or not isinstance(jwk["x"], str):
+        raise ValueError("jwk must be an OKP Ed25519 public key")
+    key = b64url_decode(jwk["x"])
+    if len(key) != 32:
+        raise ValueError("Ed25519 public key must be 32 bytes")
+    return key
+
+
+def encode(header: Mapping[str, Any], payload: Mapping[str, Any], secret_key: bytes) -> str:
+    """Sign ``payload`` with a 64-byte libsodium Ed25519 secret key; return the compact JWS."""
+    h = b64url_encode(json.dumps(header, separators=(",", ":")).encode())
+    p = b64url_encode(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    signing_input = f"{h}.{p}".encode("ascii")
+    signature = nacl.bindings.crypto_sign(signing_input, secret_key)[:64]
+    return f"{h}.{p}.{b64url_encode(signature)}"
+
+
+def decode(
+    data: bytes,
+    *,
+    typ: str,
+    keys: Mapping[str, bytes] | None = None,
+    malformed: Code = Code.MALFORMED_REQUEST,
+    too_large: Code = Code.REQUEST_TOO_LARGE,
+    unknown_key: Code = Code.BAD_SIGNATURE,
+) -> Token:
+    """Verify and decode a compact JWS of the given ``typ``.
+
+    Requests carry their public key as ``jwk`` in the protected header; responses name theirs by
+    ``kid``, looked up in ``keys``. Raises OfflineServiceError; signature failures say only "invalid".
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("data must be bytes")
+    data = bytes(data)
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(too_large, f"file is larger than {MAX_FILE_BYTES} bytes")
+    token = unarmor(data)
+    if not _COMPACT.match(token):
+        raise _fail(malformed, "not a JWS compact serialization")
+    h64, p64, s64 = token.split(b".")
+    try:
+        header = strict_json(b64url_decode(h64))
+    except ValueError as exc:
+        raise _fail(malformed, f"protected header is not valid JSON: {exc}") from None
+    alg = header.get("alg")
+    if alg not in ACCEPTED_ALGS:
+        raise _fail(Code.BAD_SIGNATURE, "invalid signature algorithm")
+    if header.get("typ") != typ:
+        raise _fail(malformed, f"typ must be {typ!r}")
+    if set(header) != _HEADER_MEMBERS[typ]:
+        raise _fail(malformed, "unexpected protected header members")
+    if typ == REQUEST_TYP:
+        try:
+            public_key = public_key_from_jwk(header["jwk"])
+        except ValueError as exc:
+            raise _fail(malformed, f"bad jwk: {exc}") from None
+    else:
+        kid = header["kid"]
+        found = keys.get(kid) if keys is not None and isinstance(kid, str) else None
+        if found is None:
+            raise _fail(unknown_key, "signed by an unknown key")
+        public_key = found
+    try:
+        signature = b64url_decode(s64)
+        payload_bytes = b64url_decode(p64)
+    except ValueError:
+        raise _fail(malformed, "bad base64url") from None
+    if len(signature) != 64:
+        raise _fail(Code.BAD_SIGNATURE, "invalid signature")
+    try:
+        nacl.bindings.crypto_sign_open(signature + h64 + b"." + p64, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+        raise _fail(Code.BAD_SIGNATURE, "invalid signature") from None
+    try:
+        payload = strict_json(payload_bytes)
+    except ValueError as exc:
+        raise _fail(malformed, f"payload is not valid JSON: {exc}") from None
+    return Token(header=header, payload=payload, public_key=public_key)

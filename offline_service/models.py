@@ -1,0 +1,105 @@
+"""Plain records shared by the engine, the stores and the adapters. No behaviour, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "UNLIMITED",
+    "Account",
+    "Activation",
+    "AuditEntry",
+    "License",
+    "LicenseStatus",
+    "Product",
+    "Trial",
+]
+
+UNLIMITED = -1
+
+
+class LicenseStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    alias: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: str
+    account_id: str
+    name: str
+    trials_enabled: bool
+    trial_days: int
+    max_response_validity: int  # seconds
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class License:
+    id: str
+    account_id: str
+    product_id: str
+    key: str
+    allowed_activations: int  # UNLIMITED (-1) for no limit
+    allowed_deactivations: int  # UNLIMITED (-1) for no limit
+    status: LicenseStatus
+    created_at: int
+    expires_at: int | None = None  # fixed expiry, or set at first activation from validity_days
+    validity_days: int | None = None
+    owner: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    used_activations: int = 0
+    used_deactivations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    id: str
+    license_id: str
+    product_id: str
+    fingerprint: str
+    machine_key: bytes
+    machine_key_thumbprint: str
+    created_at: int
+    hostname: str = ""
+    os: str = ""
+    app_version: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    deactivated_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    id: str
+    product_id: str
+    fingerprint: str
+    machine_key_thumbprint: str
+    created_at: int
+    ends_at: int
+    hostname: str = ""
+    os: str = ""
+    app_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: int
+    actor: str
+    action: str
+    code: str  # "OK" or an error code
+    account_id: str | None = None
+    product_id: str | None = None
+    license_id: str | None = None
+    activation_id: str | None = None
+    detail: Mapping[str, str] = field(default_factory=dict)
