@@ -57,7 +57,10 @@ def _reject(code: Code, message: str) -> OfflineServiceError:
 
 def check_request_time(request: Request, now: int, policy: Policy) -> None:
     if request.issued_at > now + policy.max_future_skew:
-        raise _reject(Code.REQUEST_FROM_FUTURE, "the request was issued in the future; check the machine's clock")
+        raise _reject(
+            Code.REQUEST_FROM_FUTURE,
+            "the request was issued in the future; check the machine's clock",
+        )
     if request.issued_at < now - policy.max_request_age:
         raise _reject(Code.REQUEST_EXPIRED, "the request is too old; make a new one on the machine")
 
@@ -87,7 +90,8 @@ def decide_activation(
     check_license(license, request, now)
     if replayed is not None and replayed.deactivated_at is not None:
         raise _reject(
-            Code.REQUEST_REPLAYED, "this request was used for an activation that has since been deactivated"
+            Code.REQUEST_REPLAYED,
+            "this request was used for an activation that has since been deactivated",
         )
     expires_at = license.expires_at
     if live is not None:
@@ -109,7 +113,10 @@ def decide_deactivation(license: License, activation: Activation, request: Reque
         raise _reject(Code.MACHINE_KEY_MISMATCH, "the request was not signed by the activated machine")
     if activation.deactivated_at is not None:
         return Verdict.REISSUE
-    if license.allowed_deactivations != UNLIMITED and license.used_deactivations >= license.allowed_deactivations:
+    if (
+        license.allowed_deactivations != UNLIMITED
+        and license.used_deactivations >= license.allowed_deactivations
+    ):
         raise _reject(Code.DEACTIVATION_LIMIT, "no deactivations are left on this license")
     return Verdict.NEW
 

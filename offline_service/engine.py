@@ -83,9 +83,13 @@ class Engine:
     ) -> Outcome:
         """Process one request file."""
         return self.process_many(
-            [data], account_id=account_id, now=now, response_validity=response_validity,
-            actor=actor, license_filter=license_filter,
-        )[0]  # fmt: skip
+            [data],
+            account_id=account_id,
+            now=now,
+            response_validity=response_validity,
+            actor=actor,
+            license_filter=license_filter,
+        )[0]
 
     def process_many(
         self,
@@ -148,23 +152,25 @@ class Engine:
         # Keys are checked before anything is recorded, so a key problem changes no state.
         self.keyring.signer(product.id)
         validity = response_validity(requested_validity, product, self.policy)
-        base = dict(
-            kind=req.kind, kid="", product_id=product.id, fingerprint=req.fingerprint,
-            machine_key_thumbprint=req.machine_key_thumbprint, issued_at=now,
-            apply_before=now + validity, request_nonce=req.nonce,
-        )  # fmt: skip
+        apply_before = now + validity
 
         if req.kind is Kind.TRIAL:
             existing = tx.trial(product.id, req.fingerprint)
             verdict, ends_at = decide_trial(product, existing, now)
             if existing is None:
                 existing = Trial(
-                    id=new_id("trl"), product_id=product.id, fingerprint=req.fingerprint,
-                    machine_key_thumbprint=req.machine_key_thumbprint, created_at=now, ends_at=ends_at,
-                    hostname=req.hostname, os=req.os, app_version=req.app_version,
-                )  # fmt: skip
+                    id=new_id("trl"),
+                    product_id=product.id,
+                    fingerprint=req.fingerprint,
+                    machine_key_thumbprint=req.machine_key_thumbprint,
+                    created_at=now,
+                    ends_at=ends_at,
+                    hostname=req.hostname,
+                    os=req.os,
+                    app_version=req.app_version,
+                )
                 tx.insert_trial(existing)
-            response = Response(**base, activation_id=existing.id, trial_ends_at=ends_at)  # type: ignore[arg-type]
+            response = _response(req, now, apply_before, existing.id, trial_ends_at=ends_at)
             return response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
 
         if req.kind is Kind.ACTIVATION:
@@ -175,22 +181,35 @@ class Engine:
             nonce_owner = tx.nonce_activation(product.id, req.nonce)
             replayed = tx.activation(product.id, nonce_owner) if nonce_owner else None
             av = decide_activation(
-                license, req, now, live=tx.live_activation(license.id, req.fingerprint), replayed=replayed
+                license,
+                req,
+                now,
+                live=tx.live_activation(license.id, req.fingerprint),
+                replayed=replayed,
             )
             used = license.used_activations
             if av.verdict is Verdict.NEW:
                 activation = Activation(
-                    id=new_id("act"), license_id=license.id, product_id=product.id,
-                    fingerprint=req.fingerprint, machine_key=req.machine_key,
-                    machine_key_thumbprint=req.machine_key_thumbprint, created_at=now,
-                    hostname=req.hostname, os=req.os, app_version=req.app_version, metadata=req.metadata,
-                )  # fmt: skip
+                    id=new_id("act"),
+                    license_id=license.id,
+                    product_id=product.id,
+                    fingerprint=req.fingerprint,
+                    machine_key=req.machine_key,
+                    machine_key_thumbprint=req.machine_key_thumbprint,
+                    created_at=now,
+                    hostname=req.hostname,
+                    os=req.os,
+                    app_version=req.app_version,
+                    metadata=req.metadata,
+                )
                 tx.insert_activation(activation)
                 used += 1
                 tx.update_license_usage(
-                    license.id, used_activations=used, used_deactivations=license.used_deactivations,
+                    license.id,
+                    used_activations=used,
+                    used_deactivations=license.used_deactivations,
                     expires_at=av.expires_at,
-                )  # fmt: skip
+                )
             else:
                 assert av.activation is not None
                 activation = av.activation
@@ -199,7 +218,7 @@ class Engine:
             if nonce_owner is None:
                 tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
             license = replace(license, used_activations=used, expires_at=av.expires_at)
-            response = Response(**base, activation_id=activation.id, **_license_claims(license))  # type: ignore[arg-type]
+            response = _response(req, now, apply_before, activation.id, license=license)
             return response, _granted(req, activation.id, license.id, av.verdict)
 
         # Deactivation
@@ -219,14 +238,14 @@ class Engine:
                 used_deactivations=license.used_deactivations + 1,
             )
             tx.update_license_usage(
-                license.id, used_activations=license.used_activations,
-                used_deactivations=license.used_deactivations, expires_at=license.expires_at,
-            )  # fmt: skip
+                license.id,
+                used_activations=license.used_activations,
+                used_deactivations=license.used_deactivations,
+                expires_at=license.expires_at,
+            )
         if tx.nonce_activation(product.id, req.nonce) is None:
             tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
-        response = Response(
-            **base, activation_id=found.id, deactivated_at=deactivated_at, **_license_claims(license)  # type: ignore[arg-type]
-        )
+        response = _response(req, now, apply_before, found.id, license=license, deactivated_at=deactivated_at)
         return response, _granted(req, found.id, license.id, verdict)
 
     @staticmethod
@@ -240,10 +259,16 @@ class Engine:
             detail["reissued"] = "true"
         tx.audit(
             AuditEntry(
-                at=now, actor=actor, action=o.kind.value if o.kind else "unknown", code=o.code,
-                account_id=account_id, product_id=o.product_id, license_id=o.license_id,
-                activation_id=o.activation_id, detail=detail,
-            )  # fmt: skip
+                at=now,
+                actor=actor,
+                action=o.kind.value if o.kind else "unknown",
+                code=o.code,
+                account_id=account_id,
+                product_id=o.product_id,
+                license_id=o.license_id,
+                activation_id=o.activation_id,
+                detail=detail,
+            )
         )
 
     # -- phase 3: sign, after commit ---------------------------------------------------------
@@ -259,26 +284,57 @@ class Engine:
         return replace(item.outcome, response=token)
 
 
-def _license_claims(license: License) -> dict[str, object]:
-    return {
-        "license_id": license.id,
-        "status": license.status.value,
-        "expires_at": license.expires_at,
-        "allowed_activations": license.allowed_activations,
-        "used_activations": license.used_activations,
-        "allowed_deactivations": license.allowed_deactivations,
-        "used_deactivations": license.used_deactivations,
-        "metadata": license.metadata,
-    }
+def _response(
+    req: Request,
+    now: int,
+    apply_before: int,
+    activation_id: str,
+    *,
+    license: License | None = None,
+    trial_ends_at: int | None = None,
+    deactivated_at: int | None = None,
+) -> Response:
+    """The response to ``req``; ``kid`` is filled in when it is signed."""
+    return Response(
+        kind=req.kind,
+        kid="",
+        product_id=req.product_id,
+        activation_id=activation_id,
+        fingerprint=req.fingerprint,
+        machine_key_thumbprint=req.machine_key_thumbprint,
+        issued_at=now,
+        apply_before=apply_before,
+        request_nonce=req.nonce,
+        trial_ends_at=trial_ends_at,
+        deactivated_at=deactivated_at,
+        license_id=license.id if license else None,
+        status=license.status.value if license else None,
+        expires_at=license.expires_at if license else None,
+        allowed_activations=license.allowed_activations if license else None,
+        used_activations=license.used_activations if license else None,
+        allowed_deactivations=license.allowed_deactivations if license else None,
+        used_deactivations=license.used_deactivations if license else None,
+        metadata=license.metadata if license else {},
+    )
 
 
 def _granted(
-    req: Request, activation_id: str, license_id: str | None, verdict: Verdict, *, trial_ends_at: int | None = None
+    req: Request,
+    activation_id: str,
+    license_id: str | None,
+    verdict: Verdict,
+    *,
+    trial_ends_at: int | None = None,
 ) -> Outcome:
     return Outcome(
-        code="OK", kind=req.kind, product_id=req.product_id, license_id=license_id,
-        activation_id=activation_id, reissued=verdict is Verdict.REISSUE, trial_ends_at=trial_ends_at,
-    )  # fmt: skip
+        code="OK",
+        kind=req.kind,
+        product_id=req.product_id,
+        license_id=license_id,
+        activation_id=activation_id,
+        reissued=verdict is Verdict.REISSUE,
+        trial_ends_at=trial_ends_at,
+    )
 
 
 def _rejected(exc: OfflineServiceError, req: Request) -> Outcome:

@@ -44,9 +44,7 @@ RESPONSE_TYP = "offline-response+jws"
 EMITTED_ALG = "EdDSA"
 ACCEPTED_ALGS = frozenset({"EdDSA", "Ed25519"})
 
-_ARMOR = re.compile(
-    rb"\A-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)\r?\n-----END \1-----\Z", re.DOTALL
-)
+_ARMOR = re.compile(rb"\A-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)\r?\n-----END \1-----\Z", re.DOTALL)
 _COMPACT = re.compile(rb"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
 _HEADER_MEMBERS = {
     REQUEST_TYP: frozenset({"alg", "typ", "jwk"}),

@@ -79,9 +79,13 @@ class Keyring:
                 doc = self._read(path)
                 infos.append(
                     _KeyInfo(
-                        kid=doc["kid"], product_id=doc["productId"], status=doc["status"],
-                        created_at=doc["createdAt"], public_key=b64url_decode(doc["x"]), path=path,
-                    )  # fmt: skip
+                        kid=doc["kid"],
+                        product_id=doc["productId"],
+                        status=doc["status"],
+                        created_at=doc["createdAt"],
+                        public_key=b64url_decode(doc["x"]),
+                        path=path,
+                    )
                 )
         return sorted(infos, key=lambda i: (i.product_id, i.created_at, i.kid))
 
@@ -94,7 +98,13 @@ class Keyring:
         keys = []
         for info in self._infos(product_id):
             jwk: dict[str, Any] = okp_jwk(info.public_key)
-            jwk.update(kid=info.kid, use="sig", alg=EMITTED_ALG, product=info.product_id, status=info.status)
+            jwk.update(
+                kid=info.kid,
+                use="sig",
+                alg=EMITTED_ALG,
+                product=info.product_id,
+                status=info.status,
+            )
             keys.append(jwk)
         return {"keys": keys}
 
@@ -108,7 +118,8 @@ class Keyring:
         active = [i for i in self._infos(product_id) if i.status == "active"]
         if len(active) != 1:
             raise OfflineServiceError(
-                Code.KEY_ERROR, f"product {product_id} has {len(active)} active signing keys, needs 1"
+                Code.KEY_ERROR,
+                f"product {product_id} has {len(active)} active signing keys, needs 1",
             )
         info = active[0]
         seed = self._private_seed(self._read(info.path))
@@ -193,7 +204,11 @@ class Keyring:
     def _derive(self, salt: bytes, opslimit: int, memlimit: int) -> bytes:
         assert self._passphrase is not None
         return nacl.pwhash.argon2id.kdf(
-            nacl.secret.SecretBox.KEY_SIZE, self._passphrase, salt, opslimit=opslimit, memlimit=memlimit
+            nacl.secret.SecretBox.KEY_SIZE,
+            self._passphrase,
+            salt,
+            opslimit=opslimit,
+            memlimit=memlimit,
         )
 
     def _private_seed(self, doc: dict[str, Any]) -> bytes:
@@ -204,7 +219,8 @@ class Keyring:
             elif private.get("encryption") == _ENCRYPTION:
                 if self._passphrase is None:
                     raise OfflineServiceError(
-                        Code.KEY_ERROR, f"key {doc['kid']} is encrypted; configure the key passphrase"
+                        Code.KEY_ERROR,
+                        f"key {doc['kid']} is encrypted; configure the key passphrase",
                     )
                 key = self._derive(b64url_decode(private["salt"]), private["opslimit"], private["memlimit"])
                 seed = nacl.secret.SecretBox(key).decrypt(b64url_decode(private["ciphertext"]))
@@ -233,7 +249,7 @@ class Keyring:
         try:
             doc: dict[str, Any] = json.loads(path.read_bytes())
             for name in ("kid", "productId", "status", "createdAt", "x"):
-                doc[name]  # noqa: B018 - presence check
+                doc[name]
         except (OSError, ValueError, KeyError, TypeError):
             raise OfflineServiceError(Code.KEY_ERROR, f"{path.name}: damaged key file") from None
         return doc

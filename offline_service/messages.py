@@ -137,7 +137,18 @@ def _metadata(obj: Mapping[str, Any], name: str) -> dict[str, str]:
 
 
 _REQUEST_COMMON = frozenset(
-    {"v", "kind", "productId", "fingerprint", "hostname", "os", "appVersion", "metadata", "iat", "nonce"}
+    {
+        "v",
+        "kind",
+        "productId",
+        "fingerprint",
+        "hostname",
+        "os",
+        "appVersion",
+        "metadata",
+        "iat",
+        "nonce",
+    }
 )
 _REQUEST_MEMBERS = {
     Kind.ACTIVATION: _REQUEST_COMMON | {"licenseKey"},
@@ -153,7 +164,7 @@ def parse_request(data: bytes) -> Request:
     if p.get("v") != FORMAT_VERSION or type(p.get("v")) is not int:
         raise OfflineServiceError(Code.UNSUPPORTED_VERSION, f"format version {p.get('v')!r} is not supported")
     try:
-        kind = Kind(p.get("kind"))
+        kind = Kind(str(p.get("kind")))
     except ValueError:
         raise OfflineServiceError(Code.MALFORMED_REQUEST, "unknown request kind") from None
     unexpected = set(p) - _REQUEST_MEMBERS[kind]
@@ -238,17 +249,38 @@ def response_payload(response: Response) -> dict[str, Any]:
         )
     if response.kind is Kind.DEACTIVATION:
         payload["deactivatedAt"] = response.deactivated_at
-    payload.update(iat=response.issued_at, applyBefore=response.apply_before, requestNonce=response.request_nonce)
+    payload.update(
+        iat=response.issued_at,
+        applyBefore=response.apply_before,
+        requestNonce=response.request_nonce,
+    )
     return payload
 
 
 _RESPONSE_COMMON = frozenset(
-    {"v", "kind", "productId", "activationId", "fingerprint", "machineKeyThumbprint", "iat", "applyBefore",
-     "requestNonce"}
+    {
+        "v",
+        "kind",
+        "productId",
+        "activationId",
+        "fingerprint",
+        "machineKeyThumbprint",
+        "iat",
+        "applyBefore",
+        "requestNonce",
+    }
 )
 _LICENSE_MEMBERS = frozenset(
-    {"licenseId", "status", "expiresAt", "allowedActivations", "usedActivations", "allowedDeactivations",
-     "usedDeactivations", "metadata"}
+    {
+        "licenseId",
+        "status",
+        "expiresAt",
+        "allowedActivations",
+        "usedActivations",
+        "allowedDeactivations",
+        "usedDeactivations",
+        "metadata",
+    }
 )
 _RESPONSE_MEMBERS = {
     Kind.ACTIVATION: _RESPONSE_COMMON | _LICENSE_MEMBERS,
@@ -273,7 +305,7 @@ def parse_response(data: bytes, keys: Mapping[str, bytes]) -> Response:
     try:
         if p.get("v") != FORMAT_VERSION or type(p.get("v")) is not int:
             raise ValueError("unsupported format version")
-        kind = Kind(p.get("kind"))
+        kind = Kind(str(p.get("kind")))
         if set(p) != _RESPONSE_MEMBERS[kind]:
             raise ValueError("unexpected or missing members")
         common: dict[str, Any] = dict(

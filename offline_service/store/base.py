@@ -29,7 +29,12 @@ class Transaction(Protocol):
     def insert_license(self, license: License) -> None: ...
     def set_license_status(self, license_id: str, status: LicenseStatus) -> None: ...
     def update_license_usage(
-        self, license_id: str, *, used_activations: int, used_deactivations: int, expires_at: int | None
+        self,
+        license_id: str,
+        *,
+        used_activations: int,
+        used_deactivations: int,
+        expires_at: int | None,
     ) -> None: ...
 
     # activations and request nonces
@@ -57,5 +62,3 @@ class Store(Protocol):
     def write(self) -> AbstractContextManager[Transaction]: ...
     def read(self) -> AbstractContextManager[Transaction]: ...
     def close(self) -> None: ...
-
-

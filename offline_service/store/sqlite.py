@@ -49,26 +49,50 @@ _TRIAL_COLS = (
 
 def _license(row: tuple) -> License:  # type: ignore[type-arg]
     return License(
-        id=row[0], account_id=row[1], product_id=row[2], key=row[3], allowed_activations=row[4],
-        allowed_deactivations=row[5], status=LicenseStatus(row[6]), created_at=row[7],
-        expires_at=row[8], validity_days=row[9], owner=row[10], metadata=json.loads(row[11]),
-        used_activations=row[12], used_deactivations=row[13],
-    )  # fmt: skip
+        id=row[0],
+        account_id=row[1],
+        product_id=row[2],
+        key=row[3],
+        allowed_activations=row[4],
+        allowed_deactivations=row[5],
+        status=LicenseStatus(row[6]),
+        created_at=row[7],
+        expires_at=row[8],
+        validity_days=row[9],
+        owner=row[10],
+        metadata=json.loads(row[11]),
+        used_activations=row[12],
+        used_deactivations=row[13],
+    )
 
 
 def _activation(row: tuple) -> Activation:  # type: ignore[type-arg]
     return Activation(
-        id=row[0], license_id=row[1], product_id=row[2], fingerprint=row[3], machine_key=row[4],
-        machine_key_thumbprint=row[5], created_at=row[6], hostname=row[7], os=row[8],
-        app_version=row[9], metadata=json.loads(row[10]), deactivated_at=row[11],
-    )  # fmt: skip
+        id=row[0],
+        license_id=row[1],
+        product_id=row[2],
+        fingerprint=row[3],
+        machine_key=row[4],
+        machine_key_thumbprint=row[5],
+        created_at=row[6],
+        hostname=row[7],
+        os=row[8],
+        app_version=row[9],
+        metadata=json.loads(row[10]),
+        deactivated_at=row[11],
+    )
 
 
 def _product(row: tuple) -> Product:  # type: ignore[type-arg]
     return Product(
-        id=row[0], account_id=row[1], name=row[2], trials_enabled=bool(row[3]),
-        trial_days=row[4], max_response_validity=row[5], created_at=row[6],
-    )  # fmt: skip
+        id=row[0],
+        account_id=row[1],
+        name=row[2],
+        trials_enabled=bool(row[3]),
+        trial_days=row[4],
+        max_response_validity=row[5],
+        created_at=row[6],
+    )
 
 
 class _Tx:
@@ -110,9 +134,16 @@ class _Tx:
     def insert_product(self, product: Product) -> None:
         self._c.execute(
             f"INSERT INTO products ({_PRODUCT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (product.id, product.account_id, product.name, int(product.trials_enabled),
-             product.trial_days, product.max_response_validity, product.created_at),
-        )  # fmt: skip
+            (
+                product.id,
+                product.account_id,
+                product.name,
+                int(product.trials_enabled),
+                product.trial_days,
+                product.max_response_validity,
+                product.created_at,
+            ),
+        )
 
     def license_by_key(self, account_id: str, key: str) -> License | None:
         row = self._one(
@@ -140,18 +171,35 @@ class _Tx:
         self._c.execute(
             f"INSERT INTO licenses ({_LICENSE_COLS}, key_hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (license.id, license.account_id, license.product_id, license.key,
-             license.allowed_activations, license.allowed_deactivations, license.status.value,
-             license.created_at, license.expires_at, license.validity_days, license.owner,
-             json.dumps(dict(license.metadata)), license.used_activations,
-             license.used_deactivations, key_hash(license.key)),
-        )  # fmt: skip
+            (
+                license.id,
+                license.account_id,
+                license.product_id,
+                license.key,
+                license.allowed_activations,
+                license.allowed_deactivations,
+                license.status.value,
+                license.created_at,
+                license.expires_at,
+                license.validity_days,
+                license.owner,
+                json.dumps(dict(license.metadata)),
+                license.used_activations,
+                license.used_deactivations,
+                key_hash(license.key),
+            ),
+        )
 
     def set_license_status(self, license_id: str, status: LicenseStatus) -> None:
         self._c.execute("UPDATE licenses SET status = ? WHERE id = ?", (status.value, license_id))
 
     def update_license_usage(
-        self, license_id: str, *, used_activations: int, used_deactivations: int, expires_at: int | None
+        self,
+        license_id: str,
+        *,
+        used_activations: int,
+        used_deactivations: int,
+        expires_at: int | None,
     ) -> None:
         self._c.execute(
             "UPDATE licenses SET used_activations = ?, used_deactivations = ?, expires_at = ? WHERE id = ?",
@@ -183,10 +231,21 @@ class _Tx:
     def insert_activation(self, a: Activation) -> None:
         self._c.execute(
             f"INSERT INTO activations ({_ACTIVATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (a.id, a.license_id, a.product_id, a.fingerprint, a.machine_key,
-             a.machine_key_thumbprint, a.created_at, a.hostname, a.os, a.app_version,
-             json.dumps(dict(a.metadata)), a.deactivated_at),
-        )  # fmt: skip
+            (
+                a.id,
+                a.license_id,
+                a.product_id,
+                a.fingerprint,
+                a.machine_key,
+                a.machine_key_thumbprint,
+                a.created_at,
+                a.hostname,
+                a.os,
+                a.app_version,
+                json.dumps(dict(a.metadata)),
+                a.deactivated_at,
+            ),
+        )
 
     def rebind_activation(self, activation_id: str, machine_key: bytes, thumbprint: str) -> None:
         self._c.execute(
@@ -221,17 +280,35 @@ class _Tx:
     def insert_trial(self, t: Trial) -> None:
         self._c.execute(
             f"INSERT INTO trials ({_TRIAL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (t.id, t.product_id, t.fingerprint, t.machine_key_thumbprint, t.created_at, t.ends_at,
-             t.hostname, t.os, t.app_version),
-        )  # fmt: skip
+            (
+                t.id,
+                t.product_id,
+                t.fingerprint,
+                t.machine_key_thumbprint,
+                t.created_at,
+                t.ends_at,
+                t.hostname,
+                t.os,
+                t.app_version,
+            ),
+        )
 
     def audit(self, e: AuditEntry) -> None:
         self._c.execute(
             "INSERT INTO audit_log (at, account_id, actor, action, code, product_id, license_id,"
             " activation_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.at, e.account_id, e.actor, e.action, e.code, e.product_id, e.license_id,
-             e.activation_id, json.dumps(dict(e.detail)) if e.detail else "{}"),
-        )  # fmt: skip
+            (
+                e.at,
+                e.account_id,
+                e.actor,
+                e.action,
+                e.code,
+                e.product_id,
+                e.license_id,
+                e.activation_id,
+                json.dumps(dict(e.detail)) if e.detail else "{}",
+            ),
+        )
 
     def audit_entries(self, account_id: str, limit: int = 100) -> Sequence[AuditEntry]:
         rows = self._c.execute(
@@ -239,7 +316,20 @@ class _Tx:
             " FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
             (account_id, limit),
         )
-        return [AuditEntry(*r[:8], detail=json.loads(r[8])) for r in rows]
+        return [
+            AuditEntry(
+                at=r[0],
+                actor=r[1],
+                action=r[2],
+                code=r[3],
+                account_id=r[4],
+                product_id=r[5],
+                license_id=r[6],
+                activation_id=r[7],
+                detail=json.loads(r[8]),
+            )
+            for r in rows
+        ]
 
 
 class SQLiteStore:
@@ -251,7 +341,10 @@ class SQLiteStore:
         self.path = self.data_dir / DB_FILE
         try:
             self._conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
             )
             self._conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the
@@ -264,7 +357,9 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         c = self._conn
-        c.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)"
+        )
         for version, sql in _migrations():
             c.execute("BEGIN IMMEDIATE")
             try:

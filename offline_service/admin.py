@@ -1,0 +1,208 @@
+"""Vendor operations on accounts, products and licenses, shared by the CLI and the web layer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from .decisions import DAY
+from .errors import Code, OfflineServiceError
+from .ids import new_id, new_license_key
+from .keyring import Keyring
+from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
+from .store import Store
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_MAX_RESPONSE_VALIDITY",
+    "account",
+    "create_license",
+    "create_product",
+    "ensure_account",
+    "license_details",
+    "set_license_status",
+]
+
+DEFAULT_ACCOUNT = "default"
+DEFAULT_MAX_RESPONSE_VALIDITY = 30 * DAY
+
+
+def ensure_account(store: Store, alias: str, *, now: int, name: str | None = None) -> tuple[Account, bool]:
+    """The account with this alias, created if missing. Returns (account, created)."""
+    with store.write() as tx:
+        found = tx.account_by_alias(alias)
+        if found is not None:
+            return found, False
+        created = Account(id=new_id("acc"), alias=alias, name=name or alias, created_at=now)
+        tx.insert_account(created)
+        tx.audit(AuditEntry(at=now, actor="cli", action="account.create", code="OK", account_id=created.id))
+        return created, True
+
+
+def account(store: Store, alias: str) -> Account:
+    with store.read() as tx:
+        found = tx.account_by_alias(alias)
+    if found is None:
+        raise OfflineServiceError(Code.NOT_FOUND, f"no account {alias!r}; run `offline-service init` first")
+    return found
+
+
+def create_product(
+    store: Store,
+    keyring: Keyring,
+    account: Account,
+    *,
+    name: str,
+    now: int,
+    trial_days: int = 0,
+    max_response_validity: int = DEFAULT_MAX_RESPONSE_VALIDITY,
+    actor: str = "cli",
+) -> Product:
+    """A product with its first signing key. Trials are on when ``trial_days`` > 0."""
+    if not name.strip() or len(name) > 200:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "product name must be 1-200 characters")
+    if trial_days < 0 or trial_days > 3650:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "trial days must be between 0 and 3650")
+    if max_response_validity <= 0:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "maximum response validity must be positive")
+    product = Product(
+        id=new_id("prod"),
+        account_id=account.id,
+        name=name.strip(),
+        trials_enabled=trial_days > 0,
+        trial_days=trial_days,
+        max_response_validity=max_response_validity,
+        created_at=now,
+    )
+    # Key first: a product row without a key could not sign; a key without a row is harmless.
+    keyring.create(product.id, now=now)
+    with store.write() as tx:
+        tx.insert_product(product)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="product.create",
+                code="OK",
+                account_id=account.id,
+                product_id=product.id,
+            )
+        )
+    return product
+
+
+def create_license(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str,
+    allowed_activations: int,
+    allowed_deactivations: int,
+    now: int,
+    expires_at: int | None = None,
+    validity_days: int | None = None,
+    owner: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    actor: str = "cli",
+) -> License:
+    """A new active license. Expiry is a fixed time or a duration from the first activation."""
+    for name, value in (
+        ("allowed activations", allowed_activations),
+        ("allowed deactivations", allowed_deactivations),
+    ):
+        if value < UNLIMITED or value > 2**31:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be -1 (unlimited) or a count")
+    if expires_at is not None and validity_days is not None:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
+    if validity_days is not None and not 0 < validity_days <= 36500:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "validity days must be between 1 and 36500")
+    with store.write() as tx:
+        if tx.product(account.id, product_id) is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+        license = License(
+            id=new_id("lic"),
+            account_id=account.id,
+            product_id=product_id,
+            key=new_license_key(),
+            allowed_activations=allowed_activations,
+            allowed_deactivations=allowed_deactivations,
+            status=LicenseStatus.ACTIVE,
+            created_at=now,
+            expires_at=expires_at,
+            validity_days=validity_days,
+            owner=owner,
+            metadata=dict(metadata or {}),
+        )
+        tx.insert_license(license)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="license.create",
+                code="OK",
+                account_id=account.id,
+                product_id=product_id,
+                license_id=license.id,
+            )
+        )
+    return license
+
+
+def set_license_status(
+    store: Store, account: Account, key: str, status: LicenseStatus, *, now: int, actor: str = "cli"
+) -> License:
+    with store.write() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        tx.set_license_status(license.id, status)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action=f"license.{status.value}",
+                code="OK",
+                account_id=account.id,
+                product_id=license.product_id,
+                license_id=license.id,
+            )
+        )
+    return replace(license, status=status)
+
+
+def license_details(store: Store, account: Account, key: str) -> dict[str, Any]:
+    """A license and its activations, as plain JSON-ready data."""
+    with store.read() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        activations = tx.activations(license.id)
+    return {
+        "id": license.id,
+        "key": license.key,
+        "productId": license.product_id,
+        "status": license.status.value,
+        "owner": license.owner,
+        "expiresAt": license.expires_at,
+        "validityDays": license.validity_days,
+        "allowedActivations": license.allowed_activations,
+        "usedActivations": license.used_activations,
+        "allowedDeactivations": license.allowed_deactivations,
+        "usedDeactivations": license.used_deactivations,
+        "metadata": dict(license.metadata),
+        "createdAt": license.created_at,
+        "activations": [
+            {
+                "id": a.id,
+                "fingerprint": a.fingerprint,
+                "machineKeyThumbprint": a.machine_key_thumbprint,
+                "hostname": a.hostname,
+                "os": a.os,
+                "appVersion": a.app_version,
+                "createdAt": a.created_at,
+                "deactivatedAt": a.deactivated_at,
+            }
+            for a in activations
+        ],
+    }

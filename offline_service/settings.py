@@ -1,0 +1,66 @@
+"""Configuration, read once at start-up into a typed object. Nothing else reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .decisions import Policy
+from .errors import Code, OfflineServiceError
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where data and keys live, and the engine's policy.
+
+    Environment variables (all optional):
+      OFFLINE_SERVICE_DATA           data directory (default ./data)
+      OFFLINE_SERVICE_KEYS           keyring directory (default ./keys)
+      OFFLINE_SERVICE_KEY_PASSPHRASE_FILE  file holding the passphrase that encrypts private keys
+      OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
+      OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
+    """
+
+    data_dir: Path = Path("data")
+    keys_dir: Path = Path("keys")
+    key_passphrase: bytes | None = field(default=None, repr=False)
+    policy: Policy = field(default_factory=Policy)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        data_dir: str | None = None,
+        keys_dir: str | None = None,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        passphrase = None
+        passphrase_file = env.get("OFFLINE_SERVICE_KEY_PASSPHRASE_FILE")
+        if passphrase_file:
+            try:
+                passphrase = Path(passphrase_file).read_bytes().rstrip(b"\r\n") or None
+            except OSError as exc:
+                raise OfflineServiceError(
+                    Code.KEY_ERROR, f"cannot read the key passphrase file: {exc.strerror}"
+                ) from None
+        defaults = Policy()
+        try:
+            policy = Policy(
+                max_request_age=int(env.get("OFFLINE_SERVICE_MAX_REQUEST_AGE", defaults.max_request_age)),
+                max_future_skew=int(env.get("OFFLINE_SERVICE_MAX_FUTURE_SKEW", defaults.max_future_skew)),
+            )
+        except ValueError:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "request age and skew must be whole seconds"
+            ) from None
+        return cls(
+            data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
+            keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
+            key_passphrase=passphrase,
+            policy=policy,
+        )
