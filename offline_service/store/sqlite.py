@@ -400,7 +400,10 @@ class SQLiteStore:
 
     @contextmanager
     def read(self) -> Iterator[_Tx]:
-        """A read-only snapshot."""
+        """A read-only snapshot. Inside another transaction it simply reads within that one."""
+        if self._conn.in_transaction:
+            yield _Tx(self._conn)
+            return
         self._conn.execute("BEGIN")
         try:
             yield _Tx(self._conn)

@@ -1,0 +1,308 @@
+"""Batch processing of thousands of request files with every core, crash-safe and resumable.
+
+INPUT and OUTPUT are each a directory or a ``.zip``. Work is split into chunks; each worker process
+has its own engine and database connection and processes a chunk in one transaction. After a chunk's
+responses are on disk, its report rows are appended to a journal (fsync'd). Running the same batch
+again skips what the journal holds for unchanged files and reprocesses the rest; reprocessing is
+idempotent in the engine, so nothing is ever counted twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .archive import ArchiveLimits, checked_entries, read_entry
+from .engine import Engine
+from .errors import Code, OfflineServiceError
+from .jws import MAX_FILE_BYTES
+from .keyring import Keyring
+from .settings import Settings
+from .store import SQLiteStore
+
+__all__ = ["REPORT_FIELDS", "BatchSummary", "response_name", "run_batch"]
+
+REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
+JOURNAL = ".batch-journal.jsonl"
+CHUNK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    total: int
+    accepted: int
+    rejected: int
+    skipped: int  # already done in an earlier run, taken from the journal
+    seconds: float
+
+
+def response_name(name: str) -> str:
+    """The response file for an input: its extension replaced by ``.response``."""
+    path = Path(name)
+    return str(path.with_suffix(".response")) if path.suffix else name + ".response"
+
+
+# -- worker side -----------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(
+    settings: Settings, account_id: str, input_path: str, staging: str, validity: int | None
+) -> None:
+    store = SQLiteStore(settings.data_dir)
+    keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
+    _worker.update(
+        engine=Engine(store=store, keyring=keyring, policy=settings.policy),
+        account_id=account_id,
+        zip=zipfile.ZipFile(input_path) if input_path.endswith(".zip") else None,
+        input=Path(input_path),
+        staging=Path(staging),
+        validity=validity,
+    )
+
+
+def _read_input(name: str) -> bytes:
+    zf: zipfile.ZipFile | None = _worker["zip"]
+    if zf is not None:
+        return read_entry(zf, zf.getinfo(name))
+    path: Path = _worker["input"] / name
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read(MAX_FILE_BYTES + 1)
+
+
+def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tuple[list[dict[str, str]], int]:
+    """Process one chunk; returns its report rows in input order and how many came from the journal."""
+    names, done = task
+    engine: Engine = _worker["engine"]
+    rows: list[dict[str, str] | None] = [None] * len(names)
+    todo: list[int] = []
+    datas: list[bytes] = []
+    digests: list[str] = []
+    reused = 0
+    for i, name in enumerate(names):
+        try:
+            data = _read_input(name)
+        except (OSError, OfflineServiceError) as exc:
+            message = exc.message if isinstance(exc, OfflineServiceError) else exc.strerror or str(exc)
+            rows[i] = _row(name, "", Code.MALFORMED_REQUEST.value, "", "", f"cannot read: {message}")
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        earlier = done.get(name)
+        if earlier is not None and earlier.get("digest") == digest:
+            rows[i] = earlier
+            reused += 1
+            continue
+        todo.append(i)
+        datas.append(data)
+        digests.append(digest)
+    outcomes = engine.process_many(
+        datas,
+        account_id=_worker["account_id"],
+        now=int(time.time()),
+        response_validity=_worker["validity"],
+        actor="batch",
+    )
+    staging: Path = _worker["staging"]
+    for i, digest, outcome in zip(todo, digests, outcomes, strict=True):
+        name = names[i]
+        out = ""
+        if outcome.response is not None:
+            out = response_name(name)
+            _write_atomic(staging / out, outcome.response.encode() + b"\n")
+        row = _row(
+            name,
+            outcome.kind.value if outcome.kind else "",
+            outcome.code,
+            outcome.activation_id or "",
+            out,
+            outcome.message,
+        )
+        row["digest"] = digest
+        rows[i] = row
+    return [r for r in rows if r is not None], reused
+
+
+def _row(
+    file: str, kind: str, code: str, activation_id: str, response_file: str, message: str
+) -> dict[str, str]:
+    return {
+        "file": file,
+        "kind": kind,
+        "code": code,
+        "activation_id": activation_id,
+        "response_file": response_file,
+        "message": message,
+    }
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+# -- coordinator side --------------------------------------------------------------------------
+
+
+def _list_inputs(input_path: Path, limits: ArchiveLimits) -> list[str]:
+    if input_path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(input_path) as zf:
+                return [info.filename for info in checked_entries(zf, limits)]
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise OfflineServiceError(
+                Code.BAD_ARCHIVE, f"{input_path.name} is not a readable zip: {exc}"
+            ) from None
+    if not input_path.is_dir():
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{input_path} is neither a directory nor a .zip")
+    names = []
+    for root, dirs, files in os.walk(input_path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in files:
+            if not f.startswith("."):
+                names.append(os.path.relpath(os.path.join(root, f), input_path).replace(os.sep, "/"))
+    return sorted(names)
+
+
+def _load_journal(path: Path) -> dict[str, dict[str, str]]:
+    """Rows of earlier runs: the consolidated journal, then the one a crashed run was writing."""
+    done: dict[str, dict[str, str]] = {}
+    for part in (path, path.with_name(path.name + ".new")):
+        if part.exists():
+            with open(part, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        break  # a torn last line from a crash: that file is simply redone
+                    done[row["file"]] = row
+    if done:  # consolidate, so the run below may start a fresh .new journal
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in done.values())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        path.with_name(path.name + ".new").unlink(missing_ok=True)
+    return done
+
+
+def _write_report(report: Path, journal: Path) -> None:
+    """Stream the report from the journal (constant memory, input order)."""
+    tmp = report.with_name(f".{report.name}.tmp")
+    with open(journal, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8", newline="") as dst:
+        rows = (json.loads(line) for line in src)
+        if report.suffix == ".json":
+            dst.write("[")
+            for n, row in enumerate(rows):
+                dst.write(("," if n else "") + "\n  " + json.dumps({k: row[k] for k in REPORT_FIELDS}))
+            dst.write("\n]\n")
+        else:
+            writer = csv.DictWriter(dst, fieldnames=REPORT_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    os.replace(tmp, report)
+
+
+def _zip_directory(staging: Path, output: Path) -> None:
+    tmp = output.with_name(f".{output.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for root, dirs, files in os.walk(staging):
+            dirs.sort()
+            for f in sorted(files):
+                if f == JOURNAL or f.startswith("."):
+                    continue
+                full = Path(root, f)
+                zf.write(full, full.relative_to(staging).as_posix())
+    os.replace(tmp, output)
+
+
+def run_batch(
+    settings: Settings,
+    *,
+    account_id: str,
+    input_path: Path,
+    output: Path,
+    report: Path,
+    workers: int | None = None,
+    response_validity: int | None = None,
+    limits: ArchiveLimits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchSummary:
+    """Process every request file under ``input_path``; write responses to ``output`` and one
+    report row per input file to ``report`` (.csv or .json)."""
+    started = time.perf_counter()
+    if report.suffix not in (".csv", ".json"):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
+    names = _list_inputs(input_path, limits or ArchiveLimits())
+    zip_out = output.suffix == ".zip"
+    staging = output.with_name(output.name + ".partial") if zip_out else output
+    staging.mkdir(parents=True, exist_ok=True)
+    journal_path = staging / JOURNAL
+    done = _load_journal(journal_path)
+    new_journal = journal_path.with_name(JOURNAL + ".new")
+    workers = max(1, workers or os.cpu_count() or 1)
+    chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
+    # Each chunk carries only the journal rows of its own files.
+    tasks: Iterator[tuple[Sequence[str], dict[str, dict[str, str]]]] = (
+        (chunk, {n: done[n] for n in chunk if n in done}) for chunk in chunks
+    )
+    accepted = rejected = skipped = finished = 0
+    ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
+    init_args = (settings, account_id, str(input_path), str(staging), response_validity)
+    with open(new_journal, "w", encoding="utf-8") as journal:
+        # This run's journal, in input order; rows of earlier runs come back through the workers
+        # for files that did not change, so they are not processed again.
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args) if workers > 1 else None
+        try:
+            if pool is None:
+                _init_worker(*init_args)
+                results: Iterator[tuple[list[dict[str, str]], int]] = map(_process_chunk, tasks)
+            else:
+                results = pool.imap(_process_chunk, tasks)
+            for rows, reused in results:
+                skipped += reused
+                for row in rows:
+                    if row["code"] == "OK":
+                        accepted += 1
+                    else:
+                        rejected += 1
+                    journal.write(json.dumps(row) + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+                finished += len(rows)
+                if progress:
+                    progress(finished, len(names))
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+    os.replace(new_journal, journal_path)
+    _write_report(report, journal_path)
+    if zip_out:
+        _zip_directory(staging, output)
+        shutil.rmtree(staging)
+    else:
+        journal_path.unlink()
+    return BatchSummary(
+        total=len(names),
+        accepted=accepted,
+        rejected=rejected,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,556 @@
+"""Argument parsing and the verbs of ``offline-service``. Decisions live in the engine and admin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import admin
+from ..batch import response_name, run_batch
+from ..engine import Engine
+from ..errors import Code, OfflineServiceError
+from ..jws import MAX_FILE_BYTES
+from ..keyring import Keyring
+from ..models import Account, LicenseStatus
+from ..settings import Settings
+from ..store import SQLiteStore
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+
+_EPILOG = """\
+exit status: 0 success; 1 error (the message names its code); 2 bad usage;
+3 `process` or `batch` finished but rejected at least one request (see the output or report).
+environment: OFFLINE_SERVICE_DATA, OFFLINE_SERVICE_KEYS, OFFLINE_SERVICE_KEY_PASSPHRASE_FILE,
+OFFLINE_SERVICE_MAX_REQUEST_AGE, OFFLINE_SERVICE_MAX_FUTURE_SKEW (see docs/)."""
+
+
+class _Context:
+    """Settings, store, keyring and account, opened on first use."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.settings = Settings.from_env(data_dir=args.data, keys_dir=args.keys)
+        self._store: SQLiteStore | None = None
+        self._keyring: Keyring | None = None
+
+    @property
+    def store(self) -> SQLiteStore:
+        if self._store is None:
+            self._store = SQLiteStore(self.settings.data_dir)
+        return self._store
+
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            self._keyring = Keyring(self.settings.keys_dir, passphrase=self.settings.key_passphrase)
+        return self._keyring
+
+    def account(self) -> Account:
+        return admin.account(self.store, self.args.account)
+
+    def engine(self) -> Engine:
+        return Engine(store=self.store, keyring=self.keyring, policy=self.settings.policy)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def _iso(ts: int | None) -> str:
+    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+_DURATION = re.compile(r"\A(\d+)([smhd]?)\Z")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """``3600``, ``90m``, ``12h`` or ``3d`` as seconds."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 3600, 90m, 12h or 3d")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _timestamp(text: str) -> int:
+    """An ISO 8601 date or date-time; without a zone it is UTC."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < -1:
+        raise argparse.ArgumentTypeError("use -1 for unlimited, or a count of 0 or more")
+    return value
+
+
+def _metadata(pairs: Sequence[str] | None) -> dict[str, str]:
+    result = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"metadata {pair!r} must be KEY=VALUE")
+        result[key] = value
+    return result
+
+
+# -- verbs ---------------------------------------------------------------------------------------
+
+
+def cmd_init(ctx: _Context) -> int:
+    account, created = admin.ensure_account(ctx.store, ctx.args.account, now=_now())
+    ctx.settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = {
+        "account": {"id": account.id, "alias": account.alias, "created": created},
+        "data": str(ctx.settings.data_dir),
+        "keys": str(ctx.settings.keys_dir),
+        "schemaVersion": ctx.store.schema_version,
+    }
+    verb = "created" if created else "already exists:"
+    _emit(ctx.args, data, f"account {verb} {account.alias} ({account.id}); data in {ctx.settings.data_dir}")
+    return EXIT_OK
+
+
+def cmd_product_create(ctx: _Context) -> int:
+    a = ctx.args
+    product = admin.create_product(
+        ctx.store,
+        ctx.keyring,
+        ctx.account(),
+        name=a.name,
+        now=_now(),
+        trial_days=a.trial_days,
+        max_response_validity=a.max_response_validity,
+    )
+    kid = ctx.keyring.signer(product.id).kid
+    data = {"id": product.id, "name": product.name, "trialDays": product.trial_days, "kid": kid}
+    _emit(a, data, f"product {product.id} ({product.name}); trials {product.trial_days} days; key {kid}")
+    return EXIT_OK
+
+
+def cmd_product_list(ctx: _Context) -> int:
+    with ctx.store.read() as tx:
+        products = tx.products(ctx.account().id)
+    data = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "trialDays": p.trial_days,
+            "maxResponseValidity": p.max_response_validity,
+        }
+        for p in products
+    ]
+    _emit(
+        ctx.args,
+        data,
+        "\n".join(f"{p.id}  {p.name}  trials={p.trial_days}d" for p in products) or "no products",
+    )
+    return EXIT_OK
+
+
+def cmd_license_create(ctx: _Context) -> int:
+    a = ctx.args
+    license = admin.create_license(
+        ctx.store,
+        ctx.account(),
+        product_id=a.product,
+        allowed_activations=a.allowed_activations,
+        allowed_deactivations=a.allowed_deactivations,
+        now=_now(),
+        expires_at=a.expires_at,
+        validity_days=a.validity_days,
+        owner=a.owner,
+        metadata=_metadata(a.metadata),
+    )
+    data = {
+        "id": license.id,
+        "key": license.key,
+        "productId": license.product_id,
+        "expiresAt": license.expires_at,
+    }
+    _emit(a, data, f"license {license.id}\nkey {license.key}")
+    return EXIT_OK
+
+
+def cmd_license_status(ctx: _Context) -> int:
+    status = {
+        "suspend": LicenseStatus.SUSPENDED,
+        "revoke": LicenseStatus.REVOKED,
+        "reinstate": LicenseStatus.ACTIVE,
+    }
+    license = admin.set_license_status(
+        ctx.store, ctx.account(), ctx.args.key, status[ctx.args.verb], now=_now()
+    )
+    _emit(
+        ctx.args,
+        {"id": license.id, "status": license.status.value},
+        f"license {license.id} is {license.status}",
+    )
+    return EXIT_OK
+
+
+def cmd_license_show(ctx: _Context) -> int:
+    d = admin.license_details(ctx.store, ctx.account(), ctx.args.key)
+    live = [x for x in d["activations"] if x["deactivatedAt"] is None]
+    lines = [
+        f"license {d['id']} ({d['status']}) for product {d['productId']}",
+        f"activations {d['usedActivations']}/{_limit(d['allowedActivations'])},"
+        f" deactivations {d['usedDeactivations']}/{_limit(d['allowedDeactivations'])}",
+        f"expires {_iso(d['expiresAt'])}"
+        + (f" (validity {d['validityDays']} days)" if d["validityDays"] else ""),
+        *(f"  {x['id']}  {x['hostname']}  {x['os']}  since {_iso(x['createdAt'])}" for x in live),
+    ]
+    _emit(ctx.args, d, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_license_list(ctx: _Context) -> int:
+    with ctx.store.read() as tx:
+        licenses = tx.licenses(ctx.account().id, ctx.args.product)
+    data = [
+        {
+            "id": x.id,
+            "productId": x.product_id,
+            "status": x.status.value,
+            "usedActivations": x.used_activations,
+            "allowedActivations": x.allowed_activations,
+            "expiresAt": x.expires_at,
+        }
+        for x in licenses
+    ]
+    text = "\n".join(
+        f"{x.id}  {x.product_id}  {x.status}  {x.used_activations}/{_limit(x.allowed_activations)}"
+        for x in licenses
+    )
+    _emit(ctx.args, data, text or "no licenses")
+    return EXIT_OK
+
+
+def _limit(n: int) -> str:
+    return "unlimited" if n == -1 else str(n)
+
+
+def _product_of_account(ctx: _Context, product_id: str) -> None:
+    with ctx.store.read() as tx:
+        if tx.product(ctx.account().id, product_id) is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+
+
+def cmd_keys_jwks(ctx: _Context) -> int:
+    if ctx.args.product:
+        _product_of_account(ctx, ctx.args.product)
+        jwks = ctx.keyring.jwks(ctx.args.product)
+    else:
+        with ctx.store.read() as tx:
+            ids = [p.id for p in tx.products(ctx.account().id)]
+        jwks = {"keys": [k for pid in ids for k in ctx.keyring.jwks(pid)["keys"]]}
+    print(json.dumps(jwks, indent=2))
+    return EXIT_OK
+
+
+def cmd_keys_rotate(ctx: _Context) -> int:
+    _product_of_account(ctx, ctx.args.product)
+    kid = ctx.keyring.rotate(ctx.args.product, now=_now())
+    _emit(
+        ctx.args, {"productId": ctx.args.product, "kid": kid}, f"new active key {kid}; earlier keys retired"
+    )
+    return EXIT_OK
+
+
+def cmd_keys_remove(ctx: _Context) -> int:
+    _product_of_account(ctx, ctx.args.product)
+    ctx.keyring.remove(ctx.args.product, ctx.args.kid)
+    _emit(ctx.args, {"removed": ctx.args.kid}, f"removed key {ctx.args.kid}")
+    return EXIT_OK
+
+
+def _read_request(path: Path) -> bytes:
+    """At most one byte more than a request may hold, so a huge file is refused, not loaded."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_process(ctx: _Context) -> int:
+    a = ctx.args
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [Path(f) for f in a.files]
+    outcomes = ctx.engine().process_many(
+        [_read_request(f) for f in files],
+        account_id=ctx.account().id,
+        now=_now(),
+        response_validity=a.response_validity,
+        actor="cli",
+    )
+    results = []
+    for path, outcome in zip(files, outcomes, strict=True):
+        written = None
+        if outcome.response is not None:
+            written = out / response_name(path.name)
+            tmp = written.with_name(f".{written.name}.tmp")
+            tmp.write_text(outcome.response + "\n", encoding="ascii")
+            os.replace(tmp, written)
+        results.append(
+            {
+                "file": str(path),
+                "ok": outcome.ok,
+                "code": outcome.code,
+                "kind": outcome.kind.value if outcome.kind else None,
+                "activationId": outcome.activation_id,
+                "reissued": outcome.reissued,
+                "response": str(written) if written else None,
+                "message": outcome.message,
+            }
+        )
+    if a.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if r["ok"]:
+                again = " (reissued)" if r["reissued"] else ""
+                print(f"{r['file']}: OK {r['kind']} {r['activationId']}{again} -> {r['response']}")
+            else:
+                print(f"{r['file']}: {r['code']}: {r['message']}")
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_REJECTED
+
+
+def cmd_batch(ctx: _Context) -> int:
+    a = ctx.args
+    show = sys.stderr.isatty() and not a.json
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        rate = done / max(time.monotonic() - started, 1e-9)
+        print(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:,.0f}/s",
+            end="",
+            file=sys.stderr,
+        )
+
+    summary = run_batch(
+        ctx.settings,
+        account_id=ctx.account().id,
+        input_path=Path(a.input),
+        output=Path(a.out),
+        report=Path(a.report),
+        workers=a.workers,
+        response_validity=a.response_validity,
+        progress=progress if show else None,
+    )
+    if show:
+        print(file=sys.stderr)
+    data = {
+        "total": summary.total,
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "resumed": summary.skipped,
+        "seconds": round(summary.seconds, 3),
+        "report": a.report,
+        "output": a.out,
+    }
+    _emit(
+        a,
+        data,
+        f"{summary.total} files: {summary.accepted} accepted, {summary.rejected} rejected"
+        f" ({summary.skipped} from an earlier run) in {summary.seconds:.1f}s; report {a.report}",
+    )
+    return EXIT_OK if summary.rejected == 0 else EXIT_REJECTED
+
+
+def cmd_audit(ctx: _Context) -> int:
+    with ctx.store.read() as tx:
+        entries = tx.audit_entries(ctx.account().id, ctx.args.limit)
+    data = [
+        {
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "code": e.code,
+            "productId": e.product_id,
+            "licenseId": e.license_id,
+            "activationId": e.activation_id,
+            "detail": dict(e.detail),
+        }
+        for e in entries
+    ]
+    text = "\n".join(
+        f"{_iso(e.at)}  {e.actor:8} {e.action:18} {e.code:22} {e.activation_id or ''}" for e in entries
+    )
+    _emit(ctx.args, data, text or "no entries")
+    return EXIT_OK
+
+
+def cmd_demo(ctx: _Context) -> int:
+    from .demo import run_demo
+
+    return run_demo(ctx.settings, account_alias=ctx.args.account)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data", metavar="DIR", help="data directory (default ./data or $OFFLINE_SERVICE_DATA)"
+    )
+    common.add_argument(
+        "--keys", metavar="DIR", help="keyring directory (default ./keys or $OFFLINE_SERVICE_KEYS)"
+    )
+    common.add_argument(
+        "--account", metavar="ALIAS", default=admin.DEFAULT_ACCOUNT, help="account alias (default: default)"
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(
+        prog="offline-service",
+        description="Process offline activation, deactivation and trial requests; manage products, "
+        "licenses and signing keys.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def verb(parent: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(
+            name, parents=[common], help=help_text, description=help_text
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    verb(verbs, "init", cmd_init, "create the data directory, database and account")
+
+    product = verbs.add_parser("product", help="create and list products").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(product, "create", cmd_product_create, "create a product and its first signing key")
+    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--trial-days", type=int, default=0, metavar="D", help="trial length; 0 (default) = no trials"
+    )
+    p.add_argument(
+        "--max-response-validity",
+        type=_duration,
+        default=admin.DEFAULT_MAX_RESPONSE_VALIDITY,
+        metavar="DURATION",
+        help="cap on how long a response may be applied for (default 30d)",
+    )
+    verb(product, "list", cmd_product_list, "list products")
+
+    lic = verbs.add_parser("license", help="create, show and change licenses").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(lic, "create", cmd_license_create, "create a license")
+    p.add_argument("--product", required=True, metavar="ID")
+    p.add_argument("--allowed-activations", type=_count, required=True, metavar="N", help="-1 for unlimited")
+    p.add_argument(
+        "--allowed-deactivations", type=_count, required=True, metavar="M", help="-1 for unlimited"
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--expires-at", type=_timestamp, metavar="ISO8601", help="fixed expiry (UTC if no zone)"
+    )
+    when.add_argument(
+        "--validity-days", type=int, metavar="D", help="expires D days after the first activation"
+    )
+    p.add_argument("--owner", help="who the license belongs to (free text)")
+    p.add_argument(
+        "--metadata", action="append", metavar="KEY=VALUE", help="repeatable; sent in every response"
+    )
+    for name, text in (("suspend", "suspend"), ("revoke", "revoke"), ("reinstate", "make active again")):
+        p = verb(lic, name, cmd_license_status, f"{text} a license")
+        p.add_argument("key", metavar="KEY")
+        p.set_defaults(verb=name)
+    p = verb(lic, "show", cmd_license_show, "show a license and its activations")
+    p.add_argument("key", metavar="KEY")
+    p = verb(lic, "list", cmd_license_list, "list licenses")
+    p.add_argument("--product", metavar="ID")
+
+    keys = verbs.add_parser("keys", help="signing keys").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(keys, "jwks", cmd_keys_jwks, "print the public keys as a JWKS")
+    p.add_argument("--product", metavar="ID")
+    p = verb(keys, "rotate", cmd_keys_rotate, "make a new active key; earlier keys stay as retired")
+    p.add_argument("--product", required=True, metavar="ID")
+    p = verb(keys, "remove", cmd_keys_remove, "delete a retired key")
+    p.add_argument("--product", required=True, metavar="ID")
+    p.add_argument("--kid", required=True)
+
+    def add_validity(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--response-validity",
+            type=_duration,
+            metavar="DURATION",
+            help="how long the response may be applied for (default 3d, capped by the product)",
+        )
+
+    p = verb(verbs, "process", cmd_process, "process request files; one response file per accepted request")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="DIR")
+    add_validity(p)
+
+    p = verb(verbs, "batch", cmd_batch, "process a directory or zip of request files with every core")
+    p.add_argument("input", metavar="INPUT", help="directory or .zip of request files")
+    p.add_argument("--out", required=True, metavar="OUTPUT", help="directory or .zip for the responses")
+    p.add_argument("--report", required=True, metavar="REPORT", help=".csv or .json, one row per input file")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
+    add_validity(p)
+
+    p = verb(verbs, "audit", cmd_audit, "show the newest audit log entries")
+    p.add_argument("--limit", type=int, default=50)
+
+    verb(verbs, "demo", cmd_demo, "set up a demo product and license and walk through the offline flow")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ctx = None
+    try:
+        ctx = _Context(args)
+        result: int = args.handler(ctx)
+        return result
+    except OfflineServiceError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "code": exc.code.value, "message": exc.message}))
+        print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if ctx is not None:
+            ctx.close()
