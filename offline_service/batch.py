@@ -67,8 +67,9 @@ def _init_worker(
         engine=Engine(store=store, keyring=keyring, policy=settings.policy),
         account_id=account_id,
         zip=zipfile.ZipFile(input_path) if input_path.endswith(".zip") else None,
-        input=Path(input_path),
-        staging=Path(staging),
+        input=input_path,
+        staging=staging,
+        dirs=set(),
         validity=validity,
     )
 
@@ -77,10 +78,14 @@ def _read_input(name: str) -> bytes:
     zf: zipfile.ZipFile | None = _worker["zip"]
     if zf is not None:
         return read_entry(zf, zf.getinfo(name))
-    path: Path = _worker["input"] / name
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read(MAX_FILE_BYTES + 1)
+    fd = os.open(os.path.join(_worker["input"], name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+        while len(data) <= MAX_FILE_BYTES and (more := os.read(fd, MAX_FILE_BYTES + 1 - len(data))):
+            data += more  # a short read is allowed by POSIX; keep reading up to the limit
+        return data
+    finally:
+        os.close(fd)
 
 
 def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tuple[list[dict[str, str]], int]:
@@ -115,13 +120,24 @@ def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tup
         response_validity=_worker["validity"],
         actor="batch",
     )
-    staging: Path = _worker["staging"]
+    staging: str = _worker["staging"]
+    made: set[str] = _worker["dirs"]
     for i, digest, outcome in zip(todo, digests, outcomes, strict=True):
         name = names[i]
         out = ""
         if outcome.response is not None:
             out = response_name(name)
-            _write_atomic(staging / out, outcome.response.encode() + b"\n")
+            parent = os.path.dirname(out)
+            if parent and parent not in made:
+                os.makedirs(os.path.join(staging, parent), exist_ok=True)
+                made.add(parent)
+            # No temp file and rename: a chunk counts as done only once its journal line is written
+            # after these files, so a file torn by a crash is rewritten when the batch is resumed.
+            fd = os.open(os.path.join(staging, out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, outcome.response.encode() + b"\n")
+            finally:
+                os.close(fd)
         row = _row(
             name,
             outcome.kind.value if outcome.kind else "",
@@ -146,14 +162,6 @@ def _row(
         "response_file": response_file,
         "message": message,
     }
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 # -- coordinator side --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ again reissues the same activations without counting them twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import jws
 from .decisions import (
@@ -70,6 +70,7 @@ class Engine:
         self.store = store
         self.keyring = keyring
         self.policy = policy or Policy()
+        self._headers: dict[str, str] = {}  # kid -> encoded protected header
 
     def process(
         self,
@@ -105,20 +106,19 @@ class Engine:
         if response_validity is not None and response_validity <= 0:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
         items = [self._parse(data, now) for data in files]
+        requests = [i.request for i in items if i.request is not None]
         with self.store.write() as tx:
+            tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])
             for item in items:
                 if item.outcome is None:
                     assert item.request is not None
                     try:
-                        item.response, item.outcome = self._decide(
+                        item.signer, item.response, item.outcome = self._decide(
                             tx, item.request, account_id, now, response_validity, license_filter
                         )
-                        item.signer = self.keyring.signer(item.request.product_id)
                     except OfflineServiceError as exc:
                         item.outcome = _rejected(exc, item.request)
                 self._audit(tx, item, account_id, now, actor)
-                if item.response is not None and item.signer is None:
-                    raise AssertionError("unreachable: granted without a signer")
         return [self._sign(item) for item in items]
 
     # -- phase 1: parse and verify, no lock --------------------------------------------------
@@ -145,14 +145,14 @@ class Engine:
         now: int,
         requested_validity: int | None,
         license_filter: LicenseFilter | None,
-    ) -> tuple[Response, Outcome]:
+    ) -> tuple[Signer, Response, Outcome]:
         product = tx.product(account_id, req.product_id)
         if product is None:
             raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product in this account")
-        # Keys are checked before anything is recorded, so a key problem changes no state.
-        self.keyring.signer(product.id)
+        # Keys are loaded before anything is recorded, so a key problem changes no state.
+        signer = self.keyring.signer(product.id)
         validity = response_validity(requested_validity, product, self.policy)
-        apply_before = now + validity
+        kid, apply_before = signer.kid, now + validity
 
         if req.kind is Kind.TRIAL:
             existing = tx.trial(product.id, req.fingerprint)
@@ -170,8 +170,8 @@ class Engine:
                     app_version=req.app_version,
                 )
                 tx.insert_trial(existing)
-            response = _response(req, now, apply_before, existing.id, trial_ends_at=ends_at)
-            return response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
+            response = _response(req, kid, now, apply_before, existing.id, trial_ends_at=ends_at)
+            return signer, response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
 
         if req.kind is Kind.ACTIVATION:
             assert req.license_key is not None
@@ -217,9 +217,8 @@ class Engine:
                     tx.rebind_activation(activation.id, req.machine_key, req.machine_key_thumbprint)
             if nonce_owner is None:
                 tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
-            license = replace(license, used_activations=used, expires_at=av.expires_at)
-            response = _response(req, now, apply_before, activation.id, license=license)
-            return response, _granted(req, activation.id, license.id, av.verdict)
+            response = _response(req, kid, now, apply_before, activation.id, license=_reread(tx, license))
+            return signer, response, _granted(req, activation.id, license.id, av.verdict)
 
         # Deactivation
         assert req.activation_id is not None
@@ -232,21 +231,19 @@ class Engine:
         if verdict is Verdict.NEW:
             deactivated_at = now
             tx.deactivate(found.id, now)
-            license = replace(
-                license,
-                used_activations=license.used_activations - 1,
-                used_deactivations=license.used_deactivations + 1,
-            )
             tx.update_license_usage(
                 license.id,
-                used_activations=license.used_activations,
-                used_deactivations=license.used_deactivations,
+                used_activations=license.used_activations - 1,
+                used_deactivations=license.used_deactivations + 1,
                 expires_at=license.expires_at,
             )
+            license = _reread(tx, license)
         if tx.nonce_activation(product.id, req.nonce) is None:
             tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
-        response = _response(req, now, apply_before, found.id, license=license, deactivated_at=deactivated_at)
-        return response, _granted(req, found.id, license.id, verdict)
+        response = _response(
+            req, kid, now, apply_before, found.id, license=license, deactivated_at=deactivated_at
+        )
+        return signer, response, _granted(req, found.id, license.id, verdict)
 
     @staticmethod
     def _audit(tx: Transaction, item: _Item, account_id: str, now: int, actor: str) -> None:
@@ -273,19 +270,40 @@ class Engine:
 
     # -- phase 3: sign, after commit ---------------------------------------------------------
 
-    @staticmethod
-    def _sign(item: _Item) -> Outcome:
-        assert item.outcome is not None
+    def _sign(self, item: _Item) -> Outcome:
+        o = item.outcome
+        assert o is not None
         if item.response is None or item.signer is None:
-            return item.outcome
-        response = replace(item.response, kid=item.signer.kid)
-        header = {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": item.signer.kid}
-        token = jws.encode(header, response_payload(response), item.signer.secret_key)
-        return replace(item.outcome, response=token)
+            return o
+        kid = item.signer.kid
+        header = self._headers.get(kid)
+        if header is None:
+            header = self._headers[kid] = jws.encode_header(
+                {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": kid}
+            )
+        token = jws.encode(header, response_payload(item.response), item.signer.secret_key)
+        return Outcome(
+            code=o.code,
+            kind=o.kind,
+            product_id=o.product_id,
+            license_id=o.license_id,
+            activation_id=o.activation_id,
+            response=token,
+            reissued=o.reissued,
+            trial_ends_at=o.trial_ends_at,
+        )
+
+
+def _reread(tx: Transaction, license: License) -> License:
+    """The license as this transaction now holds it (after a usage update)."""
+    current = tx.license_by_id(license.account_id, license.id)
+    assert current is not None
+    return current
 
 
 def _response(
     req: Request,
+    kid: str,
     now: int,
     apply_before: int,
     activation_id: str,
@@ -294,10 +312,10 @@ def _response(
     trial_ends_at: int | None = None,
     deactivated_at: int | None = None,
 ) -> Response:
-    """The response to ``req``; ``kid`` is filled in when it is signed."""
+    """The response to ``req``, to be signed by the key ``kid``."""
     return Response(
         kind=req.kind,
-        kid="",
+        kid=kid,
         product_id=req.product_id,
         activation_id=activation_id,
         fingerprint=req.fingerprint,

@@ -28,6 +28,7 @@ __all__ = [
     "Token",
     "decode",
     "encode",
+    "encode_header",
     "jwk_thumbprint",
     "okp_jwk",
     "public_key_from_jwk",
@@ -77,15 +78,25 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# Built once: json.loads/dumps with non-default arguments construct a new coder on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def strict_json(data: bytes) -> dict[str, Any]:
     """Parse a UTF-8 JSON object; refuse duplicate names, NaN/Infinity and lone surrogates."""
     text = data.decode("utf-8")  # raises UnicodeDecodeError (a ValueError) on bad UTF-8
-    value = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        # Deep nesting ("[[[[...") exhausts the parser's stack; to callers it is just bad JSON.
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     # json accepts "\ud800" escapes; such strings cannot be stored or re-encoded as UTF-8.
     if "\\u" in text:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        _ENCODER.encode(value).encode("utf-8")
     return value
 
 
@@ -120,10 +131,16 @@ def public_key_from_jwk(jwk: Any) -> bytes:
     return key
 
 
-def encode(header: Mapping[str, Any], payload: Mapping[str, Any], secret_key: bytes) -> str:
-    """Sign ``payload`` with a 64-byte libsodium Ed25519 secret key; return the compact JWS."""
-    h = b64url_encode(json.dumps(header, separators=(",", ":")).encode())
-    p = b64url_encode(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+def encode_header(header: Mapping[str, Any]) -> str:
+    """The base64url protected header; signers of many tokens compute it once."""
+    return b64url_encode(_ASCII_ENCODER.encode(header).encode())
+
+
+def encode(header: Mapping[str, Any] | str, payload: Mapping[str, Any], secret_key: bytes) -> str:
+    """Sign ``payload`` with a 64-byte libsodium Ed25519 secret key; return the compact JWS.
+    ``header`` is a dict, or the output of ``encode_header``."""
+    h = header if isinstance(header, str) else encode_header(header)
+    p = b64url_encode(_ENCODER.encode(payload).encode())
     signing_input = f"{h}.{p}".encode("ascii")
     signature = nacl.bindings.crypto_sign(signing_input, secret_key)[:64]
     return f"{h}.{p}.{b64url_encode(signature)}"
@@ -157,7 +174,8 @@ def decode(
     except ValueError as exc:
         raise _fail(malformed, f"protected header is not valid JSON: {exc}") from None
     alg = header.get("alg")
-    if alg not in ACCEPTED_ALGS:
+    # A list or object "alg" is unhashable: check the type first so it is refused, not a TypeError.
+    if not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
         raise _fail(Code.BAD_SIGNATURE, "invalid signature algorithm")
     if header.get("typ") != typ:
         raise _fail(malformed, f"typ must be {typ!r}")

@@ -322,7 +322,8 @@ def parse_response(data: bytes, keys: Mapping[str, bytes]) -> Response:
         )
         if kind is Kind.TRIAL:
             return Response(**common, trial_ends_at=_int(p, "trialEndsAt"))
-        if p.get("status") not in _STATUS:
+        # str first: an unhashable list or object would raise TypeError from the set lookup.
+        if not isinstance(p.get("status"), str) or p["status"] not in _STATUS:
             raise ValueError("status is not a license status")
         return Response(
             **common,

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ..errors import Code, OfflineServiceError
 from ..models import Account, Activation, AuditEntry, License, LicenseStatus, Product, Trial
@@ -96,12 +97,129 @@ def _product(row: tuple) -> Product:  # type: ignore[type-arg]
 
 
 class _Tx:
-    """A Transaction over one sqlite3 connection."""
+    """A Transaction over one sqlite3 connection.
 
-    __slots__ = ("_c",)
+    Within one write transaction it keeps identity maps of the products and licenses it has read,
+    and buffers its inserts (activations, nonces, audit entries) and license updates, flushing them
+    with executemany before commit or before any read that could see them. Reads of buffered rows
+    are answered from the buffers, so the engine sees exactly what it would see with eager writes.
+    """
+
+    __slots__ = (
+        "_activations",
+        "_audits",
+        "_c",
+        "_dirty",
+        "_known_live",
+        "_known_nonces",
+        "_known_pairs",
+        "_licenses",
+        "_live",
+        "_nonces",
+        "_products",
+    )
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
+        self._products: dict[tuple[str, str], Product | None] = {}
+        self._licenses: dict[bytes | str, License] = {}  # by key hash and by id
+        self._dirty: set[str] = set()
+        self._activations: dict[str, Activation] = {}  # buffered inserts by id
+        self._live: dict[tuple[str, str], Activation] = {}  # buffered inserts by (license, fingerprint)
+        self._nonces: dict[tuple[str, str], tuple[str, str, str, str, int]] = {}
+        self._audits: list[tuple[object, ...]] = []
+        # Results of preload(): nonces and live activations known to exist, or known not to.
+        self._known_nonces: dict[tuple[str, str], str | None] = {}
+        self._known_pairs: set[tuple[str, str]] = set()
+        self._known_live: dict[tuple[str, str], Activation] = {}
+
+    def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
+        by_product: dict[str, list[str]] = {}
+        hashes = {key_hash(k) for _, _, _, k in requests if k is not None}
+        for product_id, nonce, _, _ in requests:
+            by_product.setdefault(product_id, []).append(nonce)
+        for group in _groups(sorted(hashes - self._licenses.keys())):
+            sql = f"SELECT {_LICENSE_COLS} FROM licenses WHERE key_hash IN ({','.join('?' * len(group))})"
+            for row in self._c.execute(sql, group):
+                self._remember(row)
+        for product_id, nonces in by_product.items():
+            for group in _groups(nonces):
+                for n in group:
+                    self._known_nonces.setdefault((product_id, n), None)
+                sql = (
+                    "SELECT nonce, activation_id FROM request_nonces"
+                    f" WHERE product_id = ? AND nonce IN ({','.join('?' * len(group))})"
+                )
+                for nonce, activation_id in self._c.execute(sql, (product_id, *group)):
+                    self._known_nonces[(product_id, nonce)] = activation_id
+        wanted: dict[str, set[str]] = {}  # license id -> fingerprints not yet known
+        for _, _, fingerprint, key in requests:
+            found = self._licenses.get(key_hash(key)) if key is not None else None
+            if found is not None and (found.id, fingerprint) not in self._known_pairs:
+                wanted.setdefault(found.id, set()).add(fingerprint)
+        for license_id, fingerprints in wanted.items():
+            for group in _groups(sorted(fingerprints)):
+                sql = (
+                    f"SELECT {_ACTIVATION_COLS} FROM activations WHERE license_id = ?"
+                    f" AND fingerprint IN ({','.join('?' * len(group))}) AND deactivated_at IS NULL"
+                )
+                for row in self._c.execute(sql, (license_id, *group)):
+                    a = _activation(row)
+                    self._known_live[(a.license_id, a.fingerprint)] = a
+                self._known_pairs.update((license_id, fp) for fp in group)
+
+    def _forget_preloaded(self) -> None:
+        self._known_nonces.clear()
+        self._known_pairs.clear()
+        self._known_live.clear()
+
+    def flush(self) -> None:
+        """Write every buffered change (the transaction stays open)."""
+        c = self._c
+        if self._activations:
+            c.executemany(
+                f"INSERT INTO activations ({_ACTIVATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        a.id,
+                        a.license_id,
+                        a.product_id,
+                        a.fingerprint,
+                        a.machine_key,
+                        a.machine_key_thumbprint,
+                        a.created_at,
+                        a.hostname,
+                        a.os,
+                        a.app_version,
+                        json.dumps(dict(a.metadata)),
+                        a.deactivated_at,
+                    )
+                    for a in self._activations.values()
+                ],
+            )
+            self._activations.clear()
+            self._live.clear()
+        if self._nonces:
+            c.executemany(
+                "INSERT INTO request_nonces (product_id, nonce, kind, activation_id, processed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                list(self._nonces.values()),
+            )
+            self._nonces.clear()
+        if self._dirty:
+            rows = [self._licenses[i] for i in self._dirty]
+            c.executemany(
+                "UPDATE licenses SET used_activations = ?, used_deactivations = ?, expires_at = ? WHERE id = ?",
+                [(x.used_activations, x.used_deactivations, x.expires_at, x.id) for x in rows],
+            )
+            self._dirty.clear()
+        if self._audits:
+            c.executemany(
+                "INSERT INTO audit_log (at, account_id, actor, action, code, product_id, license_id,"
+                " activation_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._audits,
+            )
+            self._audits.clear()
 
     def _one(self, sql: str, args: tuple) -> tuple | None:  # type: ignore[type-arg]
         row: tuple | None = self._c.execute(sql, args).fetchone()  # type: ignore[type-arg]
@@ -118,11 +236,15 @@ class _Tx:
         )
 
     def product(self, account_id: str, product_id: str) -> Product | None:
+        cache_key = (account_id, product_id)
+        if cache_key in self._products:
+            return self._products[cache_key]
         row = self._one(
             f"SELECT {_PRODUCT_COLS} FROM products WHERE id = ? AND account_id = ?",
             (product_id, account_id),
         )
-        return _product(row) if row else None
+        found = self._products[cache_key] = _product(row) if row else None
+        return found
 
     def products(self, account_id: str) -> Sequence[Product]:
         rows = self._c.execute(
@@ -132,6 +254,7 @@ class _Tx:
         return [_product(r) for r in rows]
 
     def insert_product(self, product: Product) -> None:
+        self._products.pop((product.account_id, product.id), None)
         self._c.execute(
             f"INSERT INTO products ({_PRODUCT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -145,21 +268,35 @@ class _Tx:
             ),
         )
 
+    def _remember(self, row: tuple | None) -> License | None:  # type: ignore[type-arg]
+        if row is None:
+            return None
+        found = self._licenses.get(row[0])
+        if found is None:
+            found = _license(row)
+            self._licenses[found.id] = found
+            self._licenses[key_hash(found.key)] = found
+        return found
+
     def license_by_key(self, account_id: str, key: str) -> License | None:
-        row = self._one(
-            f"SELECT {_LICENSE_COLS} FROM licenses WHERE key_hash = ? AND account_id = ?",
-            (key_hash(key), account_id),
-        )
-        return _license(row) if row else None
+        digest = key_hash(key)
+        found = self._licenses.get(digest)
+        if found is None:
+            found = self._remember(
+                self._one(f"SELECT {_LICENSE_COLS} FROM licenses WHERE key_hash = ?", (digest,))
+            )
+        return found if found is not None and found.account_id == account_id else None
 
     def license_by_id(self, account_id: str, license_id: str) -> License | None:
-        row = self._one(
-            f"SELECT {_LICENSE_COLS} FROM licenses WHERE id = ? AND account_id = ?",
-            (license_id, account_id),
-        )
-        return _license(row) if row else None
+        found = self._licenses.get(license_id)
+        if found is None:
+            found = self._remember(
+                self._one(f"SELECT {_LICENSE_COLS} FROM licenses WHERE id = ?", (license_id,))
+            )
+        return found if found is not None and found.account_id == account_id else None
 
     def licenses(self, account_id: str, product_id: str | None = None) -> Sequence[License]:
+        self.flush()
         sql = f"SELECT {_LICENSE_COLS} FROM licenses WHERE account_id = ?"
         args: tuple[str, ...] = (account_id,)
         if product_id is not None:
@@ -191,22 +328,51 @@ class _Tx:
         )
 
     def set_license_status(self, license_id: str, status: LicenseStatus) -> None:
+        self.flush()
+        self._forget_license(license_id)
         self._c.execute("UPDATE licenses SET status = ? WHERE id = ?", (status.value, license_id))
 
+    def _forget_license(self, license_id: str) -> None:
+        found = self._licenses.pop(license_id, None)
+        if found is not None:
+            self._licenses.pop(key_hash(found.key), None)
+
     def update_license_usage(
-        self,
-        license_id: str,
-        *,
-        used_activations: int,
-        used_deactivations: int,
-        expires_at: int | None,
+        self, license_id: str, *, used_activations: int, used_deactivations: int, expires_at: int | None
     ) -> None:
-        self._c.execute(
-            "UPDATE licenses SET used_activations = ?, used_deactivations = ?, expires_at = ? WHERE id = ?",
-            (used_activations, used_deactivations, expires_at, license_id),
+        current = self._licenses.get(license_id)
+        if current is None:  # not read in this transaction: write through
+            self._c.execute(
+                "UPDATE licenses SET used_activations = ?, used_deactivations = ?, expires_at = ? WHERE id = ?",
+                (used_activations, used_deactivations, expires_at, license_id),
+            )
+            return
+        c = current  # direct construction: dataclasses.replace is slow on the hot path
+        updated = License(
+            id=c.id,
+            account_id=c.account_id,
+            product_id=c.product_id,
+            key=c.key,
+            allowed_activations=c.allowed_activations,
+            allowed_deactivations=c.allowed_deactivations,
+            status=c.status,
+            created_at=c.created_at,
+            expires_at=expires_at,
+            validity_days=c.validity_days,
+            owner=c.owner,
+            metadata=c.metadata,
+            used_activations=used_activations,
+            used_deactivations=used_deactivations,
         )
+        self._licenses[license_id] = self._licenses[key_hash(current.key)] = updated
+        self._dirty.add(license_id)
 
     def live_activation(self, license_id: str, fingerprint: str) -> Activation | None:
+        buffered = self._live.get((license_id, fingerprint))
+        if buffered is not None:
+            return buffered
+        if (license_id, fingerprint) in self._known_pairs:
+            return self._known_live.get((license_id, fingerprint))
         row = self._one(
             f"SELECT {_ACTIVATION_COLS} FROM activations"
             " WHERE license_id = ? AND fingerprint = ? AND deactivated_at IS NULL",
@@ -215,6 +381,9 @@ class _Tx:
         return _activation(row) if row else None
 
     def activation(self, product_id: str, activation_id: str) -> Activation | None:
+        buffered = self._activations.get(activation_id)
+        if buffered is not None:
+            return buffered if buffered.product_id == product_id else None
         row = self._one(
             f"SELECT {_ACTIVATION_COLS} FROM activations WHERE id = ? AND product_id = ?",
             (activation_id, product_id),
@@ -222,6 +391,7 @@ class _Tx:
         return _activation(row) if row else None
 
     def activations(self, license_id: str) -> Sequence[Activation]:
+        self.flush()
         rows = self._c.execute(
             f"SELECT {_ACTIVATION_COLS} FROM activations WHERE license_id = ? ORDER BY created_at, id",
             (license_id,),
@@ -229,34 +399,29 @@ class _Tx:
         return [_activation(r) for r in rows]
 
     def insert_activation(self, a: Activation) -> None:
-        self._c.execute(
-            f"INSERT INTO activations ({_ACTIVATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                a.id,
-                a.license_id,
-                a.product_id,
-                a.fingerprint,
-                a.machine_key,
-                a.machine_key_thumbprint,
-                a.created_at,
-                a.hostname,
-                a.os,
-                a.app_version,
-                json.dumps(dict(a.metadata)),
-                a.deactivated_at,
-            ),
-        )
+        self._activations[a.id] = a
+        if a.deactivated_at is None:
+            self._live[(a.license_id, a.fingerprint)] = a
 
     def rebind_activation(self, activation_id: str, machine_key: bytes, thumbprint: str) -> None:
+        self.flush()
+        self._forget_preloaded()
         self._c.execute(
             "UPDATE activations SET machine_key = ?, machine_key_thumbprint = ? WHERE id = ?",
             (machine_key, thumbprint, activation_id),
         )
 
     def deactivate(self, activation_id: str, at: int) -> None:
+        self.flush()
+        self._forget_preloaded()
         self._c.execute("UPDATE activations SET deactivated_at = ? WHERE id = ?", (at, activation_id))
 
     def nonce_activation(self, product_id: str, nonce: str) -> str | None:
+        buffered = self._nonces.get((product_id, nonce))
+        if buffered is not None:
+            return buffered[3]
+        if (product_id, nonce) in self._known_nonces:
+            return self._known_nonces[(product_id, nonce)]
         row = self._one(
             "SELECT activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?",
             (product_id, nonce),
@@ -264,11 +429,7 @@ class _Tx:
         return row[0] if row else None
 
     def record_nonce(self, product_id: str, nonce: str, kind: str, activation_id: str, at: int) -> None:
-        self._c.execute(
-            "INSERT INTO request_nonces (product_id, nonce, kind, activation_id, processed_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (product_id, nonce, kind, activation_id, at),
-        )
+        self._nonces[(product_id, nonce)] = (product_id, nonce, kind, activation_id, at)
 
     def trial(self, product_id: str, fingerprint: str) -> Trial | None:
         row = self._one(
@@ -294,9 +455,7 @@ class _Tx:
         )
 
     def audit(self, e: AuditEntry) -> None:
-        self._c.execute(
-            "INSERT INTO audit_log (at, account_id, actor, action, code, product_id, license_id,"
-            " activation_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._audits.append(
             (
                 e.at,
                 e.account_id,
@@ -307,10 +466,11 @@ class _Tx:
                 e.license_id,
                 e.activation_id,
                 json.dumps(dict(e.detail)) if e.detail else "{}",
-            ),
+            )
         )
 
     def audit_entries(self, account_id: str, limit: int = 100) -> Sequence[AuditEntry]:
+        self.flush()
         rows = self._c.execute(
             "SELECT at, actor, action, code, account_id, product_id, license_id, activation_id, detail"
             " FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
@@ -351,6 +511,10 @@ class SQLiteStore:
             # last commits, which batch re-runs recover idempotently.
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
+            # Batches write thousands of rows a second: a larger page cache and fewer, larger
+            # checkpoints cut the write amplification of the WAL.
+            self._conn.execute("PRAGMA cache_size = -32768")
+            self._conn.execute("PRAGMA wal_autocheckpoint = 4000")
             self._migrate()
         except sqlite3.Error as exc:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
@@ -387,8 +551,13 @@ class SQLiteStore:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"database busy: {exc}") from None
+        tx = _Tx(self._conn)
         try:
-            yield _Tx(self._conn)
+            yield tx
+            tx.flush()
+        except sqlite3.Error as exc:
+            self._conn.execute("ROLLBACK")
+            raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -412,6 +581,12 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _groups(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
+    """Slices of at most ``size``: keeps each query under SQLite's bound on variables."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _statements(sql: str) -> list[str]:
