@@ -1,11 +1,13 @@
-"""Offline activation processing: signed request and response files for air-gapped machines."""
+"""Offline activation processing: signed request and response files for air-gapped machines.
 
-from .decisions import Policy
-from .engine import Engine, Outcome
-from .errors import Code, OfflineServiceError
-from .keyring import Keyring
-from .messages import Kind, Request, Response, parse_request, parse_response
-from .store import SQLiteStore, Store
+Names are imported on first use, so that an app embedding only the client SDK
+(``offline_service.client``) does not load the engine, the store or sqlite3.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "Code",
@@ -23,3 +25,36 @@ __all__ = [
     "parse_response",
 ]
 __version__ = "0.1.0"
+
+_HOMES = {
+    "Code": "errors",
+    "OfflineServiceError": "errors",
+    "Engine": "engine",
+    "Outcome": "engine",
+    "Keyring": "keyring",
+    "Kind": "messages",
+    "Request": "messages",
+    "Response": "messages",
+    "parse_request": "messages",
+    "parse_response": "messages",
+    "Policy": "decisions",
+    "SQLiteStore": "store",
+    "Store": "store",
+}
+
+if TYPE_CHECKING:
+    from .decisions import Policy
+    from .engine import Engine, Outcome
+    from .errors import Code, OfflineServiceError
+    from .keyring import Keyring
+    from .messages import Kind, Request, Response, parse_request, parse_response
+    from .store import SQLiteStore, Store
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'offline_service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value

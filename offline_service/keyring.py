@@ -83,20 +83,24 @@ class Keyring:
                         product_id=doc["productId"],
                         status=doc["status"],
                         created_at=doc["createdAt"],
-                        public_key=b64url_decode(doc["x"]),
+                        public_key=_public_key(doc, path),
                         path=path,
                     )
                 )
         return sorted(infos, key=lambda i: (i.product_id, i.created_at, i.kid))
 
+    def _published(self, product_id: str | None) -> list[_KeyInfo]:
+        # A "pending" key exists only during a rotation (or after one was interrupted).
+        return [i for i in self._infos(product_id) if i.status in ("active", "retired")]
+
     def public_keys(self, product_id: str | None = None) -> dict[str, bytes]:
         """kid -> raw public key, for every active and retired key."""
-        return {i.kid: i.public_key for i in self._infos(product_id)}
+        return {i.kid: i.public_key for i in self._published(product_id)}
 
     def jwks(self, product_id: str | None = None) -> dict[str, Any]:
         """The JWKS (RFC 7517) of one product or all; retired keys are marked ``"status": "retired"``."""
         keys = []
-        for info in self._infos(product_id):
+        for info in self._published(product_id):
             jwk: dict[str, Any] = okp_jwk(info.public_key)
             jwk.update(
                 kid=info.kid,
@@ -143,11 +147,13 @@ class Keyring:
         infos = self._infos(product_id)
         if not infos:
             raise OfflineServiceError(Code.NOT_FOUND, f"product {product_id} has no keys")
+        # Each step leaves a usable keyring if interrupted: pending (old key still signs), then two
+        # active keys (the newer signs), then the old one retired.
         kid = self._new_key(product_id, now=now, status="pending")
+        self._set_status(self.directory / product_id / f"{kid}.json", "active")
         for info in infos:
             if info.status == "active":
                 self._set_status(info.path, "retired")
-        self._set_status(self.directory / product_id / f"{kid}.json", "active")
         self._signers.pop(product_id, None)
         return kid
 
@@ -253,6 +259,16 @@ class Keyring:
         except (OSError, ValueError, KeyError, TypeError):
             raise OfflineServiceError(Code.KEY_ERROR, f"{path.name}: damaged key file") from None
         return doc
+
+
+def _public_key(doc: dict[str, Any], path: Path) -> bytes:
+    try:
+        key = b64url_decode(doc["x"])
+    except (ValueError, TypeError):
+        key = b""
+    if len(key) != 32:
+        raise OfflineServiceError(Code.KEY_ERROR, f"{path.name}: damaged key file")
+    return key
 
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
