@@ -1,0 +1,486 @@
+"""The client SDK: make signed requests, verify and store responses, and check the stored activation.
+
+Only PyNaCl and the standard library are needed, so a vendor can embed this in an offline app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+
+from .. import jws, messages
+from .._b64 import b64url_decode
+from ..errors import Code, OfflineServiceError
+from ..ids import new_nonce
+from ..messages import Kind, Response
+from . import machine as _machine
+from ._files import write_atomic
+from ._text import utc as _utc
+from .pinning import pinned_jwks, pinned_keys
+from .state import Pending, State, StateDir
+
+__all__ = ["DEFAULT_CLOCK_OFFSET", "Client"]
+
+DEFAULT_CLOCK_OFFSET = 600
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Failures of the installation itself rather than verdicts on the license: status() raises these.
+_ENVIRONMENT_CODES = frozenset({Code.INSECURE_KEY_FILE, Code.KEY_ERROR, Code.STORAGE_ERROR})
+
+
+def _fail(code: Code, message: str) -> OfflineServiceError:
+    return OfflineServiceError(code, message)
+
+
+def _peek(token: str) -> dict[str, Any]:
+    """The payload of one of our own stored tokens, unverified; only for choosing what to check."""
+    try:
+        value = json.loads(b64url_decode(token.split(".")[1]))
+    except (IndexError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class Client:
+    """One installation of a licensed app, its state kept in ``state_dir``.
+
+    ``jwks`` is the vendor's public key set; an app should pass the copy it ships with, because the
+    copy pinned in the state directory is only as trustworthy as that directory.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        jwks: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        allowed_clock_offset: int = DEFAULT_CLOCK_OFFSET,
+        machine_id: Callable[[], str] = _machine.machine_id,
+    ) -> None:
+        if type(allowed_clock_offset) is not int:
+            raise TypeError("allowed_clock_offset must be an int")
+        if allowed_clock_offset < 0:
+            raise ValueError("allowed_clock_offset must not be negative")
+        self._dir = StateDir(state_dir)
+        self._jwks = jwks
+        self._clock = clock
+        self._offset = allowed_clock_offset
+        self._machine_id = machine_id
+
+    @property
+    def state_dir(self) -> Path:
+        return self._dir.path
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def activation_request(
+        self,
+        *,
+        product_id: str,
+        license_key: str,
+        fingerprint: str | None = None,
+        hostname: str | None = None,
+        os_name: str | None = None,
+        app_version: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> str:
+        """A signed activation request (compact JWS) for ``license_key``; remembered as pending."""
+        license_key = license_key.strip()
+        if not license_key:
+            raise _fail(Code.INVALID_ARGUMENT, "the license key is empty")
+        return self._request(
+            Kind.ACTIVATION,
+            product_id=product_id,
+            fingerprint=fingerprint,
+            hostname=hostname,
+            os_name=os_name,
+            app_version=app_version,
+            metadata=metadata,
+            license_key=license_key,
+        )
+
+    def trial_request(
+        self,
+        *,
+        product_id: str,
+        fingerprint: str | None = None,
+        hostname: str | None = None,
+        os_name: str | None = None,
+        app_version: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> str:
+        """A signed trial request (compact JWS); remembered as pending."""
+        return self._request(
+            Kind.TRIAL,
+            product_id=product_id,
+            fingerprint=fingerprint,
+            hostname=hostname,
+            os_name=os_name,
+            app_version=app_version,
+            metadata=metadata,
+        )
+
+    def _request(
+        self,
+        kind: Kind,
+        *,
+        product_id: str,
+        fingerprint: str | None,
+        hostname: str | None,
+        os_name: str | None,
+        app_version: str,
+        metadata: Mapping[str, str] | None,
+        license_key: str | None = None,
+    ) -> str:
+        state = self._dir.load()
+        override = fingerprint is not None
+        fp = fingerprint if fingerprint is not None else _machine.fingerprint(product_id, self._machine_id())
+        if state.response is not None:
+            if (state.product_id, state.fingerprint) != (product_id, fp):
+                raise _fail(
+                    Code.CONFLICT,
+                    f"this state directory holds an activation of product {state.product_id} with fingerprint"
+                    f" {state.fingerprint}; deactivate it first or use another state directory",
+                )
+            if kind is Kind.TRIAL and _peek(state.response).get("kind") == Kind.ACTIVATION.value:
+                raise _fail(Code.CONFLICT, "this installation is already activated with a license")
+        seed = self._dir.ensure_machine_key()
+        token = self._sign(
+            seed,
+            kind,
+            product_id=product_id,
+            fingerprint=fp,
+            hostname=hostname,
+            os_name=os_name,
+            app_version=app_version,
+            metadata=metadata,
+            license_key=license_key,
+        )
+        request = _check_request(token)
+        if (state.product_id, state.fingerprint) != (product_id, fp):
+            # Requests for another product or fingerprint can never match a response any more.
+            state = replace(state, product_id=product_id, fingerprint=fp, pending=())
+        state = replace(state, fingerprint_override=override)
+        self._dir.save(
+            state.with_pending(Pending(kind=kind, nonce=request.nonce, issued_at=request.issued_at))
+        )
+        return token
+
+    def _sign(
+        self,
+        seed: bytes,
+        kind: Kind,
+        *,
+        product_id: str,
+        fingerprint: str,
+        hostname: str | None = None,
+        os_name: str | None = None,
+        app_version: str = "",
+        metadata: Mapping[str, str] | None = None,
+        license_key: str | None = None,
+        activation_id: str | None = None,
+    ) -> str:
+        public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+        payload = messages.request_payload(
+            kind=kind,
+            product_id=product_id,
+            fingerprint=fingerprint,
+            issued_at=self._now(),
+            nonce=new_nonce(),
+            hostname=_CONTROL.sub("", socket.gethostname() if hostname is None else hostname)[:255],
+            os=_CONTROL.sub("", platform.platform() if os_name is None else os_name)[:128],
+            app_version=app_version,
+            metadata=metadata,
+            license_key=license_key,
+            activation_id=activation_id,
+        )
+        header = {"alg": jws.EMITTED_ALG, "typ": jws.REQUEST_TYP, "jwk": jws.okp_jwk(public_key)}
+        return jws.encode(header, payload, secret_key)
+
+    # -- responses -------------------------------------------------------------------------------
+
+    def activate(self, response: bytes, *, jwks: Mapping[str, Any] | None = None) -> Response:
+        """Verify an activation or trial response and store it. Nothing is stored if any check fails.
+
+        ``jwks`` defaults to the one given to the constructor.
+        """
+        state = self._dir.load()
+        seed = self._dir.machine_key()
+        product_id = state.product_id
+        if product_id is None or seed is None:
+            raise _fail(
+                Code.WRONG_MACHINE,
+                f"no request was made with state directory {self.state_dir}; use the one the request came from",
+            )
+        keys = pinned_keys(self._trusted(jwks, state), product_id)
+        resp = messages.parse_response(response, keys)
+        if resp.kind is Kind.DEACTIVATION:
+            raise _fail(
+                Code.MALFORMED_RESPONSE,
+                "this is a deactivation receipt, not an activation; check it with `offline-client receipt`",
+            )
+        self._check_binding(resp, state, seed, this_machine=True)
+        _check_answers(resp, state)
+        now = self._now()
+        self._check_clock(resp, state, now)
+        if now >= resp.apply_before:
+            raise _fail(
+                Code.RESPONSE_EXPIRED,
+                f"the response had to be applied before {_utc(resp.apply_before)}; make a new request",
+            )
+        _check_license(resp, now)
+        if (
+            resp.kind is Kind.TRIAL
+            and state.response is not None
+            and _peek(state.response).get("kind") == Kind.ACTIVATION.value
+        ):
+            raise _fail(
+                Code.CONFLICT, "this installation is activated with a license; a trial cannot replace it"
+            )
+        self._dir.save(
+            replace(
+                state,
+                pending=tuple(p for p in state.pending if p.nonce != resp.request_nonce),
+                response=jws.unarmor(bytes(response)).decode("ascii"),
+                jwks=pinned_jwks(keys, product_id),
+                last_seen=max(state.last_seen, now, resp.issued_at),
+            )
+        )
+        return resp
+
+    def verify_receipt(self, response: bytes, *, jwks: Mapping[str, Any] | None = None) -> Response:
+        """Verify a deactivation receipt for this installation; return it. Stores nothing."""
+        state = self._dir.load()
+        seed = self._dir.machine_key()
+        if state.product_id is None or seed is None:
+            raise _fail(Code.WRONG_MACHINE, f"state directory {self.state_dir} has made no request")
+        resp = messages.parse_response(response, pinned_keys(self._trusted(jwks, state), state.product_id))
+        if resp.kind is not Kind.DEACTIVATION:
+            raise _fail(
+                Code.MALFORMED_RESPONSE, f"this is an {resp.kind.value} response, not a deactivation receipt"
+            )
+        self._check_binding(resp, state, seed, this_machine=False)
+        return resp
+
+    # -- the stored activation -------------------------------------------------------------------
+
+    def check(self) -> Response:
+        """The stored activation or trial if it is valid now; raises OfflineServiceError otherwise."""
+        state = self._dir.load()
+        seed = self._dir.machine_key()
+        now = self._now()
+        resp = self._stored(state, seed)
+        self._check_valid(resp, state, now)
+        self._touch(state, now)
+        return resp
+
+    def status(self) -> dict[str, Any]:
+        """The stored activation, re-verified now, as JSON-ready data with ``valid`` and ``code``."""
+        state = self._dir.load()
+        seed = self._dir.machine_key()
+        now = self._now()
+        resp: Response | None = None
+        try:
+            resp = self._stored(state, seed)
+            self._check_valid(resp, state, now)
+        except OfflineServiceError as exc:
+            if exc.code in _ENVIRONMENT_CODES:
+                raise
+            return _status_doc(state, seed, resp, now, exc.code.value, exc.message)
+        self._touch(state, now)
+        if resp.kind is Kind.TRIAL:
+            message = f"trial valid until {_utc(resp.trial_ends_at or 0)}"
+        else:
+            message = "license valid" + (f" until {_utc(resp.expires_at)}" if resp.expires_at else "")
+        return _status_doc(state, seed, resp, now, "OK", message)
+
+    def _stored(self, state: State, seed: bytes | None, *, this_machine: bool = True) -> Response:
+        if state.response is None or state.product_id is None:
+            raise _fail(Code.NOT_ACTIVATED, "this installation is not activated")
+        keys = pinned_keys(self._trusted(None, state), state.product_id)
+        resp = messages.parse_response(state.response.encode("ascii"), keys)
+        if resp.kind is Kind.DEACTIVATION:
+            raise _fail(Code.MALFORMED_RESPONSE, "the stored response is a deactivation receipt")
+        if seed is None:
+            raise _fail(Code.WRONG_MACHINE, f"the machine key {self._dir.key_file} is missing")
+        self._check_binding(resp, state, seed, this_machine=this_machine)
+        return resp
+
+    def _check_valid(self, resp: Response, state: State, now: int) -> None:
+        # applyBefore is not checked: it limits when a response may be applied, not how long it lasts.
+        self._check_clock(resp, state, now)
+        _check_license(resp, now)
+
+    def _touch(self, state: State, now: int) -> None:
+        if now > state.last_seen:
+            self._dir.save(replace(state, last_seen=now))
+
+    # -- deactivation ----------------------------------------------------------------------------
+
+    def deactivation_request(self) -> str:
+        """A signed deactivation request for the stored activation. Changes nothing locally.
+
+        Write it somewhere safe, then call ``forget_activation()``; ``deactivate()`` does both.
+        """
+        return self._deactivation()[0]
+
+    def forget_activation(self, *, activation_id: str | None = None) -> None:
+        """Drop the stored activation and every open request, so no earlier response can be re-applied.
+
+        With ``activation_id``, refuse (CONFLICT) if the stored activation is another one.
+        """
+        state = self._dir.load()
+        if state.response is None and not state.pending:
+            return
+        stored = _peek(state.response).get("activationId") if state.response else None
+        if activation_id is not None and stored != activation_id:
+            raise _fail(Code.CONFLICT, f"the stored activation is {stored}, not {activation_id}")
+        # The pinned JWKS stays: it is still needed to check the deactivation receipt.
+        self._dir.save(replace(state, response=None, pending=()))
+
+    def deactivate(self, out: str | os.PathLike[str]) -> str:
+        """Write a deactivation request to ``out`` atomically, then forget the activation.
+
+        In that order, so a crash never loses both the activation and the request.
+        """
+        token, activation_id = self._deactivation()
+        write_atomic(out, (token + "\n").encode("ascii"), mode=0o644)
+        self.forget_activation(activation_id=activation_id)
+        return token
+
+    def _deactivation(self) -> tuple[str, str]:
+        state = self._dir.load()
+        seed = self._dir.machine_key()
+        if state.response is None:
+            raise _fail(
+                Code.NOT_ACTIVATED, "this installation is not activated; there is nothing to deactivate"
+            )
+        # The machine id may have changed (new hardware): the request must still name the
+        # fingerprint the activation was made with, so it is not recomputed here.
+        resp = self._stored(state, seed, this_machine=False)
+        if resp.kind is Kind.TRIAL:
+            raise _fail(Code.NOT_ACTIVATED, "this installation runs a trial; a trial cannot be deactivated")
+        assert seed is not None  # _stored checked it
+        token = self._sign(
+            seed,
+            Kind.DEACTIVATION,
+            product_id=resp.product_id,
+            fingerprint=resp.fingerprint,
+            activation_id=resp.activation_id,
+        )
+        _check_request(token)
+        return token, resp.activation_id
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def _trusted(self, jwks: Mapping[str, Any] | None, state: State) -> Mapping[str, Any]:
+        found = jwks if jwks is not None else self._jwks if self._jwks is not None else state.jwks
+        if found is None:
+            raise _fail(Code.INVALID_ARGUMENT, "no JWKS: pass the vendor's public keys (--jwks)")
+        return found
+
+    def _check_binding(self, resp: Response, state: State, seed: bytes, *, this_machine: bool) -> None:
+        if resp.product_id != state.product_id:
+            raise _fail(
+                Code.WRONG_PRODUCT,
+                f"the response is for product {resp.product_id}, this installation is {state.product_id}",
+            )
+        public_key, _ = nacl.bindings.crypto_sign_seed_keypair(seed)
+        if resp.fingerprint != state.fingerprint or resp.machine_key_thumbprint != jws.jwk_thumbprint(
+            public_key
+        ):
+            raise _fail(Code.WRONG_MACHINE, "the response was made for another machine or installation")
+        if this_machine and not state.fingerprint_override:
+            try:
+                here = _machine.fingerprint(resp.product_id, self._machine_id())
+            except OfflineServiceError as exc:
+                raise _fail(Code.WRONG_MACHINE, exc.message) from None
+            if here != state.fingerprint:
+                raise _fail(Code.WRONG_MACHINE, "this state directory was made on another machine")
+
+    def _check_clock(self, resp: Response, state: State, now: int) -> None:
+        if now < state.last_seen - self._offset or now < resp.issued_at - self._offset:
+            seen = max(state.last_seen, resp.issued_at)
+            raise _fail(
+                Code.CLOCK_ROLLBACK,
+                f"the system clock ({_utc(now)}) is behind a time already seen ({_utc(seen)}); correct the clock",
+            )
+
+
+def _check_request(token: str) -> messages.Request:
+    """Parse our own request as the service will, so a bad argument fails here, not at the vendor."""
+    try:
+        return messages.parse_request(token.encode("ascii"))
+    except OfflineServiceError as exc:
+        raise _fail(Code.INVALID_ARGUMENT, exc.message) from None
+
+
+def _check_answers(resp: Response, state: State) -> None:
+    """A response must answer an open request of ours, or re-answer the one already applied.
+
+    This is what stops an activation response from being applied again after a deactivation.
+    """
+    if any(p.nonce == resp.request_nonce and p.kind is resp.kind for p in state.pending):
+        return
+    if state.response is not None:
+        applied = _peek(state.response)
+        if applied.get("requestNonce") == resp.request_nonce and applied.get("kind") == resp.kind.value:
+            return
+    raise _fail(
+        Code.UNEXPECTED_RESPONSE,
+        "the response does not answer an open request of this installation (it was superseded or"
+        " deactivated); make a new request",
+    )
+
+
+def _check_license(resp: Response, now: int) -> None:
+    if resp.status == "suspended":
+        raise _fail(Code.LICENSE_SUSPENDED, "the license is suspended")
+    if resp.status == "revoked":
+        raise _fail(Code.LICENSE_REVOKED, "the license has been revoked")
+    if resp.expires_at is not None and now >= resp.expires_at:
+        raise _fail(Code.LICENSE_EXPIRED, f"the license expired at {_utc(resp.expires_at)}")
+    if resp.trial_ends_at is not None and now >= resp.trial_ends_at:
+        raise _fail(Code.TRIAL_EXPIRED, f"the trial ended at {_utc(resp.trial_ends_at)}")
+
+
+def _status_doc(
+    state: State, seed: bytes | None, resp: Response | None, now: int, code: str, message: str
+) -> dict[str, Any]:
+    thumbprint = jws.jwk_thumbprint(nacl.bindings.crypto_sign_seed_keypair(seed)[0]) if seed else None
+    return {
+        "activated": state.response is not None,
+        "valid": code == "OK",
+        "code": code,
+        "message": message,
+        "kind": resp.kind.value if resp else None,
+        "productId": resp.product_id if resp else state.product_id,
+        "licenseId": resp.license_id if resp else None,
+        "activationId": resp.activation_id if resp else None,
+        "status": resp.status if resp else None,
+        "expiresAt": resp.expires_at if resp else None,
+        "trialEndsAt": resp.trial_ends_at if resp else None,
+        "fingerprint": resp.fingerprint if resp else state.fingerprint,
+        "machineKeyThumbprint": thumbprint,
+        "allowedActivations": resp.allowed_activations if resp else None,
+        "usedActivations": resp.used_activations if resp else None,
+        "allowedDeactivations": resp.allowed_deactivations if resp else None,
+        "usedDeactivations": resp.used_deactivations if resp else None,
+        "metadata": dict(resp.metadata) if resp else {},
+        "issuedAt": resp.issued_at if resp else None,
+        "checkedAt": now,
+        "lastSeen": max(state.last_seen, now) if code == "OK" else state.last_seen,
+        "pending": [{"kind": p.kind.value, "issuedAt": p.issued_at} for p in state.pending],
+    }
