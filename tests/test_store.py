@@ -1,0 +1,145 @@
+"""The SQLite store: migrations, WAL mode, and the constraints the engine relies on."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from offline_service import admin
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.messages import Kind
+from offline_service.models import Account, Activation
+from offline_service.store import SQLiteStore
+from offline_service.store.sqlite import DB_FILE
+from tests.factories import NOW, World
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+
+
+def test_migrations_are_recorded(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    try:
+        assert store.schema_version == 1
+        rows = store._conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+        assert [r[0] for r in rows] == [1]
+        assert isinstance(rows[0][1], int) and rows[0][1] > 0
+    finally:
+        store.close()
+    expected = {"accounts", "products", "licenses", "activations", "request_nonces", "trials", "audit_log"}
+    assert expected | {"activations_live"} <= _tables(tmp_path / "data" / DB_FILE)
+
+
+def test_reopening_is_a_no_op(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    account, _ = admin.ensure_account(store, "default", now=NOW)
+    applied = store._conn.execute("SELECT * FROM schema_migrations").fetchall()
+    schema = store._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    store.close()
+
+    for _ in range(2):
+        again = SQLiteStore(tmp_path / "data")
+        try:
+            assert again.schema_version == 1
+            assert again._conn.execute("SELECT * FROM schema_migrations").fetchall() == applied
+            assert (
+                again._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+                == schema
+            )
+            assert admin.account(again, "default") == account
+        finally:
+            again.close()
+
+
+def test_wal_mode_is_on(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    try:
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        store.close()
+    # WAL is a property of the database file: a plain connection sees it too.
+    with sqlite3.connect(tmp_path / "data" / DB_FILE) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_data_dir_is_private(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    store.close()
+    assert (tmp_path / "data").stat().st_mode & 0o077 == 0
+
+
+def _second_live(world: World, license_id: str, fingerprint: str) -> Activation:
+    return Activation(
+        id="act_duplicate",
+        license_id=license_id,
+        product_id=world.product.id,
+        fingerprint=fingerprint,
+        machine_key=b"\x01" * 32,
+        machine_key_thumbprint="t" * 43,
+        created_at=NOW,
+    )
+
+
+def test_unique_live_activation_index_holds_in_the_database(world: World) -> None:
+    lic = world.license()
+    m = world.machine()
+    assert world.process(m.request(Kind.ACTIVATION, world.product.id, license_key=lic.key)).ok
+    with sqlite3.connect(world.store.path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO activations (id, license_id, product_id, fingerprint, machine_key,"
+            " machine_key_thumbprint, hostname, os, app_version, created_at)"
+            " VALUES ('act_raw', ?, ?, ?, x'00', 't', '', '', '', 0)",
+            (lic.id, world.product.id, m.fingerprint),
+        )
+
+
+def test_unique_live_activation_index_holds_through_the_store(world: World) -> None:
+    lic = world.license()
+    m = world.machine()
+    first = world.process(m.request(Kind.ACTIVATION, world.product.id, license_key=lic.key))
+    assert first.ok
+    before = world.snapshot()
+
+    with pytest.raises(OfflineServiceError) as info, world.store.write() as tx:
+        tx.insert_activation(_second_live(world, lic.id, m.fingerprint))
+    assert info.value.code is Code.STORAGE_ERROR
+    assert world.snapshot() == before  # rolled back
+
+    # Once the first is deactivated, the same machine may hold a new live activation.
+    assert first.activation_id is not None
+    with world.store.write() as tx:
+        tx.deactivate(first.activation_id, NOW + 1)
+    with world.store.write() as tx:
+        tx.insert_activation(_second_live(world, lic.id, m.fingerprint))
+    with world.store.read() as tx:
+        live = [a.id for a in tx.activations(lic.id) if a.deactivated_at is None]
+    assert live == ["act_duplicate"]
+
+
+def test_a_failed_write_leaves_nothing_behind(world: World) -> None:
+    before = world.snapshot()
+    with pytest.raises(RuntimeError), world.store.write() as tx:
+        tx.insert_account(Account(id="acc_doomed", alias="doomed", name="Doomed", created_at=NOW))
+        assert tx.account_by_alias("doomed") is not None
+        raise RuntimeError("boom")
+    assert world.snapshot() == before
+    with world.store.read() as tx:
+        assert tx.account_by_alias("doomed") is None
+
+
+def test_store_is_shared_between_connections(world: World) -> None:
+    lic = world.license()
+    other = SQLiteStore(world.store.data_dir)
+    try:
+        with other.read() as tx:
+            found = tx.license_by_key(world.account.id, lic.key)
+        assert found is not None and found.id == lic.id
+        with other.read() as tx:
+            assert tx.license_by_key("acc_other", lic.key) is None
+    finally:
+        other.close()
