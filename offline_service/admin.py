@@ -10,6 +10,7 @@ from .decisions import DAY
 from .errors import Code, OfflineServiceError
 from .ids import new_id, new_license_key
 from .keyring import Keyring
+from .messages import MAX_COUNT, validate_metadata
 from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
 from .store import Store
 
@@ -21,6 +22,7 @@ __all__ = [
     "create_product",
     "ensure_account",
     "license_details",
+    "release_activation",
     "set_license_status",
 ]
 
@@ -111,12 +113,17 @@ def create_license(
         ("allowed activations", allowed_activations),
         ("allowed deactivations", allowed_deactivations),
     ):
-        if value < UNLIMITED or value > 2**31:
+        if value < UNLIMITED or value > MAX_COUNT:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be -1 (unlimited) or a count")
     if expires_at is not None and validity_days is not None:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
     if validity_days is not None and not 0 < validity_days <= 36500:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "validity days must be between 1 and 36500")
+    try:
+        # Metadata goes into every response: hold it to the limits the client will check.
+        checked = validate_metadata(dict(metadata or {}))
+    except ValueError as exc:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, str(exc)) from None
     with store.write() as tx:
         if tx.product(account.id, product_id) is None:
             raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
@@ -132,7 +139,7 @@ def create_license(
             expires_at=expires_at,
             validity_days=validity_days,
             owner=owner,
-            metadata=dict(metadata or {}),
+            metadata=checked,
         )
         tx.insert_license(license)
         tx.audit(
@@ -169,6 +176,42 @@ def set_license_status(
             )
         )
     return replace(license, status=status)
+
+
+def release_activation(
+    store: Store, account: Account, activation_id: str, *, now: int, actor: str = "cli"
+) -> None:
+    """The vendor frees a seat whose installation can no longer deactivate (lost machine key,
+    dead disk). Not counted against allowed deactivations; the audit log records who did it."""
+    with store.write() as tx:
+        activation = tx.activation_in_account(account.id, activation_id)
+        if activation is None:
+            raise OfflineServiceError(
+                Code.ACTIVATION_NOT_FOUND, f"no activation {activation_id} in this account"
+            )
+        if activation.deactivated_at is not None:
+            raise OfflineServiceError(Code.CONFLICT, f"activation {activation_id} is already deactivated")
+        license = tx.license_by_id(account.id, activation.license_id)
+        assert license is not None
+        tx.deactivate(activation.id, now)
+        tx.update_license_usage(
+            license.id,
+            used_activations=license.used_activations - 1,
+            used_deactivations=license.used_deactivations,
+            expires_at=license.expires_at,
+        )
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="activation.release",
+                code="OK",
+                account_id=account.id,
+                product_id=license.product_id,
+                license_id=license.id,
+                activation_id=activation.id,
+            )
+        )
 
 
 def license_details(store: Store, account: Account, key: str) -> dict[str, Any]:

@@ -41,13 +41,12 @@ class Policy:
 class Verdict(enum.Enum):
     NEW = "new"  # consume a seat / free a seat / start a trial
     REISSUE = "reissue"  # same machine or same file again: fresh response, nothing counted
-    REBIND = "rebind"  # same machine, new installation key: seat kept, key replaced
 
 
 @dataclass(frozen=True, slots=True)
 class ActivationVerdict:
     verdict: Verdict
-    activation: Activation | None  # the existing activation for REISSUE and REBIND
+    activation: Activation | None  # the existing activation, for REISSUE
     expires_at: int | None  # the license expiry after this activation
 
 
@@ -95,8 +94,16 @@ def decide_activation(
         )
     expires_at = license.expires_at
     if live is not None:
-        same_key = live.machine_key_thumbprint == request.machine_key_thumbprint
-        return ActivationVerdict(Verdict.REISSUE if same_key else Verdict.REBIND, live, expires_at)
+        # The seat of a machine belongs to the installation key that took it. Handing it to another
+        # key would let anyone who has the license key and can present the fingerprint take the seat
+        # over and then free it while the original machine keeps its response.
+        if live.machine_key_thumbprint != request.machine_key_thumbprint:
+            raise _reject(
+                Code.MACHINE_KEY_MISMATCH,
+                f"this machine is already activated ({live.id}) by another installation; deactivate it"
+                " there, or ask the vendor to release that activation",
+            )
+        return ActivationVerdict(Verdict.REISSUE, live, expires_at)
     if license.allowed_activations != UNLIMITED and license.used_activations >= license.allowed_activations:
         raise _reject(Code.ACTIVATION_LIMIT, "every activation of this license is in use")
     if expires_at is None and license.validity_days is not None:

@@ -126,13 +126,16 @@ class Engine:
     def _parse(self, data: bytes, now: int) -> _Item:
         try:
             request = parse_request(data)
-            check_request_time(request, now, self.policy)
         except OfflineServiceError as exc:
             return _Item(request=None, outcome=Outcome(code=exc.code.value, message=exc.message))
         except (TypeError, ValueError, RecursionError) as exc:
             # parse_request maps every malformed input to its code; this is the last line of
             # defence so that no input, however hostile, escapes as anything but our error.
             return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST.value, message=str(exc)))
+        try:
+            check_request_time(request, now, self.policy)
+        except OfflineServiceError as exc:
+            return _Item(request=None, outcome=_rejected(exc, request))
         return _Item(request=request)
 
     # -- phase 2: decide and record, inside the write transaction ----------------------------
@@ -213,8 +216,6 @@ class Engine:
             else:
                 assert av.activation is not None
                 activation = av.activation
-                if av.verdict is Verdict.REBIND:
-                    tx.rebind_activation(activation.id, req.machine_key, req.machine_key_thumbprint)
             if nonce_owner is None:
                 tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
             response = _response(req, kid, now, apply_before, activation.id, license=_reread(tx, license))

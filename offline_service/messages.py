@@ -23,6 +23,7 @@ __all__ = [
     "parse_response",
     "request_payload",
     "response_payload",
+    "validate_metadata",
 ]
 
 FORMAT_VERSION = 1
@@ -35,6 +36,8 @@ _ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
 _FINGERPRINT = re.compile(r"\A[A-Za-z0-9+/=_.:-]{1,128}\Z")
 _NONCE = re.compile(r"\A[A-Za-z0-9_-]{22,86}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Counts fit a signed 32-bit integer in every client language.
+MAX_COUNT = 2**31 - 1
 # Largest time the format accepts (year 9999): keeps arithmetic and SQLite integers in range.
 MAX_TIME = 253402300799
 
@@ -105,7 +108,7 @@ def _int(obj: Mapping[str, Any], name: str, *, optional: bool = False) -> int | 
 
 def _count(obj: Mapping[str, Any], name: str) -> int:
     value = obj.get(name)
-    if type(value) is not int or not -1 <= value <= 2**31:
+    if type(value) is not int or not -1 <= value <= MAX_COUNT:
         raise ValueError(f"{name} must be an integer")
     return value
 
@@ -131,9 +134,16 @@ def _metadata(obj: Mapping[str, Any], name: str) -> dict[str, str]:
     for key, item in value.items():
         if not key or len(key) > MAX_METADATA_KEY or _CONTROL.search(key):
             raise ValueError(f"{name} keys must be 1-{MAX_METADATA_KEY} printable characters")
-        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
-            raise ValueError(f"{name} values must be strings of at most {MAX_METADATA_VALUE}")
+        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE or _CONTROL.search(item):
+            raise ValueError(
+                f"{name} values must be strings of at most {MAX_METADATA_VALUE} printable characters"
+            )
     return value
+
+
+def validate_metadata(value: Any, name: str = "metadata") -> dict[str, str]:
+    """Check metadata against the limits every request and response must meet (ValueError)."""
+    return _metadata({name: value}, name)
 
 
 _REQUEST_COMMON = frozenset(

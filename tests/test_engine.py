@@ -355,23 +355,40 @@ def test_reprocessing_the_same_activation_file(world: World) -> None:
     assert response_of(world, again).issued_at == NOW + DAY
 
 
-def test_rebind_keeps_the_seat_and_replaces_the_key(world: World) -> None:
-    lic = world.license(activations=1)
+def test_another_installation_cannot_take_over_a_machines_seat(world: World) -> None:
+    lic = world.license(activations=2)
     old = world.machine()
     first = granted(world, activation(world, old, lic))
     assert first.activation_id is not None
-    new = Machine(fingerprint=old.fingerprint)  # same machine, reinstalled: new installation key
-    rebound = granted(world, activation(world, new, lic))
-    assert rebound.activation_id == first.activation_id
-    assert not rebound.reissued
-    r = response_of(world, rebound)
-    assert r.machine_key_thumbprint == jws.jwk_thumbprint(new.public_key)
-    assert r.used_activations == 1
-    assert world.reload_license(lic.key).used_activations == 1
-
-    rejected(world, deactivation(world, old, first.activation_id), Code.MACHINE_KEY_MISMATCH)
-    done = granted(world, deactivation(world, new, first.activation_id))
+    intruder = Machine(fingerprint=old.fingerprint)  # same fingerprint, another installation key
+    before = world.snapshot()
+    rejected(world, activation(world, intruder, lic), Code.MACHINE_KEY_MISMATCH)
+    assert world.snapshot() == before
+    # The intruder cannot free the seat either; the rightful installation still can.
+    rejected(world, deactivation(world, intruder, first.activation_id), Code.MACHINE_KEY_MISMATCH)
+    done = granted(world, deactivation(world, old, first.activation_id))
     assert response_of(world, done).used_activations == 0
+
+
+def test_vendor_release_frees_the_seat_of_a_lost_installation(world: World) -> None:
+    lic = world.license(activations=1, deactivations=0)
+    lost = world.machine()
+    first = granted(world, activation(world, lost, lic))
+    assert first.activation_id is not None
+    reinstalled = Machine(fingerprint=lost.fingerprint)
+    rejected(world, activation(world, reinstalled, lic), Code.MACHINE_KEY_MISMATCH)
+    admin.release_activation(world.store, world.account, first.activation_id, now=NOW + 1)
+    after = world.reload_license(lic.key)
+    assert (after.used_activations, after.used_deactivations) == (0, 0)  # not counted as a deactivation
+    again = granted(world, activation(world, reinstalled, lic), now=NOW + 2)
+    assert again.activation_id != first.activation_id
+    with pytest.raises(OfflineServiceError) as info:
+        admin.release_activation(world.store, world.account, first.activation_id, now=NOW + 3)
+    assert info.value.code is Code.CONFLICT
+    other, _ = admin.ensure_account(world.store, "other", now=NOW)
+    with pytest.raises(OfflineServiceError) as info:
+        admin.release_activation(world.store, other, again.activation_id, now=NOW + 3)
+    assert info.value.code is Code.ACTIVATION_NOT_FOUND
 
 
 def test_deactivation_frees_the_seat(world: World) -> None:
@@ -615,3 +632,48 @@ def test_every_decision_is_audited_and_the_license_key_never_is(world: World) ->
     for key in (lic.key, suspended.key, unknown_key):
         assert key not in text
         assert key.replace("-", "") not in text
+
+
+def test_license_key_typed_in_lower_case_without_hyphens_or_with_o_for_zero(world: World) -> None:
+    lic = world.license()
+    typed = lic.key.replace("-", "").lower().replace("0", "o").replace("1", "l")
+    outcome = world.process(world.machine().request(Kind.ACTIVATION, world.product.id, license_key=typed))
+    assert outcome.ok, outcome
+    assert outcome.license_id == lic.id
+
+
+def test_metadata_with_control_characters_is_malformed(world: World) -> None:
+    lic = world.license()
+    before = world.snapshot()
+    data = world.machine().request(
+        Kind.ACTIVATION, world.product.id, license_key=lic.key, metadata={"note": "line\nbreak"}
+    )
+    rejected(world, data, Code.MALFORMED_REQUEST)
+    assert world.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "metadata", [{"k": "x" * 1025}, {"": "v"}, {"k": "bell\x07"}, {f"k{i}": "v" for i in range(33)}]
+)
+def test_license_metadata_is_held_to_the_response_limits(world: World, metadata: dict[str, str]) -> None:
+    with pytest.raises(OfflineServiceError) as info:
+        world.license(metadata=metadata)
+    assert info.value.code is Code.INVALID_ARGUMENT
+
+
+def test_counts_must_fit_a_signed_32_bit_integer(world: World) -> None:
+    with pytest.raises(OfflineServiceError) as info:
+        world.license(activations=2**31)
+    assert info.value.code is Code.INVALID_ARGUMENT
+    assert world.license(activations=2**31 - 1).allowed_activations == 2**31 - 1
+
+
+def test_a_stale_request_is_audited_with_its_kind_and_product(world: World) -> None:
+    lic = world.license()
+    old = world.machine().request(
+        Kind.ACTIVATION, world.product.id, license_key=lic.key, issued_at=NOW - 31 * DAY
+    )
+    rejected(world, old, Code.REQUEST_EXPIRED)
+    with world.store.read() as tx:
+        entry = tx.audit_entries(world.account.id, 1)[0]
+    assert (entry.action, entry.code, entry.product_id) == ("activation", "REQUEST_EXPIRED", world.product.id)

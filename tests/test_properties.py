@@ -27,7 +27,7 @@ fingerprints = st.from_regex(r"[A-Za-z0-9+/=_.:-]{1,128}", fullmatch=True)
 nonces = st.from_regex(r"[A-Za-z0-9_-]{22,86}", fullmatch=True)
 metadata = st.dictionaries(
     st.text(printable, min_size=1, max_size=64),
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=100),
+    st.text(printable, max_size=100),
     max_size=4,
 )
 

@@ -389,6 +389,12 @@ def cmd_batch(ctx: _Context) -> int:
     return EXIT_OK if summary.rejected == 0 else EXIT_REJECTED
 
 
+def cmd_activation_release(ctx: _Context) -> int:
+    admin.release_activation(ctx.store, ctx.account(), ctx.args.activation_id, now=_now())
+    _emit(ctx.args, {"released": ctx.args.activation_id}, f"released activation {ctx.args.activation_id}")
+    return EXIT_OK
+
+
 def cmd_audit(ctx: _Context) -> int:
     with ctx.store.read() as tx:
         entries = tx.audit_entries(ctx.account().id, ctx.args.limit)
@@ -497,6 +503,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key", metavar="KEY")
     p = verb(lic, "list", cmd_license_list, "list licenses")
     p.add_argument("--product", metavar="ID")
+
+    act = verbs.add_parser("activation", help="vendor actions on activations").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(
+        act,
+        "release",
+        cmd_activation_release,
+        "free the seat of an installation that can no longer deactivate itself (not counted as a deactivation)",
+    )
+    p.add_argument("activation_id", metavar="ACTIVATION_ID")
 
     keys = verbs.add_parser("keys", help="signing keys").add_subparsers(
         dest="sub", required=True, metavar="ACTION"

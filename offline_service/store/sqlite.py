@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Code, OfflineServiceError
+from ..ids import normalize_license_key
 from ..models import Account, Activation, AuditEntry, License, LicenseStatus, Product, Trial
 
 __all__ = ["SQLiteStore", "key_hash"]
@@ -22,8 +23,9 @@ BUSY_TIMEOUT_MS = 60_000
 
 
 def key_hash(key: str) -> bytes:
-    """Licenses are looked up by a hash of the key, so lookups never compare key text directly."""
-    return hashlib.sha256(key.encode("utf-8")).digest()
+    """Licenses are looked up by a hash of the normalised key, so lookups never compare key text
+    directly and a key typed in lower case, without hyphens or with O for 0 still matches."""
+    return hashlib.sha256(normalize_license_key(key).encode("utf-8")).digest()
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -398,18 +400,20 @@ class _Tx:
         )
         return [_activation(r) for r in rows]
 
+    def activation_in_account(self, account_id: str, activation_id: str) -> Activation | None:
+        self.flush()
+        cols = ", ".join(f"a.{c.strip()}" for c in _ACTIVATION_COLS.split(","))
+        row = self._one(
+            f"SELECT {cols} FROM activations a JOIN licenses l ON l.id = a.license_id"
+            " WHERE a.id = ? AND l.account_id = ?",
+            (activation_id, account_id),
+        )
+        return _activation(row) if row else None
+
     def insert_activation(self, a: Activation) -> None:
         self._activations[a.id] = a
         if a.deactivated_at is None:
             self._live[(a.license_id, a.fingerprint)] = a
-
-    def rebind_activation(self, activation_id: str, machine_key: bytes, thumbprint: str) -> None:
-        self.flush()
-        self._forget_preloaded()
-        self._c.execute(
-            "UPDATE activations SET machine_key = ?, machine_key_thumbprint = ? WHERE id = ?",
-            (machine_key, thumbprint, activation_id),
-        )
 
     def deactivate(self, activation_id: str, at: int) -> None:
         self.flush()
