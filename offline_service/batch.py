@@ -2,9 +2,10 @@
 
 INPUT and OUTPUT are each a directory or a ``.zip``. Work is split into chunks; each worker process
 has its own engine and database connection and processes a chunk in one transaction. After a chunk's
-responses are on disk, its report rows are appended to a journal (fsync'd). Running the same batch
-again skips what the journal holds for unchanged files and reprocesses the rest; reprocessing is
-idempotent in the engine, so nothing is ever counted twice.
+responses are written, its report rows are appended to a journal. Running the same batch again
+reuses a journal row only when the input file is unchanged (same SHA-256) and its response file is
+still there at the recorded size; everything else is processed again, which is idempotent in the
+engine, so nothing is ever counted twice, after a killed process or a power loss alike.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import sys
 import time
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ __all__ = ["REPORT_FIELDS", "BatchSummary", "response_name", "run_batch"]
 
 REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
 JOURNAL = ".batch-journal.jsonl"
-CHUNK = 256
+CHUNK = 512  # files per transaction: fewer commits, while the write lock is held for ~20 ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tup
             continue
         digest = hashlib.sha256(data).hexdigest()
         earlier = done.get(name)
-        if earlier is not None and earlier.get("digest") == digest:
+        if earlier is not None and earlier.get("digest") == digest and _still_written(earlier):
             rows[i] = earlier
             reused += 1
             continue
@@ -134,8 +136,9 @@ def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tup
             # No temp file and rename: a chunk counts as done only once its journal line is written
             # after these files, so a file torn by a crash is rewritten when the batch is resumed.
             fd = os.open(os.path.join(staging, out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            body = outcome.response.encode() + b"\n"
             try:
-                os.write(fd, outcome.response.encode() + b"\n")
+                os.write(fd, body)
             finally:
                 os.close(fd)
         row = _row(
@@ -147,8 +150,22 @@ def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tup
             outcome.message,
         )
         row["digest"] = digest
+        if out:
+            row["size"] = str(len(body))
         rows[i] = row
     return [r for r in rows if r is not None], reused
+
+
+def _still_written(row: dict[str, str]) -> bool:
+    """A journal row is reusable only if its response file survived (nothing was fsync'd)."""
+    if not row.get("response_file"):
+        return True
+    try:
+        return os.stat(os.path.join(_worker["staging"], row["response_file"])).st_size == int(
+            row.get("size", -1)
+        )
+    except (OSError, ValueError):
+        return False
 
 
 def _row(
@@ -240,6 +257,18 @@ def _zip_directory(staging: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
+def _bounded(pool: Any, tasks: Iterator[Any], *, window: int) -> Iterator[tuple[list[dict[str, str]], int]]:
+    """Results in task order with at most ``window`` chunks in flight, so memory stays flat in
+    the number of files (Pool.imap would queue every task and buffer every early result)."""
+    pending: deque[Any] = deque()
+    for task in tasks:
+        pending.append(pool.apply_async(_process_chunk, (task,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def run_batch(
     settings: Settings,
     *,
@@ -265,10 +294,10 @@ def run_batch(
     done = _load_journal(journal_path)
     new_journal = journal_path.with_name(JOURNAL + ".new")
     workers = max(1, workers or os.cpu_count() or 1)
-    chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
     # Each chunk carries only the journal rows of its own files.
     tasks: Iterator[tuple[Sequence[str], dict[str, dict[str, str]]]] = (
-        (chunk, {n: done[n] for n in chunk if n in done}) for chunk in chunks
+        (chunk, {n: done[n] for n in chunk if n in done})
+        for chunk in (names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
     )
     accepted = rejected = skipped = finished = 0
     ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
@@ -282,7 +311,7 @@ def run_batch(
                 _init_worker(*init_args)
                 results: Iterator[tuple[list[dict[str, str]], int]] = map(_process_chunk, tasks)
             else:
-                results = pool.imap(_process_chunk, tasks)
+                results = _bounded(pool, tasks, window=2 * workers)
             for rows, reused in results:
                 skipped += reused
                 for row in rows:
@@ -292,7 +321,6 @@ def run_batch(
                         rejected += 1
                     journal.write(json.dumps(row) + "\n")
                 journal.flush()
-                os.fsync(journal.fileno())
                 finished += len(rows)
                 if progress:
                     progress(finished, len(names))

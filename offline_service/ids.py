@@ -27,6 +27,7 @@ def new_license_key() -> str:
 
 # Crockford's rules for reading a key typed by a person: case-insensitive, I and L are 1, O is 0,
 # and hyphens and spaces are only for readability.
+_ALPHABET_SET = frozenset(LICENSE_KEY_ALPHABET)
 _TYPED = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
 
 
@@ -34,7 +35,7 @@ def normalize_license_key(key: str) -> str:
     """The canonical form of a typed license key, for lookups: ``r2fyv-gcjq3...`` and
     ``R2FYVGCJQ3...`` are the same key. Keys not in our 5x5 format are only stripped."""
     compact = key.strip().upper().translate(_TYPED)
-    if len(compact) == 25 and all(c in LICENSE_KEY_ALPHABET for c in compact):
+    if len(compact) == 25 and _ALPHABET_SET.issuperset(compact):
         return "-".join(compact[i : i + 5] for i in range(0, 25, 5))
     return key.strip()
 

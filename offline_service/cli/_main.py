@@ -64,6 +64,7 @@ class _Context:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+            self._store = None
 
 
 def _now() -> int:
@@ -359,9 +360,13 @@ def cmd_batch(ctx: _Context) -> int:
             file=sys.stderr,
         )
 
+    account_id = ctx.account().id
+    # The workers open their own connections; an idle one here would make this process the last to
+    # close the database and so pay for the final checkpoint of the whole write-ahead log.
+    ctx.close()
     summary = run_batch(
         ctx.settings,
-        account_id=ctx.account().id,
+        account_id=account_id,
         input_path=Path(a.input),
         output=Path(a.out),
         report=Path(a.report),

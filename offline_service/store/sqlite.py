@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ DB_FILE = "offline-service.sqlite3"
 BUSY_TIMEOUT_MS = 60_000
 
 
+@functools.lru_cache(maxsize=4096)  # a batch repeats the same few keys thousands of times
 def key_hash(key: str) -> bytes:
     """Licenses are looked up by a hash of the normalised key, so lookups never compare key text
     directly and a key typed in lower case, without hyphens or with O for 0 still matches."""
@@ -519,6 +521,7 @@ class SQLiteStore:
             # checkpoints cut the write amplification of the WAL.
             self._conn.execute("PRAGMA cache_size = -32768")
             self._conn.execute("PRAGMA wal_autocheckpoint = 4000")
+            self._conn.execute("PRAGMA journal_size_limit = 67108864")
             self._migrate()
         except sqlite3.Error as exc:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None

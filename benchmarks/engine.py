@@ -1,0 +1,258 @@
+"""Engine benchmark: ``python -m benchmarks.engine [--json] [--quick]``.
+
+Measures in one run, on this machine:
+  (a) crypto floor: one core doing a PyNaCl Ed25519 verify of a request plus a sign of a response;
+  (b) the engine on one core, end to end (``batch --workers 1``: read files, parse, verify, decide
+      against SQLite, sign, write responses and the report);
+  (c) ``batch`` with every core on 20,000 fresh request files;
+  (d) peak RSS of a 100,000-file batch and of a 20,000-file one: the peak of the summed RSS of
+      the coordinator and its workers, sampled every 10 ms, with each process's own VmHWM.
+Targets (2-core machine): b >= 0.6 a; c >= 1.3 a; d <= 300 MB and flat in the number of files.
+Each batch runs in its own process on a fresh data directory and fresh files, so nothing is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+
+from benchmarks._machine import machine
+from offline_service import admin, jws, messages
+from offline_service.ids import new_nonce
+from offline_service.keyring import Keyring
+from offline_service.messages import Kind
+from offline_service.store import SQLiteStore
+
+TARGETS = {"engine_vs_floor": 0.6, "batch_vs_floor": 1.3, "rss_mb": 300}
+
+
+def _setup(root: Path) -> tuple[str, str]:
+    """A fresh data dir and keyring with one product and an unlimited license."""
+    store = SQLiteStore(root / "data")
+    try:
+        now = int(time.time())
+        account, _ = admin.ensure_account(store, "default", now=now)
+        product = admin.create_product(store, Keyring(root / "keys"), account, name="Bench", now=now)
+        lic = admin.create_license(
+            store, account, product_id=product.id, allowed_activations=-1, allowed_deactivations=-1, now=now
+        )
+        return product.id, lic.key
+    finally:
+        store.close()
+
+
+def _requests(count: int, product_id: str, license_key: str) -> list[bytes]:
+    """``count`` activation requests, each from its own machine key and fingerprint."""
+    now = int(time.time())
+    out = []
+    for i in range(count):
+        public, secret = nacl.bindings.crypto_sign_keypair()
+        header = {"alg": "EdDSA", "typ": jws.REQUEST_TYP, "jwk": jws.okp_jwk(public)}
+        payload = messages.request_payload(
+            kind=Kind.ACTIVATION,
+            product_id=product_id,
+            license_key=license_key,
+            fingerprint=f"{i:064x}",
+            issued_at=now,
+            nonce=new_nonce(),
+            hostname=f"ws-{i:06d}.plant.example",
+            os="Linux 6.1 x86_64",
+            app_version="4.2.0",
+        )
+        out.append(jws.encode(header, payload, secret).encode() + b"\n")
+    return out
+
+
+def crypto_floor(seconds: float = 2.0) -> float:
+    """Verify a real request and sign a response-sized payload, per second, on one core."""
+    public, secret = nacl.bindings.crypto_sign_keypair()
+    token = _requests(1, "prod_x", "KEY")[0].strip()
+    h, p, s = token.split(b".")
+    signed = jws.b64url_decode(s) + h + b"." + p
+    request_public = jws.public_key_from_jwk(jws.strict_json(jws.b64url_decode(h))["jwk"])
+    response_input = b"x" * 700  # a response's signing input is ~700 bytes
+    n = 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(200):
+            nacl.bindings.crypto_sign_open(signed, request_public)
+            nacl.bindings.crypto_sign(response_input, secret)
+        n += 200
+    del public
+    return n / elapsed
+
+
+def run_batch_process(root: Path, count: int, workers: int) -> dict[str, Any]:
+    """Generate ``count`` fresh files, run ``offline-service batch`` in a child process, and return
+    its summary plus the peak RSS of the coordinator and of the largest worker."""
+    product_id, key = _setup(root)
+    inbox = root / "in"
+    inbox.mkdir()
+    for i, data in enumerate(_requests(count, product_id, key)):
+        (inbox / f"m{i:06d}.req").write_bytes(data)
+    # Let the kernel write the new files out first, so the timed run does not pay for (or queue
+    # behind) the writeback of its own input.
+    os.sync()
+    time.sleep(2)
+    argv = [
+        sys.executable,
+        "-m",
+        "offline_service.cli",
+        "batch",
+        str(inbox),
+        "--out",
+        str(root / "out"),
+        "--report",
+        str(root / "report.csv"),
+        "--workers",
+        str(workers),
+        "--json",
+        "--data",
+        str(root / "data"),
+        "--keys",
+        str(root / "keys"),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = _TreeMemory(proc.pid)
+    memory.start()
+    out, err = proc.communicate()
+    memory.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"batch failed ({proc.returncode}): {err[-2000:]}")
+    summary = json.loads(out)
+    if summary["accepted"] != count:
+        raise SystemExit(f"batch accepted {summary['accepted']} of {count}: {summary}")
+    return {
+        "files": count,
+        "workers": workers,
+        "seconds": summary["seconds"],
+        "perSecond": count / summary["seconds"],
+        "peakRssMB": {
+            "coordinator": round(memory.hwm_kb.get(proc.pid, 0) / 1024, 1),
+            "largestWorker": round(
+                max((v for k, v in memory.hwm_kb.items() if k != proc.pid), default=0) / 1024, 1
+            ),
+            "total": round(memory.peak_total_kb / 1024, 1),
+        },
+    }
+
+
+class _TreeMemory(threading.Thread):
+    """Samples a process and its children every 10 ms from /proc: the peak of their summed RSS,
+    and each one's VmHWM (the kernel's own peak-RSS counter; getrusage's ru_maxrss over-reports
+    for a process that forks)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.hwm_kb: dict[int, int] = {}
+        self.peak_total_kb = 0
+        self._stop_event = threading.Event()
+
+    @staticmethod
+    def _status(pid: int) -> tuple[int, int]:
+        rss = hwm = 0
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+        return rss, hwm
+
+    def _tree(self) -> list[int]:
+        pids = [self.pid]
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children", encoding="ascii") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return pids
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            total = 0
+            for pid in self._tree():
+                try:
+                    rss, hwm = self._status(pid)
+                except (OSError, ValueError):
+                    continue
+                total += rss
+                self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
+            self.peak_total_kb = max(self.peak_total_kb, total)
+            self._stop_event.wait(0.01)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts, to check that it runs (not figures)"
+    )
+    args = parser.parse_args(argv)
+    sizes = {"one_core": 10_000, "all_cores": 20_000, "rss_large": 100_000}
+    if args.quick:
+        sizes = {"one_core": 300, "all_cores": 600, "rss_large": 1_200}
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        base = Path(tmp)
+        floor = crypto_floor(0.5 if args.quick else 3.0)
+        one = run_batch_process(base / "b", sizes["one_core"], 1)
+        allc = run_batch_process(base / "c", sizes["all_cores"], cores)
+        large = run_batch_process(base / "d", sizes["rss_large"], cores)
+    result = {
+        "benchmark": "engine",
+        "quick": args.quick,
+        "machine": machine(),
+        "a_cryptoFloorPerSecond": round(floor),
+        "b_engineOneCorePerSecond": round(one["perSecond"]),
+        "c_batchAllCoresPerSecond": round(allc["perSecond"]),
+        "d_peakRssMB": {str(allc["files"]): allc["peakRssMB"], str(large["files"]): large["peakRssMB"]},
+        "ratios": {
+            "b_over_a": round(one["perSecond"] / floor, 3),
+            "c_over_a": round(allc["perSecond"] / floor, 3),
+            "rss_large_over_small": round(large["peakRssMB"]["total"] / allc["peakRssMB"]["total"], 3),
+        },
+        "targets": {"b_over_a": ">= 0.6", "c_over_a": ">= 1.3", "peakRssMB": "<= 300, flat"},
+        "runs": {"b": one, "c": allc, "d": large},
+    }
+    result["meetsTargets"] = {
+        "b": result["ratios"]["b_over_a"] >= TARGETS["engine_vs_floor"],
+        "c": result["ratios"]["c_over_a"] >= TARGETS["batch_vs_floor"],
+        "d": max(allc["peakRssMB"]["total"], large["peakRssMB"]["total"]) <= TARGETS["rss_mb"],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        m = result["machine"]
+        print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}")
+        print(f"(a) crypto floor, one core:        {result['a_cryptoFloorPerSecond']:>8,}/s")
+        print(
+            f"(b) engine end to end, one core:   {result['b_engineOneCorePerSecond']:>8,}/s  ({result['ratios']['b_over_a']:.2f} x a; target >= 0.6)"
+        )
+        print(
+            f"(c) batch, {cores} cores, {allc['files']:,} files: {result['c_batchAllCoresPerSecond']:>8,}/s  ({result['ratios']['c_over_a']:.2f} x a; target >= 1.3)"
+        )
+        for files, rss in result["d_peakRssMB"].items():
+            print(
+                f"(d) peak RSS, {int(files):>7,} files:      {rss['total']:>8} MB (coordinator {rss['coordinator']}, worker {rss['largestWorker']})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
