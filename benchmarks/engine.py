@@ -8,6 +8,8 @@ Measures in one run, on this machine:
   (d) peak RSS of a 100,000-file batch and of a 20,000-file one: the peak of the summed RSS of
       the coordinator and its workers, sampled every 10 ms, with each process's own VmHWM.
 Targets (2-core machine): b >= 0.6 a; c >= 1.3 a; d <= 300 MB and flat in the number of files.
+Also measured, to put (b) in context: the file I/O floor, the same loop as (a) plus reading each
+request file and creating each response file, with nothing else (no parsing, no database).
 Each batch runs in its own process on a fresh data directory and fresh files, so nothing is cached.
 """
 
@@ -28,6 +30,7 @@ import nacl.bindings
 
 from benchmarks._machine import machine
 from offline_service import admin, jws, messages
+from offline_service._b64 import b64url_decode
 from offline_service.ids import new_nonce
 from offline_service.keyring import Keyring
 from offline_service.messages import Kind
@@ -78,8 +81,8 @@ def crypto_floor(seconds: float = 2.0) -> float:
     public, secret = nacl.bindings.crypto_sign_keypair()
     token = _requests(1, "prod_x", "KEY")[0].strip()
     h, p, s = token.split(b".")
-    signed = jws.b64url_decode(s) + h + b"." + p
-    request_public = jws.public_key_from_jwk(jws.strict_json(jws.b64url_decode(h))["jwk"])
+    signed = b64url_decode(s) + h + b"." + p
+    request_public = jws.public_key_from_jwk(jws.strict_json(b64url_decode(h))["jwk"])
     response_input = b"x" * 700  # a response's signing input is ~700 bytes
     n = 0
     start = time.perf_counter()
@@ -90,6 +93,35 @@ def crypto_floor(seconds: float = 2.0) -> float:
         n += 200
     del public
     return n / elapsed
+
+
+def io_floor(root: Path, count: int) -> float:
+    """The least any file-to-file engine can do on this disk, one core: read a request file, verify
+    its signature, sign a response-sized payload, create the response file. No parsing beyond the
+    header, no database. Per second."""
+    inbox, outbox = root / "in", root / "out"
+    inbox.mkdir(parents=True)
+    outbox.mkdir()
+    for i, data in enumerate(_requests(count, "prod_floor", "KEY")):
+        (inbox / f"m{i:06d}.req").write_bytes(data)
+    os.sync()
+    time.sleep(2)
+    _, secret = nacl.bindings.crypto_sign_keypair()
+    body = b"x" * 700
+    names = sorted(os.listdir(inbox))
+    start = time.perf_counter()
+    for name in names:
+        fd = os.open(inbox / name, os.O_RDONLY)
+        data = os.read(fd, jws.MAX_FILE_BYTES + 1)
+        os.close(fd)
+        h, p, s = data.strip().split(b".")
+        key = jws.public_key_from_jwk(jws.strict_json(b64url_decode(h))["jwk"])
+        nacl.bindings.crypto_sign_open(b64url_decode(s) + h + b"." + p, key)
+        signature = nacl.bindings.crypto_sign(body, secret)
+        fd = os.open(outbox / (name + ".response"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, signature)
+        os.close(fd)
+    return count / (time.perf_counter() - start)
 
 
 def run_batch_process(root: Path, count: int, workers: int) -> dict[str, Any]:
@@ -211,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         base = Path(tmp)
         floor = crypto_floor(0.5 if args.quick else 3.0)
+        file_floor = io_floor(base / "f", sizes["one_core"])
         one = run_batch_process(base / "b", sizes["one_core"], 1)
         allc = run_batch_process(base / "c", sizes["all_cores"], cores)
         large = run_batch_process(base / "d", sizes["rss_large"], cores)
@@ -219,11 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "machine": machine(),
         "a_cryptoFloorPerSecond": round(floor),
+        "ioFloorPerSecond": round(file_floor),
         "b_engineOneCorePerSecond": round(one["perSecond"]),
         "c_batchAllCoresPerSecond": round(allc["perSecond"]),
         "d_peakRssMB": {str(allc["files"]): allc["peakRssMB"], str(large["files"]): large["peakRssMB"]},
         "ratios": {
             "b_over_a": round(one["perSecond"] / floor, 3),
+            "ioFloor_over_a": round(file_floor / floor, 3),
+            "b_over_ioFloor": round(one["perSecond"] / file_floor, 3),
             "c_over_a": round(allc["perSecond"] / floor, 3),
             "rss_large_over_small": round(large["peakRssMB"]["total"] / allc["peakRssMB"]["total"], 3),
         },
@@ -238,18 +274,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        m = result["machine"]
-        print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}")
-        print(f"(a) crypto floor, one core:        {result['a_cryptoFloorPerSecond']:>8,}/s")
+        m, r = result["machine"], result["ratios"]
+        print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memoryGiB']} GiB, Python {m['python']}")
+        print(f"(a) crypto floor, one core:          {result['a_cryptoFloorPerSecond']:>8,}/s")
         print(
-            f"(b) engine end to end, one core:   {result['b_engineOneCorePerSecond']:>8,}/s  ({result['ratios']['b_over_a']:.2f} x a; target >= 0.6)"
+            f"    file I/O floor, one core:        {result['ioFloorPerSecond']:>8,}/s"
+            f"  ({r['ioFloor_over_a']:.2f} x a: read, verify, sign, write and nothing else)"
         )
         print(
-            f"(c) batch, {cores} cores, {allc['files']:,} files: {result['c_batchAllCoresPerSecond']:>8,}/s  ({result['ratios']['c_over_a']:.2f} x a; target >= 1.3)"
+            f"(b) engine end to end, one core:     {result['b_engineOneCorePerSecond']:>8,}/s"
+            f"  ({r['b_over_a']:.2f} x a, target 0.6; {r['b_over_ioFloor']:.2f} x the I/O floor)"
+        )
+        print(
+            f"(c) batch, {cores} cores, {allc['files']:,} files:   {result['c_batchAllCoresPerSecond']:>8,}/s"
+            f"  ({r['c_over_a']:.2f} x a, target 1.3)"
         )
         for files, rss in result["d_peakRssMB"].items():
             print(
-                f"(d) peak RSS, {int(files):>7,} files:      {rss['total']:>8} MB (coordinator {rss['coordinator']}, worker {rss['largestWorker']})"
+                f"(d) peak RSS, {int(files):>7,} files:        {rss['total']:>8} MB"
+                f" (coordinator {rss['coordinator']}, largest worker {rss['largestWorker']})"
             )
     return 0
 
