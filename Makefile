@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
+KEYS   ?= keys
 
 .PHONY: run test lint format typecheck bench clean
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/offline-service --data $(DATA) demo
+	$(BIN)/offline-service demo --data $(DATA) --keys $(KEYS)
 
 test: $(STAMP)
 	$(BIN)/ruff check offline_service tests benchmarks

@@ -76,7 +76,7 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _iso(ts: int | None) -> str:
-    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _DURATION = re.compile(r"\A(\d+)([smhd]?)\Z")

@@ -59,7 +59,12 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
         work / "responses",
         work / "jwks.json",
     )
-    where = ["--data", str(settings.data_dir), "--keys", str(settings.keys_dir), "--account", account.alias]
+    # Only the options that differ from the defaults, so the commands read as a user would type them.
+    where = [
+        *(["--data", str(settings.data_dir)] if settings.data_dir != Path("data") else []),
+        *(["--keys", str(settings.keys_dir)] if settings.keys_dir != Path("keys") else []),
+        *(["--account", account.alias] if account.alias != admin.DEFAULT_ACCOUNT else []),
+    ]
     print(f"{'Created' if created else 'Using'} the demo account '{account.alias}', product '{product.name}'")
     print(f"  product id  {product.id}")
     print(f"  license key {license.key}  (3 activations, unlimited deactivations)")
