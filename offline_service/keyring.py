@@ -25,6 +25,7 @@ import nacl.secret
 import nacl.utils
 
 from ._b64 import b64url_decode, b64url_encode
+from ._files import write_atomic
 from .errors import Code, OfflineServiceError
 from .jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
 
@@ -273,15 +274,4 @@ def _public_key(doc: dict[str, Any], path: Path) -> bytes:
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
     """Write atomically with mode 0600 from the first byte (no window where others can read)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), mode=0o600)

@@ -27,13 +27,13 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-MIN_NONCE_BYTES = 16
 MAX_METADATA_ENTRIES = 32
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 1024
 
 _ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
 _FINGERPRINT = re.compile(r"\A[A-Za-z0-9+/=_.:-]{1,128}\Z")
+# 22 base64url characters carry 128 bits, the least a nonce may have; 86 carry 512.
 _NONCE = re.compile(r"\A[A-Za-z0-9_-]{22,86}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Counts fit a signed 32-bit integer in every client language.

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import jws
+from .._files import read_limited, write_atomic
 from ..errors import Code, OfflineServiceError
 from ..messages import Kind, Response
-from ._files import read_limited, write_atomic
 from ._text import utc as _utc
 from .machine import fingerprint
 from .sdk import Client

@@ -20,11 +20,11 @@ import nacl.bindings
 
 from .. import jws, messages
 from .._b64 import b64url_decode
+from .._files import write_atomic
 from ..errors import Code, OfflineServiceError
 from ..ids import new_nonce
 from ..messages import Kind, Response
 from . import machine as _machine
-from ._files import write_atomic
 from ._text import utc as _utc
 from .pinning import pinned_jwks, pinned_keys
 from .state import Pending, State, StateDir

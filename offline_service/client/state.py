@@ -20,9 +20,9 @@ from typing import Any
 import nacl.utils
 
 from .._b64 import b64url_decode, b64url_encode
+from .._files import fsync_dir, read_limited, write_atomic
 from ..errors import Code, OfflineServiceError
 from ..messages import Kind
-from ._files import fsync_dir, read_limited, write_atomic
 
 __all__ = ["KEY_FILE", "MAX_PENDING", "STATE_FILE", "Pending", "State", "StateDir"]
 
