@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 import zipfile
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from .errors import Code, OfflineServiceError
 from .jws import MAX_FILE_BYTES
@@ -27,7 +26,8 @@ def _bad(message: str) -> OfflineServiceError:
 def _safe_name(name: str) -> bool:
     if not name or "\\" in name or "\x00" in name or name.startswith("/") or ":" in name.split("/")[0]:
         return False
-    return all(part not in ("", ".", "..") for part in PurePosixPath(name).parts) and not name.endswith("/")
+    # Split by hand: PurePosixPath would drop the "." and empty parts this is meant to find.
+    return all(part not in ("", ".", "..") for part in name.split("/")) and not name.endswith("/")
 
 
 def checked_entries(zf: zipfile.ZipFile, limits: ArchiveLimits | None = None) -> list[zipfile.ZipInfo]:

@@ -76,6 +76,16 @@ def _init_worker(
     )
 
 
+def _close_worker() -> None:
+    """Release what _init_worker opened (used when the batch runs in this process)."""
+    engine: Engine | None = _worker.pop("engine", None)
+    if engine is not None:
+        engine.store.close()
+    zf: zipfile.ZipFile | None = _worker.pop("zip", None)
+    if zf is not None:
+        zf.close()
+
+
 def _read_input(name: str) -> bytes:
     zf: zipfile.ZipFile | None = _worker["zip"]
     if zf is not None:
@@ -250,7 +260,8 @@ def _zip_directory(staging: Path, output: Path) -> None:
         for root, dirs, files in os.walk(staging):
             dirs.sort()
             for f in sorted(files):
-                if f == JOURNAL or f.startswith("."):
+                # Only the journal: a response may start with a dot, as its zip entry did.
+                if root == str(staging) and f in (JOURNAL, JOURNAL + ".new", JOURNAL + ".tmp"):
                     continue
                 full = Path(root, f)
                 zf.write(full, full.relative_to(staging).as_posix())
@@ -287,6 +298,15 @@ def run_batch(
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
     names = _list_inputs(input_path, limits or ArchiveLimits())
+    answered: dict[str, str] = {}
+    for name in names:
+        # a.req and a.txt would both be answered in a.response: one response would be lost.
+        other = answered.setdefault(response_name(name), name)
+        if other != name:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                f"{other} and {name} would both be answered in {response_name(name)}; rename one",
+            )
     zip_out = output.suffix == ".zip"
     staging = output.with_name(output.name + ".partial") if zip_out else output
     staging.mkdir(parents=True, exist_ok=True)
@@ -328,6 +348,8 @@ def run_batch(
             if pool is not None:
                 pool.close()
                 pool.join()
+            else:
+                _close_worker()
     os.replace(new_journal, journal_path)
     _write_report(report, journal_path)
     if zip_out:

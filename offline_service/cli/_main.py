@@ -304,8 +304,18 @@ def _read_request(path: Path) -> bytes:
 def cmd_process(ctx: _Context) -> int:
     a = ctx.args
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     files = [Path(f) for f in a.files]
+    answered: dict[str, Path] = {}
+    for path in files:
+        # Responses are named after the file only: a/x.req and b/x.req would overwrite each other.
+        other = answered.setdefault(response_name(path.name), path)
+        if other is not path:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                f"{other} and {path} would both be answered in {out / response_name(path.name)};"
+                " process them separately",
+            )
+    out.mkdir(parents=True, exist_ok=True)
     outcomes = ctx.engine().process_many(
         [_read_request(f) for f in files],
         account_id=ctx.account().id,
@@ -558,6 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(args: argparse.Namespace, exc: OfflineServiceError) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "code": exc.code.value, "message": exc.message}))
+    print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = None
@@ -566,10 +583,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(ctx)
         return result
     except OfflineServiceError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"ok": False, "code": exc.code.value, "message": exc.message}))
-        print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(args, exc)
+    except OSError as exc:
+        # A path that cannot be used (a file where a directory must go, no permission, disk full):
+        # an error message like any other, not a traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        return _fail(
+            args, OfflineServiceError(Code.STORAGE_ERROR, f"cannot use{where}: {exc.strerror or exc}")
+        )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
