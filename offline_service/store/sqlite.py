@@ -524,7 +524,7 @@ class SQLiteStore:
             self._conn.execute("PRAGMA foreign_keys = ON")
             # Batches write thousands of rows a second: a larger page cache and fewer, larger
             # checkpoints cut the write amplification of the WAL.
-            self._conn.execute("PRAGMA cache_size = -32768")
+            self._conn.execute("PRAGMA cache_size = -8192")
             self._conn.execute("PRAGMA wal_autocheckpoint = 4000")
             self._conn.execute("PRAGMA journal_size_limit = 67108864")
             self._migrate()
