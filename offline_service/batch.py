@@ -280,6 +280,59 @@ def _bounded(pool: Any, tasks: Iterator[Any], *, window: int) -> Iterator[tuple[
         yield pending.popleft().get()
 
 
+def _run(
+    pool: Any,
+    workers: int,
+    init_args: tuple[Any, ...],
+    input_path: Path,
+    staging: Path,
+    limits: ArchiveLimits | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, int, int, int]:
+    """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)."""
+    names = _list_inputs(input_path, limits or ArchiveLimits())
+    answered: dict[str, str] = {}
+    for name in names:
+        # a.req and a.txt would both be answered in a.response: one response would be lost.
+        other = answered.setdefault(response_name(name), name)
+        if other != name:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                f"{other} and {name} would both be answered in {response_name(name)}; rename one",
+            )
+    del answered
+    staging.mkdir(parents=True, exist_ok=True)
+    journal_path = staging / JOURNAL
+    done = _load_journal(journal_path)
+    # Each chunk carries only the journal rows of its own files.
+    tasks: Iterator[tuple[Sequence[str], dict[str, dict[str, str]]]] = (
+        (chunk, {n: done[n] for n in chunk if n in done})
+        for chunk in (names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
+    )
+    accepted = rejected = skipped = finished = 0
+    # This run's journal, in input order; rows of earlier runs come back through the workers for
+    # files that did not change, so they are not processed again.
+    with open(journal_path.with_name(JOURNAL + ".new"), "w", encoding="utf-8") as journal:
+        if pool is None:
+            _init_worker(*init_args)
+            results: Iterator[tuple[list[dict[str, str]], int]] = map(_process_chunk, tasks)
+        else:
+            results = _bounded(pool, tasks, window=2 * workers)
+        for rows, reused in results:
+            skipped += reused
+            for row in rows:
+                if row["code"] == "OK":
+                    accepted += 1
+                else:
+                    rejected += 1
+                journal.write(json.dumps(row) + "\n")
+            journal.flush()
+            finished += len(rows)
+            if progress:
+                progress(finished, len(names))
+    return accepted, rejected, skipped, len(names)
+
+
 def run_batch(
     settings: Settings,
     *,
@@ -297,60 +350,30 @@ def run_batch(
     started = time.perf_counter()
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
-    names = _list_inputs(input_path, limits or ArchiveLimits())
-    answered: dict[str, str] = {}
-    for name in names:
-        # a.req and a.txt would both be answered in a.response: one response would be lost.
-        other = answered.setdefault(response_name(name), name)
-        if other != name:
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT,
-                f"{other} and {name} would both be answered in {response_name(name)}; rename one",
-            )
     zip_out = output.suffix == ".zip"
     staging = output.with_name(output.name + ".partial") if zip_out else output
-    staging.mkdir(parents=True, exist_ok=True)
-    journal_path = staging / JOURNAL
-    done = _load_journal(journal_path)
-    new_journal = journal_path.with_name(JOURNAL + ".new")
     workers = max(1, workers or os.cpu_count() or 1)
-    # Each chunk carries only the journal rows of its own files.
-    tasks: Iterator[tuple[Sequence[str], dict[str, dict[str, str]]]] = (
-        (chunk, {n: done[n] for n in chunk if n in done})
-        for chunk in (names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
-    )
-    accepted = rejected = skipped = finished = 0
-    ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
     init_args = (settings, account_id, str(input_path), str(staging), response_validity)
-    with open(new_journal, "w", encoding="utf-8") as journal:
-        # This run's journal, in input order; rows of earlier runs come back through the workers
-        # for files that did not change, so they are not processed again.
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args) if workers > 1 else None
-        try:
-            if pool is None:
-                _init_worker(*init_args)
-                results: Iterator[tuple[list[dict[str, str]], int]] = map(_process_chunk, tasks)
-            else:
-                results = _bounded(pool, tasks, window=2 * workers)
-            for rows, reused in results:
-                skipped += reused
-                for row in rows:
-                    if row["code"] == "OK":
-                        accepted += 1
-                    else:
-                        rejected += 1
-                    journal.write(json.dumps(row) + "\n")
-                journal.flush()
-                finished += len(rows)
-                if progress:
-                    progress(finished, len(names))
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-            else:
-                _close_worker()
-    os.replace(new_journal, journal_path)
+    # Workers are forked before the input is listed: forked later, each would inherit the list of
+    # every file name, and touching it (reference counts, GC) would copy it into every worker.
+    ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args) if workers > 1 else None
+    try:
+        accepted, rejected, skipped, total = _run(
+            pool, workers, init_args, input_path, staging, limits, progress
+        )
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        else:
+            _close_worker()
+    journal_path = staging / JOURNAL
+    os.replace(journal_path.with_name(JOURNAL + ".new"), journal_path)
     _write_report(report, journal_path)
     if zip_out:
         _zip_directory(staging, output)
@@ -358,7 +381,7 @@ def run_batch(
     else:
         journal_path.unlink()
     return BatchSummary(
-        total=len(names),
+        total=total,
         accepted=accepted,
         rejected=rejected,
         skipped=skipped,
