@@ -12,6 +12,7 @@ from .ids import new_id, new_license_key
 from .keyring import Keyring
 from .messages import MAX_COUNT, validate_metadata
 from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
+from .people import email_key
 from .store import Store
 
 __all__ = [
@@ -106,6 +107,8 @@ def create_license(
     validity_days: int | None = None,
     owner: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    owner_user_email: str | None = None,
+    owner_organization: str | None = None,
     actor: str = "cli",
 ) -> License:
     """A new active license. Expiry is a fixed time or a duration from the first activation."""
@@ -124,9 +127,22 @@ def create_license(
         checked = validate_metadata(dict(metadata or {}))
     except ValueError as exc:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, str(exc)) from None
+    if owner_user_email and owner_organization:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "a license belongs to a user or an organization, not both"
+        )
     with store.write() as tx:
         if tx.product(account.id, product_id) is None:
             raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+        owner_user = owner_org = None
+        if owner_user_email:
+            owner_user = tx.user_by_email(account.id, email_key(owner_user_email))
+            if owner_user is None:
+                raise OfflineServiceError(Code.NOT_FOUND, f"no user {owner_user_email}")
+        if owner_organization:
+            owner_org = tx.organization_by_name(account.id, owner_organization)
+            if owner_org is None:
+                raise OfflineServiceError(Code.NOT_FOUND, f"no organization {owner_organization!r}")
         license = License(
             id=new_id("lic"),
             account_id=account.id,
@@ -140,6 +156,8 @@ def create_license(
             validity_days=validity_days,
             owner=owner,
             metadata=checked,
+            owner_user_id=owner_user.id if owner_user else None,
+            owner_organization_id=owner_org.id if owner_org else None,
         )
         tx.insert_license(license)
         tx.audit(

@@ -11,10 +11,15 @@ __all__ = [
     "Account",
     "Activation",
     "AuditEntry",
+    "Credential",
     "License",
     "LicenseStatus",
+    "Organization",
     "Product",
+    "Role",
     "Trial",
+    "User",
+    "UserGroup",
 ]
 
 UNLIMITED = -1
@@ -61,6 +66,8 @@ class License:
     metadata: Mapping[str, str] = field(default_factory=dict)
     used_activations: int = 0
     used_deactivations: int = 0
+    owner_user_id: str | None = None
+    owner_organization_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,60 @@ class Trial:
     hostname: str = ""
     os: str = ""
     app_version: str = ""
+
+
+class Role(enum.StrEnum):
+    ORGANIZATION_ADMIN = "organization-admin"
+    USER = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    account_id: str
+    name: str
+    created_at: int
+    allowed_users: int | None = None  # None: no cap
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who logs in to the portal or the API of one account."""
+
+    id: str
+    account_id: str
+    email: str
+    role: Role
+    created_at: int
+    organization_id: str | None = None
+    password_hash: str | None = field(default=None, repr=False)
+    first_name: str = ""
+    last_name: str = ""
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserGroup:
+    id: str
+    account_id: str
+    organization_id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A browser session or an API access token; the secret itself is never stored."""
+
+    token_hash: bytes = field(repr=False)
+    kind: str  # "session" or "access"
+    user_id: str
+    account_id: str
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+    user_agent: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .decisions import Policy
 from .errors import Code, OfflineServiceError
+from .passwords import Cost
 
 __all__ = ["Settings"]
 
@@ -23,12 +24,14 @@ class Settings:
       OFFLINE_SERVICE_KEY_PASSPHRASE_FILE  file holding the passphrase that encrypts private keys
       OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
       OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
+      OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
     """
 
     data_dir: Path = Path("data")
     keys_dir: Path = Path("keys")
     key_passphrase: bytes | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
+    password_cost: Cost = Cost.INTERACTIVE
 
     @classmethod
     def from_env(
@@ -58,7 +61,14 @@ class Settings:
             raise OfflineServiceError(
                 Code.INVALID_ARGUMENT, "request age and skew must be whole seconds"
             ) from None
+        try:
+            cost = Cost[env.get("OFFLINE_SERVICE_PASSWORD_COST", "interactive").upper()]
+        except KeyError:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "password cost must be interactive, moderate or minimum"
+            ) from None
         return cls(
+            password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
             key_passphrase=passphrase,

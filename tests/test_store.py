@@ -21,12 +21,20 @@ def _tables(path: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
 
 
+# The versions the package ships, read from the migration files themselves.
+SHIPPED = sorted(
+    int(p.name.split("_")[0])
+    for p in (Path(__file__).parent.parent / "offline_service" / "migrations").glob("*.sql")
+)
+
+
 def test_migrations_are_recorded(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "data")
     try:
-        assert store.schema_version == 1
+        assert SHIPPED[0] == 1 and SHIPPED == list(range(1, len(SHIPPED) + 1))
+        assert store.schema_version == SHIPPED[-1]
         rows = store._conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
-        assert [r[0] for r in rows] == [1]
+        assert [r[0] for r in rows] == SHIPPED
         assert isinstance(rows[0][1], int) and rows[0][1] > 0
     finally:
         store.close()
@@ -44,7 +52,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
     for _ in range(2):
         again = SQLiteStore(tmp_path / "data")
         try:
-            assert again.schema_version == 1
+            assert again.schema_version == SHIPPED[-1]
             assert again._conn.execute("SELECT * FROM schema_migrations").fetchall() == applied
             assert (
                 again._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import admin
+from .. import admin, people
 from ..batch import response_name, run_batch
 from ..engine import Engine
 from ..errors import Code, OfflineServiceError
 from ..jws import MAX_FILE_BYTES
 from ..keyring import Keyring
-from ..models import Account, LicenseStatus
+from ..models import Account, LicenseStatus, Role
 from ..settings import Settings
 from ..store import SQLiteStore
 
@@ -189,6 +189,8 @@ def cmd_license_create(ctx: _Context) -> int:
         validity_days=a.validity_days,
         owner=a.owner,
         metadata=_metadata(a.metadata),
+        owner_user_email=a.user,
+        owner_organization=a.organization,
     )
     data = {
         "id": license.id,
@@ -404,6 +406,68 @@ def cmd_batch(ctx: _Context) -> int:
     return EXIT_OK if summary.rejected == 0 else EXIT_REJECTED
 
 
+def cmd_org_create(ctx: _Context) -> int:
+    org = people.create_organization(
+        ctx.store, ctx.account(), name=ctx.args.name, now=_now(), allowed_users=ctx.args.allowed_users
+    )
+    _emit(ctx.args, {"id": org.id, "name": org.name}, f"organization {org.id} ({org.name})")
+    return EXIT_OK
+
+
+def cmd_user_create(ctx: _Context) -> int:
+    a = ctx.args
+    password = None
+    if a.password_stdin:
+        # One line from standard input, so the password is never in argv or shell history.
+        password = sys.stdin.readline().rstrip("\r\n")
+    user = people.create_user(
+        ctx.store,
+        ctx.account(),
+        email=a.email,
+        role=Role(a.role),
+        now=_now(),
+        organization=a.organization,
+        password=password,
+        first_name=a.first_name or "",
+        last_name=a.last_name or "",
+        cost=ctx.settings.password_cost,
+    )
+    data = {
+        "id": user.id,
+        "email": user.email,
+        "role": user.role.value,
+        "organizationId": user.organization_id,
+    }
+    _emit(a, data, f"user {user.id} ({user.email}, {user.role})")
+    return EXIT_OK
+
+
+def cmd_group_create(ctx: _Context) -> int:
+    group = people.create_group(
+        ctx.store, ctx.account(), organization=ctx.args.organization, name=ctx.args.name, now=_now()
+    )
+    _emit(ctx.args, {"id": group.id, "name": group.name}, f"group {group.id} ({group.name})")
+    return EXIT_OK
+
+
+def cmd_group_add_user(ctx: _Context) -> int:
+    people.add_user_to_group(ctx.store, ctx.account(), group=ctx.args.group, email=ctx.args.email, now=_now())
+    _emit(
+        ctx.args,
+        {"group": ctx.args.group, "email": ctx.args.email},
+        f"{ctx.args.email} added to {ctx.args.group}",
+    )
+    return EXIT_OK
+
+
+def cmd_group_link(ctx: _Context) -> int:
+    people.link_group_license(
+        ctx.store, ctx.account(), group=ctx.args.group, license_key=ctx.args.key, now=_now()
+    )
+    _emit(ctx.args, {"group": ctx.args.group, "linked": True}, f"license linked to {ctx.args.group}")
+    return EXIT_OK
+
+
 def cmd_activation_release(ctx: _Context) -> int:
     admin.release_activation(ctx.store, ctx.account(), ctx.args.activation_id, now=_now())
     _emit(ctx.args, {"released": ctx.args.activation_id}, f"released activation {ctx.args.activation_id}")
@@ -506,7 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument(
         "--validity-days", type=int, metavar="D", help="expires D days after the first activation"
     )
-    p.add_argument("--owner", help="who the license belongs to (free text)")
+    p.add_argument("--owner", help="a free-text note of who holds the license")
+    whose = p.add_mutually_exclusive_group()
+    whose.add_argument("--user", metavar="EMAIL", help="the portal user the license is assigned to")
+    whose.add_argument("--organization", metavar="NAME", help="the organization that owns the license")
     p.add_argument(
         "--metadata", action="append", metavar="KEY=VALUE", help="repeatable; sent in every response"
     )
@@ -529,6 +596,39 @@ def build_parser() -> argparse.ArgumentParser:
         "free the seat of an installation that can no longer deactivate itself (not counted as a deactivation)",
     )
     p.add_argument("activation_id", metavar="ACTIVATION_ID")
+
+    org = verbs.add_parser("org", help="customer organizations").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(org, "create", cmd_org_create, "create an organization")
+    p.add_argument("--name", required=True)
+    p.add_argument("--allowed-users", type=int, metavar="N", help="cap on the organization's users")
+
+    usr = verbs.add_parser("user", help="portal users").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(usr, "create", cmd_user_create, "create a portal user")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.add_argument("--organization", metavar="NAME")
+    p.add_argument("--first-name")
+    p.add_argument("--last-name")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from one line of standard input"
+    )
+
+    grp = verbs.add_parser("group", help="user groups").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(grp, "create", cmd_group_create, "create a user group in an organization")
+    p.add_argument("--organization", required=True, metavar="NAME")
+    p.add_argument("--name", required=True)
+    p = verb(grp, "add-user", cmd_group_add_user, "add a user of the organization to a group")
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("email", metavar="EMAIL")
+    p = verb(grp, "link", cmd_group_link, "let a group's members use a license of their organization")
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("key", metavar="LICENSE_KEY")
 
     keys = verbs.add_parser("keys", help="signing keys").add_subparsers(
         dest="sub", required=True, metavar="ACTION"

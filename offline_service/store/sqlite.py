@@ -17,7 +17,20 @@ from typing import Any
 
 from ..errors import Code, OfflineServiceError
 from ..ids import normalize_license_key
-from ..models import Account, Activation, AuditEntry, License, LicenseStatus, Product, Trial
+from ..models import (
+    Account,
+    Activation,
+    AuditEntry,
+    Credential,
+    License,
+    LicenseStatus,
+    Organization,
+    Product,
+    Role,
+    Trial,
+    User,
+    UserGroup,
+)
 
 __all__ = ["SQLiteStore", "key_hash"]
 
@@ -42,7 +55,8 @@ def _migrations() -> list[tuple[int, str]]:
 
 _LICENSE_COLS = (
     "id, account_id, product_id, key, allowed_activations, allowed_deactivations, status, created_at,"
-    " expires_at, validity_days, owner, metadata, used_activations, used_deactivations"
+    " expires_at, validity_days, owner, metadata, used_activations, used_deactivations, owner_user_id,"
+    " owner_organization_id"
 )
 _ACTIVATION_COLS = (
     "id, license_id, product_id, fingerprint, machine_key, machine_key_thumbprint, created_at,"
@@ -70,6 +84,8 @@ def _license(row: tuple) -> License:  # type: ignore[type-arg]
         metadata=json.loads(row[11]),
         used_activations=row[12],
         used_deactivations=row[13],
+        owner_user_id=row[14],
+        owner_organization_id=row[15],
     )
 
 
@@ -102,7 +118,168 @@ def _product(row: tuple) -> Product:  # type: ignore[type-arg]
     )
 
 
-class _Tx:
+_USER_COLS = (
+    "id, account_id, email, role, created_at, organization_id, password_hash, first_name, last_name, disabled"
+)
+_CREDENTIAL_COLS = (
+    "token_hash, kind, user_id, account_id, created_at, expires_at, revoked_at, user_agent, address"
+)
+
+
+def _user(row: tuple) -> User:  # type: ignore[type-arg]
+    return User(
+        id=row[0],
+        account_id=row[1],
+        email=row[2],
+        role=Role(row[3]),
+        created_at=row[4],
+        organization_id=row[5],
+        password_hash=row[6],
+        first_name=row[7],
+        last_name=row[8],
+        disabled=bool(row[9]),
+    )
+
+
+class _PeopleTx:
+    """The people and credential part of a transaction (plain statements, nothing buffered)."""
+
+    __slots__ = ()
+    _c: sqlite3.Connection
+
+    def _row(self, sql: str, args: tuple) -> tuple | None:  # type: ignore[type-arg]
+        row: tuple | None = self._c.execute(sql, args).fetchone()  # type: ignore[type-arg]
+        return row
+
+    def insert_organization(self, o: Organization) -> None:
+        self._c.execute(
+            "INSERT INTO organizations (id, account_id, name, allowed_users, created_at) VALUES (?, ?, ?, ?, ?)",
+            (o.id, o.account_id, o.name, o.allowed_users, o.created_at),
+        )
+
+    def organization_by_name(self, account_id: str, name: str) -> Organization | None:
+        row = self._row(
+            "SELECT id, account_id, name, created_at, allowed_users FROM organizations"
+            " WHERE account_id = ? AND name = ?",
+            (account_id, name),
+        )
+        return Organization(*row) if row else None
+
+    def insert_user(self, u: User) -> None:
+        self._c.execute(
+            f"INSERT INTO users ({_USER_COLS}, email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                u.id,
+                u.account_id,
+                u.email,
+                u.role.value,
+                u.created_at,
+                u.organization_id,
+                u.password_hash,
+                u.first_name,
+                u.last_name,
+                int(u.disabled),
+                u.email.casefold(),
+            ),
+        )
+
+    def user_by_email(self, account_id: str, email_key: str) -> User | None:
+        row = self._row(
+            f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND email_key = ?", (account_id, email_key)
+        )
+        return _user(row) if row else None
+
+    def user(self, account_id: str, user_id: str) -> User | None:
+        row = self._row(
+            f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND id = ?", (account_id, user_id)
+        )
+        return _user(row) if row else None
+
+    def insert_group(self, g: UserGroup) -> None:
+        self._c.execute(
+            "INSERT INTO user_groups (id, account_id, organization_id, name, created_at) VALUES (?, ?, ?, ?, ?)",
+            (g.id, g.account_id, g.organization_id, g.name, g.created_at),
+        )
+
+    def groups_by_name(self, account_id: str, name: str) -> Sequence[UserGroup]:
+        rows = self._c.execute(
+            "SELECT id, account_id, organization_id, name, created_at FROM user_groups"
+            " WHERE account_id = ? AND name = ? ORDER BY created_at",
+            (account_id, name),
+        )
+        return [UserGroup(*r) for r in rows]
+
+    def add_group_member(self, group_id: str, user_id: str) -> None:
+        self._c.execute(
+            "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)", (group_id, user_id)
+        )
+
+    def link_group_license(self, group_id: str, license_id: str) -> None:
+        self._c.execute(
+            "INSERT OR IGNORE INTO group_licenses (group_id, license_id) VALUES (?, ?)",
+            (group_id, license_id),
+        )
+
+    def visible_license_ids(self, account_id: str, user: User) -> frozenset[str]:
+        """An organization admin sees every license of the organization; a user sees the licenses
+        assigned to them and those linked to their groups. Always within the account."""
+        if user.role is Role.ORGANIZATION_ADMIN and user.organization_id is not None:
+            rows = self._c.execute(
+                "SELECT id FROM licenses WHERE account_id = ? AND owner_organization_id = ?",
+                (account_id, user.organization_id),
+            )
+        else:
+            rows = self._c.execute(
+                "SELECT id FROM licenses WHERE account_id = ? AND owner_user_id = ?"
+                " UNION SELECT l.id FROM licenses l JOIN group_licenses gl ON gl.license_id = l.id"
+                " JOIN group_members gm ON gm.group_id = gl.group_id WHERE l.account_id = ? AND gm.user_id = ?",
+                (account_id, user.id, account_id, user.id),
+            )
+        return frozenset(r[0] for r in rows)
+
+    def insert_credential(self, c: Credential) -> None:
+        self._c.execute(
+            f"INSERT INTO credentials ({_CREDENTIAL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                c.token_hash,
+                c.kind,
+                c.user_id,
+                c.account_id,
+                c.created_at,
+                c.expires_at,
+                c.revoked_at,
+                c.user_agent,
+                c.address,
+            ),
+        )
+
+    def credential(self, token_hash: bytes) -> Credential | None:
+        row = self._row(f"SELECT {_CREDENTIAL_COLS} FROM credentials WHERE token_hash = ?", (token_hash,))
+        return Credential(*row) if row else None
+
+    def revoke_credential(self, token_hash: bytes, at: int) -> None:
+        self._c.execute(
+            "UPDATE credentials SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+            (at, token_hash),
+        )
+
+    def login_failures(self, subject: str) -> tuple[int, int]:
+        row = self._row("SELECT failures, locked_until FROM login_failures WHERE subject = ?", (subject,))
+        return (row[0], row[1]) if row else (0, 0)
+
+    def record_login_failure(self, subject: str, failures: int, locked_until: int, at: int) -> None:
+        self._c.execute(
+            "INSERT INTO login_failures (subject, failures, locked_until, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (subject) DO UPDATE SET failures = excluded.failures,"
+            " locked_until = excluded.locked_until, updated_at = excluded.updated_at",
+            (subject, failures, locked_until, at),
+        )
+
+    def clear_login_failures(self, subject: str) -> None:
+        self._c.execute("DELETE FROM login_failures WHERE subject = ?", (subject,))
+
+
+class _Tx(_PeopleTx):
     """A Transaction over one sqlite3 connection.
 
     Within one write transaction it keeps identity maps of the products and licenses it has read,
@@ -313,7 +490,7 @@ class _Tx:
     def insert_license(self, license: License) -> None:
         self._c.execute(
             f"INSERT INTO licenses ({_LICENSE_COLS}, key_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 license.id,
                 license.account_id,
@@ -329,6 +506,8 @@ class _Tx:
                 json.dumps(dict(license.metadata)),
                 license.used_activations,
                 license.used_deactivations,
+                license.owner_user_id,
+                license.owner_organization_id,
                 key_hash(license.key),
             ),
         )
@@ -369,6 +548,8 @@ class _Tx:
             metadata=c.metadata,
             used_activations=used_activations,
             used_deactivations=used_deactivations,
+            owner_user_id=c.owner_user_id,
+            owner_organization_id=c.owner_organization_id,
         )
         self._licenses[license_id] = self._licenses[key_hash(current.key)] = updated
         self._dirty.add(license_id)
