@@ -53,6 +53,7 @@ class Code(enum.StrEnum):
     KEY_ERROR = "KEY_ERROR"
     INSECURE_KEY_FILE = "INSECURE_KEY_FILE"
     STORAGE_ERROR = "STORAGE_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class OfflineServiceError(Exception):

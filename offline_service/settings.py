@@ -25,6 +25,12 @@ class Settings:
       OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
       OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
       OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
+      OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
+      OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
+      OFFLINE_SERVICE_MAX_UPLOAD_MB        largest zip a batch upload may be (default 64)
+      OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
+                                           from a browser ("null" for pages opened from disk)
+      OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
     """
 
     data_dir: Path = Path("data")
@@ -32,6 +38,11 @@ class Settings:
     key_passphrase: bytes | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
     password_cost: Cost = Cost.INTERACTIVE
+    session_lifetime: int = 12 * 3600
+    token_lifetime: int = 3600
+    max_upload_bytes: int = 64 * 1024 * 1024
+    trial_origins: tuple[str, ...] = ()
+    trial_rate_per_minute: int = 10
 
     @classmethod
     def from_env(
@@ -67,7 +78,23 @@ class Settings:
             raise OfflineServiceError(
                 Code.INVALID_ARGUMENT, "password cost must be interactive, moderate or minimum"
             ) from None
+        try:
+            web = dict(
+                session_lifetime=int(env.get("OFFLINE_SERVICE_SESSION_HOURS", "12")) * 3600,
+                token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
+                max_upload_bytes=int(env.get("OFFLINE_SERVICE_MAX_UPLOAD_MB", "64")) * 1024 * 1024,
+                trial_rate_per_minute=int(env.get("OFFLINE_SERVICE_TRIAL_RATE", "10")),
+            )
+        except ValueError:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be whole numbers") from None
+        if min(web.values()) <= 0:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be positive")
+        origins = tuple(
+            o.strip() for o in env.get("OFFLINE_SERVICE_TRIAL_ORIGINS", "").split(",") if o.strip()
+        )
         return cls(
+            **web,
+            trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),

@@ -1,0 +1,57 @@
+"""The application factory: ``create_app(settings)`` for uvicorn, tests and ``offline-service serve``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from ..errors import OfflineServiceError
+from ..jws import MAX_FILE_BYTES
+from ..settings import Settings
+from . import api
+from .errors import handle_error, handle_http_error, handle_unexpected
+from .security import BodyLimit, SecurityHeaders
+from .services import Services
+
+__all__ = ["create_app"]
+
+STATIC = Path(__file__).parent / "static"
+UPLOAD_PATHS = ("/v1/batches", "/batch")
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Starlette:
+    settings = settings or Settings.from_env()
+    svc = Services.open(settings, clock=clock)
+
+    def body_limit(path: str) -> int:
+        # Request files are small: a little room for JSON or form framing around 16 KiB of token.
+        return settings.max_upload_bytes if path.startswith(UPLOAD_PATHS) else 4 * MAX_FILE_BYTES
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        svc.close()
+
+    routes: list[BaseRoute] = [*api.routes]
+    if STATIC.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=body_limit)],
+        exception_handlers={
+            OfflineServiceError: handle_error,
+            HTTPException: handle_http_error,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    return app

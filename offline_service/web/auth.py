@@ -1,0 +1,114 @@
+"""Who is asking: bearer tokens for the API, a session cookie for the portal, and the CSRF check
+for every form. Every later query is scoped with the person this returns."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import Code, OfflineServiceError
+from ..models import License, User
+from ..people import resolve_credential
+from .services import Services
+
+__all__ = [
+    "CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "Caller",
+    "api_caller",
+    "check_csrf",
+    "client_address",
+    "csrf_token",
+    "portal_caller",
+    "services",
+    "set_cookie",
+]
+
+SESSION_COOKIE = "ofs_session"
+CSRF_COOKIE = "ofs_csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A logged-in person and the licenses they may see and use."""
+
+    user: User
+    license_ids: frozenset[str]
+    token: str
+
+    def may_use(self, license: License) -> bool:
+        return license.account_id == self.user.account_id and license.id in self.license_ids
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user.id}"
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _caller(svc: Services, token: str, kind: str) -> Caller:
+    user, _ = resolve_credential(svc.store, token, kind=kind, now=svc.now())
+    with svc.store.read() as tx:
+        ids = tx.visible_license_ids(user.account_id, user)
+    return Caller(user=user, license_ids=ids, token=token)
+
+
+async def api_caller(request: Request) -> Caller:
+    """The person behind ``Authorization: Bearer <token>``; UNAUTHENTICATED otherwise."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <access token>")
+    return await run_in_threadpool(_caller, services(request), token.strip(), "access")
+
+
+async def portal_caller(request: Request) -> Caller:
+    """The person behind the session cookie; UNAUTHENTICATED otherwise."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        raise OfflineServiceError(Code.UNAUTHENTICATED, "please log in")
+    return await run_in_threadpool(_caller, services(request), token, "session")
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int | None) -> None:
+    """HttpOnly, SameSite=Lax, and Secure whenever the request came over https."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def csrf_token(request: Request, response: Response | None = None) -> str:
+    """The browser's CSRF token (double-submit: a random cookie echoed in every form). Sets the
+    cookie on ``response`` when the browser has none yet."""
+    token = request.cookies.get(CSRF_COOKIE, "")
+    if len(token) < 32:
+        token = request.scope.setdefault("ofs.csrf", secrets.token_urlsafe(32))
+        if response is not None:
+            set_cookie(request, response, CSRF_COOKIE, token, max_age=None)
+    return token
+
+
+def check_csrf(request: Request, submitted: object) -> None:
+    """A posted form must carry the token of the browser's CSRF cookie (compared in constant time)."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not (isinstance(submitted, str) and len(cookie) >= 32 and hmac.compare_digest(submitted, cookie)):
+        raise OfflineServiceError(
+            Code.CSRF_FAILED, "the form is stale or was not sent by this site; reload the page"
+        )

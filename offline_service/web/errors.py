@@ -1,0 +1,102 @@
+"""One place that turns errors into responses: JSON ``{"code", "message"}`` for the API, a plain
+page for the portal, and never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from ..errors import Code, OfflineServiceError
+
+__all__ = ["STATUS", "handle_error", "handle_http_error", "handle_unexpected", "status_of", "wants_json"]
+
+log = logging.getLogger("offline_service.web")
+
+STATUS: dict[Code, int] = {
+    Code.INVALID_CREDENTIALS: 401,
+    Code.UNAUTHENTICATED: 401,
+    Code.FORBIDDEN: 403,
+    Code.CSRF_FAILED: 403,
+    Code.RATE_LIMITED: 429,
+    Code.REQUEST_TOO_LARGE: 413,
+    Code.CONFLICT: 409,
+    Code.ACTIVATION_LIMIT: 409,
+    Code.DEACTIVATION_LIMIT: 409,
+    Code.MACHINE_KEY_MISMATCH: 409,
+    Code.REQUEST_REPLAYED: 409,
+    Code.PRODUCT_NOT_FOUND: 404,
+    Code.LICENSE_NOT_FOUND: 404,
+    Code.ACTIVATION_NOT_FOUND: 404,
+    Code.NOT_FOUND: 404,
+    Code.PRODUCT_MISMATCH: 422,
+    Code.LICENSE_SUSPENDED: 422,
+    Code.LICENSE_REVOKED: 422,
+    Code.LICENSE_EXPIRED: 422,
+    Code.TRIAL_NOT_ALLOWED: 422,
+    Code.REQUEST_EXPIRED: 422,
+    Code.REQUEST_FROM_FUTURE: 422,
+    Code.STORAGE_ERROR: 503,
+    Code.KEY_ERROR: 500,
+    Code.INSECURE_KEY_FILE: 500,
+}
+
+
+def status_of(code: Code | str) -> int:
+    """The HTTP status of a code; 400 for the rest (malformed input of some kind)."""
+    return STATUS.get(Code(code), 400)
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith(("/v1/", "/.well-known/", "/openapi.json", "/healthz"))
+
+
+def _page(title: str, message: str, status: int) -> HTMLResponse:
+    from html import escape
+
+    body = (
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<link rel=stylesheet href='/static/portal.css'><title>{escape(title)}</title>"
+        f"<main class=narrow><h1>{escape(title)}</h1><p>{escape(message)}</p><p><a href='/'>Back</a></p></main>"
+    )
+    return HTMLResponse(body, status_code=status)
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OfflineServiceError)
+    status = status_of(exc.code)
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if status >= 500:
+        log.error("service error %s: %s", exc.code.value, exc.message)
+    if wants_json(request):
+        return JSONResponse(
+            {"code": exc.code.value, "message": exc.message}, status_code=status, headers=headers
+        )
+    return _page(
+        f"{exc.code.value.replace('_', ' ').capitalize()}", f"{exc.message} ({exc.code.value})", status
+    )
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: Code.NOT_FOUND, 405: Code.INVALID_ARGUMENT, 413: Code.REQUEST_TOO_LARGE}.get(
+        exc.status_code, Code.INVALID_ARGUMENT
+    )
+    message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    if wants_json(request):
+        return JSONResponse({"code": code.value, "message": message}, status_code=exc.status_code)
+    return _page(message, f"{message} ({code.value})", exc.status_code)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    # The one place a broad catch is right: whatever went wrong is logged here with its traceback
+    # for the operator, and the client gets a stable code and no internals.
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    if wants_json(request):
+        return JSONResponse({"code": Code.INTERNAL_ERROR.value, "message": "internal error"}, status_code=500)
+    return _page("Something went wrong", "An internal error occurred; it has been logged.", 500)
