@@ -61,7 +61,13 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(
-    settings: Settings, account_id: str, input_path: str, staging: str, validity: int | None
+    settings: Settings,
+    account_id: str,
+    input_path: str,
+    staging: str,
+    validity: int | None,
+    actor: str = "batch",
+    allowed_licenses: frozenset[str] | None = None,
 ) -> None:
     store = SQLiteStore(settings.data_dir)
     keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
@@ -73,6 +79,8 @@ def _init_worker(
         staging=staging,
         dirs=set(),
         validity=validity,
+        actor=actor,
+        license_filter=None if allowed_licenses is None else (lambda lic: lic.id in allowed_licenses),
     )
 
 
@@ -130,7 +138,8 @@ def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tup
         account_id=_worker["account_id"],
         now=int(time.time()),
         response_validity=_worker["validity"],
-        actor="batch",
+        actor=_worker["actor"],
+        license_filter=_worker["license_filter"],
     )
     staging: str = _worker["staging"]
     made: set[str] = _worker["dirs"]
@@ -344,16 +353,27 @@ def run_batch(
     response_validity: int | None = None,
     limits: ArchiveLimits | None = None,
     progress: Callable[[int, int], None] | None = None,
+    actor: str = "batch",
+    allowed_licenses: frozenset[str] | None = None,
 ) -> BatchSummary:
     """Process every request file under ``input_path``; write responses to ``output`` and one
-    report row per input file to ``report`` (.csv or .json)."""
+    report row per input file to ``report`` (.csv or .json). With ``allowed_licenses``, requests
+    for any other license are refused as LICENSE_NOT_FOUND (a portal user's batch)."""
     started = time.perf_counter()
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
     zip_out = output.suffix == ".zip"
     staging = output.with_name(output.name + ".partial") if zip_out else output
     workers = max(1, workers or os.cpu_count() or 1)
-    init_args = (settings, account_id, str(input_path), str(staging), response_validity)
+    init_args = (
+        settings,
+        account_id,
+        str(input_path),
+        str(staging),
+        response_validity,
+        actor,
+        allowed_licenses,
+    )
     # Workers are forked before the input is listed: forked later, each would inherit the list of
     # every file name, and touching it (reference counts, GC) would copy it into every worker.
     ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
