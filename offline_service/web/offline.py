@@ -13,9 +13,11 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
+from .._b64 import b64url_decode
 from ..batch import run_batch
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
+from ..jws import MAX_FILE_BYTES, strict_json, unarmor
 from ..messages import Kind
 from .auth import Caller
 from .services import Services
@@ -23,10 +25,27 @@ from .services import Services
 __all__ = ["ZipResult", "process_request", "process_zip"]
 
 
+def _declared_kind(data: bytes) -> str | None:
+    """The kind a request says it is, read without verifying it: only to refuse a file sent to the
+    wrong place before the engine records anything. The engine still verifies everything."""
+    try:
+        parts = unarmor(data[: MAX_FILE_BYTES + 1]).split(b".")
+        kind = strict_json(b64url_decode(parts[1])).get("kind") if len(parts) == 3 else None
+    except (ValueError, UnicodeError, RecursionError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def _process(
     svc: Services, caller: Caller, data: bytes, validity: int | None, kinds: tuple[Kind, ...]
 ) -> Outcome:
-    outcome = svc.engine.process(
+    declared = _declared_kind(data)
+    if declared is not None and declared not in {k.value for k in kinds}:
+        raise OfflineServiceError(
+            Code.MALFORMED_REQUEST,
+            f"this is a {declared} request; this page takes {' or '.join(k.value for k in kinds)} requests",
+        )
+    return svc.engine.process(
         data,
         account_id=caller.user.account_id,
         now=svc.now(),
@@ -34,12 +53,6 @@ def _process(
         actor=caller.actor,
         license_filter=caller.may_use,
     )
-    if outcome.ok and outcome.kind not in kinds:
-        # Recorded like any decision; but this page or endpoint is not the place for that kind.
-        raise OfflineServiceError(
-            Code.MALFORMED_REQUEST, f"this is a {outcome.kind} request, not {kinds[0].value}"
-        )
-    return outcome
 
 
 async def process_request(
