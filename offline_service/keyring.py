@@ -64,7 +64,7 @@ class Keyring:
     def __init__(self, directory: str | os.PathLike[str], *, passphrase: bytes | None = None) -> None:
         self.directory = Path(directory)
         self._passphrase = passphrase or None
-        self._signers: dict[str, Signer] = {}
+        self._signers: dict[str, tuple[int, Signer]] = {}  # product -> (directory mtime, signer)
 
     # -- public keys -------------------------------------------------------------------------
 
@@ -116,10 +116,15 @@ class Keyring:
     # -- signing -----------------------------------------------------------------------------
 
     def signer(self, product_id: str) -> Signer:
-        """The product's active key, decrypted once and cached for the life of the keyring."""
+        """The product's active key, decrypted once and cached until the product's key directory
+        changes (a rotation by another process), so a running server picks up a new key at once."""
+        try:
+            stamp = (self.directory / product_id).stat().st_mtime_ns
+        except OSError:
+            stamp = -1
         cached = self._signers.get(product_id)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         active = [i for i in self._infos(product_id) if i.status == "active"]
         if len(active) != 1:
             raise OfflineServiceError(
@@ -132,7 +137,7 @@ class Keyring:
         if public_key != info.public_key:
             raise OfflineServiceError(Code.KEY_ERROR, f"key {info.kid} does not match its public key")
         signer = Signer(product_id=product_id, kid=info.kid, secret_key=secret_key)
-        self._signers[product_id] = signer
+        self._signers[product_id] = (stamp, signer)
         return signer
 
     # -- management --------------------------------------------------------------------------

@@ -254,3 +254,13 @@ def test_jwks_of_all_products(tmp_path: Path) -> None:
     b = keyring.create("prod_b", now=NOW)
     assert {(k["product"], k["kid"]) for k in keyring.jwks()["keys"]} == {("prod_a", a), ("prod_b", b)}
     assert [k["kid"] for k in keyring.jwks("prod_a")["keys"]] == [a]
+
+
+def test_a_running_engine_signs_with_the_new_key_after_another_process_rotates(tmp_path: Path) -> None:
+    server = Keyring(tmp_path / "keys")
+    server.create("prod_rot", now=1)
+    before = server.signer("prod_rot").kid
+    cli = Keyring(tmp_path / "keys")  # another process: the server's cache is not told
+    after = cli.rotate("prod_rot", now=2)
+    assert after != before
+    assert server.signer("prod_rot").kid == after
