@@ -30,6 +30,7 @@ from .engine import Engine
 from .errors import Code, OfflineServiceError
 from .jws import MAX_FILE_BYTES
 from .keyring import Keyring
+from .messages import Kind
 from .settings import Settings
 from .store import SQLiteStore
 
@@ -68,6 +69,8 @@ def _init_worker(
     validity: int | None,
     actor: str = "batch",
     allowed_licenses: frozenset[str] | None = None,
+    kinds: frozenset[Kind] | None = None,
+    now: int | None = None,
 ) -> None:
     store = SQLiteStore(settings.data_dir)
     keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
@@ -81,6 +84,8 @@ def _init_worker(
         validity=validity,
         actor=actor,
         license_filter=None if allowed_licenses is None else (lambda lic: lic.id in allowed_licenses),
+        kinds=kinds,
+        now=now,
     )
 
 
@@ -136,10 +141,11 @@ def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tup
     outcomes = engine.process_many(
         datas,
         account_id=_worker["account_id"],
-        now=int(time.time()),
+        now=_worker["now"] if _worker["now"] is not None else int(time.time()),
         response_validity=_worker["validity"],
         actor=_worker["actor"],
         license_filter=_worker["license_filter"],
+        kinds=_worker["kinds"],
     )
     staging: str = _worker["staging"]
     made: set[str] = _worker["dirs"]
@@ -355,10 +361,13 @@ def run_batch(
     progress: Callable[[int, int], None] | None = None,
     actor: str = "batch",
     allowed_licenses: frozenset[str] | None = None,
+    kinds: frozenset[Kind] | None = None,
+    now: int | None = None,
 ) -> BatchSummary:
     """Process every request file under ``input_path``; write responses to ``output`` and one
     report row per input file to ``report`` (.csv or .json). With ``allowed_licenses``, requests
-    for any other license are refused as LICENSE_NOT_FOUND (a portal user's batch)."""
+    for any other license are refused as LICENSE_NOT_FOUND (a portal user's batch); with ``kinds``,
+    requests of other kinds are refused unrecorded; ``now`` fixes the time (default: the clock)."""
     started = time.perf_counter()
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
@@ -373,6 +382,8 @@ def run_batch(
         response_validity,
         actor,
         allowed_licenses,
+        kinds,
+        now,
     )
     # Workers are forked before the input is listed: forked later, each would inherit the list of
     # every file name, and touching it (reference counts, GC) would copy it into every worker.

@@ -81,6 +81,7 @@ class Engine:
         response_validity: int | None = None,
         actor: str = "system",
         license_filter: LicenseFilter | None = None,
+        kinds: frozenset[Kind] | None = None,
     ) -> Outcome:
         """Process one request file."""
         return self.process_many(
@@ -90,6 +91,7 @@ class Engine:
             response_validity=response_validity,
             actor=actor,
             license_filter=license_filter,
+            kinds=kinds,
         )[0]
 
     def process_many(
@@ -101,11 +103,27 @@ class Engine:
         response_validity: int | None = None,
         actor: str = "system",
         license_filter: LicenseFilter | None = None,
+        kinds: frozenset[Kind] | None = None,
     ) -> list[Outcome]:
-        """Process request files in one write transaction; one Outcome per file, in order."""
+        """Process request files in one write transaction; one Outcome per file, in order.
+
+        ``license_filter`` narrows the licenses a caller may use (others are LICENSE_NOT_FOUND);
+        ``kinds`` narrows the request kinds a caller may send (others are refused unrecorded)."""
         if response_validity is not None and response_validity <= 0:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
         items = [self._parse(data, now) for data in files]
+        if kinds is not None:
+            for item in items:
+                if item.request is not None and item.request.kind not in kinds:
+                    wanted = " or ".join(sorted(k.value for k in kinds))
+                    item.outcome = _rejected(
+                        OfflineServiceError(
+                            Code.MALFORMED_REQUEST,
+                            f"this is a {item.request.kind} request; {wanted} requests only here",
+                        ),
+                        item.request,
+                    )
+                    item.request = None
         requests = [i.request for i in items if i.request is not None]
         with self.store.write() as tx:
             tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])

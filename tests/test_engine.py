@@ -677,3 +677,14 @@ def test_a_stale_request_is_audited_with_its_kind_and_product(world: World) -> N
     with world.store.read() as tx:
         entry = tx.audit_entries(world.account.id, 1)[0]
     assert (entry.action, entry.code, entry.product_id) == ("activation", "REQUEST_EXPIRED", world.product.id)
+
+
+def test_kinds_narrows_what_a_caller_may_send_and_refuses_unrecorded(world: World) -> None:
+    lic = world.license()
+    trial = world.machine("t").request(Kind.TRIAL, world.product.id)
+    act = world.machine("a").request(Kind.ACTIVATION, world.product.id, license_key=lic.key)
+    before = world.snapshot()
+    refused = world.process(trial, kinds=frozenset({Kind.ACTIVATION}))
+    assert (refused.code, refused.kind) == ("MALFORMED_REQUEST", Kind.TRIAL)
+    assert world.snapshot() == before
+    assert world.process(act, kinds=frozenset({Kind.ACTIVATION})).ok

@@ -97,14 +97,23 @@ class _TooLarge(Exception):
 
 
 async def _refuse(scope: Scope, send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"code": "REQUEST_TOO_LARGE", "message": f"the request body is larger than {limit} bytes"}
-    )
+    message = f"the upload is larger than {limit} bytes"
+    if scope["path"].startswith(("/v1/", "/.well-known/")):
+        body = json.dumps({"code": "REQUEST_TOO_LARGE", "message": message}).encode()
+        kind = b"application/json"
+    else:  # a portal page: plain words, like every other portal error
+        body = (
+            "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            "<link rel=stylesheet href='/static/portal.css'><title>Upload too large</title>"
+            f"<main class=narrow><h1>Upload too large</h1><p>{message} (REQUEST_TOO_LARGE)</p>"
+            "<p><a href='/'>Back to the portal</a></p></main>"
+        ).encode()
+        kind = b"text/html; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": body.encode()})
+    await send({"type": "http.response.body", "body": body})
