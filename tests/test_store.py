@@ -31,7 +31,7 @@ SHIPPED = sorted(
 def test_migrations_are_recorded(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "data")
     try:
-        assert SHIPPED[0] == 1 and SHIPPED == list(range(1, len(SHIPPED) + 1))
+        assert SHIPPED[0] == 1 and list(range(1, len(SHIPPED) + 1)) == SHIPPED
         assert store.schema_version == SHIPPED[-1]
         rows = store._conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
         assert [r[0] for r in rows] == SHIPPED
