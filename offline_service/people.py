@@ -220,8 +220,10 @@ def authenticate(
         raise LoginThrottled(locked - now)
     valid = verify_password(password, user.password_hash if user else None, cost)
     if valid and user is not None and not user.disabled:
+        assert account is not None
         with store.write() as tx:
             tx.clear_login_failures(subjects[1])
+            _audit(tx, account, "login", now, f"user:{user.id}", address=address[:64])
         return user
     with store.write() as tx:
         for subject in subjects:
@@ -285,5 +287,19 @@ def resolve_credential(store: Store, token: str, *, kind: str, now: int) -> tupl
 
 
 def revoke_credential(store: Store, token: str, *, now: int) -> None:
+    """Log out: the credential stops working at once. Audited as "logout" when it was live."""
+    digest = token_hash(token)
     with store.write() as tx:
-        tx.revoke_credential(token_hash(token), now)
+        cred = tx.credential(digest)
+        tx.revoke_credential(digest, now)
+        if cred is not None and cred.revoked_at is None:
+            tx.audit(
+                AuditEntry(
+                    at=now,
+                    actor=f"user:{cred.user_id}",
+                    action="logout",
+                    code="OK",
+                    account_id=cred.account_id,
+                    detail={"kind": cred.kind},
+                )
+            )

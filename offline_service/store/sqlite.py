@@ -429,6 +429,10 @@ class _Tx(_PeopleTx):
         found = self._products[cache_key] = _product(row) if row else None
         return found
 
+    def product_by_id(self, product_id: str) -> Product | None:
+        row = self._one(f"SELECT {_PRODUCT_COLS} FROM products WHERE id = ?", (product_id,))
+        return _product(row) if row else None
+
     def products(self, account_id: str) -> Sequence[Product]:
         rows = self._c.execute(
             f"SELECT {_PRODUCT_COLS} FROM products WHERE account_id = ? ORDER BY created_at, id",

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
+from ..messages import Kind
 from ..models import Activation, License, User
 from ..people import authenticate, issue_credential, revoke_credential
+from . import openapi
 from .auth import Caller, api_caller, client_address, services
+from .offline import RequestQueue, process_zip
 
-__all__ = ["license_json", "routes"]
+__all__ = ["OfflineInput", "json_body", "license_json", "offline_input", "routes"]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -34,6 +40,68 @@ def _text(body: dict[str, Any], name: str, limit: int = 1024) -> str:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a non-empty string")
     return value
+
+
+def _validity(value: object, *, text: bool = False) -> int | None:
+    """``responseValidity``: whole seconds > 0, a JSON integer (or, with ``text``, the digits of a
+    form field); the engine caps it at the product's maximum."""
+    if value is None or (text and value == ""):
+        return None
+    if text and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)
+    if type(value) is not int or value <= 0:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "responseValidity must be a whole number of seconds > 0"
+        )
+    return value
+
+
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineInput:
+    data: bytes  # the request file
+    values: dict[str, Any]  # the other members asked for (text when ``form``)
+    form: bool
+
+    def validity(self) -> int | None:
+        return _validity(self.values.get("responseValidity"), text=self.form)
+
+
+async def offline_input(request: Request, *fields: str) -> OfflineInput:
+    """The request file and the named other members of an offline call, from a JSON body
+    (``offlineRequest`` as text) or a form (``offlineRequest`` as a file or as text)."""
+    data: object = None
+    values: dict[str, Any] = {}
+    form = request.headers.get("content-type", "").startswith(_FORMS)
+    if form:
+        async with request.form(max_files=1, max_fields=len(fields) + 1) as parsed:
+            for name, value in parsed.multi_items():
+                if name == "offlineRequest" and data is None:
+                    data = await value.read() if isinstance(value, UploadFile) else value.encode("utf-8")
+                elif name in fields and name not in values and isinstance(value, str):
+                    values[name] = value
+                else:
+                    raise OfflineServiceError(Code.INVALID_ARGUMENT, f"unexpected form field {name[:64]!r}")
+    else:
+        body = await json_body(request)
+        data = body.get("offlineRequest")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        values = {name: body[name] for name in fields if name in body}
+    if not isinstance(data, bytes) or not data:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "offlineRequest must be the request file (its text, or the file itself)"
+        )
+    return OfflineInput(data=data, values=values, form=form)
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <access token>")
+    return token.strip()
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -80,26 +148,34 @@ def activation_json(a: Activation) -> dict[str, Any]:
 async def login(request: Request) -> Response:
     body = await json_body(request)
     svc = services(request)
-    user = await run_in_threadpool(
-        authenticate,
-        svc.store,
-        account_alias=_text(body, "accountAlias", 64),
-        email=_text(body, "email", 254),
-        password=_text(body, "password"),
-        address=client_address(request),
-        now=svc.now(),
-        cost=svc.settings.password_cost,
+    alias, email, password = (
+        _text(body, "accountAlias", 64),
+        _text(body, "email", 254),
+        _text(body, "password"),
     )
-    token = await run_in_threadpool(
-        issue_credential,
-        svc.store,
-        user,
-        kind="access",
-        lifetime=svc.settings.token_lifetime,
-        now=svc.now(),
-        user_agent=request.headers.get("user-agent", ""),
-        address=client_address(request),
-    )
+    address, agent = client_address(request), request.headers.get("user-agent", "")
+
+    def run() -> str:
+        user = authenticate(
+            svc.store,
+            account_alias=alias,
+            email=email,
+            password=password,
+            address=address,
+            now=svc.now(),
+            cost=svc.settings.password_cost,
+        )
+        return issue_credential(
+            svc.store,
+            user,
+            kind="access",
+            lifetime=svc.settings.token_lifetime,
+            now=svc.now(),
+            user_agent=agent,
+            address=address,
+        )
+
+    token = await run_in_threadpool(run)
     return JSONResponse(
         {"accessToken": token, "tokenType": "Bearer", "expiresIn": svc.settings.token_lifetime},
         status_code=200,
@@ -157,6 +233,63 @@ async def license_activations(request: Request) -> Response:
     return JSONResponse([activation_json(a) for a in await run_in_threadpool(load)])
 
 
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "offlineResponse": outcome.response,
+        "activationId": outcome.activation_id,
+        "licenseId": outcome.license_id,
+        "reissued": outcome.reissued,
+    }
+
+
+def _queue(request: Request) -> RequestQueue:
+    found: RequestQueue | None = getattr(request.app.state, "request_queue", None)
+    if found is None:
+        found = request.app.state.request_queue = RequestQueue(services(request))
+    return found
+
+
+async def offline_activate(request: Request) -> Response:
+    token = _bearer(request)
+    body = await offline_input(request, "responseValidity")
+    outcome = await _queue(request).process(
+        token, body.data, validity=body.validity(), kinds=(Kind.ACTIVATION,)
+    )
+    return JSONResponse(outcome_json(outcome))
+
+
+async def offline_deactivate(request: Request) -> Response:
+    token = _bearer(request)
+    body = await offline_input(request)
+    outcome = await _queue(request).process(token, body.data, validity=None, kinds=(Kind.DEACTIVATION,))
+    return JSONResponse(outcome_json(outcome))
+
+
+async def batches(request: Request) -> Response:
+    caller = await api_caller(request)
+    validity = _validity(request.query_params.get("responseValidity"), text=True)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=1) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise OfflineServiceError(Code.INVALID_ARGUMENT, "send the zip as the form's `file`")
+            data = await upload.read()
+            if "responseValidity" in form:
+                validity = _validity(form["responseValidity"], text=True)
+    else:
+        data = await request.body()
+    result = await process_zip(services(request), caller, data, validity=validity)
+    return Response(
+        result.archive,
+        media_type="application/zip",
+        headers={
+            "content-disposition": 'attachment; filename="responses.zip"',
+            "x-accepted": str(result.accepted),
+            "x-rejected": str(result.rejected),
+        },
+    )
+
+
 async def jwks(request: Request) -> Response:
     svc = services(request)
     product = request.query_params.get("product")
@@ -188,4 +321,8 @@ routes = [
     Route("/v1/licenses", licenses),
     Route("/v1/licenses/{id}", license_detail),
     Route("/v1/licenses/{id}/activations", license_activations),
+    Route("/v1/activations/offline-activate", offline_activate, methods=["POST"]),
+    Route("/v1/activations/offline-deactivate", offline_deactivate, methods=["POST"]),
+    Route("/v1/batches", batches, methods=["POST"]),
+    Route("/openapi.json", openapi.endpoint),
 ]

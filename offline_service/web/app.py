@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import OfflineServiceError
 from ..jws import MAX_FILE_BYTES
 from ..settings import Settings
-from . import api
+from . import api, portal, trials
 from .errors import handle_error, handle_http_error, handle_unexpected
 from .security import BodyLimit, SecurityHeaders
 from .services import Services
@@ -40,12 +40,16 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], float] =
         yield
         svc.close()
 
-    routes: list[BaseRoute] = [*api.routes]
+    routes: list[BaseRoute] = [*api.routes, *trials.routes(settings), *portal.routes]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=body_limit)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            trials.cors(settings),
+            Middleware(BodyLimit, limit=body_limit),
+        ],
         exception_handlers={
             OfflineServiceError: handle_error,
             HTTPException: handle_http_error,

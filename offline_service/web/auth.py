@@ -25,6 +25,7 @@ __all__ = [
     "client_address",
     "csrf_token",
     "portal_caller",
+    "resolve_caller",
     "services",
     "set_cookie",
 ]
@@ -58,7 +59,8 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _caller(svc: Services, token: str, kind: str) -> Caller:
+def resolve_caller(svc: Services, token: str, kind: str) -> Caller:
+    """The person behind a session or access token, with the licenses they may see (blocking)."""
     user, _ = resolve_credential(svc.store, token, kind=kind, now=svc.now())
     with svc.store.read() as tx:
         ids = tx.visible_license_ids(user.account_id, user)
@@ -70,7 +72,7 @@ async def api_caller(request: Request) -> Caller:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <access token>")
-    return await run_in_threadpool(_caller, services(request), token.strip(), "access")
+    return await run_in_threadpool(resolve_caller, services(request), token.strip(), "access")
 
 
 async def portal_caller(request: Request) -> Caller:
@@ -78,7 +80,7 @@ async def portal_caller(request: Request) -> Caller:
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         raise OfflineServiceError(Code.UNAUTHENTICATED, "please log in")
-    return await run_in_threadpool(_caller, services(request), token, "session")
+    return await run_in_threadpool(resolve_caller, services(request), token, "session")
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int | None) -> None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..errors import Code, OfflineServiceError
+from .security import SECURITY_HEADERS
 
 __all__ = ["STATUS", "handle_error", "handle_http_error", "handle_unexpected", "status_of", "wants_json"]
 
@@ -58,7 +59,7 @@ def _page(title: str, message: str, status: int) -> HTMLResponse:
 
     body = (
         "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        f"<link rel=stylesheet href='/static/portal.css'><title>{escape(title)}</title>"
+        f"<link rel=stylesheet href='/static/portal.css'><link rel=icon href='/static/favicon.svg'><title>{escape(title)}</title>"
         f"<main class=narrow><h1>{escape(title)}</h1><p>{escape(message)}</p><p><a href='/'>Back</a></p></main>"
     )
     return HTMLResponse(body, status_code=status)
@@ -98,5 +99,12 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # for the operator, and the client gets a stable code and no internals.
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     if wants_json(request):
-        return JSONResponse({"code": Code.INTERNAL_ERROR.value, "message": "internal error"}, status_code=500)
-    return _page("Something went wrong", "An internal error occurred; it has been logged.", 500)
+        response: Response = JSONResponse(
+            {"code": Code.INTERNAL_ERROR.value, "message": "internal error"}, status_code=500
+        )
+    else:
+        response = _page("Something went wrong", "An internal error occurred; it has been logged.", 500)
+    # Starlette answers unexpected errors outside every middleware: add the headers here.
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name.decode(), value.decode())
+    return response

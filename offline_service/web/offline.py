@@ -3,6 +3,7 @@ file, or a zip of them, processed by the engine within the licenses the person m
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -13,38 +14,19 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from .._b64 import b64url_decode
 from ..batch import run_batch
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
-from ..jws import MAX_FILE_BYTES, strict_json, unarmor
 from ..messages import Kind
-from .auth import Caller
+from .auth import Caller, resolve_caller
 from .services import Services
 
-__all__ = ["ZipResult", "process_request", "process_zip"]
-
-
-def _declared_kind(data: bytes) -> str | None:
-    """The kind a request says it is, read without verifying it: only to refuse a file sent to the
-    wrong place before the engine records anything. The engine still verifies everything."""
-    try:
-        parts = unarmor(data[: MAX_FILE_BYTES + 1]).split(b".")
-        kind = strict_json(b64url_decode(parts[1])).get("kind") if len(parts) == 3 else None
-    except (ValueError, UnicodeError, RecursionError):
-        return None
-    return kind if isinstance(kind, str) else None
+__all__ = ["RequestQueue", "ZipResult", "process_request", "process_request_sync", "process_zip"]
 
 
 def _process(
     svc: Services, caller: Caller, data: bytes, validity: int | None, kinds: tuple[Kind, ...]
 ) -> Outcome:
-    declared = _declared_kind(data)
-    if declared is not None and declared not in {k.value for k in kinds}:
-        raise OfflineServiceError(
-            Code.MALFORMED_REQUEST,
-            f"this is a {declared} request; this page takes {' or '.join(k.value for k in kinds)} requests",
-        )
     return svc.engine.process(
         data,
         account_id=caller.user.account_id,
@@ -52,7 +34,18 @@ def _process(
         response_validity=validity,
         actor=caller.actor,
         license_filter=caller.may_use,
+        kinds=frozenset(kinds),
     )
+
+
+def process_request_sync(
+    svc: Services, caller: Caller, data: bytes, *, validity: int | None, kinds: tuple[Kind, ...]
+) -> Outcome:
+    """``process_request`` for code already on a worker thread (it blocks on the database)."""
+    outcome = _process(svc, caller, data, validity, kinds)
+    if not outcome.ok:
+        raise OfflineServiceError(Code(outcome.code), outcome.message)
+    return outcome
 
 
 async def process_request(
@@ -60,10 +53,115 @@ async def process_request(
 ) -> Outcome:
     """Process one request file for ``caller``; raises OfflineServiceError with the engine's code
     when it is refused. Trials are not processed here: they have their own endpoint."""
-    outcome = await run_in_threadpool(_process, svc, caller, data, validity, kinds)
-    if not outcome.ok:
-        raise OfflineServiceError(Code(outcome.code), outcome.message)
-    return outcome
+    return await run_in_threadpool(process_request_sync, svc, caller, data, validity=validity, kinds=kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    token: str
+    data: bytes
+    validity: int | None
+    kinds: tuple[Kind, ...]
+
+
+class RequestQueue:
+    """Request files of API callers (bearer tokens), processed together: whatever arrives while
+    the worker thread is busy goes in its next trip, where each token is resolved once and the
+    requests of one caller share one engine transaction. Under load this is one commit and one
+    thread hop for several requests instead of one each. Lives on one event loop."""
+
+    MAX_BATCH = 64
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self._pending: list[tuple[_Job, asyncio.Future[Outcome]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def process(
+        self, token: str, data: bytes, *, validity: int | None, kinds: tuple[Kind, ...]
+    ) -> Outcome:
+        """Like ``process_request``, for the person behind an access token (UNAUTHENTICATED if none)."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((_Job(token, data, validity, kinds), future))
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+                try:
+                    results = await run_in_threadpool(_run_jobs, self.svc, [job for job, _ in batch])
+                except Exception as exc:
+                    # Only before any transaction (resolving tokens): every request of the trip
+                    # gets it, and the app's handler logs it.
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the client went away
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._drainer = None
+
+
+def _run_jobs(svc: Services, jobs: list[_Job]) -> list[Outcome | Exception]:
+    results: dict[int, Outcome | Exception] = {}
+    callers: dict[str, Caller | OfflineServiceError] = {}
+    groups: dict[tuple[str, int | None, tuple[Kind, ...]], list[int]] = {}
+    for i, job in enumerate(jobs):
+        caller = callers.get(job.token)
+        if caller is None:
+            try:
+                caller = callers[job.token] = resolve_caller(svc, job.token, "access")
+            except OfflineServiceError as exc:
+                caller = callers[job.token] = exc
+        if isinstance(caller, OfflineServiceError):
+            results[i] = caller
+        else:
+            groups.setdefault((job.token, job.validity, job.kinds), []).append(i)
+    for (token, validity, kinds), indexes in groups.items():
+        caller = callers[token]
+        assert isinstance(caller, Caller)
+        datas = [jobs[i].data for i in indexes]
+        try:
+            outcomes = _engine(svc, caller, datas, validity, kinds)
+        except OfflineServiceError as exc:  # refused as a whole (storage): nothing was recorded
+            outcomes = [exc] * len(indexes)
+        except Exception as exc:
+            # A failure nobody expected (rolled back): again one request at a time, so that it
+            # fails only the request that causes it. The request's handler logs it.
+            outcomes = [exc] if len(indexes) == 1 else [_one(svc, caller, d, validity, kinds) for d in datas]
+        for i, outcome in zip(indexes, outcomes, strict=True):
+            results[i] = outcome
+    return [results[i] for i in range(len(jobs))]
+
+
+def _engine(
+    svc: Services, caller: Caller, datas: list[bytes], validity: int | None, kinds: tuple[Kind, ...]
+) -> list[Outcome | Exception]:
+    outcomes = svc.engine.process_many(
+        datas,
+        account_id=caller.user.account_id,
+        now=svc.now(),
+        response_validity=validity,
+        actor=caller.actor,
+        license_filter=caller.may_use,
+        kinds=frozenset(kinds),
+    )
+    return [o if o.ok else OfflineServiceError(Code(o.code), o.message) for o in outcomes]
+
+
+def _one(
+    svc: Services, caller: Caller, data: bytes, validity: int | None, kinds: tuple[Kind, ...]
+) -> Outcome | Exception:
+    try:
+        return _engine(svc, caller, [data], validity, kinds)[0]
+    except Exception as exc:  # not swallowed: handed to the request's handler, which logs it
+        return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +169,10 @@ class ZipResult:
     archive: bytes  # the responses, and report.csv
     accepted: int
     rejected: int
+
+
+# A person's zip may activate and deactivate; trials need no license and have their own endpoint.
+_ZIP_KINDS = frozenset({Kind.ACTIVATION, Kind.DEACTIVATION})
 
 
 def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | None) -> ZipResult:
@@ -90,6 +192,8 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
             response_validity=validity,
             actor=caller.actor,
             allowed_licenses=caller.license_ids,
+            kinds=_ZIP_KINDS,
+            now=svc.now(),
         )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["BodyLimit", "SecurityHeaders"]
+__all__ = ["SECURITY_HEADERS", "BodyLimit", "SecurityHeaders"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -19,7 +19,7 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self';"
     " base-uri 'none'; frame-ancestors 'none'; connect-src 'self'"
 )
-_HEADERS = [
+SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -42,7 +42,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                headers += [h for h in _HEADERS if h[0] not in present]
+                headers += [h for h in SECURITY_HEADERS if h[0] not in present]
                 if b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 if secure:
@@ -104,7 +104,7 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
     else:  # a portal page: plain words, like every other portal error
         body = (
             "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            "<link rel=stylesheet href='/static/portal.css'><title>Upload too large</title>"
+            "<link rel=stylesheet href='/static/portal.css'><link rel=icon href='/static/favicon.svg'><title>Upload too large</title>"
             f"<main class=narrow><h1>Upload too large</h1><p>{message} (REQUEST_TOO_LARGE)</p>"
             "<p><a href='/'>Back to the portal</a></p></main>"
         ).encode()

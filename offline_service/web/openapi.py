@@ -1,0 +1,478 @@
+"""The OpenAPI 3.1 description of the JSON API, written by hand and served at ``/openapi.json``.
+
+Kept next to the handlers it describes; a test checks that every route under ``/v1``,
+``/.well-known`` and ``/healthz`` appears here with its methods.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .. import __version__
+from ..errors import Code
+from ..jws import MAX_FILE_BYTES
+from ..models import LicenseStatus, Role
+
+__all__ = ["document", "endpoint"]
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str], properties: dict[str, Schema], description: str = "") -> Schema:
+    schema: Schema = {"type": "object", "required": required, "properties": properties}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _nullable(type_: str, description: str = "") -> Schema:
+    schema: Schema = {"type": [type_, "null"]}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _json(schema: Schema, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_TEXT: Schema = {"type": "string"}
+_INT: Schema = {"type": "integer"}
+_TIME: Schema = {"type": "integer", "description": "Unix time, seconds"}
+_REQUEST_FILE = (
+    f"The request file the app wrote (compact JWS, armored or not), at most {MAX_FILE_BYTES} bytes."
+)
+_FILE: Schema = {"type": "string", "contentMediaType": "application/octet-stream"}
+_VALIDITY: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "description": "Seconds the response may be applied for; capped at the product's maximum.",
+}
+
+_SCHEMAS: dict[str, Schema] = {
+    "Error": _obj(
+        ["code", "message"],
+        {
+            "code": {
+                "type": "string",
+                "enum": [c.value for c in Code],
+                "description": "Stable; see docs/ERRORS.md",
+            },
+            "message": {"type": "string", "description": "For people; may change"},
+        },
+        "Every error answer.",
+    ),
+    "LoginRequest": _obj(
+        ["accountAlias", "email", "password"],
+        {
+            "accountAlias": {"type": "string", "maxLength": 64},
+            "email": {"type": "string", "maxLength": 254},
+            "password": {"type": "string", "maxLength": 1024},
+        },
+    ),
+    "AccessToken": _obj(
+        ["accessToken", "tokenType", "expiresIn"],
+        {
+            "accessToken": {"type": "string", "description": "Send as `Authorization: Bearer <token>`"},
+            "tokenType": {"const": "Bearer"},
+            "expiresIn": {"type": "integer", "description": "Seconds until the token expires"},
+        },
+    ),
+    "User": _obj(
+        ["id", "email", "role", "organizationId", "firstName", "lastName"],
+        {
+            "id": _TEXT,
+            "email": _TEXT,
+            "role": {"type": "string", "enum": [r.value for r in Role]},
+            "organizationId": _nullable("string"),
+            "firstName": _TEXT,
+            "lastName": _TEXT,
+        },
+    ),
+    "License": _obj(
+        [
+            "id",
+            "key",
+            "productId",
+            "status",
+            "expiresAt",
+            "validityDays",
+            "allowedActivations",
+            "usedActivations",
+            "allowedDeactivations",
+            "usedDeactivations",
+            "metadata",
+            "createdAt",
+        ],
+        {
+            "id": _TEXT,
+            "key": _TEXT,
+            "productId": _TEXT,
+            "status": {"type": "string", "enum": [s.value for s in LicenseStatus]},
+            "expiresAt": _nullable("integer", "Unix time, seconds"),
+            "validityDays": _nullable("integer"),
+            "allowedActivations": {"type": "integer", "description": "-1: unlimited"},
+            "usedActivations": _INT,
+            "allowedDeactivations": {"type": "integer", "description": "-1: unlimited"},
+            "usedDeactivations": _INT,
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "createdAt": _TIME,
+        },
+    ),
+    "Activation": _obj(
+        ["id", "licenseId", "fingerprint", "hostname", "os", "appVersion", "createdAt", "deactivatedAt"],
+        {
+            "id": _TEXT,
+            "licenseId": _TEXT,
+            "fingerprint": _TEXT,
+            "hostname": _TEXT,
+            "os": _TEXT,
+            "appVersion": _TEXT,
+            "createdAt": _TIME,
+            "deactivatedAt": _nullable("integer", "Unix time, seconds; null while live"),
+        },
+    ),
+    "OfflineActivateRequest": _obj(
+        ["offlineRequest"],
+        {"offlineRequest": {"type": "string", "description": _REQUEST_FILE}, "responseValidity": _VALIDITY},
+    ),
+    "OfflineActivateForm": _obj(
+        ["offlineRequest"],
+        {
+            "offlineRequest": {**_FILE, "description": _REQUEST_FILE},
+            "responseValidity": {"type": "string", "pattern": "^[0-9]+$", "description": "Seconds"},
+        },
+    ),
+    "OfflineDeactivateRequest": _obj(
+        ["offlineRequest"], {"offlineRequest": {"type": "string", "description": _REQUEST_FILE}}
+    ),
+    "OfflineDeactivateForm": _obj(
+        ["offlineRequest"], {"offlineRequest": {**_FILE, "description": _REQUEST_FILE}}
+    ),
+    "OfflineResult": _obj(
+        ["offlineResponse", "activationId", "licenseId", "reissued"],
+        {
+            "offlineResponse": {"type": "string", "description": "The signed response file (compact JWS)"},
+            "activationId": _TEXT,
+            "licenseId": _TEXT,
+            "reissued": {
+                "type": "boolean",
+                "description": "True when nothing new was counted (same machine again, or already deactivated)",
+            },
+        },
+    ),
+    "TrialRequest": _obj(
+        ["productId", "offlineRequest"],
+        {
+            "productId": {
+                "type": "string",
+                "maxLength": 64,
+                "description": "Must equal the request's productId",
+            },
+            "offlineRequest": {"type": "string", "description": _REQUEST_FILE},
+        },
+    ),
+    "TrialForm": _obj(
+        ["productId", "offlineRequest"],
+        {
+            "productId": {"type": "string", "maxLength": 64},
+            "offlineRequest": {**_FILE, "description": _REQUEST_FILE},
+        },
+    ),
+    "TrialResult": _obj(
+        ["offlineResponse", "trialEndsAt", "existing"],
+        {
+            "offlineResponse": {"type": "string", "description": "The signed response file (compact JWS)"},
+            "trialEndsAt": _TIME,
+            "existing": {
+                "type": "boolean",
+                "description": "True when this machine already had a trial: its original end is given",
+            },
+        },
+    ),
+    "BatchForm": _obj(
+        ["file"],
+        {
+            "file": {**_FILE, "contentMediaType": "application/zip", "description": "A zip of request files"},
+            "responseValidity": {"type": "string", "pattern": "^[0-9]+$", "description": "Seconds"},
+        },
+    ),
+    "Health": _obj(["status", "schemaVersion"], {"status": {"const": "ok"}, "schemaVersion": _INT}),
+    "Jwk": _obj(
+        ["kty", "crv", "x", "kid", "use", "alg", "product", "status"],
+        {
+            "kty": {"const": "OKP"},
+            "crv": {"const": "Ed25519"},
+            "x": _TEXT,
+            "kid": _TEXT,
+            "use": {"const": "sig"},
+            "alg": _TEXT,
+            "product": _TEXT,
+            "status": {"type": "string", "enum": ["active", "retired"]},
+        },
+    ),
+    "Jwks": _obj(["keys"], {"keys": {"type": "array", "items": _ref("Jwk")}}),
+}
+
+_ERRORS: dict[str, tuple[str, str]] = {
+    # status: (component name, description)
+    "400": (
+        "BadRequest",
+        "Malformed input: INVALID_ARGUMENT, MALFORMED_REQUEST, BAD_SIGNATURE, BAD_ARCHIVE, ...",
+    ),
+    "401": (
+        "Unauthenticated",
+        "UNAUTHENTICATED (no, unknown, expired or revoked token) or INVALID_CREDENTIALS",
+    ),
+    "403": ("Forbidden", "FORBIDDEN"),
+    "404": ("NotFound", "PRODUCT_NOT_FOUND, LICENSE_NOT_FOUND, ACTIVATION_NOT_FOUND or NOT_FOUND"),
+    "409": (
+        "Conflict",
+        "ACTIVATION_LIMIT, DEACTIVATION_LIMIT, MACHINE_KEY_MISMATCH, REQUEST_REPLAYED, CONFLICT",
+    ),
+    "413": ("TooLarge", "REQUEST_TOO_LARGE: the body or the request file is too large"),
+    "422": (
+        "Unprocessable",
+        "License or trial state, or the request's time window (LICENSE_*, TRIAL_NOT_ALLOWED, ...)",
+    ),
+    "429": ("RateLimited", "RATE_LIMITED; wait for Retry-After seconds"),
+}
+
+
+def _responses() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, description in _ERRORS.values():
+        found[name] = _json(_ref("Error"), description)
+    found["RateLimited"]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+    }
+    return found
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    *errors: str,
+    tag: str,
+    public: bool = False,
+    body: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+    ok_status: str = "200",
+) -> dict[str, Any]:
+    """One operation: its success answer, and the error answers it can give (by status)."""
+    statuses = sorted({*errors, *(() if public else ("401",))})
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "responses": {
+            ok_status: ok,
+            **{s: {"$ref": f"#/components/responses/{_ERRORS[s][0]}"} for s in statuses},
+        },
+    }
+    if public:
+        op["security"] = []
+    if body is not None:
+        op["requestBody"] = body
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
+def _body(json_schema: str, form_schema: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _ref(json_schema)}}
+    if form_schema:
+        content["multipart/form-data"] = {"schema": _ref(form_schema)}
+    return {"required": True, "content": content}
+
+
+_LICENSE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_OFFLINE_ERRORS = ("400", "404", "409", "413", "422")
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/healthz": {
+            "get": _op(
+                "Health check",
+                _json(_ref("Health"), "The service and its database answer"),
+                tag="service",
+                public=True,
+            )
+        },
+        "/openapi.json": {
+            "get": _op("This document", _json({"type": "object"}, "OpenAPI 3.1"), tag="service", public=True)
+        },
+        "/.well-known/jwks.json": {
+            "get": _op(
+                "Public keys that sign responses",
+                _json(_ref("Jwks"), "JWKS (RFC 7517); retired keys have status retired"),
+                tag="service",
+                public=True,
+                parameters=[
+                    {
+                        "name": "product",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Only this product's keys",
+                    }
+                ],
+            )
+        },
+        "/v1/accounts/login": {
+            "post": _op(
+                "Log in: an access token for the API",
+                _json(_ref("AccessToken"), "Logged in"),
+                "400",
+                "401",
+                "429",
+                tag="accounts",
+                public=True,
+                body=_body("LoginRequest"),
+            )
+        },
+        "/v1/accounts/logout": {
+            "post": _op(
+                "Log out: revoke this access token",
+                {"description": "Revoked"},
+                tag="accounts",
+                ok_status="204",
+            )
+        },
+        "/v1/me": {"get": _op("The logged-in person", _json(_ref("User"), "The person"), tag="accounts")},
+        "/v1/licenses": {
+            "get": _op(
+                "Licenses the person may see (own, their groups', or their organization's for an admin)",
+                _json({"type": "array", "items": _ref("License")}, "The licenses"),
+                tag="licenses",
+            )
+        },
+        "/v1/licenses/{id}": {
+            "parameters": [_LICENSE_ID],
+            "get": _op("One license", _json(_ref("License"), "The license"), "404", tag="licenses"),
+        },
+        "/v1/licenses/{id}/activations": {
+            "parameters": [_LICENSE_ID],
+            "get": _op(
+                "A license's activations, live and deactivated",
+                _json({"type": "array", "items": _ref("Activation")}, "The activations"),
+                "404",
+                tag="licenses",
+            ),
+        },
+        "/v1/activations/offline-activate": {
+            "post": _op(
+                "Process an activation request file; the answer carries the signed response file",
+                _json(_ref("OfflineResult"), "Activated (or the same machine again)"),
+                *_OFFLINE_ERRORS,
+                tag="activations",
+                body=_body("OfflineActivateRequest", "OfflineActivateForm"),
+            )
+        },
+        "/v1/activations/offline-deactivate": {
+            "post": _op(
+                "Process a deactivation request file; the seat is freed",
+                _json(_ref("OfflineResult"), "Deactivated (or already deactivated)"),
+                *_OFFLINE_ERRORS,
+                tag="activations",
+                body=_body("OfflineDeactivateRequest", "OfflineDeactivateForm"),
+            )
+        },
+        "/v1/trial-activations/offline-activate": {
+            "post": _op(
+                "Process a trial request file (no login; CORS for the configured origins; rate limited"
+                " per client address)",
+                _json(_ref("TrialResult"), "Trial granted, or the machine's existing trial"),
+                "400",
+                "404",
+                "413",
+                "422",
+                "429",
+                tag="trials",
+                public=True,
+                body=_body("TrialRequest", "TrialForm"),
+            ),
+            "options": _op(
+                "CORS preflight",
+                {
+                    "description": "Allowed: Access-Control-Allow-Origin echoes the origin",
+                    "headers": {
+                        name: {"schema": {"type": "string"}}
+                        for name in (
+                            "Access-Control-Allow-Origin",
+                            "Access-Control-Allow-Methods",
+                            "Access-Control-Allow-Headers",
+                            "Access-Control-Max-Age",
+                        )
+                    },
+                },
+                "403",
+                tag="trials",
+                public=True,
+                ok_status="204",
+            ),
+        },
+        "/v1/batches": {
+            "post": _op(
+                "Process a zip of request files; the answer is a zip of responses and report.csv",
+                {
+                    "description": "Responses for the accepted files, and report.csv with one row per file",
+                    "content": {"application/zip": {}},
+                    "headers": {
+                        "X-Accepted": {"schema": {"type": "integer"}},
+                        "X-Rejected": {"schema": {"type": "integer"}},
+                    },
+                },
+                "400",
+                "413",
+                tag="activations",
+                body={
+                    "required": True,
+                    "content": {"application/zip": {}, "multipart/form-data": {"schema": _ref("BatchForm")}},
+                },
+                parameters=[
+                    {"name": "responseValidity", "in": "query", "required": False, "schema": _VALIDITY}
+                ],
+            )
+        },
+    }
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document (built once; treat it as read-only)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Offline activation service",
+            "version": __version__,
+            "summary": "Offline license activation: signed request and response files for air-gapped machines.",
+            "description": "Errors are JSON `{code, message}`; the codes are stable and listed in docs/ERRORS.md.",
+        },
+        "tags": [{"name": n} for n in ("service", "accounts", "licenses", "activations", "trials")],
+        "security": [{"bearerAuth": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An access token from POST /v1/accounts/login",
+                }
+            },
+            "schemas": _SCHEMAS,
+            "responses": _responses(),
+        },
+    }
+
+
+async def endpoint(request: Request) -> Response:
+    return JSONResponse(document(), headers={"cache-control": "public, max-age=300"})

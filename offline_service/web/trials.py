@@ -1,0 +1,209 @@
+"""Trials for anyone: ``POST /v1/trial-activations/offline-activate`` needs no login. Browser pages of
+the configured origins may call it (CORS, no credentials), and each client address gets a few
+requests a minute."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .._b64 import b64url_decode
+from ..engine import Outcome
+from ..errors import Code, OfflineServiceError
+from ..jws import MAX_FILE_BYTES, strict_json, unarmor
+from ..messages import Kind
+from ..settings import Settings
+from .api import offline_input
+from .auth import client_address, services
+from .security import ASGIApp, Message, Receive, Scope, Send
+from .services import Services
+
+__all__ = ["MAX_ADDRESSES", "PATH", "RateLimited", "RateLimiter", "TrialCors", "cors", "routes"]
+
+PATH = "/v1/trial-activations/offline-activate"
+MAX_ADDRESSES = 100_000  # client addresses the rate limiter remembers (about 15 MB at most)
+PREFLIGHT_MAX_AGE = 600
+_MAX_PRODUCTS = 10_000  # product id -> account id, remembered to save a query per trial
+
+
+class RateLimited(OfflineServiceError):
+    """Too many requests from one address; ``retry_after`` seconds until the next is accepted."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(Code.RATE_LIMITED, f"too many trial requests; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """A token bucket per client address: ``per_minute`` requests a minute, in bursts of up to
+    ``per_minute``. At most ``max_addresses`` are remembered; the least recently seen is forgotten
+    first (and comes back with a full bucket), so memory stays bounded whoever sends.
+
+    Used on the event loop only (no awaits inside ``hit``), so it needs no lock. Each server
+    process has its own."""
+
+    def __init__(self, *, per_minute: int, max_addresses: int = MAX_ADDRESSES) -> None:
+        if per_minute <= 0 or max_addresses <= 0:
+            raise ValueError("the rate and the number of addresses must be positive")
+        self.capacity = float(per_minute)
+        self.per_second = per_minute / 60.0
+        self.max_addresses = max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # address -> (tokens, at)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def hit(self, address: str, now: float) -> None:
+        """Take one request's token for ``address``, or raise RateLimited."""
+        tokens, at = self._buckets.pop(address, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.per_second)
+        if tokens < 1:
+            self._buckets[address] = (tokens, now)
+            raise RateLimited(max(1, math.ceil((1 - tokens) / self.per_second)))
+        self._buckets[address] = (tokens - 1, now)
+        if len(self._buckets) > self.max_addresses:
+            self._buckets.popitem(last=False)
+
+
+class TrialCors:
+    """CORS for the trial endpoint only. A listed origin (``null`` too, if listed: pages opened
+    from disk) gets ``Access-Control-Allow-Origin`` on every answer, errors included, and its
+    preflight is answered; any other origin gets no CORS header, so its pages cannot read the
+    answer. No credentials are ever allowed: the endpoint takes none."""
+
+    def __init__(self, app: ASGIApp, *, origins: Iterable[str], path: str = PATH) -> None:
+        self.app = app
+        self.origins = frozenset(o.encode("latin-1") for o in origins)
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        origin = requested = None
+        for name, value in scope.get("headers", []):
+            if name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                requested = value
+        allowed = origin is not None and origin in self.origins
+        if scope["method"] == "OPTIONS" and origin is not None and requested is not None:
+            await _preflight(send, origin if allowed and requested == b"POST" else None)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"vary", b"Origin")]
+                if allowed:
+                    assert origin is not None
+                    extra.append((b"access-control-allow-origin", origin))
+                    extra.append((b"access-control-expose-headers", b"Retry-After"))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+async def _preflight(send: Send, origin: bytes | None) -> None:
+    headers = [(b"vary", b"Origin")]
+    if origin is None:
+        body = json.dumps(
+            {"code": Code.FORBIDDEN.value, "message": "this origin may not call the trial endpoint"}
+        ).encode()
+        status = 403
+        headers.append((b"content-type", b"application/json"))
+    else:
+        body, status = b"", 204
+        headers += [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-methods", b"POST"),
+            (b"access-control-allow-headers", b"content-type"),
+            (b"access-control-max-age", str(PREFLIGHT_MAX_AGE).encode()),
+        ]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_TRIAL = frozenset({Kind.TRIAL})
+
+
+def _declared_product(data: bytes) -> str | None:
+    """The ``productId`` a request file names, read without verifying anything: only to refuse a
+    file for another product than the body's before the engine records a trial for it. The engine
+    still verifies everything. None when the file is too large or cannot be read."""
+    if len(data) > MAX_FILE_BYTES:
+        return None
+    try:
+        parts = unarmor(data).split(b".")
+        value = strict_json(b64url_decode(parts[1])).get("productId") if len(parts) == 3 else None
+    except (ValueError, UnicodeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+class _Trials:
+    def __init__(self, settings: Settings) -> None:
+        self.limiter = RateLimiter(per_minute=settings.trial_rate_per_minute)
+        self._accounts: dict[str, str] = {}  # product id -> account id (products never move)
+
+    async def activate(self, request: Request) -> Response:
+        svc = services(request)
+        address = client_address(request)
+        self.limiter.hit(address, svc.clock())
+        body = await offline_input(request, "productId")
+        product_id = body.values.get("productId")
+        if not isinstance(product_id, str) or not 0 < len(product_id) <= 64:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "productId must be a product id")
+        outcome = await run_in_threadpool(self._process, svc, product_id, body.data, address)
+        return JSONResponse(
+            {
+                "offlineResponse": outcome.response,
+                "trialEndsAt": outcome.trial_ends_at,
+                "existing": outcome.reissued,
+            }
+        )
+
+    def _account_of(self, svc: Services, product_id: str) -> str:
+        account_id = self._accounts.get(product_id)
+        if account_id is None:
+            with svc.store.read() as tx:
+                product = tx.product_by_id(product_id)
+            if product is None:
+                raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product")
+            if len(self._accounts) >= _MAX_PRODUCTS:
+                self._accounts.clear()
+            account_id = self._accounts[product_id] = product.account_id
+        return account_id
+
+    def _process(self, svc: Services, product_id: str, data: bytes, address: str) -> Outcome:
+        account_id = self._account_of(svc, product_id)
+        if _declared_product(data) not in (None, product_id):
+            raise OfflineServiceError(Code.PRODUCT_MISMATCH, "the request file is for another product")
+        outcome = svc.engine.process(
+            data, account_id=account_id, now=svc.now(), actor=f"trial:{address[:64]}", kinds=_TRIAL
+        )
+        if not outcome.ok:
+            raise OfflineServiceError(Code(outcome.code), outcome.message)
+        if outcome.kind is not Kind.TRIAL or outcome.product_id != product_id:
+            # Only if the unverified look above could not read a file the engine then accepted.
+            raise OfflineServiceError(Code.PRODUCT_MISMATCH, "the request file is for another product")
+        return outcome
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    """The trial endpoint, with its own rate limiter."""
+    return [Route(PATH, _Trials(settings).activate, methods=["POST"])]
+
+
+def cors(settings: Settings) -> Middleware:
+    """The CORS middleware of the trial endpoint, for ``settings.trial_origins``."""
+    return Middleware(TrialCors, origins=settings.trial_origins)
