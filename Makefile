@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
 KEYS   ?= keys
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 
-.PHONY: run test lint format typecheck bench clean
+.PHONY: run demo test lint format typecheck bench bench-http chromium wrk clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The portal on http://127.0.0.1:8000 with a demo account, license and portal user (created once).
 run: $(STAMP)
+	$(BIN)/offline-service serve --demo --data $(DATA) --keys $(KEYS) --host $(HOST) --port $(PORT)
+
+# The guided tour of the offline flow with the real commands (no server).
+demo: $(STAMP)
 	$(BIN)/offline-service demo --data $(DATA) --keys $(KEYS)
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads itself).
+test: $(STAMP) chromium
 	$(BIN)/ruff check offline_service tests benchmarks
 	$(BIN)/ruff format --check offline_service tests benchmarks
 	$(BIN)/mypy
@@ -34,6 +42,16 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine
+
+bench-http: $(STAMP) wrk
+	$(BIN)/python -m benchmarks.http
+
+# Debian packages, installed only when missing (CI runs as root on Debian).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+wrk:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -497,6 +497,36 @@ def cmd_audit(ctx: _Context) -> int:
     return EXIT_OK
 
 
+def cmd_serve(ctx: _Context) -> int:
+    import uvicorn
+
+    from ..web import create_app
+
+    a = ctx.args
+    if a.demo:
+        from .demo import announce_portal, prepare_portal
+
+        # Shown as a URL a browser can open: a wildcard bind address is not one.
+        shown = "127.0.0.1" if a.host in ("0.0.0.0", "::", "") else a.host  # noqa: S104
+        shown = f"[{shown}]" if ":" in shown else shown
+        demo = prepare_portal(ctx.settings, account_alias=a.account)
+        announce_portal(demo, f"http://{shown}:{a.port}/login")
+    ctx.close()
+    uvicorn.run(
+        create_app(ctx.settings),
+        host=a.host,
+        port=a.port,
+        workers=1,
+        log_level=a.log_level,
+        # Off unless asked: otherwise any client could claim another address (and so escape the
+        # per-address login back-off) or https with a forged X-Forwarded-Proto.
+        proxy_headers=a.proxy_headers,
+        forwarded_allow_ips=a.forwarded_allow_ips,
+        server_header=False,
+    )
+    return EXIT_OK
+
+
 def cmd_demo(ctx: _Context) -> int:
     from .demo import run_demo
 
@@ -663,6 +693,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(verbs, "audit", cmd_audit, "show the newest audit log entries")
     p.add_argument("--limit", type=int, default=50)
+
+    p = verb(verbs, "serve", cmd_serve, "serve the customer portal and the JSON API (uvicorn, one process)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="info",
+        help="uvicorn's log level; info (default) logs every request",
+    )
+    p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from the addresses in --forwarded-allow-ips (behind a TLS proxy)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="IPS",
+        help="comma-separated proxy addresses trusted with --proxy-headers (default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="first create (once) the demo account, organization, product, license and portal user,"
+        " and print how to log in; what `make run` runs",
+    )
 
     verb(verbs, "demo", cmd_demo, "set up a demo product and license and walk through the offline flow")
     return parser

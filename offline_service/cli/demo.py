@@ -1,36 +1,52 @@
-"""``offline-service demo``: a guided tour of the offline flow using the real commands."""
+"""The demo records, shared by two commands: ``offline-service demo``, a guided tour of the offline
+flow with the real commands, and ``offline-service serve --demo`` (``make run``), the portal with a
+demo user who can log in."""
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import admin
+from .. import admin, people
+from .._files import write_atomic
 from ..keyring import Keyring
-from ..models import Account, License, Product
+from ..models import Account, License, Product, Role
 from ..settings import Settings
 from ..store import SQLiteStore
 
-__all__ = ["run_demo"]
+__all__ = ["PortalDemo", "announce_portal", "prepare_portal", "run_demo"]
 
 DEMO_PRODUCT = "Demo App"
+DEMO_ORGANIZATION = "Demo Organization"
+DEMO_EMAIL = "demo@example.com"
+CREDENTIALS_FILE = "demo-credentials.txt"
 
 
 def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, License, bool]:
-    """The demo account, product and license; created on the first run only."""
+    """The demo account, organization, product and license (owned by the organization, so the
+    organization's people see it in the portal); each created on the first run only."""
     store = SQLiteStore(settings.data_dir)
     keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, alias, now=now)
         with store.read() as tx:
+            org = tx.organization_by_name(account.id, DEMO_ORGANIZATION)
             product = next((p for p in tx.products(account.id) if p.name == DEMO_PRODUCT), None)
-            licenses = tx.licenses(account.id, product.id) if product else []
+            licenses = [
+                x
+                for x in (tx.licenses(account.id, product.id) if product else [])
+                if org is not None and x.owner_organization_id == org.id
+            ]
         if product is not None and licenses:
             return account, product, licenses[0], False
+        if org is None:
+            people.create_organization(store, account, name=DEMO_ORGANIZATION, now=now)
         product = product or admin.create_product(
             store, keyring, account, name=DEMO_PRODUCT, now=now, trial_days=14
         )
@@ -41,11 +57,94 @@ def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, Lic
             allowed_activations=3,
             allowed_deactivations=-1,
             now=now,
-            owner="demo@example.com",
+            owner=DEMO_ORGANIZATION,
+            owner_organization=DEMO_ORGANIZATION,
         )
         return account, product, license, True
     finally:
         store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PortalDemo:
+    """What a person needs to log in to the demo portal. ``password`` is set on the first run only:
+    after that it exists only as an Argon2id hash in the database and in ``credentials_file``."""
+
+    account: Account
+    product: Product
+    license: License
+    email: str
+    password: str | None
+    credentials_file: Path
+
+
+def prepare_portal(settings: Settings, *, account_alias: str) -> PortalDemo:
+    """The demo records plus a portal user, organization-admin of the demo organization, with a
+    random password made on the first run; idempotent."""
+    account, product, license, _ = _demo_records(settings, account_alias)
+    credentials = settings.data_dir / CREDENTIALS_FILE
+    store = SQLiteStore(settings.data_dir)
+    try:
+        with store.read() as tx:
+            user = tx.user_by_email(account.id, people.email_key(DEMO_EMAIL))
+        password = None
+        if user is None:
+            password = secrets.token_urlsafe(18)
+            # The file first: if creating the user then fails, the next run makes a new password and
+            # replaces the file; the other order could leave a user whose password nobody has.
+            write_atomic(
+                credentials,
+                (
+                    "# The demo portal user, made by `make run` (offline-service serve --demo).\n"
+                    "# Only an Argon2id hash of the password is in the database; delete this file once\n"
+                    "# you have noted the password.\n"
+                    f"account: {account.alias}\nemail: {DEMO_EMAIL}\npassword: {password}\n"
+                ).encode(),
+                mode=0o600,
+            )
+            people.create_user(
+                store,
+                account,
+                email=DEMO_EMAIL,
+                role=Role.ORGANIZATION_ADMIN,
+                now=int(time.time()),
+                organization=DEMO_ORGANIZATION,
+                password=password,
+                first_name="Demo",
+                last_name="User",
+                cost=settings.password_cost,
+            )
+    finally:
+        store.close()
+    return PortalDemo(
+        account=account,
+        product=product,
+        license=license,
+        email=DEMO_EMAIL,
+        password=password,
+        credentials_file=credentials,
+    )
+
+
+def announce_portal(demo: PortalDemo, login_url: str) -> None:
+    """Where to log in and with what; the password itself only when it was just made."""
+    print(f"Demo portal: log in at {login_url}")
+    print(f"  account   {demo.account.alias}")
+    print(f"  email     {demo.email}")
+    if demo.password is not None:
+        print(f"  password  {demo.password}")
+        print(f"  (shown once; also saved, readable only by you, in {demo.credentials_file})")
+    elif demo.credentials_file.exists():
+        print(f"  password  in {demo.credentials_file} (made on the first run)")
+    else:
+        print(
+            f"  password  shown on the first run and saved in {demo.credentials_file}, which has been"
+            " deleted; to start over, stop the server and remove the data and keys directories"
+        )
+    print(f"  product   {demo.product.name} ({demo.product.id})")
+    print(f"  license   {demo.license.key} (owned by {DEMO_ORGANIZATION}; 3 activations)")
+    print("Make an activation request with `offline-client request` (see the README) and upload it on")
+    print("the portal's offline activation page. Stop the server with Ctrl+C.\n", flush=True)
 
 
 def run_demo(settings: Settings, *, account_alias: str) -> int:

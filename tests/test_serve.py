@@ -1,0 +1,113 @@
+"""``offline-service serve`` and the demo portal records ``make run`` makes (``serve --demo``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from offline_service import admin
+from offline_service.cli import main
+from offline_service.cli.demo import DEMO_EMAIL, DEMO_ORGANIZATION, DEMO_PRODUCT, prepare_portal
+from offline_service.keyring import Keyring
+from offline_service.models import Role
+from offline_service.passwords import Cost
+from offline_service.people import authenticate, email_key
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", keys_dir=tmp_path / "keys", password_cost=Cost.MINIMUM)
+
+
+def test_first_run_makes_a_user_whose_password_is_stored_only_as_a_hash(tmp_path: Path) -> None:
+    demo = prepare_portal(settings(tmp_path), account_alias="default")
+    assert demo.password is not None and len(demo.password) >= 20
+    assert demo.credentials_file == tmp_path / "data" / "demo-credentials.txt"
+    assert demo.credentials_file.stat().st_mode & 0o777 == 0o600
+    text = demo.credentials_file.read_text()
+    assert f"password: {demo.password}\n" in text and f"email: {DEMO_EMAIL}\n" in text
+
+    store = SQLiteStore(tmp_path / "data")
+    try:
+        with store.read() as tx:
+            user = tx.user_by_email(demo.account.id, email_key(DEMO_EMAIL))
+            assert user is not None
+            org = tx.organization_by_name(demo.account.id, DEMO_ORGANIZATION)
+            visible = tx.visible_license_ids(demo.account.id, user)
+        assert user.role is Role.ORGANIZATION_ADMIN and org is not None and user.organization_id == org.id
+        assert user.password_hash is not None and user.password_hash.startswith("$argon2id$")
+        assert demo.password not in user.password_hash
+        # The demo license belongs to the organization, so its admin sees it in the portal.
+        assert demo.license.owner_organization_id == org.id and demo.license.id in visible
+        assert (tmp_path / "data" / "offline-service.sqlite3").read_bytes().find(demo.password.encode()) == -1
+        logged_in = authenticate(
+            store,
+            account_alias="default",
+            email=DEMO_EMAIL,
+            password=demo.password,
+            address="127.0.0.1",
+            now=int(time.time()),
+            cost=Cost.MINIMUM,
+        )
+        assert logged_in.id == user.id
+    finally:
+        store.close()
+
+
+def test_second_run_reuses_everything_and_shows_no_password(tmp_path: Path) -> None:
+    first = prepare_portal(settings(tmp_path), account_alias="default")
+    saved = first.credentials_file.read_text()
+    again = prepare_portal(settings(tmp_path), account_alias="default")
+    assert again.password is None
+    assert (again.account.id, again.product.id, again.license.id) == (
+        first.account.id,
+        first.product.id,
+        first.license.id,
+    )
+    assert again.credentials_file.read_text() == saved
+
+
+def test_a_data_dir_from_the_older_demo_gets_a_license_the_organization_owns(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    store = SQLiteStore(s.data_dir)
+    try:
+        account, _ = admin.ensure_account(store, "default", now=1)
+        product = admin.create_product(store, Keyring(s.keys_dir), account, name=DEMO_PRODUCT, now=1)
+        old = admin.create_license(
+            store, account, product_id=product.id, allowed_activations=3, allowed_deactivations=-1, now=1
+        )
+    finally:
+        store.close()
+    demo = prepare_portal(s, account_alias="default")
+    assert demo.product.id == product.id
+    assert demo.license.id != old.id and demo.license.owner_organization_id is not None
+
+
+def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
+    data, keys = str(tmp_path / "d"), str(tmp_path / "k")
+    assert main(["serve", "--demo", "--data", data, "--keys", keys, "--port", "8123"]) == 0
+    app, kw = calls[0]
+    assert app.state.services.settings.data_dir == Path(data)
+    assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["workers"] == 1
+    assert kw["proxy_headers"] is False and kw["log_level"] == "info"
+    out = capsys.readouterr().out
+    assert "log in at http://127.0.0.1:8123/login" in out and "password  " in out
+
+    assert main(["serve", "--demo", "--data", data, "--keys", keys, "--host", "0.0.0.0"]) == 0
+    assert calls[1][1]["host"] == "0.0.0.0"
+    out = capsys.readouterr().out
+    # A wildcard address is not one a browser can open; the file holds the password now.
+    assert "log in at http://127.0.0.1:8000/login" in out
+    assert f"password  in {Path(data) / 'demo-credentials.txt'}" in out
+    for app, _ in calls:  # its lifespan, which closes the store, never ran here
+        app.state.services.close()
