@@ -65,6 +65,7 @@ class Keyring:
         self.directory = Path(directory)
         self._passphrase = passphrase or None
         self._signers: dict[str, tuple[int, Signer]] = {}  # product -> (directory mtime, signer)
+        self._checked: dict[str, float] = {}  # product -> when the mtime was last looked at
 
     # -- public keys -------------------------------------------------------------------------
 
@@ -117,12 +118,16 @@ class Keyring:
 
     def signer(self, product_id: str) -> Signer:
         """The product's active key, decrypted once and cached until the product's key directory
-        changes (a rotation by another process), so a running server picks up a new key at once."""
+        changes (a rotation by another process); a running server notices within a second."""
+        cached = self._signers.get(product_id)
+        tick = time.monotonic()
+        if cached is not None and tick - self._checked.get(product_id, 0.0) < 1.0:
+            return cached[1]  # checked less than a second ago: no system call on the hot path
+        self._checked[product_id] = tick
         try:
             stamp = (self.directory / product_id).stat().st_mtime_ns
         except OSError:
             stamp = -1
-        cached = self._signers.get(product_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         active = [i for i in self._infos(product_id) if i.status == "active"]
@@ -161,6 +166,7 @@ class Keyring:
             if info.status == "active":
                 self._set_status(info.path, "retired")
         self._signers.pop(product_id, None)
+        self._checked.pop(product_id, None)
         return kid
 
     def remove(self, product_id: str, kid: str) -> None:
