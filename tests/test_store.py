@@ -10,7 +10,7 @@ import pytest
 from offline_service import admin
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.messages import Kind
-from offline_service.models import Account, Activation
+from offline_service.models import Account, Activation, AuditEntry
 from offline_service.store import SQLiteStore
 from offline_service.store.sqlite import DB_FILE
 from tests.factories import NOW, World
@@ -151,3 +151,37 @@ def test_store_is_shared_between_connections(world: World) -> None:
             assert tx.license_by_key("acc_other", lic.key) is None
     finally:
         other.close()
+
+
+def test_audit_entries_for_licenses_finds_a_quiet_persons_entries_on_a_busy_account(tmp_path: Path) -> None:
+
+    store = SQLiteStore(tmp_path / "data")
+    try:
+        with store.write() as tx:
+            tx.audit(
+                AuditEntry(
+                    at=1, actor="a", action="activation", code="OK", account_id="acc", license_id="mine"
+                )
+            )
+            for i in range(3000):  # somebody else's busy license, newer than the quiet person's entry
+                tx.audit(
+                    AuditEntry(
+                        at=2 + i,
+                        actor="b",
+                        action="activation",
+                        code="OK",
+                        account_id="acc",
+                        license_id="theirs",
+                    )
+                )
+            tx.audit(
+                AuditEntry(
+                    at=9999, actor="a", action="activation", code="OK", account_id="other", license_id="mine"
+                )
+            )
+        with store.read() as tx:
+            found = tx.audit_entries_for_licenses("acc", frozenset({"mine"}), limit=10)
+            assert [(e.at, e.license_id, e.account_id) for e in found] == [(1, "mine", "acc")]
+            assert tx.audit_entries_for_licenses("acc", frozenset(), limit=10) == []
+    finally:
+        store.close()

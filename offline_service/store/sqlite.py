@@ -141,6 +141,23 @@ def _user(row: tuple) -> User:  # type: ignore[type-arg]
     )
 
 
+_AUDIT_COLS = "at, actor, action, code, account_id, product_id, license_id, activation_id, detail"
+
+
+def _audit_entry(r: tuple) -> AuditEntry:  # type: ignore[type-arg]
+    return AuditEntry(
+        at=r[0],
+        actor=r[1],
+        action=r[2],
+        code=r[3],
+        account_id=r[4],
+        product_id=r[5],
+        license_id=r[6],
+        activation_id=r[7],
+        detail=json.loads(r[8]),
+    )
+
+
 class _PeopleTx:
     """The people and credential part of a transaction (plain statements, nothing buffered)."""
 
@@ -665,24 +682,26 @@ class _Tx(_PeopleTx):
     def audit_entries(self, account_id: str, limit: int = 100) -> Sequence[AuditEntry]:
         self.flush()
         rows = self._c.execute(
-            "SELECT at, actor, action, code, account_id, product_id, license_id, activation_id, detail"
-            " FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_AUDIT_COLS} FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
             (account_id, limit),
         )
-        return [
-            AuditEntry(
-                at=r[0],
-                actor=r[1],
-                action=r[2],
-                code=r[3],
-                account_id=r[4],
-                product_id=r[5],
-                license_id=r[6],
-                activation_id=r[7],
-                detail=json.loads(r[8]),
+        return [_audit_entry(r) for r in rows]
+
+    def audit_entries_for_licenses(
+        self, account_id: str, license_ids: frozenset[str], limit: int = 100
+    ) -> Sequence[AuditEntry]:
+        """The newest entries about these licenses (the portal shows a person only their own)."""
+        self.flush()
+        found: list[tuple[int, AuditEntry]] = []
+        for group in _groups(sorted(license_ids)):
+            rows = self._c.execute(
+                f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE account_id = ?"
+                f" AND license_id IN ({','.join('?' * len(group))}) ORDER BY id DESC LIMIT ?",
+                (account_id, *group, limit),
             )
-            for r in rows
-        ]
+            found += [(r[9], _audit_entry(r)) for r in rows]
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        return [entry for _, entry in found[:limit]]
 
 
 class SQLiteStore:

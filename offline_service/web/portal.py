@@ -52,7 +52,6 @@ VALIDITY_DAYS = (1, 3, 7, 30)  # the engine caps each at the product's maximum
 DEFAULT_VALIDITY_DAYS = 7
 RECENT_ACTIVITY = 15
 # The audit log is read newest first and filtered to the person's licenses; this bounds the scan.
-_AUDIT_SCAN = 2000
 # Form fields other than files: the body limit (4 x 16 KiB) is the real bound; this only makes
 # sure starlette never refuses a pasted request before we can say REQUEST_TOO_LARGE in words.
 _FIELD_BYTES = 4 * MAX_FILE_BYTES
@@ -346,10 +345,9 @@ def _who(actor: str, caller: Caller) -> str:
 def _dashboard(svc: Services, caller: Caller) -> dict[str, Any]:
     rows = _rows(svc, caller)
     by_id = {r.license.id: r for r in rows}
-    with svc.store.read() as tx:
-        entries = tx.audit_entries(caller.user.account_id, limit=_AUDIT_SCAN)
     # Only entries about licenses this person may see: never another customer's activity.
-    mine = [e for e in entries if e.license_id is not None and e.license_id in by_id][:RECENT_ACTIVITY]
+    with svc.store.read() as tx:
+        mine = tx.audit_entries_for_licenses(caller.user.account_id, frozenset(by_id), limit=RECENT_ACTIVITY)
     states = Counter(r.state for r in rows)
     return {
         "rows": rows,
