@@ -13,6 +13,7 @@ from .keyring import Keyring
 from .messages import MAX_COUNT, validate_metadata
 from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
 from .people import email_key
+from .representations import activation_json, license_json
 from .store import Store
 
 __all__ = [
@@ -240,30 +241,7 @@ def license_details(store: Store, account: Account, key: str) -> dict[str, Any]:
             raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
         activations = tx.activations(license.id)
     return {
-        "id": license.id,
-        "key": license.key,
-        "productId": license.product_id,
-        "status": license.status.value,
+        **license_json(license),
         "owner": license.owner,
-        "expiresAt": license.expires_at,
-        "validityDays": license.validity_days,
-        "allowedActivations": license.allowed_activations,
-        "usedActivations": license.used_activations,
-        "allowedDeactivations": license.allowed_deactivations,
-        "usedDeactivations": license.used_deactivations,
-        "metadata": dict(license.metadata),
-        "createdAt": license.created_at,
-        "activations": [
-            {
-                "id": a.id,
-                "fingerprint": a.fingerprint,
-                "machineKeyThumbprint": a.machine_key_thumbprint,
-                "hostname": a.hostname,
-                "os": a.os,
-                "appVersion": a.app_version,
-                "createdAt": a.created_at,
-                "deactivatedAt": a.deactivated_at,
-            }
-            for a in activations
-        ],
+        "activations": [activation_json(a) for a in activations],
     }

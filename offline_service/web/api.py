@@ -17,11 +17,12 @@ from ..errors import Code, OfflineServiceError
 from ..messages import Kind
 from ..models import Activation, License, User
 from ..people import authenticate, issue_credential, revoke_credential
+from ..representations import activation_json, license_json
 from . import openapi
 from .auth import Caller, api_caller, client_address, services
 from .offline import RequestQueue, process_zip
 
-__all__ = ["OfflineInput", "json_body", "license_json", "offline_input", "routes"]
+__all__ = ["OfflineInput", "json_body", "offline_input", "routes"]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -112,36 +113,6 @@ def user_json(user: User) -> dict[str, Any]:
         "organizationId": user.organization_id,
         "firstName": user.first_name,
         "lastName": user.last_name,
-    }
-
-
-def license_json(license: License) -> dict[str, Any]:
-    return {
-        "id": license.id,
-        "key": license.key,
-        "productId": license.product_id,
-        "status": license.status.value,
-        "expiresAt": license.expires_at,
-        "validityDays": license.validity_days,
-        "allowedActivations": license.allowed_activations,
-        "usedActivations": license.used_activations,
-        "allowedDeactivations": license.allowed_deactivations,
-        "usedDeactivations": license.used_deactivations,
-        "metadata": dict(license.metadata),
-        "createdAt": license.created_at,
-    }
-
-
-def activation_json(a: Activation) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "licenseId": a.license_id,
-        "fingerprint": a.fingerprint,
-        "hostname": a.hostname,
-        "os": a.os,
-        "appVersion": a.app_version,
-        "createdAt": a.created_at,
-        "deactivatedAt": a.deactivated_at,
     }
 
 
