@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,5 +185,37 @@ def test_audit_entries_for_licenses_finds_a_quiet_persons_entries_on_a_busy_acco
             found = tx.audit_entries_for_licenses("acc", frozenset({"mine"}), limit=10)
             assert [(e.at, e.license_id, e.account_id) for e in found] == [(1, "mine", "acc")]
             assert tx.audit_entries_for_licenses("acc", frozenset(), limit=10) == []
+    finally:
+        store.close()
+
+
+def _hold_write_lock(data_dir: str, ready: Any, release: Any) -> None:
+    store = SQLiteStore(data_dir)
+    with store.write():
+        ready.set()
+        release.wait(30)
+    store.close()
+
+
+def test_write_lock_if_free_never_waits_for_another_process(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    try:
+        with store.write_lock_if_free() as free:
+            assert free
+            with store.write() as tx:  # holding the lock already: does not block
+                tx.audit(AuditEntry(at=1, actor="a", action="x", code="OK", account_id="acc"))
+        ctx = multiprocessing.get_context("spawn")
+        ready, release = ctx.Event(), ctx.Event()
+        other = ctx.Process(target=_hold_write_lock, args=(str(tmp_path / "data"), ready, release))
+        other.start()
+        try:
+            assert ready.wait(30)
+            with store.write_lock_if_free() as free:
+                assert not free  # answered at once, without waiting for the other process
+        finally:
+            release.set()
+            other.join(30)
+        with store.write_lock_if_free() as free:
+            assert free
     finally:
         store.close()

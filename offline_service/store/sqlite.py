@@ -774,6 +774,26 @@ class SQLiteStore:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    @contextmanager
+    def write_lock_if_free(self) -> Iterator[bool]:
+        """Hold the write lock for a block if it can be had without waiting; yields whether it was.
+        For callers that must not wait (an event loop): ``write()`` inside the block does not block."""
+        if not self._thread_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
     def _write_transaction(self) -> Iterator[_Tx]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")

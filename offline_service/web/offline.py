@@ -91,8 +91,16 @@ class RequestQueue:
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+                jobs = [job for job, _ in batch]
                 try:
-                    results = await run_in_threadpool(_run_jobs, self.svc, [job for job, _ in batch])
+                    # On this thread when the write lock is free right now: the work is CPU-bound,
+                    # and a hop to a worker thread only adds GIL hand-overs (measured: about a
+                    # quarter of the throughput). Otherwise on a worker thread, so that the event
+                    # loop never waits for another process's transaction.
+                    with self.svc.store.write_lock_if_free() as free:
+                        results = _run_jobs(self.svc, jobs) if free else None
+                    if results is None:
+                        results = await run_in_threadpool(_run_jobs, self.svc, jobs)
                 except Exception as exc:
                     # Only before any transaction (resolving tokens): every request of the trip
                     # gets it, and the app's handler logs it.
