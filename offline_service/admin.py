@@ -8,11 +8,10 @@ from typing import Any
 
 from .decisions import DAY
 from .errors import Code, OfflineServiceError
-from .ids import new_id, new_license_key
+from .ids import email_key, new_id, new_license_key
 from .keyring import Keyring
 from .messages import MAX_COUNT, validate_metadata
 from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
-from .people import email_key
 from .representations import activation_json, license_json
 from .store import Store
 

@@ -20,7 +20,7 @@ import sys
 import time
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from .messages import Kind
 from .settings import Settings
 from .store import SQLiteStore
 
-__all__ = ["REPORT_FIELDS", "BatchSummary", "response_name", "run_batch"]
+__all__ = ["REPORT_FIELDS", "BatchSummary", "check_response_names", "response_name", "run_batch"]
 
 REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
 JOURNAL = ".batch-journal.jsonl"
@@ -48,6 +48,18 @@ class BatchSummary:
     rejected: int
     skipped: int  # already done in an earlier run, taken from the journal
     seconds: float
+
+
+def check_response_names(inputs: Iterable[tuple[str, str]]) -> None:
+    """Refuse, before anything is processed, inputs (label, response file) of which two would be
+    answered in the same file (a.req and a.txt in a.response): one response would be lost."""
+    answered: dict[str, tuple[int, str]] = {}
+    for position, (label, response) in enumerate(inputs):
+        first, other = answered.setdefault(response, (position, label))
+        if first != position:  # the same file named twice counts as two inputs too
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, f"{other} and {label} would both be answered in {response}; rename one"
+            )
 
 
 def response_name(name: str) -> str:
@@ -306,16 +318,7 @@ def _run(
 ) -> tuple[int, int, int, int]:
     """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)."""
     names = _list_inputs(input_path, limits or ArchiveLimits())
-    answered: dict[str, str] = {}
-    for name in names:
-        # a.req and a.txt would both be answered in a.response: one response would be lost.
-        other = answered.setdefault(response_name(name), name)
-        if other != name:
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT,
-                f"{other} and {name} would both be answered in {response_name(name)}; rename one",
-            )
-    del answered
+    check_response_names((name, response_name(name)) for name in names)
     staging.mkdir(parents=True, exist_ok=True)
     journal_path = staging / JOURNAL
     done = _load_journal(journal_path)

@@ -10,7 +10,7 @@ again reissues the same activations without counting them twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import jws
 from .decisions import (
@@ -45,6 +45,9 @@ class Outcome:
     response: str | None = None
     reissued: bool = False
     trial_ends_at: int | None = None
+    # The verified request, when it could be parsed: adapters read it (hostname, fingerprint)
+    # instead of parsing and verifying the file a second time.
+    request: Request | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -111,19 +114,9 @@ class Engine:
         ``kinds`` narrows the request kinds a caller may send (others are refused unrecorded)."""
         if response_validity is not None and response_validity <= 0:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
-        items = [self._parse(data, now) for data in files]
-        if kinds is not None:
-            for item in items:
-                if item.request is not None and item.request.kind not in kinds:
-                    wanted = " or ".join(sorted(k.value for k in kinds))
-                    item.outcome = _rejected(
-                        OfflineServiceError(
-                            Code.MALFORMED_REQUEST,
-                            f"this is a {item.request.kind} request; {wanted} requests only here",
-                        ),
-                        item.request,
-                    )
-                    item.request = None
+        if not files:
+            return []  # no transaction for nothing (a batch chunk taken whole from its journal)
+        items = [self._parse(data, now, kinds) for data in files]
         requests = [i.request for i in items if i.request is not None]
         with self.store.write() as tx:
             tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])
@@ -141,7 +134,7 @@ class Engine:
 
     # -- phase 1: parse and verify, no lock --------------------------------------------------
 
-    def _parse(self, data: bytes, now: int) -> _Item:
+    def _parse(self, data: bytes, now: int, kinds: frozenset[Kind] | None) -> _Item:
         try:
             request = parse_request(data)
         except OfflineServiceError as exc:
@@ -152,6 +145,11 @@ class Engine:
             return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST.value, message=str(exc)))
         try:
             check_request_time(request, now, self.policy)
+            if kinds is not None and request.kind not in kinds:
+                wanted = " or ".join(sorted(k.value for k in kinds))
+                raise OfflineServiceError(
+                    Code.MALFORMED_REQUEST, f"this is a {request.kind} request; {wanted} requests only here"
+                )
         except OfflineServiceError as exc:
             return _Item(request=None, outcome=_rejected(exc, request))
         return _Item(request=request)
@@ -310,6 +308,7 @@ class Engine:
             response=token,
             reissued=o.reissued,
             trial_ends_at=o.trial_ends_at,
+            request=o.request,
         )
 
 
@@ -371,8 +370,11 @@ def _granted(
         activation_id=activation_id,
         reissued=verdict is Verdict.REISSUE,
         trial_ends_at=trial_ends_at,
+        request=req,
     )
 
 
 def _rejected(exc: OfflineServiceError, req: Request) -> Outcome:
-    return Outcome(code=exc.code.value, message=exc.message, kind=req.kind, product_id=req.product_id)
+    return Outcome(
+        code=exc.code.value, message=exc.message, kind=req.kind, product_id=req.product_id, request=req
+    )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
-__all__ = ["LICENSE_KEY_ALPHABET", "new_id", "new_license_key", "new_nonce", "normalize_license_key"]
+__all__ = [
+    "LICENSE_KEY_ALPHABET",
+    "email_key",
+    "new_id",
+    "new_license_key",
+    "new_nonce",
+    "normalize_license_key",
+]
 
 # Crockford base32: no I, L, O or U, so keys survive being read aloud or typed from paper.
 LICENSE_KEY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -38,6 +45,11 @@ def normalize_license_key(key: str) -> str:
     if len(compact) == 25 and _ALPHABET_SET.issuperset(compact):
         return "-".join(compact[i : i + 5] for i in range(0, 25, 5))
     return key.strip()
+
+
+def email_key(email: str) -> str:
+    """The form an email is compared in: trimmed and case-folded (one person per email per account)."""
+    return email.strip().casefold()
 
 
 def new_nonce() -> str:

@@ -11,7 +11,7 @@ import re
 import secrets
 
 from .errors import Code, OfflineServiceError
-from .ids import new_id
+from .ids import email_key, new_id
 from .models import Account, AuditEntry, Credential, Organization, Role, User, UserGroup
 from .passwords import Cost, check_strength, hash_password, verify_password
 from .store import Store, Transaction
@@ -25,7 +25,6 @@ __all__ = [
     "create_group",
     "create_organization",
     "create_user",
-    "email_key",
     "issue_credential",
     "link_group_license",
     "resolve_credential",
@@ -38,11 +37,6 @@ __all__ = [
 FREE_FAILURES = 5
 MAX_LOCK_SECONDS = 15 * 60
 _EMAIL = re.compile(r"\A[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}\Z")
-
-
-def email_key(email: str) -> str:
-    """The form an email is compared in: trimmed and case-folded."""
-    return email.strip().casefold()
 
 
 def _checked_email(email: str) -> str:

@@ -688,3 +688,15 @@ def test_kinds_narrows_what_a_caller_may_send_and_refuses_unrecorded(world: Worl
     assert (refused.code, refused.kind) == ("MALFORMED_REQUEST", Kind.TRIAL)
     assert world.snapshot() == before
     assert world.process(act, kinds=frozenset({Kind.ACTIVATION})).ok
+
+
+def test_an_outcome_carries_the_verified_request_and_nothing_to_do_opens_no_transaction(world: World) -> None:
+    lic = world.license()
+    outcome = world.process(
+        world.machine("a").request(Kind.ACTIVATION, world.product.id, license_key=lic.key)
+    )
+    assert outcome.request is not None and outcome.request.hostname == "host-fp-a"
+    assert world.process(b"garbage").request is None
+    before = world.store._conn.total_changes
+    assert world.engine.process_many([], account_id=world.account.id, now=NOW) == []
+    assert world.store._conn.total_changes == before

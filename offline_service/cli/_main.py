@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import admin, people
-from ..batch import response_name, run_batch
+from ..batch import check_response_names, response_name, run_batch
 from ..engine import Engine
 from ..errors import Code, OfflineServiceError
 from ..jws import MAX_FILE_BYTES
@@ -307,16 +307,8 @@ def cmd_process(ctx: _Context) -> int:
     a = ctx.args
     out = Path(a.out)
     files = [Path(f) for f in a.files]
-    answered: dict[str, Path] = {}
-    for path in files:
-        # Responses are named after the file only: a/x.req and b/x.req would overwrite each other.
-        other = answered.setdefault(response_name(path.name), path)
-        if other is not path:
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT,
-                f"{other} and {path} would both be answered in {out / response_name(path.name)};"
-                " process them separately",
-            )
+    # Responses are named after the file only: a/x.req and b/x.req would overwrite each other.
+    check_response_names((str(path), str(out / response_name(path.name))) for path in files)
     out.mkdir(parents=True, exist_ok=True)
     outcomes = ctx.engine().process_many(
         [_read_request(f) for f in files],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import admin, people
 from .._files import write_atomic
+from ..ids import email_key
 from ..keyring import Keyring
 from ..models import Account, License, Product, Role
 from ..settings import Settings
@@ -86,7 +87,7 @@ def prepare_portal(settings: Settings, *, account_alias: str) -> PortalDemo:
     store = SQLiteStore(settings.data_dir)
     try:
         with store.read() as tx:
-            user = tx.user_by_email(account.id, people.email_key(DEMO_EMAIL))
+            user = tx.user_by_email(account.id, email_key(DEMO_EMAIL))
         password = None
         if user is None:
             password = secrets.token_urlsafe(18)

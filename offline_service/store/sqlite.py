@@ -11,12 +11,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import Code, OfflineServiceError
-from ..ids import normalize_license_key
+from ..ids import email_key, normalize_license_key
 from ..models import (
     Account,
     Activation,
@@ -164,7 +165,7 @@ class _PeopleTx:
     __slots__ = ()
     _c: sqlite3.Connection
 
-    def _row(self, sql: str, args: tuple) -> tuple | None:  # type: ignore[type-arg]
+    def _one(self, sql: str, args: tuple) -> tuple | None:  # type: ignore[type-arg]
         row: tuple | None = self._c.execute(sql, args).fetchone()  # type: ignore[type-arg]
         return row
 
@@ -175,7 +176,7 @@ class _PeopleTx:
         )
 
     def organization_by_name(self, account_id: str, name: str) -> Organization | None:
-        row = self._row(
+        row = self._one(
             "SELECT id, account_id, name, created_at, allowed_users FROM organizations"
             " WHERE account_id = ? AND name = ?",
             (account_id, name),
@@ -196,18 +197,18 @@ class _PeopleTx:
                 u.first_name,
                 u.last_name,
                 int(u.disabled),
-                u.email.casefold(),
+                email_key(u.email),
             ),
         )
 
     def user_by_email(self, account_id: str, email_key: str) -> User | None:
-        row = self._row(
+        row = self._one(
             f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND email_key = ?", (account_id, email_key)
         )
         return _user(row) if row else None
 
     def user(self, account_id: str, user_id: str) -> User | None:
-        row = self._row(
+        row = self._one(
             f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND id = ?", (account_id, user_id)
         )
         return _user(row) if row else None
@@ -271,7 +272,7 @@ class _PeopleTx:
         )
 
     def credential(self, token_hash: bytes) -> Credential | None:
-        row = self._row(f"SELECT {_CREDENTIAL_COLS} FROM credentials WHERE token_hash = ?", (token_hash,))
+        row = self._one(f"SELECT {_CREDENTIAL_COLS} FROM credentials WHERE token_hash = ?", (token_hash,))
         return Credential(*row) if row else None
 
     def revoke_credential(self, token_hash: bytes, at: int) -> None:
@@ -281,7 +282,7 @@ class _PeopleTx:
         )
 
     def login_failures(self, subject: str) -> tuple[int, int]:
-        row = self._row("SELECT failures, locked_until FROM login_failures WHERE subject = ?", (subject,))
+        row = self._one("SELECT failures, locked_until FROM login_failures WHERE subject = ?", (subject,))
         return (row[0], row[1]) if row else (0, 0)
 
     def record_login_failure(self, subject: str, failures: int, locked_until: int, at: int) -> None:
@@ -421,10 +422,6 @@ class _Tx(_PeopleTx):
             )
             self._audits.clear()
 
-    def _one(self, sql: str, args: tuple) -> tuple | None:  # type: ignore[type-arg]
-        row: tuple | None = self._c.execute(sql, args).fetchone()  # type: ignore[type-arg]
-        return row
-
     def account_by_alias(self, alias: str) -> Account | None:
         row = self._one("SELECT id, alias, name, created_at FROM accounts WHERE alias = ?", (alias,))
         return Account(*row) if row else None
@@ -553,24 +550,11 @@ class _Tx(_PeopleTx):
                 (used_activations, used_deactivations, expires_at, license_id),
             )
             return
-        c = current  # direct construction: dataclasses.replace is slow on the hot path
-        updated = License(
-            id=c.id,
-            account_id=c.account_id,
-            product_id=c.product_id,
-            key=c.key,
-            allowed_activations=c.allowed_activations,
-            allowed_deactivations=c.allowed_deactivations,
-            status=c.status,
-            created_at=c.created_at,
-            expires_at=expires_at,
-            validity_days=c.validity_days,
-            owner=c.owner,
-            metadata=c.metadata,
+        updated = replace(
+            current,
             used_activations=used_activations,
             used_deactivations=used_deactivations,
-            owner_user_id=c.owner_user_id,
-            owner_organization_id=c.owner_organization_id,
+            expires_at=expires_at,
         )
         self._licenses[license_id] = self._licenses[key_hash(current.key)] = updated
         self._dirty.add(license_id)

@@ -19,7 +19,7 @@ from ..models import Activation, License, User
 from ..people import authenticate, issue_credential, revoke_credential
 from ..representations import activation_json, license_json
 from . import openapi
-from .auth import Caller, api_caller, client_address, services
+from .auth import Caller, api_caller, bearer_token, client_address, services
 from .offline import RequestQueue, process_zip
 
 __all__ = ["OfflineInput", "json_body", "offline_input", "routes"]
@@ -96,13 +96,6 @@ async def offline_input(request: Request, *fields: str) -> OfflineInput:
             Code.INVALID_ARGUMENT, "offlineRequest must be the request file (its text, or the file itself)"
         )
     return OfflineInput(data=data, values=values, form=form)
-
-
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <access token>")
-    return token.strip()
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -221,7 +214,7 @@ def _queue(request: Request) -> RequestQueue:
 
 
 async def offline_activate(request: Request) -> Response:
-    token = _bearer(request)
+    token = bearer_token(request)
     body = await offline_input(request, "responseValidity")
     outcome = await _queue(request).process(
         token, body.data, validity=body.validity(), kinds=(Kind.ACTIVATION,)
@@ -230,7 +223,7 @@ async def offline_activate(request: Request) -> Response:
 
 
 async def offline_deactivate(request: Request) -> Response:
-    token = _bearer(request)
+    token = bearer_token(request)
     body = await offline_input(request)
     outcome = await _queue(request).process(token, body.data, validity=None, kinds=(Kind.DEACTIVATION,))
     return JSONResponse(outcome_json(outcome))

@@ -21,6 +21,7 @@ __all__ = [
     "SESSION_COOKIE",
     "Caller",
     "api_caller",
+    "bearer_token",
     "check_csrf",
     "client_address",
     "csrf_token",
@@ -67,12 +68,17 @@ def resolve_caller(svc: Services, token: str, kind: str) -> Caller:
     return Caller(user=user, license_ids=ids, token=token)
 
 
-async def api_caller(request: Request) -> Caller:
-    """The person behind ``Authorization: Bearer <token>``; UNAUTHENTICATED otherwise."""
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>``; UNAUTHENTICATED when there is none."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <access token>")
-    return await run_in_threadpool(resolve_caller, services(request), token.strip(), "access")
+    return token.strip()
+
+
+async def api_caller(request: Request) -> Caller:
+    """The person behind the bearer token; UNAUTHENTICATED otherwise."""
+    return await run_in_threadpool(resolve_caller, services(request), bearer_token(request), "access")
 
 
 async def portal_caller(request: Request) -> Caller:

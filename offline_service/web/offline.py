@@ -21,31 +21,7 @@ from ..messages import Kind
 from .auth import Caller, resolve_caller
 from .services import Services
 
-__all__ = ["RequestQueue", "ZipResult", "process_request", "process_request_sync", "process_zip"]
-
-
-def _process(
-    svc: Services, caller: Caller, data: bytes, validity: int | None, kinds: tuple[Kind, ...]
-) -> Outcome:
-    return svc.engine.process(
-        data,
-        account_id=caller.user.account_id,
-        now=svc.now(),
-        response_validity=validity,
-        actor=caller.actor,
-        license_filter=caller.may_use,
-        kinds=frozenset(kinds),
-    )
-
-
-def process_request_sync(
-    svc: Services, caller: Caller, data: bytes, *, validity: int | None, kinds: tuple[Kind, ...]
-) -> Outcome:
-    """``process_request`` for code already on a worker thread (it blocks on the database)."""
-    outcome = _process(svc, caller, data, validity, kinds)
-    if not outcome.ok:
-        raise OfflineServiceError(Code(outcome.code), outcome.message)
-    return outcome
+__all__ = ["RequestQueue", "ZipResult", "process_request", "process_zip"]
 
 
 async def process_request(
@@ -53,7 +29,10 @@ async def process_request(
 ) -> Outcome:
     """Process one request file for ``caller``; raises OfflineServiceError with the engine's code
     when it is refused. Trials are not processed here: they have their own endpoint."""
-    return await run_in_threadpool(process_request_sync, svc, caller, data, validity=validity, kinds=kinds)
+    result = await run_in_threadpool(_engine, svc, caller, [data], validity, kinds)
+    if isinstance(result[0], Exception):
+        raise result[0]
+    return result[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from ..decisions import DAY
+from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
 from ..jws import MAX_FILE_BYTES
-from ..messages import Kind, parse_request
+from ..messages import Kind
 from ..models import UNLIMITED, AuditEntry, License, LicenseStatus
 from ..people import LoginThrottled, authenticate, issue_credential, revoke_credential
 from .auth import (
@@ -426,11 +427,9 @@ def download_name(text: str, fallback: str = "machine") -> str:
     return cleaned or fallback
 
 
-def _machine_name(data: bytes) -> str:
-    # The engine accepted these bytes a moment ago, so they parse; the fallback is for safety only.
-    try:
-        request = parse_request(data)
-    except (OfflineServiceError, ValueError, TypeError):
+def _machine_name(outcome: Outcome) -> str:
+    request = outcome.request  # the engine's verified request: no second parse
+    if request is None:
         return "machine"
     return download_name(request.hostname) if request.hostname else download_name(request.fingerprint[:16])
 
@@ -505,7 +504,7 @@ async def _offline(request: Request, page: _Page) -> Response:
                 request, page.template, {**context, **problem}, caller=caller, status=status_of(exc.code)
             )
     assert outcome.response is not None and outcome.activation_id is not None
-    name = f"{_machine_name(data)}-{download_name(outcome.activation_id, 'activation')}{page.suffix}"
+    name = f"{_machine_name(outcome)}-{download_name(outcome.activation_id, 'activation')}{page.suffix}"
     return Response(
         (outcome.response + "\n").encode("ascii"),
         media_type="application/octet-stream",
