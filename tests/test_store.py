@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.messages import Kind
 from offline_service.models import Account, Activation, AuditEntry
 from offline_service.store import SQLiteStore
-from offline_service.store.sqlite import DB_FILE
+from offline_service.store.checkpoints import Checkpointer
+from offline_service.store.sqlite import CHECKPOINT_PAGES, DB_FILE
 from tests.factories import NOW, World
 
 
@@ -219,3 +222,82 @@ def test_write_lock_if_free_never_waits_for_another_process(tmp_path: Path) -> N
             assert free
     finally:
         store.close()
+
+
+def _flock_taken(data: Path) -> bool:
+    """Whether another holder has the writers' flock (tried on a new open file description)."""
+    fd = os.open(data / "write.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_transactions_inside_write_lock_if_free_keep_the_lock_between_them(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    try:
+        with store.write_lock_if_free() as free:
+            assert free
+            for i in range(2):
+                with store.write() as tx:
+                    tx.audit(AuditEntry(at=i, actor="a", action="x", code="OK", account_id="acc"))
+                # Between two transactions of the block no other process can take the lock, so
+                # the next write() cannot block the caller (an event loop).
+                assert _flock_taken(tmp_path / "data")
+        assert not _flock_taken(tmp_path / "data")
+    finally:
+        store.close()
+
+
+def _wal_bytes(path: Path) -> int:
+    """The log file's size: it grows while the log is appended to, and stays put once a checkpoint
+    lets writers start again at its beginning (asking SQLite would itself checkpoint)."""
+    return Path(f"{path}-wal").stat().st_size
+
+
+def _fill(store: SQLiteStore, transactions: int) -> None:
+    for i in range(transactions):
+        with store.write() as tx:
+            for j in range(20):
+                tx.audit(AuditEntry(at=i, actor="a" * 200, action="x", code="OK", account_id=f"acc{i}-{j}"))
+
+
+def test_background_checkpoints_copy_the_log_and_restart_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data")
+    # The thread waits an hour between passes: the test runs the passes itself.
+    checkpointer = Checkpointer(store.path, writer_lock=store._writer_lock, interval=3600, reset_pages=50)
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        _fill(store, 40)
+        grown = _wal_bytes(store.path)
+        assert grown >= 50 * 4096  # the commits' own checkpoint (4000 pages) never ran
+        _fill(store, 1)
+        grown_more = _wal_bytes(store.path)
+        assert grown_more > grown
+        checkpointer.checkpoint(conn)
+        _fill(store, 2)
+        # The log was copied whole under the writers' lock, so the next transactions started it over.
+        assert _wal_bytes(store.path) == grown_more
+        with store.read() as tx:
+            assert len(tx.audit_entries("acc39-19")) == 1
+    finally:
+        conn.close()
+        checkpointer.close()
+        store.close()
+    assert not checkpointer._thread.is_alive()
+
+
+def test_a_server_store_checkpoints_in_the_background_and_stops_with_the_store(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data", background_checkpoints=True)
+    checkpointer = store._checkpointer
+    assert checkpointer is not None and checkpointer._thread.is_alive()
+    # Left to the commits, the log would be checkpointed only at four times the usual size.
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4 * CHECKPOINT_PAGES
+    store.close()
+    assert not checkpointer._thread.is_alive()
+    plain = SQLiteStore(tmp_path / "data")
+    assert plain._checkpointer is None
+    plain.close()

@@ -32,11 +32,13 @@ from ..models import (
     User,
     UserGroup,
 )
+from .checkpoints import Checkpointer
 
 __all__ = ["SQLiteStore", "key_hash"]
 
 DB_FILE = "offline-service.sqlite3"
 BUSY_TIMEOUT_MS = 60_000
+CHECKPOINT_PAGES = 4000  # WAL pages (4 KiB each) between checkpoints
 
 
 @functools.lru_cache(maxsize=4096)  # a batch repeats the same few keys thousands of times
@@ -691,13 +693,17 @@ class _Tx(_PeopleTx):
 class SQLiteStore:
     """Store backed by one SQLite file in ``data_dir``; safe to share between processes."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, background_checkpoints: bool = False) -> None:
+        """``background_checkpoints``: for a long-running server, checkpoint the WAL on a thread
+        of its own (``Checkpointer``) instead of inside the commits of request handlers."""
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.data_dir / DB_FILE
         self._lock_fd = os.open(self.data_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o600)
         # One connection per store: threads of one process take turns (the web layer's workers).
         self._thread_lock = threading.RLock()
+        self._flock_depth = 0  # nested holds of the writers' lock by this process (under _thread_lock)
+        self._checkpointer: Checkpointer | None = None
         try:
             self._conn = sqlite3.connect(
                 self.path,
@@ -713,11 +719,18 @@ class SQLiteStore:
             # Batches write thousands of rows a second: a larger page cache and fewer, larger
             # checkpoints cut the write amplification of the WAL.
             self._conn.execute("PRAGMA cache_size = -8192")
-            self._conn.execute("PRAGMA wal_autocheckpoint = 4000")
+            # With background checkpoints the commits' own is only the safety net, should the
+            # checkpointer fall behind.
+            autocheckpoint = 4 * CHECKPOINT_PAGES if background_checkpoints else CHECKPOINT_PAGES
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {autocheckpoint}")
             self._conn.execute("PRAGMA journal_size_limit = 67108864")
             self._migrate()
         except sqlite3.Error as exc:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
+        if background_checkpoints:
+            self._checkpointer = Checkpointer(
+                self.path, writer_lock=self._writer_lock, reset_pages=CHECKPOINT_PAGES
+            )
 
     def _migrate(self) -> None:
         c = self._conn
@@ -751,30 +764,39 @@ class SQLiteStore:
         Writers first queue on an flock of ``write.lock`` in the data directory: a blocked process
         is woken the moment the lock is free, where SQLite's busy handler would sleep 1-100 ms
         between retries and leave a core idle. SQLite's own locking stays the safety net."""
-        with self._thread_lock:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                yield from self._write_transaction()
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._writer_lock():
+            yield from self._write_transaction()
 
     @contextmanager
     def write_lock_if_free(self) -> Iterator[bool]:
         """Hold the write lock for a block if it can be had without waiting; yields whether it was.
-        For callers that must not wait (an event loop): ``write()`` inside the block does not block."""
-        if not self._thread_lock.acquire(blocking=False):
+        For callers that must not wait (an event loop): ``write()`` inside the block does not block,
+        however many transactions the block runs."""
+        with self._writer_lock(blocking=False) as held:
+            yield held
+
+    @contextmanager
+    def _writer_lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        """The writers' lock: this process's thread lock, then the flock other processes queue on.
+        Reentrant: an inner hold (``write()`` inside ``write_lock_if_free()``) does not release the
+        flock when it ends, so no other process can slip in between two transactions of a block."""
+        if not self._thread_lock.acquire(blocking=blocking):
             yield False
             return
         try:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
+            if self._flock_depth == 0:
+                try:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    yield False
+                    return
+            self._flock_depth += 1
             try:
                 yield True
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                self._flock_depth -= 1
+                if self._flock_depth == 0:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
 
@@ -813,6 +835,8 @@ class SQLiteStore:
                 self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._conn.close()
         os.close(self._lock_fd)
 

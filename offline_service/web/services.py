@@ -25,7 +25,7 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Services:
-        store = SQLiteStore(settings.data_dir)
+        store = SQLiteStore(settings.data_dir, background_checkpoints=True)
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
         engine = Engine(store=store, keyring=keyring, policy=settings.policy)
         return cls(settings=settings, store=store, keyring=keyring, engine=engine, clock=clock)
