@@ -69,6 +69,28 @@ class License:
     owner_user_id: str | None = None
     owner_organization_id: str | None = None
 
+    def with_usage(self, *, used_activations: int, used_deactivations: int, expires_at: int | None) -> License:
+        """This license with new counts and expiry. Spelled out rather than ``dataclasses.replace``,
+        which inspects the fields on every call: this runs once per activation on the hot path."""
+        return License(
+            self.id,
+            self.account_id,
+            self.product_id,
+            self.key,
+            self.allowed_activations,
+            self.allowed_deactivations,
+            self.status,
+            self.created_at,
+            expires_at,
+            self.validity_days,
+            self.owner,
+            self.metadata,
+            used_activations,
+            used_deactivations,
+            self.owner_user_id,
+            self.owner_organization_id,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Activation:

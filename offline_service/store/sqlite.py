@@ -11,7 +11,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -552,11 +551,8 @@ class _Tx(_PeopleTx):
                 (used_activations, used_deactivations, expires_at, license_id),
             )
             return
-        updated = replace(
-            current,
-            used_activations=used_activations,
-            used_deactivations=used_deactivations,
-            expires_at=expires_at,
+        updated = current.with_usage(
+            used_activations=used_activations, used_deactivations=used_deactivations, expires_at=expires_at
         )
         self._licenses[license_id] = self._licenses[key_hash(current.key)] = updated
         self._dirty.add(license_id)
