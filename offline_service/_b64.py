@@ -10,6 +10,7 @@ _STD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 # Value of each alphabet character, for the trailing-bits check.
 _VALUE = {c: i for i, c in enumerate(_STD_ALPHABET)}
 _PAD = (b"", b"", b"==", b"=")
+_TEXT = (str, bytes, bytearray, memoryview)  # a tuple: isinstance with ``A | B`` builds the union per call
 
 
 def b64url_encode(data: bytes) -> str:
@@ -22,7 +23,7 @@ def b64url_decode(text: str | bytes) -> bytes:
     Non-canonical encodings would let a single character of a signed file change while the decoded
     bytes (and so the signature) stay valid, which breaks "any change to a file is rejected".
     """
-    if not isinstance(text, str | bytes | bytearray | memoryview):
+    if not isinstance(text, _TEXT):
         # bytes(n) of an int would silently make n zero bytes; a wrong type is a TypeError.
         raise TypeError("base64url text must be str or bytes")
     raw = text.encode("ascii") if isinstance(text, str) else bytes(text)

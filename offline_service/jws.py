@@ -52,6 +52,7 @@ _HEADER_MEMBERS = {
     RESPONSE_TYP: frozenset({"alg", "typ", "kid"}),
 }
 _JWK_MEMBERS = frozenset({"kty", "crv", "x"})
+_BYTES = (bytes, bytearray, memoryview)  # a tuple: isinstance with ``A | B`` builds the union per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ def decode(
     Requests carry their public key as ``jwk`` in the protected header; responses name theirs by
     ``kid``, looked up in ``keys``. Raises OfflineServiceError; signature failures say only "invalid".
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, _BYTES):
         raise TypeError("data must be bytes")
     data = bytes(data)
     if len(data) > MAX_FILE_BYTES:
