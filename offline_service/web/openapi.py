@@ -312,7 +312,7 @@ def _paths() -> dict[str, Any]:
         },
         "/.well-known/jwks.json": {
             "get": _op(
-                "Public keys that sign responses",
+                "Public keys that sign responses (CORS for the trial origins)",
                 _json(_ref("Jwks"), "JWKS (RFC 7517); retired keys have status retired"),
                 tag="service",
                 public=True,

@@ -1,13 +1,13 @@
 """Trials for anyone: ``POST /v1/trial-activations/offline-activate`` needs no login. Browser pages of
-the configured origins may call it (CORS, no credentials), and each client address gets a few
-requests a minute."""
+the configured origins may call it and read the JWKS (CORS, no credentials), and each client
+address gets a few requests a minute."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -21,14 +21,25 @@ from ..errors import Code, OfflineServiceError
 from ..jws import MAX_FILE_BYTES, strict_json, unarmor
 from ..messages import Kind
 from ..settings import Settings
-from .api import offline_input
+from .api import JWKS_PATH, offline_input
 from .auth import client_address, services
 from .security import ASGIApp, Message, Receive, Scope, Send
 from .services import Services
 
-__all__ = ["MAX_ADDRESSES", "PATH", "RateLimited", "RateLimiter", "TrialCors", "cors", "routes"]
+__all__ = [
+    "CORS_PATHS",
+    "MAX_ADDRESSES",
+    "PATH",
+    "RateLimited",
+    "RateLimiter",
+    "TrialCors",
+    "cors",
+    "routes",
+]
 
 PATH = "/v1/trial-activations/offline-activate"
+# What a trial page may call from another origin: the trial endpoint, and the JWKS it verifies with.
+CORS_PATHS: Mapping[str, bytes] = {PATH: b"POST", JWKS_PATH: b"GET"}
 MAX_ADDRESSES = 100_000  # client addresses the rate limiter remembers (about 15 MB at most)
 PREFLIGHT_MAX_AGE = 600
 _MAX_PRODUCTS = 10_000  # product id -> account id, remembered to save a query per trial
@@ -74,18 +85,21 @@ class RateLimiter:
 
 
 class TrialCors:
-    """CORS for the trial endpoint only. A listed origin (``null`` too, if listed: pages opened
-    from disk) gets ``Access-Control-Allow-Origin`` on every answer, errors included, and its
-    preflight is answered; any other origin gets no CORS header, so its pages cannot read the
-    answer. No credentials are ever allowed: the endpoint takes none."""
+    """CORS for the paths a trial page calls (``paths``: path -> its one method). A listed origin
+    (``null`` too, if listed: pages opened from disk) gets ``Access-Control-Allow-Origin`` on every
+    answer, errors included, and its preflight is answered; any other origin gets no CORS header,
+    so its pages cannot read the answer. No credentials are ever allowed: these paths take none."""
 
-    def __init__(self, app: ASGIApp, *, origins: Iterable[str], path: str = PATH) -> None:
+    def __init__(
+        self, app: ASGIApp, *, origins: Iterable[str], paths: Mapping[str, bytes] = CORS_PATHS
+    ) -> None:
         self.app = app
         self.origins = frozenset(o.encode("latin-1") for o in origins)
-        self.path = path
+        self.paths = dict(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        method = self.paths.get(scope["path"]) if scope["type"] == "http" else None
+        if method is None:
             await self.app(scope, receive, send)
             return
         origin = requested = None
@@ -96,7 +110,7 @@ class TrialCors:
                 requested = value
         allowed = origin is not None and origin in self.origins
         if scope["method"] == "OPTIONS" and origin is not None and requested is not None:
-            await _preflight(send, origin if allowed and requested == b"POST" else None)
+            await _preflight(send, origin if allowed and requested == method else None, method)
             return
 
         async def send_with_cors(message: Message) -> None:
@@ -112,11 +126,11 @@ class TrialCors:
         await self.app(scope, receive, send_with_cors)
 
 
-async def _preflight(send: Send, origin: bytes | None) -> None:
+async def _preflight(send: Send, origin: bytes | None, method: bytes) -> None:
     headers = [(b"vary", b"Origin")]
     if origin is None:
         body = json.dumps(
-            {"code": Code.FORBIDDEN.value, "message": "this origin may not call the trial endpoint"}
+            {"code": Code.FORBIDDEN.value, "message": "this origin or method may not be used here"}
         ).encode()
         status = 403
         headers.append((b"content-type", b"application/json"))
@@ -124,7 +138,7 @@ async def _preflight(send: Send, origin: bytes | None) -> None:
         body, status = b"", 204
         headers += [
             (b"access-control-allow-origin", origin),
-            (b"access-control-allow-methods", b"POST"),
+            (b"access-control-allow-methods", method),
             (b"access-control-allow-headers", b"content-type"),
             (b"access-control-max-age", str(PREFLIGHT_MAX_AGE).encode()),
         ]
@@ -205,5 +219,5 @@ def routes(settings: Settings) -> list[BaseRoute]:
 
 
 def cors(settings: Settings) -> Middleware:
-    """The CORS middleware of the trial endpoint, for ``settings.trial_origins``."""
+    """The CORS middleware of the trial endpoint and the JWKS, for ``settings.trial_origins``."""
     return Middleware(TrialCors, origins=settings.trial_origins)

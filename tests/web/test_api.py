@@ -576,6 +576,27 @@ def test_rate_limiter_refills_and_forgets_the_least_recent_address() -> None:
         RateLimiter(per_minute=0)
 
 
+def test_jwks_cors_for_the_trial_origins(make_site: SiteFactory) -> None:
+    site = make_site(trial_origins=(ORIGIN,))
+    url = f"/.well-known/jwks.json?product={site.product.id}"
+    allowed = site.client.get(url, headers={"origin": ORIGIN})
+    assert allowed.status_code == 200 and allowed.json()["keys"]
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "origin" in allowed.headers["vary"].lower()  # caches keep one answer per origin
+    for origin in ("https://evil.example", "null"):
+        refused = site.client.get(url, headers={"origin": origin})
+        assert refused.status_code == 200 and "access-control-allow-origin" not in refused.headers
+    preflight = site.client.options(url, headers={"origin": ORIGIN, "access-control-request-method": "GET"})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-methods"] == "GET"
+    post = site.client.options(url, headers={"origin": ORIGIN, "access-control-request-method": "POST"})
+    assert error(post) == (403, "FORBIDDEN")
+    # "null" (pages opened from disk) only when listed.
+    opted_in = make_site(trial_origins=("null",))
+    found = opted_in.client.get(url.replace(site.product.id, opted_in.product.id), headers={"origin": "null"})
+    assert found.headers["access-control-allow-origin"] == "null"
+
+
 # -- batches --------------------------------------------------------------------------------------
 
 
