@@ -4,6 +4,7 @@ gets a few requests a minute and a few new trials a day."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from collections import OrderedDict
@@ -34,6 +35,7 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "TrialCors",
+    "client_key",
     "cors",
     "routes",
 ]
@@ -55,6 +57,20 @@ class RateLimited(OfflineServiceError):
     ) -> None:
         super().__init__(code, f"{what}; try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+def client_key(address: str) -> str:
+    """What the limits count by: the address, except that an IPv6 address counts as its /64, the
+    block one subscriber usually gets (else each could take 2**64 fresh allowances)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP address (a Unix socket, a test client): count it as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class RateLimiter:
@@ -230,7 +246,7 @@ class _Trials:
     async def activate(self, request: Request) -> Response:
         svc = services(request)
         address = client_address(request)
-        key = address
+        key = client_key(address)
         self.limiter.hit(key, svc.clock())
         body = await offline_input(request, "productId")
         product_id = body.values.get("productId")

@@ -21,13 +21,14 @@ from offline_service.jws import MAX_FILE_BYTES
 from offline_service.messages import Kind
 from offline_service.people import FREE_FAILURES
 from offline_service.web.offline import RequestQueue
-from offline_service.web.trials import DAY, DailyCap, RateLimited, RateLimiter
+from offline_service.web.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
 from tests.factories import NOW, Machine
 from tests.web.conftest import (
     EMAILS,
     ORIGIN,
     PASSWORD,
     SECURITY_HEADERS,
+    CheckedClient,
     Site,
     SiteFactory,
     activation_request,
@@ -615,6 +616,38 @@ def test_new_trials_are_capped_per_address_and_day(make_site: SiteFactory) -> No
     site.clock.now += DAY - 3600
     later = site.trial(third.request(Kind.TRIAL, site.product.id, issued_at=int(site.clock.now)))
     assert later.status_code == 200 and later.json()["existing"] is False
+
+
+def test_the_trial_limits_count_an_ipv6_address_by_its_64(make_site: SiteFactory) -> None:
+    site = make_site(trial_daily_cap=1, trial_rate_per_minute=100)
+
+    def trial_from(address: str, fingerprint: str) -> Any:
+        client = CheckedClient(site.client.app, client=(address, 50000))
+        data = Machine(fingerprint=fingerprint).request(Kind.TRIAL, site.product.id, issued_at=NOW)
+        return client.post(TRIAL, json={"productId": site.product.id, "offlineRequest": data.decode()})
+
+    assert trial_from("2001:db8:1:2::1", "fp-v6-a").status_code == 200
+    assert error(trial_from("2001:db8:1:2:ffff::9", "fp-v6-b")) == (429, "TRIAL_DAILY_LIMIT")
+    assert trial_from("2001:db8:1:3::1", "fp-v6-c").status_code == 200  # another /64
+    assert trial_from("192.0.2.7", "fp-v4-a").status_code == 200
+    assert error(trial_from("::ffff:192.0.2.7", "fp-v4-b")) == (429, "TRIAL_DAILY_LIMIT")
+    assert site.audit()[0].actor == "trial:192.0.2.7"  # the audit log keeps the address itself
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::", "2001:db8:1:2::/64"),
+        ("::1", "::/64"),
+        ("testclient", "testclient"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_client_key(address: str, key: str) -> None:
+    assert client_key(address) == key
 
 
 def test_daily_cap_counts_a_day_from_its_first_trial_and_forgets_the_least_recent_address() -> None:
