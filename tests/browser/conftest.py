@@ -7,6 +7,7 @@ own browser download is never used. Without /usr/bin/chromium these tests fail, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -63,22 +64,20 @@ def _demo_product(data: Path, alias: str) -> tuple[str, str]:
         store.close()
 
 
-@pytest.fixture(scope="session")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    """What ``make run`` runs, on a free port: the demo records, then the portal."""
-    root = tmp_path_factory.mktemp("portal")
-    data, keys, log, banner = root / "data", root / "keys", root / "server.log", root / "banner.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
-    env["PYTHONUNBUFFERED"] = "1"
+@contextlib.contextmanager
+def serve(root: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """``offline-service serve ARGS`` in a child process on a free 127.0.0.1 port; yields its URL.
+    Its output goes to ``root/banner.txt`` and its log to ``root/server.log``. Stopped with Ctrl+C at
+    the end, after which it must have logged no traceback and exited cleanly."""
+    log, banner = root / "server.log", root / "banner.txt"
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
+    child_env.update(env or {}, PYTHONUNBUFFERED="1")
     for _attempt in range(3):  # another process may take the free port before the server binds it
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        argv = [
-            *(sys.executable, "-m", "offline_service.cli", "serve", "--demo"),
-            *("--data", str(data), "--keys", str(keys), "--port", str(port)),
-        ]
+        argv = [sys.executable, "-m", "offline_service.cli", "serve", *args, "--port", str(port)]
         with open(banner, "wb") as out, open(log, "wb") as err:
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env)
         try:
             _wait_ready(proc, url, log)
             break
@@ -90,20 +89,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     else:
         raise RuntimeError("no free port for the server after 3 attempts")
     try:
-        creds = _credentials(data / "demo-credentials.txt")
-        product_id, license_key = _demo_product(data, creds["account"])
-        yield Portal(
-            url=url,
-            data=data,
-            keys=keys,
-            log=log,
-            banner=banner.read_text(encoding="utf-8"),
-            account=creds["account"],
-            email=creds["email"],
-            password=creds["password"],
-            product_id=product_id,
-            license_key=license_key,
-        )
+        yield url
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -114,6 +100,28 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     # Whatever the pages showed, the server must not have failed underneath them.
     assert "Traceback" not in log.read_text(), log.read_text()
     assert proc.returncode == 0, log.read_text()
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """What ``make run`` runs, on a free port: the demo records, then the portal."""
+    root = tmp_path_factory.mktemp("portal")
+    data, keys = root / "data", root / "keys"
+    with serve(root, "--demo", "--data", str(data), "--keys", str(keys)) as url:
+        creds = _credentials(data / "demo-credentials.txt")
+        product_id, license_key = _demo_product(data, creds["account"])
+        yield Portal(
+            url=url,
+            data=data,
+            keys=keys,
+            log=root / "server.log",
+            banner=(root / "banner.txt").read_text(encoding="utf-8"),
+            account=creds["account"],
+            email=creds["email"],
+            password=creds["password"],
+            product_id=product_id,
+            license_key=license_key,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +154,8 @@ def page(browser: Browser, console: Console) -> Iterator[Page]:
     pg = context.new_page()
     pg.on("console", console.on_console)
     pg.on("pageerror", lambda exc: console.problems.append(f"page error: {exc}"))
-    pg.on("requestfailed", lambda req: console.problems.append(f"failed to load {req.url}: {req.failure}"))
+    pg.on("response", console.on_response)
+    pg.on("requestfailed", console.on_request_failed)
     try:
         yield pg
     finally:

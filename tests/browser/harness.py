@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Page, Request
+from playwright.sync_api import Response as PlaywrightResponse
 
 from offline_service.store import SQLiteStore
 
@@ -64,6 +65,7 @@ class Console:
 
     problems: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    _answered: set[Request] = field(default_factory=set)
 
     def on_console(self, msg: ConsoleMessage) -> None:
         where = msg.location.get("url", "")
@@ -71,6 +73,18 @@ class Console:
         self.messages.append(line)
         if msg.type in ("error", "warning"):
             self.problems.append(line)
+
+    def on_response(self, response: PlaywrightResponse) -> None:
+        self._answered.add(response.request)
+
+    def on_request_failed(self, request: Request) -> None:
+        line = f"failed to load {request.url}: {request.failure}"
+        if request.failure == "net::ERR_ABORTED" and request in self._answered:
+            # Its answer had arrived: Chromium now and then reports the end of such a load
+            # (a fetch body read as a stream, a load a navigation overtook) as aborted.
+            self.messages.append(f"{line} (after its answer)")
+            return
+        self.problems.append(line)
 
 
 def log_in(page: Page, portal: Portal, *, password: str | None = None) -> None:
