@@ -1,5 +1,6 @@
 """A real server and a real browser: ``offline-service serve --demo`` in a child process on a free
-127.0.0.1 port, and Debian's headless Chromium driven by Playwright.
+127.0.0.1 port, and Debian's headless Chromium driven by Playwright. For the trial form, a second
+server with trials open to the form's origin, and the form itself served from a third port.
 
 Chromium comes from Debian's package (``make chromium``, which ``make test`` runs); Playwright's
 own browser download is never used. Without /usr/bin/chromium these tests fail, they never skip.
@@ -13,17 +14,30 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from offline_service import admin
 from offline_service.cli.demo import DEMO_PRODUCT
+from offline_service.keyring import Keyring
 from offline_service.store import SQLiteStore
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, CSP_REPORTER, Console, Portal
+from tests.browser.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CSP_REPORTER,
+    Console,
+    FormSite,
+    Portal,
+    TrialService,
+)
 
 
 def _free_port() -> int:
@@ -122,6 +136,48 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
             product_id=product_id,
             license_key=license_key,
         )
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def form_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FormSite]:
+    """A static file server for the trial form (what ``python3 -m http.server`` does), in a thread."""
+    root = tmp_path_factory.mktemp("form-site")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield FormSite(root=root, url=f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="session")
+def trial_service(tmp_path_factory: pytest.TempPathFactory, form_site: FormSite) -> Iterator[TrialService]:
+    """``offline-service serve`` with trials open to the form's origin and to ``null``."""
+    root = tmp_path_factory.mktemp("trial-service")
+    data, keys = root / "data", root / "keys"
+    store, keyring, now = SQLiteStore(data), Keyring(keys), int(time.time())
+    try:
+        account, _ = admin.ensure_account(store, "default", now=now)
+        product = admin.create_product(store, keyring, account, name="Trial App", now=now, trial_days=14)
+        no_trials = admin.create_product(store, keyring, account, name="No Trials", now=now)
+    finally:
+        store.close()
+    env = {
+        "OFFLINE_SERVICE_TRIAL_ORIGINS": f"{form_site.url},null",
+        # Every test's trials come from 127.0.0.1: the limits are the in-process tests' business.
+        "OFFLINE_SERVICE_TRIAL_RATE": "1000",
+        "OFFLINE_SERVICE_TRIAL_DAILY_CAP": "1000",
+    }
+    with serve(root, "--data", str(data), "--keys", str(keys), env=env) as url:
+        yield TrialService(url=url, keys=keys, product_id=product.id, no_trials_id=no_trials.id)
 
 
 @pytest.fixture(scope="session")
