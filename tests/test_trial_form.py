@@ -93,3 +93,9 @@ def test_the_script_and_stylesheet_reach_no_other_origin() -> None:
 @pytest.mark.parametrize("code", TRIAL_REFUSALS)
 def test_every_trial_refusal_has_plain_words(code: str) -> None:
     assert re.search(rf"\b{code}: ", SCRIPT), code
+
+
+def test_the_pages_workflow_publishes_the_form() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "pages.yml").read_text(encoding="utf-8")
+    assert "actions/upload-pages-artifact@" in workflow and "actions/deploy-pages@" in workflow
+    assert re.search(r"path: trial_form\b", workflow)
