@@ -7,6 +7,9 @@ DATA   ?= data
 KEYS   ?= keys
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# Pages that may ask `make run` for trials: the trial form served locally as trial_form/README.md
+# shows. An OFFLINE_SERVICE_TRIAL_ORIGINS already set in the environment wins.
+TRIAL_ORIGINS ?= http://127.0.0.1:8001,http://localhost:8001
 
 .PHONY: run demo test lint format typecheck bench bench-http chromium wrk clean
 
@@ -18,7 +21,8 @@ $(STAMP): pyproject.toml
 
 # The portal on http://127.0.0.1:8000 with a demo account, license and portal user (created once).
 run: $(STAMP)
-	$(BIN)/offline-service serve --demo --data $(DATA) --keys $(KEYS) --host $(HOST) --port $(PORT)
+	OFFLINE_SERVICE_TRIAL_ORIGINS="$${OFFLINE_SERVICE_TRIAL_ORIGINS-$(TRIAL_ORIGINS)}" \
+	  $(BIN)/offline-service serve --demo --data $(DATA) --keys $(KEYS) --host $(HOST) --port $(PORT)
 
 # The guided tour of the offline flow with the real commands (no server).
 demo: $(STAMP)

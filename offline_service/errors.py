@@ -45,6 +45,7 @@ class Code(enum.StrEnum):
     FORBIDDEN = "FORBIDDEN"
     CSRF_FAILED = "CSRF_FAILED"
     RATE_LIMITED = "RATE_LIMITED"
+    TRIAL_DAILY_LIMIT = "TRIAL_DAILY_LIMIT"
     # Operations (CLI, keyring, storage, archives)
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     NOT_FOUND = "NOT_FOUND"

@@ -31,6 +31,8 @@ class Settings:
       OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
                                            from a browser ("null" for pages opened from disk)
       OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
+      OFFLINE_SERVICE_TRIAL_DAILY_CAP      new trials a day per client address (default 50); kept in
+                                           memory, so each server process counts on its own
     """
 
     data_dir: Path = Path("data")
@@ -43,6 +45,7 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
+    trial_daily_cap: int = 50
 
     @classmethod
     def from_env(
@@ -84,6 +87,7 @@ class Settings:
                 token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
                 max_upload_bytes=int(env.get("OFFLINE_SERVICE_MAX_UPLOAD_MB", "64")) * 1024 * 1024,
                 trial_rate_per_minute=int(env.get("OFFLINE_SERVICE_TRIAL_RATE", "10")),
+                trial_daily_cap=int(env.get("OFFLINE_SERVICE_TRIAL_DAILY_CAP", "50")),
             )
         except ValueError:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be whole numbers") from None

@@ -95,6 +95,7 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
     monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
+    monkeypatch.delenv("OFFLINE_SERVICE_TRIAL_ORIGINS", raising=False)
     data, keys = str(tmp_path / "d"), str(tmp_path / "k")
     assert main(["serve", "--demo", "--data", data, "--keys", keys, "--port", "8123"]) == 0
     app, kw = calls[0]
@@ -103,12 +104,18 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     assert kw["proxy_headers"] is False and kw["log_level"] == "info"
     out = capsys.readouterr().out
     assert "log in at http://127.0.0.1:8123/login" in out and "password  " in out
+    assert (
+        "trials    14 days; trial form pages allowed from no page yet (set OFFLINE_SERVICE_TRIAL_ORIGINS)"
+        in out
+    )
 
+    monkeypatch.setenv("OFFLINE_SERVICE_TRIAL_ORIGINS", "http://127.0.0.1:8001,null")
     assert main(["serve", "--demo", "--data", data, "--keys", keys, "--host", "0.0.0.0"]) == 0
     assert calls[1][1]["host"] == "0.0.0.0"
     out = capsys.readouterr().out
     # A wildcard address is not one a browser can open; the file holds the password now.
     assert "log in at http://127.0.0.1:8000/login" in out
     assert f"password  in {Path(data) / 'demo-credentials.txt'}" in out
+    assert "trials    14 days; trial form pages allowed from http://127.0.0.1:8001, null" in out
     for app, _ in calls:  # its lifespan, which closes the store, never ran here
         app.state.services.close()

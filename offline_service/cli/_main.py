@@ -502,7 +502,7 @@ def cmd_serve(ctx: _Context) -> int:
         shown = "127.0.0.1" if a.host in ("0.0.0.0", "::", "") else a.host  # noqa: S104
         shown = f"[{shown}]" if ":" in shown else shown
         demo = prepare_portal(ctx.settings, account_alias=a.account)
-        announce_portal(demo, f"http://{shown}:{a.port}/login")
+        announce_portal(demo, f"http://{shown}:{a.port}/login", trial_origins=ctx.settings.trial_origins)
     ctx.close()
     uvicorn.run(
         create_app(ctx.settings),

@@ -127,8 +127,9 @@ def prepare_portal(settings: Settings, *, account_alias: str) -> PortalDemo:
     )
 
 
-def announce_portal(demo: PortalDemo, login_url: str) -> None:
-    """Where to log in and with what; the password itself only when it was just made."""
+def announce_portal(demo: PortalDemo, login_url: str, *, trial_origins: tuple[str, ...] = ()) -> None:
+    """Where to log in and with what, the password itself only when it was just made; and which
+    pages may ask for trials (``trial_origins``)."""
     print(f"Demo portal: log in at {login_url}")
     print(f"  account   {demo.account.alias}")
     print(f"  email     {demo.email}")
@@ -144,8 +145,12 @@ def announce_portal(demo: PortalDemo, login_url: str) -> None:
         )
     print(f"  product   {demo.product.name} ({demo.product.id})")
     print(f"  license   {demo.license.key} (owned by {DEMO_ORGANIZATION}; 3 activations)")
+    if demo.product.trial_days:
+        allowed = ", ".join(trial_origins) or "no page yet (set OFFLINE_SERVICE_TRIAL_ORIGINS)"
+        print(f"  trials    {demo.product.trial_days} days; trial form pages allowed from {allowed}")
     print("Make an activation request with `offline-client request` (see the README) and upload it on")
-    print("the portal's offline activation page. Stop the server with Ctrl+C.\n", flush=True)
+    print("the portal's offline activation page; for a trial, use the trial form (trial_form/README.md).")
+    print("Stop the server with Ctrl+C.\n", flush=True)
 
 
 def run_demo(settings: Settings, *, account_alias: str) -> int:

@@ -22,7 +22,9 @@ from . import openapi
 from .auth import Caller, api_caller, bearer_token, client_address, services
 from .offline import RequestQueue, process_zip
 
-__all__ = ["OfflineInput", "json_body", "offline_input", "routes"]
+__all__ = ["JWKS_PATH", "OfflineInput", "json_body", "offline_input", "routes"]
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -278,7 +280,7 @@ async def healthz(request: Request) -> Response:
 
 routes = [
     Route("/healthz", healthz),
-    Route("/.well-known/jwks.json", jwks),
+    Route(JWKS_PATH, jwks),
     Route("/v1/accounts/login", login, methods=["POST"]),
     Route("/v1/accounts/logout", logout, methods=["POST"]),
     Route("/v1/me", me),

@@ -22,6 +22,7 @@ STATUS: dict[Code, int] = {
     Code.FORBIDDEN: 403,
     Code.CSRF_FAILED: 403,
     Code.RATE_LIMITED: 429,
+    Code.TRIAL_DAILY_LIMIT: 429,
     Code.REQUEST_TOO_LARGE: 413,
     Code.CONFLICT: 409,
     Code.ACTIVATION_LIMIT: 409,

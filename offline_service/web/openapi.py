@@ -243,7 +243,10 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "Unprocessable",
         "License or trial state, or the request's time window (LICENSE_*, TRIAL_NOT_ALLOWED, ...)",
     ),
-    "429": ("RateLimited", "RATE_LIMITED; wait for Retry-After seconds"),
+    "429": (
+        "RateLimited",
+        "RATE_LIMITED or TRIAL_DAILY_LIMIT (trials only); wait for Retry-After seconds",
+    ),
 }
 
 
@@ -312,7 +315,7 @@ def _paths() -> dict[str, Any]:
         },
         "/.well-known/jwks.json": {
             "get": _op(
-                "Public keys that sign responses",
+                "Public keys that sign responses (CORS for the trial origins)",
                 _json(_ref("Jwks"), "JWKS (RFC 7517); retired keys have status retired"),
                 tag="service",
                 public=True,
@@ -389,7 +392,7 @@ def _paths() -> dict[str, Any]:
         "/v1/trial-activations/offline-activate": {
             "post": _op(
                 "Process a trial request file (no login; CORS for the configured origins; rate limited"
-                " per client address)",
+                " and new trials capped per day per client address)",
                 _json(_ref("TrialResult"), "Trial granted, or the machine's existing trial"),
                 "400",
                 "404",

@@ -1,5 +1,6 @@
 """A real server and a real browser: ``offline-service serve --demo`` in a child process on a free
-127.0.0.1 port, and Debian's headless Chromium driven by Playwright.
+127.0.0.1 port, and Debian's headless Chromium driven by Playwright. For the trial form, a second
+server with trials open to the form's origin, and the form itself served from a third port.
 
 Chromium comes from Debian's package (``make chromium``, which ``make test`` runs); Playwright's
 own browser download is never used. Without /usr/bin/chromium these tests fail, they never skip.
@@ -7,22 +8,36 @@ own browser download is never used. Without /usr/bin/chromium these tests fail, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from offline_service import admin
 from offline_service.cli.demo import DEMO_PRODUCT
+from offline_service.keyring import Keyring
 from offline_service.store import SQLiteStore
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, CSP_REPORTER, Console, Portal
+from tests.browser.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CSP_REPORTER,
+    Console,
+    FormSite,
+    Portal,
+    TrialService,
+)
 
 
 def _free_port() -> int:
@@ -63,22 +78,20 @@ def _demo_product(data: Path, alias: str) -> tuple[str, str]:
         store.close()
 
 
-@pytest.fixture(scope="session")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    """What ``make run`` runs, on a free port: the demo records, then the portal."""
-    root = tmp_path_factory.mktemp("portal")
-    data, keys, log, banner = root / "data", root / "keys", root / "server.log", root / "banner.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
-    env["PYTHONUNBUFFERED"] = "1"
+@contextlib.contextmanager
+def serve(root: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """``offline-service serve ARGS`` in a child process on a free 127.0.0.1 port; yields its URL.
+    Its output goes to ``root/banner.txt`` and its log to ``root/server.log``. Stopped with Ctrl+C at
+    the end, after which it must have logged no traceback and exited cleanly."""
+    log, banner = root / "server.log", root / "banner.txt"
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
+    child_env.update(env or {}, PYTHONUNBUFFERED="1")
     for _attempt in range(3):  # another process may take the free port before the server binds it
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        argv = [
-            *(sys.executable, "-m", "offline_service.cli", "serve", "--demo"),
-            *("--data", str(data), "--keys", str(keys), "--port", str(port)),
-        ]
+        argv = [sys.executable, "-m", "offline_service.cli", "serve", *args, "--port", str(port)]
         with open(banner, "wb") as out, open(log, "wb") as err:
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=child_env)
         try:
             _wait_ready(proc, url, log)
             break
@@ -90,20 +103,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     else:
         raise RuntimeError("no free port for the server after 3 attempts")
     try:
-        creds = _credentials(data / "demo-credentials.txt")
-        product_id, license_key = _demo_product(data, creds["account"])
-        yield Portal(
-            url=url,
-            data=data,
-            keys=keys,
-            log=log,
-            banner=banner.read_text(encoding="utf-8"),
-            account=creds["account"],
-            email=creds["email"],
-            password=creds["password"],
-            product_id=product_id,
-            license_key=license_key,
-        )
+        yield url
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -114,6 +114,70 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     # Whatever the pages showed, the server must not have failed underneath them.
     assert "Traceback" not in log.read_text(), log.read_text()
     assert proc.returncode == 0, log.read_text()
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """What ``make run`` runs, on a free port: the demo records, then the portal."""
+    root = tmp_path_factory.mktemp("portal")
+    data, keys = root / "data", root / "keys"
+    with serve(root, "--demo", "--data", str(data), "--keys", str(keys)) as url:
+        creds = _credentials(data / "demo-credentials.txt")
+        product_id, license_key = _demo_product(data, creds["account"])
+        yield Portal(
+            url=url,
+            data=data,
+            keys=keys,
+            log=root / "server.log",
+            banner=(root / "banner.txt").read_text(encoding="utf-8"),
+            account=creds["account"],
+            email=creds["email"],
+            password=creds["password"],
+            product_id=product_id,
+            license_key=license_key,
+        )
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def form_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FormSite]:
+    """A static file server for the trial form (what ``python3 -m http.server`` does), in a thread."""
+    root = tmp_path_factory.mktemp("form-site")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield FormSite(root=root, url=f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="session")
+def trial_service(tmp_path_factory: pytest.TempPathFactory, form_site: FormSite) -> Iterator[TrialService]:
+    """``offline-service serve`` with trials open to the form's origin and to ``null``."""
+    root = tmp_path_factory.mktemp("trial-service")
+    data, keys = root / "data", root / "keys"
+    store, keyring, now = SQLiteStore(data), Keyring(keys), int(time.time())
+    try:
+        account, _ = admin.ensure_account(store, "default", now=now)
+        product = admin.create_product(store, keyring, account, name="Trial App", now=now, trial_days=14)
+        no_trials = admin.create_product(store, keyring, account, name="No Trials", now=now)
+    finally:
+        store.close()
+    env = {
+        "OFFLINE_SERVICE_TRIAL_ORIGINS": f"{form_site.url},null",
+        # Every test's trials come from 127.0.0.1: the limits are the in-process tests' business.
+        "OFFLINE_SERVICE_TRIAL_RATE": "1000",
+        "OFFLINE_SERVICE_TRIAL_DAILY_CAP": "1000",
+    }
+    with serve(root, "--data", str(data), "--keys", str(keys), env=env) as url:
+        yield TrialService(url=url, keys=keys, product_id=product.id, no_trials_id=no_trials.id)
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +210,8 @@ def page(browser: Browser, console: Console) -> Iterator[Page]:
     pg = context.new_page()
     pg.on("console", console.on_console)
     pg.on("pageerror", lambda exc: console.problems.append(f"page error: {exc}"))
-    pg.on("requestfailed", lambda req: console.problems.append(f"failed to load {req.url}: {req.failure}"))
+    pg.on("response", console.on_response)
+    pg.on("requestfailed", console.on_request_failed)
     try:
         yield pg
     finally:

@@ -1,18 +1,33 @@
-"""What the browser tests share: the Chromium to drive, the running portal, the console recorder,
-and logging in as a person does."""
+"""What the browser tests share: the Chromium to drive, the running portal, the trial service and
+the static trial form, the console recorder, and logging in as a person does."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Page, Request
+from playwright.sync_api import Response as PlaywrightResponse
 
 from offline_service.store import SQLiteStore
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "CSP_REPORTER", "Console", "Portal", "log_in"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "CSP_REPORTER",
+    "TRIAL_FORM",
+    "Console",
+    "FormSite",
+    "Portal",
+    "TrialService",
+    "log_in",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
+TRIAL_FORM = Path(__file__).resolve().parents[2] / "trial_form"
 # As root in a sandbox with no network: no sandboxing of its own, no GPU, and no calls home.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -58,12 +73,55 @@ class Portal:
             store.close()
 
 
+@dataclass(frozen=True)
+class TrialService:
+    """``offline-service serve`` for the trial form: its origin is in OFFLINE_SERVICE_TRIAL_ORIGINS,
+    and so is ``null`` (pages opened from disk). One product offers 14-day trials, one none."""
+
+    url: str
+    keys: Path
+    product_id: str  # "Trial App", 14-day trials
+    no_trials_id: str  # "No Trials"
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        """The form's configuration for this service; ``overrides`` replace its members."""
+        products = [
+            {"name": "Trial App", "id": self.product_id},
+            {"name": "No Trials", "id": self.no_trials_id},
+        ]
+        return {"apiBaseUrl": self.url, "products": products, **overrides}
+
+
+@dataclass(frozen=True)
+class FormSite:
+    """A static web server on its own 127.0.0.1 port (another origin than the service) that
+    serves copies of trial_form/, each with its own config.js."""
+
+    root: Path
+    url: str
+
+    def publish(self, name: str, config: dict[str, Any]) -> str:
+        """trial_form/ as a vendor publishes it, at ``/<name>/``, with ``config``; its page's URL."""
+        copy_form(self.root / name, config)
+        return f"{self.url}/{name}/index.html"
+
+
+def copy_form(directory: Path, config: dict[str, Any]) -> Path:
+    """A copy of trial_form/ in ``directory`` with config.js setting ``config``; its index.html."""
+    shutil.copytree(TRIAL_FORM, directory)
+    (directory / "config.js").write_text(
+        f"window.TRIAL_FORM_CONFIG = {json.dumps(config, indent=2)};\n", encoding="utf-8"
+    )
+    return directory / "index.html"
+
+
 @dataclass
 class Console:
     """What the page said on its console, and anything that went wrong while loading it."""
 
     problems: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    _answered: set[Request] = field(default_factory=set)
 
     def on_console(self, msg: ConsoleMessage) -> None:
         where = msg.location.get("url", "")
@@ -71,6 +129,18 @@ class Console:
         self.messages.append(line)
         if msg.type in ("error", "warning"):
             self.problems.append(line)
+
+    def on_response(self, response: PlaywrightResponse) -> None:
+        self._answered.add(response.request)
+
+    def on_request_failed(self, request: Request) -> None:
+        line = f"failed to load {request.url}: {request.failure}"
+        if request.failure == "net::ERR_ABORTED" and request in self._answered:
+            # Its answer had arrived: Chromium now and then reports the end of such a load
+            # (a fetch body read as a stream, a load a navigation overtook) as aborted.
+            self.messages.append(f"{line} (after its answer)")
+            return
+        self.problems.append(line)
 
 
 def log_in(page: Page, portal: Portal, *, password: str | None = None) -> None:

@@ -21,13 +21,14 @@ from offline_service.jws import MAX_FILE_BYTES
 from offline_service.messages import Kind
 from offline_service.people import FREE_FAILURES
 from offline_service.web.offline import RequestQueue
-from offline_service.web.trials import RateLimited, RateLimiter
+from offline_service.web.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
 from tests.factories import NOW, Machine
 from tests.web.conftest import (
     EMAILS,
     ORIGIN,
     PASSWORD,
     SECURITY_HEADERS,
+    CheckedClient,
     Site,
     SiteFactory,
     activation_request,
@@ -574,6 +575,127 @@ def test_rate_limiter_refills_and_forgets_the_least_recent_address() -> None:
     limiter.hit("b", 30.0)  # "b" came back with a full bucket
     with pytest.raises(ValueError):
         RateLimiter(per_minute=0)
+
+
+def test_new_trials_are_capped_per_address_and_day(make_site: SiteFactory) -> None:
+    site = make_site(trial_daily_cap=2, trial_rate_per_minute=100)
+    first, second, third = (Machine(fingerprint=f"fp-cap-{n}") for n in range(3))
+    # Refusals use none of the cap and change nothing.
+    before = site.state()
+    refused = [
+        (site.trial(b"junk"), "MALFORMED_REQUEST"),
+        (
+            site.trial(first.request(Kind.TRIAL, site.no_trials.id, issued_at=NOW), site.no_trials.id),
+            "TRIAL_NOT_ALLOWED",
+        ),
+        (site.trial(first.request(Kind.TRIAL, site.no_trials.id, issued_at=NOW)), "PRODUCT_MISMATCH"),
+        (site.trial(first.request(Kind.TRIAL, site.product.id, issued_at=NOW - 40 * DAY)), "REQUEST_EXPIRED"),
+    ]
+    assert [error(r)[1] for r, _ in refused] == [code for _, code in refused]
+    assert site.state() == before
+    assert site.trial(first.request(Kind.TRIAL, site.product.id, issued_at=NOW)).json()["existing"] is False
+    # The machine's existing trial again is not a new one.
+    for _ in range(3):
+        assert (
+            site.trial(first.request(Kind.TRIAL, site.product.id, issued_at=NOW)).json()["existing"] is True
+        )
+    site.clock.now += 3600
+    assert site.trial(second.request(Kind.TRIAL, site.product.id, issued_at=NOW)).json()["existing"] is False
+    state = site.state()
+    capped = site.trial(third.request(Kind.TRIAL, site.product.id, issued_at=NOW), headers={"origin": ORIGIN})
+    assert error(capped) == (429, "TRIAL_DAILY_LIMIT")
+    assert int(capped.headers["retry-after"]) == DAY - 3600  # a day after the first new trial
+    assert capped.headers["access-control-allow-origin"] == ORIGIN
+    assert capped.headers["access-control-expose-headers"] == "Retry-After"
+    # While capped, the address gets nothing, its existing trials included; nothing is recorded.
+    assert error(site.trial(first.request(Kind.TRIAL, site.product.id, issued_at=NOW))) == (
+        429,
+        "TRIAL_DAILY_LIMIT",
+    )
+    assert site.state() == state
+    site.clock.now += DAY - 3600
+    later = site.trial(third.request(Kind.TRIAL, site.product.id, issued_at=int(site.clock.now)))
+    assert later.status_code == 200 and later.json()["existing"] is False
+
+
+def test_the_trial_limits_count_an_ipv6_address_by_its_64(make_site: SiteFactory) -> None:
+    site = make_site(trial_daily_cap=1, trial_rate_per_minute=100)
+
+    def trial_from(address: str, fingerprint: str) -> Any:
+        client = CheckedClient(site.client.app, client=(address, 50000))
+        data = Machine(fingerprint=fingerprint).request(Kind.TRIAL, site.product.id, issued_at=NOW)
+        return client.post(TRIAL, json={"productId": site.product.id, "offlineRequest": data.decode()})
+
+    assert trial_from("2001:db8:1:2::1", "fp-v6-a").status_code == 200
+    assert error(trial_from("2001:db8:1:2:ffff::9", "fp-v6-b")) == (429, "TRIAL_DAILY_LIMIT")
+    assert trial_from("2001:db8:1:3::1", "fp-v6-c").status_code == 200  # another /64
+    assert trial_from("192.0.2.7", "fp-v4-a").status_code == 200
+    assert error(trial_from("::ffff:192.0.2.7", "fp-v4-b")) == (429, "TRIAL_DAILY_LIMIT")
+    assert site.audit()[0].actor == "trial:192.0.2.7"  # the audit log keeps the address itself
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::", "2001:db8:1:2::/64"),
+        ("::1", "::/64"),
+        ("testclient", "testclient"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_client_key(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_daily_cap_counts_a_day_from_its_first_trial_and_forgets_the_least_recent_address() -> None:
+    cap = DailyCap(per_day=2, max_addresses=2)
+    day = cap.take("a", 100.0)
+    assert day == 100.0 and cap.take("a", 200.0) == 100.0 and cap.count("a") == 2
+    with pytest.raises(RateLimited) as info:
+        cap.take("a", 100.0 + DAY - 0.5)
+    assert info.value.code is Code.TRIAL_DAILY_LIMIT and info.value.retry_after == 1
+    cap.give_back("a", day)
+    assert cap.count("a") == 1
+    assert cap.take("a", 300.0) == 100.0
+    assert cap.take("a", 100.0 + DAY) == 100.0 + DAY  # a new day
+    assert cap.count("a") == 1
+    cap.give_back("a", day)  # owed to the day that ended: nothing changes
+    assert cap.count("a") == 1
+    cap.give_back("a", 100.0 + DAY)
+    assert cap.count("a") == 0 and len(cap) == 0  # nothing counted: no trace of the address
+    cap.take("a", 0.0)
+    cap.take("b", 0.0)
+    cap.take("c", 0.0)  # a third address: the least recently seen ("a") is forgotten
+    assert len(cap) == 2 and cap.count("a") == 0
+    cap.take("b", -10.0)  # the clock went back: a new day rather than a day that never ends
+    assert cap.count("b") == 1
+    for bad in ({"per_day": 0}, {"per_day": 1, "max_addresses": 0}):
+        with pytest.raises(ValueError):
+            DailyCap(**bad)
+
+
+def test_jwks_cors_for_the_trial_origins(make_site: SiteFactory) -> None:
+    site = make_site(trial_origins=(ORIGIN,))
+    url = f"/.well-known/jwks.json?product={site.product.id}"
+    allowed = site.client.get(url, headers={"origin": ORIGIN})
+    assert allowed.status_code == 200 and allowed.json()["keys"]
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "origin" in allowed.headers["vary"].lower()  # caches keep one answer per origin
+    for origin in ("https://evil.example", "null"):
+        refused = site.client.get(url, headers={"origin": origin})
+        assert refused.status_code == 200 and "access-control-allow-origin" not in refused.headers
+    preflight = site.client.options(url, headers={"origin": ORIGIN, "access-control-request-method": "GET"})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-methods"] == "GET"
+    post = site.client.options(url, headers={"origin": ORIGIN, "access-control-request-method": "POST"})
+    assert error(post) == (403, "FORBIDDEN")
+    # "null" (pages opened from disk) only when listed.
+    opted_in = make_site(trial_origins=("null",))
+    found = opted_in.client.get(url.replace(site.product.id, opted_in.product.id), headers={"origin": "null"})
+    assert found.headers["access-control-allow-origin"] == "null"
 
 
 # -- batches --------------------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""Settings are read once from the environment, with defaults, and refuse values they cannot use."""
+
+from __future__ import annotations
+
+import pytest
+
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.settings import Settings
+
+
+def test_trial_settings_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.trial_origins == ()
+    assert settings.trial_rate_per_minute == 10
+    assert settings.trial_daily_cap == 50
+
+
+def test_trial_settings_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "OFFLINE_SERVICE_TRIAL_ORIGINS": " https://vendor.example ,null,, ",
+            "OFFLINE_SERVICE_TRIAL_RATE": "3",
+            "OFFLINE_SERVICE_TRIAL_DAILY_CAP": "7",
+        }
+    )
+    assert settings.trial_origins == ("https://vendor.example", "null")
+    assert settings.trial_rate_per_minute == 3
+    assert settings.trial_daily_cap == 7
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5", ""])
+def test_a_daily_cap_that_is_not_a_positive_whole_number_is_refused(value: str) -> None:
+    with pytest.raises(OfflineServiceError) as info:
+        Settings.from_env({"OFFLINE_SERVICE_TRIAL_DAILY_CAP": value})
+    assert info.value.code is Code.INVALID_ARGUMENT
