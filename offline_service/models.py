@@ -69,7 +69,9 @@ class License:
     owner_user_id: str | None = None
     owner_organization_id: str | None = None
 
-    def with_usage(self, *, used_activations: int, used_deactivations: int, expires_at: int | None) -> License:
+    def with_usage(
+        self, *, used_activations: int, used_deactivations: int, expires_at: int | None
+    ) -> License:
         """This license with new counts and expiry. Spelled out rather than ``dataclasses.replace``,
         which inspects the fields on every call: this runs once per activation on the hot path."""
         return License(
