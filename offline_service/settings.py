@@ -31,6 +31,8 @@ class Settings:
       OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
                                            from a browser ("null" for pages opened from disk)
       OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
+      OFFLINE_SERVICE_RELEASES             directory of published release files (default DATA/releases)
+      OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES  how long a signed download link works (default 60)
     """
 
     data_dir: Path = Path("data")
@@ -43,6 +45,13 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
+    releases_dir: Path | None = None  # None: DATA/releases
+    download_link_lifetime: int = 3600
+
+    @property
+    def release_root(self) -> Path:
+        """Where published release files are kept."""
+        return self.releases_dir if self.releases_dir is not None else self.data_dir / "releases"
 
     @classmethod
     def from_env(
@@ -84,6 +93,7 @@ class Settings:
                 token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
                 max_upload_bytes=int(env.get("OFFLINE_SERVICE_MAX_UPLOAD_MB", "64")) * 1024 * 1024,
                 trial_rate_per_minute=int(env.get("OFFLINE_SERVICE_TRIAL_RATE", "10")),
+                download_link_lifetime=int(env.get("OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES", "60")) * 60,
             )
         except ValueError:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be whole numbers") from None
@@ -100,4 +110,7 @@ class Settings:
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
             key_passphrase=passphrase,
             policy=policy,
+            releases_dir=Path(env["OFFLINE_SERVICE_RELEASES"])
+            if env.get("OFFLINE_SERVICE_RELEASES")
+            else None,
         )
