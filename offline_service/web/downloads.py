@@ -70,12 +70,11 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not _DIGITS.match(first) or (last and not _DIGITS.match(last)):
         return None
     start = int(first)
-    end = int(last) + 1 if last else size
-    if end <= start:
+    if last and int(last) < start:
         return None  # last before first: invalid, so ignored
     if start >= size:
         raise RangeNotSatisfiable(size)
-    return start, min(end, size)
+    return start, min(int(last) + 1 if last else size, size)
 
 
 def content_disposition(name: str) -> str:
