@@ -154,6 +154,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
 
 def _webp_size(data: bytes) -> tuple[int, int]:
     chunk = data[12:16]
+    if len(data) < (25 if chunk == b"VP8L" else 30):
+        raise OfflineServiceError(Code.BAD_IMAGE, "the WebP is cut short")
     if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
         width, height = struct.unpack("<HH", data[26:30])
         return width & 0x3FFF, height & 0x3FFF
@@ -254,9 +256,10 @@ def _read_logo(path: Path) -> bytes:
         raise OfflineServiceError(Code.NOT_FOUND, f"file {path} does not exist") from None
     except OSError as exc:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OfflineServiceError(Code.BAD_IMAGE, f"{path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OfflineServiceError(Code.BAD_IMAGE, f"{path} is not a regular file")
         return f.read(MAX_LOGO_BYTES + 1)
 
 
