@@ -25,7 +25,7 @@ __all__ = ["KEY_FILE", "LinkSigner"]
 
 KEY_FILE = "download-links.key"
 _SECRET_BYTES = 32
-_EXP = re.compile(r"\A[0-9]{1,12}\Z")
+_EXP = re.compile(r"\A(?:0|[1-9][0-9]{0,11})\Z")  # canonical: one text per time
 _CONTEXT = b"offline-service download link v1"
 
 
