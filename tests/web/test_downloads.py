@@ -143,9 +143,7 @@ def shown(html: str) -> dict[str, list[str]]:
 def links(html: str) -> dict[str, str]:
     """File name -> its link, on a Downloads page (one version of each name is enough here)."""
     found = {}
-    for href, name in re.findall(
-        r'<a href="([^"]+)" download><span class="visually-hidden">Download </span>([^<]+)</a>', html
-    ):
+    for href, name in re.findall(r'<a href="([^"]+)" download>([^<]+)</a>', html):
         found.setdefault(name, href.replace("&amp;", "&"))
     return found
 
