@@ -198,11 +198,11 @@ WHITE, INK = "#ffffff", "#1b1f24"  # the portal's paper and text colours
 
 @dataclass(frozen=True, slots=True)
 class Theme:
-    """The colours a stylesheet uses for an accent: the brand colour itself and text on it, and
-    the accent for links and buttons darkened where needed to read on white (WCAG AA, 4.5:1)."""
+    """The colours a stylesheet uses for an accent: the brand colour itself (the header's bar), and
+    the accent for links and buttons, darkened where needed to read on white (WCAG AA, 4.5:1), with
+    the text colour that reads best on it."""
 
     brand: str
-    brand_ink: str
     accent: str
     accent_ink: str
     accent_hover: str
@@ -220,7 +220,6 @@ def theme(color: str) -> Theme:
         accent = _darker(color, factor)
     return Theme(
         brand=color,
-        brand_ink=_ink_on(color),
         accent=accent,
         accent_ink=_ink_on(accent),
         accent_hover=_darker(accent, 0.8),
@@ -232,7 +231,7 @@ def theme_css(color: str) -> str:
     t = theme(color)
     return (
         "/* The account's accent colour, generated from its customization. */\n"
-        f":root {{\n  --brand: {t.brand};\n  --brand-ink: {t.brand_ink};\n"
+        f":root {{\n  --brand: {t.brand};\n"
         f"  --accent: {t.accent};\n  --accent-ink: {t.accent_ink};\n}}\n\n"
         f"button:hover {{\n  background: {t.accent_hover};\n}}\n"
     )

@@ -116,7 +116,6 @@ def test_the_theme_is_readable_whatever_the_colour(color: str) -> None:
     assert t.brand == color
     assert contrast(t.accent, "#ffffff") >= 4.5  # links on the white page
     assert contrast(t.accent, t.accent_ink) >= 4.5  # button text
-    assert contrast(t.brand, t.brand_ink) >= 3
     css = theme_css(color)
     assert "{" in css and "<" not in css and "url(" not in css
 
@@ -124,7 +123,8 @@ def test_the_theme_is_readable_whatever_the_colour(color: str) -> None:
 def test_a_dark_enough_colour_is_kept_as_it_is() -> None:
     t = theme("#0b5cad")
     assert (t.brand, t.accent, t.accent_ink) == ("#0b5cad", "#0b5cad", "#ffffff")
-    assert theme("#ffcc00").brand_ink == "#1b1f24"
+    assert theme("#ffcc00").accent_ink == "#ffffff" and theme("#ffcc00").accent != "#ffcc00"
+    assert theme("#000000").accent_ink == "#ffffff" and theme("#ffffff").accent_ink == "#ffffff"
 
 
 # -- customize -------------------------------------------------------------------------------------

@@ -559,3 +559,11 @@ def test_the_link_secret_is_made_once_private_and_never_logged(
     world.portal("user2").get("/downloads")
     assert key.read_bytes() == before
     assert before.hex() not in caplog.text and repr(before) not in caplog.text
+
+
+def test_the_license_page_shows_the_maximum_version(world: World) -> None:
+    site = world.site
+    capped = world.portal("user1").get(f"/licenses/{site.licenses['user1'].id}").text
+    assert "releases up to version 1.5" in capped
+    every = world.portal("user2").get(f"/licenses/{site.licenses['group'].id}").text
+    assert "every release" in every and '<a href="/downloads">Downloads</a>' in every
