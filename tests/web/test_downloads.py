@@ -567,3 +567,14 @@ def test_the_license_page_shows_the_maximum_version(world: World) -> None:
     assert "releases up to version 1.5" in capped
     every = world.portal("user2").get(f"/licenses/{site.licenses['group'].id}").text
     assert "every release" in every and '<a href="/downloads">Downloads</a>' in every
+
+
+def test_api_releases_of_a_person_without_licenses_is_empty(world: World) -> None:
+    site = world.site
+    token = site.client.post(
+        "/v1/accounts/login", json={"accountAlias": "acme", "email": NOLICENSE, "password": PASSWORD}
+    ).json()["accessToken"]
+    headers = {"authorization": f"Bearer {token}"}
+    assert site.client.get("/v1/releases", headers=headers).json() == []
+    link = world.signed("nolicense", world.file_id("App 1.0.0", "app.bin"), api=True)
+    assert error(site.client.get(link, headers=headers)) == (404, "NOT_FOUND")
