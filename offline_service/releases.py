@@ -210,7 +210,7 @@ def publish(
             notes=notes,
             published_at=now,
         )
-        final = _stage(root, release, names, sources)
+        final = _stage(root, release, sources)
     finally:
         for fd in sources:
             os.close(fd)
@@ -246,9 +246,7 @@ def publish(
     return PublishedRelease(release=release, files=recorded)
 
 
-def _stage(
-    root: Path, release: Release, names: Sequence[str], sources: Sequence[int]
-) -> list[tuple[str, int, str]]:
+def _stage(root: Path, release: Release, sources: Sequence[int]) -> list[tuple[str, int, str]]:
     """Copy the sources into a staging directory, then move it into place with one rename.
     Returns (file id, size, SHA-256) per file, in order."""
     staging = root / _STAGING / release.id
@@ -258,7 +256,7 @@ def _stage(
         staging.parent.mkdir(exist_ok=True, mode=0o700)
         staging.mkdir(mode=0o700)
         copied = []
-        for _name, source in zip(names, sources, strict=True):
+        for source in sources:
             file_id = new_id("file")
             size, sha = _copy(source, staging / file_id)
             copied.append((file_id, size, sha))

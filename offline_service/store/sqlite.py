@@ -313,9 +313,13 @@ class _ReleasesTx:
     __slots__ = ()
     _c: sqlite3.Connection
 
-    def flush(self) -> None: ...  # _Tx's: buffered license updates are written before these reads
+    # _Tx's own (it comes first in the method order): buffered writes are flushed and cached
+    # licenses forgotten before a license changes here.
+    def flush(self) -> None:
+        raise NotImplementedError
 
-    def _forget_license(self, license_id: str) -> None: ...
+    def _forget_license(self, license_id: str) -> None:
+        raise NotImplementedError
 
     def account_by_id(self, account_id: str) -> Account | None:
         row = self._c.execute(
