@@ -285,12 +285,12 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "ACTIVATION_LIMIT, DEACTIVATION_LIMIT, MACHINE_KEY_MISMATCH, REQUEST_REPLAYED, CONFLICT",
     ),
     "413": ("TooLarge", "REQUEST_TOO_LARGE: the body or the request file is too large"),
+    "416": ("RangeNotSatisfiable", "RANGE_NOT_SATISFIABLE: the range starts past the end of the file"),
     "422": (
         "Unprocessable",
         "License or trial state, or the request's time window (LICENSE_*, TRIAL_NOT_ALLOWED, ...)",
     ),
     "429": ("RateLimited", "RATE_LIMITED; wait for Retry-After seconds"),
-    "416": ("RangeNotSatisfiable", "RANGE_NOT_SATISFIABLE: the range starts past the end of the file"),
 }
 
 
