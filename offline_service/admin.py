@@ -14,6 +14,7 @@ from .messages import MAX_COUNT, validate_metadata
 from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
 from .representations import activation_json, license_json
 from .store import Store
+from .versions import parse_version
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -24,6 +25,7 @@ __all__ = [
     "ensure_account",
     "license_details",
     "release_activation",
+    "set_license_max_version",
     "set_license_status",
 ]
 
@@ -110,8 +112,10 @@ def create_license(
     owner_user_email: str | None = None,
     owner_organization: str | None = None,
     actor: str = "cli",
+    max_version: str | None = None,
 ) -> License:
-    """A new active license. Expiry is a fixed time or a duration from the first activation."""
+    """A new active license. Expiry is a fixed time or a duration from the first activation;
+    ``max_version`` is the newest release it entitles to (None: every release)."""
     for name, value in (
         ("allowed activations", allowed_activations),
         ("allowed deactivations", allowed_deactivations),
@@ -127,6 +131,8 @@ def create_license(
         checked = validate_metadata(dict(metadata or {}))
     except ValueError as exc:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, str(exc)) from None
+    if max_version is not None:
+        parse_version(max_version)
     if owner_user_email and owner_organization:
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT, "a license belongs to a user or an organization, not both"
@@ -158,6 +164,7 @@ def create_license(
             metadata=checked,
             owner_user_id=owner_user.id if owner_user else None,
             owner_organization_id=owner_org.id if owner_org else None,
+            max_version=max_version,
         )
         tx.insert_license(license)
         tx.audit(
@@ -194,6 +201,32 @@ def set_license_status(
             )
         )
     return replace(license, status=status)
+
+
+def set_license_max_version(
+    store: Store, account: Account, key: str, max_version: str | None, *, now: int, actor: str = "cli"
+) -> License:
+    """Set (or, with None, clear) the newest release version a license entitles to."""
+    if max_version is not None:
+        parse_version(max_version)
+    with store.write() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        tx.set_license_max_version(license.id, max_version)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="license.max_version",
+                code="OK",
+                account_id=account.id,
+                product_id=license.product_id,
+                license_id=license.id,
+                detail={"maxVersion": max_version or ""},
+            )
+        )
+    return replace(license, max_version=max_version)
 
 
 def release_activation(

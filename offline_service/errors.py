@@ -55,6 +55,11 @@ class Code(enum.StrEnum):
     INSECURE_KEY_FILE = "INSECURE_KEY_FILE"
     STORAGE_ERROR = "STORAGE_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Downloads and customization (portal, API, CLI)
+    LINK_EXPIRED = "LINK_EXPIRED"
+    LINK_INVALID = "LINK_INVALID"
+    RANGE_NOT_SATISFIABLE = "RANGE_NOT_SATISFIABLE"
+    BAD_IMAGE = "BAD_IMAGE"
 
 
 class OfflineServiceError(Exception):

@@ -11,11 +11,14 @@ __all__ = [
     "Account",
     "Activation",
     "AuditEntry",
+    "Branding",
     "Credential",
     "License",
     "LicenseStatus",
     "Organization",
     "Product",
+    "Release",
+    "ReleaseFile",
     "Role",
     "Trial",
     "User",
@@ -68,6 +71,7 @@ class License:
     used_deactivations: int = 0
     owner_user_id: str | None = None
     owner_organization_id: str | None = None
+    max_version: str | None = None  # the newest release version it entitles to; None: every one
 
     def with_usage(
         self, *, used_activations: int, used_deactivations: int, expires_at: int | None
@@ -91,6 +95,7 @@ class License:
             used_deactivations,
             self.owner_user_id,
             self.owner_organization_id,
+            self.max_version,
         )
 
 
@@ -188,3 +193,42 @@ class AuditEntry:
     license_id: str | None = None
     activation_id: str | None = None
     detail: Mapping[str, str] = field(default_factory=dict)
+
+
+# -- releases and account customization ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A version of a product, published by the vendor for download in the portal."""
+
+    id: str
+    account_id: str
+    product_id: str
+    version: str
+    channel: str
+    notes: str
+    published_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFile:
+    id: str
+    release_id: str
+    name: str  # the published file's name, as offered for download
+    size: int
+    sha256: str  # hex
+    path: str  # relative to the releases directory
+
+
+@dataclass(frozen=True, slots=True)
+class Branding:
+    """How an account's portal looks: name, accent colour (#rrggbb), logo, and custom domain."""
+
+    account_id: str
+    updated_at: int
+    portal_name: str | None = None
+    accent_color: str | None = None
+    logo_file: str | None = None  # file name under the branding directory
+    logo_type: str | None = None  # image/png, image/jpeg or image/webp
+    custom_domain: str | None = None

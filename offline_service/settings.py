@@ -27,6 +27,8 @@ class Settings:
       OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
       OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
       OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
+      OFFLINE_SERVICE_RELEASES             directory of published release files (default DATA/releases)
+      OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES  how long a signed download link works (default 60)
       OFFLINE_SERVICE_MAX_UPLOAD_MB        largest zip a batch upload may be (default 64)
       OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
                                            from a browser ("null" for pages opened from disk)
@@ -42,6 +44,8 @@ class Settings:
     password_cost: Cost = Cost.INTERACTIVE
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
+    releases_dir: Path | None = None  # None: DATA/releases
+    download_link_lifetime: int = 3600
     max_upload_bytes: int = 64 * 1024 * 1024
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
@@ -85,6 +89,7 @@ class Settings:
             web = dict(
                 session_lifetime=int(env.get("OFFLINE_SERVICE_SESSION_HOURS", "12")) * 3600,
                 token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
+                download_link_lifetime=int(env.get("OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES", "60")) * 60,
                 max_upload_bytes=int(env.get("OFFLINE_SERVICE_MAX_UPLOAD_MB", "64")) * 1024 * 1024,
                 trial_rate_per_minute=int(env.get("OFFLINE_SERVICE_TRIAL_RATE", "10")),
                 trial_daily_cap=int(env.get("OFFLINE_SERVICE_TRIAL_DAILY_CAP", "50")),
@@ -104,4 +109,12 @@ class Settings:
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
             key_passphrase=passphrase,
             policy=policy,
+            releases_dir=Path(env["OFFLINE_SERVICE_RELEASES"])
+            if env.get("OFFLINE_SERVICE_RELEASES")
+            else None,
         )
+
+    @property
+    def release_root(self) -> Path:
+        """Where published release files are kept."""
+        return self.releases_dir if self.releases_dir is not None else self.data_dir / "releases"

@@ -13,13 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import admin, people
+from .. import admin, branding, people, releases
+from .._files import read_limited
 from ..batch import check_response_names, response_name, run_batch
 from ..engine import Engine
 from ..errors import Code, OfflineServiceError
 from ..jws import MAX_FILE_BYTES
 from ..keyring import Keyring
 from ..models import Account, LicenseStatus, Role
+from ..representations import branding_json, release_json
 from ..settings import Settings
 from ..store import SQLiteStore
 
@@ -31,7 +33,8 @@ _EPILOG = """\
 exit status: 0 success; 1 error (the message names its code); 2 bad usage;
 3 `process` or `batch` finished but rejected at least one request (see the output or report).
 environment: OFFLINE_SERVICE_DATA, OFFLINE_SERVICE_KEYS, OFFLINE_SERVICE_KEY_PASSPHRASE_FILE,
-OFFLINE_SERVICE_MAX_REQUEST_AGE, OFFLINE_SERVICE_MAX_FUTURE_SKEW (see docs/)."""
+OFFLINE_SERVICE_MAX_REQUEST_AGE, OFFLINE_SERVICE_MAX_FUTURE_SKEW (see docs/),
+OFFLINE_SERVICE_RELEASES (where `release publish` puts files; default DATA/releases)."""
 
 
 class _Context:
@@ -191,12 +194,14 @@ def cmd_license_create(ctx: _Context) -> int:
         metadata=_metadata(a.metadata),
         owner_user_email=a.user,
         owner_organization=a.organization,
+        max_version=a.max_version,
     )
     data = {
         "id": license.id,
         "key": license.key,
         "productId": license.product_id,
         "expiresAt": license.expires_at,
+        "maxVersion": license.max_version,
     }
     _emit(a, data, f"license {license.id}\nkey {license.key}")
     return EXIT_OK
@@ -489,6 +494,176 @@ def cmd_audit(ctx: _Context) -> int:
     return EXIT_OK
 
 
+# -- releases, licenses' maximum versions, and account customization -------------------------------
+
+
+def _release_lines(published: releases.PublishedRelease) -> list[str]:
+    r = published.release
+    lines = [f"{r.id}  {r.product_id}  {r.version}  {r.channel}  published {_iso(r.published_at)}"]
+    lines += [f"  {f.sha256}  {releases.size_text(f.size):>12}  {f.name}" for f in published.files]
+    return lines
+
+
+def cmd_release_publish(ctx: _Context) -> int:
+    a = ctx.args
+    notes = a.notes or ""
+    if a.notes_file is not None:
+        notes = read_limited(a.notes_file, 4 * releases.MAX_NOTES, what="notes file").decode(
+            "utf-8", "replace"
+        )
+    published = releases.publish(
+        ctx.store,
+        ctx.account(),
+        root=ctx.settings.release_root,
+        product_id=a.product,
+        version=a.version,
+        channel=a.channel,
+        notes=notes,
+        files=a.files,
+        now=_now(),
+    )
+    _emit(a, release_json(published.release, published.files), "\n".join(_release_lines(published)))
+    return EXIT_OK
+
+
+def cmd_release_list(ctx: _Context) -> int:
+    found = releases.list_releases(ctx.store, ctx.account(), ctx.args.product)
+    data = [release_json(p.release, p.files) for p in found]
+    _emit(ctx.args, data, "\n".join(line for p in found for line in _release_lines(p)) or "no releases")
+    return EXIT_OK
+
+
+def cmd_release_remove(ctx: _Context) -> int:
+    a = ctx.args
+    removed = releases.remove(
+        ctx.store,
+        ctx.account(),
+        root=ctx.settings.release_root,
+        product_id=a.product,
+        version=a.version,
+        channel=a.channel,
+        now=_now(),
+    )
+    _emit(a, {"removed": removed.id}, f"removed release {removed.id} ({removed.version}, {removed.channel})")
+    return EXIT_OK
+
+
+def cmd_license_max_version(ctx: _Context) -> int:
+    value = None if ctx.args.version == "none" else ctx.args.version
+    license = admin.set_license_max_version(ctx.store, ctx.account(), ctx.args.key, value, now=_now())
+    shown = license.max_version or "none (every release)"
+    _emit(
+        ctx.args,
+        {"id": license.id, "maxVersion": license.max_version},
+        f"license {license.id}: max version {shown}",
+    )
+    return EXIT_OK
+
+
+def _branding_text(data: dict[str, Any]) -> str:
+    return "\n".join(
+        f"{label:14} {data[key] or '(none)'}"
+        for key, label in (
+            ("account", "account"),
+            ("portalName", "portal name"),
+            ("accentColor", "accent colour"),
+            ("logo", "logo"),
+            ("customDomain", "custom domain"),
+        )
+    )
+
+
+def cmd_account_customize(ctx: _Context) -> int:
+    a = ctx.args
+
+    def change(value: Any, remove: bool) -> Any:
+        return None if remove else branding.KEEP if value is None else value
+
+    changes = {
+        "portal_name": change(a.portal_name, a.no_portal_name),
+        "accent_color": change(a.accent_color, a.no_accent_color),
+        "logo": change(Path(a.logo) if a.logo else None, a.no_logo),
+        "custom_domain": change(a.custom_domain, a.no_custom_domain),
+    }
+    if all(v is branding.KEEP for v in changes.values()):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "nothing to change; see --help")
+    account = ctx.account()
+    updated = branding.customize(ctx.store, account, data_dir=ctx.settings.data_dir, now=_now(), **changes)
+    data = branding_json(account.alias, updated)
+    _emit(a, data, _branding_text(data))
+    return EXIT_OK
+
+
+def cmd_account_show(ctx: _Context) -> int:
+    account = ctx.account()
+    with ctx.store.read() as tx:
+        found = tx.branding(account.id)
+    data = branding_json(account.alias, found)
+    _emit(ctx.args, data, _branding_text(data))
+    return EXIT_OK
+
+
+def _releases_parser(verbs: Any, lic: Any, verb: Any) -> None:
+    """The verbs of releases, licenses' maximum versions and account customization."""
+    p = verb(
+        lic,
+        "set-max-version",
+        cmd_license_max_version,
+        "set the newest release version a license entitles to download ('none': every release)",
+    )
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("version", metavar="VERSION|none")
+
+    rel = verbs.add_parser("release", help="publish releases for the portal's Downloads page").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(
+        rel,
+        "publish",
+        cmd_release_publish,
+        "copy files into the releases directory and publish them as a version of a product",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--product", required=True, metavar="ID")
+    p.add_argument("--version", required=True, metavar="V", help="e.g. 2.10.0 or 2.10.0-beta.1")
+    p.add_argument(
+        "--channel",
+        default=releases.DEFAULT_CHANNEL,
+        help="stable (default), beta, or another lower-case word",
+    )
+    notes = p.add_mutually_exclusive_group()
+    notes.add_argument("--notes", metavar="TEXT", help="release notes (plain text)")
+    notes.add_argument("--notes-file", metavar="FILE", help="release notes from a UTF-8 text file")
+    p = verb(rel, "list", cmd_release_list, "list releases and their files with size and SHA-256")
+    p.add_argument("--product", metavar="ID")
+    p = verb(rel, "remove", cmd_release_remove, "unpublish a release and delete its files")
+    p.add_argument("--product", required=True, metavar="ID")
+    p.add_argument("--version", required=True, metavar="V")
+    p.add_argument("--channel", help="needed when the version is on several channels")
+
+    acc = verbs.add_parser("account", help="customize the account's portal").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    p = verb(
+        acc,
+        "customize",
+        cmd_account_customize,
+        "set the portal's name, accent colour, logo and custom domain (options not given stay as they are)",
+    )
+    for option, metavar, text in (
+        ("portal-name", "TEXT", "the name shown on every page (default: License portal)"),
+        ("accent-color", "#RRGGBB", "links, buttons and the header's bar"),
+        ("logo", "FILE", "PNG, JPEG or WebP, at most 512 KiB and 2048 x 2048 pixels"),
+        ("custom-domain", "HOST", "a host name CNAMEd to this service that opens this account's portal"),
+    ):
+        group = p.add_mutually_exclusive_group()
+        group.add_argument(f"--{option}", metavar=metavar, help=text)
+        group.add_argument(
+            f"--no-{option}", action="store_true", help=f"remove the {option.replace('-', ' ')}"
+        )
+    verb(acc, "show", cmd_account_show, "show the account's portal customization")
+
+
 def cmd_serve(ctx: _Context) -> int:
     import uvicorn
 
@@ -599,6 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metadata", action="append", metavar="KEY=VALUE", help="repeatable; sent in every response"
     )
+    p.add_argument("--max-version", metavar="V", help="the newest release version it entitles to download")
     for name, text in (("suspend", "suspend"), ("revoke", "revoke"), ("reinstate", "make active again")):
         p = verb(lic, name, cmd_license_status, f"{text} a license")
         p.add_argument("key", metavar="KEY")
@@ -714,6 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     verb(verbs, "demo", cmd_demo, "set up a demo product and license and walk through the offline flow")
+    _releases_parser(verbs, lic, verb)
     return parser
 
 

@@ -21,11 +21,14 @@ from ..models import (
     Account,
     Activation,
     AuditEntry,
+    Branding,
     Credential,
     License,
     LicenseStatus,
     Organization,
     Product,
+    Release,
+    ReleaseFile,
     Role,
     Trial,
     User,
@@ -58,7 +61,7 @@ def _migrations() -> list[tuple[int, str]]:
 _LICENSE_COLS = (
     "id, account_id, product_id, key, allowed_activations, allowed_deactivations, status, created_at,"
     " expires_at, validity_days, owner, metadata, used_activations, used_deactivations, owner_user_id,"
-    " owner_organization_id"
+    " owner_organization_id, max_version"
 )
 _ACTIVATION_COLS = (
     "id, license_id, product_id, fingerprint, machine_key, machine_key_thumbprint, created_at,"
@@ -88,6 +91,7 @@ def _license(row: tuple) -> License:  # type: ignore[type-arg]
         used_deactivations=row[13],
         owner_user_id=row[14],
         owner_organization_id=row[15],
+        max_version=row[16],
     )
 
 
@@ -298,7 +302,112 @@ class _PeopleTx:
         self._c.execute("DELETE FROM login_failures WHERE subject = ?", (subject,))
 
 
-class _Tx(_PeopleTx):
+_RELEASE_COLS = "id, account_id, product_id, version, channel, notes, published_at"
+_RELEASE_FILE_COLS = "id, release_id, name, size, sha256, path"
+_BRANDING_COLS = "account_id, updated_at, portal_name, accent_color, logo_file, logo_type, custom_domain"
+
+
+class _ReleasesTx:
+    """Releases, licenses' maximum versions and account customization (plain statements)."""
+
+    __slots__ = ()
+    _c: sqlite3.Connection
+
+    # _Tx's own (it comes first in the method order): buffered writes are flushed and cached
+    # licenses forgotten before a license changes here.
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def _forget_license(self, license_id: str) -> None:
+        raise NotImplementedError
+
+    def account_by_id(self, account_id: str) -> Account | None:
+        row = self._c.execute(
+            "SELECT id, alias, name, created_at FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return Account(*row) if row else None
+
+    def set_license_max_version(self, license_id: str, max_version: str | None) -> None:
+        self.flush()
+        self._forget_license(license_id)
+        self._c.execute("UPDATE licenses SET max_version = ? WHERE id = ?", (max_version, license_id))
+
+    def insert_release(self, release: Release, files: Sequence[ReleaseFile]) -> None:
+        r = release
+        self._c.execute(
+            f"INSERT INTO releases ({_RELEASE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (r.id, r.account_id, r.product_id, r.version, r.channel, r.notes, r.published_at),
+        )
+        self._c.executemany(
+            f"INSERT INTO release_files ({_RELEASE_FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
+            [(f.id, f.release_id, f.name, f.size, f.sha256, f.path) for f in files],
+        )
+
+    def releases(self, account_id: str, product_id: str | None = None) -> Sequence[Release]:
+        sql = f"SELECT {_RELEASE_COLS} FROM releases WHERE account_id = ?"
+        args: tuple[str, ...] = (account_id,)
+        if product_id is not None:
+            sql += " AND product_id = ?"
+            args += (product_id,)
+        return [Release(*r) for r in self._c.execute(sql + " ORDER BY published_at, id", args)]
+
+    def release_files(self, release_ids: Sequence[str]) -> Sequence[ReleaseFile]:
+        found: list[ReleaseFile] = []
+        for group in _groups(sorted(set(release_ids))):
+            rows = self._c.execute(
+                f"SELECT {_RELEASE_FILE_COLS} FROM release_files"
+                f" WHERE release_id IN ({','.join('?' * len(group))}) ORDER BY release_id, name",
+                tuple(group),
+            )
+            found += [ReleaseFile(*r) for r in rows]
+        return found
+
+    def release_file(self, account_id: str, file_id: str) -> tuple[Release, ReleaseFile] | None:
+        cols = ", ".join(f"r.{c.strip()}" for c in _RELEASE_COLS.split(","))
+        fcols = ", ".join(f"f.{c.strip()}" for c in _RELEASE_FILE_COLS.split(","))
+        row = self._c.execute(
+            f"SELECT {cols}, {fcols} FROM release_files f JOIN releases r ON r.id = f.release_id"
+            " WHERE f.id = ? AND r.account_id = ?",
+            (file_id, account_id),
+        ).fetchone()
+        return (Release(*row[:7]), ReleaseFile(*row[7:])) if row else None
+
+    def delete_release(self, release_id: str) -> None:
+        self._c.execute("DELETE FROM release_files WHERE release_id = ?", (release_id,))
+        self._c.execute("DELETE FROM releases WHERE id = ?", (release_id,))
+
+    def branding(self, account_id: str) -> Branding | None:
+        row = self._c.execute(
+            f"SELECT {_BRANDING_COLS} FROM account_branding WHERE account_id = ?", (account_id,)
+        ).fetchone()
+        return Branding(*row) if row else None
+
+    def branding_by_domain(self, domain: str) -> Branding | None:
+        row = self._c.execute(
+            f"SELECT {_BRANDING_COLS} FROM account_branding WHERE custom_domain = ?", (domain,)
+        ).fetchone()
+        return Branding(*row) if row else None
+
+    def save_branding(self, b: Branding) -> None:
+        self._c.execute(
+            f"INSERT INTO account_branding ({_BRANDING_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id) DO UPDATE SET updated_at = excluded.updated_at,"
+            " portal_name = excluded.portal_name, accent_color = excluded.accent_color,"
+            " logo_file = excluded.logo_file, logo_type = excluded.logo_type,"
+            " custom_domain = excluded.custom_domain",
+            (
+                b.account_id,
+                b.updated_at,
+                b.portal_name,
+                b.accent_color,
+                b.logo_file,
+                b.logo_type,
+                b.custom_domain,
+            ),
+        )
+
+
+class _Tx(_PeopleTx, _ReleasesTx):
     """A Transaction over one sqlite3 connection.
 
     Within one write transaction it keeps identity maps of the products and licenses it has read,
@@ -509,7 +618,7 @@ class _Tx(_PeopleTx):
     def insert_license(self, license: License) -> None:
         self._c.execute(
             f"INSERT INTO licenses ({_LICENSE_COLS}, key_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 license.id,
                 license.account_id,
@@ -527,6 +636,7 @@ class _Tx(_PeopleTx):
                 license.used_deactivations,
                 license.owner_user_id,
                 license.owner_organization_id,
+                license.max_version,
                 key_hash(license.key),
             ),
         )

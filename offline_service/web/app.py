@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import OfflineServiceError
 from ..jws import MAX_FILE_BYTES
 from ..settings import Settings
-from . import api, portal, trials
+from . import api, branding, downloads, portal, trials
 from .errors import handle_error, handle_http_error, handle_unexpected
 from .security import BodyLimit, SecurityHeaders
 from .services import Services
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], float] =
         svc.close()
 
     routes: list[BaseRoute] = [*api.routes, *trials.routes(settings), *portal.routes]
+    routes += [*downloads.routes, *branding.routes]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     app = Starlette(
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], float] =
             Middleware(SecurityHeaders),
             trials.cors(settings),
             Middleware(BodyLimit, limit=body_limit),
+            Middleware(branding.BrandResolver),
         ],
         exception_handlers={
             OfflineServiceError: handle_error,

@@ -43,6 +43,10 @@ STATUS: dict[Code, int] = {
     Code.STORAGE_ERROR: 503,
     Code.KEY_ERROR: 500,
     Code.INSECURE_KEY_FILE: 500,
+    # downloads and customization
+    Code.LINK_EXPIRED: 403,
+    Code.LINK_INVALID: 403,
+    Code.RANGE_NOT_SATISFIABLE: 416,
 }
 
 

@@ -111,6 +111,7 @@ _SCHEMAS: dict[str, Schema] = {
             "usedDeactivations",
             "metadata",
             "createdAt",
+            "maxVersion",
         ],
         {
             "id": _TEXT,
@@ -125,6 +126,9 @@ _SCHEMAS: dict[str, Schema] = {
             "usedDeactivations": _INT,
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
             "createdAt": _TIME,
+            "maxVersion": _nullable(
+                "string", "The newest release version it entitles to download; null: every release"
+            ),
         },
     ),
     "Activation": _obj(
@@ -220,6 +224,48 @@ _SCHEMAS: dict[str, Schema] = {
         },
     ),
     "Jwks": _obj(["keys"], {"keys": {"type": "array", "items": _ref("Jwk")}}),
+    # releases
+    "ReleaseFile": _obj(
+        ["id", "name", "size", "sha256", "downloadUrl", "expiresAt"],
+        {
+            "id": _TEXT,
+            "name": _TEXT,
+            "size": {"type": "integer", "description": "Bytes"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "downloadUrl": {
+                "type": "string",
+                "description": "A path on this service, signed for this person and file; send the same bearer token",
+            },
+            "expiresAt": {
+                "type": "integer",
+                "description": "Unix time, seconds, when downloadUrl stops working",
+            },
+        },
+    ),
+    "Release": _obj(
+        ["id", "productId", "version", "channel", "notes", "publishedAt", "files"],
+        {
+            "id": _TEXT,
+            "productId": _TEXT,
+            "version": _TEXT,
+            "channel": _TEXT,
+            "notes": {"type": "string", "description": "Plain text"},
+            "publishedAt": _TIME,
+            "files": {"type": "array", "items": _ref("ReleaseFile")},
+        },
+    ),
+    "ProductReleases": _obj(
+        ["productId", "productName", "releases"],
+        {
+            "productId": _TEXT,
+            "productName": _TEXT,
+            "releases": {
+                "type": "array",
+                "items": _ref("Release"),
+                "description": "Newest version first",
+            },
+        },
+    ),
 }
 
 _ERRORS: dict[str, tuple[str, str]] = {
@@ -232,13 +278,14 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "Unauthenticated",
         "UNAUTHENTICATED (no, unknown, expired or revoked token) or INVALID_CREDENTIALS",
     ),
-    "403": ("Forbidden", "FORBIDDEN"),
+    "403": ("Forbidden", "FORBIDDEN, or LINK_INVALID / LINK_EXPIRED for a download link"),
     "404": ("NotFound", "PRODUCT_NOT_FOUND, LICENSE_NOT_FOUND, ACTIVATION_NOT_FOUND or NOT_FOUND"),
     "409": (
         "Conflict",
         "ACTIVATION_LIMIT, DEACTIVATION_LIMIT, MACHINE_KEY_MISMATCH, REQUEST_REPLAYED, CONFLICT",
     ),
     "413": ("TooLarge", "REQUEST_TOO_LARGE: the body or the request file is too large"),
+    "416": ("RangeNotSatisfiable", "RANGE_NOT_SATISFIABLE: the range starts past the end of the file"),
     "422": (
         "Unprocessable",
         "License or trial state, or the request's time window (LICENSE_*, TRIAL_NOT_ALLOWED, ...)",
@@ -256,6 +303,9 @@ def _responses() -> dict[str, Any]:
         found[name] = _json(_ref("Error"), description)
     found["RateLimited"]["headers"] = {
         "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+    }
+    found["RangeNotSatisfiable"]["headers"] = {
+        "Content-Range": {"description": "bytes */SIZE", "schema": {"type": "string"}}
     }
     return found
 
@@ -446,6 +496,62 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        **_release_paths(),
+    }
+
+
+def _release_paths() -> dict[str, Any]:
+    link = [
+        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in (("exp", "From downloadUrl"), ("sig", "From downloadUrl"))
+    ]
+    file_headers = {
+        name: {"schema": {"type": "string"}, "description": text}
+        for name, text in (
+            ("ETag", "The file's SHA-256, quoted"),
+            ("Accept-Ranges", "bytes"),
+            ("Content-Disposition", "attachment with the file's name"),
+        )
+    }
+    download = _op(
+        "Download a release file through its signed link (one byte range at most: Range: bytes=a-b,"
+        " a- or -n; several ranges, or a malformed one, get the whole file)",
+        {
+            "description": "The whole file",
+            "content": {"application/octet-stream": {}},
+            "headers": file_headers,
+        },
+        "403",
+        "404",
+        "416",
+        tag="releases",
+        parameters=[
+            *link,
+            {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
+            {"name": "If-Range", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+    )
+    download["responses"]["206"] = {
+        "description": "The range asked for",
+        "content": {"application/octet-stream": {}},
+        "headers": {
+            **file_headers,
+            "Content-Range": {"schema": {"type": "string"}, "description": "bytes FIRST-LAST/SIZE"},
+        },
+    }
+    return {
+        "/v1/releases": {
+            "get": _op(
+                "Releases the person may download (products of their active licenses, up to each"
+                " license's maximum version), with signed download links",
+                _json({"type": "array", "items": _ref("ProductReleases")}, "By product"),
+                tag="releases",
+            )
+        },
+        "/v1/releases/files/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": download,
+        },
     }
 
 
@@ -460,7 +566,9 @@ def document() -> dict[str, Any]:
             "summary": "Offline license activation: signed request and response files for air-gapped machines.",
             "description": "Errors are JSON `{code, message}`; the codes are stable and listed in docs/ERRORS.md.",
         },
-        "tags": [{"name": n} for n in ("service", "accounts", "licenses", "activations", "trials")],
+        "tags": [
+            {"name": n} for n in ("service", "accounts", "licenses", "activations", "trials", "releases")
+        ],
         "security": [{"bearerAuth": []}],
         "paths": _paths(),
         "components": {

@@ -42,11 +42,12 @@ from .auth import (
     services,
     set_cookie,
 )
+from .branding import brand_context
 from .errors import status_of
 from .offline import process_request, process_zip
 from .services import Services
 
-__all__ = ["download_name", "mask_key", "routes", "safe_next"]
+__all__ = ["Problem", "download_name", "mask_key", "page_caller", "render", "routes", "safe_next", "to_login"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 VALIDITY_DAYS = (1, 3, 7, 30)  # the engine caps each at the product's maximum
@@ -83,6 +84,10 @@ PLAIN_WORDS: Mapping[Code, str] = {
     Code.BAD_ARCHIVE: "The zip file cannot be processed.",
     Code.CSRF_FAILED: "The form is out of date. Reload the page and try again.",
     Code.NOT_FOUND: "There is nothing here.",
+    # downloads
+    Code.LINK_EXPIRED: "This download link has expired. Open Downloads again for a fresh one.",
+    Code.LINK_INVALID: "This download link is not valid for you. Open Downloads, logged in as yourself.",
+    Code.RANGE_NOT_SATISFIABLE: "The part of the file asked for is beyond its end.",
 }
 
 
@@ -103,7 +108,7 @@ def _allowed(n: int) -> str:
     return "unlimited" if n == UNLIMITED else str(n)
 
 
-templates = Jinja2Templates(directory=TEMPLATES)
+templates = Jinja2Templates(directory=TEMPLATES, context_processors=[brand_context])
 templates.env.autoescape = True  # every template, whatever its name
 templates.env.filters.update(when=_when, iso=_iso, allowed=_allowed)
 
@@ -334,6 +339,7 @@ _ACTIONS = {
     "license.suspended": "License suspended",
     "license.revoked": "License revoked",
     "activation.release": "Seat released by the vendor",
+    "license.max_version": "Newest version allowed changed",
 }
 
 
@@ -561,6 +567,13 @@ async def batch(request: Request) -> Response:
             "X-Rejected": str(result.rejected),
         },
     )
+
+
+# -- for the other page modules (downloads, ...) ---------------------------------------------
+
+page_caller = _caller
+render = _render
+to_login = _to_login
 
 
 routes: list[BaseRoute] = [
