@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .decisions import Policy
 from .errors import Code, OfflineServiceError
@@ -31,6 +34,13 @@ class Settings:
       OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
                                            from a browser ("null" for pages opened from disk)
       OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
+      OFFLINE_SERVICE_PUBLIC_URL           the portal's address as people reach it (https://portal.example),
+                                           used for the links in mails. Unset, a link uses the address
+                                           of the request that made it, which comes from the Host
+                                           header the browser (or a proxy) sent: set it in production
+      OFFLINE_SERVICE_PASSWORD_LINK_HOURS  how long a set-password link works (default 72)
+      OFFLINE_SERVICE_MAIL_FROM            the From of the portal's mails
+                                           (default "License portal <noreply@localhost>")
     """
 
     data_dir: Path = Path("data")
@@ -43,6 +53,9 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
+    public_url: str | None = None  # no trailing slash
+    password_link_lifetime: int = 72 * 3600
+    mail_from: str = "License portal <noreply@localhost>"
 
     @classmethod
     def from_env(
@@ -79,7 +92,7 @@ class Settings:
                 Code.INVALID_ARGUMENT, "password cost must be interactive, moderate or minimum"
             ) from None
         try:
-            web = dict(
+            web: dict[str, Any] = dict(
                 session_lifetime=int(env.get("OFFLINE_SERVICE_SESSION_HOURS", "12")) * 3600,
                 token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
                 max_upload_bytes=int(env.get("OFFLINE_SERVICE_MAX_UPLOAD_MB", "64")) * 1024 * 1024,
@@ -89,11 +102,13 @@ class Settings:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be whole numbers") from None
         if min(web.values()) <= 0:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be positive")
+        people = _people_settings(env)
         origins = tuple(
             o.strip() for o in env.get("OFFLINE_SERVICE_TRIAL_ORIGINS", "").split(",") if o.strip()
         )
         return cls(
             **web,
+            **people,
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
@@ -101,3 +116,32 @@ class Settings:
             key_passphrase=passphrase,
             policy=policy,
         )
+
+
+def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings of mails and set-password links, checked."""
+    found: dict[str, Any] = {}
+    public_url = env.get("OFFLINE_SERVICE_PUBLIC_URL", "").strip()
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_PUBLIC_URL must be an http(s) address without a query, like https://portal.example",
+            )
+        found["public_url"] = public_url.rstrip("/")
+    hours = env.get("OFFLINE_SERVICE_PASSWORD_LINK_HOURS", "72").strip()
+    if not (hours.isascii() and hours.isdigit() and 0 < int(hours) <= 24 * 90):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_PASSWORD_LINK_HOURS must be whole hours, 1 to 2160"
+        )
+    found["password_link_lifetime"] = int(hours) * 3600
+    mail_from = env.get("OFFLINE_SERVICE_MAIL_FROM", "").strip()
+    if mail_from:
+        if "@" not in parseaddr(mail_from)[1] or any(c in mail_from for c in "\r\n"):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_MAIL_FROM must be an address like Portal <portal@example.com>",
+            )
+        found["mail_from"] = mail_from
+    return found
