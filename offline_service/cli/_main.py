@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -504,8 +505,13 @@ def cmd_serve(ctx: _Context) -> int:
         demo = prepare_portal(ctx.settings, account_alias=a.account)
         announce_portal(demo, f"http://{shown}:{a.port}/login")
     ctx.close()
+    # uvicorn's own logging, and a filter that keeps set-password tokens out of its access log.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"redact_tokens": {"()": "offline_service.web.security.RedactTokens"}}
+    log_config["loggers"]["uvicorn.access"]["filters"] = ["redact_tokens"]
     uvicorn.run(
         create_app(ctx.settings),
+        log_config=log_config,
         host=a.host,
         port=a.port,
         workers=1,

@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import OfflineServiceError
 from ..jws import MAX_FILE_BYTES
+from ..mail import Mailer
 from ..settings import Settings
 from . import api, portal, trials
 from .errors import handle_error, handle_http_error, handle_unexpected
@@ -27,9 +28,12 @@ STATIC = Path(__file__).parent / "static"
 UPLOAD_PATHS = ("/v1/batches", "/batch")
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
+) -> Starlette:
+    """``mailer`` sends the portal's mails; by default each one is written to <data>/mail."""
     settings = settings or Settings.from_env()
-    svc = Services.open(settings, clock=clock)
+    svc = Services.open(settings, clock=clock, mailer=mailer)
 
     def body_limit(path: str) -> int:
         # Request files are small: a little room for JSON or form framing around 16 KiB of token.
