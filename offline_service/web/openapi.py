@@ -220,6 +220,18 @@ _SCHEMAS: dict[str, Schema] = {
         },
     ),
     "Jwks": _obj(["keys"], {"keys": {"type": "array", "items": _ref("Jwk")}}),
+    # activations across licenses
+    "ActivationPage": _obj(
+        ["total", "items"],
+        {
+            "total": {"type": "integer", "description": "How many activations match, in all pages"},
+            "items": {
+                "type": "array",
+                "items": {"allOf": [_ref("Activation"), _obj(["productId"], {"productId": _TEXT})]},
+            },
+        },
+        "Newest first",
+    ),
 }
 
 _ERRORS: dict[str, tuple[str, str]] = {
@@ -294,6 +306,12 @@ def _body(json_schema: str, form_schema: str | None = None) -> dict[str, Any]:
 
 
 _LICENSE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
 _OFFLINE_ERRORS = ("400", "404", "409", "413", "422")
 
 
@@ -419,6 +437,31 @@ def _paths() -> dict[str, Any]:
                 public=True,
                 ok_status="204",
             ),
+        },
+        "/v1/activations": {
+            "get": _op(
+                "Activations of every license the person may see, filtered, newest first",
+                _json(_ref("ActivationPage"), "One page of activations and how many match"),
+                "400",
+                "404",
+                tag="activations",
+                parameters=[
+                    _query("productId", {"type": "string"}, "Only this product's"),
+                    _query("licenseId", {"type": "string"}, "Only this license's (404 if not the person's)"),
+                    _query(
+                        "status",
+                        {"type": "string", "enum": ["live", "deactivated"]},
+                        "Live or deactivated only",
+                    ),
+                    _query("q", {"type": "string", "maxLength": 100}, "Part of the hostname or fingerprint"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "Page size",
+                    ),
+                    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip"),
+                ],
+            )
         },
         "/v1/batches": {
             "post": _op(

@@ -27,6 +27,7 @@ PROTECTED = (
     ("POST", "/v1/activations/offline-activate"),
     ("POST", "/v1/activations/offline-deactivate"),
     ("POST", "/v1/batches"),
+    ("GET", "/v1/activations"),
 )
 
 
