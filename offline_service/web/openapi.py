@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import Code
 from ..jws import MAX_FILE_BYTES
 from ..models import LicenseStatus, Role
+from ..profile import TOKEN_DAYS
 
 __all__ = ["document", "endpoint"]
 
@@ -220,7 +221,7 @@ _SCHEMAS: dict[str, Schema] = {
         },
     ),
     "Jwks": _obj(["keys"], {"keys": {"type": "array", "items": _ref("Jwk")}}),
-    # activations across licenses
+    # activations across licenses, personal access tokens
     "ActivationPage": _obj(
         ["total", "items"],
         {
@@ -232,6 +233,32 @@ _SCHEMAS: dict[str, Schema] = {
         },
         "Newest first",
     ),
+    "PersonalToken": _obj(
+        ["id", "name", "createdAt", "expiresAt", "lastUsedAt"],
+        {
+            "id": {"type": "string", "description": "Names the token; not a secret"},
+            "name": _TEXT,
+            "createdAt": _TIME,
+            "expiresAt": _TIME,
+            "lastUsedAt": _nullable("integer", "Unix time, seconds, to the nearest 5 minutes; null if never"),
+        },
+    ),
+    "NewPersonalTokenRequest": _obj(
+        ["name", "expiresInDays"],
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "expiresInDays": {"type": "integer", "enum": list(TOKEN_DAYS)},
+        },
+    ),
+    "NewPersonalToken": {
+        "allOf": [
+            _ref("PersonalToken"),
+            _obj(
+                ["token"],
+                {"token": {"type": "string", "description": "The secret, shown in this answer only"}},
+            ),
+        ]
+    },
 }
 
 _ERRORS: dict[str, tuple[str, str]] = {
@@ -463,6 +490,33 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/me/tokens": {
+            "get": _op(
+                "The person's live personal access tokens (never their secrets)",
+                _json({"type": "array", "items": _ref("PersonalToken")}, "The tokens, newest first"),
+                tag="accounts",
+            ),
+            "post": _op(
+                "Make a personal access token; needs an access token from a login, not a personal one",
+                _json(_ref("NewPersonalToken"), "Made; the secret is in this answer only"),
+                "400",
+                "403",
+                "409",
+                tag="accounts",
+                body=_body("NewPersonalTokenRequest"),
+                ok_status="201",
+            ),
+        },
+        "/v1/me/tokens/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "delete": _op(
+                "Revoke a personal access token",
+                {"description": "Revoked"},
+                "404",
+                tag="accounts",
+                ok_status="204",
+            ),
+        },
         "/v1/batches": {
             "post": _op(
                 "Process a zip of request files; the answer is a zip of responses and report.csv",
@@ -508,7 +562,8 @@ def document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An access token from POST /v1/accounts/login",
+                    "description": "An access token from POST /v1/accounts/login, or a personal access"
+                    " token (portal: Profile, Sessions and tokens; or POST /v1/me/tokens)",
                 }
             },
             "schemas": _SCHEMAS,

@@ -28,6 +28,9 @@ PROTECTED = (
     ("POST", "/v1/activations/offline-deactivate"),
     ("POST", "/v1/batches"),
     ("GET", "/v1/activations"),
+    ("GET", "/v1/me/tokens"),
+    ("POST", "/v1/me/tokens"),
+    ("DELETE", "/v1/me/tokens/crd_x"),
 )
 
 
