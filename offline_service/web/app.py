@@ -17,7 +17,7 @@ from ..errors import OfflineServiceError
 from ..jws import MAX_FILE_BYTES
 from ..mail import Mailer
 from ..settings import Settings
-from . import activations, api, portal, profile, trials
+from . import activations, api, organization, portal, profile, trials
 from .errors import handle_error, handle_http_error, handle_unexpected
 from .security import BodyLimit, SecurityHeaders
 from .services import Services
@@ -45,7 +45,7 @@ def create_app(
         svc.close()
 
     routes: list[BaseRoute] = [*api.routes, *trials.routes(settings), *portal.routes]
-    routes += [*activations.routes, *profile.routes]
+    routes += [*activations.routes, *organization.routes, *profile.routes]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     app = Starlette(
