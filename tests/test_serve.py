@@ -124,6 +124,11 @@ def test_serve_keeps_set_password_tokens_out_of_the_access_log(
     assert main(["serve", "--data", str(tmp_path / "d"), "--keys", str(tmp_path / "k")]) == 0
     config = calls[0]["log_config"]
     assert config["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    assert config["loggers"]["offline_service"] == {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     assert config["formatters"] == uvicorn.config.LOGGING_CONFIG["formatters"]  # uvicorn's own format
     # The filter at work, on a record shaped like uvicorn's access log line.
     logging.config.dictConfig(config)

@@ -591,10 +591,16 @@ def cmd_serve(ctx: _Context) -> int:
         demo = prepare_portal(ctx.settings, account_alias=a.account)
         announce_portal(demo, f"http://{shown}:{a.port}/login")
     ctx.close()
-    # uvicorn's own logging, and a filter that keeps set-password tokens out of its access log.
+    # uvicorn's own logging, and a filter that keeps set-password tokens out of its access log;
+    # the service's loggers (offline_service.*, such as the mail sender's) go to the same stream.
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["filters"] = {"redact_tokens": {"()": "offline_service.web.security.RedactTokens"}}
     log_config["loggers"]["uvicorn.access"]["filters"] = ["redact_tokens"]
+    log_config["loggers"]["offline_service"] = {
+        "handlers": ["default"],
+        "level": a.log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         create_app(ctx.settings),
         log_config=log_config,
