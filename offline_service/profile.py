@@ -9,6 +9,7 @@ write transaction and is audited under the person.
 from __future__ import annotations
 
 import functools
+import hmac
 import secrets
 import zoneinfo
 from dataclasses import dataclass, replace
@@ -88,7 +89,7 @@ def _check_password(store: Store, user: User, password: str, *, address: str, no
 def _unchanged_password(tx: Transaction, user: User) -> User:
     """The person, provided their password did not change since it was checked."""
     found = _current(tx, user)
-    if found.password_hash != user.password_hash:
+    if not hmac.compare_digest((found.password_hash or "").encode(), (user.password_hash or "").encode()):
         raise OfflineServiceError(Code.CONFLICT, "the password was changed meanwhile; reload the page")
     return found
 
