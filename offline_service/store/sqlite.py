@@ -310,7 +310,7 @@ class _PeopleTx:
     def clear_login_failures(self, subject: str) -> None:
         self._c.execute("DELETE FROM login_failures WHERE subject = ?", (subject,))
 
-    # -- organization admins, profiles, personal access tokens, set-password links (schema 4) --
+    # -- organization admins, profiles, personal access tokens, set-password links (people_admin) --
 
     def account(self, account_id: str) -> Account | None:
         row = self._one("SELECT id, alias, name, created_at FROM accounts WHERE id = ?", (account_id,))

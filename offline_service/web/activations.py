@@ -25,7 +25,7 @@ from ..errors import Code, OfflineServiceError
 from ..models import Activation, ActivationFilter
 from ..representations import activation_json
 from .auth import Caller, api_caller, services
-from .portal import current_caller, error_page, license_rows, mask_key, render, to_login
+from .portal import error_page, license_rows, mask_key, page_caller, render, to_login
 from .services import Services
 
 __all__ = ["API_LIMIT", "CSV_LIMIT", "PAGE_SIZE", "csv_cell", "routes"]
@@ -119,7 +119,7 @@ def _choices(svc: Services, caller: Caller) -> dict[str, Any]:
 
 
 async def page(request: Request) -> Response:
-    caller = await current_caller(request)
+    caller = await page_caller(request)
     if caller is None:
         return to_login(request)
     svc = services(request)
@@ -202,7 +202,7 @@ def to_csv(rows: list[Row]) -> bytes:
 
 
 async def export(request: Request) -> Response:
-    caller = await current_caller(request)
+    caller = await page_caller(request)
     if caller is None:
         return to_login(request)
     svc = services(request)

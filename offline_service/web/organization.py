@@ -24,7 +24,7 @@ from ..models import License, Role, User
 from ..organization import OrganizationView, Scope
 from .auth import Caller, check_csrf, services
 from .errors import status_of
-from .portal import FIELD_BYTES, Problem, current_caller, error_page, form_field, mask_key, render, to_login
+from .portal import FIELD_BYTES, Problem, error_page, form_field, mask_key, page_caller, render, to_login
 from .services import Services
 
 __all__ = ["mail_password_link", "routes"]
@@ -51,7 +51,7 @@ def _admin(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     every refusal the handler does not show itself as an error page."""
 
     async def endpoint(request: Request) -> Response:
-        caller = await current_caller(request)
+        caller = await page_caller(request)
         if caller is None:
             return to_login(request)
         try:

@@ -53,13 +53,13 @@ __all__ = [
     "FIELD_BYTES",
     "PLAIN_WORDS",
     "Problem",
-    "current_caller",
     "download_name",
     "error_page",
     "forget_session",
     "form_field",
     "license_rows",
     "mask_key",
+    "page_caller",
     "render",
     "routes",
     "safe_next",
@@ -620,7 +620,7 @@ routes: list[BaseRoute] = [
 
 render = _render
 error_page = _error_page
-current_caller = _caller
+page_caller = _caller
 to_login = _to_login
 forget_session = _forget_session
 form_field = _field

@@ -26,10 +26,10 @@ from .errors import status_of
 from .portal import (
     FIELD_BYTES,
     Problem,
-    current_caller,
     error_page,
     forget_session,
     form_field,
+    page_caller,
     render,
     to_login,
 )
@@ -52,7 +52,7 @@ def _person(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     """A page for whoever is logged in; refusals the handler does not show itself become an error page."""
 
     async def endpoint(request: Request) -> Response:
-        caller = await current_caller(request)
+        caller = await page_caller(request)
         if caller is None:
             return to_login(request)
         try:
