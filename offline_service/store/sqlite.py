@@ -312,7 +312,7 @@ class _PeopleTx:
 
     # -- organization admins, profiles, personal access tokens, set-password links (people_admin) --
 
-    def account(self, account_id: str) -> Account | None:
+    def account_by_id(self, account_id: str) -> Account | None:
         row = self._one("SELECT id, alias, name, created_at FROM accounts WHERE id = ?", (account_id,))
         return Account(*row) if row else None
 

@@ -91,7 +91,7 @@ def mail_password_link(svc: Services, request: Request, user: User, token: str) 
     base = svc.settings.public_url or str(request.base_url)
     now = svc.now()
     with svc.store.read() as tx:
-        account = tx.account(user.account_id)
+        account = tx.account_by_id(user.account_id)
         org = tx.organization(user.account_id, user.organization_id) if user.organization_id else None
     assert account is not None, "a user's account exists"
     svc.send(

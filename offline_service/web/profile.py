@@ -272,7 +272,7 @@ async def set_password(request: Request) -> Response:
             context["problem"] = Problem.of(gone)
         return render(request, "set_password.html", context, status=status_of(context["problem"].code))
     with svc.store.read() as tx:
-        account = tx.account(user.account_id)
+        account = tx.account_by_id(user.account_id)
     context = {
         "next": "/",
         "account": account.alias if account else "",
