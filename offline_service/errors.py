@@ -44,12 +44,12 @@ class Code(enum.StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     CSRF_FAILED = "CSRF_FAILED"
-    RATE_LIMITED = "RATE_LIMITED"
-    # People administration and profiles (portal, API)
+    # people administration and profiles (portal, API)
     USER_LIMIT = "USER_LIMIT"
     SELF_LOCKOUT = "SELF_LOCKOUT"
     INVALID_PASSWORD_LINK = "INVALID_PASSWORD_LINK"  # noqa: S105 (a code, not a password)
     WRONG_PASSWORD = "WRONG_PASSWORD"  # noqa: S105 (a code, not a password)
+    RATE_LIMITED = "RATE_LIMITED"
     # Operations (CLI, keyring, storage, archives)
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     NOT_FOUND = "NOT_FOUND"

@@ -113,6 +113,16 @@ class Activation:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivationFilter:
+    """Which activations a list shows, within the licenses the person may see."""
+
+    product_id: str | None = None
+    license_id: str | None = None
+    live: bool | None = None  # True: live only; False: deactivated only; None: both
+    text: str = ""  # part of the hostname or the fingerprint, case-insensitive
+
+
+@dataclass(frozen=True, slots=True)
 class Trial:
     id: str
     product_id: str
@@ -186,19 +196,6 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: int
-    actor: str
-    action: str
-    code: str  # "OK" or an error code
-    account_id: str | None = None
-    product_id: str | None = None
-    license_id: str | None = None
-    activation_id: str | None = None
-    detail: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class PasswordToken:
     """A one-time link to set a password; only the SHA-256 of its secret is stored."""
 
@@ -210,10 +207,13 @@ class PasswordToken:
 
 
 @dataclass(frozen=True, slots=True)
-class ActivationFilter:
-    """Which activations a list shows, within the licenses the person may see."""
-
+class AuditEntry:
+    at: int
+    actor: str
+    action: str
+    code: str  # "OK" or an error code
+    account_id: str | None = None
     product_id: str | None = None
     license_id: str | None = None
-    live: bool | None = None  # True: live only; False: deactivated only; None: both
-    text: str = ""  # part of the hostname or the fingerprint, case-insensitive
+    activation_id: str | None = None
+    detail: Mapping[str, str] = field(default_factory=dict)

@@ -17,6 +17,35 @@ from .passwords import Cost
 __all__ = ["Settings"]
 
 
+def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings of mails and set-password links, checked."""
+    found: dict[str, Any] = {}
+    public_url = env.get("OFFLINE_SERVICE_PUBLIC_URL", "").strip()
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_PUBLIC_URL must be an http(s) address without a query, like https://portal.example",
+            )
+        found["public_url"] = public_url.rstrip("/")
+    hours = env.get("OFFLINE_SERVICE_PASSWORD_LINK_HOURS", "72").strip()
+    if not (hours.isascii() and hours.isdigit() and 0 < int(hours) <= 24 * 90):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_PASSWORD_LINK_HOURS must be whole hours, 1 to 2160"
+        )
+    found["password_link_lifetime"] = int(hours) * 3600
+    mail_from = env.get("OFFLINE_SERVICE_MAIL_FROM", "").strip()
+    if mail_from:
+        if "@" not in parseaddr(mail_from)[1] or any(c in mail_from for c in "\r\n"):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_MAIL_FROM must be an address like Portal <portal@example.com>",
+            )
+        found["mail_from"] = mail_from
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Where data and keys live, and the engine's policy.
@@ -28,12 +57,6 @@ class Settings:
       OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
       OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
       OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
-      OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
-      OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
-      OFFLINE_SERVICE_MAX_UPLOAD_MB        largest zip a batch upload may be (default 64)
-      OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
-                                           from a browser ("null" for pages opened from disk)
-      OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
       OFFLINE_SERVICE_PUBLIC_URL           the portal's address as people reach it (https://portal.example),
                                            used for the links in mails. Unset, a link uses the address
                                            of the request that made it, which comes from the Host
@@ -41,6 +64,12 @@ class Settings:
       OFFLINE_SERVICE_PASSWORD_LINK_HOURS  how long a set-password link works (default 72)
       OFFLINE_SERVICE_MAIL_FROM            the From of the portal's mails
                                            (default "License portal <noreply@localhost>")
+      OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
+      OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
+      OFFLINE_SERVICE_MAX_UPLOAD_MB        largest zip a batch upload may be (default 64)
+      OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
+                                           from a browser ("null" for pages opened from disk)
+      OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
     """
 
     data_dir: Path = Path("data")
@@ -48,14 +77,14 @@ class Settings:
     key_passphrase: bytes | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
     password_cost: Cost = Cost.INTERACTIVE
+    public_url: str | None = None  # no trailing slash
+    password_link_lifetime: int = 72 * 3600
+    mail_from: str = "License portal <noreply@localhost>"
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
     max_upload_bytes: int = 64 * 1024 * 1024
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
-    public_url: str | None = None  # no trailing slash
-    password_link_lifetime: int = 72 * 3600
-    mail_from: str = "License portal <noreply@localhost>"
 
     @classmethod
     def from_env(
@@ -116,32 +145,3 @@ class Settings:
             key_passphrase=passphrase,
             policy=policy,
         )
-
-
-def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """The settings of mails and set-password links, checked."""
-    found: dict[str, Any] = {}
-    public_url = env.get("OFFLINE_SERVICE_PUBLIC_URL", "").strip()
-    if public_url:
-        parts = urlsplit(public_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT,
-                "OFFLINE_SERVICE_PUBLIC_URL must be an http(s) address without a query, like https://portal.example",
-            )
-        found["public_url"] = public_url.rstrip("/")
-    hours = env.get("OFFLINE_SERVICE_PASSWORD_LINK_HOURS", "72").strip()
-    if not (hours.isascii() and hours.isdigit() and 0 < int(hours) <= 24 * 90):
-        raise OfflineServiceError(
-            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_PASSWORD_LINK_HOURS must be whole hours, 1 to 2160"
-        )
-    found["password_link_lifetime"] = int(hours) * 3600
-    mail_from = env.get("OFFLINE_SERVICE_MAIL_FROM", "").strip()
-    if mail_from:
-        if "@" not in parseaddr(mail_from)[1] or any(c in mail_from for c in "\r\n"):
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT,
-                "OFFLINE_SERVICE_MAIL_FROM must be an address like Portal <portal@example.com>",
-            )
-        found["mail_from"] = mail_from
-    return found

@@ -141,6 +141,44 @@ _SCHEMAS: dict[str, Schema] = {
             "deactivatedAt": _nullable("integer", "Unix time, seconds; null while live"),
         },
     ),
+    # activations across licenses, personal access tokens
+    "ActivationPage": _obj(
+        ["total", "items"],
+        {
+            "total": {"type": "integer", "description": "How many activations match, in all pages"},
+            "items": {
+                "type": "array",
+                "items": {"allOf": [_ref("Activation"), _obj(["productId"], {"productId": _TEXT})]},
+            },
+        },
+        "Newest first",
+    ),
+    "PersonalToken": _obj(
+        ["id", "name", "createdAt", "expiresAt", "lastUsedAt"],
+        {
+            "id": {"type": "string", "description": "Names the token; not a secret"},
+            "name": _TEXT,
+            "createdAt": _TIME,
+            "expiresAt": _TIME,
+            "lastUsedAt": _nullable("integer", "Unix time, seconds, to the nearest 5 minutes; null if never"),
+        },
+    ),
+    "NewPersonalTokenRequest": _obj(
+        ["name", "expiresInDays"],
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "expiresInDays": {"type": "integer", "enum": list(TOKEN_DAYS)},
+        },
+    ),
+    "NewPersonalToken": {
+        "allOf": [
+            _ref("PersonalToken"),
+            _obj(
+                ["token"],
+                {"token": {"type": "string", "description": "The secret, shown in this answer only"}},
+            ),
+        ]
+    },
     "OfflineActivateRequest": _obj(
         ["offlineRequest"],
         {"offlineRequest": {"type": "string", "description": _REQUEST_FILE}, "responseValidity": _VALIDITY},
@@ -221,44 +259,6 @@ _SCHEMAS: dict[str, Schema] = {
         },
     ),
     "Jwks": _obj(["keys"], {"keys": {"type": "array", "items": _ref("Jwk")}}),
-    # activations across licenses, personal access tokens
-    "ActivationPage": _obj(
-        ["total", "items"],
-        {
-            "total": {"type": "integer", "description": "How many activations match, in all pages"},
-            "items": {
-                "type": "array",
-                "items": {"allOf": [_ref("Activation"), _obj(["productId"], {"productId": _TEXT})]},
-            },
-        },
-        "Newest first",
-    ),
-    "PersonalToken": _obj(
-        ["id", "name", "createdAt", "expiresAt", "lastUsedAt"],
-        {
-            "id": {"type": "string", "description": "Names the token; not a secret"},
-            "name": _TEXT,
-            "createdAt": _TIME,
-            "expiresAt": _TIME,
-            "lastUsedAt": _nullable("integer", "Unix time, seconds, to the nearest 5 minutes; null if never"),
-        },
-    ),
-    "NewPersonalTokenRequest": _obj(
-        ["name", "expiresInDays"],
-        {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "expiresInDays": {"type": "integer", "enum": list(TOKEN_DAYS)},
-        },
-    ),
-    "NewPersonalToken": {
-        "allOf": [
-            _ref("PersonalToken"),
-            _obj(
-                ["token"],
-                {"token": {"type": "string", "description": "The secret, shown in this answer only"}},
-            ),
-        ]
-    },
 }
 
 _ERRORS: dict[str, tuple[str, str]] = {

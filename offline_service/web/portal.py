@@ -100,7 +100,6 @@ PLAIN_WORDS: Mapping[Code, str] = {
     Code.INVALID_ARGUMENT: "Something in the form is missing or not valid.",
     Code.BAD_ARCHIVE: "The zip file cannot be processed.",
     Code.CSRF_FAILED: "The form is out of date. Reload the page and try again.",
-    Code.NOT_FOUND: "There is nothing here.",
     # people administration and profiles
     Code.FORBIDDEN: "Only an organization admin may do this.",
     Code.CONFLICT: "This clashes with what is already there.",
@@ -108,6 +107,7 @@ PLAIN_WORDS: Mapping[Code, str] = {
     Code.SELF_LOCKOUT: "You cannot disable yourself or take the admin role from yourself. Ask another admin.",
     Code.INVALID_PASSWORD_LINK: "This link does not work any more. Ask your administrator to send a new one.",
     Code.WRONG_PASSWORD: "Your current password is not right.",
+    Code.NOT_FOUND: "There is nothing here.",
 }
 
 
