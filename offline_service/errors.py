@@ -44,6 +44,11 @@ class Code(enum.StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     CSRF_FAILED = "CSRF_FAILED"
+    # people administration and profiles (portal, API)
+    USER_LIMIT = "USER_LIMIT"
+    SELF_LOCKOUT = "SELF_LOCKOUT"
+    INVALID_PASSWORD_LINK = "INVALID_PASSWORD_LINK"  # noqa: S105 (a code, not a password)
+    WRONG_PASSWORD = "WRONG_PASSWORD"  # noqa: S105 (a code, not a password)
     RATE_LIMITED = "RATE_LIMITED"
     TRIAL_DAILY_LIMIT = "TRIAL_DAILY_LIMIT"
     # Operations (CLI, keyring, storage, archives)

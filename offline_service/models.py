@@ -10,12 +10,14 @@ __all__ = [
     "UNLIMITED",
     "Account",
     "Activation",
+    "ActivationFilter",
     "AuditEntry",
     "Branding",
     "Credential",
     "License",
     "LicenseStatus",
     "Organization",
+    "PasswordToken",
     "Product",
     "Release",
     "ReleaseFile",
@@ -116,6 +118,16 @@ class Activation:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivationFilter:
+    """Which activations a list shows, within the licenses the person may see."""
+
+    product_id: str | None = None
+    license_id: str | None = None
+    live: bool | None = None  # True: live only; False: deactivated only; None: both
+    text: str = ""  # part of the hostname or the fingerprint, case-insensitive
+
+
+@dataclass(frozen=True, slots=True)
 class Trial:
     id: str
     product_id: str
@@ -156,6 +168,9 @@ class User:
     first_name: str = ""
     last_name: str = ""
     disabled: bool = False
+    time_zone: str = "UTC"  # an IANA zone name; the portal shows times in it
+    notify_new_activation: bool = False
+    notify_license_expiry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +187,7 @@ class Credential:
     """A browser session or an API access token; the secret itself is never stored."""
 
     token_hash: bytes = field(repr=False)
-    kind: str  # "session" or "access"
+    kind: str  # "session", "access" (from an API login) or "personal" (a personal access token)
     user_id: str
     account_id: str
     created_at: int
@@ -180,6 +195,20 @@ class Credential:
     revoked_at: int | None = None
     user_agent: str = ""
     address: str = ""
+    id: str = ""  # public: names the credential in lists and revoke buttons; not a secret
+    name: str = ""  # a personal access token's name
+    last_used_at: int | None = None  # personal access tokens, to the nearest few minutes
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordToken:
+    """A one-time link to set a password; only the SHA-256 of its secret is stored."""
+
+    token_hash: bytes = field(repr=False)
+    user_id: str
+    account_id: str
+    created_at: int
+    expires_at: int
 
 
 @dataclass(frozen=True, slots=True)

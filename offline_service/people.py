@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Collection
 
 from .errors import Code, OfflineServiceError
 from .ids import email_key, new_id
@@ -22,11 +23,17 @@ __all__ = [
     "LoginThrottled",
     "add_user_to_group",
     "authenticate",
+    "check_email",
+    "check_throttle",
+    "check_user_cap",
+    "count_login_failure",
     "create_group",
     "create_organization",
     "create_user",
+    "find_group",
     "issue_credential",
     "link_group_license",
+    "login_subject",
     "resolve_credential",
     "revoke_credential",
     "token_hash",
@@ -39,7 +46,8 @@ MAX_LOCK_SECONDS = 15 * 60
 _EMAIL = re.compile(r"\A[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}\Z")
 
 
-def _checked_email(email: str) -> str:
+def check_email(email: str) -> str:
+    """The address trimmed, or INVALID_ARGUMENT when it is not one."""
     email = email.strip()
     if not _EMAIL.match(email) or "." not in email.split("@")[1]:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{email!r} is not an email address")
@@ -55,6 +63,16 @@ def _audit(tx: Transaction, account: Account, action: str, now: int, actor: str,
     tx.audit(AuditEntry(at=now, actor=actor, action=action, code="OK", account_id=account.id, detail=detail))
 
 
+def check_user_cap(tx: Transaction, org: Organization) -> None:
+    """USER_LIMIT when the organization has as many enabled users as it may. Disabled users do not
+    count: disabling someone frees their place."""
+    if org.allowed_users is not None and tx.enabled_user_count(org.account_id, org.id) >= org.allowed_users:
+        raise OfflineServiceError(
+            Code.USER_LIMIT,
+            f"{org.name} has its {org.allowed_users} allowed users; disable one or ask the vendor for more",
+        )
+
+
 def create_organization(
     store: Store,
     account: Account,
@@ -67,6 +85,8 @@ def create_organization(
     name = name.strip()
     if not 0 < len(name) <= 200:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "an organization name must be 1-200 characters")
+    if allowed_users is not None and allowed_users < 0:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the allowed users must be 0 or more")
     with store.write() as tx:
         if tx.organization_by_name(account.id, name) is not None:
             raise OfflineServiceError(Code.CONFLICT, f"organization {name!r} already exists")
@@ -93,7 +113,7 @@ def create_user(
     actor: str = "cli",
 ) -> User:
     """A person of the account. An organization admin must belong to an organization."""
-    email = _checked_email(email)
+    email = check_email(email)
     if role is Role.ORGANIZATION_ADMIN and not organization:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "an organization-admin needs --organization")
     if password is not None:
@@ -107,6 +127,8 @@ def create_user(
                 raise OfflineServiceError(Code.NOT_FOUND, f"no organization {organization!r}")
         if tx.user_by_email(account.id, email_key(email)) is not None:
             raise OfflineServiceError(Code.CONFLICT, f"a user with email {email} already exists")
+        if org is not None:
+            check_user_cap(tx, org)
         user = User(
             id=new_id("usr"),
             account_id=account.id,
@@ -152,6 +174,12 @@ def _one_group(tx: Transaction, account: Account, name: str) -> UserGroup:
     return groups[0]
 
 
+def find_group(store: Store, account: Account, name: str) -> UserGroup:
+    """The group of this name; NOT_FOUND, or CONFLICT when several organizations have one."""
+    with store.read() as tx:
+        return _one_group(tx, account, name)
+
+
 def add_user_to_group(
     store: Store, account: Account, *, group: str, email: str, now: int, actor: str = "cli"
 ) -> None:
@@ -192,6 +220,27 @@ class LoginThrottled(OfflineServiceError):
         self.retry_after = retry_after
 
 
+def login_subject(account_id: str, email: str) -> str:
+    """The back-off counter of one account+email (shared by logins and password re-checks)."""
+    return f"acct:{account_id}:{email_key(email)}"
+
+
+def check_throttle(store: Store, subjects: Collection[str], *, now: int) -> None:
+    """LoginThrottled while any of these counters is in back-off."""
+    with store.read() as tx:
+        locked = max(tx.login_failures(s)[1] for s in subjects)
+    if locked > now:
+        raise LoginThrottled(locked - now)
+
+
+def count_login_failure(tx: Transaction, subjects: Collection[str], *, now: int) -> None:
+    """One more failure on each counter; past FREE_FAILURES each doubles the wait."""
+    for subject in subjects:
+        failures = tx.login_failures(subject)[0] + 1
+        wait = 0 if failures <= FREE_FAILURES else min(2 ** (failures - FREE_FAILURES), MAX_LOCK_SECONDS)
+        tx.record_login_failure(subject, failures, now + wait, now)
+
+
 def authenticate(
     store: Store,
     *,
@@ -207,11 +256,8 @@ def authenticate(
     with store.read() as tx:
         account = tx.account_by_alias(account_alias)
         user = tx.user_by_email(account.id, email_key(email)) if account else None
-    subjects = [f"addr:{address}", f"acct:{account.id if account else account_alias}:{email_key(email)}"]
-    with store.read() as tx:
-        locked = max(tx.login_failures(s)[1] for s in subjects)
-    if locked > now:
-        raise LoginThrottled(locked - now)
+    subjects = [f"addr:{address}", login_subject(account.id if account else account_alias, email)]
+    check_throttle(store, subjects, now=now)
     valid = verify_password(password, user.password_hash if user else None, cost)
     if valid and user is not None and not user.disabled:
         assert account is not None
@@ -220,10 +266,7 @@ def authenticate(
             _audit(tx, account, "login", now, f"user:{user.id}", address=address[:64])
         return user
     with store.write() as tx:
-        for subject in subjects:
-            failures = tx.login_failures(subject)[0] + 1
-            wait = 0 if failures <= FREE_FAILURES else min(2 ** (failures - FREE_FAILURES), MAX_LOCK_SECONDS)
-            tx.record_login_failure(subject, failures, now + wait, now)
+        count_login_failure(tx, subjects, now=now)
         if account is not None:
             tx.audit(
                 AuditEntry(
@@ -254,14 +297,23 @@ def issue_credential(
                 expires_at=now + lifetime,
                 user_agent=user_agent[:200],
                 address=address[:64],
+                id=new_id("crd"),
             )
         )
     return token
 
 
-def resolve_credential(store: Store, token: str, *, kind: str, now: int) -> tuple[User, Credential]:
-    """The person and credential behind a secret; UNAUTHENTICATED when unknown, of another kind,
-    expired, revoked, or its person is disabled."""
+# A personal access token's last use is recorded at most this often: a write per API call would
+# put every read behind the write lock.
+TOUCH_EVERY = 300
+
+
+def resolve_credential(
+    store: Store, token: str, *, kind: str | Collection[str], now: int
+) -> tuple[User, Credential]:
+    """The person and credential behind a secret; UNAUTHENTICATED when unknown, of another kind
+    (``kind`` is one kind or several), expired, revoked, or its person is disabled."""
+    kinds = (kind,) if isinstance(kind, str) else kind
     if not token or len(token) > 200:
         raise OfflineServiceError(Code.UNAUTHENTICATED, "not logged in")
     with store.read() as tx:
@@ -270,13 +322,16 @@ def resolve_credential(store: Store, token: str, *, kind: str, now: int) -> tupl
     if (
         cred is None
         or user is None
-        or cred.kind != kind
+        or cred.kind not in kinds
         or cred.revoked_at is not None
         or cred.expires_at <= now
     ):
         raise OfflineServiceError(Code.UNAUTHENTICATED, "not logged in, or the session has expired")
     if user.disabled:
         raise OfflineServiceError(Code.UNAUTHENTICATED, "this user is disabled")
+    if cred.kind == "personal" and (cred.last_used_at is None or now - cred.last_used_at >= TOUCH_EVERY):
+        with store.write() as tx:
+            tx.touch_credential(cred.token_hash, now)
     return user, cred
 
 

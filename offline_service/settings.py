@@ -5,13 +5,45 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .decisions import Policy
 from .errors import Code, OfflineServiceError
 from .passwords import Cost
 
 __all__ = ["Settings"]
+
+
+def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings of mails and set-password links, checked."""
+    found: dict[str, Any] = {}
+    public_url = env.get("OFFLINE_SERVICE_PUBLIC_URL", "").strip()
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_PUBLIC_URL must be an http(s) address without a query, like https://portal.example",
+            )
+        found["public_url"] = public_url.rstrip("/")
+    hours = env.get("OFFLINE_SERVICE_PASSWORD_LINK_HOURS", "72").strip()
+    if not (hours.isascii() and hours.isdigit() and 0 < int(hours) <= 24 * 90):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_PASSWORD_LINK_HOURS must be whole hours, 1 to 2160"
+        )
+    found["password_link_lifetime"] = int(hours) * 3600
+    mail_from = env.get("OFFLINE_SERVICE_MAIL_FROM", "").strip()
+    if mail_from:
+        if "@" not in parseaddr(mail_from)[1] or any(c in mail_from for c in "\r\n"):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_MAIL_FROM must be an address like Portal <portal@example.com>",
+            )
+        found["mail_from"] = mail_from
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +57,13 @@ class Settings:
       OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
       OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
       OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
+      OFFLINE_SERVICE_PUBLIC_URL           the portal's address as people reach it (https://portal.example),
+                                           used for the links in mails. Unset, a link uses the address
+                                           of the request that made it, which comes from the Host
+                                           header the browser (or a proxy) sent: set it in production
+      OFFLINE_SERVICE_PASSWORD_LINK_HOURS  how long a set-password link works (default 72)
+      OFFLINE_SERVICE_MAIL_FROM            the From of the portal's mails
+                                           (default "License portal <noreply@localhost>")
       OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
       OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
       OFFLINE_SERVICE_RELEASES             directory of published release files (default DATA/releases)
@@ -42,6 +81,9 @@ class Settings:
     key_passphrase: bytes | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
     password_cost: Cost = Cost.INTERACTIVE
+    public_url: str | None = None  # no trailing slash
+    password_link_lifetime: int = 72 * 3600
+    mail_from: str = "License portal <noreply@localhost>"
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
     releases_dir: Path | None = None  # None: DATA/releases
@@ -86,7 +128,7 @@ class Settings:
                 Code.INVALID_ARGUMENT, "password cost must be interactive, moderate or minimum"
             ) from None
         try:
-            web = dict(
+            web: dict[str, Any] = dict(
                 session_lifetime=int(env.get("OFFLINE_SERVICE_SESSION_HOURS", "12")) * 3600,
                 token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
                 download_link_lifetime=int(env.get("OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES", "60")) * 60,
@@ -98,11 +140,13 @@ class Settings:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be whole numbers") from None
         if min(web.values()) <= 0:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be positive")
+        people = _people_settings(env)
         origins = tuple(
             o.strip() for o in env.get("OFFLINE_SERVICE_TRIAL_ORIGINS", "").split(",") if o.strip()
         )
         return cls(
             **web,
+            **people,
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),

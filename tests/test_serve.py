@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from offline_service.passwords import Cost
 from offline_service.people import authenticate
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
+from offline_service.web.security import RedactTokens
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -119,3 +121,37 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     assert "trials    14 days; trial form pages allowed from http://127.0.0.1:8001, null" in out
     for app, _ in calls:  # its lifespan, which closes the store, never ran here
         app.state.services.close()
+
+
+def test_serve_keeps_set_password_tokens_out_of_the_access_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw) or app.state.services.close())
+    assert main(["serve", "--data", str(tmp_path / "d"), "--keys", str(tmp_path / "k")]) == 0
+    config = calls[0]["log_config"]
+    assert config["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    assert config["loggers"]["offline_service"] == {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    assert config["formatters"] == uvicorn.config.LOGGING_CONFIG["formatters"]  # uvicorn's own format
+    # The filter at work, on a record shaped like uvicorn's access log line.
+    logging.config.dictConfig(config)
+    try:
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "10.0.0.1:5000", "GET", "/set-password?token=SECRET-1&x=1", "1.1", 200
+        )
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    out = capsys.readouterr().out
+    assert '"GET /set-password?token=[redacted]&x=1 HTTP/1.1" 200' in out
+    assert "SECRET" not in out
+    # A message with the token in its text is redacted too.
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "GET /set-password?a=b&token=SECRET-2 done", None, None
+    )
+    assert (
+        RedactTokens().filter(record) and record.getMessage() == "GET /set-password?a=b&token=[redacted] done"
+    )

@@ -14,7 +14,7 @@ import pytest
 from offline_service import admin
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.messages import Kind
-from offline_service.models import Account, Activation, AuditEntry
+from offline_service.models import Account, Activation, ActivationFilter, AuditEntry
 from offline_service.store import SQLiteStore
 from offline_service.store.checkpoints import Checkpointer
 from offline_service.store.sqlite import CHECKPOINT_PAGES, DB_FILE
@@ -301,3 +301,133 @@ def test_a_server_store_checkpoints_in_the_background_and_stops_with_the_store(t
     plain = SQLiteStore(tmp_path / "data")
     assert plain._checkpointer is None
     plain.close()
+
+
+def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_path: Path) -> None:
+    """A database of the schema before this migration, with people and sessions: migrating keeps
+    them all, gives every credential a public id of its own, and lets personal access tokens in.
+    The version is the file's number, whatever it is, so the test holds if the file is renumbered."""
+    data = tmp_path / "data"
+    data.mkdir()
+    migrations = Path(__file__).parent.parent / "offline_service" / "migrations"
+    mine = int(next(migrations.glob("*_people_admin.sql")).name.split("_")[0])
+    with sqlite3.connect(data / DB_FILE) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+        for version in SHIPPED[: SHIPPED.index(mine)]:
+            conn.executescript(next(migrations.glob(f"{version:04d}_*.sql")).read_text())
+            conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+        conn.execute("INSERT INTO accounts VALUES ('acc_1', 'default', 'default', 0)")
+        conn.execute(
+            "INSERT INTO users (id, account_id, email, email_key, role, created_at)"
+            " VALUES ('usr_1', 'acc_1', 'Ann@example.com', 'ann@example.com', 'user', 0)"
+        )
+        for i, kind in enumerate(("session", "access", "session")):
+            conn.execute(
+                "INSERT INTO credentials (token_hash, kind, user_id, account_id, created_at, expires_at,"
+                " revoked_at, user_agent, address) VALUES (?, ?, 'usr_1', 'acc_1', ?, 100, ?, 'ua', '10.0.0.1')",
+                (bytes([i]) * 32, kind, i, 5 if i == 2 else None),
+            )
+        with pytest.raises(sqlite3.IntegrityError):  # the schema before refuses the new kind
+            conn.execute(
+                "INSERT INTO credentials (token_hash, kind, user_id, account_id, created_at, expires_at)"
+                " VALUES (x'ff', 'personal', 'usr_1', 'acc_1', 0, 1)"
+            )
+    store = SQLiteStore(data)
+    try:
+        assert store.schema_version == SHIPPED[-1]
+        rows = store._conn.execute(
+            "SELECT token_hash, id, kind, created_at, revoked_at, user_agent, address, name, last_used_at"
+            " FROM credentials ORDER BY created_at"
+        ).fetchall()
+        assert [(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows] == [
+            (bytes([0]) * 32, "session", 0, None, "ua", "10.0.0.1", "", None),
+            (bytes([1]) * 32, "access", 1, None, "ua", "10.0.0.1", "", None),
+            (bytes([2]) * 32, "session", 2, 5, "ua", "10.0.0.1", "", None),
+        ]
+        ids = [r[1] for r in rows]
+        assert len(set(ids)) == 3 and all(i.startswith("crd_") and len(i) == 36 for i in ids)
+        with store.read() as tx:
+            user = tx.user("acc_1", "usr_1")
+        assert user is not None
+        assert (user.time_zone, user.notify_new_activation, user.notify_license_expiry) == (
+            "UTC",
+            False,
+            False,
+        )
+        assert {"credentials_user", "password_tokens", "password_tokens_user"} <= _tables(data / DB_FILE)
+        store._conn.execute(
+            "INSERT INTO credentials (token_hash, id, kind, user_id, account_id, created_at, expires_at)"
+            " VALUES (x'ff', 'crd_new', 'personal', 'usr_1', 'acc_1', 0, 1)"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            store._conn.execute(
+                "INSERT INTO credentials (token_hash, id, kind, user_id, account_id, created_at, expires_at)"
+                " VALUES (x'fe', 'crd_other', 'cookie', 'usr_1', 'acc_1', 0, 1)"
+            )
+    finally:
+        store.close()
+
+
+def test_find_activations_filters_escapes_wildcards_and_stays_in_its_licenses(world: World) -> None:
+    # 450 licenses (more than one statement may bind variables for) with one activation each,
+    # and two more of their own with hostnames that hold LIKE's wildcards.
+    licenses = [world.license() for _ in range(450)]
+    other, _ = admin.ensure_account(world.store, "other", now=NOW)
+
+    def activation(i: int, license_id: str, hostname: str, *, gone: bool = False) -> Activation:
+        return Activation(
+            id=f"act_{i:04d}",
+            license_id=license_id,
+            product_id=world.product.id,
+            fingerprint=f"fp-{i}",
+            machine_key=b"\x01" * 32,
+            machine_key_thumbprint="t" * 43,
+            created_at=NOW + i,
+            hostname=hostname,
+            deactivated_at=NOW + 10_000 if gone else None,
+        )
+
+    with world.store.write() as tx:
+        for i, lic in enumerate(licenses):
+            tx.insert_activation(activation(i, lic.id, f"pc-{i}", gone=i % 2 == 1))
+        tx.insert_activation(activation(900, licenses[0].id, "100%_real"))
+        tx.insert_activation(activation(901, licenses[0].id, "100x-fake"))
+    every = frozenset(x.id for x in licenses)
+    with world.store.read() as tx:
+        total, page = tx.find_activations(world.account.id, every, ActivationFilter(), limit=10)
+        assert total == 452 and [a.id for a in page] == [
+            "act_0901",
+            "act_0900",
+            *(f"act_{i:04d}" for i in range(449, 441, -1)),
+        ]
+        total, page = tx.find_activations(world.account.id, every, ActivationFilter(), limit=10, offset=450)
+        assert total == 452 and [a.id for a in page] == ["act_0001", "act_0000"]
+        assert tx.find_activations(world.account.id, every, ActivationFilter(text="0%_"), limit=10)[0] == 1
+        assert tx.find_activations(world.account.id, every, ActivationFilter(text="100%"), limit=10)[0] == 1
+        assert (
+            tx.find_activations(world.account.id, every, ActivationFilter(text="PC-44"), limit=100)[0] == 11
+        )
+        assert (
+            tx.find_activations(world.account.id, every, ActivationFilter(text="fp-9"), limit=100)[0]
+            == 1 + 10 + 2
+        )
+        assert (
+            tx.find_activations(world.account.id, every, ActivationFilter(live=True), limit=1)[0] == 225 + 2
+        )
+        assert tx.find_activations(world.account.id, every, ActivationFilter(live=False), limit=1)[0] == 225
+        one = ActivationFilter(license_id=licenses[0].id, live=True)
+        assert [a.id for a in tx.find_activations(world.account.id, every, one, limit=10)[1]] == [
+            "act_0901",
+            "act_0900",
+            "act_0000",
+        ]
+        # A license outside the given set, or the account, is never listed, whatever the filter says.
+        outside = ActivationFilter(license_id=licenses[1].id)
+        assert tx.find_activations(world.account.id, frozenset({licenses[0].id}), outside, limit=10) == (
+            0,
+            [],
+        )
+        assert tx.find_activations(other.id, every, ActivationFilter(), limit=10) == (0, [])
+        assert tx.find_activations(world.account.id, frozenset(), ActivationFilter(), limit=10) == (0, [])
+        product = ActivationFilter(product_id="prd_none")
+        assert tx.find_activations(world.account.id, every, product, limit=10) == (0, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -13,14 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import admin, branding, people, releases
+from .. import admin, branding, organization, password_links, people, releases
 from .._files import read_limited
 from ..batch import check_response_names, response_name, run_batch
 from ..engine import Engine
 from ..errors import Code, OfflineServiceError
+from ..ids import email_key
 from ..jws import MAX_FILE_BYTES
 from ..keyring import Keyring
-from ..models import Account, LicenseStatus, Role
+from ..mail import FileMailer
+from ..models import Account, LicenseStatus, Role, User
+from ..organization import Scope
 from ..representations import branding_json, release_json
 from ..settings import Settings
 from ..store import SQLiteStore
@@ -465,6 +469,89 @@ def cmd_group_link(ctx: _Context) -> int:
     return EXIT_OK
 
 
+def _user_by_email(ctx: _Context, email: str) -> User:
+    with ctx.store.read() as tx:
+        found = tx.user_by_email(ctx.account().id, email_key(email))
+    if found is None:
+        raise OfflineServiceError(Code.NOT_FOUND, f"no user {email}")
+    return found
+
+
+def cmd_user_disable(ctx: _Context) -> int:
+    disabled = ctx.args.verb == "disable"
+    user = _user_by_email(ctx, ctx.args.email)
+    user = organization.set_disabled(ctx.store, Scope.vendor(ctx.account()), user.id, disabled, now=_now())
+    state = "disabled (sessions and tokens ended)" if user.disabled else "enabled"
+    _emit(
+        ctx.args,
+        {"id": user.id, "email": user.email, "disabled": user.disabled},
+        f"user {user.email} {state}",
+    )
+    return EXIT_OK
+
+
+def cmd_user_password_link(ctx: _Context) -> int:
+    base = ctx.args.base_url or ctx.settings.public_url
+    if not base:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "give --base-url (the portal's address) or set OFFLINE_SERVICE_PUBLIC_URL"
+        )
+    account = ctx.account()
+    user = _user_by_email(ctx, ctx.args.email)
+    now = _now()
+    lifetime = ctx.settings.password_link_lifetime
+    user, token = organization.send_password_link(
+        ctx.store, Scope.vendor(account), user.id, now=now, link_lifetime=lifetime
+    )
+    with ctx.store.read() as tx:
+        org = tx.organization(account.id, user.organization_id) if user.organization_id else None
+    mailer = FileMailer.in_data_dir(ctx.settings.data_dir)
+    directory = mailer.directory
+    mailer.send(
+        password_links.message(
+            sender=ctx.settings.mail_from,
+            user=user,
+            account=account,
+            organization=org,
+            url=password_links.link(base, token),
+            expires_at=now + lifetime,
+            now=now,
+        )
+    )
+    # The link is a secret: it goes into the mail only, never to the terminal.
+    _emit(
+        ctx.args,
+        {"id": user.id, "email": user.email, "mailDirectory": str(directory), "expiresAt": now + lifetime},
+        f"set-password link for {user.email} mailed (written to {directory}); it works once, until {_iso(now + lifetime)}",
+    )
+    return EXIT_OK
+
+
+def cmd_group_remove_user(ctx: _Context) -> int:
+    account = ctx.account()
+    group = people.find_group(ctx.store, account, ctx.args.group)
+    user = _user_by_email(ctx, ctx.args.email)
+    organization.remove_member(ctx.store, Scope.vendor(account), group.id, user.id, now=_now())
+    _emit(
+        ctx.args,
+        {"group": ctx.args.group, "email": ctx.args.email},
+        f"{ctx.args.email} removed from {ctx.args.group}",
+    )
+    return EXIT_OK
+
+
+def cmd_group_unlink(ctx: _Context) -> int:
+    account = ctx.account()
+    group = people.find_group(ctx.store, account, ctx.args.group)
+    with ctx.store.read() as tx:
+        license = tx.license_by_key(account.id, ctx.args.key)
+    if license is None:
+        raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+    organization.unlink_license(ctx.store, Scope.vendor(account), group.id, license.id, now=_now())
+    _emit(ctx.args, {"group": ctx.args.group, "linked": False}, f"license unlinked from {ctx.args.group}")
+    return EXIT_OK
+
+
 def cmd_activation_release(ctx: _Context) -> int:
     admin.release_activation(ctx.store, ctx.account(), ctx.args.activation_id, now=_now())
     _emit(ctx.args, {"released": ctx.args.activation_id}, f"released activation {ctx.args.activation_id}")
@@ -679,8 +766,19 @@ def cmd_serve(ctx: _Context) -> int:
         demo = prepare_portal(ctx.settings, account_alias=a.account)
         announce_portal(demo, f"http://{shown}:{a.port}/login", trial_origins=ctx.settings.trial_origins)
     ctx.close()
+    # uvicorn's own logging, and a filter that keeps set-password tokens out of its access log;
+    # the service's loggers (offline_service.*, such as the mail sender's) go to the same stream.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"redact_tokens": {"()": "offline_service.web.security.RedactTokens"}}
+    log_config["loggers"]["uvicorn.access"]["filters"] = ["redact_tokens"]
+    log_config["loggers"]["offline_service"] = {
+        "handlers": ["default"],
+        "level": a.log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         create_app(ctx.settings),
+        log_config=log_config,
         host=a.host,
         port=a.port,
         workers=1,
@@ -814,6 +912,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from one line of standard input"
     )
+    for name, text in (
+        ("disable", "disable a portal user: they cannot log in, and their sessions and tokens end"),
+        ("enable", "enable a disabled portal user again (within the organization's allowed users)"),
+    ):
+        p = verb(usr, name, cmd_user_disable, text)
+        p.add_argument("email", metavar="EMAIL")
+        p.set_defaults(verb=name)
+    p = verb(
+        usr,
+        "password-link",
+        cmd_user_password_link,
+        "mail a user a one-time link to set their password (written to DATA/mail/); earlier links end",
+    )
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the portal's address for the link (default $OFFLINE_SERVICE_PUBLIC_URL)",
+    )
 
     grp = verbs.add_parser("group", help="user groups").add_subparsers(
         dest="sub", required=True, metavar="ACTION"
@@ -825,6 +942,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("group", metavar="GROUP")
     p.add_argument("email", metavar="EMAIL")
     p = verb(grp, "link", cmd_group_link, "let a group's members use a license of their organization")
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("key", metavar="LICENSE_KEY")
+    p = verb(grp, "remove-user", cmd_group_remove_user, "remove a user from a group")
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("email", metavar="EMAIL")
+    p = verb(grp, "unlink", cmd_group_unlink, "unlink a license from a group")
     p.add_argument("group", metavar="GROUP")
     p.add_argument("key", metavar="LICENSE_KEY")
 

@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Code, OfflineServiceError
-from ..ids import email_key, normalize_license_key
+from ..ids import email_key, new_id, normalize_license_key
 from ..models import (
     Account,
     Activation,
+    ActivationFilter,
     AuditEntry,
     Branding,
     Credential,
     License,
     LicenseStatus,
     Organization,
+    PasswordToken,
     Product,
     Release,
     ReleaseFile,
@@ -125,10 +127,12 @@ def _product(row: tuple) -> Product:  # type: ignore[type-arg]
 
 
 _USER_COLS = (
-    "id, account_id, email, role, created_at, organization_id, password_hash, first_name, last_name, disabled"
+    "id, account_id, email, role, created_at, organization_id, password_hash, first_name, last_name, disabled,"
+    " time_zone, notify_new_activation, notify_license_expiry"
 )
 _CREDENTIAL_COLS = (
-    "token_hash, kind, user_id, account_id, created_at, expires_at, revoked_at, user_agent, address"
+    "token_hash, kind, user_id, account_id, created_at, expires_at, revoked_at, user_agent, address, id,"
+    " name, last_used_at"
 )
 
 
@@ -144,6 +148,9 @@ def _user(row: tuple) -> User:  # type: ignore[type-arg]
         first_name=row[7],
         last_name=row[8],
         disabled=bool(row[9]),
+        time_zone=row[10],
+        notify_new_activation=bool(row[11]),
+        notify_license_expiry=bool(row[12]),
     )
 
 
@@ -190,7 +197,7 @@ class _PeopleTx:
 
     def insert_user(self, u: User) -> None:
         self._c.execute(
-            f"INSERT INTO users ({_USER_COLS}, email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO users ({_USER_COLS}, email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 u.id,
                 u.account_id,
@@ -202,6 +209,9 @@ class _PeopleTx:
                 u.first_name,
                 u.last_name,
                 int(u.disabled),
+                u.time_zone,
+                int(u.notify_new_activation),
+                int(u.notify_license_expiry),
                 email_key(u.email),
             ),
         )
@@ -262,7 +272,7 @@ class _PeopleTx:
 
     def insert_credential(self, c: Credential) -> None:
         self._c.execute(
-            f"INSERT INTO credentials ({_CREDENTIAL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO credentials ({_CREDENTIAL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 c.token_hash,
                 c.kind,
@@ -273,6 +283,9 @@ class _PeopleTx:
                 c.revoked_at,
                 c.user_agent,
                 c.address,
+                c.id or new_id("crd"),
+                c.name,
+                c.last_used_at,
             ),
         )
 
@@ -301,6 +314,135 @@ class _PeopleTx:
     def clear_login_failures(self, subject: str) -> None:
         self._c.execute("DELETE FROM login_failures WHERE subject = ?", (subject,))
 
+    # -- organization admins, profiles, personal access tokens, set-password links (people_admin) --
+
+    def account_by_id(self, account_id: str) -> Account | None:
+        row = self._one("SELECT id, alias, name, created_at FROM accounts WHERE id = ?", (account_id,))
+        return Account(*row) if row else None
+
+    def organization(self, account_id: str, organization_id: str) -> Organization | None:
+        row = self._one(
+            "SELECT id, account_id, name, created_at, allowed_users FROM organizations"
+            " WHERE account_id = ? AND id = ?",
+            (account_id, organization_id),
+        )
+        return Organization(*row) if row else None
+
+    def organization_users(self, account_id: str, organization_id: str) -> Sequence[User]:
+        rows = self._c.execute(
+            f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND organization_id = ?"
+            " ORDER BY email_key, id",
+            (account_id, organization_id),
+        )
+        return [_user(r) for r in rows]
+
+    def enabled_user_count(self, account_id: str, organization_id: str) -> int:
+        row = self._one(
+            "SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ? AND disabled = 0",
+            (account_id, organization_id),
+        )
+        return int(row[0]) if row else 0
+
+    def update_user(self, u: User) -> None:
+        self._c.execute(
+            "UPDATE users SET email = ?, email_key = ?, first_name = ?, last_name = ?, role = ?, disabled = ?,"
+            " password_hash = ?, time_zone = ?, notify_new_activation = ?, notify_license_expiry = ?"
+            " WHERE account_id = ? AND id = ?",
+            (
+                u.email,
+                email_key(u.email),
+                u.first_name,
+                u.last_name,
+                u.role.value,
+                int(u.disabled),
+                u.password_hash,
+                u.time_zone,
+                int(u.notify_new_activation),
+                int(u.notify_license_expiry),
+                u.account_id,
+                u.id,
+            ),
+        )
+
+    def group(self, account_id: str, group_id: str) -> UserGroup | None:
+        row = self._one(
+            "SELECT id, account_id, organization_id, name, created_at FROM user_groups"
+            " WHERE account_id = ? AND id = ?",
+            (account_id, group_id),
+        )
+        return UserGroup(*row) if row else None
+
+    def organization_groups(self, account_id: str, organization_id: str) -> Sequence[UserGroup]:
+        rows = self._c.execute(
+            "SELECT id, account_id, organization_id, name, created_at FROM user_groups"
+            " WHERE account_id = ? AND organization_id = ? ORDER BY name, id",
+            (account_id, organization_id),
+        )
+        return [UserGroup(*r) for r in rows]
+
+    def rename_group(self, group_id: str, name: str) -> None:
+        self._c.execute("UPDATE user_groups SET name = ? WHERE id = ?", (name, group_id))
+
+    def group_member_ids(self, group_id: str) -> frozenset[str]:
+        rows = self._c.execute("SELECT user_id FROM group_members WHERE group_id = ?", (group_id,))
+        return frozenset(r[0] for r in rows)
+
+    def remove_group_member(self, group_id: str, user_id: str) -> None:
+        self._c.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id))
+
+    def group_license_ids(self, group_id: str) -> frozenset[str]:
+        rows = self._c.execute("SELECT license_id FROM group_licenses WHERE group_id = ?", (group_id,))
+        return frozenset(r[0] for r in rows)
+
+    def unlink_group_license(self, group_id: str, license_id: str) -> None:
+        self._c.execute(
+            "DELETE FROM group_licenses WHERE group_id = ? AND license_id = ?", (group_id, license_id)
+        )
+
+    def user_credentials(self, account_id: str, user_id: str) -> Sequence[Credential]:
+        rows = self._c.execute(
+            f"SELECT {_CREDENTIAL_COLS} FROM credentials WHERE account_id = ? AND user_id = ?"
+            " AND revoked_at IS NULL ORDER BY created_at DESC, id",
+            (account_id, user_id),
+        )
+        return [Credential(*r) for r in rows]
+
+    def credential_by_id(self, account_id: str, user_id: str, credential_id: str) -> Credential | None:
+        row = self._one(
+            f"SELECT {_CREDENTIAL_COLS} FROM credentials WHERE account_id = ? AND user_id = ? AND id = ?",
+            (account_id, user_id, credential_id),
+        )
+        return Credential(*row) if row else None
+
+    def revoke_user_credentials(self, user_id: str, at: int, *, keep: bytes | None = None) -> int:
+        cursor = self._c.execute(
+            "UPDATE credentials SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+            " AND token_hash IS NOT ?",
+            (at, user_id, keep),
+        )
+        return cursor.rowcount
+
+    def touch_credential(self, token_hash: bytes, at: int) -> None:
+        self._c.execute("UPDATE credentials SET last_used_at = ? WHERE token_hash = ?", (at, token_hash))
+
+    def insert_password_token(self, t: PasswordToken) -> None:
+        self._c.execute(
+            "INSERT INTO password_tokens (token_hash, user_id, account_id, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (t.token_hash, t.user_id, t.account_id, t.created_at, t.expires_at),
+        )
+
+    def password_token(self, token_hash: bytes) -> PasswordToken | None:
+        row = self._one(
+            "SELECT token_hash, user_id, account_id, created_at, expires_at FROM password_tokens"
+            " WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return PasswordToken(*row) if row else None
+
+    def delete_password_tokens(self, user_id: str) -> None:
+        self._c.execute("DELETE FROM password_tokens WHERE user_id = ?", (user_id,))
+
 
 _RELEASE_COLS = "id, account_id, product_id, version, channel, notes, published_at"
 _RELEASE_FILE_COLS = "id, release_id, name, size, sha256, path"
@@ -320,12 +462,6 @@ class _ReleasesTx:
 
     def _forget_license(self, license_id: str) -> None:
         raise NotImplementedError
-
-    def account_by_id(self, account_id: str) -> Account | None:
-        row = self._c.execute(
-            "SELECT id, alias, name, created_at FROM accounts WHERE id = ?", (account_id,)
-        ).fetchone()
-        return Account(*row) if row else None
 
     def set_license_max_version(self, license_id: str, max_version: str | None) -> None:
         self.flush()
@@ -778,6 +914,53 @@ class _Tx(_PeopleTx, _ReleasesTx):
             (account_id, limit),
         )
         return [_audit_entry(r) for r in rows]
+
+    def organization_licenses(self, account_id: str, organization_id: str) -> Sequence[License]:
+        self.flush()
+        rows = self._c.execute(
+            f"SELECT {_LICENSE_COLS} FROM licenses WHERE account_id = ? AND owner_organization_id = ?"
+            " ORDER BY created_at, id",
+            (account_id, organization_id),
+        )
+        return [_license(r) for r in rows]
+
+    def find_activations(
+        self,
+        account_id: str,
+        license_ids: frozenset[str],
+        query: ActivationFilter,
+        *,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[int, Sequence[Activation]]:
+        self.flush()
+        # The licenses go in as one JSON array: any number of them, one statement, one page.
+        where = [
+            "a.license_id IN (SELECT value FROM json_each(?))",
+            "l.account_id = ?",
+        ]
+        args: list[object] = [json.dumps(sorted(license_ids)), account_id]
+        if query.product_id is not None:
+            where.append("a.product_id = ?")
+            args.append(query.product_id)
+        if query.license_id is not None:
+            where.append("a.license_id = ?")
+            args.append(query.license_id)
+        if query.live is not None:
+            where.append("a.deactivated_at IS NULL" if query.live else "a.deactivated_at IS NOT NULL")
+        if query.text:
+            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            where.append("(a.hostname LIKE ? ESCAPE '\\' OR a.fingerprint LIKE ? ESCAPE '\\')")
+            args += [pattern, pattern]
+        sql = "FROM activations a JOIN licenses l ON l.id = a.license_id WHERE " + " AND ".join(where)
+        total = self._one(f"SELECT COUNT(*) {sql}", tuple(args))
+        cols = ", ".join(f"a.{c.strip()}" for c in _ACTIVATION_COLS.split(","))
+        rows = self._c.execute(
+            f"SELECT {cols} {sql} ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        return (int(total[0]) if total else 0), [_activation(r) for r in rows]
 
     def audit_entries_for_licenses(
         self, account_id: str, license_ids: frozenset[str], limit: int = 100

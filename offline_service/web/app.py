@@ -15,8 +15,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import OfflineServiceError
 from ..jws import MAX_FILE_BYTES
+from ..mail import Mailer
 from ..settings import Settings
-from . import api, branding, downloads, portal, trials
+from . import activations, api, branding, downloads, organization, portal, profile, trials
 from .errors import handle_error, handle_http_error, handle_unexpected
 from .security import BodyLimit, SecurityHeaders
 from .services import Services
@@ -27,9 +28,12 @@ STATIC = Path(__file__).parent / "static"
 UPLOAD_PATHS = ("/v1/batches", "/batch")
 
 
-def create_app(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
+) -> Starlette:
+    """``mailer`` sends the portal's mails; by default each one is written to <data>/mail."""
     settings = settings or Settings.from_env()
-    svc = Services.open(settings, clock=clock)
+    svc = Services.open(settings, clock=clock, mailer=mailer)
 
     def body_limit(path: str) -> int:
         # Request files are small: a little room for JSON or form framing around 16 KiB of token.
@@ -41,7 +45,13 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], float] =
         svc.close()
 
     routes: list[BaseRoute] = [*api.routes, *trials.routes(settings), *portal.routes]
-    routes += [*downloads.routes, *branding.routes]
+    routes += [
+        *downloads.routes,
+        *branding.routes,
+        *activations.routes,
+        *organization.routes,
+        *profile.routes,
+    ]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     app = Starlette(

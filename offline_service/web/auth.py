@@ -17,6 +17,7 @@ from ..people import resolve_credential
 from .services import Services
 
 __all__ = [
+    "API_KINDS",
     "CSRF_COOKIE",
     "SESSION_COOKIE",
     "Caller",
@@ -33,6 +34,8 @@ __all__ = [
 
 SESSION_COOKIE = "ofs_session"
 CSRF_COOKIE = "ofs_csrf"
+# A bearer token of the JSON API: an access token from a login, or a personal access token.
+API_KINDS = ("access", "personal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class Caller:
     user: User
     license_ids: frozenset[str]
     token: str
+    kind: str = "session"  # of the credential: "session", "access" or "personal"
 
     def may_use(self, license: License) -> bool:
         return license.account_id == self.user.account_id and license.id in self.license_ids
@@ -60,25 +64,28 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def resolve_caller(svc: Services, token: str, kind: str) -> Caller:
-    """The person behind a session or access token, with the licenses they may see (blocking)."""
-    user, _ = resolve_credential(svc.store, token, kind=kind, now=svc.now())
+def resolve_caller(svc: Services, token: str, kind: str | tuple[str, ...]) -> Caller:
+    """The person behind a session or a bearer token (one kind or several), with the licenses they
+    may see (blocking)."""
+    user, cred = resolve_credential(svc.store, token, kind=kind, now=svc.now())
     with svc.store.read() as tx:
         ids = tx.visible_license_ids(user.account_id, user)
-    return Caller(user=user, license_ids=ids, token=token)
+    return Caller(user=user, license_ids=ids, token=token, kind=cred.kind)
 
 
 def bearer_token(request: Request) -> str:
     """The token of ``Authorization: Bearer <token>``; UNAUTHENTICATED when there is none."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <access token>")
+        raise OfflineServiceError(
+            Code.UNAUTHENTICATED, "send Authorization: Bearer <access token or personal access token>"
+        )
     return token.strip()
 
 
 async def api_caller(request: Request) -> Caller:
     """The person behind the bearer token; UNAUTHENTICATED otherwise."""
-    return await run_in_threadpool(resolve_caller, services(request), bearer_token(request), "access")
+    return await run_in_threadpool(resolve_caller, services(request), bearer_token(request), API_KINDS)
 
 
 async def portal_caller(request: Request) -> Caller:

@@ -41,6 +41,10 @@ STATUS: dict[Code, int] = {
     Code.REQUEST_EXPIRED: 422,
     Code.REQUEST_FROM_FUTURE: 422,
     Code.STORAGE_ERROR: 503,
+    Code.USER_LIMIT: 409,
+    Code.SELF_LOCKOUT: 409,
+    Code.INVALID_PASSWORD_LINK: 400,
+    Code.WRONG_PASSWORD: 403,
     Code.KEY_ERROR: 500,
     Code.INSECURE_KEY_FILE: 500,
     # downloads and customization

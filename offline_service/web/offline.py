@@ -18,7 +18,7 @@ from ..batch import run_batch
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
 from ..messages import Kind
-from .auth import Caller, resolve_caller
+from .auth import API_KINDS, Caller, resolve_caller
 from .services import Services
 
 __all__ = ["RequestQueue", "ZipResult", "process_request", "process_zip"]
@@ -118,7 +118,7 @@ def _run_jobs(svc: Services, jobs: list[_Job]) -> list[Outcome | Exception]:
         caller = callers.get(job.token)
         if caller is None:
             try:
-                caller = callers[job.token] = resolve_caller(svc, job.token, "access")
+                caller = callers[job.token] = resolve_caller(svc, job.token, API_KINDS)
             except OfflineServiceError as exc:
                 caller = callers[job.token] = exc
         if isinstance(caller, OfflineServiceError):

@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import Code
 from ..jws import MAX_FILE_BYTES
 from ..models import LicenseStatus, Role
+from ..profile import TOKEN_DAYS
 
 __all__ = ["document", "endpoint"]
 
@@ -144,6 +145,44 @@ _SCHEMAS: dict[str, Schema] = {
             "deactivatedAt": _nullable("integer", "Unix time, seconds; null while live"),
         },
     ),
+    # activations across licenses, personal access tokens
+    "ActivationPage": _obj(
+        ["total", "items"],
+        {
+            "total": {"type": "integer", "description": "How many activations match, in all pages"},
+            "items": {
+                "type": "array",
+                "items": {"allOf": [_ref("Activation"), _obj(["productId"], {"productId": _TEXT})]},
+            },
+        },
+        "Newest first",
+    ),
+    "PersonalToken": _obj(
+        ["id", "name", "createdAt", "expiresAt", "lastUsedAt"],
+        {
+            "id": {"type": "string", "description": "Names the token; not a secret"},
+            "name": _TEXT,
+            "createdAt": _TIME,
+            "expiresAt": _TIME,
+            "lastUsedAt": _nullable("integer", "Unix time, seconds, to the nearest 5 minutes; null if never"),
+        },
+    ),
+    "NewPersonalTokenRequest": _obj(
+        ["name", "expiresInDays"],
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "expiresInDays": {"type": "integer", "enum": list(TOKEN_DAYS)},
+        },
+    ),
+    "NewPersonalToken": {
+        "allOf": [
+            _ref("PersonalToken"),
+            _obj(
+                ["token"],
+                {"token": {"type": "string", "description": "The secret, shown in this answer only"}},
+            ),
+        ]
+    },
     "OfflineActivateRequest": _obj(
         ["offlineRequest"],
         {"offlineRequest": {"type": "string", "description": _REQUEST_FILE}, "responseValidity": _VALIDITY},
@@ -347,6 +386,12 @@ def _body(json_schema: str, form_schema: str | None = None) -> dict[str, Any]:
 
 
 _LICENSE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
 _OFFLINE_ERRORS = ("400", "404", "409", "413", "422")
 
 
@@ -473,6 +518,58 @@ def _paths() -> dict[str, Any]:
                 ok_status="204",
             ),
         },
+        "/v1/activations": {
+            "get": _op(
+                "Activations of every license the person may see, filtered, newest first",
+                _json(_ref("ActivationPage"), "One page of activations and how many match"),
+                "400",
+                "404",
+                tag="activations",
+                parameters=[
+                    _query("productId", {"type": "string"}, "Only this product's"),
+                    _query("licenseId", {"type": "string"}, "Only this license's (404 if not the person's)"),
+                    _query(
+                        "status",
+                        {"type": "string", "enum": ["live", "deactivated"]},
+                        "Live or deactivated only",
+                    ),
+                    _query("q", {"type": "string", "maxLength": 100}, "Part of the hostname or fingerprint"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "Page size",
+                    ),
+                    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip"),
+                ],
+            )
+        },
+        "/v1/me/tokens": {
+            "get": _op(
+                "The person's live personal access tokens (never their secrets)",
+                _json({"type": "array", "items": _ref("PersonalToken")}, "The tokens, newest first"),
+                tag="accounts",
+            ),
+            "post": _op(
+                "Make a personal access token; needs an access token from a login, not a personal one",
+                _json(_ref("NewPersonalToken"), "Made; the secret is in this answer only"),
+                "400",
+                "403",
+                "409",
+                tag="accounts",
+                body=_body("NewPersonalTokenRequest"),
+                ok_status="201",
+            ),
+        },
+        "/v1/me/tokens/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "delete": _op(
+                "Revoke a personal access token",
+                {"description": "Revoked"},
+                "404",
+                tag="accounts",
+                ok_status="204",
+            ),
+        },
         "/v1/batches": {
             "post": _op(
                 "Process a zip of request files; the answer is a zip of responses and report.csv",
@@ -576,7 +673,8 @@ def document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An access token from POST /v1/accounts/login",
+                    "description": "An access token from POST /v1/accounts/login, or a personal access"
+                    " token (portal: Profile, Sessions and tokens; or POST /v1/me/tokens)",
                 }
             },
             "schemas": _SCHEMAS,

@@ -8,10 +8,13 @@ carries the CSRF token; every query is scoped to the logged-in person.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
+import zoneinfo
 from collections import Counter
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,22 @@ from .errors import status_of
 from .offline import process_request, process_zip
 from .services import Services
 
-__all__ = ["Problem", "download_name", "mask_key", "page_caller", "render", "routes", "safe_next", "to_login"]
+__all__ = [
+    "FIELD_BYTES",
+    "PLAIN_WORDS",
+    "Problem",
+    "download_name",
+    "error_page",
+    "forget_session",
+    "form_field",
+    "license_rows",
+    "mask_key",
+    "page_caller",
+    "render",
+    "routes",
+    "safe_next",
+    "to_login",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 VALIDITY_DAYS = (1, 3, 7, 30)  # the engine caps each at the product's maximum
@@ -83,6 +101,13 @@ PLAIN_WORDS: Mapping[Code, str] = {
     Code.INVALID_ARGUMENT: "Something in the form is missing or not valid.",
     Code.BAD_ARCHIVE: "The zip file cannot be processed.",
     Code.CSRF_FAILED: "The form is out of date. Reload the page and try again.",
+    # people administration and profiles
+    Code.FORBIDDEN: "Only an organization admin may do this.",
+    Code.CONFLICT: "This clashes with what is already there.",
+    Code.USER_LIMIT: "Your organization has all the users it may have. Disable one, or ask your vendor for more.",
+    Code.SELF_LOCKOUT: "You cannot disable yourself or take the admin role from yourself. Ask another admin.",
+    Code.INVALID_PASSWORD_LINK: "This link does not work any more. Ask your administrator to send a new one.",
+    Code.WRONG_PASSWORD: "Your current password is not right.",
     Code.NOT_FOUND: "There is nothing here.",
     # downloads
     Code.LINK_EXPIRED: "This download link has expired. Open Downloads again for a fresh one.",
@@ -94,10 +119,22 @@ PLAIN_WORDS: Mapping[Code, str] = {
 # -- rendering -------------------------------------------------------------------------------
 
 
+# The time zone of the person a page is rendered for (see _render): templates show times in it.
+_TIME_ZONE: ContextVar[str] = ContextVar("offline_service_time_zone", default="UTC")
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
 def _when(ts: int | None) -> str:
     if ts is None:
         return "never"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(ts, _zone(_TIME_ZONE.get())).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _iso(ts: int) -> str:
@@ -136,13 +173,17 @@ def _render(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     token = csrf_token(request)
-    response = templates.TemplateResponse(
-        request,
-        template,
-        {"caller": caller, "csrf": token, "path": request.url.path, **(context or {})},
-        status_code=status,
-        headers=headers,
-    )
+    zone = _TIME_ZONE.set(caller.user.time_zone if caller else "UTC")
+    try:  # the template is rendered here, in the constructor
+        response = templates.TemplateResponse(
+            request,
+            template,
+            {"caller": caller, "csrf": token, "path": request.url.path, **(context or {})},
+            status_code=status,
+            headers=headers,
+        )
+    finally:
+        _TIME_ZONE.reset(zone)
     csrf_token(request, response)  # sets the cookie the token above came from, if it is new
     return response
 
@@ -569,13 +610,6 @@ async def batch(request: Request) -> Response:
     )
 
 
-# -- for the other page modules (downloads, ...) ---------------------------------------------
-
-page_caller = _caller
-render = _render
-to_login = _to_login
-
-
 routes: list[BaseRoute] = [
     Route("/login", login, methods=["GET", "POST"], name="portal_login"),
     Route("/logout", logout, methods=["POST"], name="portal_logout"),
@@ -586,3 +620,15 @@ routes: list[BaseRoute] = [
     Route("/deactivate", deactivate, methods=["GET", "POST"], name="portal_deactivate"),
     Route("/batch", batch, methods=["GET", "POST"], name="portal_batch"),
 ]
+
+
+# -- for the other portal modules (organization admin, profile, activations, downloads) ------
+
+render = _render
+error_page = _error_page
+page_caller = _caller
+to_login = _to_login
+forget_session = _forget_session
+form_field = _field
+license_rows = _rows
+FIELD_BYTES = _FIELD_BYTES

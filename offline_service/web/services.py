@@ -1,14 +1,16 @@
 """What every request handler needs, built once per application: settings, store, keyring, engine,
-and the clock (injectable, so tests control time)."""
+the mail sender, and the clock (injectable, so tests control time)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
 from ..engine import Engine
 from ..keyring import Keyring
+from ..mail import FileMailer, Mailer
 from ..settings import Settings
 from ..store import SQLiteStore
 
@@ -21,14 +23,23 @@ class Services:
     store: SQLiteStore
     keyring: Keyring
     engine: Engine
+    mailer: Mailer
     clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Services:
+    def open(
+        cls, settings: Settings, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
+    ) -> Services:
+        """``mailer``: how the portal sends mail; by default each mail is a file in <data>/mail."""
         store = SQLiteStore(settings.data_dir, background_checkpoints=True)
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
         engine = Engine(store=store, keyring=keyring, policy=settings.policy)
-        return cls(settings=settings, store=store, keyring=keyring, engine=engine, clock=clock)
+        mailer = mailer or FileMailer.in_data_dir(settings.data_dir, clock=clock)
+        return cls(settings=settings, store=store, keyring=keyring, engine=engine, mailer=mailer, clock=clock)
+
+    def send(self, message: EmailMessage) -> None:
+        """Send a mail with the configured sender (blocking)."""
+        self.mailer.send(message)
 
     def now(self) -> int:
         return int(self.clock())

@@ -47,6 +47,7 @@ def test_log_in_upload_request_download_response_and_activate(
     expect(page).to_have_url(re.compile(r"/login\?next=%2Factivate$"))
     log_in(page, portal)
     expect(page).to_have_url(f"{portal.url}/activate")
+    page.wait_for_load_state("networkidle")  # the favicon too: leaving earlier would abort it
     expect(page.get_by_role("heading", name="Activate a machine offline")).to_be_visible()
 
     page.get_by_label("Request file").set_input_files(request_file)
@@ -70,6 +71,7 @@ def test_log_in_upload_request_download_response_and_activate(
 
     # The dashboard shows it, as it would to the person; a screenshot is kept for a human to see.
     page.get_by_role("link", name="Dashboard").click()
+    page.wait_for_load_state("networkidle")
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     activity = page.get_by_role("region", name="Recent activity")
     expect(activity.get_by_role("row").filter(has_text="Offline activation").first).to_contain_text("you")
@@ -92,11 +94,15 @@ def test_every_page_renders_without_console_errors_or_csp_violations(
     assert "default-src 'none'" in (response.header_value("content-security-policy") or "")
     log_in(page, portal)
     expect(page).to_have_url(f"{portal.url}/")
+    page.wait_for_load_state("networkidle")
     links = page.locator("a[href^='/licenses/']")
     expect(links.first).to_be_visible()
     detail = links.first.get_attribute("href")
     for path in [*PAGES, detail]:
         response = page.goto(f"{portal.url}{path}")
+        # The favicon loads after the page; going on before it arrives would abort it, and the
+        # console check below would report that (seen on a busy machine).
+        page.wait_for_load_state("networkidle")
         assert response is not None and response.status == 200, path
         assert response.header_value("content-security-policy"), path
         expect(page.locator("h1")).to_be_visible()

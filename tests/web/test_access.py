@@ -27,6 +27,10 @@ PROTECTED = (
     ("POST", "/v1/activations/offline-activate"),
     ("POST", "/v1/activations/offline-deactivate"),
     ("POST", "/v1/batches"),
+    ("GET", "/v1/activations"),
+    ("GET", "/v1/me/tokens"),
+    ("POST", "/v1/me/tokens"),
+    ("DELETE", "/v1/me/tokens/crd_x"),
 )
 
 

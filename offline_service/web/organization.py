@@ -1,0 +1,374 @@
+"""The organization admin's pages: users (add, edit, disable and enable, send a set-password link)
+and user groups (create, rename, members, linked licenses).
+
+Thin: every decision is in ``offline_service.organization``. Anyone but an organization admin gets
+FORBIDDEN on every page here; an id outside the admin's organization is NOT_FOUND. Each change
+answers with a redirect to the page that shows it (post/redirect/get), or with the page again and
+the problem when it was refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .. import organization, password_links
+from ..errors import OfflineServiceError
+from ..models import License, Role, User
+from ..organization import OrganizationView, Scope
+from .auth import Caller, check_csrf, services
+from .errors import status_of
+from .portal import FIELD_BYTES, Problem, error_page, form_field, mask_key, page_caller, render, to_login
+from .services import Services
+
+__all__ = ["mail_password_link", "routes"]
+
+# What a finished change says on the page it leads to; the query names a key, never the text.
+DONE = {
+    "created": "The user was added and sent a link to set their password.",
+    "saved": "Saved.",
+    "disabled": "The user is disabled; their sessions and tokens have ended.",
+    "enabled": "The user is enabled again.",
+    "link-sent": "A new set-password link was sent; any earlier link no longer works.",
+    "group-created": "The group was created.",
+    "member-added": "The user was added to the group.",
+    "member-removed": "The user was removed from the group.",
+    "license-linked": "The license was linked: the group's members may use it.",
+    "license-unlinked": "The license was unlinked from the group.",
+}
+
+Page = Callable[[Request, Caller, Scope], Awaitable[Response]]
+
+
+def _admin(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page for organization admins only: the login page for nobody, FORBIDDEN for others, and
+    every refusal the handler does not show itself as an error page."""
+
+    async def endpoint(request: Request) -> Response:
+        caller = await page_caller(request)
+        if caller is None:
+            return to_login(request)
+        try:
+            return await handler(request, caller, Scope.of_admin(caller.user))
+        except OfflineServiceError as exc:
+            return error_page(request, caller, exc)
+
+    return endpoint
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted form's text fields, after the CSRF check."""
+    async with request.form(max_files=0, max_fields=20, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        return _fields(form)
+
+
+def _fields(form: FormData) -> dict[str, str]:
+    return {name: form_field(form, name, 1024) for name in form if name != "csrf"}
+
+
+def _done(request: Request) -> str | None:
+    return DONE.get(request.query_params.get("done", ""))
+
+
+def _back(path: str, done: str) -> Response:
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+def _view(svc: Services, scope: Scope) -> OrganizationView:
+    return organization.view(svc.store, scope)
+
+
+def mail_password_link(svc: Services, request: Request, user: User, token: str) -> None:
+    """Mail ``user`` their set-password link (blocking). The link starts with
+    OFFLINE_SERVICE_PUBLIC_URL, or else with the address this request came to."""
+    base = svc.settings.public_url or str(request.base_url)
+    now = svc.now()
+    with svc.store.read() as tx:
+        account = tx.account_by_id(user.account_id)
+        org = tx.organization(user.account_id, user.organization_id) if user.organization_id else None
+    assert account is not None, "a user's account exists"
+    svc.send(
+        password_links.message(
+            sender=svc.settings.mail_from,
+            user=user,
+            account=account,
+            organization=org,
+            url=password_links.link(base, token),
+            expires_at=now + svc.settings.password_link_lifetime,
+            now=now,
+        )
+    )
+
+
+def _problem(exc: OfflineServiceError) -> dict[str, Any]:
+    return {"problem": Problem.of(exc)}
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+async def _users_page(
+    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    view = await run_in_threadpool(_view, services(request), scope)
+    groups_of = {u.id: [g.group.name for g in view.groups if u.id in g.member_ids] for u in view.users}
+    context = {
+        "section": "users",
+        "view": view,
+        "groups_of": groups_of,
+        "roles": [r.value for r in Role],
+        "values": {"role": Role.USER.value},
+        "notice": _done(request),
+        **(extra or {}),
+    }
+    return render(request, "organization_users.html", context, caller=caller, status=status)
+
+
+async def users(request: Request, caller: Caller, scope: Scope) -> Response:
+    if request.method == "GET":
+        return await _users_page(request, caller, scope)
+    form = await _form(request)
+    svc = services(request)
+    try:
+        user, token = await run_in_threadpool(
+            lambda: organization.create_user(
+                svc.store,
+                scope,
+                email=form.get("email", ""),
+                role=form.get("role", ""),
+                first_name=form.get("first_name", ""),
+                last_name=form.get("last_name", ""),
+                now=svc.now(),
+                link_lifetime=svc.settings.password_link_lifetime,
+            )
+        )
+    except OfflineServiceError as exc:
+        extra = {**_problem(exc), "values": form}
+        return await _users_page(request, caller, scope, extra, status=status_of(exc.code))
+    await run_in_threadpool(mail_password_link, svc, request, user, token)
+    return _back(f"/organization/users/{user.id}", "created")
+
+
+async def _user_page(
+    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    view = await run_in_threadpool(_view, services(request), scope)
+    user = view.user(request.path_params["id"])
+    context = {
+        "section": "users",
+        "view": view,
+        "person": user,
+        "groups": [g for g in view.groups if user.id in g.member_ids],
+        "roles": [r.value for r in Role],
+        "values": {"first_name": user.first_name, "last_name": user.last_name, "role": user.role.value},
+        "is_self": user.id == caller.user.id,
+        "notice": _done(request),
+        **(extra or {}),
+    }
+    return render(request, "organization_user.html", context, caller=caller, status=status)
+
+
+async def user_detail(request: Request, caller: Caller, scope: Scope) -> Response:
+    if request.method == "GET":
+        return await _user_page(request, caller, scope)
+    form = await _form(request)
+    svc, user_id = services(request), request.path_params["id"]
+    try:
+        await run_in_threadpool(
+            lambda: organization.update_user(
+                svc.store,
+                scope,
+                user_id,
+                first_name=form.get("first_name", ""),
+                last_name=form.get("last_name", ""),
+                role=form.get("role", ""),
+                now=svc.now(),
+            )
+        )
+    except OfflineServiceError as exc:
+        # Shown on the user's page; for a user outside the organization that page is NOT_FOUND.
+        extra = {**_problem(exc), "values": form}
+        return await _user_page(request, caller, scope, extra, status=status_of(exc.code))
+    return _back(f"/organization/users/{user_id}", "saved")
+
+
+async def _user_action(request: Request, caller: Caller, scope: Scope, action: str) -> Response:
+    await _form(request)
+    svc, user_id = services(request), request.path_params["id"]
+    try:
+        if action == "link-sent":
+            user, token = await run_in_threadpool(
+                lambda: organization.send_password_link(
+                    svc.store,
+                    scope,
+                    user_id,
+                    now=svc.now(),
+                    link_lifetime=svc.settings.password_link_lifetime,
+                )
+            )
+            await run_in_threadpool(mail_password_link, svc, request, user, token)
+        else:
+            disabled = action == "disabled"
+            await run_in_threadpool(
+                lambda: organization.set_disabled(svc.store, scope, user_id, disabled, now=svc.now())
+            )
+    except OfflineServiceError as exc:
+        return await _user_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
+    return _back(f"/organization/users/{user_id}", action)
+
+
+async def user_disable(request: Request, caller: Caller, scope: Scope) -> Response:
+    return await _user_action(request, caller, scope, "disabled")
+
+
+async def user_enable(request: Request, caller: Caller, scope: Scope) -> Response:
+    return await _user_action(request, caller, scope, "enabled")
+
+
+async def user_link(request: Request, caller: Caller, scope: Scope) -> Response:
+    return await _user_action(request, caller, scope, "link-sent")
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+async def _groups_page(
+    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    view = await run_in_threadpool(_view, services(request), scope)
+    context = {"section": "groups", "view": view, "values": {}, "notice": _done(request), **(extra or {})}
+    return render(request, "organization_groups.html", context, caller=caller, status=status)
+
+
+async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
+    if request.method == "GET":
+        return await _groups_page(request, caller, scope)
+    form = await _form(request)
+    svc = services(request)
+    try:
+        group = await run_in_threadpool(
+            lambda: organization.create_group(svc.store, scope, name=form.get("name", ""), now=svc.now())
+        )
+    except OfflineServiceError as exc:
+        extra = {**_problem(exc), "values": form}
+        return await _groups_page(request, caller, scope, extra, status=status_of(exc.code))
+    return _back(f"/organization/groups/{group.id}", "group-created")
+
+
+def _shown(view: OrganizationView, license: License) -> tuple[License, str]:
+    """A license and how the page names it: the masked key and the product."""
+    return license, f"{mask_key(license.key)} ({view.products.get(license.product_id, license.product_id)})"
+
+
+async def _group_page(
+    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    view = await run_in_threadpool(_view, services(request), scope)
+    group = view.group(request.path_params["id"])
+    context = {
+        "section": "groups",
+        "view": view,
+        "group": group,
+        "members": [u for u in view.users if u.id in group.member_ids],
+        "others": [u for u in view.users if u.id not in group.member_ids],
+        "linked": [_shown(view, x) for x in view.licenses if x.id in group.license_ids],
+        "unlinked": [_shown(view, x) for x in view.licenses if x.id not in group.license_ids],
+        "values": {"name": group.group.name},
+        "notice": _done(request),
+        **(extra or {}),
+    }
+    return render(request, "organization_group.html", context, caller=caller, status=status)
+
+
+async def group_detail(request: Request, caller: Caller, scope: Scope) -> Response:
+    if request.method == "GET":
+        return await _group_page(request, caller, scope)
+    form = await _form(request)
+    svc, group_id = services(request), request.path_params["id"]
+    try:
+        await run_in_threadpool(
+            lambda: organization.rename_group(
+                svc.store, scope, group_id, name=form.get("name", ""), now=svc.now()
+            )
+        )
+    except OfflineServiceError as exc:
+        # Shown on the group's page; for a group outside the organization that page is NOT_FOUND.
+        extra = {**_problem(exc), "values": form}
+        return await _group_page(request, caller, scope, extra, status=status_of(exc.code))
+    return _back(f"/organization/groups/{group_id}", "saved")
+
+
+Change = Callable[[Services, Scope, str, str], None]
+
+
+def _group_change(change: Change, field: str | None, done: str) -> Page:
+    """A change to a group's members or licenses: the other id comes from the form (``field``) or
+    from the path (``other``)."""
+
+    async def handler(request: Request, caller: Caller, scope: Scope) -> Response:
+        form = await _form(request)
+        svc, group_id = services(request), request.path_params["id"]
+        other = form.get(field, "") if field else request.path_params["other"]
+        try:
+            await run_in_threadpool(change, svc, scope, group_id, other)
+        except OfflineServiceError as exc:
+            return await _group_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
+        return _back(f"/organization/groups/{group_id}", done)
+
+    return handler
+
+
+def _add(svc: Services, scope: Scope, group_id: str, user_id: str) -> None:
+    organization.add_member(svc.store, scope, group_id, user_id, now=svc.now())
+
+
+def _remove(svc: Services, scope: Scope, group_id: str, user_id: str) -> None:
+    organization.remove_member(svc.store, scope, group_id, user_id, now=svc.now())
+
+
+def _link(svc: Services, scope: Scope, group_id: str, license_id: str) -> None:
+    organization.link_license(svc.store, scope, group_id, license_id, now=svc.now())
+
+
+def _unlink(svc: Services, scope: Scope, group_id: str, license_id: str) -> None:
+    organization.unlink_license(svc.store, scope, group_id, license_id, now=svc.now())
+
+
+_POST = ["POST"]
+_BOTH = ["GET", "POST"]
+routes: list[BaseRoute] = [
+    Route("/organization/users", _admin(users), methods=_BOTH, name="org_users"),
+    Route("/organization/users/{id}", _admin(user_detail), methods=_BOTH, name="org_user"),
+    Route("/organization/users/{id}/disable", _admin(user_disable), methods=_POST),
+    Route("/organization/users/{id}/enable", _admin(user_enable), methods=_POST),
+    Route("/organization/users/{id}/password-link", _admin(user_link), methods=_POST),
+    Route("/organization/groups", _admin(groups), methods=_BOTH, name="org_groups"),
+    Route("/organization/groups/{id}", _admin(group_detail), methods=_BOTH, name="org_group"),
+    Route(
+        "/organization/groups/{id}/members",
+        _admin(_group_change(_add, "user", "member-added")),
+        methods=_POST,
+    ),
+    Route(
+        "/organization/groups/{id}/members/{other}/remove",
+        _admin(_group_change(_remove, None, "member-removed")),
+        methods=_POST,
+    ),
+    Route(
+        "/organization/groups/{id}/licenses",
+        _admin(_group_change(_link, "license", "license-linked")),
+        methods=_POST,
+    ),
+    Route(
+        "/organization/groups/{id}/licenses/{other}/unlink",
+        _admin(_group_change(_unlink, None, "license-unlinked")),
+        methods=_POST,
+    ),
+]

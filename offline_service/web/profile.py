@@ -1,0 +1,343 @@
+"""A person's own pages: the profile (names, email, password, time zone, mail preferences), the
+security page (sessions and API logins with a revoke button each; personal access tokens), the
+set-password page a mailed link opens, and ``/v1/me/tokens`` for personal access tokens in the API.
+
+Thin: every decision is in ``offline_service.profile`` and ``offline_service.password_links``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .. import password_links, profile
+from ..errors import Code, OfflineServiceError
+from ..models import Credential
+from ..people import token_hash
+from .api import json_body
+from .auth import Caller, api_caller, check_csrf, client_address, services
+from .errors import status_of
+from .portal import (
+    FIELD_BYTES,
+    Problem,
+    error_page,
+    forget_session,
+    form_field,
+    page_caller,
+    render,
+    to_login,
+)
+
+__all__ = ["routes"]
+
+DONE = {
+    "name": "Your name is saved.",
+    "email": "Your email is changed. Log in with the new one from now on.",
+    "password": "Your password is changed. Your other sessions and tokens have ended.",
+    "preferences": "Your preferences are saved.",
+    "session-revoked": "The session has ended.",
+    "token-revoked": "The token is revoked.",
+}
+
+Page = Callable[[Request, Caller], Awaitable[Response]]
+
+
+def _person(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page for whoever is logged in; refusals the handler does not show itself become an error page."""
+
+    async def endpoint(request: Request) -> Response:
+        caller = await page_caller(request)
+        if caller is None:
+            return to_login(request)
+        try:
+            return await handler(request, caller)
+        except OfflineServiceError as exc:
+            return error_page(request, caller, exc)
+
+    return endpoint
+
+
+async def _form(request: Request) -> dict[str, str]:
+    async with request.form(max_files=0, max_fields=20, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        return {name: form_field(form, name, 1024) for name in form if name != "csrf"}
+
+
+def _back(path: str, done: str) -> Response:
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+# -- profile -------------------------------------------------------------------------------------
+
+
+def _profile_page(
+    request: Request, caller: Caller, extra: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    user = caller.user
+    context = {
+        "section": "profile",
+        "tab": "profile",
+        "person": user,
+        "zones": profile.time_zones(),
+        "values": {"first_name": user.first_name, "last_name": user.last_name, "email": ""},
+        "failed": "",
+        "notice": DONE.get(request.query_params.get("done", "")),
+        **(extra or {}),
+    }
+    return render(request, "profile.html", context, caller=caller, status=status)
+
+
+async def profile_page(request: Request, caller: Caller) -> Response:
+    return _profile_page(request, caller)
+
+
+def _change(which: str) -> Page:
+    """POST /profile/<which>: one form of the profile page."""
+
+    async def handler(request: Request, caller: Caller) -> Response:
+        form = await _form(request)
+        svc, user = services(request), caller.user
+        now, address, cost = svc.now(), client_address(request), svc.settings.password_cost
+
+        def run() -> None:
+            if which == "name":
+                profile.update_name(
+                    svc.store,
+                    user,
+                    first_name=form.get("first_name", ""),
+                    last_name=form.get("last_name", ""),
+                    now=now,
+                )
+            elif which == "email":
+                profile.change_email(
+                    svc.store,
+                    user,
+                    email=form.get("email", ""),
+                    password=form.get("password", ""),
+                    address=address,
+                    now=now,
+                    cost=cost,
+                )
+            elif which == "password":
+                if form.get("new_password", "") != form.get("confirm", ""):
+                    raise OfflineServiceError(Code.INVALID_ARGUMENT, "the two new passwords differ")
+                profile.change_password(
+                    svc.store,
+                    user,
+                    current_password=form.get("current_password", ""),
+                    new_password=form.get("new_password", ""),
+                    keep=caller.token,
+                    address=address,
+                    now=now,
+                    cost=cost,
+                )
+            else:
+                profile.update_preferences(
+                    svc.store,
+                    user,
+                    time_zone=form.get("time_zone", ""),
+                    notify_new_activation=form.get("notify_new_activation") == "1",
+                    notify_license_expiry=form.get("notify_license_expiry") == "1",
+                    now=now,
+                )
+
+        try:
+            await run_in_threadpool(run)
+        except OfflineServiceError as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+            kept = {k: v for k, v in form.items() if "password" not in k and k != "confirm"}
+            extra = {"problem": Problem.of(exc), "failed": which, "values": {"email": "", **kept}}
+            response = _profile_page(request, caller, extra, status=status_of(exc.code))
+            if headers:
+                response.headers.update(headers)
+            return response
+        return _back("/profile", which)
+
+    return handler
+
+
+# -- sessions and tokens -------------------------------------------------------------------------
+
+
+async def _security_page(
+    request: Request, caller: Caller, extra: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    svc = services(request)
+    found = await run_in_threadpool(lambda: profile.credentials(svc.store, caller.user, now=svc.now()))
+    mine = token_hash(caller.token)
+    context = {
+        "section": "profile",
+        "tab": "security",
+        "sign_ins": [(c, hmac.compare_digest(c.token_hash, mine)) for c in found.sign_ins],
+        "tokens": found.personal,
+        "token_days": profile.TOKEN_DAYS,
+        "values": {"days": "90"},
+        "new_token": None,
+        "notice": DONE.get(request.query_params.get("done", "")),
+        **(extra or {}),
+    }
+    return render(request, "profile_security.html", context, caller=caller, status=status)
+
+
+async def security_page(request: Request, caller: Caller) -> Response:
+    return await _security_page(request, caller)
+
+
+async def revoke_session(request: Request, caller: Caller) -> Response:
+    await _form(request)
+    svc = services(request)
+    found = await run_in_threadpool(
+        lambda: profile.revoke(
+            svc.store, caller.user, request.path_params["id"], personal=False, now=svc.now()
+        )
+    )
+    if hmac.compare_digest(found.token_hash, token_hash(caller.token)):
+        # This very session: the same as logging out.
+        response = RedirectResponse("/login", status_code=303)
+        forget_session(request, response)
+        return response
+    return _back("/profile/security", "session-revoked")
+
+
+async def create_token(request: Request, caller: Caller) -> Response:
+    form = await _form(request)
+    svc = services(request)
+    days = form.get("days", "")
+    try:
+        credential, token = await run_in_threadpool(
+            lambda: profile.create_personal_token(
+                svc.store,
+                caller.user,
+                name=form.get("name", ""),
+                days=int(days) if days.isascii() and days.isdigit() and len(days) < 6 else -1,
+                now=svc.now(),
+            )
+        )
+    except OfflineServiceError as exc:
+        extra = {"problem": Problem.of(exc), "values": form}
+        return await _security_page(request, caller, extra, status_of(exc.code))
+    # Shown in this answer only: never stored, never in a redirect's URL.
+    extra = {"new_token": (credential, token)}
+    return await _security_page(request, caller, extra, 201)
+
+
+async def revoke_token(request: Request, caller: Caller) -> Response:
+    await _form(request)
+    svc = services(request)
+    await run_in_threadpool(
+        lambda: profile.revoke(
+            svc.store, caller.user, request.path_params["id"], personal=True, now=svc.now()
+        )
+    )
+    return _back("/profile/security", "token-revoked")
+
+
+# -- set-password links --------------------------------------------------------------------------
+
+
+async def set_password(request: Request) -> Response:
+    svc = services(request)
+    if request.method == "GET":
+        token = request.query_params.get("token", "")
+        try:
+            user = await run_in_threadpool(lambda: password_links.holder(svc.store, token, now=svc.now()))
+        except OfflineServiceError as exc:
+            return render(
+                request, "set_password.html", {"problem": Problem.of(exc)}, status=status_of(exc.code)
+            )
+        return render(request, "set_password.html", {"token": token, "email": user.email})
+    form = await _form(request)
+    token = form.get("token", "")
+    try:
+        if form.get("password", "") != form.get("confirm", ""):
+            await run_in_threadpool(lambda: password_links.holder(svc.store, token, now=svc.now()))
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "the two passwords differ")
+        user = await run_in_threadpool(
+            lambda: password_links.set_password(
+                svc.store, token, form.get("password", ""), now=svc.now(), cost=svc.settings.password_cost
+            )
+        )
+    except OfflineServiceError as exc:
+        context: dict[str, Any] = {"problem": Problem.of(exc)}
+        try:  # while the link still works, the form again
+            holder = await run_in_threadpool(lambda: password_links.holder(svc.store, token, now=svc.now()))
+            context.update(token=token, email=holder.email)
+        except OfflineServiceError as gone:
+            context["problem"] = Problem.of(gone)
+        return render(request, "set_password.html", context, status=status_of(context["problem"].code))
+    with svc.store.read() as tx:
+        account = tx.account_by_id(user.account_id)
+    context = {
+        "next": "/",
+        "account": account.alias if account else "",
+        "email": user.email,
+        "notice": "Your password is set. Log in with it.",
+    }
+    return render(request, "login.html", context)
+
+
+# -- personal access tokens in the API -----------------------------------------------------------
+
+
+def token_json(c: Credential) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "createdAt": c.created_at,
+        "expiresAt": c.expires_at,
+        "lastUsedAt": c.last_used_at,
+    }
+
+
+async def api_tokens(request: Request) -> Response:
+    caller = await api_caller(request)
+    svc = services(request)
+    if request.method == "GET":
+        found = await run_in_threadpool(lambda: profile.credentials(svc.store, caller.user, now=svc.now()))
+        return JSONResponse([token_json(c) for c in found.personal])
+    if caller.kind == "personal":
+        # A token that could make tokens would never have to expire: logging in is needed.
+        raise OfflineServiceError(
+            Code.FORBIDDEN, "a personal access token cannot make another; use an access token from a login"
+        )
+    body = await json_body(request)
+    name, days = body.get("name"), body.get("expiresInDays")
+    if not isinstance(name, str) or type(days) is not int:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "send {name: string, expiresInDays: integer}")
+    credential, token = await run_in_threadpool(
+        lambda: profile.create_personal_token(svc.store, caller.user, name=name, days=days, now=svc.now())
+    )
+    return JSONResponse({**token_json(credential), "token": token}, status_code=201)
+
+
+async def api_token_delete(request: Request) -> Response:
+    caller = await api_caller(request)
+    svc = services(request)
+    await run_in_threadpool(
+        lambda: profile.revoke(
+            svc.store, caller.user, request.path_params["id"], personal=True, now=svc.now()
+        )
+    )
+    return Response(status_code=204)
+
+
+routes: list[BaseRoute] = [
+    Route("/profile", _person(profile_page), name="portal_profile"),
+    Route("/profile/name", _person(_change("name")), methods=["POST"]),
+    Route("/profile/email", _person(_change("email")), methods=["POST"]),
+    Route("/profile/password", _person(_change("password")), methods=["POST"]),
+    Route("/profile/preferences", _person(_change("preferences")), methods=["POST"]),
+    Route("/profile/security", _person(security_page), name="portal_security"),
+    Route("/profile/sessions/{id}/revoke", _person(revoke_session), methods=["POST"]),
+    Route("/profile/tokens", _person(create_token), methods=["POST"]),
+    Route("/profile/tokens/{id}/revoke", _person(revoke_token), methods=["POST"]),
+    Route(password_links.PATH, set_password, methods=["GET", "POST"], name="portal_set_password"),
+    Route("/v1/me/tokens", api_tokens, methods=["GET", "POST"]),
+    Route("/v1/me/tokens/{id}", api_token_delete, methods=["DELETE"]),
+]

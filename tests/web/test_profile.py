@@ -1,0 +1,441 @@
+"""Profile, sessions, personal access tokens and set-password links, in process, for every role:
+a person changes only themselves, the password guards the email and the password, a new password
+and a revoke end sessions at once, tokens are shown once, and no secret reaches a log."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from offline_service import organization, profile
+from offline_service.models import User
+from offline_service.organization import Scope
+from offline_service.web.auth import SESSION_COOKIE
+from tests.factories import NOW
+from tests.web.conftest import EMAILS, PASSWORD, VISIBLE, Site, activation_request, error
+from tests.web.pages import (
+    PEOPLE,
+    client,
+    csrf_of,
+    log_in,
+    people_state,
+    post,
+    text,
+    user,
+)
+
+NEW_PASSWORD = "a brand new passphrase 7"
+PAGES = ("/profile", "/profile/security")
+
+
+def _posts(site: Site, role: str) -> list[tuple[str, dict[str, str]]]:
+    """Every profile form, filled in so that it would succeed for ``role``."""
+    return [
+        ("/profile/name", {"first_name": "Pat", "last_name": "Doe"}),
+        ("/profile/email", {"email": f"new-{role}@acme.example", "password": PASSWORD}),
+        (
+            "/profile/password",
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        ),
+        ("/profile/preferences", {"time_zone": "Europe/Paris", "notify_new_activation": "1"}),
+        ("/profile/tokens", {"name": "script", "days": "30"}),
+    ]
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_change_nothing(site: Site) -> None:
+    browser = client(site)
+    before = people_state(site)
+    for path in PAGES:
+        assert browser.get(path).headers["location"] == f"/login?next=%2F{path[1:].replace('/', '%2F')}"
+    for path, form in [
+        *_posts(site, "user1"),
+        ("/profile/sessions/crd_x/revoke", {}),
+        ("/profile/tokens/crd_x/revoke", {}),
+    ]:
+        response = post(browser, path, form)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
+    assert people_state(site) == before
+
+
+@pytest.mark.parametrize("role", PEOPLE)
+def test_every_person_changes_their_own_profile_and_it_is_audited(site: Site, role: str) -> None:
+    browser = log_in(site, role)
+    me = user(site, role)
+    account = site.other if role == "other" else site.acme
+    for path in PAGES:
+        page = browser.get(path)
+        assert page.status_code == 200 and 'href="/profile" aria-current="page"' in page.text, path
+    assert me.email in browser.get("/profile").text
+    for path, form in _posts(site, role):
+        response = post(browser, path, form)
+        assert response.status_code in (303, 201), (path, response.text)
+    changed = _fresh(site, account.id, me.id)
+    assert (changed.first_name, changed.last_name, changed.email) == (
+        "Pat",
+        "Doe",
+        f"new-{role}@acme.example",
+    )
+    assert (changed.time_zone, changed.notify_new_activation, changed.notify_license_expiry) == (
+        "Europe/Paris",
+        True,
+        False,
+    )
+    with site.svc.store.read() as tx:
+        actions = [e.action for e in tx.audit_entries(account.id, limit=50) if e.actor == f"user:{me.id}"]
+    assert {
+        "profile.name",
+        "profile.email",
+        "profile.password",
+        "profile.preferences",
+        "token.create",
+    } <= set(actions)
+    # Still logged in after all that (the password change keeps this session).
+    assert browser.get("/profile").status_code == 200
+
+
+def _fresh(site: Site, account_id: str, user_id: str) -> User:
+    with site.svc.store.read() as tx:
+        found = tx.user(account_id, user_id)
+    assert found is not None
+    return found
+
+
+def _session_ids(html: str, needle: str = "") -> list[str]:
+    """The ids of the revoke buttons of the session rows that contain ``needle``."""
+    rows = re.findall(r"<tr>.*?</tr>", html, re.DOTALL)
+    return [
+        i
+        for row in rows
+        if needle in row
+        for i in re.findall(r"/profile/sessions/(crd_[0-9a-f]+)/revoke", row)
+    ]
+
+
+def test_the_email_needs_the_current_password_and_a_free_address(site: Site) -> None:
+    browser = log_in(site, "user1")
+    before = people_state(site)
+    wrong = post(browser, "/profile/email", {"email": "x@acme.example", "password": "not my password"})
+    assert wrong.status_code == 403 and "WRONG_PASSWORD" in wrong.text
+    assert "Your current password is not right." in wrong.text and 'value="x@acme.example"' in wrong.text
+    assert "not my password" not in wrong.text
+    after = people_state(site)
+    # Only the failed check was recorded: back-off counter and audit entry, nothing else.
+    assert {k: v for k, v in after.items() if k != "audit_log"} == {
+        k: v for k, v in before.items() if k != "audit_log"
+    }
+    assert site.audit()[0].code == "WRONG_PASSWORD"
+    taken = post(browser, "/profile/email", {"email": EMAILS["admin_b"], "password": PASSWORD})
+    assert taken.status_code == 409 and "CONFLICT" in taken.text
+    # An address of the other account is free here.
+    assert (
+        post(browser, "/profile/email", {"email": "user1+x@example.com", "password": PASSWORD}).status_code
+        == 303
+    )
+
+
+def test_guessing_the_password_through_the_profile_is_throttled_like_a_login(site: Site) -> None:
+    browser = log_in(site, "user2")
+    for _ in range(5 + 1):
+        assert (
+            post(
+                browser, "/profile/email", {"email": "x@acme.example", "password": "guess guess"}
+            ).status_code
+            == 403
+        )
+    throttled = post(browser, "/profile/email", {"email": "x@acme.example", "password": PASSWORD})
+    assert throttled.status_code == 429 and "RATE_LIMITED" in throttled.text
+    assert int(throttled.headers["retry-after"]) > 0
+
+
+def test_a_new_password_ends_every_other_session_and_token(site: Site) -> None:
+    here, elsewhere = log_in(site, "user1"), log_in(site, "user1")
+    api = site.auth("user1")
+    _, personal = profile.create_personal_token(
+        site.svc.store, user(site, "user1"), name="t", days=7, now=NOW
+    )
+    others = log_in(site, "user2")
+    changed = post(
+        here,
+        "/profile/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+    )
+    assert changed.status_code == 303 and changed.headers["location"] == "/profile?done=password"
+    assert "Your other sessions and tokens have ended." in here.get(changed.headers["location"]).text
+    assert elsewhere.get("/").status_code == 303
+    assert error(site.client.get("/v1/me", headers=api)) == (401, "UNAUTHENTICATED")
+    assert site.client.get("/v1/me", headers={"authorization": f"Bearer {personal}"}).status_code == 401
+    assert others.get("/").status_code == 200  # someone else's session is untouched
+    log_in(site, "user1", NEW_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "code"),
+    [
+        (
+            {"current_password": "wrong one here", "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+            403,
+            "WRONG_PASSWORD",
+        ),
+        (
+            {"current_password": PASSWORD, "new_password": "short", "confirm": "short"},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": "other passphrase 99"},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            {"current_password": PASSWORD, "new_password": PASSWORD, "confirm": PASSWORD},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+    ],
+)
+def test_bad_password_changes_are_explained_and_change_nothing(
+    site: Site, form: dict[str, str], status: int, code: str
+) -> None:
+    browser, elsewhere = log_in(site, "admin_a"), log_in(site, "admin_a")
+    before = people_state(site)
+    response = post(browser, "/profile/password", form)
+    assert response.status_code == status and code in response.text
+    assert not any(v in response.text for v in form.values() if len(v) > 8)  # no password is echoed
+    after = people_state(site)
+    assert after["users"] == before["users"] and after["credentials"] == before["credentials"]
+    assert elsewhere.get("/").status_code == 200
+
+
+def test_the_time_zone_is_used_for_times_on_the_pages(site: Site) -> None:
+    browser = log_in(site, "user1")
+    assert "2027-01-15 08:00 UTC" in text(browser.get("/profile/security").text)
+    assert post(browser, "/profile/preferences", {"time_zone": "Asia/Tokyo"}).status_code == 303
+    page = text(browser.get("/profile/security").text)
+    assert "2027-01-15 17:00 JST" in page and "08:00 UTC" not in page
+    assert (
+        'datetime="2027-01-15T08:00:00+00:00"' in browser.get("/profile/security").text
+    )  # machine-readable: UTC
+    for zone in ("Mars/Olympus", "", "asia/tokyo"):
+        refused = post(browser, "/profile/preferences", {"time_zone": zone})
+        assert refused.status_code == 400 and "INVALID_ARGUMENT" in refused.text
+    assert _fresh(site, site.acme.id, user(site, "user1").id).time_zone == "Asia/Tokyo"
+
+
+def test_sessions_are_listed_and_each_can_be_ended(site: Site) -> None:
+    phone = client(site)
+    phone.post(
+        "/login",
+        data={
+            "csrf": csrf_of(phone.get("/login").text),
+            "account": "acme",
+            "email": EMAILS["user2"],
+            "password": PASSWORD,
+        },
+        headers={"user-agent": "PhoneBrowser/1.0"},
+    )
+    desk = log_in(site, "user2")
+    site.auth("user2")
+    page = desk.get("/profile/security").text
+    shown = text(page)
+    assert "PhoneBrowser/1.0" in shown and "API login" in shown and shown.count("(this session)") == 1
+    assert len(_session_ids(page)) == 3
+    [phone_id] = _session_ids(page, "PhoneBrowser/1.0")
+    [this_id] = _session_ids(page, "(this session)")
+    assert phone_id != this_id
+    ended = post(desk, f"/profile/sessions/{phone_id}/revoke")
+    assert ended.status_code == 303 and ended.headers["location"] == "/profile/security?done=session-revoked"
+    assert phone.get("/").status_code == 303
+    assert desk.get("/").status_code == 200
+    assert len(_session_ids(desk.get("/profile/security").text)) == 2
+    # Another person's session id is not found, and is left alone.
+    intruder = log_in(site, "admin_a")
+    response = post(intruder, f"/profile/sessions/{this_id}/revoke")
+    assert response.status_code == 404 and "NOT_FOUND" in response.text
+    assert desk.get("/").status_code == 200
+    # Ending this very session is logging out.
+    out = post(desk, f"/profile/sessions/{this_id}/revoke")
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert SESSION_COOKIE not in desk.cookies and desk.get("/").status_code == 303
+
+
+def test_a_personal_access_token_is_shown_once_and_works_like_an_access_token(site: Site) -> None:
+    browser = log_in(site, "user2")
+    made = post(browser, "/profile/tokens", {"name": "inventory <script>", "days": "7"})
+    assert made.status_code == 201
+    secret = re.search(r'id="new-token" type="text" readonly value="(ofs_pat_[A-Za-z0-9_-]+)"', made.text)
+    assert secret, made.text
+    token = secret.group(1)
+    assert "inventory &lt;script&gt;" in made.text and "<script" not in made.text
+    listing = browser.get("/profile/security").text
+    assert "inventory &lt;script&gt;" in listing and token not in listing
+    bearer = {"authorization": f"Bearer {token}"}
+    me = site.client.get("/v1/me", headers=bearer)
+    assert me.status_code == 200 and me.json()["email"] == EMAILS["user2"]
+    ids = {x["id"] for x in site.client.get("/v1/licenses", headers=bearer).json()}
+    assert ids == {site.licenses[name].id for name in VISIBLE["user2"]}
+    # It is not a browser session.
+    cookie_only = client(site)
+    cookie_only.cookies.set(SESSION_COOKIE, token)
+    assert cookie_only.get("/").status_code == 303
+    cred = re.search(r'action="/profile/tokens/(crd_[0-9a-f]+)/revoke"', listing)
+    assert cred
+    # Nobody else can revoke it; its owner can.
+    assert post(log_in(site, "admin_a"), f"/profile/tokens/{cred.group(1)}/revoke").status_code == 404
+    assert site.client.get("/v1/me", headers=bearer).status_code == 200
+    revoked = post(browser, f"/profile/tokens/{cred.group(1)}/revoke")
+    assert (
+        revoked.status_code == 303
+        and "The token is revoked." in browser.get(revoked.headers["location"]).text
+    )
+    assert error(site.client.get("/v1/me", headers=bearer)) == (401, "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize(
+    "form",
+    [{"name": "", "days": "30"}, {"name": "x", "days": "31"}, {"name": "x", "days": "-1"}, {"name": "x"}],
+)
+def test_bad_tokens_are_explained_and_nothing_is_made(site: Site, form: dict[str, str]) -> None:
+    browser = log_in(site, "user1")
+    before = people_state(site)
+    response = post(browser, "/profile/tokens", form)
+    assert (
+        response.status_code == 400
+        and "INVALID_ARGUMENT" in response.text
+        and "ofs_pat_" not in response.text
+    )
+    assert people_state(site) == before
+
+
+@pytest.mark.parametrize("token", [None, "", "x" * 43])
+def test_every_profile_post_needs_the_csrf_token(site: Site, token: str | None) -> None:
+    browser = log_in(site, "admin_b")
+    before = people_state(site)
+    session = _session_ids(browser.get("/profile/security").text)[0]
+    for path, form in [*_posts(site, "admin_b"), (f"/profile/sessions/{session}/revoke", {})]:
+        data = form if token is None else {**form, "csrf": token}
+        response = browser.post(path, data=data)
+        assert response.status_code == 403 and "CSRF_FAILED" in response.text, path
+    assert people_state(site) == before
+
+
+# -- the JSON API ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", PEOPLE)
+def test_api_personal_tokens_for_every_role(site: Site, role: str) -> None:
+    headers = site.auth(role)
+    assert site.client.get("/v1/me/tokens", headers=headers).json() == []
+    made = site.client.post("/v1/me/tokens", json={"name": "ci", "expiresInDays": 90}, headers=headers)
+    assert made.status_code == 201
+    body = made.json()
+    assert set(body) == {"id", "name", "createdAt", "expiresAt", "lastUsedAt", "token"}
+    assert (body["name"], body["expiresAt"] - body["createdAt"], body["lastUsedAt"]) == (
+        "ci",
+        90 * 86400,
+        None,
+    )
+    pat = {"authorization": f"Bearer {body['token']}"}
+    assert site.client.get("/v1/me", headers=pat).json()["email"] == EMAILS[role]
+    listed = site.client.get("/v1/me/tokens", headers=pat).json()
+    assert [(t["id"], t["lastUsedAt"]) for t in listed] == [(body["id"], NOW)]
+    assert "token" not in listed[0]
+    # A personal token cannot make another one (it could never have to expire).
+    assert error(site.client.post("/v1/me/tokens", json={"name": "x", "expiresInDays": 7}, headers=pat)) == (
+        403,
+        "FORBIDDEN",
+    )
+    # Another person cannot delete it.
+    stranger = "admin_a" if role != "admin_a" else "user1"
+    assert error(site.client.delete(f"/v1/me/tokens/{body['id']}", headers=site.auth(stranger))) == (
+        404,
+        "NOT_FOUND",
+    )
+    assert site.client.delete(f"/v1/me/tokens/{body['id']}", headers=pat).status_code == 204
+    assert error(site.client.get("/v1/me", headers=pat)) == (401, "UNAUTHENTICATED")
+    assert error(site.client.delete(f"/v1/me/tokens/{body['id']}", headers=headers)) == (404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": "x"},
+        {"name": "x", "expiresInDays": "30"},
+        {"name": "x", "expiresInDays": 30.0},
+        {"name": "x", "expiresInDays": 31},
+        {"name": "", "expiresInDays": 30},
+        {"name": 5, "expiresInDays": 30},
+        [],
+    ],
+)
+def test_api_bad_token_requests_make_nothing(site: Site, body: object) -> None:
+    headers = site.auth("user1")
+    before = people_state(site)
+    assert error(site.client.post("/v1/me/tokens", json=body, headers=headers)) == (400, "INVALID_ARGUMENT")
+    assert people_state(site) == before
+
+
+def test_a_personal_token_works_on_the_offline_routes(site: Site) -> None:
+    headers = site.auth("user1")
+    token = site.client.post(
+        "/v1/me/tokens", json={"name": "ci", "expiresInDays": 7}, headers=headers
+    ).json()["token"]
+    granted = site.client.post(
+        "/v1/activations/offline-activate",
+        json={"offlineRequest": activation_request(site, "user1", "user1").decode()},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert granted.status_code == 200, granted.text
+    refused = site.client.post(
+        "/v1/activations/offline-activate",
+        json={"offlineRequest": activation_request(site, "user1", "org_b").decode()},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert error(refused) == (404, "LICENSE_NOT_FOUND")
+
+
+# -- set-password links ------------------------------------------------------------------------
+
+
+def test_an_expired_or_unknown_link_says_so_without_a_form(site: Site) -> None:
+    _, token = organization.create_user(
+        site.svc.store,
+        Scope.of_admin(user(site, "admin_a")),
+        email="late@acme.example",
+        role="user",
+        now=NOW,
+        link_lifetime=3600,
+    )
+    browser = client(site)
+    assert browser.get(f"/set-password?token={token}").status_code == 200
+    site.clock.now = NOW + 3600
+    for url in (f"/set-password?token={token}", "/set-password?token=nope", "/set-password"):
+        page = browser.get(url)
+        assert page.status_code == 400 and "INVALID_PASSWORD_LINK" in page.text, url
+        assert 'name="password"' not in page.text and "Ask your administrator to send a new one." in page.text
+    before = people_state(site)
+    posted = post(
+        browser, "/set-password", {"token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert posted.status_code == 400 and "INVALID_PASSWORD_LINK" in posted.text
+    assert people_state(site) == before
+
+
+def test_the_set_password_form_needs_its_csrf_token(site: Site) -> None:
+    _, token = organization.create_user(
+        site.svc.store,
+        Scope.of_admin(user(site, "admin_a")),
+        email="csrf@acme.example",
+        role="user",
+        now=NOW,
+        link_lifetime=3600,
+    )
+    browser = client(site)
+    browser.get(f"/set-password?token={token}")
+    before = people_state(site)
+    response = browser.post(
+        "/set-password", data={"token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert response.status_code == 403 and "CSRF_FAILED" in response.text
+    assert people_state(site) == before
