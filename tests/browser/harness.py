@@ -4,7 +4,10 @@ the static trial form, the console recorder, and logging in as a person does."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ __all__ = [
     "Portal",
     "TrialService",
     "log_in",
+    "vendor",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -149,3 +153,18 @@ def log_in(page: Page, portal: Portal, *, password: str | None = None) -> None:
     page.get_by_label("Email").fill(portal.email)
     page.get_by_label("Password").fill(password if password is not None else portal.password)
     page.get_by_role("button", name="Log in").click()
+
+
+def vendor(portal: Portal, *args: str | Path, stdin: str | None = None, account: str | None = None) -> Any:
+    """``offline-service ARGS --json`` on the running server's data, as the vendor would run it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
+    argv = [
+        *(sys.executable, "-m", "offline_service.cli", *map(str, args)),
+        *("--data", str(portal.data), "--keys", str(portal.keys)),
+        *("--account", account or portal.account, "--json"),
+    ]
+    done = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -6,44 +6,18 @@ accent colour, with no console error or CSP violation."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.harness import Console, Portal, log_in
+from tests.browser.harness import Console, Portal, log_in, vendor
 from tests.images import png
 
 pytestmark = pytest.mark.slow
-
-
-def vendor(portal: Portal, *args: str | Path, stdin: str | None = None, account: str | None = None) -> Any:
-    """``offline-service ARGS --json`` on the running server's data, as the vendor would run it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
-    argv = [
-        *(sys.executable, "-m", "offline_service.cli", *map(str, args)),
-        *(
-            "--data",
-            str(portal.data),
-            "--keys",
-            str(portal.keys),
-            "--account",
-            account or portal.account,
-            "--json",
-        ),
-    ]
-    done = subprocess.run(
-        argv, input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_a_license_holder_downloads_a_published_release_file(

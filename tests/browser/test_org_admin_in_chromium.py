@@ -1,23 +1,27 @@
 """The organization admin's pages in a real browser: the demo admin adds a user and a group, links
 the demo license to the group and puts the user in it; the new user sets a password from the link
 in the mail (read from <data>/mail, as the default mail sender writes it), logs in in a browser of
-their own, and finds the license on the licenses page."""
+their own, finds the license on the licenses page, and downloads a release file of the license's
+product that the vendor published meanwhile, whose SHA-256 matches."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import os
 import re
 import secrets
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from offline_service.web.portal import mask_key
-from tests.browser.harness import CSP_REPORTER, Console, Portal, log_in
+from tests.browser.harness import CSP_REPORTER, Console, Portal, log_in, vendor
 
 pytestmark = pytest.mark.slow
 
@@ -40,21 +44,23 @@ def _mail_to(portal: Portal, address: str) -> EmailMessage:
 def second_browser(browser: Browser) -> Iterator[tuple[Page, Console]]:
     """Another person's browser: its own profile, with the console recorded like the first."""
     console = Console()
-    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone, this time
+    # A phone, this time.
+    context = browser.new_context(accept_downloads=True, viewport={"width": 390, "height": 844})
     context.add_init_script(CSP_REPORTER)
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.on("console", console.on_console)
     page.on("pageerror", lambda exc: console.problems.append(f"page error: {exc}"))
-    page.on("requestfailed", lambda req: console.problems.append(f"failed to load {req.url}: {req.failure}"))
+    page.on("response", console.on_response)
+    page.on("requestfailed", console.on_request_failed)
     try:
         yield page, console
     finally:
         context.close()
 
 
-def test_admin_adds_a_user_and_a_group_and_the_user_sets_a_password_and_sees_the_license(
-    page: Page, portal: Portal, console: Console, second_browser: tuple[Page, Console]
+def test_admin_adds_a_user_and_a_group_and_the_user_sets_a_password_and_downloads_a_release(
+    page: Page, portal: Portal, console: Console, second_browser: tuple[Page, Console], tmp_path: Path
 ) -> None:
     newcomer = f"lab-{secrets.token_hex(4)}@example.com"
     group = f"Lab {secrets.token_hex(2)}"
@@ -125,6 +131,26 @@ def test_admin_adds_a_user_and_a_group_and_the_user_sets_a_password_and_sees_the
     theirs.wait_for_load_state("networkidle")
     expect(theirs.get_by_role("heading", name="Licenses")).to_be_visible()
     expect(theirs.get_by_role("row").filter(has_text=masked)).to_contain_text("Demo App")
+
+    # Meanwhile the vendor publishes a release of the license's product; the new user downloads it.
+    data = os.urandom(200_000)
+    installer = tmp_path / f"lab-setup-{secrets.token_hex(3)}.bin"
+    installer.write_bytes(data)
+    version = f"5.{secrets.randbelow(10**6)}.0"
+    vendor(portal, "release", "publish", "--product", portal.product_id, "--version", version, installer)
+    sha256 = hashlib.sha256(data).hexdigest()
+    theirs.get_by_role("link", name="Downloads").click()
+    theirs.wait_for_load_state("networkidle")
+    expect(theirs.get_by_role("heading", name=f"Version {version}")).to_be_visible()
+    expect(theirs.get_by_text(sha256)).to_be_visible()
+    with theirs.expect_download() as info:
+        theirs.get_by_role("link", name=installer.name).click()
+    download = info.value
+    assert download.failure() is None and download.suggested_filename == installer.name
+    saved = tmp_path / "downloaded.bin"
+    download.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == sha256
+
     assert console.problems == [], "\n".join(console.problems)
     assert their_console.problems == [], "\n".join(their_console.problems)
     # The link worked once: now it is refused (the browser reports the 400, as it should).
