@@ -43,7 +43,6 @@ class Checkpointer:
         self.reset_pages = reset_pages
         self._writer_lock = writer_lock
         self._stop = threading.Event()
-        self.passes = 0  # checkpoints that completed, for tests and diagnostics
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
         self._thread.start()
 
@@ -72,4 +71,3 @@ class Checkpointer:
         if log_pages >= self.reset_pages:
             with self._writer_lock():
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        self.passes += 1

@@ -455,19 +455,6 @@ class _ReleasesTx:
     __slots__ = ()
     _c: sqlite3.Connection
 
-    # _Tx's own (it comes first in the method order): buffered writes are flushed and cached
-    # licenses forgotten before a license changes here.
-    def flush(self) -> None:
-        raise NotImplementedError
-
-    def _forget_license(self, license_id: str) -> None:
-        raise NotImplementedError
-
-    def set_license_max_version(self, license_id: str, max_version: str | None) -> None:
-        self.flush()
-        self._forget_license(license_id)
-        self._c.execute("UPDATE licenses SET max_version = ? WHERE id = ?", (max_version, license_id))
-
     def insert_release(self, release: Release, files: Sequence[ReleaseFile]) -> None:
         r = release
         self._c.execute(
@@ -781,6 +768,11 @@ class _Tx(_PeopleTx, _ReleasesTx):
         self.flush()
         self._forget_license(license_id)
         self._c.execute("UPDATE licenses SET status = ? WHERE id = ?", (status.value, license_id))
+
+    def set_license_max_version(self, license_id: str, max_version: str | None) -> None:
+        self.flush()
+        self._forget_license(license_id)
+        self._c.execute("UPDATE licenses SET max_version = ? WHERE id = ?", (max_version, license_id))
 
     def _forget_license(self, license_id: str) -> None:
         found = self._licenses.pop(license_id, None)
