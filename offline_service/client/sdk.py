@@ -282,14 +282,15 @@ class Client:
                 Code.CONFLICT, "this installation is activated with a license; a trial cannot replace it"
             )
         answered = any(p.nonce == resp.request_nonce for p in state.pending)
+        activations, deactivations = _counts(state, witness)
         new = replace(
             state,
             pending=tuple(p for p in state.pending if p.nonce != resp.request_nonce),
             response=jws.unarmor(bytes(response)).decode("ascii"),
             jwks=pinned_jwks(keys, product_id),
             last_seen=max(mark, now, resp.issued_at),
-            activations=_count(state, witness, "activations") + (1 if answered else 0),
-            deactivations=_count(state, witness, "deactivations"),
+            activations=activations + (1 if answered else 0),
+            deactivations=deactivations,
         )
         # The state first: a crash between the two writes leaves the witness behind, which the next
         # check raises, rather than ahead, which would refuse the activation just applied.
@@ -370,8 +371,9 @@ class Client:
             raise _fail(
                 Code.NOT_ACTIVATED,
                 f"this activation was deactivated or replaced after the state directory {self.state_dir} was"
-                f" copied: it was restored from that copy (it counts {state.deactivations} deactivations,"
-                f" the witness in {self.witness_dir} {witness.deactivations}); activate again",
+                f" copied, and the directory was restored from that copy (it counts {state.activations}"
+                f" activations and {state.deactivations} deactivations, the witness in {self.witness_dir}"
+                f" {witness.activations} and {witness.deactivations}); activate again",
             )
         # applyBefore is not checked: it limits when a response may be applied, not how long it lasts.
         mark = _mark(state, witness)
@@ -390,11 +392,8 @@ class Client:
             return state  # nothing stored yet; a check must not create the state directory
         mark = max(_mark(state, witness), now)
         if seed is not None:
-            new = Witness(
-                last_seen=mark,
-                activations=_count(state, witness, "activations"),
-                deactivations=_count(state, witness, "deactivations"),
-            )
+            activations, deactivations = _counts(state, witness)
+            new = Witness(last_seen=mark, activations=activations, deactivations=deactivations)
             if new != witness:
                 self._witnesses.save(state.product_id, seed, new)
         if mark > state.last_seen:
@@ -430,11 +429,12 @@ class Client:
         if state.response is not None:
             seed = self._dir.machine_key()
             witness = self._witness(state, seed)
+            activations, deactivations = _counts(state, witness)
             state = replace(
                 state,
                 last_seen=_mark(state, witness),
-                activations=_count(state, witness, "activations"),
-                deactivations=_count(state, witness, "deactivations") + 1,
+                activations=activations,
+                deactivations=deactivations + 1,
             )
             if seed is not None and state.product_id is not None:
                 # The witness first: once it counts the deactivation, a copy of the state directory
@@ -525,10 +525,11 @@ def _mark(state: State, witness: Witness | None) -> int:
     return max(state.last_seen, witness.last_seen if witness is not None else 0)
 
 
-def _count(state: State, witness: Witness | None, name: str) -> int:
-    here: int = getattr(state, name)
-    there: int = getattr(witness, name) if witness is not None else 0
-    return max(here, there)
+def _counts(state: State, witness: Witness | None) -> tuple[int, int]:
+    """Activations and deactivations: the larger of the two copies of each."""
+    if witness is None:
+        return state.activations, state.deactivations
+    return max(state.activations, witness.activations), max(state.deactivations, witness.deactivations)
 
 
 def _witness_of(state: State) -> Witness:

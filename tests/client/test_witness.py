@@ -161,6 +161,48 @@ def test_deactivation_counts_in_both_copies(
         assert json.loads((inst.path / "state.json").read_text())["deactivations"] == n
 
 
+def test_a_deactivation_cut_short_after_the_witness_still_counts(
+    world: World,
+    make_client: MakeClient,
+    jwks: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The witness is written first: a process stopped before the state is written cannot keep the
+    activation whose deactivation request it has already written."""
+    inst = make_client()
+    activate(world, inst, jwks, world.license())
+
+    def fail(self: StateDir, state: object) -> None:
+        raise OfflineServiceError(Code.STORAGE_ERROR, "disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(StateDir, "save", fail)
+        with pytest.raises(OfflineServiceError):
+            inst.client.deactivate(tmp_path / "d.req")
+    assert (tmp_path / "d.req").exists()
+    refused(inst, Code.NOT_ACTIVATED)
+
+
+def test_an_activation_cut_short_before_the_witness_is_repaired(
+    world: World, make_client: MakeClient, jwks: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state is written first when applying: a witness left behind is raised by the next check."""
+    inst = make_client()
+    lic = world.license()
+
+    def fail(self: WitnessStore, *args: object) -> None:
+        raise OfflineServiceError(Code.STORAGE_ERROR, "disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(WitnessStore, "save", fail)
+        with pytest.raises(OfflineServiceError):
+            activate(world, inst, jwks, lic)
+    assert not inst.witness.exists()
+    assert inst.client.check().license_id == lic.id
+    assert witness_doc(inst)["activations"] == 1
+
+
 # -- the clock high-water mark -------------------------------------------------------------------
 
 
