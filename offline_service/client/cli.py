@@ -51,11 +51,15 @@ def _describe(resp: Response) -> str:
     return f"license {resp.license_id}, activation {resp.activation_id}, expires {expires}"
 
 
+def _client(args: argparse.Namespace, *, jwks: dict[str, Any] | None = None) -> Client:
+    return Client(args.state, jwks=jwks, witness_dir=args.witness_dir)
+
+
 # -- commands ------------------------------------------------------------------------------------
 
 
 def _cmd_request(args: argparse.Namespace) -> int:
-    token = Client(args.state).activation_request(
+    token = _client(args).activation_request(
         product_id=args.product,
         license_key=_license_key(args.key),
         fingerprint=args.fingerprint,
@@ -67,7 +71,7 @@ def _cmd_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_trial_request(args: argparse.Namespace) -> int:
-    token = Client(args.state).trial_request(
+    token = _client(args).trial_request(
         product_id=args.product, fingerprint=args.fingerprint, app_version=args.app_version
     )
     _write_token(args.out, token)
@@ -76,7 +80,7 @@ def _cmd_trial_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_activate(args: argparse.Namespace) -> int:
-    client = Client(args.state)
+    client = _client(args)
     data = read_limited(args.response, jws.MAX_FILE_BYTES, what="response file")
     resp = client.activate(data, jwks=_read_jwks(args.jwks))
     if args.json:
@@ -88,7 +92,7 @@ def _cmd_activate(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     jwks = _read_jwks(args.jwks) if args.jwks else None
-    doc = Client(args.state, jwks=jwks).status()
+    doc = _client(args, jwks=jwks).status()
     if args.json:
         _print_json(doc)
     elif doc["valid"]:
@@ -107,7 +111,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_deactivate(args: argparse.Namespace) -> int:
     jwks = _read_jwks(args.jwks) if args.jwks else None
-    Client(args.state, jwks=jwks).deactivate(args.out)
+    _client(args, jwks=jwks).deactivate(args.out)
     print(f"wrote deactivation request to {args.out}; the activation was removed from this machine")
     return 0
 
@@ -115,7 +119,7 @@ def _cmd_deactivate(args: argparse.Namespace) -> int:
 def _cmd_receipt(args: argparse.Namespace) -> int:
     jwks = _read_jwks(args.jwks) if args.jwks else None
     data = read_limited(args.response, jws.MAX_FILE_BYTES, what="response file")
-    resp = Client(args.state).verify_receipt(data, jwks=jwks)
+    resp = _client(args).verify_receipt(data, jwks=jwks)
     if args.json:
         _print_json(
             {
@@ -153,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--state", required=True, metavar="DIR", help="this installation's state directory")
+        p.add_argument(
+            "--witness-dir",
+            metavar="DIR",
+            help="where the second copy of the clock mark and the activation counts is kept"
+            " (default: offline-service-client in the user's configuration folder)",
+        )
         return p
 
     p = command("request", "write an activation request for a license key")

@@ -28,6 +28,7 @@ from . import machine as _machine
 from ._text import utc as _utc
 from .pinning import pinned_jwks, pinned_keys
 from .state import Pending, State, StateDir
+from .witness import Witness, WitnessStore, default_witness_dir
 
 __all__ = ["DEFAULT_CLOCK_OFFSET", "Client"]
 
@@ -55,6 +56,9 @@ class Client:
 
     ``jwks`` is the vendor's public key set; an app should pass the copy it ships with, because the
     copy pinned in the state directory is only as trustworthy as that directory.
+
+    ``witness_dir`` holds the second copy of the clock high-water mark and of the activation and
+    deactivation counts (``witness.py``); by default a folder in the user's configuration folder.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Client:
         clock: Callable[[], float] = time.time,
         allowed_clock_offset: int = DEFAULT_CLOCK_OFFSET,
         machine_id: Callable[[], str] = _machine.machine_id,
+        witness_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if type(allowed_clock_offset) is not int:
             raise TypeError("allowed_clock_offset must be an int")
@@ -75,10 +80,17 @@ class Client:
         self._clock = clock
         self._offset = allowed_clock_offset
         self._machine_id = machine_id
+        self._witnesses = WitnessStore(
+            witness_dir if witness_dir is not None else default_witness_dir(os.environ)
+        )
 
     @property
     def state_dir(self) -> Path:
         return self._dir.path
+
+    @property
+    def witness_dir(self) -> Path:
+        return self._witnesses.directory
 
     def _now(self) -> int:
         return int(self._clock())
@@ -147,6 +159,18 @@ class Client:
         state = self._dir.load()
         override = fingerprint is not None
         fp = fingerprint if fingerprint is not None else _machine.fingerprint(product_id, self._machine_id())
+        witness = self._witness(state, self._dir.machine_key())
+        if _stale(state, witness):
+            # Restored from an earlier copy: what it holds was superseded or deactivated since, so only
+            # a new request may follow, counted from where the witness is.
+            assert witness is not None
+            state = replace(
+                state,
+                response=None,
+                pending=(),
+                activations=witness.activations,
+                deactivations=witness.deactivations,
+            )
         if state.response is not None:
             if (state.product_id, state.fingerprint) != (product_id, fp):
                 raise _fail(
@@ -232,15 +256,23 @@ class Client:
                 "this is a deactivation receipt, not an activation; check it with `offline-client receipt`",
             )
         self._check_binding(resp, state, seed, this_machine=True)
+        witness = self._witness(state, seed)
+        if _stale(state, witness):
+            raise _fail(
+                Code.UNEXPECTED_RESPONSE,
+                f"the state directory {self.state_dir} is older than this installation's last activation or"
+                " deactivation (it was restored from a copy); make a new request",
+            )
         _check_answers(resp, state)
         now = self._now()
-        self._check_clock(resp, state, now)
+        mark = _mark(state, witness)
+        self._check_clock(resp, mark, now)
         if now >= resp.apply_before:
             raise _fail(
                 Code.RESPONSE_EXPIRED,
                 f"the response had to be applied before {_utc(resp.apply_before)}; make a new request",
             )
-        _check_license(resp, now)
+        _check_license(resp, max(now, mark))
         if (
             resp.kind is Kind.TRIAL
             and state.response is not None
@@ -249,15 +281,21 @@ class Client:
             raise _fail(
                 Code.CONFLICT, "this installation is activated with a license; a trial cannot replace it"
             )
-        self._dir.save(
-            replace(
-                state,
-                pending=tuple(p for p in state.pending if p.nonce != resp.request_nonce),
-                response=jws.unarmor(bytes(response)).decode("ascii"),
-                jwks=pinned_jwks(keys, product_id),
-                last_seen=max(state.last_seen, now, resp.issued_at),
-            )
+        answered = any(p.nonce == resp.request_nonce for p in state.pending)
+        activations, deactivations = _counts(state, witness)
+        new = replace(
+            state,
+            pending=tuple(p for p in state.pending if p.nonce != resp.request_nonce),
+            response=jws.unarmor(bytes(response)).decode("ascii"),
+            jwks=pinned_jwks(keys, product_id),
+            last_seen=max(mark, now, resp.issued_at),
+            activations=activations + (1 if answered else 0),
+            deactivations=deactivations,
         )
+        # The state first: a crash between the two writes leaves the witness behind, which the next
+        # check raises, rather than ahead, which would refuse the activation just applied.
+        self._dir.save(new)
+        self._witnesses.save(product_id, seed, _witness_of(new))
         return resp
 
     def verify_receipt(self, response: bytes, *, jwks: Mapping[str, Any] | None = None) -> Response:
@@ -277,29 +315,38 @@ class Client:
     # -- the stored activation -------------------------------------------------------------------
 
     def check(self) -> Response:
-        """The stored activation or trial if it is valid now; raises OfflineServiceError otherwise."""
+        """The stored activation or trial if it is valid now; raises OfflineServiceError otherwise.
+
+        Every check raises the clock high-water mark (both copies) to now, a failed one included.
+        """
         state = self._dir.load()
         seed = self._dir.machine_key()
+        witness = self._witness(state, seed)
         now = self._now()
-        resp = self._stored(state, seed)
-        self._check_valid(resp, state, now)
-        self._touch(state, now)
+        try:
+            resp = self._stored(state, seed)
+            self._verify(resp, state, witness, now)
+        finally:
+            self._touch(state, seed, witness, now)
         return resp
 
     def status(self) -> dict[str, Any]:
         """The stored activation, re-verified now, as JSON-ready data with ``valid`` and ``code``."""
         state = self._dir.load()
         seed = self._dir.machine_key()
+        witness = self._witness(state, seed)
         now = self._now()
         resp: Response | None = None
         try:
-            resp = self._stored(state, seed)
-            self._check_valid(resp, state, now)
+            try:
+                resp = self._stored(state, seed)
+                self._verify(resp, state, witness, now)
+            finally:
+                state = self._touch(state, seed, witness, now)
         except OfflineServiceError as exc:
             if exc.code in _ENVIRONMENT_CODES:
                 raise
             return _status_doc(state, seed, resp, now, exc.code.value, exc.message)
-        self._touch(state, now)
         if resp.kind is Kind.TRIAL:
             message = f"trial valid until {_utc(resp.trial_ends_at or 0)}"
         else:
@@ -318,14 +365,46 @@ class Client:
         self._check_binding(resp, state, seed, this_machine=this_machine)
         return resp
 
-    def _check_valid(self, resp: Response, state: State, now: int) -> None:
+    def _verify(self, resp: Response, state: State, witness: Witness | None, now: int) -> None:
+        if _stale(state, witness):
+            assert witness is not None
+            raise _fail(
+                Code.NOT_ACTIVATED,
+                f"this activation was deactivated or replaced after the state directory {self.state_dir} was"
+                f" copied, and the directory was restored from that copy (it counts {state.activations}"
+                f" activations and {state.deactivations} deactivations, the witness in {self.witness_dir}"
+                f" {witness.activations} and {witness.deactivations}); activate again",
+            )
         # applyBefore is not checked: it limits when a response may be applied, not how long it lasts.
-        self._check_clock(resp, state, now)
-        _check_license(resp, now)
+        mark = _mark(state, witness)
+        self._check_clock(resp, mark, now)
+        # Never judged earlier than a time already seen: a clock set back within the tolerance does
+        # not bring back a license or trial that a check has found expired.
+        _check_license(resp, max(now, mark))
 
-    def _touch(self, state: State, now: int) -> None:
-        if now > state.last_seen:
-            self._dir.save(replace(state, last_seen=now))
+    def _touch(self, state: State, seed: bytes | None, witness: Witness | None, now: int) -> State:
+        """Raise the high-water mark in both copies to ``now``, and the witness's counts to the state's.
+
+        Returns the state as stored. The state's own counts are never raised here: that would make
+        a restored state directory agree with the witness.
+        """
+        if state.product_id is None:
+            return state  # nothing stored yet; a check must not create the state directory
+        mark = max(_mark(state, witness), now)
+        if seed is not None:
+            activations, deactivations = _counts(state, witness)
+            new = Witness(last_seen=mark, activations=activations, deactivations=deactivations)
+            if new != witness:
+                self._witnesses.save(state.product_id, seed, new)
+        if mark > state.last_seen:
+            state = replace(state, last_seen=mark)
+            self._dir.save(state)
+        return state
+
+    def _witness(self, state: State, seed: bytes | None) -> Witness | None:
+        if state.product_id is None or seed is None:
+            return None
+        return self._witnesses.load(state.product_id, seed)
 
     # -- deactivation ----------------------------------------------------------------------------
 
@@ -347,6 +426,20 @@ class Client:
         stored = _peek(state.response).get("activationId") if state.response else None
         if activation_id is not None and stored != activation_id:
             raise _fail(Code.CONFLICT, f"the stored activation is {stored}, not {activation_id}")
+        if state.response is not None:
+            seed = self._dir.machine_key()
+            witness = self._witness(state, seed)
+            activations, deactivations = _counts(state, witness)
+            state = replace(
+                state,
+                last_seen=_mark(state, witness),
+                activations=activations,
+                deactivations=deactivations + 1,
+            )
+            if seed is not None and state.product_id is not None:
+                # The witness first: once it counts the deactivation, a copy of the state directory
+                # made before it is refused, even if this process stops before the next write.
+                self._witnesses.save(state.product_id, seed, _witness_of(state))
         # The pinned JWKS stays: it is still needed to check the deactivation receipt.
         self._dir.save(replace(state, response=None, pending=()))
 
@@ -410,13 +503,39 @@ class Client:
             if here != state.fingerprint:
                 raise _fail(Code.WRONG_MACHINE, "this state directory was made on another machine")
 
-    def _check_clock(self, resp: Response, state: State, now: int) -> None:
-        if now < state.last_seen - self._offset or now < resp.issued_at - self._offset:
-            seen = max(state.last_seen, resp.issued_at)
+    def _check_clock(self, resp: Response, mark: int, now: int) -> None:
+        if now < mark - self._offset or now < resp.issued_at - self._offset:
+            seen = max(mark, resp.issued_at)
             raise _fail(
                 Code.CLOCK_ROLLBACK,
                 f"the system clock ({_utc(now)}) is behind a time already seen ({_utc(seen)}); correct the clock",
             )
+
+
+def _stale(state: State, witness: Witness | None) -> bool:
+    """True when the witness has counted an activation or deactivation that the state has not:
+    the state directory was restored from a copy made before it."""
+    return witness is not None and (
+        witness.activations > state.activations or witness.deactivations > state.deactivations
+    )
+
+
+def _mark(state: State, witness: Witness | None) -> int:
+    """The clock high-water mark: the larger of the two copies."""
+    return max(state.last_seen, witness.last_seen if witness is not None else 0)
+
+
+def _counts(state: State, witness: Witness | None) -> tuple[int, int]:
+    """Activations and deactivations: the larger of the two copies of each."""
+    if witness is None:
+        return state.activations, state.deactivations
+    return max(state.activations, witness.activations), max(state.deactivations, witness.deactivations)
+
+
+def _witness_of(state: State) -> Witness:
+    return Witness(
+        last_seen=state.last_seen, activations=state.activations, deactivations=state.deactivations
+    )
 
 
 def _check_request(token: str) -> messages.Request:

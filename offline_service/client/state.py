@@ -4,7 +4,10 @@ Layout::
 
     STATE_DIR/                mode 0700
         machine-key           32-byte Ed25519 seed, base64url, mode 0600
-        state.json            product, fingerprint, pending requests, stored response, pinned JWKS
+        state.json            product, fingerprint, pending requests, stored response, pinned JWKS,
+                              the clock high-water mark and the activation and deactivation counts
+
+The mark and the counts have a second copy outside this directory (``witness.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ class State:
     response: str | None = None
     jwks: dict[str, Any] | None = None
     last_seen: int = 0
+    # Responses applied and activations dropped by this installation so far; both only grow. A state
+    # directory restored from an earlier copy has lower counts than the witness (witness.py).
+    activations: int = 0
+    deactivations: int = 0
 
     def with_pending(self, item: Pending) -> State:
         return replace(self, pending=(*self.pending, item)[-MAX_PENDING:])
@@ -70,6 +77,8 @@ class State:
             "response": self.response,
             "jwks": self.jwks,
             "lastSeen": self.last_seen,
+            "activations": self.activations,
+            "deactivations": self.deactivations,
         }
 
     @classmethod
@@ -98,6 +107,9 @@ class State:
             response=response,
             jwks=jwks,
             last_seen=_int(doc["lastSeen"]),
+            # Absent from state files written before the counts existed: nothing counted yet.
+            activations=_int(doc.get("activations", 0)),
+            deactivations=_int(doc.get("deactivations", 0)),
         )
 
 

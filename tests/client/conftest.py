@@ -27,18 +27,33 @@ class Clock:
 
 @dataclass
 class Installation:
-    """One app installation: a Client over its own state directory, on a named machine."""
+    """One app installation: a Client over its own state directory, on a named machine.
+
+    ``witness`` is the folder of its witness file (the default one, under the test's config folder).
+    """
 
     client: Client
     path: Path
     clock: Clock
+    witness: Path
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every configuration folder at ``tmp_path``: no client test, nor a CLI it starts, writes
+    to the real home. Returns the XDG configuration folder."""
+    config = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "appdata"))
+    return config
 
 
 MakeClient = Callable[..., Installation]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> MakeClient:
+def make_client(tmp_path: Path, config_home: Path) -> MakeClient:
     """``make_client(name, machine="m1", now=NOW + 10, **kw)``: a Client in ``tmp_path/name``."""
 
     def make(
@@ -47,7 +62,8 @@ def make_client(tmp_path: Path) -> MakeClient:
         clock = Clock(now)
         path = tmp_path / name
         client = Client(path, clock=clock, machine_id=lambda: machine, **kw)
-        return Installation(client=client, path=path, clock=clock)
+        witness = Path(kw["witness_dir"]) if "witness_dir" in kw else config_home / "offline-service-client"
+        return Installation(client=client, path=path, clock=clock, witness=witness)
 
     return make
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from offline_service import Code, Kind, OfflineServiceError, admin, jws, messages
 from offline_service._b64 import b64url_decode
 from offline_service.client import Client
-from offline_service.client.state import MAX_PENDING
+from offline_service.client.state import MAX_PENDING, StateDir
 from offline_service.models import License
 from tests.client.conftest import Installation, MakeClient, forge, snapshot
 from tests.factories import NOW, World, make_world
@@ -204,13 +205,17 @@ def test_status_moves_the_clock_high_water_mark(
     assert inst.client.status()["valid"]
 
 
-def test_invalid_status_writes_nothing(world: World, make_client: MakeClient, jwks: dict[str, Any]) -> None:
+def test_invalid_status_writes_only_the_clock_mark(
+    world: World, make_client: MakeClient, jwks: dict[str, Any]
+) -> None:
     inst = make_client()
     activated(world, inst, jwks, expires_at=NOW + 1000)
     inst.clock.now = NOW + 1000
-    before = snapshot(inst.path)
+    key, state = (inst.path / "machine-key").read_bytes(), StateDir(inst.path).load()
     assert inst.client.status()["code"] == "LICENSE_EXPIRED"
-    assert snapshot(inst.path) == before
+    # A failed check raises the high-water mark too (issue 9), and changes nothing else.
+    assert StateDir(inst.path).load() == replace(state, last_seen=NOW + 1000)
+    assert (inst.path / "machine-key").read_bytes() == key
 
 
 def test_status_uses_the_jwks_given_to_the_client(

@@ -93,11 +93,30 @@ def test_state_round_trip(tmp_path: Path) -> None:
         response="a.b.c",
         jwks={"keys": []},
         last_seen=7,
+        activations=2,
+        deactivations=1,
     )
     d.save(state)
     assert d.load() == state
     if os.name == "posix":
         assert mode(d.state_file) == 0o600
+
+
+def test_state_file_from_before_the_counts(tmp_path: Path) -> None:
+    """state.json written before issue 9 has no counts: read as nothing counted yet."""
+    doc = State(product_id="prod_1", last_seen=9).to_json()
+    del doc["activations"], doc["deactivations"]
+    (tmp_path / "state.json").write_text(json.dumps(doc))
+    assert StateDir(tmp_path).load() == State(product_id="prod_1", last_seen=9)
+
+
+@pytest.mark.parametrize("count", [-1, "1", 1.0, None])
+def test_state_counts_must_be_non_negative_integers(tmp_path: Path, count: object) -> None:
+    doc = {**State().to_json(), "deactivations": count}
+    (tmp_path / "state.json").write_text(json.dumps(doc))
+    with pytest.raises(OfflineServiceError) as info:
+        StateDir(tmp_path).load()
+    assert info.value.code is Code.STORAGE_ERROR
 
 
 @pytest.mark.parametrize(
