@@ -8,6 +8,15 @@ import pytest
 from tests.factories import World, make_world
 
 
+@pytest.fixture(autouse=True)
+def _config_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client SDK keeps a witness in the user's configuration folder: every test, and every
+    process it starts, gets a folder of its own instead of the real one."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    monkeypatch.setenv("APPDATA", str(folder))
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     w = make_world(tmp_path)

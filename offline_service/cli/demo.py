@@ -157,13 +157,16 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
     account, product, license, created = _demo_records(settings, account_alias)
     work = settings.data_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
-    state, req, deact, out, jwks = (
+    state, witness, req, deact, out, jwks = (
         work / "machine",
+        work / "witness",
         work / "activation.req",
         work / "deactivation.req",
         work / "responses",
         work / "jwks.json",
     )
+    # The demo's machine keeps its witness (the client's second copy, normally in the user's
+    # configuration folder) in the demo's folder, so a demo leaves nothing outside its data.
     # Only the options that differ from the defaults, so the commands read as a user would type them.
     where = [
         *(["--data", str(settings.data_dir)] if settings.data_dir != Path("data") else []),
@@ -187,6 +190,8 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
                 license.key,
                 "--state",
                 str(state),
+                "--witness-dir",
+                str(witness),
                 "--out",
                 str(req),
             ],
@@ -210,6 +215,8 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
                 str(out / "activation.response"),
                 "--state",
                 str(state),
+                "--witness-dir",
+                str(witness),
                 "--jwks",
                 str(jwks),
             ],
@@ -217,12 +224,21 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
         ),
         (
             "It can check its status at any time, offline:",
-            ["offline-client", "status", "--state", str(state)],
+            ["offline-client", "status", "--state", str(state), "--witness-dir", str(witness)],
             None,
         ),
         (
             "To move the seat, the app deactivates and writes a signed deactivation request:",
-            ["offline-client", "deactivate", "--state", str(state), "--out", str(deact)],
+            [
+                "offline-client",
+                "deactivate",
+                "--state",
+                str(state),
+                "--witness-dir",
+                str(witness),
+                "--out",
+                str(deact),
+            ],
             None,
         ),
         (
