@@ -11,6 +11,7 @@ import pytest
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.web.bodies import MAX_BODY_BYTES, MAX_DEPTH, parse_json_object
+from tests.test_archive import HOSTILE as HOSTILE_ZIPS
 from tests.web.conftest import EMAILS, PASSWORD, Site, SiteFactory, error
 from tests.web.pages import client, log_in
 
@@ -207,3 +208,18 @@ def test_no_form_query_string_or_cookie_makes_a_server_error(
                 assert answer.status_code < 500, (path, cookie[:40])
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert site.client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["name not UTF-8", "empty name", "name after a NUL"])
+def test_zips_the_fuzzer_found_are_bad_archive_on_the_api(
+    site: Site, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    upload = HOSTILE_ZIPS[kind]([b"x"])
+    before = site.state()
+    response = site.client.post(
+        "/v1/batches", content=upload, headers={**site.auth("user1"), "content-type": "application/zip"}
+    )
+    assert error(response) == (400, "BAD_ARCHIVE")
+    assert site.state() == before
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
