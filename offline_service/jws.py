@@ -108,6 +108,8 @@ _OPENING = frozenset(b"[{")
 def _check_depth(data: bytes, limit: int) -> None:
     """One linear pass, before the recursive parser runs: ValueError if ``[``/``{`` outside strings
     nest deeper than ``limit``."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return  # the usual case, at C speed: no more openings than levels allowed
     depth = 0
     for match in _NESTING.finditer(data):
         first = data[match.start()]

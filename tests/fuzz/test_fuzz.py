@@ -38,8 +38,10 @@ def fuzz(target: str, artifacts: Path, *extra: str) -> subprocess.CompletedProce
     )
 
 
-def test_every_target_is_listed() -> None:
+def test_every_target_is_listed_and_run_by_make_fuzz() -> None:
     assert set(MODULES) == set(TARGETS)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"FUZZ_TARGETS := {' '.join(TARGETS)}\n" in makefile
 
 
 @pytest.mark.parametrize("target", TARGETS)
