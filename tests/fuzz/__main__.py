@@ -1,7 +1,8 @@
 """``python -m tests.fuzz TARGET [--seconds N | --runs N] [--seed S] [--corpus DIR]``: one target under
 libFuzzer (atheris). The seed corpus is written by code into the corpus directory (a temporary one
-unless given), and crash inputs go to ``--artifacts`` (default: the current directory). The exit
-status is 0 when the run ended clean and non-zero when the target broke an invariant."""
+unless given), and crash inputs go to ``--artifacts`` (default: the current directory);
+``--replay FILE`` runs one such input again. The exit status is 0 when the run ended clean and
+non-zero when the target broke an invariant."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer's random seed (default 1)")
     parser.add_argument("--corpus", type=Path, help="corpus directory, kept between runs if given")
     parser.add_argument("--artifacts", type=Path, default=Path("."), help="where crash inputs go")
+    parser.add_argument("--replay", type=Path, help="run this one input (a crash file) and stop")
     args = parser.parse_args(argv)
 
     import atheris  # imported here: the package's other modules must not need it
@@ -44,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"{__package__}.{args.target}")
     with tempfile.TemporaryDirectory(prefix=f"fuzz-{args.target}-") as tmp:
         corpus = args.corpus or Path(tmp)
-        count = _write_seeds(module, corpus)
-        print(f"fuzz {args.target}: {count} seeds in {corpus}", file=sys.stderr, flush=True)
+        if args.replay is None:
+            count = _write_seeds(module, corpus)
+            print(f"fuzz {args.target}: {count} seeds in {corpus}", file=sys.stderr, flush=True)
         args.artifacts.mkdir(parents=True, exist_ok=True)
         libfuzzer = [
             sys.argv[0],
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             "-print_final_stats=1",
         ]
         libfuzzer.append(f"-runs={args.runs}" if args.runs is not None else f"-max_total_time={args.seconds}")
-        libfuzzer.append(str(corpus))
+        libfuzzer.append(str(args.replay or corpus))  # libFuzzer runs a file once, fuzzes a directory
         atheris.Setup(libfuzzer, module.one_input)
         atheris.Fuzz()  # libFuzzer ends the process itself
     return 0

@@ -78,3 +78,5 @@ def test_a_broken_invariant_fails_the_run_and_keeps_the_input(tmp_path: Path) ->
     assert "the canary's invariant broke" in run.stdout
     [crash] = tmp_path.iterdir()
     assert crash.name.startswith("_canary-crash-") and crash.read_bytes().startswith(b"boom")
+    replay = fuzz("_canary", tmp_path / "again", f"--replay={crash}")
+    assert replay.returncode != 0 and "the canary's invariant broke" in replay.stdout
