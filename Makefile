@@ -11,9 +11,12 @@ PORT   ?= 8000
 # shows. An OFFLINE_SERVICE_TRIAL_ORIGINS already set in the environment wins.
 TRIAL_ORIGINS ?= http://127.0.0.1:8001,http://localhost:8001
 
-.PHONY: run demo test lint format typecheck bench bench-http chromium wrk clean
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := request_files response_files archives json_bodies
 
-$(STAMP): pyproject.toml
+.PHONY: run demo test lint format typecheck bench bench-http chromium wrk fuzz fuzz-toolchain clean
+
+$(STAMP): pyproject.toml | fuzz-toolchain
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -44,6 +47,14 @@ format: $(STAMP)
 	$(BIN)/ruff format offline_service tests benchmarks
 	$(BIN)/ruff check --fix offline_service tests benchmarks
 
+# Each fuzz target for FUZZ_SECONDS (tests/fuzz); corpora grow in .fuzz/corpus, findings land in
+# .fuzz/crashes and stop the run. `make test` runs a short fixed-seed pass of each.
+fuzz: $(STAMP)
+	@for t in $(FUZZ_TARGETS); do \
+	  $(BIN)/python -m tests.fuzz $$t --seconds $(FUZZ_SECONDS) --seed 0 \
+	    --corpus .fuzz/corpus/$$t --artifacts .fuzz/crashes || exit 1; \
+	done
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine
 
@@ -54,8 +65,13 @@ bench-http: $(STAMP) wrk
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
+# atheris has wheels for Linux x86_64 only; elsewhere pip builds it with clang and its libFuzzer.
+fuzz-toolchain:
+	@[ "$$(uname -sm)" = "Linux x86_64" ] || command -v clang >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends clang libclang-rt-dev)
+
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz

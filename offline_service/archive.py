@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import lzma
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from .errors import Code, OfflineServiceError
 from .jws import MAX_FILE_BYTES
 
-__all__ = ["ArchiveLimits", "checked_entries", "read_entry"]
+__all__ = ["ZIP_ERRORS", "ArchiveLimits", "checked_entries", "read_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +19,22 @@ class ArchiveLimits:
     max_entries: int = 200_000
     max_total_bytes: int = 1024 * 1024 * 1024  # uncompressed, as declared
     max_ratio: int = 100  # uncompressed / compressed, per entry above 1 KiB and overall
+
+
+# What zipfile and its decompressors raise for damaged data, opening the archive or reading an
+# entry. Found by the fuzzer (tests/fuzz/archives.py): zlib.error and LZMAError are not OSError; a
+# name flagged UTF-8 that is not raises UnicodeDecodeError, and a local header offset that comes
+# out negative makes the seek raise ValueError.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def _bad(message: str) -> OfflineServiceError:
@@ -41,6 +59,10 @@ def checked_entries(zf: zipfile.ZipFile, limits: ArchiveLimits | None = None) ->
     seen: set[str] = set()
     total = compressed = 0
     for info in infos:
+        # zipfile cuts a name at its first NUL (to "" if it starts with one), hiding it from the
+        # checks below; ZipInfo.is_dir() fails on an empty name.
+        if "\x00" in info.orig_filename or not info.filename:
+            raise _bad(f"unsafe entry name {info.orig_filename!r}")
         if info.is_dir():
             continue
         name = info.filename
@@ -71,5 +93,5 @@ def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         with zf.open(info) as f:
             return f.read(MAX_FILE_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise _bad(f"entry {info.filename!r} cannot be read: {exc}") from None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .archive import ArchiveLimits, checked_entries, read_entry
+from .archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
 from .engine import Engine
 from .errors import Code, OfflineServiceError
 from .jws import MAX_FILE_BYTES
@@ -226,7 +226,7 @@ def _list_inputs(input_path: Path, limits: ArchiveLimits) -> list[str]:
         try:
             with zipfile.ZipFile(input_path) as zf:
                 return [info.filename for info in checked_entries(zf, limits)]
-        except (zipfile.BadZipFile, OSError) as exc:
+        except ZIP_ERRORS as exc:
             raise OfflineServiceError(
                 Code.BAD_ARCHIVE, f"{input_path.name} is not a readable zip: {exc}"
             ) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ __all__ = [
     "ACCEPTED_ALGS",
     "EMITTED_ALG",
     "MAX_FILE_BYTES",
+    "MAX_JSON_DEPTH",
     "REQUEST_TYP",
     "RESPONSE_TYP",
     "Token",
@@ -33,10 +35,14 @@ __all__ = [
     "okp_jwk",
     "public_key_from_jwk",
     "strict_json",
+    "strict_json_value",
     "unarmor",
 ]
 
 MAX_FILE_BYTES = 16 * 1024
+# Nesting allowed in strict JSON. The formats nest two levels; the bound keeps every parse (and every
+# re-encoding) far from the interpreter's recursion limit, whoever wrote the bytes.
+MAX_JSON_DEPTH = 32
 REQUEST_TYP = "offline-request+jws"
 RESPONSE_TYP = "offline-response+jws"
 # RFC 9864 deprecates the polymorphic "EdDSA" in favour of "Ed25519". We emit "EdDSA" because it is
@@ -72,6 +78,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # "1e400" parses as infinity without passing through parse_constant.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -80,24 +94,57 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # Built once: json.loads/dumps with non-default arguments construct a new coder on every call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_object, parse_constant=_reject_constant, parse_float=_finite_float
+)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# A string (closed or not: the parser refuses an open one later), an opening or a closing bracket.
+# Quotes, backslashes and brackets never occur inside a multi-byte UTF-8 sequence.
+_NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[{]|[\]}]', re.DOTALL)
+_OPENING = frozenset(b"[{")
 
 
-def strict_json(data: bytes) -> dict[str, Any]:
-    """Parse a UTF-8 JSON object; refuse duplicate names, NaN/Infinity and lone surrogates."""
-    text = data.decode("utf-8")  # raises UnicodeDecodeError (a ValueError) on bad UTF-8
+def _check_depth(data: bytes, limit: int) -> None:
+    """One linear pass, before the recursive parser runs: ValueError if ``[``/``{`` outside strings
+    nest deeper than ``limit``."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return  # the usual case, at C speed: no more openings than levels allowed
+    depth = 0
+    for match in _NESTING.finditer(data):
+        first = data[match.start()]
+        if first in _OPENING:
+            depth += 1
+            if depth > limit:
+                raise ValueError(f"JSON nested deeper than {limit} levels")
+        elif first != 0x22:  # a closing bracket; a string (0x22 is '"') changes nothing
+            depth = max(depth - 1, 0)
+
+
+def strict_json_value(data: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse UTF-8 JSON of any type; refuse duplicate names, NaN/Infinity (overflowing numbers
+    included), lone surrogates and nesting deeper than ``max_depth``. ValueError for all of them."""
+    if not isinstance(data, _BYTES):
+        raise TypeError("data must be bytes")
+    raw = bytes(data)
+    text = raw.decode("utf-8")  # raises UnicodeDecodeError (a ValueError) on bad UTF-8
+    _check_depth(raw, max_depth)
     try:
         value = _DECODER.decode(text)
     except RecursionError:
-        # Deep nesting ("[[[[...") exhausts the parser's stack; to callers it is just bad JSON.
+        # Cannot happen below the depth bound; kept so that to callers it could only be bad JSON.
         raise ValueError("JSON nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
     # json accepts "\ud800" escapes; such strings cannot be stored or re-encoded as UTF-8.
     if "\\u" in text:
         _ENCODER.encode(value).encode("utf-8")
+    return value
+
+
+def strict_json(data: bytes) -> dict[str, Any]:
+    """Parse a UTF-8 JSON object as ``strict_json_value`` does; ValueError for anything else."""
+    value = strict_json_value(data)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
     return value
 
 

@@ -173,6 +173,41 @@ def test_read_entry_of_a_corrupt_entry() -> None:
     assert caught.value.code is Code.BAD_ARCHIVE
 
 
+@pytest.mark.parametrize(
+    ("compression", "whole"),
+    [
+        (zipfile.ZIP_DEFLATED, True),  # zlib.error
+        (zipfile.ZIP_BZIP2, True),  # OSError
+        (zipfile.ZIP_LZMA, False),  # lzma.LZMAError
+    ],
+    ids=["deflate", "bzip2", "lzma"],
+)
+def test_read_entry_of_corrupt_compressed_data(compression: int, whole: bool) -> None:
+    # Found by the fuzzer (tests/fuzz/archives.py): zlib.error and LZMAError are not OSError.
+    data = bytearray(make_zip([("a.req", b"hello world" * 100)], compression=compression))
+    with open_zip(bytes(data)) as zf:
+        info = zf.getinfo("a.req")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    damaged = range(start, start + info.compress_size) if whole else [start + info.compress_size // 2]
+    for at in damaged:
+        data[at] ^= 0xFF
+    with open_zip(bytes(data)) as zf, pytest.raises(OfflineServiceError) as caught:
+        read_entry(zf, zf.getinfo("a.req"))
+    assert caught.value.code is Code.BAD_ARCHIVE
+
+
+def test_read_entry_of_an_entry_placed_before_the_start_of_the_file() -> None:
+    # Found by the fuzzer: an end record that puts the central directory further than it is makes
+    # zipfile compute a negative local header offset, and a seek to it raises ValueError.
+    data = bytearray(make_zip([("a.req", b"hello")]))
+    end = data.rfind(b"PK\x05\x06")
+    offset = int.from_bytes(data[end + 16 : end + 20], "little")
+    data[end + 16 : end + 20] = (offset + 1000).to_bytes(4, "little")
+    with open_zip(bytes(data)) as zf, pytest.raises(OfflineServiceError) as caught:
+        read_entry(zf, checked_entries(zf)[0])
+    assert caught.value.code is Code.BAD_ARCHIVE
+
+
 # -- the batch command refuses hostile archives before processing anything ---------------------
 
 
@@ -200,7 +235,20 @@ def _duplicate(reqs: Requests) -> bytes:
     return buf.getvalue()
 
 
+def renamed(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with an entry's name bytes replaced in its local and central headers."""
+    assert len(old) == len(new) and data.count(old) == 2
+    return data.replace(old, new)
+
+
 HOSTILE: dict[str, Callable[[Requests], bytes]] = {
+    # Found by the fuzzer: zipfile raises UnicodeDecodeError for a name flagged UTF-8 that is not,
+    # and IndexError (from ZipInfo.is_dir) for a name cut to nothing by a NUL.
+    "name not UTF-8": lambda reqs: renamed(
+        make_zip([("\u00e9.req", reqs[0])]), b"\xc3\xa9.req", b"\xff\xfe.req"
+    ),
+    "empty name": lambda reqs: renamed(make_zip([("Xa.req", reqs[0])]), b"Xa.req", b"\x00a.req"),
+    "name after a NUL": lambda reqs: renamed(make_zip([("ab.req", reqs[0])]), b"ab.req", b"a\x00.req"),
     "bomb": lambda reqs: make_zip([*good_entries(reqs), ("z.req", bomb())]),
     "traversal": lambda reqs: make_zip([*good_entries(reqs), ("../evil.req", reqs[0])]),
     "absolute": lambda reqs: make_zip([*good_entries(reqs), ("/abs.req", reqs[0])]),

@@ -136,3 +136,41 @@ def test_rfc8037_example_is_not_an_offline_request() -> None:
     with pytest.raises(OfflineServiceError) as info:
         jws.decode(RFC8037["compact"].encode(), typ=jws.REQUEST_TYP)
     assert info.value.code is Code.MALFORMED_REQUEST
+
+
+# -- strict JSON ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a": 1e400}',
+        b'{"a": -1e400}',
+        b'{"a": NaN}',
+        b'{"a": 1, "a": 1}',
+        b'{"a": "\\udc00"}',
+        b"\xef\xbb\xbf{}",
+        b"[" * (jws.MAX_JSON_DEPTH + 1) + b"]" * (jws.MAX_JSON_DEPTH + 1),
+        b"[" * 100_000,
+    ],
+)
+def test_strict_json_refuses_with_value_error(text: bytes) -> None:
+    with pytest.raises(ValueError):
+        jws.strict_json_value(text)
+
+
+def test_strict_json_nesting_bound_counts_brackets_outside_strings_only() -> None:
+    deepest = b"[" * jws.MAX_JSON_DEPTH + b'"[[[{{{\\"[["' + b"]" * jws.MAX_JSON_DEPTH
+    value = jws.strict_json_value(deepest)
+    for _ in range(jws.MAX_JSON_DEPTH):
+        assert isinstance(value, list) and len(value) == 1
+        value = value[0]
+    assert value == '[[[{{{"[['
+    assert jws.strict_json_value(b"[[1]]", max_depth=2) == [[1]]
+    with pytest.raises(ValueError, match="nested"):
+        jws.strict_json_value(b"[[[1]]]", max_depth=2)
+
+
+def test_strict_json_takes_bytes_only() -> None:
+    with pytest.raises(TypeError):
+        jws.strict_json_value("{}")  # type: ignore[arg-type]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from ..people import authenticate, issue_credential, revoke_credential
 from ..representations import activation_json, license_json
 from . import openapi
 from .auth import Caller, api_caller, bearer_token, client_address, services
+from .bodies import parse_json_object
 from .offline import RequestQueue, process_zip
 
 __all__ = ["JWKS_PATH", "OfflineInput", "json_body", "offline_input", "routes"]
@@ -28,14 +28,9 @@ JWKS_PATH = "/.well-known/jwks.json"
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """A JSON object body, or INVALID_ARGUMENT."""
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the body must be a JSON object")
-    return body
+    """A JSON object body: MALFORMED_REQUEST if it is not strict JSON, INVALID_ARGUMENT if it is
+    JSON but not an object (see bodies.parse_json_object)."""
+    return parse_json_object(await request.body())
 
 
 def _text(body: dict[str, Any], name: str, limit: int = 1024) -> str:

@@ -305,12 +305,25 @@ def test_a_request_file_over_16_kib_is_too_large(site: Site) -> None:
 
 
 @pytest.mark.parametrize("path", POSTS)
-@pytest.mark.parametrize("body", [b"{", b"[]", b"null", b'"x"', b"\xff\xfe", b"", b'{"offlineRequest": 5}'])
-def test_malformed_json_is_invalid_argument(site: Site, path: str, body: bytes) -> None:
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{", "MALFORMED_REQUEST"),
+        (b"\xff\xfe", "MALFORMED_REQUEST"),
+        (b"", "MALFORMED_REQUEST"),
+        (b"[]", "INVALID_ARGUMENT"),
+        (b"null", "INVALID_ARGUMENT"),
+        (b'"x"', "INVALID_ARGUMENT"),
+        (b'{"offlineRequest": 5}', "INVALID_ARGUMENT"),
+    ],
+)
+def test_json_that_cannot_be_parsed_is_malformed_and_the_wrong_json_is_invalid(
+    site: Site, path: str, body: bytes, code: str
+) -> None:
     headers = {"content-type": "application/json"}
     if path in (ACTIVATE, DEACTIVATE):
         headers.update(site.auth("user1"))
-    assert error(site.client.post(path, content=body, headers=headers)) == (400, "INVALID_ARGUMENT")
+    assert error(site.client.post(path, content=body, headers=headers)) == (400, code)
 
 
 def test_a_broken_multipart_body_is_invalid_argument(site: Site) -> None:
