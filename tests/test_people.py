@@ -410,6 +410,17 @@ def test_people_admin_commands(
     assert found and found.group(1) not in out + err
     code, _, err = run("user", "password-link", "bob@example.com", "--base-url", "https://portal.example")
     assert code == 1 and "CONFLICT" in err  # disabled
+    # An account with a custom domain: its links are on that domain, unless --base-url says otherwise.
+    assert run("account", "customize", "--custom-domain", "licenses.acme.example")[0] == 0
+    for args, base in (
+        ([], "https://licenses.acme.example"),
+        (["--base-url", "https://x.example"], "https://x.example"),
+    ):
+        for old in (data / "mail").glob("*.eml"):
+            old.unlink()
+        assert run("user", "password-link", "ann@example.com", *args)[0] == 0
+        [mail] = list((data / "mail").glob("*.eml"))
+        assert f"{base}/set-password?token=" in mail.read_text()
 
     # Groups: remove a member, unlink a license.
     key = json.loads(
