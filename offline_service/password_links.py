@@ -21,7 +21,7 @@ from .passwords import Cost, check_strength, hash_password
 from .people import token_hash
 from .store import Store, Transaction
 
-__all__ = ["PATH", "holder", "issue", "link", "message", "set_password"]
+__all__ = ["PATH", "base_url", "holder", "issue", "link", "message", "set_password"]
 
 PATH = "/set-password"
 _MAX_TOKEN = 200  # a real one is 43 characters; anything much longer is not worth hashing
@@ -41,6 +41,21 @@ def issue(tx: Transaction, user: User, *, now: int, lifetime: int) -> str:
         )
     )
     return token
+
+
+def base_url(*, public_url: str | None, custom_domain: str | None) -> str:
+    """Where the links in an account's mails start: ``https://`` and the account's custom domain, or
+    else the configured public URL (OFFLINE_SERVICE_PUBLIC_URL). Never the address a request came
+    to: its Host header is whatever the sender wrote. INVALID_ARGUMENT when neither is set."""
+    if custom_domain:
+        return f"https://{custom_domain}"
+    if public_url:
+        return public_url
+    raise OfflineServiceError(
+        Code.INVALID_ARGUMENT,
+        "no link can be mailed: the service has no public address. Set OFFLINE_SERVICE_PUBLIC_URL "
+        "(the portal's address, like https://portal.example) and restart it",
+    )
 
 
 def link(base_url: str, token: str) -> str:

@@ -10,6 +10,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from .errors import Code, OfflineServiceError
 from .ids import email_key, new_id
@@ -20,13 +21,12 @@ from .store import Store, Transaction
 __all__ = [
     "FREE_FAILURES",
     "MAX_LOCK_SECONDS",
+    "Attempt",
     "LoginThrottled",
     "add_user_to_group",
     "authenticate",
     "check_email",
-    "check_throttle",
     "check_user_cap",
-    "count_login_failure",
     "create_group",
     "create_organization",
     "create_user",
@@ -34,6 +34,8 @@ __all__ = [
     "issue_credential",
     "link_group_license",
     "login_subject",
+    "refund_attempt",
+    "reserve_attempt",
     "resolve_credential",
     "revoke_credential",
     "token_hash",
@@ -225,20 +227,57 @@ def login_subject(account_id: str, email: str) -> str:
     return f"acct:{account_id}:{email_key(email)}"
 
 
-def check_throttle(store: Store, subjects: Collection[str], *, now: int) -> None:
-    """LoginThrottled while any of these counters is in back-off."""
-    with store.read() as tx:
-        locked = max(tx.login_failures(s)[1] for s in subjects)
-    if locked > now:
-        raise LoginThrottled(locked - now)
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A password check counted as a failure before it is made (see ``reserve_attempt``): what
+    each counter held before it, and what this attempt set."""
+
+    subjects: tuple[str, ...]
+    before: tuple[tuple[int, int], ...]  # (failures, locked_until) of each subject
+    after: tuple[tuple[int, int], ...]
+    now: int
 
 
-def count_login_failure(tx: Transaction, subjects: Collection[str], *, now: int) -> None:
-    """One more failure on each counter; past FREE_FAILURES each doubles the wait."""
-    for subject in subjects:
-        failures = tx.login_failures(subject)[0] + 1
-        wait = 0 if failures <= FREE_FAILURES else min(2 ** (failures - FREE_FAILURES), MAX_LOCK_SECONDS)
-        tx.record_login_failure(subject, failures, now + wait, now)
+def _failed(failures: int, now: int) -> tuple[int, int]:
+    """A counter after one more failure: past FREE_FAILURES each doubles the wait."""
+    failures += 1
+    wait = 0 if failures <= FREE_FAILURES else min(2 ** (failures - FREE_FAILURES), MAX_LOCK_SECONDS)
+    return failures, now + wait
+
+
+def reserve_attempt(store: Store, subjects: Collection[str], *, now: int) -> Attempt:
+    """LoginThrottled while any of these counters is in back-off; otherwise the attempt counts as
+    a failure on each at once, in the same write transaction, before the (slow) password check.
+    Concurrent attempts are decided one after another, so a burst gets no more checks than
+    attempts made one at a time, and a right password is refused while a counter is locked."""
+    with store.write() as tx:
+        before = tuple(tx.login_failures(s) for s in subjects)
+        locked = max(lock for _, lock in before)
+        if locked > now:
+            raise LoginThrottled(locked - now)
+        after = tuple(_failed(failures, now) for failures, _ in before)
+        for subject, (failures, lock) in zip(subjects, after, strict=True):
+            tx.record_login_failure(subject, failures, lock, now)
+    return Attempt(subjects=tuple(subjects), before=before, after=after, now=now)
+
+
+def refund_attempt(tx: Transaction, attempt: Attempt, *, clear: str) -> None:
+    """After a right password: the ``clear`` counter (the person's) starts again from nothing; the
+    others (the address's) get this attempt back. Where other attempts were counted meanwhile,
+    their failures and the lock they set stay."""
+    for subject, before, after in zip(attempt.subjects, attempt.before, attempt.after, strict=True):
+        current = tx.login_failures(subject)
+        if subject == clear:
+            tx.clear_login_failures(subject)
+        elif current == after:  # nothing counted since: as it was before this attempt
+            if before == (0, 0):
+                tx.clear_login_failures(subject)
+            else:
+                tx.record_login_failure(subject, *before, attempt.now)
+        elif current[0] > 1:
+            tx.record_login_failure(subject, current[0] - 1, current[1], attempt.now)
+        else:
+            tx.clear_login_failures(subject)
 
 
 def authenticate(
@@ -252,22 +291,22 @@ def authenticate(
     cost: Cost = Cost.INTERACTIVE,
 ) -> User:
     """The person these credentials belong to. Every failure says only "invalid credentials", takes
-    as long as a wrong password, and counts toward back-off for the account+email and the address."""
+    as long as a wrong password, and counts toward back-off for the account+email and the address;
+    LoginThrottled while either is locked, whatever the password."""
     with store.read() as tx:
         account = tx.account_by_alias(account_alias)
         user = tx.user_by_email(account.id, email_key(email)) if account else None
-    subjects = [f"addr:{address}", login_subject(account.id if account else account_alias, email)]
-    check_throttle(store, subjects, now=now)
-    valid = verify_password(password, user.password_hash if user else None, cost)
+    person = login_subject(account.id if account else account_alias, email)
+    attempt = reserve_attempt(store, [f"addr:{address}", person], now=now)
+    valid = verify_password(password, user.password_hash if user else None, cost)  # slow: no lock held
     if valid and user is not None and not user.disabled:
         assert account is not None
         with store.write() as tx:
-            tx.clear_login_failures(subjects[1])
+            refund_attempt(tx, attempt, clear=person)
             _audit(tx, account, "login", now, f"user:{user.id}", address=address[:64])
         return user
-    with store.write() as tx:
-        count_login_failure(tx, subjects, now=now)
-        if account is not None:
+    if account is not None:  # the failure was counted by reserve_attempt
+        with store.write() as tx:
             tx.audit(
                 AuditEntry(
                     at=now,

@@ -19,7 +19,7 @@ from .ids import email_key, new_id
 from .models import AuditEntry, Credential, User
 from .organization import check_person_name
 from .passwords import Cost, check_strength, hash_password, verify_password
-from .people import check_email, check_throttle, count_login_failure, login_subject, token_hash
+from .people import check_email, login_subject, refund_attempt, reserve_attempt, token_hash
 from .store import Store, Transaction
 
 __all__ = [
@@ -74,14 +74,16 @@ def _current(tx: Transaction, user: User) -> User:
 
 
 def _check_password(store: Store, user: User, password: str, *, address: str, now: int, cost: Cost) -> None:
-    """WRONG_PASSWORD unless ``password`` is the person's; failures count toward the login back-off
-    of the person and of the address, so a stolen session cannot be used to guess the password."""
-    subjects = [f"addr:{address}", login_subject(user.account_id, user.email)]
-    check_throttle(store, subjects, now=now)
-    if verify_password(password, user.password_hash, cost):
+    """WRONG_PASSWORD unless ``password`` is the person's; each check counts toward the login
+    back-off of the person and of the address before it is made (a right one is given back, as at
+    a login), so a stolen session cannot be used to guess the password, even by many at once."""
+    person = login_subject(user.account_id, user.email)
+    attempt = reserve_attempt(store, [f"addr:{address}", person], now=now)
+    if verify_password(password, user.password_hash, cost):  # slow: no lock held
+        with store.write() as tx:
+            refund_attempt(tx, attempt, clear=person)
         return
     with store.write() as tx:
-        count_login_failure(tx, subjects, now=now)
         _audit(tx, user, "profile.password_check", now, code=Code.WRONG_PASSWORD.value)
     raise OfflineServiceError(Code.WRONG_PASSWORD, "the current password is not right")
 

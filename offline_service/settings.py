@@ -58,9 +58,9 @@ class Settings:
       OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
       OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
       OFFLINE_SERVICE_PUBLIC_URL           the portal's address as people reach it (https://portal.example),
-                                           used for the links in mails. Unset, a link uses the address
-                                           of the request that made it, which comes from the Host
-                                           header the browser (or a proxy) sent: set it in production
+                                           where links in mails start (an account with a custom domain:
+                                           https://<domain>); never taken from a request's Host header.
+                                           Unset, the server warns at start-up and refuses to mail links
       OFFLINE_SERVICE_PASSWORD_LINK_HOURS  how long a set-password link works (default 72)
       OFFLINE_SERVICE_MAIL_FROM            the From of the portal's mails
                                            (default "License portal <noreply@localhost>")

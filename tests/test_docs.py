@@ -1,5 +1,5 @@
 """The docs stay in step with the code: every error code is documented, every command the README
-names exists."""
+names exists, and the license-key matching docs/FORMAT.md describes is what the service does."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from offline_service import admin
 from offline_service.cli import build_parser
 from offline_service.errors import Code
+from offline_service.ids import normalize_license_key
+from offline_service.messages import Kind
+from tests.factories import World
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +42,27 @@ def test_every_command_in_the_readme_exists() -> None:
     for phrase in named:
         words = phrase.split()
         assert phrase in verbs or words[0] in verbs, phrase
+
+
+def _documented_key_variants() -> tuple[str, list[str], list[str]]:
+    """From docs/FORMAT.md: the example key, the typed forms said to name it, and those said not to."""
+    text = " ".join((ROOT / "docs" / "FORMAT.md").read_text(encoding="utf-8").split())
+    same = re.search(r"These all name the key `([^`]+)`: ((?:`[^`]+`(?:, | and )?)+)", text)
+    other = re.search(r"These name no key: ((?:`[^`]+`(?:, | and )?)+)", text)
+    assert same and other, "docs/FORMAT.md no longer shows how typed license keys are matched"
+    return same.group(1), re.findall(r"`([^`]+)`", same.group(2)), re.findall(r"`([^`]+)`", other.group(1))
+
+
+def test_license_keys_are_matched_as_docs_format_says(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, same, other = _documented_key_variants()
+    assert len(same) >= 4 and len(other) >= 3
+    monkeypatch.setattr(admin, "new_license_key", lambda: key)
+    lic = world.license(activations=len(same) + len(other))
+    assert lic.key == key
+    for i, typed in enumerate(same):
+        assert normalize_license_key(typed) == key, typed
+        request = world.machine(f"same{i}").request(Kind.ACTIVATION, world.product.id, license_key=typed)
+        assert world.process(request).code == "OK", typed
+    for i, typed in enumerate(other):
+        request = world.machine(f"other{i}").request(Kind.ACTIVATION, world.product.id, license_key=typed)
+        assert world.process(request).code == Code.LICENSE_NOT_FOUND, typed

@@ -119,6 +119,22 @@ def test_setting_a_password_by_link_ends_every_session_of_the_person(w: World) -
     assert token not in str(entry)
 
 
+def test_a_link_starts_with_the_custom_domain_or_the_public_url_and_never_with_nothing() -> None:
+    assert password_links.base_url(public_url="https://portal.example/base", custom_domain=None) == (
+        "https://portal.example/base"
+    )
+    assert (
+        password_links.base_url(public_url="https://portal.example", custom_domain="licenses.acme.example")
+        == "https://licenses.acme.example"
+    )
+    assert password_links.base_url(public_url=None, custom_domain="licenses.acme.example") == (
+        "https://licenses.acme.example"
+    )
+    with pytest.raises(OfflineServiceError) as info:
+        password_links.base_url(public_url=None, custom_domain=None)
+    assert info.value.code is Code.INVALID_ARGUMENT and "OFFLINE_SERVICE_PUBLIC_URL" in info.value.message
+
+
 def test_the_link_and_the_mail() -> None:
     url = password_links.link("https://portal.example/base/", "tok-en_1")
     assert url == "https://portal.example/base/set-password?token=tok-en_1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from offline_service.cli import main
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.models import Account, Role
 from offline_service.passwords import Cost, check_strength, hash_password, verify_password
+from tests.bursts import PasswordGate, burst
 from tests.factories import NOW, World, make_world
 
 PASSWORD = "correct horse battery"
@@ -183,6 +184,87 @@ def test_login_failures_back_off_per_account_email_and_per_address(w: World) -> 
     assert login(w, "ann@example.com", address="10.9.9.9", now=NOW + 2).email == "ann@example.com"
 
 
+SEQUENTIAL_ALLOWANCE = people.FREE_FAILURES + 1  # checks before the first lock, one at a time
+
+
+def _wrong(w: World, *, now: int = NOW) -> Callable[[], object]:
+    return lambda: login(w, "ann@example.com", "wrong password!", now=now)
+
+
+def test_a_concurrent_burst_gets_no_more_password_checks_than_sequential_attempts(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user(w, "ann@example.com")
+    gate = PasswordGate(PASSWORD)
+    monkeypatch.setattr(people, "verify_password", gate)
+    with burst(gate, 20, _wrong(w)) as b:
+        b.wait_until_decided()
+        assert gate.checks == SEQUENTIAL_ALLOWANCE
+        # A right password inside the burst is refused too: the counter is already locked.
+        with pytest.raises(people.LoginThrottled):
+            login(w, "ann@example.com", address="10.9.9.9")
+    assert sorted(b.codes, key=str) == sorted(
+        [Code.INVALID_CREDENTIALS] * SEQUENTIAL_ALLOWANCE + [Code.RATE_LIMITED] * (20 - SEQUENTIAL_ALLOWANCE),
+        key=str,
+    )
+    assert gate.checks == SEQUENTIAL_ALLOWANCE
+
+
+def test_a_right_password_inside_a_burst_is_refused(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    user(w, "ann@example.com")
+    gate = PasswordGate(PASSWORD)
+    monkeypatch.setattr(people, "verify_password", gate)
+    with burst(gate, SEQUENTIAL_ALLOWANCE, _wrong(w)) as b:
+        b.wait_until_decided()  # all still being checked
+        with pytest.raises(people.LoginThrottled):
+            login(w, "ann@example.com", address="10.9.9.9")
+    assert b.codes == [Code.INVALID_CREDENTIALS] * SEQUENTIAL_ALLOWANCE
+
+
+def test_a_burst_just_after_a_lock_expires_gets_one_check(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    user(w, "ann@example.com")
+    for _ in range(SEQUENTIAL_ALLOWANCE):
+        with pytest.raises(OfflineServiceError):
+            login(w, "ann@example.com", "wrong password!")
+    with pytest.raises(people.LoginThrottled) as throttled:
+        login(w, "ann@example.com", "wrong password!")
+    gate = PasswordGate(PASSWORD)
+    monkeypatch.setattr(people, "verify_password", gate)
+    with burst(gate, 12, _wrong(w, now=NOW + throttled.value.retry_after)) as b:
+        b.wait_until_decided()
+        assert gate.checks == 1
+    assert b.codes.count(Code.INVALID_CREDENTIALS) == 1 and b.codes.count(Code.RATE_LIMITED) == 11
+
+
+def test_a_right_password_while_locked_is_refused_and_counts_nothing(w: World) -> None:
+    user(w, "ann@example.com")
+    for _ in range(SEQUENTIAL_ALLOWANCE):
+        with pytest.raises(OfflineServiceError):
+            login(w, "ann@example.com", "wrong password!")
+    with pytest.raises(people.LoginThrottled) as throttled:
+        login(w, "ann@example.com")
+    assert throttled.value.retry_after == 2  # refused attempts do not lengthen the wait
+    assert login(w, "ann@example.com", now=NOW + 2).email == "ann@example.com"
+
+
+def test_successful_logins_never_throttle_their_address(w: World) -> None:
+    # Each attempt is counted up front; a success gives its count back, so an office behind one
+    # address can log in all day, and its failures before and after still add up.
+    user(w, "ann@example.com")
+    user(w, "bob@example.com")
+    for _ in range(people.FREE_FAILURES):
+        with pytest.raises(OfflineServiceError) as info:
+            login(w, "nobody@example.com", "wrong password!")
+        assert info.value.code is Code.INVALID_CREDENTIALS
+    for _ in range(3 * SEQUENTIAL_ALLOWANCE):
+        assert login(w, "ann@example.com").email == "ann@example.com"
+    with pytest.raises(OfflineServiceError) as info:
+        login(w, "bob@example.com", "wrong password!")
+    assert info.value.code is Code.INVALID_CREDENTIALS  # the address's sixth failure: now locked
+    with pytest.raises(people.LoginThrottled):
+        login(w, "ann@example.com")
+
+
 def test_unknown_account_and_unknown_email_fail_like_a_wrong_password(w: World) -> None:
     user(w, "ann@example.com")
     for alias, email in (("nope", "ann@example.com"), ("default", "nobody@example.com")):
@@ -335,6 +417,17 @@ def test_people_admin_commands(
     assert found and found.group(1) not in out + err
     code, _, err = run("user", "password-link", "bob@example.com", "--base-url", "https://portal.example")
     assert code == 1 and "CONFLICT" in err  # disabled
+    # An account with a custom domain: its links are on that domain, unless --base-url says otherwise.
+    assert run("account", "customize", "--custom-domain", "licenses.acme.example")[0] == 0
+    for args, base in (
+        ([], "https://licenses.acme.example"),
+        (["--base-url", "https://x.example"], "https://x.example"),
+    ):
+        for old in (data / "mail").glob("*.eml"):
+            old.unlink()
+        assert run("user", "password-link", "ann@example.com", *args)[0] == 0
+        [mail] = list((data / "mail").glob("*.eml"))
+        assert f"{base}/set-password?token=" in mail.read_text()
 
     # Groups: remove a member, unlink a license.
     key = json.loads(

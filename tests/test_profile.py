@@ -14,6 +14,7 @@ from offline_service import people, profile
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.models import Role, User
 from offline_service.passwords import Cost, verify_password
+from tests.bursts import PasswordGate, burst
 from tests.factories import NOW, World, make_world
 
 PASSWORD = "correct horse battery"
@@ -164,6 +165,57 @@ def test_wrong_current_passwords_count_toward_the_login_back_off(w: World) -> No
         cost=Cost.MINIMUM,
     )
     assert _actions(w).count("profile.password_check") == people.FREE_FAILURES + 1
+
+
+def test_a_burst_of_wrong_current_passwords_gets_no_more_checks_than_one_at_a_time(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = _user(w)
+    gate = PasswordGate(PASSWORD)
+    monkeypatch.setattr(profile, "verify_password", gate)
+
+    def wrong() -> object:
+        return profile.change_email(
+            w.store, ann, email="x@new.example", password="wrong wrong wrong", address=ADDRESS, now=NOW
+        )
+
+    with burst(gate, 16, wrong) as b:
+        b.wait_until_decided()
+        assert gate.checks == people.FREE_FAILURES + 1
+        # The right password waits too, here and at the login.
+        _refused(
+            Code.RATE_LIMITED,
+            profile.change_email,
+            w.store,
+            ann,
+            email="x@new.example",
+            password=PASSWORD,
+            address="10.9.9.9",
+            now=NOW,
+            cost=Cost.MINIMUM,
+        )
+    assert b.codes.count(Code.WRONG_PASSWORD) == people.FREE_FAILURES + 1
+    assert b.codes.count(Code.RATE_LIMITED) == 16 - people.FREE_FAILURES - 1
+    assert _user(w).email == "ann@example.com"
+
+
+def test_a_right_current_password_gives_its_attempt_back(w: World) -> None:
+    # Each check is counted before the password is verified; a right one gives the address its
+    # attempt back and clears the person's counter, as a login does.
+    ann = [_user(w)]
+
+    def change(email: str, password: str) -> User:
+        ann[0] = profile.change_email(
+            w.store, ann[0], email=email, password=password, address=ADDRESS, now=NOW, cost=Cost.MINIMUM
+        )
+        return ann[0]
+
+    for _ in range(people.FREE_FAILURES):
+        _refused(Code.WRONG_PASSWORD, change, "x@new.example", "wrong wrong wrong")
+    assert change("ann@new.example", PASSWORD).email == "ann@new.example"
+    assert change("ann@example.com", PASSWORD).email == "ann@example.com"
+    _refused(Code.WRONG_PASSWORD, change, "x@new.example", "wrong wrong wrong")  # the address's sixth
+    _refused(Code.RATE_LIMITED, change, "x@new.example", PASSWORD)
 
 
 def test_password_change_ends_every_other_session_and_token_but_this_one(w: World) -> None:

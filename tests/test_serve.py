@@ -102,6 +102,8 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     assert main(["serve", "--demo", "--data", data, "--keys", keys, "--port", "8123"]) == 0
     app, kw = calls[0]
     assert app.state.services.settings.data_dir == Path(data)
+    # The demo's mails link to where it listens, unless OFFLINE_SERVICE_PUBLIC_URL says otherwise.
+    assert app.state.services.settings.public_url == "http://127.0.0.1:8123"
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["workers"] == 1
     assert kw["proxy_headers"] is False and kw["log_level"] == "info"
     out = capsys.readouterr().out
@@ -119,6 +121,10 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     assert "log in at http://127.0.0.1:8000/login" in out
     assert f"password  in {Path(data) / 'demo-credentials.txt'}" in out
     assert "trials    14 days; trial form pages allowed from http://127.0.0.1:8001, null" in out
+    assert calls[1][0].state.services.settings.public_url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("OFFLINE_SERVICE_PUBLIC_URL", "https://portal.example")
+    assert main(["serve", "--demo", "--data", data, "--keys", keys]) == 0
+    assert calls[2][0].state.services.settings.public_url == "https://portal.example"
     for app, _ in calls:  # its lifespan, which closes the store, never ran here
         app.state.services.close()
 

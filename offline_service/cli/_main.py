@@ -10,6 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -491,12 +492,19 @@ def cmd_user_disable(ctx: _Context) -> int:
 
 
 def cmd_user_password_link(ctx: _Context) -> int:
-    base = ctx.args.base_url or ctx.settings.public_url
-    if not base:
-        raise OfflineServiceError(
-            Code.INVALID_ARGUMENT, "give --base-url (the portal's address) or set OFFLINE_SERVICE_PUBLIC_URL"
-        )
     account = ctx.account()
+    if ctx.args.base_url:
+        base = ctx.args.base_url
+    else:
+        with ctx.store.read() as tx:
+            found = tx.branding(account.id)
+        domain = found.custom_domain if found else None
+        if not (domain or ctx.settings.public_url):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "give --base-url (the portal's address) or set OFFLINE_SERVICE_PUBLIC_URL",
+            )
+        base = password_links.base_url(public_url=ctx.settings.public_url, custom_domain=domain)
     user = _user_by_email(ctx, ctx.args.email)
     now = _now()
     lifetime = ctx.settings.password_link_lifetime
@@ -765,6 +773,8 @@ def cmd_serve(ctx: _Context) -> int:
         shown = f"[{shown}]" if ":" in shown else shown
         demo = prepare_portal(ctx.settings, account_alias=a.account)
         announce_portal(demo, f"http://{shown}:{a.port}/login", trial_origins=ctx.settings.trial_origins)
+        if ctx.settings.public_url is None:  # the demo's mails link to where it listens
+            ctx.settings = replace(ctx.settings, public_url=f"http://{shown}:{a.port}")
     ctx.close()
     # uvicorn's own logging, and a filter that keeps set-password tokens out of its access log;
     # the service's loggers (offline_service.*, such as the mail sender's) go to the same stream.

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..csvcell import csv_cell
 from ..errors import Code, OfflineServiceError
 from ..models import Activation, ActivationFilter
 from ..representations import activation_json
@@ -35,13 +36,6 @@ CSV_LIMIT = 10_000
 API_LIMIT = 1000  # the most one API call returns (limit), 100 unless asked
 MAX_TEXT = 100
 STATUSES = ("live", "deactivated")
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: str) -> str:
-    """``value`` made inert for spreadsheets: a leading formula character gets a quote before it."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ from .services import Services
 
 __all__ = ["create_app"]
 
+log = logging.getLogger("offline_service.web")
+
 STATIC = Path(__file__).parent / "static"
 UPLOAD_PATHS = ("/v1/batches", "/batch")
 
@@ -41,6 +44,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.public_url is None:
+            # Said at start-up, where the operator looks; each refused link then says it again.
+            log.warning(
+                "OFFLINE_SERVICE_PUBLIC_URL is not set: set-password links cannot be mailed (except"
+                " for accounts with a custom domain) until it is set to the portal's address, like"
+                " https://portal.example; links never take their address from a request's Host header"
+            )
         yield
         svc.close()
 

@@ -27,7 +27,7 @@ from .errors import status_of
 from .portal import FIELD_BYTES, Problem, error_page, form_field, mask_key, page_caller, render, to_login
 from .services import Services
 
-__all__ = ["mail_password_link", "routes"]
+__all__ = ["link_base", "mail_password_link", "routes"]
 
 # What a finished change says on the page it leads to; the query names a key, never the text.
 DONE = {
@@ -85,10 +85,19 @@ def _view(svc: Services, scope: Scope) -> OrganizationView:
     return organization.view(svc.store, scope)
 
 
-def mail_password_link(svc: Services, request: Request, user: User, token: str) -> None:
-    """Mail ``user`` their set-password link (blocking). The link starts with
-    OFFLINE_SERVICE_PUBLIC_URL, or else with the address this request came to."""
-    base = svc.settings.public_url or str(request.base_url)
+def link_base(svc: Services, account_id: str) -> str:
+    """Where this account's set-password links start (blocking): its custom domain, or the public
+    URL. Asked before anything is changed, so that a refusal leaves no person without a mail and
+    no earlier link ended."""
+    with svc.store.read() as tx:
+        found = tx.branding(account_id)
+    return password_links.base_url(
+        public_url=svc.settings.public_url, custom_domain=found.custom_domain if found else None
+    )
+
+
+def mail_password_link(svc: Services, user: User, token: str, *, base: str) -> None:
+    """Mail ``user`` their set-password link, which starts with ``base`` (blocking)."""
     now = svc.now()
     with svc.store.read() as tx:
         account = tx.account_by_id(user.account_id)
@@ -137,6 +146,7 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
     form = await _form(request)
     svc = services(request)
     try:
+        base = await run_in_threadpool(link_base, svc, caller.user.account_id)
         user, token = await run_in_threadpool(
             lambda: organization.create_user(
                 svc.store,
@@ -152,7 +162,7 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
     except OfflineServiceError as exc:
         extra = {**_problem(exc), "values": form}
         return await _users_page(request, caller, scope, extra, status=status_of(exc.code))
-    await run_in_threadpool(mail_password_link, svc, request, user, token)
+    await run_in_threadpool(lambda: mail_password_link(svc, user, token, base=base))
     return _back(f"/organization/users/{user.id}", "created")
 
 
@@ -204,6 +214,7 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
     svc, user_id = services(request), request.path_params["id"]
     try:
         if action == "link-sent":
+            base = await run_in_threadpool(link_base, svc, caller.user.account_id)
             user, token = await run_in_threadpool(
                 lambda: organization.send_password_link(
                     svc.store,
@@ -213,7 +224,7 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
                     link_lifetime=svc.settings.password_link_lifetime,
                 )
             )
-            await run_in_threadpool(mail_password_link, svc, request, user, token)
+            await run_in_threadpool(lambda: mail_password_link(svc, user, token, base=base))
         else:
             disabled = action == "disabled"
             await run_in_threadpool(

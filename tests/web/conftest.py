@@ -233,6 +233,7 @@ def settings_for(root: Path, **overrides: Any) -> Settings:
         keys_dir=root / "keys",
         password_cost=Cost.MINIMUM,
         trial_origins=(ORIGIN, "null"),
+        public_url="http://testserver",  # links in mails; the test client's own address
     )
     return replace(base, **overrides)
 

@@ -4,11 +4,12 @@ is audited, and every refusal changes nothing."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
 
-from offline_service import people
+from offline_service import branding, people
 from offline_service.mail import MAIL_DIR
 from offline_service.models import Role
 from offline_service.passwords import Cost
@@ -224,6 +225,67 @@ def test_the_link_uses_the_public_url_when_one_is_set(make_site: SiteFactory) ->
     [(_, mail)] = mails(site)
     assert "https://licenses.vendor.example/set-password?token=" in mail.get_content()
     assert "evil.example" not in mail.get_content()
+
+
+def test_without_a_public_url_the_server_warns_and_builds_no_link_from_the_host_header(
+    make_site: SiteFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="offline_service"):
+        site = make_site(public_url=None)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("OFFLINE_SERVICE_PUBLIC_URL" in w for w in warnings), warnings
+    admin = log_in(site, "admin_a")
+    before = people_state(site)
+    refused = post(
+        admin,
+        "/organization/users",
+        {"email": "dee@acme.example", "role": "user"},
+        headers={"host": "evil.example"},
+    )
+    assert refused.status_code == 400 and "INVALID_ARGUMENT" in refused.text
+    assert "OFFLINE_SERVICE_PUBLIC_URL" in text(refused.text)
+    # Refused before anything happened: no user, no mail, and an earlier link still works.
+    assert people_state(site) == before and mails(site) == []
+    user2 = user(site, "user2")
+    refused = post(admin, f"/organization/users/{user2.id}/password-link", headers={"host": "evil.example"})
+    assert refused.status_code == 400 and "OFFLINE_SERVICE_PUBLIC_URL" in text(refused.text)
+    assert people_state(site) == before and mails(site) == []
+
+
+def test_a_configured_public_url_gives_no_warning(
+    make_site: SiteFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="offline_service"):
+        make_site(public_url="https://licenses.vendor.example")
+    assert not [r for r in caplog.records if "OFFLINE_SERVICE_PUBLIC_URL" in r.getMessage()]
+
+
+@pytest.mark.parametrize("public_url", [None, "https://licenses.vendor.example"])
+def test_an_account_with_a_custom_domain_gets_links_on_its_domain(
+    make_site: SiteFactory, public_url: str | None
+) -> None:
+    site = make_site(public_url=public_url)
+    branding.customize(
+        site.svc.store,
+        site.acme,
+        data_dir=site.svc.settings.data_dir,
+        now=NOW,
+        custom_domain="portal.acme.example",
+    )
+    admin = log_in(site, "admin_a")
+    created = post(
+        admin,
+        "/organization/users",
+        {"email": "dee@acme.example", "role": "user"},
+        headers={"host": "evil.example"},
+    )
+    assert created.status_code == 303
+    user2 = user(site, "user2")
+    assert post(admin, f"/organization/users/{user2.id}/password-link").status_code == 303
+    for _, mail in mails(site):
+        assert "https://portal.acme.example/set-password?token=" in mail.get_content()
+        assert "evil.example" not in mail.get_content() and "vendor.example" not in mail.get_content()
+    assert len(mails(site)) == 2
 
 
 def test_bad_new_users_are_explained_on_the_page_and_change_nothing(site: Site) -> None:
