@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id
 from ..models import Activation, ActivationFilter
 from ..representations import activation_json
 from .auth import Caller, api_caller, services
@@ -76,9 +77,10 @@ def parse_filter(params: Mapping[str, str], *, product: str, license: str) -> Ac
     status = params.get("status", "").strip()
     if status not in ("", *STATUSES):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "status is live or deactivated")
+    product_id, license_id = _text(params, product), _text(params, license)
     return ActivationFilter(
-        product_id=_text(params, product),
-        license_id=_text(params, license),
+        product_id=None if product_id is None else check_id(product_id, "product", product),
+        license_id=None if license_id is None else check_id(license_id, "license", license),
         live=None if not status else status == "live",
         text=_text(params, "q", MAX_TEXT) or "",
     )

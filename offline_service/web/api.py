@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
+from ..ids import check_alias, check_id
 from ..messages import Kind
 from ..models import Activation, License, User
 from ..people import authenticate, issue_credential, revoke_credential
@@ -115,7 +116,7 @@ async def login(request: Request) -> Response:
     body = await json_body(request)
     svc = services(request)
     alias, email, password = (
-        _text(body, "accountAlias", 64),
+        check_alias(body.get("accountAlias"), "accountAlias"),
         _text(body, "email", 254),
         _text(body, "password"),
     )
@@ -183,16 +184,18 @@ def visible_license(svc: Any, caller: Caller, license_id: str) -> License:
 
 async def license_detail(request: Request) -> Response:
     caller = await api_caller(request)
-    found = await run_in_threadpool(visible_license, services(request), caller, request.path_params["id"])
+    license_id = check_id(request.path_params["id"], "license")
+    found = await run_in_threadpool(visible_license, services(request), caller, license_id)
     return JSONResponse(license_json(found))
 
 
 async def license_activations(request: Request) -> Response:
     caller = await api_caller(request)
     svc = services(request)
+    license_id = check_id(request.path_params["id"], "license")
 
     def load() -> list[Activation]:
-        lic = visible_license(svc, caller, request.path_params["id"])
+        lic = visible_license(svc, caller, license_id)
         with svc.store.read() as tx:
             return list(tx.activations(lic.id))
 
@@ -258,12 +261,13 @@ async def batches(request: Request) -> Response:
 
 async def jwks(request: Request) -> Response:
     svc = services(request)
-    product = request.query_params.get("product")
-    data = (
-        await run_in_threadpool(svc.keyring.jwks, product)
-        if product
-        else await run_in_threadpool(svc.keyring.jwks)
-    )
+    if "product" not in request.query_params:
+        data = await run_in_threadpool(svc.keyring.jwks)
+    else:
+        product = check_id(request.query_params["product"], "product", "product")
+        data = await run_in_threadpool(svc.keyring.jwks, product)
+        if not data["keys"]:  # every product has keys from its creation on
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product")
     return JSONResponse(data, headers={"cache-control": "public, max-age=300"})
 
 

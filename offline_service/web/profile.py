@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import password_links, profile
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id
 from ..models import Credential
 from ..people import token_hash
 from .api import json_body
@@ -194,7 +195,11 @@ async def revoke_session(request: Request, caller: Caller) -> Response:
     svc = services(request)
     found = await run_in_threadpool(
         lambda: profile.revoke(
-            svc.store, caller.user, request.path_params["id"], personal=False, now=svc.now()
+            svc.store,
+            caller.user,
+            check_id(request.path_params["id"], "credential"),
+            personal=False,
+            now=svc.now(),
         )
     )
     if hmac.compare_digest(found.token_hash, token_hash(caller.token)):
@@ -232,7 +237,11 @@ async def revoke_token(request: Request, caller: Caller) -> Response:
     svc = services(request)
     await run_in_threadpool(
         lambda: profile.revoke(
-            svc.store, caller.user, request.path_params["id"], personal=True, now=svc.now()
+            svc.store,
+            caller.user,
+            check_id(request.path_params["id"], "credential"),
+            personal=True,
+            now=svc.now(),
         )
     )
     return _back("/profile/security", "token-revoked")
@@ -321,7 +330,11 @@ async def api_token_delete(request: Request) -> Response:
     svc = services(request)
     await run_in_threadpool(
         lambda: profile.revoke(
-            svc.store, caller.user, request.path_params["id"], personal=True, now=svc.now()
+            svc.store,
+            caller.user,
+            check_id(request.path_params["id"], "credential"),
+            personal=True,
+            now=svc.now(),
         )
     )
     return Response(status_code=204)

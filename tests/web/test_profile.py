@@ -50,8 +50,8 @@ def test_anonymous_visitors_are_sent_to_log_in_and_change_nothing(site: Site) ->
         assert browser.get(path).headers["location"] == f"/login?next=%2F{path[1:].replace('/', '%2F')}"
     for path, form in [
         *_posts(site, "user1"),
-        ("/profile/sessions/crd_x/revoke", {}),
-        ("/profile/tokens/crd_x/revoke", {}),
+        ("/profile/sessions/crd_000000000000000000000000/revoke", {}),
+        ("/profile/tokens/crd_000000000000000000000000/revoke", {}),
     ]:
         response = post(browser, path, form)
         assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
