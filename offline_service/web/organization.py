@@ -137,7 +137,7 @@ async def _users_page(
 
 
 async def users(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _users_page(request, caller, scope)
     form = await _form(request)
     svc = services(request)
@@ -181,7 +181,7 @@ async def _user_page(
 
 
 async def user_detail(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _user_page(request, caller, scope)
     form = await _form(request)
     svc, user_id = services(request), request.path_params["id"]
@@ -253,7 +253,7 @@ async def _groups_page(
 
 
 async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _groups_page(request, caller, scope)
     form = await _form(request)
     svc = services(request)
@@ -293,7 +293,7 @@ async def _group_page(
 
 
 async def group_detail(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _group_page(request, caller, scope)
     form = await _form(request)
     svc, group_id = services(request), request.path_params["id"]

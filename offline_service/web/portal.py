@@ -246,7 +246,7 @@ def _field(form: FormData, name: str, limit: int) -> str:
 
 
 async def login(request: Request) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         if await _caller(request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
         return _render(request, "login.html", {"next": safe_next(request.query_params.get("next"))})
@@ -541,7 +541,7 @@ async def _offline(request: Request, page: _Page) -> Response:
     if caller is None:
         return _to_login(request)
     context = {"section": page.section}
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _render(request, page.template, {**context, **_offline_context()}, caller=caller)
     svc = services(request)
     async with request.form(max_files=1, max_fields=10, max_part_size=_FIELD_BYTES) as form:
@@ -583,7 +583,7 @@ async def batch(request: Request) -> Response:
         "max_mib": svc.settings.max_upload_bytes // (1024 * 1024),
         **_offline_context(),
     }
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _render(request, "batch.html", context, caller=caller)
     async with request.form(max_files=1, max_fields=10, max_part_size=_FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))

@@ -252,7 +252,7 @@ async def revoke_token(request: Request, caller: Caller) -> Response:
 
 async def set_password(request: Request) -> Response:
     svc = services(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         token = request.query_params.get("token", "")
         try:
             user = await run_in_threadpool(lambda: password_links.holder(svc.store, token, now=svc.now()))
@@ -307,7 +307,7 @@ def token_json(c: Credential) -> dict[str, Any]:
 async def api_tokens(request: Request) -> Response:
     caller = await api_caller(request)
     svc = services(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         found = await run_in_threadpool(lambda: profile.credentials(svc.store, caller.user, now=svc.now()))
         return JSONResponse([token_json(c) for c in found.personal])
     if caller.kind == "personal":
