@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,16 @@ from ..messages import Kind
 from ..models import Activation, License, User
 from ..people import authenticate, issue_credential, revoke_credential
 from ..representations import activation_json, license_json
-from . import openapi
 from .auth import Caller, api_caller, bearer_token, client_address, services
 from .offline import RequestQueue, process_zip
 
-__all__ = ["JWKS_PATH", "OfflineInput", "json_body", "offline_input", "routes"]
+__all__ = ["JWKS_PATH", "MAX_VALIDITY", "OfflineInput", "json_body", "json_int", "offline_input", "routes"]
 
 JWKS_PATH = "/.well-known/jwks.json"
+# responseValidity as text (a form field, a query parameter): at most 12 digits. The engine caps any
+# validity at the product's maximum.
+MAX_VALIDITY = 10**12 - 1
+_VALIDITY_TEXT = re.compile(r"[1-9][0-9]{0,11}")
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -46,18 +50,30 @@ def _text(body: dict[str, Any], name: str, limit: int = 1024) -> str:
     return value
 
 
+def json_int(value: object) -> int | None:
+    """A JSON integer as JSON Schema counts them (``90`` and ``90.0``, never ``true``), else None."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
 def _validity(value: object, *, text: bool = False) -> int | None:
     """``responseValidity``: whole seconds > 0, a JSON integer (or, with ``text``, the digits of a
-    form field); the engine caps it at the product's maximum."""
+    form field or query parameter: 1 to MAX_VALIDITY, no leading zero); the engine caps it at the
+    product's maximum."""
     if value is None or (text and value == ""):
         return None
-    if text and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        value = int(value)
-    if type(value) is not int or value <= 0:
+    if text:
+        number = int(value) if isinstance(value, str) and _VALIDITY_TEXT.fullmatch(value) else None
+    else:
+        number = json_int(value)
+    if number is None or number <= 0:
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT, "responseValidity must be a whole number of seconds > 0"
         )
-    return value
+    return number
 
 
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -294,5 +310,4 @@ routes = [
     Route("/v1/activations/offline-activate", offline_activate, methods=["POST"]),
     Route("/v1/activations/offline-deactivate", offline_deactivate, methods=["POST"]),
     Route("/v1/batches", batches, methods=["POST"]),
-    Route("/openapi.json", openapi.endpoint),
 ]

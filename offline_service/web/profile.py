@@ -21,7 +21,7 @@ from ..errors import Code, OfflineServiceError
 from ..ids import check_id
 from ..models import Credential
 from ..people import token_hash
-from .api import json_body
+from .api import json_body, json_int
 from .auth import Caller, api_caller, check_csrf, client_address, services
 from .errors import status_of
 from .portal import (
@@ -316,9 +316,11 @@ async def api_tokens(request: Request) -> Response:
             Code.FORBIDDEN, "a personal access token cannot make another; use an access token from a login"
         )
     body = await json_body(request)
-    name, days = body.get("name"), body.get("expiresInDays")
-    if not isinstance(name, str) or type(days) is not int:
+    name, days = body.get("name"), json_int(body.get("expiresInDays"))
+    if not isinstance(name, str) or days is None:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "send {name: string, expiresInDays: integer}")
+    if name != name.strip():  # the portal trims what a person typed; the API takes names as sent
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "a token name has no spaces around it")
     credential, token = await run_in_threadpool(
         lambda: profile.create_personal_token(svc.store, caller.user, name=name, days=days, now=svc.now())
     )
