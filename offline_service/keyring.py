@@ -127,13 +127,14 @@ class Keyring:
     def signer(self, product_id: str) -> Signer:
         """The product's active key, decrypted once and cached until the product's key directory
         changes (a rotation by another process); a running server notices within a second."""
+        directory = self._product_dir(product_id)
         cached = self._signers.get(product_id)
         tick = time.monotonic()
         if cached is not None and tick - self._checked.get(product_id, 0.0) < 1.0:
             return cached[1]  # checked less than a second ago: no system call on the hot path
         self._checked[product_id] = tick
         try:
-            stamp = self._product_dir(product_id).stat().st_mtime_ns
+            stamp = directory.stat().st_mtime_ns
         except OSError:
             stamp = -1
         if cached is not None and cached[0] == stamp:

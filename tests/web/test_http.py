@@ -76,6 +76,15 @@ def test_head_answers_wherever_get_does_with_the_same_status_and_no_body(site: S
         assert head.headers.get("allow") is None
 
 
+def test_static_files_answer_other_methods_with_405_and_allow(site: Site) -> None:
+    browser = TestClient(site.client.app, follow_redirects=False)
+    for method in ("POST", "PUT", "DELETE"):
+        response = browser.request(method, "/static/portal.css")
+        assert response.status_code == 405
+        assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD"}
+    assert browser.head("/static/portal.css").status_code == 200
+
+
 def test_head_on_the_login_page_is_the_page_not_a_login_attempt(site: Site) -> None:
     browser = TestClient(site.client.app, follow_redirects=False)
     response = browser.head("/login")
