@@ -8,7 +8,7 @@ from typing import Any
 
 from .decisions import DAY
 from .errors import Code, OfflineServiceError
-from .ids import email_key, new_id, new_license_key
+from .ids import check_alias, email_key, new_id, new_license_key
 from .keyring import Keyring
 from .messages import MAX_COUNT, validate_metadata
 from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
@@ -35,6 +35,7 @@ DEFAULT_MAX_RESPONSE_VALIDITY = 30 * DAY
 
 def ensure_account(store: Store, alias: str, *, now: int, name: str | None = None) -> tuple[Account, bool]:
     """The account with this alias, created if missing. Returns (account, created)."""
+    check_alias(alias)
     with store.write() as tx:
         found = tx.account_by_alias(alias)
         if found is not None:

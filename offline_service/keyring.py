@@ -27,6 +27,7 @@ import nacl.utils
 from ._b64 import b64url_decode, b64url_encode
 from ._files import write_atomic
 from .errors import Code, OfflineServiceError
+from .ids import check_id, is_id
 from .jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
 
 __all__ = ["Keyring", "Signer"]
@@ -69,13 +70,20 @@ class Keyring:
 
     # -- public keys -------------------------------------------------------------------------
 
+    def _product_dir(self, product_id: str) -> Path:
+        # The id becomes a directory name: only the id shape ever does (no "..", "/" or NUL).
+        return self.directory / check_id(product_id, "product", "product id")
+
     def _infos(self, product_id: str | None = None) -> list[_KeyInfo]:
-        if not self.directory.is_dir():
+        if product_id is not None:
+            dirs = [self._product_dir(product_id)]
+        elif self.directory.is_dir():
+            dirs = sorted(self.directory.iterdir())
+        else:
             return []
-        dirs = [self.directory / product_id] if product_id else sorted(self.directory.iterdir())
         infos = []
         for d in dirs:
-            if not d.is_dir() or d.name.startswith("."):
+            if not is_id(d.name, "product") or not d.is_dir():
                 continue
             for path in sorted(d.glob("*.json")):
                 doc = self._read(path)
@@ -119,13 +127,14 @@ class Keyring:
     def signer(self, product_id: str) -> Signer:
         """The product's active key, decrypted once and cached until the product's key directory
         changes (a rotation by another process); a running server notices within a second."""
+        directory = self._product_dir(product_id)
         cached = self._signers.get(product_id)
         tick = time.monotonic()
         if cached is not None and tick - self._checked.get(product_id, 0.0) < 1.0:
             return cached[1]  # checked less than a second ago: no system call on the hot path
         self._checked[product_id] = tick
         try:
-            stamp = (self.directory / product_id).stat().st_mtime_ns
+            stamp = directory.stat().st_mtime_ns
         except OSError:
             stamp = -1
         if cached is not None and cached[0] == stamp:
@@ -161,7 +170,7 @@ class Keyring:
         # Each step leaves a usable keyring if interrupted: pending (old key still signs), then two
         # active keys (the newer signs), then the old one retired.
         kid = self._new_key(product_id, now=now, status="pending")
-        self._set_status(self.directory / product_id / f"{kid}.json", "active")
+        self._set_status(self._product_dir(product_id) / f"{kid}.json", "active")
         for info in infos:
             if info.status == "active":
                 self._set_status(info.path, "retired")
@@ -192,7 +201,7 @@ class Keyring:
             "x": b64url_encode(public_key),
             "private": self._protect(seed),
         }
-        directory = self.directory / product_id
+        directory = self._product_dir(product_id)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
         os.chmod(directory, 0o700)

@@ -298,7 +298,7 @@ def test_license_list_filters_by_product(cli: Cli, product: str) -> None:
     b = new_license(cli, other)
     assert {x["id"] for x in cli.ok("license", "list")} == {a["id"], b["id"]}
     assert [x["id"] for x in cli.ok("license", "list", "--product", other)] == [b["id"]]
-    assert cli("license", "list", "--product", "prod_nothing").out.strip() == "no licenses"
+    assert cli("license", "list", "--product", "prod_000000000000000000000000").out.strip() == "no licenses"
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -339,9 +339,43 @@ def test_keys_rotate_then_remove_the_retired_key(cli: Cli, product: str) -> None
 
 
 def test_keys_of_an_unknown_product(cli: Cli, product: str) -> None:
-    cli.fails(Code.PRODUCT_NOT_FOUND, "keys", "jwks", "--product", "prod_nothing")
-    cli.fails(Code.PRODUCT_NOT_FOUND, "keys", "rotate", "--product", "prod_nothing")
-    cli.fails(Code.PRODUCT_NOT_FOUND, "keys", "remove", "--product", "prod_nothing", "--kid", "x")
+    cli.fails(Code.PRODUCT_NOT_FOUND, "keys", "jwks", "--product", "prod_000000000000000000000000")
+    cli.fails(Code.PRODUCT_NOT_FOUND, "keys", "rotate", "--product", "prod_000000000000000000000000")
+    cli.fails(
+        Code.PRODUCT_NOT_FOUND,
+        "keys",
+        "remove",
+        "--product",
+        "prod_000000000000000000000000",
+        "--kid",
+        "A" * 43,
+    )
+
+
+@pytest.mark.parametrize("value", ["../../etc", "/etc", "..", "", "prod_\x00", "x" * 10_240, "prödüct"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "jwks", "--product", "{v}"],
+        ["keys", "rotate", "--product", "{v}"],
+        ["keys", "remove", "--product", "{v}", "--kid", "A" * 43],
+        ["license", "list", "--product", "{v}"],
+        ["activation", "release", "{v}"],
+        ["release", "list", "--product", "{v}"],
+        ["product", "list", "--account", "{v}"],
+    ],
+)
+def test_identifiers_on_the_command_line_are_checked_by_shape(
+    cli: Cli, product: str, args: list[str], value: str
+) -> None:
+    keys_before = sorted(cli.keys.rglob("*"))
+    run = cli.fails(Code.INVALID_ARGUMENT, *(value if a == "{v}" else a for a in args))
+    assert str(cli.root) not in run.err
+    assert sorted(cli.keys.rglob("*")) == keys_before
+
+
+def test_a_kid_that_is_not_a_thumbprint_is_refused(cli: Cli, product: str) -> None:
+    cli.fails(Code.INVALID_ARGUMENT, "keys", "remove", "--product", product, "--kid", "../x")
 
 
 # -- process ----------------------------------------------------------------------------------
@@ -466,7 +500,7 @@ def test_activation_release_frees_a_seat(cli: Cli, product: str) -> None:
     assert shown["deactivatedAt"] is not None
 
     cli.fails(Code.CONFLICT, "activation", "release", activation_id)
-    cli.fails(Code.ACTIVATION_NOT_FOUND, "activation", "release", "act_nothing")
+    cli.fails(Code.ACTIVATION_NOT_FOUND, "activation", "release", "act_000000000000000000000000")
     # the freed seat can be taken by another machine
     activate(cli, product, lic["key"], name="m2")
     assert used(cli, lic["key"]) == (1, 0)
@@ -522,7 +556,7 @@ def test_audit_lists_decisions_without_license_keys(cli: Cli, product: str) -> N
         ["license", "show", "AAAAA"],
         ["keys", "jwks"],
         ["audit"],
-        ["activation", "release", "act_x"],
+        ["activation", "release", "act_000000000000000000000000"],
     ],
 )
 def test_an_unknown_account_is_not_found(cli: Cli, product: str, args: list[str]) -> None:

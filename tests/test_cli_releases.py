@@ -99,7 +99,16 @@ def test_publish_failures(cli: Cli, product: str) -> None:
         "Beta!",
         app,
     )
-    cli.fails(Code.PRODUCT_NOT_FOUND, "release", "publish", "--product", "prod_nope", "--version", "2", app)
+    cli.fails(
+        Code.PRODUCT_NOT_FOUND,
+        "release",
+        "publish",
+        "--product",
+        "prod_000000000000000000000000",
+        "--version",
+        "2",
+        app,
+    )
     cli.fails(Code.NOT_FOUND, "release", "remove", "--product", product, "--version", "9")
     both = cli(
         "release", "publish", "--product", product, "--version", "2", "--notes", "x", "--notes-file", app

@@ -18,7 +18,10 @@ from offline_service.keyring import Keyring
 from offline_service.messages import Kind, parse_response
 from tests.factories import NOW, World
 
-PRODUCT = "prod_test"
+PRODUCT = "prod_" + "7e57" * 8  # the shape of a product id (offline_service.ids)
+
+
+PROD_A, PROD_B, PROD_ROT = ("prod_" + c * 32 for c in "abc")
 
 
 def _mode(path: Path) -> int:
@@ -250,18 +253,57 @@ def test_rotate_with_a_passphrase(tmp_path: Path) -> None:
 
 def test_jwks_of_all_products(tmp_path: Path) -> None:
     keyring = Keyring(tmp_path / "keys")
-    a = keyring.create("prod_a", now=NOW)
-    b = keyring.create("prod_b", now=NOW)
-    assert {(k["product"], k["kid"]) for k in keyring.jwks()["keys"]} == {("prod_a", a), ("prod_b", b)}
-    assert [k["kid"] for k in keyring.jwks("prod_a")["keys"]] == [a]
+    a = keyring.create(PROD_A, now=NOW)
+    b = keyring.create(PROD_B, now=NOW)
+    assert {(k["product"], k["kid"]) for k in keyring.jwks()["keys"]} == {(PROD_A, a), (PROD_B, b)}
+    assert [k["kid"] for k in keyring.jwks(PROD_A)["keys"]] == [a]
 
 
 def test_a_running_engine_signs_with_the_new_key_after_another_process_rotates(tmp_path: Path) -> None:
     server = Keyring(tmp_path / "keys")
-    server.create("prod_rot", now=1)
-    before = server.signer("prod_rot").kid
+    server.create(PROD_ROT, now=1)
+    before = server.signer(PROD_ROT).kid
     cli = Keyring(tmp_path / "keys")  # another process: the server's cache is not told
-    after = cli.rotate("prod_rot", now=2)
+    after = cli.rotate(PROD_ROT, now=2)
     assert after != before
     server._checked.clear()  # as if a second had passed since the server last looked
-    assert server.signer("prod_rot").kid == after
+    assert server.signer(PROD_ROT).kid == after
+
+
+@pytest.mark.parametrize(
+    "product_id", ["../../etc", "..", ".", "/etc", "prod_../x", "", "prod_" + "a" * 33, "PROD_" + "A" * 32]
+)
+def test_a_product_id_that_is_not_of_the_id_shape_never_becomes_a_path(
+    tmp_path: Path, product_id: str
+) -> None:
+    keys = tmp_path / "keys"
+    keyring = Keyring(keys)
+    keyring.create(PRODUCT, now=NOW)
+    # A group-readable file one level up: what a path probe would have reported as INSECURE_KEY_FILE.
+    (tmp_path / "x.json").write_text("{}")
+    (tmp_path / "x.json").chmod(0o644)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    calls = (
+        lambda: keyring.jwks(product_id),
+        lambda: keyring.public_keys(product_id),
+        lambda: keyring.signer(product_id),
+        lambda: keyring.create(product_id, now=NOW),
+        lambda: keyring.rotate(product_id, now=NOW),
+        lambda: keyring.remove(product_id, "kid"),
+    )
+    for call in calls:
+        with pytest.raises(OfflineServiceError) as raised:
+            call()
+        assert raised.value.code is Code.INVALID_ARGUMENT
+        assert str(tmp_path) not in raised.value.message
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_the_whole_jwks_skips_directories_that_are_not_product_ids(tmp_path: Path) -> None:
+    keyring = Keyring(tmp_path / "keys")
+    kid = keyring.create(PRODUCT, now=NOW)
+    stray = tmp_path / "keys" / "not-a-product"
+    stray.mkdir()
+    (stray / "x.json").write_text("{}")
+    (stray / "x.json").chmod(0o644)
+    assert [k["kid"] for k in keyring.jwks()["keys"]] == [kid]

@@ -20,7 +20,7 @@ from .._files import read_limited
 from ..batch import check_response_names, response_name, run_batch
 from ..engine import Engine
 from ..errors import Code, OfflineServiceError
-from ..ids import email_key
+from ..ids import check_alias, check_id, email_key
 from ..jws import MAX_FILE_BYTES
 from ..keyring import Keyring
 from ..mail import FileMailer
@@ -1034,10 +1034,29 @@ def _fail(args: argparse.Namespace, exc: OfflineServiceError) -> int:
     return EXIT_ERROR
 
 
+# Identifiers named on the command line (argument -> kind of id), checked by shape before anything
+# is opened: a product id becomes a directory name in the keyring.
+_ID_ARGUMENTS = {"product": ("product", "--product"), "activation_id": ("activation", "ACTIVATION_ID")}
+_KID = re.compile(r"[A-Za-z0-9_-]{43}")  # an RFC 7638 thumbprint, base64url
+
+
+def _check_identifiers(args: argparse.Namespace) -> None:
+    if getattr(args, "account", None) is not None:
+        check_alias(args.account, "--account")
+    for attr, (kind, name) in _ID_ARGUMENTS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            check_id(value, kind, name)
+    kid = getattr(args, "kid", None)
+    if kid is not None and not _KID.fullmatch(kid):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "--kid must be a key id (43 base64url characters)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = None
     try:
+        _check_identifiers(args)
         ctx = _Context(args)
         result: int = args.handler(ctx)
         return result

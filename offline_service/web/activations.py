@@ -23,17 +23,19 @@ from starlette.routing import BaseRoute, Route
 
 from ..csvcell import csv_cell
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id
 from ..models import Activation, ActivationFilter
 from ..representations import activation_json
 from .auth import Caller, api_caller, services
 from .portal import error_page, license_rows, mask_key, page_caller, render, to_login
 from .services import Services
 
-__all__ = ["API_LIMIT", "CSV_LIMIT", "PAGE_SIZE", "csv_cell", "routes"]
+__all__ = ["API_LIMIT", "CSV_LIMIT", "MAX_OFFSET", "MAX_TEXT", "PAGE_SIZE", "STATUSES", "csv_cell", "routes"]
 
 PAGE_SIZE = 50
 CSV_LIMIT = 10_000
 API_LIMIT = 1000  # the most one API call returns (limit), 100 unless asked
+MAX_OFFSET = 10**9  # rows an API call may skip
 MAX_TEXT = 100
 STATUSES = ("live", "deactivated")
 
@@ -47,18 +49,26 @@ class Row:
     status: str  # live or deactivated
 
 
-def _text(params: Mapping[str, str], name: str, limit: int = 64) -> str | None:
-    value = params.get(name, "").strip()
+def _text(params: Mapping[str, str], name: str, limit: int) -> str | None:
+    """Free text (searched for): at most ``limit`` characters as sent, then trimmed; None if empty."""
+    value = params.get(name, "")
     if len(value) > limit:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} is at most {limit} characters")
-    return value or None
+    return value.strip() or None
+
+
+def _id(params: Mapping[str, str], name: str, kind: str) -> str | None:
+    """An id to filter by, exactly as sent; None when absent or empty (no filter)."""
+    value = params.get(name, "")
+    return check_id(value, kind, name) if value else None
 
 
 def _whole(params: Mapping[str, str], name: str, default: int, lowest: int, highest: int) -> int:
-    value = params.get(name, "").strip()
-    if not value:
+    """A whole number, ``lowest`` to ``highest``, in ASCII digits; ``default`` when absent."""
+    if name not in params:
         return default
-    if not (value.isascii() and value.isdigit() and lowest <= int(value) <= highest):
+    value = params[name]
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and lowest <= int(value) <= highest):
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT, f"{name} must be a whole number, {lowest} to {highest}"
         )
@@ -67,12 +77,12 @@ def _whole(params: Mapping[str, str], name: str, default: int, lowest: int, high
 
 def parse_filter(params: Mapping[str, str], *, product: str, license: str) -> ActivationFilter:
     """The filter of a query string (the page and the API name product and license differently)."""
-    status = params.get("status", "").strip()
+    status = params.get("status", "")
     if status not in ("", *STATUSES):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "status is live or deactivated")
     return ActivationFilter(
-        product_id=_text(params, product),
-        license_id=_text(params, license),
+        product_id=_id(params, product, "product"),
+        license_id=_id(params, license, "license"),
         live=None if not status else status == "live",
         text=_text(params, "q", MAX_TEXT) or "",
     )
@@ -224,7 +234,7 @@ async def api_list(request: Request) -> Response:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"unknown parameter {sorted(unknown)[0][:64]!r}")
     query = parse_filter(params, product="productId", license="licenseId")
     limit = _whole(params, "limit", 100, 1, API_LIMIT)
-    offset = _whole(params, "offset", 0, 0, 10**9)
+    offset = _whole(params, "offset", 0, 0, MAX_OFFSET)
     total, rows = await run_in_threadpool(_find, services(request), caller, query, limit, offset)
     items = [{**activation_json(r.activation), "productId": r.activation.product_id} for r in rows]
     return JSONResponse({"total": total, "items": items})

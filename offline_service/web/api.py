@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,18 +14,22 @@ from starlette.routing import Route
 
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
+from ..ids import check_alias, check_id
 from ..messages import Kind
 from ..models import Activation, License, User
 from ..people import authenticate, issue_credential, revoke_credential
 from ..representations import activation_json, license_json
-from . import openapi
 from .auth import Caller, api_caller, bearer_token, client_address, services
 from .bodies import parse_json_object
 from .offline import RequestQueue, process_zip
 
-__all__ = ["JWKS_PATH", "OfflineInput", "json_body", "offline_input", "routes"]
+__all__ = ["JWKS_PATH", "MAX_VALIDITY", "OfflineInput", "json_body", "json_int", "offline_input", "routes"]
 
 JWKS_PATH = "/.well-known/jwks.json"
+# responseValidity as text (a form field, a query parameter): at most 12 digits. The engine caps any
+# validity at the product's maximum.
+MAX_VALIDITY = 10**12 - 1
+_VALIDITY_TEXT = re.compile(r"[1-9][0-9]{0,11}")
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -40,18 +45,30 @@ def _text(body: dict[str, Any], name: str, limit: int = 1024) -> str:
     return value
 
 
+def json_int(value: object) -> int | None:
+    """A JSON integer as JSON Schema counts them (``90`` and ``90.0``, never ``true``), else None."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
 def _validity(value: object, *, text: bool = False) -> int | None:
     """``responseValidity``: whole seconds > 0, a JSON integer (or, with ``text``, the digits of a
-    form field); the engine caps it at the product's maximum."""
+    form field or query parameter: 1 to MAX_VALIDITY, no leading zero); the engine caps it at the
+    product's maximum."""
     if value is None or (text and value == ""):
         return None
-    if text and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        value = int(value)
-    if type(value) is not int or value <= 0:
+    if text:
+        number = int(value) if isinstance(value, str) and _VALIDITY_TEXT.fullmatch(value) else None
+    else:
+        number = json_int(value)
+    if number is None or number <= 0:
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT, "responseValidity must be a whole number of seconds > 0"
         )
-    return value
+    return number
 
 
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -110,7 +127,7 @@ async def login(request: Request) -> Response:
     body = await json_body(request)
     svc = services(request)
     alias, email, password = (
-        _text(body, "accountAlias", 64),
+        check_alias(body.get("accountAlias"), "accountAlias"),
         _text(body, "email", 254),
         _text(body, "password"),
     )
@@ -178,16 +195,18 @@ def visible_license(svc: Any, caller: Caller, license_id: str) -> License:
 
 async def license_detail(request: Request) -> Response:
     caller = await api_caller(request)
-    found = await run_in_threadpool(visible_license, services(request), caller, request.path_params["id"])
+    license_id = check_id(request.path_params["id"], "license")
+    found = await run_in_threadpool(visible_license, services(request), caller, license_id)
     return JSONResponse(license_json(found))
 
 
 async def license_activations(request: Request) -> Response:
     caller = await api_caller(request)
     svc = services(request)
+    license_id = check_id(request.path_params["id"], "license")
 
     def load() -> list[Activation]:
-        lic = visible_license(svc, caller, request.path_params["id"])
+        lic = visible_license(svc, caller, license_id)
         with svc.store.read() as tx:
             return list(tx.activations(lic.id))
 
@@ -253,12 +272,13 @@ async def batches(request: Request) -> Response:
 
 async def jwks(request: Request) -> Response:
     svc = services(request)
-    product = request.query_params.get("product")
-    data = (
-        await run_in_threadpool(svc.keyring.jwks, product)
-        if product
-        else await run_in_threadpool(svc.keyring.jwks)
-    )
+    if "product" not in request.query_params:
+        data = await run_in_threadpool(svc.keyring.jwks)
+    else:
+        product = check_id(request.query_params["product"], "product", "product")
+        data = await run_in_threadpool(svc.keyring.jwks, product)
+        if not data["keys"]:  # every product has keys from its creation on
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product")
     return JSONResponse(data, headers={"cache-control": "public, max-age=300"})
 
 
@@ -285,5 +305,4 @@ routes = [
     Route("/v1/activations/offline-activate", offline_activate, methods=["POST"]),
     Route("/v1/activations/offline-deactivate", offline_deactivate, methods=["POST"]),
     Route("/v1/batches", batches, methods=["POST"]),
-    Route("/openapi.json", openapi.endpoint),
 ]

@@ -18,7 +18,7 @@ from ..errors import OfflineServiceError
 from ..jws import MAX_FILE_BYTES
 from ..mail import Mailer
 from ..settings import Settings
-from . import activations, api, branding, downloads, organization, portal, profile, trials
+from . import activations, api, branding, downloads, openapi, organization, portal, profile, trials
 from .errors import handle_error, handle_http_error, handle_unexpected
 from .security import BodyLimit, SecurityHeaders
 from .services import Services
@@ -54,7 +54,7 @@ def create_app(
         yield
         svc.close()
 
-    routes: list[BaseRoute] = [*api.routes, *trials.routes(settings), *portal.routes]
+    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *trials.routes(settings), *portal.routes]
     routes += [
         *downloads.routes,
         *branding.routes,

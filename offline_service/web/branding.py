@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import branding
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id, is_alias
 from ..models import Branding
 from ..people import resolve_credential
 from .auth import SESSION_COOKIE, services
@@ -114,7 +115,9 @@ class BrandResolver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(_NOT_PAGES):
             request = Request(scope)
-            alias = request.query_params.get("account", "")[:64] if scope["path"] == "/login" else None
+            alias = request.query_params.get("account") if scope["path"] == "/login" else None
+            if not is_alias(alias):
+                alias = None  # only the look of the login page: nothing to refuse, nothing to look up
             svc: Services = scope["app"].state.services
             try:
                 scope[SCOPE_KEY] = await run_in_threadpool(
@@ -143,7 +146,8 @@ def _branding_of(svc: Services, account_id: str) -> Branding | None:
 
 async def theme_css(request: Request) -> Response:
     svc = services(request)
-    found = await run_in_threadpool(_branding_of, svc, request.path_params["account"])
+    account_id = check_id(request.path_params["account"], "account")
+    found = await run_in_threadpool(_branding_of, svc, account_id)
     if found is None or found.accent_color is None:
         raise OfflineServiceError(Code.NOT_FOUND, "this account has no accent colour")
     current = request.query_params.get("v") == found.accent_color[1:]
@@ -156,7 +160,8 @@ async def theme_css(request: Request) -> Response:
 
 async def logo(request: Request) -> Response:
     svc = services(request)
-    found = await run_in_threadpool(_branding_of, svc, request.path_params["account"])
+    account_id = check_id(request.path_params["account"], "account")
+    found = await run_in_threadpool(_branding_of, svc, account_id)
     path = branding.logo_path(svc.settings.data_dir, found) if found is not None else None
     if found is None or path is None or not await run_in_threadpool(os.path.isfile, path):
         raise OfflineServiceError(Code.NOT_FOUND, "this account has no logo")

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import releases
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id
 from ..links import LinkSigner
 from ..models import AuditEntry, Release, ReleaseFile
 from ..representations import release_file_json, release_json
@@ -157,6 +158,7 @@ def _on_disk(svc: Services, f: ReleaseFile) -> Path:
 async def _deliver(request: Request, caller: Caller, file_id: str) -> Response:
     """The file, or its range, for a logged-in caller with a valid link who is entitled to it."""
     svc = services(request)
+    file_id = check_id(file_id, "file")
     signer = await _signer(request)
     exp, sig = request.query_params.get("exp", ""), request.query_params.get("sig", "")
     head = request.method == "HEAD"

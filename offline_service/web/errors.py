@@ -98,9 +98,14 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, Code.INVALID_ARGUMENT
     )
     message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    # Starlette's own headers stay: a 405 names the allowed methods in Allow (RFC 9110).
     if wants_json(request):
-        return JSONResponse({"code": code.value, "message": message}, status_code=exc.status_code)
-    return _page(message, f"{message} ({code.value})", exc.status_code)
+        return JSONResponse(
+            {"code": code.value, "message": message}, status_code=exc.status_code, headers=exc.headers
+        )
+    response = _page(message, f"{message} ({code.value})", exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 description of the JSON API, written by hand and served at ``/openapi.json``.
 
 Kept next to the handlers it describes; a test checks that every route under ``/v1``,
-``/.well-known`` and ``/healthz`` appears here with its methods.
+``/.well-known`` and ``/healthz`` appears here with its methods, and schemathesis checks that the
+service accepts what this document calls valid and refuses the rest (tests/web/test_schemathesis.py):
+the lengths, patterns and bounds below are the ones the handlers enforce, taken from them.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from .. import __version__
 from ..errors import Code
+from ..ids import ALIAS_PATTERN, id_pattern
 from ..jws import MAX_FILE_BYTES
 from ..models import LicenseStatus, Role
-from ..profile import TOKEN_DAYS
+from ..profile import MAX_TOKEN_NAME, TOKEN_DAYS
+from .activations import API_LIMIT, MAX_OFFSET, MAX_TEXT, STATUSES
+from .api import MAX_VALIDITY
 
-__all__ = ["document", "endpoint"]
+__all__ = ["document", "endpoint", "routes"]
 
 Schema = dict[str, Any]
 
@@ -34,6 +40,11 @@ def _obj(required: list[str], properties: dict[str, Schema], description: str = 
     return schema
 
 
+def _closed(required: list[str], properties: dict[str, Schema]) -> Schema:
+    """A form whose fields are exactly these: the handler refuses any other (INVALID_ARGUMENT)."""
+    return {**_obj(required, properties), "additionalProperties": False}
+
+
 def _nullable(type_: str, description: str = "") -> Schema:
     schema: Schema = {"type": [type_, "null"]}
     if description:
@@ -47,6 +58,25 @@ def _json(schema: Schema, description: str) -> dict[str, Any]:
 
 _TEXT: Schema = {"type": "string"}
 _INT: Schema = {"type": "integer"}
+
+
+def _id(kind: str, description: str = "") -> Schema:
+    schema: Schema = {"type": "string", "pattern": id_pattern(kind)}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+# What Python's str.strip() removes, besides the control characters refused anyway: a token name
+# may not start or end with it.
+_SPACE = "\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+_CONTROL = "\\x00-\\x1f\\x7f"
+_TOKEN_NAME = f"^[^{_CONTROL}{_SPACE}](?:[^{_CONTROL}]*[^{_CONTROL}{_SPACE}])?$"
+_VALIDITY_TEXT: Schema = {
+    "type": "string",
+    "pattern": "^[1-9][0-9]{0,11}$",
+    "description": "Seconds the response may be applied for; capped at the product's maximum.",
+}
 _TIME: Schema = {"type": "integer", "description": "Unix time, seconds"}
 _REQUEST_FILE = (
     f"The request file the app wrote (compact JWS, armored or not), at most {MAX_FILE_BYTES} bytes."
@@ -57,6 +87,9 @@ _VALIDITY: Schema = {
     "minimum": 1,
     "description": "Seconds the response may be applied for; capped at the product's maximum.",
 }
+_VALIDITY_QUERY: Schema = {**_VALIDITY, "maximum": MAX_VALIDITY}
+_REQUEST_TEXT: Schema = {"type": "string", "minLength": 1, "description": _REQUEST_FILE}
+_REQUEST_UPLOAD: Schema = {**_FILE, "minLength": 1, "description": _REQUEST_FILE}
 
 _SCHEMAS: dict[str, Schema] = {
     "Error": _obj(
@@ -74,9 +107,9 @@ _SCHEMAS: dict[str, Schema] = {
     "LoginRequest": _obj(
         ["accountAlias", "email", "password"],
         {
-            "accountAlias": {"type": "string", "maxLength": 64},
-            "email": {"type": "string", "maxLength": 254},
-            "password": {"type": "string", "maxLength": 1024},
+            "accountAlias": {"type": "string", "pattern": ALIAS_PATTERN, "maxLength": 64},
+            "email": {"type": "string", "minLength": 1, "maxLength": 254},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
         },
     ),
     "AccessToken": _obj(
@@ -170,7 +203,13 @@ _SCHEMAS: dict[str, Schema] = {
     "NewPersonalTokenRequest": _obj(
         ["name", "expiresInDays"],
         {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_TOKEN_NAME,
+                "pattern": _TOKEN_NAME,
+                "description": "No control characters, no spaces at either end",
+            },
             "expiresInDays": {"type": "integer", "enum": list(TOKEN_DAYS)},
         },
     ),
@@ -184,22 +223,13 @@ _SCHEMAS: dict[str, Schema] = {
         ]
     },
     "OfflineActivateRequest": _obj(
-        ["offlineRequest"],
-        {"offlineRequest": {"type": "string", "description": _REQUEST_FILE}, "responseValidity": _VALIDITY},
+        ["offlineRequest"], {"offlineRequest": _REQUEST_TEXT, "responseValidity": _VALIDITY}
     ),
-    "OfflineActivateForm": _obj(
-        ["offlineRequest"],
-        {
-            "offlineRequest": {**_FILE, "description": _REQUEST_FILE},
-            "responseValidity": {"type": "string", "pattern": "^[0-9]+$", "description": "Seconds"},
-        },
+    "OfflineActivateForm": _closed(
+        ["offlineRequest"], {"offlineRequest": _REQUEST_UPLOAD, "responseValidity": _VALIDITY_TEXT}
     ),
-    "OfflineDeactivateRequest": _obj(
-        ["offlineRequest"], {"offlineRequest": {"type": "string", "description": _REQUEST_FILE}}
-    ),
-    "OfflineDeactivateForm": _obj(
-        ["offlineRequest"], {"offlineRequest": {**_FILE, "description": _REQUEST_FILE}}
-    ),
+    "OfflineDeactivateRequest": _obj(["offlineRequest"], {"offlineRequest": _REQUEST_TEXT}),
+    "OfflineDeactivateForm": _closed(["offlineRequest"], {"offlineRequest": _REQUEST_UPLOAD}),
     "OfflineResult": _obj(
         ["offlineResponse", "activationId", "licenseId", "reissued"],
         {
@@ -214,20 +244,13 @@ _SCHEMAS: dict[str, Schema] = {
     ),
     "TrialRequest": _obj(
         ["productId", "offlineRequest"],
-        {
-            "productId": {
-                "type": "string",
-                "maxLength": 64,
-                "description": "Must equal the request's productId",
-            },
-            "offlineRequest": {"type": "string", "description": _REQUEST_FILE},
-        },
+        {"productId": _id("product", "Must equal the request's productId"), "offlineRequest": _REQUEST_TEXT},
     ),
-    "TrialForm": _obj(
+    "TrialForm": _closed(
         ["productId", "offlineRequest"],
         {
-            "productId": {"type": "string", "maxLength": 64},
-            "offlineRequest": {**_FILE, "description": _REQUEST_FILE},
+            "productId": _id("product", "Must equal the request's productId"),
+            "offlineRequest": _REQUEST_UPLOAD,
         },
     ),
     "TrialResult": _obj(
@@ -241,11 +264,11 @@ _SCHEMAS: dict[str, Schema] = {
             },
         },
     ),
-    "BatchForm": _obj(
+    "BatchForm": _closed(
         ["file"],
         {
             "file": {**_FILE, "contentMediaType": "application/zip", "description": "A zip of request files"},
-            "responseValidity": {"type": "string", "pattern": "^[0-9]+$", "description": "Seconds"},
+            "responseValidity": _VALIDITY_TEXT,
         },
     ),
     "Health": _obj(["status", "schemaVersion"], {"status": {"const": "ok"}, "schemaVersion": _INT}),
@@ -333,6 +356,7 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "RateLimited",
         "RATE_LIMITED or TRIAL_DAILY_LIMIT (trials only); wait for Retry-After seconds",
     ),
+    "503": ("Unavailable", "STORAGE_ERROR: the database or a stored file cannot be used now"),
 }
 
 
@@ -385,7 +409,12 @@ def _body(json_schema: str, form_schema: str | None = None) -> dict[str, Any]:
     return {"required": True, "content": content}
 
 
-_LICENSE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LICENSE_ID = {"name": "id", "in": "path", "required": True, "schema": _id("license")}
+
+
+def _optional_id(kind: str) -> Schema:
+    """An id to filter by, or empty for no filter."""
+    return {"type": "string", "pattern": f"^(?:{id_pattern(kind)[1:-1]})?$"}
 
 
 def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
@@ -401,6 +430,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Health check",
                 _json(_ref("Health"), "The service and its database answer"),
+                "503",
                 tag="service",
                 public=True,
             )
@@ -412,17 +442,11 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Public keys that sign responses (CORS for the trial origins)",
                 _json(_ref("Jwks"), "JWKS (RFC 7517); retired keys have status retired"),
+                "400",
+                "404",
                 tag="service",
                 public=True,
-                parameters=[
-                    {
-                        "name": "product",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "Only this product's keys",
-                    }
-                ],
+                parameters=[_query("product", _id("product"), "Only this product's keys (404 if none)")],
             )
         },
         "/v1/accounts/login": {
@@ -431,6 +455,7 @@ def _paths() -> dict[str, Any]:
                 _json(_ref("AccessToken"), "Logged in"),
                 "400",
                 "401",
+                "413",
                 "429",
                 tag="accounts",
                 public=True,
@@ -455,13 +480,14 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/licenses/{id}": {
             "parameters": [_LICENSE_ID],
-            "get": _op("One license", _json(_ref("License"), "The license"), "404", tag="licenses"),
+            "get": _op("One license", _json(_ref("License"), "The license"), "400", "404", tag="licenses"),
         },
         "/v1/licenses/{id}/activations": {
             "parameters": [_LICENSE_ID],
             "get": _op(
                 "A license's activations, live and deactivated",
                 _json({"type": "array", "items": _ref("Activation")}, "The activations"),
+                "400",
                 "404",
                 tag="licenses",
             ),
@@ -485,6 +511,8 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/trial-activations/offline-activate": {
+            # The CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered
+            # for browsers; it is no operation of the API.
             "post": _op(
                 "Process a trial request file (no login; CORS for the configured origins; rate limited"
                 " and new trials capped per day per client address)",
@@ -498,25 +526,6 @@ def _paths() -> dict[str, Any]:
                 public=True,
                 body=_body("TrialRequest", "TrialForm"),
             ),
-            "options": _op(
-                "CORS preflight",
-                {
-                    "description": "Allowed: Access-Control-Allow-Origin echoes the origin",
-                    "headers": {
-                        name: {"schema": {"type": "string"}}
-                        for name in (
-                            "Access-Control-Allow-Origin",
-                            "Access-Control-Allow-Methods",
-                            "Access-Control-Allow-Headers",
-                            "Access-Control-Max-Age",
-                        )
-                    },
-                },
-                "403",
-                tag="trials",
-                public=True,
-                ok_status="204",
-            ),
         },
         "/v1/activations": {
             "get": _op(
@@ -526,20 +535,32 @@ def _paths() -> dict[str, Any]:
                 "404",
                 tag="activations",
                 parameters=[
-                    _query("productId", {"type": "string"}, "Only this product's"),
-                    _query("licenseId", {"type": "string"}, "Only this license's (404 if not the person's)"),
+                    _query(
+                        "productId", _optional_id("product"), "Only this product's (empty: every product)"
+                    ),
+                    _query(
+                        "licenseId",
+                        _optional_id("license"),
+                        "Only this license's, 404 if not the person's (empty: every license)",
+                    ),
                     _query(
                         "status",
-                        {"type": "string", "enum": ["live", "deactivated"]},
-                        "Live or deactivated only",
+                        {"type": "string", "enum": ["", *STATUSES]},
+                        "Live or deactivated only (empty: both)",
                     ),
-                    _query("q", {"type": "string", "maxLength": 100}, "Part of the hostname or fingerprint"),
+                    _query(
+                        "q", {"type": "string", "maxLength": MAX_TEXT}, "Part of the hostname or fingerprint"
+                    ),
                     _query(
                         "limit",
-                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        {"type": "integer", "minimum": 1, "maximum": API_LIMIT, "default": 100},
                         "Page size",
                     ),
-                    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip"),
+                    _query(
+                        "offset",
+                        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+                        "Rows to skip",
+                    ),
                 ],
             )
         },
@@ -555,16 +576,18 @@ def _paths() -> dict[str, Any]:
                 "400",
                 "403",
                 "409",
+                "413",
                 tag="accounts",
                 body=_body("NewPersonalTokenRequest"),
                 ok_status="201",
             ),
         },
         "/v1/me/tokens/{id}": {
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _id("credential")}],
             "delete": _op(
                 "Revoke a personal access token",
                 {"description": "Revoked"},
+                "400",
                 "404",
                 tag="accounts",
                 ok_status="204",
@@ -586,10 +609,13 @@ def _paths() -> dict[str, Any]:
                 tag="activations",
                 body={
                     "required": True,
-                    "content": {"application/zip": {}, "multipart/form-data": {"schema": _ref("BatchForm")}},
+                    "content": {
+                        "application/zip": {"schema": {**_FILE, "contentMediaType": "application/zip"}},
+                        "multipart/form-data": {"schema": _ref("BatchForm")},
+                    },
                 },
                 parameters=[
-                    {"name": "responseValidity", "in": "query", "required": False, "schema": _VALIDITY}
+                    {"name": "responseValidity", "in": "query", "required": False, "schema": _VALIDITY_QUERY}
                 ],
             )
         },
@@ -599,8 +625,11 @@ def _paths() -> dict[str, Any]:
 
 def _release_paths() -> dict[str, Any]:
     link = [
-        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}, "description": text}
-        for name, text in (("exp", "From downloadUrl"), ("sig", "From downloadUrl"))
+        {"name": name, "in": "query", "required": True, "schema": schema, "description": "From downloadUrl"}
+        for name, schema in (
+            ("exp", {"type": "string", "pattern": "^(?:0|[1-9][0-9]{0,11})$"}),
+            ("sig", {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}),
+        )
     ]
     file_headers = {
         name: {"schema": {"type": "string"}, "description": text}
@@ -618,9 +647,11 @@ def _release_paths() -> dict[str, Any]:
             "content": {"application/octet-stream": {}},
             "headers": file_headers,
         },
+        "400",
         "403",
         "404",
         "416",
+        "503",
         tag="releases",
         parameters=[
             *link,
@@ -646,7 +677,7 @@ def _release_paths() -> dict[str, Any]:
             )
         },
         "/v1/releases/files/{id}": {
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _id("file")}],
             "get": download,
         },
     }
@@ -685,3 +716,6 @@ def document() -> dict[str, Any]:
 
 async def endpoint(request: Request) -> Response:
     return JSONResponse(document(), headers={"cache-control": "public, max-age=300"})
+
+
+routes = [Route("/openapi.json", endpoint)]

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import organization, password_links
 from ..errors import OfflineServiceError
+from ..ids import check_id
 from ..models import License, Role, User
 from ..organization import OrganizationView, Scope
 from .auth import Caller, check_csrf, services
@@ -46,16 +47,20 @@ DONE = {
 Page = Callable[[Request, Caller, Scope], Awaitable[Response]]
 
 
-def _admin(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+def _admin(handler: Page, **ids: str) -> Callable[[Request], Awaitable[Response]]:
     """A page for organization admins only: the login page for nobody, FORBIDDEN for others, and
-    every refusal the handler does not show itself as an error page."""
+    every refusal the handler does not show itself as an error page. ``ids``: path parameter ->
+    the kind of id it must be (INVALID_ARGUMENT otherwise)."""
 
     async def endpoint(request: Request) -> Response:
         caller = await page_caller(request)
         if caller is None:
             return to_login(request)
         try:
-            return await handler(request, caller, Scope.of_admin(caller.user))
+            scope = Scope.of_admin(caller.user)
+            for name, kind in ids.items():
+                check_id(request.path_params[name], kind)
+            return await handler(request, caller, scope)
         except OfflineServiceError as exc:
             return error_page(request, caller, exc)
 
@@ -141,7 +146,7 @@ async def _users_page(
 
 
 async def users(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _users_page(request, caller, scope)
     form = await _form(request)
     svc = services(request)
@@ -186,7 +191,7 @@ async def _user_page(
 
 
 async def user_detail(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _user_page(request, caller, scope)
     form = await _form(request)
     svc, user_id = services(request), request.path_params["id"]
@@ -259,7 +264,7 @@ async def _groups_page(
 
 
 async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _groups_page(request, caller, scope)
     form = await _form(request)
     svc = services(request)
@@ -299,7 +304,7 @@ async def _group_page(
 
 
 async def group_detail(request: Request, caller: Caller, scope: Scope) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return await _group_page(request, caller, scope)
     form = await _form(request)
     svc, group_id = services(request), request.path_params["id"]
@@ -319,15 +324,16 @@ async def group_detail(request: Request, caller: Caller, scope: Scope) -> Respon
 Change = Callable[[Services, Scope, str, str], None]
 
 
-def _group_change(change: Change, field: str | None, done: str) -> Page:
-    """A change to a group's members or licenses: the other id comes from the form (``field``) or
-    from the path (``other``)."""
+def _group_change(change: Change, field: str | None, kind: str, done: str) -> Page:
+    """A change to a group's members or licenses: the other id, of ``kind``, comes from the form
+    (``field``) or from the path (``other``)."""
 
     async def handler(request: Request, caller: Caller, scope: Scope) -> Response:
         form = await _form(request)
         svc, group_id = services(request), request.path_params["id"]
         other = form.get(field, "") if field else request.path_params["other"]
         try:
+            check_id(other, kind, field or "id")
             await run_in_threadpool(change, svc, scope, group_id, other)
         except OfflineServiceError as exc:
             return await _group_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
@@ -356,30 +362,30 @@ _POST = ["POST"]
 _BOTH = ["GET", "POST"]
 routes: list[BaseRoute] = [
     Route("/organization/users", _admin(users), methods=_BOTH, name="org_users"),
-    Route("/organization/users/{id}", _admin(user_detail), methods=_BOTH, name="org_user"),
-    Route("/organization/users/{id}/disable", _admin(user_disable), methods=_POST),
-    Route("/organization/users/{id}/enable", _admin(user_enable), methods=_POST),
-    Route("/organization/users/{id}/password-link", _admin(user_link), methods=_POST),
+    Route("/organization/users/{id}", _admin(user_detail, id="user"), methods=_BOTH, name="org_user"),
+    Route("/organization/users/{id}/disable", _admin(user_disable, id="user"), methods=_POST),
+    Route("/organization/users/{id}/enable", _admin(user_enable, id="user"), methods=_POST),
+    Route("/organization/users/{id}/password-link", _admin(user_link, id="user"), methods=_POST),
     Route("/organization/groups", _admin(groups), methods=_BOTH, name="org_groups"),
-    Route("/organization/groups/{id}", _admin(group_detail), methods=_BOTH, name="org_group"),
+    Route("/organization/groups/{id}", _admin(group_detail, id="group"), methods=_BOTH, name="org_group"),
     Route(
         "/organization/groups/{id}/members",
-        _admin(_group_change(_add, "user", "member-added")),
+        _admin(_group_change(_add, "user", "user", "member-added"), id="group"),
         methods=_POST,
     ),
     Route(
         "/organization/groups/{id}/members/{other}/remove",
-        _admin(_group_change(_remove, None, "member-removed")),
+        _admin(_group_change(_remove, None, "user", "member-removed"), id="group"),
         methods=_POST,
     ),
     Route(
         "/organization/groups/{id}/licenses",
-        _admin(_group_change(_link, "license", "license-linked")),
+        _admin(_group_change(_link, "license", "license", "license-linked"), id="group"),
         methods=_POST,
     ),
     Route(
         "/organization/groups/{id}/licenses/{other}/unlink",
-        _admin(_group_change(_unlink, None, "license-unlinked")),
+        _admin(_group_change(_unlink, None, "license", "license-unlinked"), id="group"),
         methods=_POST,
     ),
 ]

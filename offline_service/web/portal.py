@@ -30,6 +30,7 @@ from starlette.templating import Jinja2Templates
 from ..decisions import DAY
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
+from ..ids import check_alias, check_id
 from ..jws import MAX_FILE_BYTES
 from ..messages import Kind
 from ..models import UNLIMITED, AuditEntry, License, LicenseStatus
@@ -245,20 +246,24 @@ def _field(form: FormData, name: str, limit: int) -> str:
 
 
 async def login(request: Request) -> Response:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         if await _caller(request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
         return _render(request, "login.html", {"next": safe_next(request.query_params.get("next"))})
     async with request.form(max_files=0, max_fields=10, max_part_size=_FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))
-        account_alias = _field(form, "account", 64).strip()
+        account_alias = _field(form, "account", 1024).strip()
         email = _field(form, "email", 254).strip()
         password = _field(form, "password", 1024)
         target = safe_next(form.get("next"))
     svc = services(request)
     context: dict[str, Any] = {"next": target, "account": account_alias, "email": email}
-    if not (account_alias and email and password):
-        exc = OfflineServiceError(Code.INVALID_ARGUMENT, "fill in the account, email and password")
+    try:
+        if not (account_alias and email and password):
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "fill in the account, email and password")
+        check_alias(account_alias, "the account")
+    except OfflineServiceError as exc:
+        context["account"] = account_alias[:64]
         return _render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=400)
     try:
         user = await run_in_threadpool(
@@ -456,7 +461,8 @@ async def license_detail(request: Request) -> Response:
     if caller is None:
         return _to_login(request)
     try:
-        data = await run_in_threadpool(_detail, services(request), caller, request.path_params["id"])
+        license_id = check_id(request.path_params["id"], "license")
+        data = await run_in_threadpool(_detail, services(request), caller, license_id)
     except OfflineServiceError as exc:
         if exc.code is not Code.LICENSE_NOT_FOUND:
             raise
@@ -535,7 +541,7 @@ async def _offline(request: Request, page: _Page) -> Response:
     if caller is None:
         return _to_login(request)
     context = {"section": page.section}
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _render(request, page.template, {**context, **_offline_context()}, caller=caller)
     svc = services(request)
     async with request.form(max_files=1, max_fields=10, max_part_size=_FIELD_BYTES) as form:
@@ -577,7 +583,7 @@ async def batch(request: Request) -> Response:
         "max_mib": svc.settings.max_upload_bytes // (1024 * 1024),
         **_offline_context(),
     }
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _render(request, "batch.html", context, caller=caller)
     async with request.form(max_files=1, max_fields=10, max_part_size=_FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))

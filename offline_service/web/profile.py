@@ -18,9 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 from .. import password_links, profile
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id
 from ..models import Credential
 from ..people import token_hash
-from .api import json_body
+from .api import json_body, json_int
 from .auth import Caller, api_caller, check_csrf, client_address, services
 from .errors import status_of
 from .portal import (
@@ -194,7 +195,11 @@ async def revoke_session(request: Request, caller: Caller) -> Response:
     svc = services(request)
     found = await run_in_threadpool(
         lambda: profile.revoke(
-            svc.store, caller.user, request.path_params["id"], personal=False, now=svc.now()
+            svc.store,
+            caller.user,
+            check_id(request.path_params["id"], "credential"),
+            personal=False,
+            now=svc.now(),
         )
     )
     if hmac.compare_digest(found.token_hash, token_hash(caller.token)):
@@ -232,7 +237,11 @@ async def revoke_token(request: Request, caller: Caller) -> Response:
     svc = services(request)
     await run_in_threadpool(
         lambda: profile.revoke(
-            svc.store, caller.user, request.path_params["id"], personal=True, now=svc.now()
+            svc.store,
+            caller.user,
+            check_id(request.path_params["id"], "credential"),
+            personal=True,
+            now=svc.now(),
         )
     )
     return _back("/profile/security", "token-revoked")
@@ -243,7 +252,7 @@ async def revoke_token(request: Request, caller: Caller) -> Response:
 
 async def set_password(request: Request) -> Response:
     svc = services(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         token = request.query_params.get("token", "")
         try:
             user = await run_in_threadpool(lambda: password_links.holder(svc.store, token, now=svc.now()))
@@ -298,7 +307,7 @@ def token_json(c: Credential) -> dict[str, Any]:
 async def api_tokens(request: Request) -> Response:
     caller = await api_caller(request)
     svc = services(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         found = await run_in_threadpool(lambda: profile.credentials(svc.store, caller.user, now=svc.now()))
         return JSONResponse([token_json(c) for c in found.personal])
     if caller.kind == "personal":
@@ -307,9 +316,11 @@ async def api_tokens(request: Request) -> Response:
             Code.FORBIDDEN, "a personal access token cannot make another; use an access token from a login"
         )
     body = await json_body(request)
-    name, days = body.get("name"), body.get("expiresInDays")
-    if not isinstance(name, str) or type(days) is not int:
+    name, days = body.get("name"), json_int(body.get("expiresInDays"))
+    if not isinstance(name, str) or days is None:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "send {name: string, expiresInDays: integer}")
+    if name != name.strip():  # the portal trims what a person typed; the API takes names as sent
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "a token name has no spaces around it")
     credential, token = await run_in_threadpool(
         lambda: profile.create_personal_token(svc.store, caller.user, name=name, days=days, now=svc.now())
     )
@@ -321,7 +332,11 @@ async def api_token_delete(request: Request) -> Response:
     svc = services(request)
     await run_in_threadpool(
         lambda: profile.revoke(
-            svc.store, caller.user, request.path_params["id"], personal=True, now=svc.now()
+            svc.store,
+            caller.user,
+            check_id(request.path_params["id"], "credential"),
+            personal=True,
+            now=svc.now(),
         )
     )
     return Response(status_code=204)

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from .._b64 import b64url_decode
 from ..engine import Outcome
 from ..errors import Code, OfflineServiceError
+from ..ids import check_id
 from ..jws import MAX_FILE_BYTES, strict_json, unarmor
 from ..messages import Kind
 from ..settings import Settings
@@ -249,9 +250,7 @@ class _Trials:
         key = client_key(address)
         self.limiter.hit(key, svc.clock())
         body = await offline_input(request, "productId")
-        product_id = body.values.get("productId")
-        if not isinstance(product_id, str) or not 0 < len(product_id) <= 64:
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, "productId must be a product id")
+        product_id = check_id(body.values.get("productId"), "product", "productId")
         day = self.cap.take(key, svc.clock())
         try:
             outcome = await run_in_threadpool(self._process, svc, product_id, body.data, address)

@@ -21,8 +21,8 @@ ROLES = tuple(VISIBLE)
 PROTECTED = (
     ("GET", "/v1/me"),
     ("GET", "/v1/licenses"),
-    ("GET", "/v1/licenses/lic_x"),
-    ("GET", "/v1/licenses/lic_x/activations"),
+    ("GET", "/v1/licenses/lic_000000000000000000000000"),
+    ("GET", "/v1/licenses/lic_000000000000000000000000/activations"),
     ("POST", "/v1/accounts/logout"),
     ("POST", "/v1/activations/offline-activate"),
     ("POST", "/v1/activations/offline-deactivate"),
@@ -30,7 +30,7 @@ PROTECTED = (
     ("GET", "/v1/activations"),
     ("GET", "/v1/me/tokens"),
     ("POST", "/v1/me/tokens"),
-    ("DELETE", "/v1/me/tokens/crd_x"),
+    ("DELETE", "/v1/me/tokens/crd_000000000000000000000000"),
 )
 
 
@@ -58,7 +58,7 @@ def test_license_detail_and_activations_of_others_are_not_found(site: Site, role
             assert error(detail) == (404, "LICENSE_NOT_FOUND"), (role, name)
             assert error(activations) == (404, "LICENSE_NOT_FOUND"), (role, name)
     # An id that exists nowhere answers the same as one that belongs to someone else.
-    assert error(site.client.get("/v1/licenses/lic_nope", headers=site.auth(role))) == (
+    assert error(site.client.get("/v1/licenses/lic_000000000000000000000000", headers=site.auth(role))) == (
         404,
         "LICENSE_NOT_FOUND",
     )

@@ -472,7 +472,7 @@ def test_trial_refusals(site: Site) -> None:
     assert error(site.trial(no_trials, site.product.id)) == (422, "PRODUCT_MISMATCH")
     other = machine.request(Kind.TRIAL, site.other_product.id, issued_at=NOW)
     assert error(site.trial(other, site.product.id)) == (422, "PRODUCT_MISMATCH")
-    assert error(site.trial(no_trials, "prod_nope")) == (404, "PRODUCT_NOT_FOUND")
+    assert error(site.trial(no_trials, "prod_000000000000000000000000")) == (404, "PRODUCT_NOT_FOUND")
     # Activations and deactivations have their own endpoints (and need a login).
     activation = activation_request(site, "user1", "user1", machine)
     assert error(site.trial(activation)) == (400, "MALFORMED_REQUEST")

@@ -115,8 +115,8 @@ def test_the_stylesheet_and_logo_are_served_with_long_cache_for_their_version(br
     [
         "/branding/{other}/theme.css",
         "/branding/{other}/logo",
-        "/branding/acc_nope/theme.css",
-        "/branding/acc_nope/logo",
+        "/branding/acc_000000000000000000000000/theme.css",
+        "/branding/acc_000000000000000000000000/logo",
     ],
 )
 def test_no_stylesheet_or_logo_for_an_account_without_them(branded: Site, path: str) -> None:
