@@ -803,6 +803,25 @@ def test_hostile_or_broken_zip_is_bad_archive(site: Site, upload: bytes | str) -
     assert site.state() == before
 
 
+@pytest.mark.parametrize(
+    "names",
+    [("a.req", "a.response/b.req"), ("A.req", "a.req"), ("X.req", "x.jws"), ("x" * 250 + ".req",)],
+    ids=["file and folder", "case", "responses differ in case", "response name over 255 bytes"],
+)
+def test_a_zip_whose_responses_cannot_be_written_apart_uses_no_seat(
+    site: Site, names: tuple[str, ...]
+) -> None:
+    upload = _zip(
+        {name: activation_request(site, "user1", "user1", Machine(f"fp-{n}")) for n, name in enumerate(names)}
+    )
+    headers = {**site.auth("user1"), "content-type": "application/zip"}  # logged in before the snapshot
+    before, audit = site.state(), site.audit()
+    response = site.client.post("/v1/batches", content=upload, headers=headers)
+    assert error(response) == (400, "BAD_ARCHIVE")
+    assert names[-1][:40] in response.json()["message"]
+    assert site.state() == before and site.audit() == audit
+
+
 def test_batch_over_the_upload_limit_is_refused(make_site: SiteFactory) -> None:
     site = make_site(max_upload_bytes=1000)
     upload = _zip(
