@@ -87,10 +87,11 @@ def check_batch_names(names: Iterable[str], *, code: Code = Code.INVALID_ARGUMEN
     of a path over MAX_NAME_BYTES or a path over MAX_PATH_BYTES (UTF-8). ``code``: BAD_ARCHIVE
     for a zip, INVALID_ARGUMENT for a directory."""
     names = list(names)
-    for what, paths in (("entry", names), ("response", [response_name(n) for n in names])):
-        files: dict[str, tuple[str, str]] = {}  # folded path -> (input name, path)
-        folders: dict[str, tuple[str, str]] = {}  # folded folder -> (an input under it, its path)
-        for name, path in zip(names, paths, strict=True):
+    for what, path_of in (("entry", str), ("response", response_name)):
+        files: dict[str, int] = {}  # folded path -> index of its input
+        folders: dict[str, int] = {}  # folded folder -> index of an input under it
+        for i, name in enumerate(names):
+            path = path_of(name)
             size = len(path.encode("utf-8"))
             if size > MAX_PATH_BYTES:
                 raise OfflineServiceError(
@@ -100,34 +101,31 @@ def check_batch_names(names: Iterable[str], *, code: Code = Code.INVALID_ARGUMEN
             for part in parts:
                 if len(part.encode("utf-8")) > MAX_NAME_BYTES:
                     raise OfflineServiceError(
-                        code,
-                        f"{what} {path!r} of {name!r} has a name over {MAX_NAME_BYTES} bytes: {part[:40]!r}...",
+                        code, f"{what} {path!r} of {name!r} has a name over {MAX_NAME_BYTES} bytes; rename it"
                     )
             key = _folded(path)
-            if key in files:
-                raise OfflineServiceError(code, _clash(what, files[key], (name, path)))
-            files[key] = (name, path)
+            first = files.setdefault(key, i)
+            if first != i:
+                if what == "entry":
+                    problem = f"{names[first]} and {name} differ only in case or Unicode form"
+                else:
+                    problem = f"{names[first]} and {name} would both be answered in {path!r}"
+                raise OfflineServiceError(code, f"{problem}; rename one")
             for depth in range(1, len(parts)):
-                folders.setdefault(_folded("/".join(parts[:depth])), (name, path))
-        for key, (name, path) in files.items():
+                folders.setdefault(_folded("/".join(parts[:depth])), i)
+        for key, i in files.items():
             if key in folders:
-                other, inside = folders[key]
+                other = names[folders[key]]
                 raise OfflineServiceError(
                     code,
-                    f"{name} and {other}: {what} {path!r} would be a file and also the folder of {inside!r};"
-                    " rename one",
+                    f"{names[i]} and {other}: {what} {path_of(names[i])!r} would be a file and also the"
+                    f" folder of {path_of(other)!r}; rename one",
                 )
 
 
 def _folded(path: str) -> str:
     """A path as a file system that folds case and normalises Unicode sees it."""
     return unicodedata.normalize("NFC", path).casefold()
-
-
-def _clash(what: str, first: tuple[str, str], second: tuple[str, str]) -> str:
-    if what == "entry":
-        return f"{first[0]} and {second[0]} differ only in case; rename one"
-    return f"{first[0]} and {second[0]} would both be answered in {second[1]!r}; rename one"
 
 
 def response_name(name: str) -> str:
