@@ -673,6 +673,50 @@ def test_an_empty_input_gives_an_empty_report(world: World, tmp_path: Path) -> N
     assert read_report(tmp_path / "r.json") == []
 
 
+def test_batches_run_at_once_in_one_process_keep_to_their_own_data(tmp_path: Path) -> None:
+    """Two in-process runs on threads (as two web uploads are), each over its own data directory:
+    every run decides its files with its own store, account and licenses, and closes only its own."""
+    worlds = [make_world(tmp_path / f"w{n}") for n in range(2)]
+    try:
+        licenses = [w.license(activations=-1) for w in worlds]
+        for w, lic in zip(worlds, licenses, strict=True):
+            for n in range(40):
+                write(w.root / "in" / f"{n}.req", activation(w, lic, f"{w.root.name}-{n}"))
+        barrier = threading.Barrier(len(worlds))
+        failures: list[BaseException] = []
+        reports: dict[int, list[list[dict[str, str]]]] = {0: [], 1: []}
+
+        def upload(n: int) -> None:
+            w = worlds[n]
+            try:
+                for round_ in range(3):
+                    barrier.wait(timeout=60)
+                    report = w.root / f"r{round_}.csv"
+                    run(w, w.root / "in", w.root / f"out{round_}.zip", report)
+                    reports[n].append(read_report(report))
+            except BaseException as exc:  # handed to the test
+                failures.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=upload, args=(n,), daemon=True) for n in range(len(worlds))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads) and not failures, failures
+        for w, lic, rounds in zip(worlds, licenses, reports.values(), strict=True):
+            with w.store.read() as tx:
+                mine = {a.id for a in tx.activations(lic.id)}
+            assert len(mine) == 40 and w.reload_license(lic.key).used_activations == 40
+            for rows in rounds:
+                assert [r["code"] for r in rows] == ["OK"] * 40
+                assert {r["activation_id"] for r in rows} == mine  # reissued, and only its own
+    finally:
+        for w in worlds:
+            w.store.close()
+    assert batch._pool_run is None  # the in-process path holds nothing in the module
+
+
 # -- resuming after a crash -------------------------------------------------------------------
 
 
