@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from offline_service import batch
 from offline_service.admin import DEFAULT_MAX_RESPONSE_VALIDITY
 from offline_service.decisions import Policy
 from offline_service.errors import Code, OfflineServiceError
@@ -742,6 +743,21 @@ def test_batch_zip_in_zip_out(site: Site) -> None:
         assert len(responses) == 2
         for name in responses:
             site.verify(z.read(name).decode())
+
+
+def test_a_batch_upload_uses_the_apps_engine_and_opens_no_store_of_its_own(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object, **kw: object) -> None:
+        raise AssertionError("a web batch opened a store or keyring of its own")
+
+    monkeypatch.setattr(batch, "SQLiteStore", refused)
+    monkeypatch.setattr(batch, "Keyring", refused)
+    upload = _zip({"a.req": activation_request(site, "user1", "user1")})
+    response = site.client.post(
+        "/v1/batches", content=upload, headers={**site.auth("user1"), "content-type": "application/zip"}
+    )
+    assert response.status_code == 200 and response.headers["x-accepted"] == "1"
 
 
 def test_batch_as_a_form_with_response_validity(site: Site) -> None:
