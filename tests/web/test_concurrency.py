@@ -11,7 +11,7 @@ import io
 import re
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ from tests.web.conftest import EMAILS, PASSWORD, Site, _populate, settings_for
 
 pytestmark = pytest.mark.slow
 
-TENANTS = ("admin_a", "admin_b", "other")  # Org A of acme, Org B of acme, account "other"
 ROUNDS = 3
 ZIP_FILES = {"own": 16, "scarce": 3, "foreign": 6}  # per zip upload
 SINGLES = {"own": 2, "scarce": 1, "foreign": 2}  # single files per round
@@ -75,7 +74,7 @@ class Tally:
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, *, grants: list[Grant] = (), refused: list[tuple[str, str, str]] = ()) -> None:  # type: ignore[assignment]
+    def add(self, *, grants: Sequence[Grant] = (), refused: Sequence[tuple[str, str, str]] = ()) -> None:
         with self.lock:
             self.grants += grants
             self.refused += refused
@@ -84,6 +83,7 @@ class Tally:
 def _tenants(svc: Services, world: dict[str, Any]) -> dict[str, Tenant]:
     """The tenants of conftest's world, each with two licenses of its own made for the race."""
     store = svc.store
+    # Org A's admin and Org B's admin of account "acme", and the user of account "other".
     owners = {
         "admin_a": (world["acme"], world["product"], {"owner_organization": "Org A"}),
         "admin_b": (world["acme"], world["product"], {"owner_organization": "Org B"}),
