@@ -10,23 +10,27 @@ engine, so nothing is ever counted twice, after a killed process or a power loss
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import stat
 import sys
 import time
+import unicodedata
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
-from .engine import Engine
+from .engine import Engine, LicenseFilter
 from .errors import Code, OfflineServiceError
 from .jws import MAX_FILE_BYTES
 from .keyring import Keyring
@@ -34,11 +38,23 @@ from .messages import Kind
 from .settings import Settings
 from .store import SQLiteStore
 
-__all__ = ["REPORT_FIELDS", "BatchSummary", "check_response_names", "response_name", "run_batch"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "MAX_PATH_BYTES",
+    "REPORT_FIELDS",
+    "BatchSummary",
+    "check_batch_names",
+    "check_response_names",
+    "file_label",
+    "response_name",
+    "run_batch",
+]
 
 REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
 JOURNAL = ".batch-journal.jsonl"
 CHUNK = 512  # files per transaction: fewer commits, while the write lock is held for ~20 ms
+MAX_NAME_BYTES = 255  # one part of a path (a file or folder name), as most file systems allow
+MAX_PATH_BYTES = 1024  # a whole path inside the batch, input or response, in UTF-8
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +68,64 @@ class BatchSummary:
 
 def check_response_names(inputs: Iterable[tuple[str, str]]) -> None:
     """Refuse, before anything is processed, inputs (label, response file) of which two would be
-    answered in the same file (a.req and a.txt in a.response): one response would be lost."""
+    answered in the same file (a.req and a.txt in a.response, or A.req and a.req where case is
+    folded): one response would be lost."""
     answered: dict[str, tuple[int, str]] = {}
     for position, (label, response) in enumerate(inputs):
-        first, other = answered.setdefault(response, (position, label))
+        first, other = answered.setdefault(_folded(response), (position, label))
         if first != position:  # the same file named twice counts as two inputs too
             raise OfflineServiceError(
                 Code.INVALID_ARGUMENT, f"{other} and {label} would both be answered in {response}; rename one"
             )
+
+
+def check_batch_names(names: Iterable[str], *, code: Code = Code.INVALID_ARGUMENT) -> None:
+    """Refuse, before anything is processed or recorded, input names (relative, ``/``-separated)
+    of which the inputs or their responses could not all be written apart wherever the batch is
+    unpacked: two equal once case is folded (Windows and macOS fold it), one a file where another
+    needs a folder (``a.req`` answered in ``a.response``, ``a.response/b.req`` inside it), a part
+    of a path over MAX_NAME_BYTES or a path over MAX_PATH_BYTES (UTF-8). ``code``: BAD_ARCHIVE
+    for a zip, INVALID_ARGUMENT for a directory."""
+    names = list(names)
+    for what, path_of in (("entry", str), ("response", response_name)):
+        files: dict[str, int] = {}  # folded path -> index of its input
+        folders: dict[str, int] = {}  # folded folder -> index of an input under it
+        for i, name in enumerate(names):
+            path = path_of(name)
+            size = len(path.encode("utf-8"))
+            if size > MAX_PATH_BYTES:
+                raise OfflineServiceError(
+                    code, f"{what} {path!r} of {name!r} is {size} bytes long; the limit is {MAX_PATH_BYTES}"
+                )
+            parts = path.split("/")
+            for part in parts:
+                if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+                    raise OfflineServiceError(
+                        code, f"{what} {path!r} of {name!r} has a name over {MAX_NAME_BYTES} bytes; rename it"
+                    )
+            key = _folded(path)
+            first = files.setdefault(key, i)
+            if first != i:
+                if what == "entry":
+                    problem = f"{names[first]} and {name} differ only in case or Unicode form"
+                else:
+                    problem = f"{names[first]} and {name} would both be answered in {path!r}"
+                raise OfflineServiceError(code, f"{problem}; rename one")
+            for depth in range(1, len(parts)):
+                folders.setdefault(_folded("/".join(parts[:depth])), i)
+        for key, i in files.items():
+            if key in folders:
+                other = names[folders[key]]
+                raise OfflineServiceError(
+                    code,
+                    f"{names[i]} and {other}: {what} {path_of(names[i])!r} would be a file and also the"
+                    f" folder of {path_of(other)!r}; rename one",
+                )
+
+
+def _folded(path: str) -> str:
+    """A path as a file system that folds case and normalises Unicode sees it."""
+    return unicodedata.normalize("NFC", path).casefold()
 
 
 def response_name(name: str) -> str:
@@ -68,55 +134,129 @@ def response_name(name: str) -> str:
     return str(path.with_suffix(".response")) if path.suffix else name + ".response"
 
 
+def file_label(name: str) -> str:
+    """A name as the report shows it: one that is not UTF-8 (os.walk's surrogate escapes) with
+    its undecodable bytes as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What a run is, in plain values a worker process can be given (pickled when spawned)."""
+
+    settings: Settings
+    account_id: str
+    input: str
+    staging: str
+    validity: int | None
+    actor: str
+    allowed_licenses: frozenset[str] | None
+    kinds: frozenset[Kind] | None
+    now: int | None
+
+
+@dataclass(slots=True)
+class _Run:
+    """One batch run as its chunks see it: the engine, the caller's narrowing, the input and the
+    staging directory. Made once per run (in this process) or once per worker process of the
+    run's own pool, and passed to every chunk: no batch state is shared between runs."""
+
+    spec: _Spec
+    engine: Engine
+    zip: zipfile.ZipFile | None
+    owns_store: bool  # opened for this run, closed with it; not the web app's store
+    dirs: set[str] = field(default_factory=set)  # response folders already made
+
+    @classmethod
+    def open(cls, spec: _Spec, engine: Engine | None = None) -> _Run:
+        """``engine``: one to share (the web app's, whose store threads may share); by default a
+        store and keyring of this run's own."""
+        owns = engine is None
+        if engine is None:
+            settings = spec.settings
+            store = SQLiteStore(settings.data_dir)
+            keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
+            engine = Engine(store=store, keyring=keyring, policy=settings.policy)
+        try:
+            zf = zipfile.ZipFile(spec.input) if spec.input.endswith(".zip") else None
+        except BaseException:
+            if owns:
+                engine.store.close()
+            raise
+        return cls(spec=spec, engine=engine, zip=zf, owns_store=owns)
+
+    def license_filter(self) -> LicenseFilter | None:
+        allowed = self.spec.allowed_licenses
+        return None if allowed is None else (lambda lic: lic.id in allowed)
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+        if self.owns_store:
+            self.engine.store.close()
+
+
+# A worker process of a pool belongs to one run: the pool's initializer opens that run here, in the
+# child, and only that pool's chunks read it. The coordinator and the in-process path (every web
+# upload) never set or read it; they pass their _Run to each chunk.
+_pool_run: _Run | None = None
+
+
+def _init_pool_worker(spec: _Spec) -> None:
+    global _pool_run
+    if multiprocessing.parent_process() is None:
+        raise RuntimeError("only the worker processes of a batch's own pool hold a run")
+    _pool_run = _Run.open(spec)
+
+
+def _process_pool_chunk(task: _Task) -> tuple[list[dict[str, str]], int]:
+    assert _pool_run is not None, "called outside a batch pool's worker"
+    return _process_chunk(_pool_run, task)
+
+
 # -- worker side -----------------------------------------------------------------------------
 
-_worker: dict[str, Any] = {}
+_Task = tuple[Sequence[str], dict[str, dict[str, str]]]
+_KINDS_OF_FILE = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFDIR: "a folder",
+}
 
 
-def _init_worker(
-    settings: Settings,
-    account_id: str,
-    input_path: str,
-    staging: str,
-    validity: int | None,
-    actor: str = "batch",
-    allowed_licenses: frozenset[str] | None = None,
-    kinds: frozenset[Kind] | None = None,
-    now: int | None = None,
-) -> None:
-    store = SQLiteStore(settings.data_dir)
-    keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
-    _worker.update(
-        engine=Engine(store=store, keyring=keyring, policy=settings.policy),
-        account_id=account_id,
-        zip=zipfile.ZipFile(input_path) if input_path.endswith(".zip") else None,
-        input=input_path,
-        staging=staging,
-        dirs=set(),
-        validity=validity,
-        actor=actor,
-        license_filter=None if allowed_licenses is None else (lambda lic: lic.id in allowed_licenses),
-        kinds=kinds,
-        now=now,
-    )
+class _NotRead(Exception):
+    """An input that is not read (its report row: MALFORMED_REQUEST and this message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
-def _close_worker() -> None:
-    """Release what _init_worker opened (used when the batch runs in this process)."""
-    engine: Engine | None = _worker.pop("engine", None)
-    if engine is not None:
-        engine.store.close()
-    zf: zipfile.ZipFile | None = _worker.pop("zip", None)
-    if zf is not None:
-        zf.close()
-
-
-def _read_input(name: str) -> bytes:
-    zf: zipfile.ZipFile | None = _worker["zip"]
+def _read_input(run: _Run, name: str) -> bytes:
+    zf = run.zip
     if zf is not None:
         return read_entry(zf, zf.getinfo(name))
-    fd = os.open(os.path.join(_worker["input"], name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    path = os.path.join(run.spec.input, name)
+    # Only regular files are opened: a FIFO would block the run, a device might do anything on
+    # open. lstat first; then O_NOFOLLOW | O_NONBLOCK and fstat, should the file be swapped between.
+    _regular(os.lstat(path).st_mode)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    )
     try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _regular(stat.S_IFLNK)
+        raise
+    try:
+        _regular(os.fstat(fd).st_mode)
         data = os.read(fd, MAX_FILE_BYTES + 1)
         while len(data) <= MAX_FILE_BYTES and (more := os.read(fd, MAX_FILE_BYTES + 1 - len(data))):
             data += more  # a short read is allowed by POSIX; keep reading up to the limit
@@ -125,80 +265,113 @@ def _read_input(name: str) -> bytes:
         os.close(fd)
 
 
-def _process_chunk(task: tuple[Sequence[str], dict[str, dict[str, str]]]) -> tuple[list[dict[str, str]], int]:
+def _regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _KINDS_OF_FILE.get(stat.S_IFMT(mode), "not a regular file")
+        raise _NotRead(f"cannot read: {kind}, not a regular file")
+
+
+def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
     """Process one chunk; returns its report rows in input order and how many came from the journal."""
     names, done = task
-    engine: Engine = _worker["engine"]
+    spec = run.spec
     rows: list[dict[str, str] | None] = [None] * len(names)
     todo: list[int] = []
     datas: list[bytes] = []
     digests: list[str] = []
     reused = 0
     for i, name in enumerate(names):
+        label = file_label(name)
+        if label != name:
+            message = "cannot read: the file name is not UTF-8 (shown with \\xNN escapes); rename it"
+            rows[i] = _row(label, "", Code.MALFORMED_REQUEST.value, "", "", message)
+            continue
         try:
-            data = _read_input(name)
+            data = _read_input(run, name)
+        except _NotRead as exc:
+            rows[i] = _row(name, "", Code.MALFORMED_REQUEST.value, "", "", exc.message)
+            continue
         except (OSError, OfflineServiceError) as exc:
             message = exc.message if isinstance(exc, OfflineServiceError) else exc.strerror or str(exc)
             rows[i] = _row(name, "", Code.MALFORMED_REQUEST.value, "", "", f"cannot read: {message}")
             continue
         digest = hashlib.sha256(data).hexdigest()
         earlier = done.get(name)
-        if earlier is not None and earlier.get("digest") == digest and _still_written(earlier):
+        if earlier is not None and earlier.get("digest") == digest and _still_written(run, earlier):
             rows[i] = earlier
             reused += 1
             continue
         todo.append(i)
         datas.append(data)
         digests.append(digest)
-    outcomes = engine.process_many(
+    outcomes = run.engine.process_many(
         datas,
-        account_id=_worker["account_id"],
-        now=_worker["now"] if _worker["now"] is not None else int(time.time()),
-        response_validity=_worker["validity"],
-        actor=_worker["actor"],
-        license_filter=_worker["license_filter"],
-        kinds=_worker["kinds"],
+        account_id=spec.account_id,
+        now=spec.now if spec.now is not None else int(time.time()),
+        response_validity=spec.validity,
+        actor=spec.actor,
+        license_filter=run.license_filter(),
+        kinds=spec.kinds,
     )
-    staging: str = _worker["staging"]
-    made: set[str] = _worker["dirs"]
     for i, digest, outcome in zip(todo, digests, outcomes, strict=True):
         name = names[i]
-        out = ""
-        if outcome.response is not None:
-            out = response_name(name)
-            parent = os.path.dirname(out)
-            if parent and parent not in made:
-                os.makedirs(os.path.join(staging, parent), exist_ok=True)
-                made.add(parent)
-            # No temp file and rename: a chunk counts as done only once its journal line is written
-            # after these files, so a file torn by a crash is rewritten when the batch is resumed.
-            fd = os.open(os.path.join(staging, out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            body = outcome.response.encode() + b"\n"
-            try:
-                os.write(fd, body)
-            finally:
-                os.close(fd)
         row = _row(
             name,
             outcome.kind.value if outcome.kind else "",
             outcome.code,
             outcome.activation_id or "",
-            out,
+            "",
             outcome.message,
         )
-        row["digest"] = digest
-        if out:
+        if outcome.response is not None:
+            out = response_name(name)
+            body = outcome.response.encode() + b"\n"
+            try:
+                _write_response(run, out, body)
+            except OSError as exc:
+                # Recorded but not written: the row says so and has no digest, so that running the
+                # batch again processes the file again, and the engine reissues the same answer.
+                row["code"] = Code.STORAGE_ERROR.value
+                row["message"] = (
+                    f"granted, but the response {out} could not be written ({exc.strerror or exc});"
+                    " run the batch again to reissue it"
+                )
+                rows[i] = row
+                continue
+            row["response_file"] = out
             row["size"] = str(len(body))
+        row["digest"] = digest
         rows[i] = row
     return [r for r in rows if r is not None], reused
 
 
-def _still_written(row: dict[str, str]) -> bool:
+def _write_response(run: _Run, out: str, body: bytes) -> None:
+    parent = os.path.dirname(out)
+    if parent and parent not in run.dirs:
+        os.makedirs(os.path.join(run.spec.staging, parent), exist_ok=True)
+        run.dirs.add(parent)
+    # No temp file and rename: a chunk counts as done only once its journal line is written after
+    # these files, so a file torn by a crash is rewritten when the batch is resumed.
+    path = os.path.join(run.spec.staging, out)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        written = os.write(fd, body)
+        if written != len(body):
+            raise OSError(errno.ENOSPC, f"wrote {written} of {len(body)} bytes")
+    except OSError:
+        with contextlib.suppress(OSError):  # no torn response left for a zip output to take
+            os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _still_written(run: _Run, row: dict[str, str]) -> bool:
     """A journal row is reusable only if its response file survived (nothing was fsync'd)."""
     if not row.get("response_file"):
         return True
     try:
-        return os.stat(os.path.join(_worker["staging"], row["response_file"])).st_size == int(
+        return os.stat(os.path.join(run.spec.staging, row["response_file"])).st_size == int(
             row.get("size", -1)
         )
     except (OSError, ValueError):
@@ -222,23 +395,33 @@ def _row(
 
 
 def _list_inputs(input_path: Path, limits: ArchiveLimits) -> list[str]:
+    """The inputs in name order, after checking that their responses can all be written apart:
+    a zip's entries (BAD_ARCHIVE), or every file and link of a directory but hidden ones
+    (INVALID_ARGUMENT; what is not a regular file gets its own report row, so does a name that is
+    not UTF-8, which is not answered and so not checked)."""
     if input_path.suffix == ".zip":
         try:
             with zipfile.ZipFile(input_path) as zf:
-                return [info.filename for info in checked_entries(zf, limits)]
+                names = [info.filename for info in checked_entries(zf, limits)]
         except ZIP_ERRORS as exc:
             raise OfflineServiceError(
                 Code.BAD_ARCHIVE, f"{input_path.name} is not a readable zip: {exc}"
             ) from None
+        check_batch_names(names, code=Code.BAD_ARCHIVE)
+        return names
     if not input_path.is_dir():
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{input_path} is neither a directory nor a .zip")
     names = []
     for root, dirs, files in os.walk(input_path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        # A link to a folder is listed (and reported), never followed.
+        files += [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in files)
         for f in files:
             if not f.startswith("."):
                 names.append(os.path.relpath(os.path.join(root, f), input_path).replace(os.sep, "/"))
-    return sorted(names)
+    names.sort()
+    check_batch_names(n for n in names if file_label(n) == n)
+    return names
 
 
 def _load_journal(path: Path) -> dict[str, dict[str, str]]:
@@ -295,12 +478,12 @@ def _zip_directory(staging: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
-def _bounded(pool: Any, tasks: Iterator[Any], *, window: int) -> Iterator[tuple[list[dict[str, str]], int]]:
+def _bounded(pool: Any, tasks: Iterator[_Task], *, window: int) -> Iterator[tuple[list[dict[str, str]], int]]:
     """Results in task order with at most ``window`` chunks in flight, so memory stays flat in
     the number of files (Pool.imap would queue every task and buffer every early result)."""
     pending: deque[Any] = deque()
     for task in tasks:
-        pending.append(pool.apply_async(_process_chunk, (task,)))
+        pending.append(pool.apply_async(_process_pool_chunk, (task,)))
         if len(pending) >= window:
             yield pending.popleft().get()
     while pending:
@@ -308,32 +491,35 @@ def _bounded(pool: Any, tasks: Iterator[Any], *, window: int) -> Iterator[tuple[
 
 
 def _run(
+    spec: _Spec,
     pool: Any,
     workers: int,
-    init_args: tuple[Any, ...],
-    input_path: Path,
-    staging: Path,
+    engine: Engine | None,
     limits: ArchiveLimits | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[int, int, int, int]:
     """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)."""
-    names = _list_inputs(input_path, limits or ArchiveLimits())
-    check_response_names((name, response_name(name)) for name in names)
+    names = _list_inputs(Path(spec.input), limits or ArchiveLimits())
+    staging = Path(spec.staging)
     staging.mkdir(parents=True, exist_ok=True)
     journal_path = staging / JOURNAL
     done = _load_journal(journal_path)
     # Each chunk carries only the journal rows of its own files.
-    tasks: Iterator[tuple[Sequence[str], dict[str, dict[str, str]]]] = (
+    tasks: Iterator[_Task] = (
         (chunk, {n: done[n] for n in chunk if n in done})
         for chunk in (names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
     )
     accepted = rejected = skipped = finished = 0
     # This run's journal, in input order; rows of earlier runs come back through the workers for
     # files that did not change, so they are not processed again.
-    with open(journal_path.with_name(JOURNAL + ".new"), "w", encoding="utf-8") as journal:
+    with contextlib.ExitStack() as stack:
+        journal = stack.enter_context(open(journal_path.with_name(JOURNAL + ".new"), "w", encoding="utf-8"))
         if pool is None:
-            _init_worker(*init_args)
-            results: Iterator[tuple[list[dict[str, str]], int]] = map(_process_chunk, tasks)
+            run = _Run.open(spec, engine)
+            stack.callback(run.close)
+            results: Iterator[tuple[list[dict[str, str]], int]] = (
+                _process_chunk(run, task) for task in tasks
+            )
         else:
             results = _bounded(pool, tasks, window=2 * workers)
         for rows, reused in results:
@@ -359,6 +545,7 @@ def run_batch(
     output: Path,
     report: Path,
     workers: int | None = None,
+    engine: Engine | None = None,
     response_validity: int | None = None,
     limits: ArchiveLimits | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -368,34 +555,38 @@ def run_batch(
     now: int | None = None,
 ) -> BatchSummary:
     """Process every request file under ``input_path``; write responses to ``output`` and one
-    report row per input file to ``report`` (.csv or .json). With ``allowed_licenses``, requests
-    for any other license are refused as LICENSE_NOT_FOUND (a portal user's batch); with ``kinds``,
-    requests of other kinds are refused unrecorded; ``now`` fixes the time (default: the clock)."""
+    report row per input file to ``report`` (.csv or .json). ``engine``: process in this process
+    with this engine (a server's, shared by its threads) instead of stores of the batch's own;
+    ``workers`` must then be 1. With ``allowed_licenses``, requests for any other license are
+    refused as LICENSE_NOT_FOUND (a portal user's batch); with ``kinds``, requests of other kinds
+    are refused unrecorded; ``now`` fixes the time (default: the clock)."""
     started = time.perf_counter()
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
+    if engine is not None and workers not in (None, 1):
+        raise ValueError("a batch given an engine runs in this process: workers must be 1")
     zip_out = output.suffix == ".zip"
     staging = output.with_name(output.name + ".partial") if zip_out else output
-    workers = max(1, workers or os.cpu_count() or 1)
-    init_args = (
-        settings,
-        account_id,
-        str(input_path),
-        str(staging),
-        response_validity,
-        actor,
-        allowed_licenses,
-        kinds,
-        now,
+    workers = 1 if engine is not None else max(1, workers or os.cpu_count() or 1)
+    spec = _Spec(
+        settings=settings,
+        account_id=account_id,
+        input=str(input_path),
+        staging=str(staging),
+        validity=response_validity,
+        actor=actor,
+        allowed_licenses=allowed_licenses,
+        kinds=kinds,
+        now=now,
     )
     # Workers are forked before the input is listed: forked later, each would inherit the list of
     # every file name, and touching it (reference counts, GC) would copy it into every worker.
+    # Each worker opens this run's store, keyring and zip in its initializer; the pool is this
+    # run's alone and ends with it.
     ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args) if workers > 1 else None
+    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(spec,)) if workers > 1 else None
     try:
-        accepted, rejected, skipped, total = _run(
-            pool, workers, init_args, input_path, staging, limits, progress
-        )
+        accepted, rejected, skipped, total = _run(spec, pool, workers, engine, limits, progress)
     except BaseException:
         if pool is not None:
             pool.terminate()
@@ -404,8 +595,6 @@ def run_batch(
         if pool is not None:
             pool.close()
             pool.join()
-        else:
-            _close_worker()
     journal_path = staging / JOURNAL
     os.replace(journal_path.with_name(JOURNAL + ".new"), journal_path)
     _write_report(report, journal_path)

@@ -6,8 +6,10 @@ import csv
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -290,6 +292,255 @@ def test_mixed_files_get_the_right_codes(world: World, tmp_path: Path) -> None:
     assert (after.used_activations, after.used_deactivations) == (1, 1)
 
 
+# -- names that cannot be written apart --------------------------------------------------------
+
+LONG = "x" * 250  # + ".req" fits in 255 bytes; + ".response" does not
+CLASHING_NAMES = {
+    "a response is also a folder": (["a.req", "a.response/b.req"], "a.response"),
+    "an entry is also a folder": (["a", "a/b.req"], "a/b.req"),
+    "entries differ only in case": (["A.req", "a.req"], "A.req"),
+    "responses differ only in case": (["X.req", "x.jws"], "x.response"),
+    "the same name in two Unicode forms": (["\u00e9.req", "e\u0301.req"], "\u00e9.req"),
+    "a file and a folder differ only in case": (["sub/a.req", "SUB"], "SUB"),
+    "a response name over 255 bytes": ([LONG + ".req"], LONG),
+    "a path over 1024 bytes": (["/".join(["d" * 200] * 6) + "/a.req"], "1024"),
+}
+
+
+@pytest.mark.parametrize("case", CLASHING_NAMES, ids=list(CLASHING_NAMES))
+def test_a_zip_whose_names_cannot_be_written_apart_is_refused_before_anything(
+    world: World, tmp_path: Path, case: str
+) -> None:
+    names, named = CLASHING_NAMES[case]
+    lic = world.license(activations=10)
+    src = tmp_path / "in.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for n, name in enumerate(names):
+            zf.writestr(name, activation(world, lic, f"m{n}"))
+    before, audits = world.snapshot(), batch_audits(world)
+    for out in (tmp_path / "out", tmp_path / "out.zip"):
+        with pytest.raises(OfflineServiceError) as caught:
+            run(world, src, out, tmp_path / "r.csv")
+        assert caught.value.code is Code.BAD_ARCHIVE
+        assert named in caught.value.message
+        assert not out.exists() and not (tmp_path / "r.csv").exists()
+    assert world.snapshot() == before
+    assert batch_audits(world) == audits
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["A.req", "a.req"], ["X.req", "x.jws"], [LONG + ".req"]],
+    ids=["case", "response case", "long response name"],
+)
+def test_a_directory_whose_names_cannot_be_written_apart_is_refused_before_anything(
+    world: World, tmp_path: Path, names: list[str]
+) -> None:
+    lic = world.license(activations=10)
+    for n, name in enumerate(names):
+        write(tmp_path / "in" / name, activation(world, lic, f"m{n}"))
+    before = world.snapshot()
+    with pytest.raises(OfflineServiceError) as caught:
+        run(world, tmp_path / "in", tmp_path / "out", tmp_path / "r.csv")
+    assert caught.value.code is Code.INVALID_ARGUMENT
+    assert names[-1][:40] in caught.value.message
+    assert world.snapshot() == before
+
+
+def test_the_batch_command_refuses_a_zip_whose_responses_clash(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lic = world.license(activations=10)
+    with zipfile.ZipFile(tmp_path / "in.zip", "w") as zf:
+        zf.writestr("a.req", activation(world, lic, "a"))
+        zf.writestr("a.response/b.req", activation(world, lic, "b"))
+    before = world.snapshot()
+    status = cli_batch(
+        world, capsys, tmp_path / "in.zip", "--out", tmp_path / "out", "--report", tmp_path / "r.csv"
+    )
+    assert status.code == 1
+    assert status.err.startswith("error: BAD_ARCHIVE: ") and "a.response/b.req" in status.err
+    assert world.snapshot() == before
+
+
+def test_check_batch_names_takes_names_that_are_apart() -> None:
+    batch.check_batch_names(["a.req", "b/a.req", "B.req", "c.response/d.req", "x" * 246 + ".req"])
+    batch.check_batch_names(["/".join(["d" * 200] * 5)[:1000] + ".req"])
+
+
+# -- a response that cannot be written --------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["out", "out.zip"])
+def test_a_response_that_cannot_be_written_is_reported_and_reissued_by_a_rerun(
+    world: World, tmp_path: Path, output: str
+) -> None:
+    lic = world.license(activations=10)
+    src = tmp_path / "in"
+    for name in ("a", "b", "c"):
+        write(src / f"{name}.req", activation(world, lic, name))
+    staging = tmp_path / ("out.zip.partial" if output.endswith(".zip") else "out")
+    (staging / "b.response").mkdir(parents=True)  # where b's response must go: it cannot be written
+
+    summary = run(world, src, tmp_path / output, tmp_path / "first.json")
+
+    assert (summary.total, summary.accepted, summary.rejected) == (3, 2, 1)
+    rows = {r["file"]: r for r in read_report(tmp_path / "first.json")}
+    failed = rows["b.req"]
+    assert failed["code"] == "STORAGE_ERROR" and failed["response_file"] == ""
+    assert "b.response" in failed["message"] and "run the batch again" in failed["message"]
+    assert failed["activation_id"]  # recorded: the seat is used, and a re-run reissues it
+    assert world.reload_license(lic.key).used_activations == 3
+
+    if staging.exists():  # a zip output's staging folder is gone once the zip is written
+        (staging / "b.response").rmdir()
+    summary = run(world, src, tmp_path / output, tmp_path / "second.json")
+
+    assert (summary.total, summary.accepted, summary.rejected) == (3, 3, 0)
+    again = {r["file"]: r for r in read_report(tmp_path / "second.json")}
+    assert again["b.req"]["activation_id"] == failed["activation_id"]
+    assert world.reload_license(lic.key).used_activations == 3  # reissued, not counted again
+    if output.endswith(".zip"):
+        with zipfile.ZipFile(tmp_path / output) as zf:
+            body = zf.read("b.response")
+    else:
+        body = (tmp_path / output / "b.response").read_bytes()
+    assert verified(world, body).activation_id == failed["activation_id"]
+
+
+# -- what a directory holds besides request files --------------------------------------------
+
+
+def run_bounded(world: World, *args: Path, seconds: float = 60, **kw: Any) -> BatchSummary:
+    """``run`` on a thread that must finish within ``seconds``: a batch that hangs fails the test."""
+    result: list[BatchSummary | BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(run(world, *args, **kw))
+        except BaseException as exc:  # handed to the test
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"the batch did not finish within {seconds} s")
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+def test_only_regular_files_of_a_directory_are_read(world: World, tmp_path: Path) -> None:
+    lic = world.license(activations=10)
+    src = tmp_path / "in"
+    write(src / "a.req", activation(world, lic, "a"))
+    os.mkfifo(src / "fifo.req")  # opened for reading, it would wait for a writer forever
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(src / "sock.req"))
+    (src / "link.req").symlink_to(src / "a.req")
+    (tmp_path / "elsewhere").mkdir()
+    write(tmp_path / "elsewhere" / "x.req", activation(world, lic, "x"))
+    (src / "linked").symlink_to(tmp_path / "elsewhere")  # a linked folder is not followed either
+    try:
+        summary = run_bounded(world, src, tmp_path / "out", tmp_path / "r.csv")
+    finally:
+        server.close()
+
+    assert (summary.total, summary.accepted, summary.rejected) == (5, 1, 4)
+    rows = {r["file"]: r for r in read_report(tmp_path / "r.csv")}
+    expected = {
+        "fifo.req": "a FIFO",
+        "sock.req": "a socket",
+        "link.req": "a symbolic link",
+        "linked": "a symbolic link",
+    }
+    for name, kind in expected.items():
+        assert rows[name]["code"] == "MALFORMED_REQUEST", rows[name]
+        assert rows[name]["message"] == f"cannot read: {kind}, not a regular file"
+    assert rows["a.req"]["code"] == "OK"
+    assert world.reload_license(lic.key).used_activations == 1
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_is_not_waited_for(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lic = world.license(activations=10)
+    src = tmp_path / "in"
+    write(src / "a.req", activation(world, lic, "a"))
+    write(src / "b.req", activation(world, lic, "b"))
+    listed = batch._list_inputs
+
+    def list_then_swap(*args: Any) -> list[str]:
+        names = listed(*args)
+        (src / "b.req").unlink()
+        os.mkfifo(src / "b.req")
+        return names
+
+    monkeypatch.setattr(batch, "_list_inputs", list_then_swap)
+    summary = run_bounded(world, src, tmp_path / "out", tmp_path / "r.csv")
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    rows = {r["file"]: r for r in read_report(tmp_path / "r.csv")}
+    assert rows["b.req"]["message"] == "cannot read: a FIFO, not a regular file"
+
+
+@pytest.mark.parametrize("report", ["r.csv", "r.json"])
+@pytest.mark.parametrize("output", ["out", "out.zip"])
+def test_a_name_that_is_not_utf8_is_reported_escaped_and_resumes(
+    world: World, tmp_path: Path, report: str, output: str
+) -> None:
+    lic = world.license(activations=10)
+    src = tmp_path / "in"
+    write(src / "a.req", activation(world, lic, "a"))
+    write(src / "sub" / "b.req", activation(world, lic, "b"))
+    for raw in (b"\xff.req", b"sub/caf\xe9.req"):
+        fd = os.open(os.fsencode(src) + b"/" + raw, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, activation(world, lic, raw.hex()))
+        os.close(fd)
+
+    summary = run_bounded(world, src, tmp_path / output, tmp_path / report)
+
+    assert (summary.total, summary.accepted, summary.rejected) == (4, 2, 2)
+    rows = read_report(tmp_path / report)
+    assert [r["file"] for r in rows] == ["a.req", "sub/b.req", "sub/caf\\xe9.req", "\\xff.req"]
+    for row in rows[2:]:
+        assert row["code"] == "MALFORMED_REQUEST" and row["response_file"] == ""
+        assert "not UTF-8" in row["message"]
+    assert world.reload_license(lic.key).used_activations == 2
+
+    # A run killed after its first chunk: the journal holds these rows, the next run resumes.
+    staging = tmp_path / (output + ".partial" if output.endswith(".zip") else output)
+    if output.endswith(".zip"):
+        with zipfile.ZipFile(tmp_path / output) as zf:
+            zf.extractall(staging)
+    journal = journal_rows(src, staging, rows[:2]) + rows[2:]
+    (staging / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in journal))
+    audits = batch_audits(world)
+
+    summary = run_bounded(world, src, tmp_path / output, tmp_path / report)
+
+    assert (summary.total, summary.accepted, summary.rejected, summary.skipped) == (4, 2, 2, 2)
+    assert outcomes(read_report(tmp_path / report)) == outcomes(rows)
+    assert batch_audits(world) == audits
+    assert world.reload_license(lic.key).used_activations == 2
+
+
+def test_the_batch_command_reports_a_name_that_is_not_utf8(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lic = world.license(activations=10)
+    src = tmp_path / "in"
+    write(src / "a.req", activation(world, lic, "a"))
+    fd = os.open(os.fsencode(src) + b"/\xff.req", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    status = cli_batch(
+        world, capsys, src, "--out", tmp_path / "out", "--report", tmp_path / "r.csv", "--json"
+    )
+    assert status.code == 3
+    assert json.loads(status.out)["rejected"] == 1
+    assert [r["file"] for r in read_report(tmp_path / "r.csv")] == ["a.req", "\\xff.req"]
+
+
 # -- limits, re-runs and workers --------------------------------------------------------------
 
 
@@ -420,6 +671,50 @@ def test_an_empty_input_gives_an_empty_report(world: World, tmp_path: Path) -> N
     summary = run(world, tmp_path / "in", tmp_path / "out", tmp_path / "r.json")
     assert (summary.total, summary.accepted, summary.rejected) == (0, 0, 0)
     assert read_report(tmp_path / "r.json") == []
+
+
+def test_batches_run_at_once_in_one_process_keep_to_their_own_data(tmp_path: Path) -> None:
+    """Two in-process runs on threads (as two web uploads are), each over its own data directory:
+    every run decides its files with its own store, account and licenses, and closes only its own."""
+    worlds = [make_world(tmp_path / f"w{n}") for n in range(2)]
+    try:
+        licenses = [w.license(activations=-1) for w in worlds]
+        for w, lic in zip(worlds, licenses, strict=True):
+            for n in range(40):
+                write(w.root / "in" / f"{n}.req", activation(w, lic, f"{w.root.name}-{n}"))
+        barrier = threading.Barrier(len(worlds))
+        failures: list[BaseException] = []
+        reports: dict[int, list[list[dict[str, str]]]] = {0: [], 1: []}
+
+        def upload(n: int) -> None:
+            w = worlds[n]
+            try:
+                for round_ in range(3):
+                    barrier.wait(timeout=60)
+                    report = w.root / f"r{round_}.csv"
+                    run(w, w.root / "in", w.root / f"out{round_}.zip", report)
+                    reports[n].append(read_report(report))
+            except BaseException as exc:  # handed to the test
+                failures.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=upload, args=(n,), daemon=True) for n in range(len(worlds))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads) and not failures, failures
+        for w, lic, rounds in zip(worlds, licenses, reports.values(), strict=True):
+            with w.store.read() as tx:
+                mine = {a.id for a in tx.activations(lic.id)}
+            assert len(mine) == 40 and w.reload_license(lic.key).used_activations == 40
+            for rows in rounds:
+                assert [r["code"] for r in rows] == ["OK"] * 40
+                assert {r["activation_id"] for r in rows} == mine  # reissued, and only its own
+    finally:
+        for w in worlds:
+            w.store.close()
+    assert batch._pool_run is None  # the in-process path holds nothing in the module
 
 
 # -- resuming after a crash -------------------------------------------------------------------

@@ -416,6 +416,21 @@ def test_process_one_good_and_one_garbage_file(cli: Cli, product: str) -> None:
     assert f"{garbage}: MALFORMED_REQUEST: " in text.out
 
 
+def test_process_refuses_files_answered_in_names_that_differ_only_in_case(cli: Cli, product: str) -> None:
+    lic = new_license(cli, product)
+    (cli.root / "a").mkdir()
+    (cli.root / "b").mkdir()
+    upper = write_request(
+        cli.root / "a" / "X.req", Machine("fp-1"), Kind.ACTIVATION, product, license_key=lic["key"]
+    )
+    lower = write_request(
+        cli.root / "b" / "x.req", Machine("fp-2"), Kind.ACTIVATION, product, license_key=lic["key"]
+    )
+    run = cli.fails(Code.INVALID_ARGUMENT, "process", upper, lower, "--out", cli.root / "out")
+    assert "x.response" in run.err  # the same file where case is folded (Windows, macOS)
+    assert used(cli, lic["key"]) == (0, 0)
+
+
 def test_process_the_same_file_again_reissues_without_taking_a_seat(cli: Cli, product: str) -> None:
     lic = new_license(cli, product)
     req = write_request(

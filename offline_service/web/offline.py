@@ -184,13 +184,15 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
         fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(upload)
+        # In this thread, with the app's engine and store (threads take turns on its connection);
+        # the run's state lives in this call only, so uploads at the same time never share it.
         summary = run_batch(
             svc.settings,
             account_id=caller.user.account_id,
             input_path=source,
             output=output,
             report=report,
-            workers=1,
+            engine=svc.engine,
             response_validity=validity,
             actor=caller.actor,
             allowed_licenses=caller.license_ids,

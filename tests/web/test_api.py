@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from offline_service import batch
 from offline_service.admin import DEFAULT_MAX_RESPONSE_VALIDITY
 from offline_service.decisions import Policy
 from offline_service.errors import Code, OfflineServiceError
@@ -757,6 +758,21 @@ def test_batch_zip_in_zip_out(site: Site) -> None:
             site.verify(z.read(name).decode())
 
 
+def test_a_batch_upload_uses_the_apps_engine_and_opens_no_store_of_its_own(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object, **kw: object) -> None:
+        raise AssertionError("a web batch opened a store or keyring of its own")
+
+    monkeypatch.setattr(batch, "SQLiteStore", refused)
+    monkeypatch.setattr(batch, "Keyring", refused)
+    upload = _zip({"a.req": activation_request(site, "user1", "user1")})
+    response = site.client.post(
+        "/v1/batches", content=upload, headers={**site.auth("user1"), "content-type": "application/zip"}
+    )
+    assert response.status_code == 200 and response.headers["x-accepted"] == "1"
+
+
 def test_batch_as_a_form_with_response_validity(site: Site) -> None:
     upload = _zip({"a.req": activation_request(site, "admin_a", "org_a")})
     response = site.client.post(
@@ -814,6 +830,25 @@ def test_hostile_or_broken_zip_is_bad_archive(site: Site, upload: bytes | str) -
     )
     assert error(response) == (400, "BAD_ARCHIVE")
     assert site.state() == before
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("a.req", "a.response/b.req"), ("A.req", "a.req"), ("X.req", "x.jws"), ("x" * 250 + ".req",)],
+    ids=["file and folder", "case", "responses differ in case", "response name over 255 bytes"],
+)
+def test_a_zip_whose_responses_cannot_be_written_apart_uses_no_seat(
+    site: Site, names: tuple[str, ...]
+) -> None:
+    upload = _zip(
+        {name: activation_request(site, "user1", "user1", Machine(f"fp-{n}")) for n, name in enumerate(names)}
+    )
+    headers = {**site.auth("user1"), "content-type": "application/zip"}  # logged in before the snapshot
+    before, audit = site.state(), site.audit()
+    response = site.client.post("/v1/batches", content=upload, headers=headers)
+    assert error(response) == (400, "BAD_ARCHIVE")
+    assert names[-1][:40] in response.json()["message"]
+    assert site.state() == before and site.audit() == audit
 
 
 def test_batch_over_the_upload_limit_is_refused(make_site: SiteFactory) -> None:

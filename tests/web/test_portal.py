@@ -756,6 +756,21 @@ def test_hostile_zip_is_refused_with_bad_archive(portal: Portal, archive: bytes)
     assert portal.snapshot() == before
 
 
+def test_batch_whose_responses_clash_is_refused_before_any_seat_is_used(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    archive = zipped(
+        {
+            "a.request": activation(portal, portal.bobs, "a"),
+            "a.response/b.request": activation(portal, portal.bobs, "b"),
+        }
+    )
+    before = portal.snapshot()
+    response = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
+    assert response.status_code == 400
+    assert "BAD_ARCHIVE" in response.text and "a.response/b.request" in response.text
+    assert portal.snapshot() == before
+
+
 # -- page hygiene ----------------------------------------------------------------------------
 
 
