@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
+from .csvcell import csv_cell
 from .engine import Engine, LicenseFilter
 from .errors import Code, OfflineServiceError
 from .jws import MAX_FILE_BYTES
@@ -460,7 +461,8 @@ def _write_report(report: Path, journal: Path) -> None:
         else:
             writer = csv.DictWriter(dst, fieldnames=REPORT_FIELDS, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            # A file name or message may start like a formula: made inert as on the portal's exports.
+            writer.writerows({k: csv_cell(str(v)) for k, v in row.items()} for row in rows)
     os.replace(tmp, report)
 
 

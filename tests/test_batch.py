@@ -908,3 +908,18 @@ def test_the_batch_command_in_a_real_process(world: World, tmp_path: Path) -> No
     with zipfile.ZipFile(tmp_path / "out.zip") as zf:
         assert len(zf.namelist()) == 3
     assert world.reload_license(lic.key).used_activations == 3
+
+
+def test_the_csv_report_makes_names_that_read_as_formulas_inert(world: World, tmp_path: Path) -> None:
+    # A hostile file name must not run as a spreadsheet formula when the report is opened.
+    src = tmp_path / "in"
+    write(src / "=HYPERLINK(1).req", b"garbage")
+    write(src / " @SUM(1).req", b"garbage")
+    run(world, src, tmp_path / "out", tmp_path / "report.csv")
+    files = sorted(row["file"] for row in read_report(tmp_path / "report.csv"))
+    assert files == ["' @SUM(1).req", "'=HYPERLINK(1).req"]
+    run(world, src, tmp_path / "out", tmp_path / "report.json")  # JSON is data: left as it is
+    assert sorted(row["file"] for row in read_report(tmp_path / "report.json")) == [
+        " @SUM(1).req",
+        "=HYPERLINK(1).req",
+    ]
