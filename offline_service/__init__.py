@@ -43,12 +43,12 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from .decisions import Policy
-    from .engine import Engine, Outcome
-    from .errors import Code, OfflineServiceError
-    from .keyring import Keyring
-    from .messages import Kind, Request, Response, parse_request, parse_response
-    from .store import SQLiteStore, Store
+    from offline_service.decisions import Policy
+    from offline_service.engine import Engine, Outcome
+    from offline_service.errors import Code, OfflineServiceError
+    from offline_service.keyring import Keyring
+    from offline_service.messages import Kind, Request, Response, parse_request, parse_response
+    from offline_service.store import SQLiteStore, Store
 
 
 def __getattr__(name: str) -> Any:

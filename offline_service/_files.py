@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .errors import Code, OfflineServiceError
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = ["fsync_dir", "read_limited", "write_atomic"]
 

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from .decisions import DAY
-from .errors import Code, OfflineServiceError
-from .ids import check_alias, email_key, new_id, new_license_key
-from .keyring import Keyring
-from .messages import MAX_COUNT, validate_metadata
-from .models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
-from .representations import activation_json, license_json
-from .store import Store
-from .versions import parse_version
+from offline_service.decisions import DAY
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_alias, email_key, new_id, new_license_key
+from offline_service.keyring import Keyring
+from offline_service.messages import MAX_COUNT, validate_metadata
+from offline_service.models import UNLIMITED, Account, AuditEntry, License, LicenseStatus, Product
+from offline_service.representations import activation_json, license_json
+from offline_service.store import Store
+from offline_service.versions import parse_version
 
 __all__ = [
     "DEFAULT_ACCOUNT",

@@ -8,8 +8,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from .errors import Code, OfflineServiceError
-from .jws import MAX_FILE_BYTES
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.jws import MAX_FILE_BYTES
 
 __all__ = ["ZIP_ERRORS", "ArchiveLimits", "checked_entries", "read_entry"]
 

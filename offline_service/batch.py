@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
-from .csvcell import csv_cell
-from .engine import Engine, LicenseFilter
-from .errors import Code, OfflineServiceError
-from .jws import MAX_FILE_BYTES
-from .keyring import Keyring
-from .messages import Kind
-from .settings import Settings
-from .store import SQLiteStore
+from offline_service.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
+from offline_service.csvcell import csv_cell
+from offline_service.engine import Engine, LicenseFilter
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.jws import MAX_FILE_BYTES
+from offline_service.keyring import Keyring
+from offline_service.messages import Kind
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore
 
 __all__ = [
     "MAX_NAME_BYTES",

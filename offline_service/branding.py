@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal
 
-from ._files import write_atomic
-from .errors import Code, OfflineServiceError
-from .models import Account, AuditEntry, Branding
-from .store import Store
+from offline_service._files import write_atomic
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.models import Account, AuditEntry, Branding
+from offline_service.store import Store
 
 __all__ = [
     "DEFAULT_PORTAL_NAME",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .errors import Code, OfflineServiceError
-from .messages import Request
-from .models import UNLIMITED, Activation, License, LicenseStatus, Product, Trial
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.messages import Request
+from offline_service.models import UNLIMITED, Activation, License, LicenseStatus, Product, Trial
 
 __all__ = [
     "DAY",

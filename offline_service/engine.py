@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from . import jws
-from .decisions import (
+from offline_service import jws
+from offline_service.decisions import (
     Policy,
     Verdict,
     check_request_time,
@@ -22,12 +22,12 @@ from .decisions import (
     decide_trial,
     response_validity,
 )
-from .errors import Code, OfflineServiceError
-from .ids import new_id
-from .keyring import Keyring, Signer
-from .messages import Kind, Request, Response, parse_request, response_payload
-from .models import Activation, AuditEntry, License, Trial
-from .store import Store, Transaction
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import new_id
+from offline_service.keyring import Keyring, Signer
+from offline_service.messages import Kind, Request, Response, parse_request, response_payload
+from offline_service.models import Activation, AuditEntry, License, Trial
+from offline_service.store import Store, Transaction
 
 __all__ = ["Engine", "Outcome"]
 

@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Mapping
 
-from .errors import Code, OfflineServiceError
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = [
     "ALIAS_PATTERN",

@@ -17,8 +17,8 @@ from typing import Any
 import nacl.bindings
 import nacl.exceptions
 
-from ._b64 import b64url_decode, b64url_encode
-from .errors import Code, OfflineServiceError
+from offline_service._b64 import b64url_decode, b64url_encode
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = [
     "ACCEPTED_ALGS",

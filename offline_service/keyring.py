@@ -24,11 +24,11 @@ import nacl.pwhash
 import nacl.secret
 import nacl.utils
 
-from ._b64 import b64url_decode, b64url_encode
-from ._files import write_atomic
-from .errors import Code, OfflineServiceError
-from .ids import check_id, is_id
-from .jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
+from offline_service._b64 import b64url_decode, b64url_encode
+from offline_service._files import write_atomic
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id, is_id
+from offline_service.jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
 
 __all__ = ["Keyring", "Signer"]
 

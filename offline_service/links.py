@@ -17,9 +17,9 @@ import secrets
 import stat
 from pathlib import Path
 
-from ._b64 import b64url_encode
-from ._files import fsync_dir
-from .errors import Code, OfflineServiceError
+from offline_service._b64 import b64url_encode
+from offline_service._files import fsync_dir
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = ["KEY_FILE", "LinkSigner"]
 

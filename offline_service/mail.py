@@ -21,8 +21,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from ._files import write_atomic
-from .errors import Code, OfflineServiceError
+from offline_service._files import write_atomic
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = ["MAIL_DIR", "FileMailer", "Mailer"]
 

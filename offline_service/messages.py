@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import jws
-from .errors import Code, OfflineServiceError
+from offline_service import jws
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = [
     "FORMAT_VERSION",

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from . import password_links
-from .errors import Code, OfflineServiceError
-from .ids import email_key, new_id
-from .models import Account, AuditEntry, License, Organization, Role, User, UserGroup
-from .people import check_email, check_user_cap
-from .store import Store, Transaction
+from offline_service import password_links
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import email_key, new_id
+from offline_service.models import Account, AuditEntry, License, Organization, Role, User, UserGroup
+from offline_service.people import check_email, check_user_cap
+from offline_service.store import Store, Transaction
 
 __all__ = [
     "MAX_NAME",

@@ -15,11 +15,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import urlencode
 
-from .errors import Code, OfflineServiceError
-from .models import Account, AuditEntry, Organization, PasswordToken, User
-from .passwords import Cost, check_strength, hash_password
-from .people import token_hash
-from .store import Store, Transaction
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.models import Account, AuditEntry, Organization, PasswordToken, User
+from offline_service.passwords import Cost, check_strength, hash_password
+from offline_service.people import token_hash
+from offline_service.store import Store, Transaction
 
 __all__ = ["PATH", "base_url", "holder", "issue", "link", "message", "set_password"]
 

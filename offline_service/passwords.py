@@ -9,7 +9,7 @@ from types import MappingProxyType
 import nacl.exceptions
 import nacl.pwhash
 
-from .errors import Code, OfflineServiceError
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = ["MIN_LENGTH", "Cost", "check_strength", "hash_password", "verify_password"]
 

@@ -12,11 +12,11 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from .errors import Code, OfflineServiceError
-from .ids import email_key, new_id
-from .models import Account, AuditEntry, Credential, Organization, Role, User, UserGroup
-from .passwords import Cost, check_strength, hash_password, verify_password
-from .store import Store, Transaction
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import email_key, new_id
+from offline_service.models import Account, AuditEntry, Credential, Organization, Role, User, UserGroup
+from offline_service.passwords import Cost, check_strength, hash_password, verify_password
+from offline_service.store import Store, Transaction
 
 __all__ = [
     "FREE_FAILURES",

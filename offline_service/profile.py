@@ -14,13 +14,13 @@ import secrets
 import zoneinfo
 from dataclasses import dataclass, replace
 
-from .errors import Code, OfflineServiceError
-from .ids import email_key, new_id
-from .models import AuditEntry, Credential, User
-from .organization import check_person_name
-from .passwords import Cost, check_strength, hash_password, verify_password
-from .people import check_email, login_subject, refund_attempt, reserve_attempt, token_hash
-from .store import Store, Transaction
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import email_key, new_id
+from offline_service.models import AuditEntry, Credential, User
+from offline_service.organization import check_person_name
+from offline_service.passwords import Cost, check_strength, hash_password, verify_password
+from offline_service.people import check_email, login_subject, refund_attempt, reserve_attempt, token_hash
+from offline_service.store import Store, Transaction
 
 __all__ = [
     "MAX_PERSONAL_TOKENS",

@@ -21,12 +21,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._files import fsync_dir
-from .errors import Code, OfflineServiceError
-from .ids import new_id
-from .models import Account, AuditEntry, License, LicenseStatus, Product, Release, ReleaseFile
-from .store import Store
-from .versions import Version, parse_version
+from offline_service._files import fsync_dir
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import new_id
+from offline_service.models import Account, AuditEntry, License, LicenseStatus, Product, Release, ReleaseFile
+from offline_service.store import Store
+from offline_service.versions import Version, parse_version
 
 __all__ = [
     "DEFAULT_CHANNEL",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .models import Activation, Branding, License, Release, ReleaseFile
+from offline_service.models import Activation, Branding, License, Release, ReleaseFile
 
 __all__ = ["activation_json", "branding_json", "license_json", "release_file_json", "release_json"]
 

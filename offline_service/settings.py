@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .decisions import Policy
-from .errors import Code, OfflineServiceError
-from .passwords import Cost
+from offline_service.decisions import Policy
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.passwords import Cost
 
 __all__ = ["Settings"]
 

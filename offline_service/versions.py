@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import Code, OfflineServiceError
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = ["MAX_VERSION_LENGTH", "Version", "parse_version"]
 

@@ -1,3 +1,3 @@
-from . import main
+from offline_service.cli import main
 
 raise SystemExit(main())

@@ -15,20 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import admin, branding, organization, password_links, people, releases
-from .._files import read_limited
-from ..batch import check_response_names, response_name, run_batch
-from ..engine import Engine
-from ..errors import Code, OfflineServiceError
-from ..ids import check_alias, check_id, email_key
-from ..jws import MAX_FILE_BYTES
-from ..keyring import Keyring
-from ..mail import FileMailer
-from ..models import Account, LicenseStatus, Role, User
-from ..organization import Scope
-from ..representations import branding_json, release_json
-from ..settings import Settings
-from ..store import SQLiteStore
+from offline_service import admin, branding, organization, password_links, people, releases
+from offline_service._files import read_limited
+from offline_service.batch import check_response_names, response_name, run_batch
+from offline_service.engine import Engine
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_alias, check_id, email_key
+from offline_service.jws import MAX_FILE_BYTES
+from offline_service.keyring import Keyring
+from offline_service.mail import FileMailer
+from offline_service.models import Account, LicenseStatus, Role, User
+from offline_service.organization import Scope
+from offline_service.representations import branding_json, release_json
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore
 
 __all__ = ["build_parser", "main"]
 
@@ -762,11 +762,11 @@ def _releases_parser(verbs: Any, lic: Any, verb: Any) -> None:
 def cmd_serve(ctx: _Context) -> int:
     import uvicorn
 
-    from ..web import create_app
+    from offline_service.web import create_app
 
     a = ctx.args
     if a.demo:
-        from .demo import announce_portal, prepare_portal
+        from offline_service.cli.demo import announce_portal, prepare_portal
 
         # Shown as a URL a browser can open: a wildcard bind address is not one.
         shown = "127.0.0.1" if a.host in ("0.0.0.0", "::", "") else a.host  # noqa: S104
@@ -803,7 +803,7 @@ def cmd_serve(ctx: _Context) -> int:
 
 
 def cmd_demo(ctx: _Context) -> int:
-    from .demo import run_demo
+    from offline_service.cli.demo import run_demo
 
     return run_demo(ctx.settings, account_alias=ctx.args.account)
 

@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import admin, people
-from .._files import write_atomic
-from ..ids import email_key
-from ..keyring import Keyring
-from ..models import Account, License, Product, Role
-from ..settings import Settings
-from ..store import SQLiteStore
+from offline_service import admin, people
+from offline_service._files import write_atomic
+from offline_service.ids import email_key
+from offline_service.keyring import Keyring
+from offline_service.models import Account, License, Product, Role
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore
 
 __all__ = ["PortalDemo", "announce_portal", "prepare_portal", "run_demo"]
 

@@ -3,7 +3,7 @@
 Needs only PyNaCl and the standard library.
 """
 
-from .machine import fingerprint, machine_id
-from .sdk import DEFAULT_CLOCK_OFFSET, Client
+from offline_service.client.machine import fingerprint, machine_id
+from offline_service.client.sdk import DEFAULT_CLOCK_OFFSET, Client
 
 __all__ = ["DEFAULT_CLOCK_OFFSET", "Client", "fingerprint", "machine_id"]

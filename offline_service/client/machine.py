@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from ..errors import Code, OfflineServiceError
+from offline_service.errors import Code, OfflineServiceError
 
 __all__ = ["fingerprint", "machine_id"]
 

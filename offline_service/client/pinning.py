@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import Code, OfflineServiceError
-from ..jws import ACCEPTED_ALGS, jwk_thumbprint, okp_jwk, public_key_from_jwk
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.jws import ACCEPTED_ALGS, jwk_thumbprint, okp_jwk, public_key_from_jwk
 
 __all__ = ["pinned_jwks", "pinned_keys"]
 

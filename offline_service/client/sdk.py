@@ -18,17 +18,17 @@ from typing import Any
 
 import nacl.bindings
 
-from .. import jws, messages
-from .._b64 import b64url_decode
-from .._files import write_atomic
-from ..errors import Code, OfflineServiceError
-from ..ids import new_nonce
-from ..messages import Kind, Response
-from . import machine as _machine
-from ._text import utc as _utc
-from .pinning import pinned_jwks, pinned_keys
-from .state import Pending, State, StateDir
-from .witness import Witness, WitnessStore, default_witness_dir
+from offline_service import jws, messages
+from offline_service._b64 import b64url_decode
+from offline_service._files import write_atomic
+from offline_service.client import machine as _machine
+from offline_service.client._text import utc as _utc
+from offline_service.client.pinning import pinned_jwks, pinned_keys
+from offline_service.client.state import Pending, State, StateDir
+from offline_service.client.witness import Witness, WitnessStore, default_witness_dir
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import new_nonce
+from offline_service.messages import Kind, Response
 
 __all__ = ["DEFAULT_CLOCK_OFFSET", "Client"]
 

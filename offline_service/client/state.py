@@ -22,10 +22,10 @@ from typing import Any
 
 import nacl.utils
 
-from .._b64 import b64url_decode, b64url_encode
-from .._files import fsync_dir, read_limited, write_atomic
-from ..errors import Code, OfflineServiceError
-from ..messages import Kind
+from offline_service._b64 import b64url_decode, b64url_encode
+from offline_service._files import fsync_dir, read_limited, write_atomic
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.messages import Kind
 
 __all__ = ["KEY_FILE", "MAX_PENDING", "STATE_FILE", "Pending", "State", "StateDir"]
 

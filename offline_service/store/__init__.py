@@ -1,6 +1,6 @@
 """Storage behind a small interface: the engine sees ``Store`` and ``Transaction`` only."""
 
-from .base import Store, Transaction
-from .sqlite import SQLiteStore
+from offline_service.store.base import Store, Transaction
+from offline_service.store.sqlite import SQLiteStore
 
 __all__ = ["SQLiteStore", "Store", "Transaction"]

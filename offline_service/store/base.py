@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from ..models import (
+from offline_service.models import (
     Account,
     Activation,
     ActivationFilter,

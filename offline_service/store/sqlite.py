@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import Code, OfflineServiceError
-from ..ids import email_key, new_id, normalize_license_key
-from ..models import (
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import email_key, new_id, normalize_license_key
+from offline_service.models import (
     Account,
     Activation,
     ActivationFilter,
@@ -36,7 +36,7 @@ from ..models import (
     User,
     UserGroup,
 )
-from .checkpoints import Checkpointer
+from offline_service.store.checkpoints import Checkpointer
 
 __all__ = ["SQLiteStore", "key_hash"]
 

@@ -21,14 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..csvcell import csv_cell
-from ..errors import Code, OfflineServiceError
-from ..ids import check_id
-from ..models import Activation, ActivationFilter
-from ..representations import activation_json
-from .auth import Caller, api_caller, services
-from .portal import error_page, license_rows, mask_key, page_caller, render, to_login
-from .services import Services
+from offline_service.csvcell import csv_cell
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id
+from offline_service.models import Activation, ActivationFilter
+from offline_service.representations import activation_json
+from offline_service.web.auth import Caller, api_caller, services
+from offline_service.web.portal import error_page, license_rows, mask_key, page_caller, render, to_login
+from offline_service.web.services import Services
 
 __all__ = ["API_LIMIT", "CSV_LIMIT", "MAX_OFFSET", "MAX_TEXT", "PAGE_SIZE", "STATUSES", "csv_cell", "routes"]
 

@@ -12,16 +12,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..engine import Outcome
-from ..errors import Code, OfflineServiceError
-from ..ids import check_alias, check_id
-from ..messages import Kind
-from ..models import Activation, License, User
-from ..people import authenticate, issue_credential, revoke_credential
-from ..representations import activation_json, license_json
-from .auth import Caller, api_caller, bearer_token, client_address, services
-from .bodies import parse_json_object
-from .offline import RequestQueue, process_zip
+from offline_service.engine import Outcome
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_alias, check_id
+from offline_service.messages import Kind
+from offline_service.models import Activation, License, User
+from offline_service.people import authenticate, issue_credential, revoke_credential
+from offline_service.representations import activation_json, license_json
+from offline_service.web.auth import Caller, api_caller, bearer_token, client_address, services
+from offline_service.web.bodies import parse_json_object
+from offline_service.web.offline import RequestQueue, process_zip
 
 __all__ = ["JWKS_PATH", "MAX_VALIDITY", "OfflineInput", "json_body", "json_int", "offline_input", "routes"]
 

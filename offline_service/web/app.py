@@ -14,14 +14,24 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from ..errors import OfflineServiceError
-from ..jws import MAX_FILE_BYTES
-from ..mail import Mailer
-from ..settings import Settings
-from . import activations, api, branding, downloads, openapi, organization, portal, profile, trials
-from .errors import handle_error, handle_http_error, handle_unexpected
-from .security import BodyLimit, SecurityHeaders
-from .services import Services
+from offline_service.errors import OfflineServiceError
+from offline_service.jws import MAX_FILE_BYTES
+from offline_service.mail import Mailer
+from offline_service.settings import Settings
+from offline_service.web import (
+    activations,
+    api,
+    branding,
+    downloads,
+    openapi,
+    organization,
+    portal,
+    profile,
+    trials,
+)
+from offline_service.web.errors import handle_error, handle_http_error, handle_unexpected
+from offline_service.web.security import BodyLimit, SecurityHeaders
+from offline_service.web.services import Services
 
 __all__ = ["create_app"]
 

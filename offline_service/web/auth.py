@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import Code, OfflineServiceError
-from ..models import License, User
-from ..people import resolve_credential
-from .services import Services
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.models import License, User
+from offline_service.people import resolve_credential
+from offline_service.web.services import Services
 
 __all__ = [
     "API_KINDS",

@@ -19,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .. import branding
-from ..errors import Code, OfflineServiceError
-from ..ids import check_id, is_alias
-from ..models import Branding
-from ..people import resolve_credential
-from .auth import SESSION_COOKIE, services
-from .security import ASGIApp, Receive, Scope, Send
-from .services import Services
+from offline_service import branding
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id, is_alias
+from offline_service.models import Branding
+from offline_service.people import resolve_credential
+from offline_service.web.auth import SESSION_COOKIE, services
+from offline_service.web.security import ASGIApp, Receive, Scope, Send
+from offline_service.web.services import Services
 
 __all__ = ["SCOPE_KEY", "Brand", "BrandResolver", "brand_context", "host_of", "routes"]
 

@@ -23,16 +23,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from .. import releases
-from ..errors import Code, OfflineServiceError
-from ..ids import check_id
-from ..links import LinkSigner
-from ..models import AuditEntry, Release, ReleaseFile
-from ..representations import release_file_json, release_json
-from .auth import Caller, api_caller, services
-from .errors import status_of
-from .portal import Problem, page_caller, render, to_login
-from .services import Services
+from offline_service import releases
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id
+from offline_service.links import LinkSigner
+from offline_service.models import AuditEntry, Release, ReleaseFile
+from offline_service.representations import release_file_json, release_json
+from offline_service.web.auth import Caller, api_caller, services
+from offline_service.web.errors import status_of
+from offline_service.web.portal import Problem, page_caller, render, to_login
+from offline_service.web.services import Services
 
 __all__ = ["RangeNotSatisfiable", "byte_range", "content_disposition", "routes"]
 

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..errors import Code, OfflineServiceError
-from .security import SECURITY_HEADERS
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.web.security import SECURITY_HEADERS
 
 __all__ = ["STATUS", "handle_error", "handle_http_error", "handle_unexpected", "status_of", "wants_json"]
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from ..batch import run_batch
-from ..engine import Outcome
-from ..errors import Code, OfflineServiceError
-from ..messages import Kind
-from .auth import API_KINDS, Caller, resolve_caller
-from .services import Services
+from offline_service.batch import run_batch
+from offline_service.engine import Outcome
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.messages import Kind
+from offline_service.web.auth import API_KINDS, Caller, resolve_caller
+from offline_service.web.services import Services
 
 __all__ = ["RequestQueue", "ZipResult", "process_request", "process_zip"]
 

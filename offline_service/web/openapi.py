@@ -15,14 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import __version__
-from ..errors import Code
-from ..ids import ALIAS_PATTERN, id_pattern
-from ..jws import MAX_FILE_BYTES
-from ..models import LicenseStatus, Role
-from ..profile import MAX_TOKEN_NAME, TOKEN_DAYS
-from .activations import API_LIMIT, MAX_OFFSET, MAX_TEXT, STATUSES
-from .api import MAX_VALIDITY
+from offline_service import __version__
+from offline_service.errors import Code
+from offline_service.ids import ALIAS_PATTERN, id_pattern
+from offline_service.jws import MAX_FILE_BYTES
+from offline_service.models import LicenseStatus, Role
+from offline_service.profile import MAX_TOKEN_NAME, TOKEN_DAYS
+from offline_service.web.activations import API_LIMIT, MAX_OFFSET, MAX_TEXT, STATUSES
+from offline_service.web.api import MAX_VALIDITY
 
 __all__ = ["document", "endpoint", "routes"]
 

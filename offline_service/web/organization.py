@@ -18,15 +18,24 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .. import organization, password_links
-from ..errors import OfflineServiceError
-from ..ids import check_id
-from ..models import License, Role, User
-from ..organization import OrganizationView, Scope
-from .auth import Caller, check_csrf, services
-from .errors import status_of
-from .portal import FIELD_BYTES, Problem, error_page, form_field, mask_key, page_caller, render, to_login
-from .services import Services
+from offline_service import organization, password_links
+from offline_service.errors import OfflineServiceError
+from offline_service.ids import check_id
+from offline_service.models import License, Role, User
+from offline_service.organization import OrganizationView, Scope
+from offline_service.web.auth import Caller, check_csrf, services
+from offline_service.web.errors import status_of
+from offline_service.web.portal import (
+    FIELD_BYTES,
+    Problem,
+    error_page,
+    form_field,
+    mask_key,
+    page_caller,
+    render,
+    to_login,
+)
+from offline_service.web.services import Services
 
 __all__ = ["link_base", "mail_password_link", "routes"]
 

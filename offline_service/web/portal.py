@@ -27,15 +27,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from ..decisions import DAY
-from ..engine import Outcome
-from ..errors import Code, OfflineServiceError
-from ..ids import check_alias, check_id
-from ..jws import MAX_FILE_BYTES
-from ..messages import Kind
-from ..models import UNLIMITED, AuditEntry, License, LicenseStatus
-from ..people import LoginThrottled, authenticate, issue_credential, revoke_credential
-from .auth import (
+from offline_service.decisions import DAY
+from offline_service.engine import Outcome
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_alias, check_id
+from offline_service.jws import MAX_FILE_BYTES
+from offline_service.messages import Kind
+from offline_service.models import UNLIMITED, AuditEntry, License, LicenseStatus
+from offline_service.people import LoginThrottled, authenticate, issue_credential, revoke_credential
+from offline_service.web.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     Caller,
@@ -46,10 +46,10 @@ from .auth import (
     services,
     set_cookie,
 )
-from .branding import brand_context
-from .errors import status_of
-from .offline import process_request, process_zip
-from .services import Services
+from offline_service.web.branding import brand_context
+from offline_service.web.errors import status_of
+from offline_service.web.offline import process_request, process_zip
+from offline_service.web.services import Services
 
 __all__ = [
     "FIELD_BYTES",

@@ -16,15 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .. import password_links, profile
-from ..errors import Code, OfflineServiceError
-from ..ids import check_id
-from ..models import Credential
-from ..people import token_hash
-from .api import json_body, json_int
-from .auth import Caller, api_caller, check_csrf, client_address, services
-from .errors import status_of
-from .portal import (
+from offline_service import password_links, profile
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id
+from offline_service.models import Credential
+from offline_service.people import token_hash
+from offline_service.web.api import json_body, json_int
+from offline_service.web.auth import Caller, api_caller, check_csrf, client_address, services
+from offline_service.web.errors import status_of
+from offline_service.web.portal import (
     FIELD_BYTES,
     Problem,
     error_page,

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from ..engine import Engine
-from ..keyring import Keyring
-from ..mail import FileMailer, Mailer
-from ..settings import Settings
-from ..store import SQLiteStore
+from offline_service.engine import Engine
+from offline_service.keyring import Keyring
+from offline_service.mail import FileMailer, Mailer
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore
 
 __all__ = ["Services"]
 

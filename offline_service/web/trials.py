@@ -16,17 +16,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .._b64 import b64url_decode
-from ..engine import Outcome
-from ..errors import Code, OfflineServiceError
-from ..ids import check_id
-from ..jws import MAX_FILE_BYTES, strict_json, unarmor
-from ..messages import Kind
-from ..settings import Settings
-from .api import JWKS_PATH, offline_input
-from .auth import client_address, services
-from .security import ASGIApp, Message, Receive, Scope, Send
-from .services import Services
+from offline_service._b64 import b64url_decode
+from offline_service.engine import Outcome
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id
+from offline_service.jws import MAX_FILE_BYTES, strict_json, unarmor
+from offline_service.messages import Kind
+from offline_service.settings import Settings
+from offline_service.web.api import JWKS_PATH, offline_input
+from offline_service.web.auth import client_address, services
+from offline_service.web.security import ASGIApp, Message, Receive, Scope, Send
+from offline_service.web.services import Services
 
 __all__ = [
     "CORS_PATHS",

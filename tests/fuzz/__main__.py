@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import TARGETS
+from tests.fuzz import TARGETS
 
 _INSTRUMENTED = ["offline_service", "tests.fuzz", "json", "zipfile", "base64", "bz2", "lzma"]
 _CANARY = "_canary"  # a target that fails on purpose, for the test that a finding fails the run

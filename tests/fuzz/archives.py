@@ -9,8 +9,7 @@ import zipfile
 from offline_service.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.jws import MAX_FILE_BYTES
-
-from .request_files import seeds as request_seeds
+from tests.fuzz.request_files import seeds as request_seeds
 
 MAX_LEN = 64 * 1024
 _LIMITS = ArchiveLimits(max_entries=50, max_total_bytes=256 * 1024, max_ratio=100)

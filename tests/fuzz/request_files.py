@@ -8,8 +8,14 @@ from offline_service import jws, messages
 from offline_service.errors import OfflineServiceError
 from offline_service.messages import Kind
 from tests.factories import NOW, Machine
-
-from ._signing import MACHINE_PUBLIC, MACHINE_SECRET, MACHINE_SEED, seeds_of, sign_segments, token_of
+from tests.fuzz._signing import (
+    MACHINE_PUBLIC,
+    MACHINE_SECRET,
+    MACHINE_SEED,
+    seeds_of,
+    sign_segments,
+    token_of,
+)
 
 MAX_LEN = 20_000  # above the 16 KiB file limit, so the size check is reached too
 _HEADER = json.dumps({"alg": "EdDSA", "typ": jws.REQUEST_TYP, "jwk": jws.okp_jwk(MACHINE_PUBLIC)}).encode()

@@ -8,8 +8,7 @@ from offline_service import jws, messages
 from offline_service.errors import OfflineServiceError
 from offline_service.messages import Kind, Response
 from tests.factories import NOW
-
-from ._signing import KID, SERVICE_PUBLIC, SERVICE_SECRET, seeds_of, token_of
+from tests.fuzz._signing import KID, SERVICE_PUBLIC, SERVICE_SECRET, seeds_of, token_of
 
 MAX_LEN = 20_000
 _HEADER = json.dumps({"alg": "EdDSA", "typ": jws.RESPONSE_TYP, "kid": KID}).encode()

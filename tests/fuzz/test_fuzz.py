@@ -12,9 +12,8 @@ import pytest
 
 from offline_service import messages
 from offline_service.errors import OfflineServiceError
-
-from . import TARGETS, archives, json_bodies, request_files, response_files
-from ._signing import MACHINE_SECRET, SERVICE_SECRET, token_of
+from tests.fuzz import TARGETS, archives, json_bodies, request_files, response_files
+from tests.fuzz._signing import MACHINE_SECRET, SERVICE_SECRET, token_of
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 5_000
