@@ -29,11 +29,12 @@ from typing import Any
 import nacl.bindings
 
 from benchmarks._machine import machine
-from offline_service import admin, jws, messages
 from offline_service._b64 import b64url_decode
+from offline_service.fileformat import jws, messages
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import Kind
 from offline_service.ids import new_nonce
-from offline_service.keyring import Keyring
-from offline_service.messages import Kind
+from offline_service.licensing import services as admin
 from offline_service.store import SQLiteStore
 
 TARGETS = {"engine_vs_floor": 0.6, "batch_vs_floor": 1.3, "rss_mb": 300}

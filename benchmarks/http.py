@@ -53,9 +53,10 @@ from starlette.routing import Route
 
 from benchmarks._machine import machine
 from benchmarks.engine import _requests as activation_requests
-from offline_service import admin, people
-from offline_service.keyring import Keyring
-from offline_service.models import Role
+from offline_service.accounts import people
+from offline_service.accounts.models import Role
+from offline_service.fileformat.keyring import Keyring
+from offline_service.licensing import services as admin
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 from offline_service.web.auth import Caller

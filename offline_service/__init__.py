@@ -29,25 +29,25 @@ __version__ = "0.1.0"
 _HOMES = {
     "Code": "errors",
     "OfflineServiceError": "errors",
-    "Engine": "engine",
-    "Outcome": "engine",
-    "Keyring": "keyring",
-    "Kind": "messages",
-    "Request": "messages",
-    "Response": "messages",
-    "parse_request": "messages",
-    "parse_response": "messages",
-    "Policy": "decisions",
+    "Engine": "licensing.engine",
+    "Outcome": "licensing.engine",
+    "Keyring": "fileformat.keyring",
+    "Kind": "fileformat.messages",
+    "Request": "fileformat.messages",
+    "Response": "fileformat.messages",
+    "parse_request": "fileformat.messages",
+    "parse_response": "fileformat.messages",
+    "Policy": "licensing.decisions",
     "SQLiteStore": "store",
     "Store": "store",
 }
 
 if TYPE_CHECKING:
-    from offline_service.decisions import Policy
-    from offline_service.engine import Engine, Outcome
     from offline_service.errors import Code, OfflineServiceError
-    from offline_service.keyring import Keyring
-    from offline_service.messages import Kind, Request, Response, parse_request, parse_response
+    from offline_service.fileformat.keyring import Keyring
+    from offline_service.fileformat.messages import Kind, Request, Response, parse_request, parse_response
+    from offline_service.licensing.decisions import Policy
+    from offline_service.licensing.engine import Engine, Outcome
     from offline_service.store import SQLiteStore, Store
 
 

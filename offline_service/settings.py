@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from offline_service.decisions import Policy
+from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.passwords import Cost
+from offline_service.licensing.decisions import Policy
 
 __all__ = ["Settings"]
 

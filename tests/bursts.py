@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from offline_service.accounts.passwords import Cost, verify_password
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.passwords import Cost, verify_password
 
 __all__ = ["Burst", "PasswordGate", "burst"]
 

@@ -10,13 +10,15 @@ from typing import Any
 import nacl.bindings
 import nacl.utils
 
-from offline_service import admin, jws, messages
-from offline_service.decisions import Policy
-from offline_service.engine import Engine
+from offline_service.accounts.models import Account
+from offline_service.fileformat import jws, messages
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import Kind
 from offline_service.ids import new_nonce
-from offline_service.keyring import Keyring
-from offline_service.messages import Kind
-from offline_service.models import Account, License, Product
+from offline_service.licensing import services as admin
+from offline_service.licensing.decisions import Policy
+from offline_service.licensing.engine import Engine
+from offline_service.licensing.models import License, Product
 from offline_service.store import SQLiteStore
 
 NOW = 1_800_000_000  # a fixed "now" (2027-01-15) so tests never depend on the wall clock

@@ -7,8 +7,8 @@ from typing import Any
 
 import nacl.bindings
 
-from offline_service import jws
 from offline_service._b64 import b64url_encode
+from offline_service.fileformat import jws
 from tests.factories import NOW, Machine
 
 

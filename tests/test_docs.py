@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from offline_service import admin
 from offline_service.cli import build_parser
 from offline_service.errors import Code
+from offline_service.fileformat.messages import Kind
 from offline_service.ids import normalize_license_key
-from offline_service.messages import Kind
+from offline_service.licensing import services as admin
 from tests.factories import World
 
 ROOT = Path(__file__).resolve().parent.parent

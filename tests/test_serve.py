@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 import uvicorn
 
-from offline_service import admin
+from offline_service.accounts.models import Role
+from offline_service.accounts.passwords import Cost
+from offline_service.accounts.people import authenticate
 from offline_service.cli import main
 from offline_service.cli.demo import DEMO_EMAIL, DEMO_ORGANIZATION, DEMO_PRODUCT, prepare_portal
+from offline_service.fileformat.keyring import Keyring
 from offline_service.ids import email_key
-from offline_service.keyring import Keyring
-from offline_service.models import Role
-from offline_service.passwords import Cost
-from offline_service.people import authenticate
+from offline_service.licensing import services as admin
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 from offline_service.web.security import RedactTokens

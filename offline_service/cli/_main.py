@@ -15,18 +15,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from offline_service import admin, branding, organization, password_links, people, releases
 from offline_service._files import read_limited
-from offline_service.batch import check_response_names, response_name, run_batch
-from offline_service.engine import Engine
+from offline_service.accounts import organization, password_links, people
+from offline_service.accounts.mail import FileMailer
+from offline_service.accounts.models import Account, Role, User
+from offline_service.accounts.organization import Scope
+from offline_service.branding import services as branding
+from offline_service.branding.representations import branding_json
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.keyring import Keyring
 from offline_service.ids import check_alias, check_id, email_key
-from offline_service.jws import MAX_FILE_BYTES
-from offline_service.keyring import Keyring
-from offline_service.mail import FileMailer
-from offline_service.models import Account, LicenseStatus, Role, User
-from offline_service.organization import Scope
-from offline_service.representations import branding_json, release_json
+from offline_service.licensing import services as admin
+from offline_service.licensing.batch import check_response_names, response_name, run_batch
+from offline_service.licensing.engine import Engine
+from offline_service.licensing.models import LicenseStatus
+from offline_service.releases import services as releases
+from offline_service.releases.representations import release_json
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 

@@ -12,11 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from offline_service import admin, people
 from offline_service._files import write_atomic
+from offline_service.accounts import people
+from offline_service.accounts.models import Account, Role
+from offline_service.fileformat.keyring import Keyring
 from offline_service.ids import email_key
-from offline_service.keyring import Keyring
-from offline_service.models import Account, License, Product, Role
+from offline_service.licensing import services as admin
+from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from offline_service import jws
 from offline_service._files import read_limited, write_atomic
 from offline_service.client._text import utc as _utc
 from offline_service.client.machine import fingerprint
 from offline_service.client.sdk import Client
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.messages import Kind, Response
+from offline_service.fileformat import jws
+from offline_service.fileformat.messages import Kind, Response
 
 __all__ = ["main"]
 

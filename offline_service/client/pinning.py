@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.jws import ACCEPTED_ALGS, jwk_thumbprint, okp_jwk, public_key_from_jwk
+from offline_service.fileformat.jws import ACCEPTED_ALGS, jwk_thumbprint, okp_jwk, public_key_from_jwk
 
 __all__ = ["pinned_jwks", "pinned_keys"]
 

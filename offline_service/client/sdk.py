@@ -18,7 +18,6 @@ from typing import Any
 
 import nacl.bindings
 
-from offline_service import jws, messages
 from offline_service._b64 import b64url_decode
 from offline_service._files import write_atomic
 from offline_service.client import machine as _machine
@@ -27,8 +26,9 @@ from offline_service.client.pinning import pinned_jwks, pinned_keys
 from offline_service.client.state import Pending, State, StateDir
 from offline_service.client.witness import Witness, WitnessStore, default_witness_dir
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat import jws, messages
+from offline_service.fileformat.messages import Kind, Response
 from offline_service.ids import new_nonce
-from offline_service.messages import Kind, Response
 
 __all__ = ["DEFAULT_CLOCK_OFFSET", "Client"]
 

@@ -25,7 +25,7 @@ import nacl.utils
 from offline_service._b64 import b64url_decode, b64url_encode
 from offline_service._files import fsync_dir, read_limited, write_atomic
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.messages import Kind
+from offline_service.fileformat.messages import Kind
 
 __all__ = ["KEY_FILE", "MAX_PENDING", "STATE_FILE", "Pending", "State", "StateDir"]
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import nacl.bindings
 
-from offline_service import jws
 from offline_service._b64 import b64url_encode
 from offline_service._files import read_limited, write_atomic
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat import jws
 
 __all__ = ["WITNESS_DIRNAME", "Witness", "WitnessStore", "default_witness_dir"]
 

@@ -7,24 +7,18 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from offline_service.models import (
-    Account,
+from offline_service.accounts.models import Account, Credential, Organization, PasswordToken, User, UserGroup
+from offline_service.audit import AuditEntry
+from offline_service.branding.models import Branding
+from offline_service.licensing.models import (
     Activation,
     ActivationFilter,
-    AuditEntry,
-    Branding,
-    Credential,
     License,
     LicenseStatus,
-    Organization,
-    PasswordToken,
     Product,
-    Release,
-    ReleaseFile,
     Trial,
-    User,
-    UserGroup,
 )
+from offline_service.releases.models import Release, ReleaseFile
 
 __all__ = ["Store", "Transaction"]
 

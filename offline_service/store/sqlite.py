@@ -15,27 +15,28 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import email_key, new_id, normalize_license_key
-from offline_service.models import (
+from offline_service.accounts.models import (
     Account,
-    Activation,
-    ActivationFilter,
-    AuditEntry,
-    Branding,
     Credential,
-    License,
-    LicenseStatus,
     Organization,
     PasswordToken,
-    Product,
-    Release,
-    ReleaseFile,
     Role,
-    Trial,
     User,
     UserGroup,
 )
+from offline_service.audit import AuditEntry
+from offline_service.branding.models import Branding
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import email_key, new_id, normalize_license_key
+from offline_service.licensing.models import (
+    Activation,
+    ActivationFilter,
+    License,
+    LicenseStatus,
+    Product,
+    Trial,
+)
+from offline_service.releases.models import Release, ReleaseFile
 from offline_service.store.checkpoints import Checkpointer
 
 __all__ = ["SQLiteStore", "key_hash"]

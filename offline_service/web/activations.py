@@ -24,8 +24,8 @@ from starlette.routing import BaseRoute, Route
 from offline_service.csvcell import csv_cell
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
-from offline_service.models import Activation, ActivationFilter
-from offline_service.representations import activation_json
+from offline_service.licensing.models import Activation, ActivationFilter
+from offline_service.licensing.representations import activation_json
 from offline_service.web.auth import Caller, api_caller, services
 from offline_service.web.portal import error_page, license_rows, mask_key, page_caller, render, to_login
 from offline_service.web.services import Services

@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from offline_service.engine import Outcome
+from offline_service.accounts.models import User
+from offline_service.accounts.people import authenticate, issue_credential, revoke_credential
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.messages import Kind
 from offline_service.ids import check_alias, check_id
-from offline_service.messages import Kind
-from offline_service.models import Activation, License, User
-from offline_service.people import authenticate, issue_credential, revoke_credential
-from offline_service.representations import activation_json, license_json
+from offline_service.licensing.engine import Outcome
+from offline_service.licensing.models import Activation, License
+from offline_service.licensing.representations import activation_json, license_json
 from offline_service.web.auth import Caller, api_caller, bearer_token, client_address, services
 from offline_service.web.bodies import parse_json_object
 from offline_service.web.offline import RequestQueue, process_zip

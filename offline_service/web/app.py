@@ -14,9 +14,9 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from offline_service.accounts.mail import Mailer
 from offline_service.errors import OfflineServiceError
-from offline_service.jws import MAX_FILE_BYTES
-from offline_service.mail import Mailer
+from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.settings import Settings
 from offline_service.web import (
     activations,

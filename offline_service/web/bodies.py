@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.jws import MAX_FILE_BYTES, MAX_JSON_DEPTH, strict_json_value
+from offline_service.fileformat.jws import MAX_FILE_BYTES, MAX_JSON_DEPTH, strict_json_value
 
 __all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "parse_json_object"]
 

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service import branding
+from offline_service.accounts.people import resolve_credential
+from offline_service.branding import services as branding
+from offline_service.branding.models import Branding
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id, is_alias
-from offline_service.models import Branding
-from offline_service.people import resolve_credential
 from offline_service.web.auth import SESSION_COOKIE, services
 from offline_service.web.security import ASGIApp, Receive, Scope, Send
 from offline_service.web.services import Services

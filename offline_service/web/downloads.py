@@ -23,12 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from offline_service import releases
+from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
-from offline_service.links import LinkSigner
-from offline_service.models import AuditEntry, Release, ReleaseFile
-from offline_service.representations import release_file_json, release_json
+from offline_service.releases import services as releases
+from offline_service.releases.links import LinkSigner
+from offline_service.releases.models import Release, ReleaseFile
+from offline_service.releases.representations import release_file_json, release_json
 from offline_service.web.auth import Caller, api_caller, services
 from offline_service.web.errors import status_of
 from offline_service.web.portal import Problem, page_caller, render, to_login

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from offline_service.batch import run_batch
-from offline_service.engine import Outcome
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.messages import Kind
+from offline_service.fileformat.messages import Kind
+from offline_service.licensing.batch import run_batch
+from offline_service.licensing.engine import Outcome
 from offline_service.web.auth import API_KINDS, Caller, resolve_caller
 from offline_service.web.services import Services
 

@@ -16,11 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from offline_service import __version__
+from offline_service.accounts.models import Role
+from offline_service.accounts.profile import MAX_TOKEN_NAME, TOKEN_DAYS
 from offline_service.errors import Code
+from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.ids import ALIAS_PATTERN, id_pattern
-from offline_service.jws import MAX_FILE_BYTES
-from offline_service.models import LicenseStatus, Role
-from offline_service.profile import MAX_TOKEN_NAME, TOKEN_DAYS
+from offline_service.licensing.models import LicenseStatus
 from offline_service.web.activations import API_LIMIT, MAX_OFFSET, MAX_TEXT, STATUSES
 from offline_service.web.api import MAX_VALIDITY
 

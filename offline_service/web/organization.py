@@ -1,7 +1,7 @@
 """The organization admin's pages: users (add, edit, disable and enable, send a set-password link)
 and user groups (create, rename, members, linked licenses).
 
-Thin: every decision is in ``offline_service.organization``. Anyone but an organization admin gets
+Thin: every decision is in ``offline_service.accounts.organization``. Anyone but an organization admin gets
 FORBIDDEN on every page here; an id outside the admin's organization is NOT_FOUND. Each change
 answers with a redirect to the page that shows it (post/redirect/get), or with the page again and
 the problem when it was refused.
@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service import organization, password_links
+from offline_service.accounts import organization, password_links
+from offline_service.accounts.models import Role, User
+from offline_service.accounts.organization import OrganizationView, Scope
 from offline_service.errors import OfflineServiceError
 from offline_service.ids import check_id
-from offline_service.models import License, Role, User
-from offline_service.organization import OrganizationView, Scope
+from offline_service.licensing.models import License
 from offline_service.web.auth import Caller, check_csrf, services
 from offline_service.web.errors import status_of
 from offline_service.web.portal import (

@@ -27,14 +27,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from offline_service.decisions import DAY
-from offline_service.engine import Outcome
+from offline_service.accounts.people import LoginThrottled, authenticate, issue_credential, revoke_credential
+from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.messages import Kind
 from offline_service.ids import check_alias, check_id
-from offline_service.jws import MAX_FILE_BYTES
-from offline_service.messages import Kind
-from offline_service.models import UNLIMITED, AuditEntry, License, LicenseStatus
-from offline_service.people import LoginThrottled, authenticate, issue_credential, revoke_credential
+from offline_service.licensing.decisions import DAY
+from offline_service.licensing.engine import Outcome
+from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
 from offline_service.web.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,

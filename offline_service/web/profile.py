@@ -2,7 +2,7 @@
 security page (sessions and API logins with a revoke button each; personal access tokens), the
 set-password page a mailed link opens, and ``/v1/me/tokens`` for personal access tokens in the API.
 
-Thin: every decision is in ``offline_service.profile`` and ``offline_service.password_links``.
+Thin: every decision is in ``offline_service.accounts.profile`` and ``offline_service.accounts.password_links``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service import password_links, profile
+from offline_service.accounts import password_links, profile
+from offline_service.accounts.models import Credential
+from offline_service.accounts.people import token_hash
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
-from offline_service.models import Credential
-from offline_service.people import token_hash
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import Caller, api_caller, check_csrf, client_address, services
 from offline_service.web.errors import status_of

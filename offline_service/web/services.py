@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from offline_service.engine import Engine
-from offline_service.keyring import Keyring
-from offline_service.mail import FileMailer, Mailer
+from offline_service.accounts.mail import FileMailer, Mailer
+from offline_service.fileformat.keyring import Keyring
+from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 

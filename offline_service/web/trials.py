@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from offline_service._b64 import b64url_decode
-from offline_service.engine import Outcome
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.jws import MAX_FILE_BYTES, strict_json, unarmor
+from offline_service.fileformat.messages import Kind
 from offline_service.ids import check_id
-from offline_service.jws import MAX_FILE_BYTES, strict_json, unarmor
-from offline_service.messages import Kind
+from offline_service.licensing.engine import Outcome
 from offline_service.settings import Settings
 from offline_service.web.api import JWKS_PATH, offline_input
 from offline_service.web.auth import client_address, services

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from offline_service import admin
 from offline_service.cli.demo import DEMO_PRODUCT
-from offline_service.keyring import Keyring
+from offline_service.fileformat.keyring import Keyring
+from offline_service.licensing import services as admin
 from offline_service.store import SQLiteStore
 from tests.browser.harness import (
     CHROMIUM,

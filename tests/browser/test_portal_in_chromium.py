@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from offline_service.client import Client
-from offline_service.keyring import Keyring
-from offline_service.messages import Kind
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import Kind
 from tests.browser.harness import Console, Portal, log_in
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Download, Page, Route, expect
 
-from offline_service.keyring import Keyring
+from offline_service.fileformat.keyring import Keyring
 from tests.browser.harness import Console, FormSite, TrialService, copy_form
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from offline_service import jws, messages
 from offline_service.client import Client
-from offline_service.messages import Response
+from offline_service.fileformat import jws, messages
+from offline_service.fileformat.messages import Response
 from tests.factories import NOW, World
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from offline_service import Code, OfflineServiceError
 from offline_service.client.pinning import pinned_jwks, pinned_keys
-from offline_service.jws import jwk_thumbprint, okp_jwk
+from offline_service.fileformat.jws import jwk_thumbprint, okp_jwk
 
 
 def key(n: int) -> bytes:

@@ -8,11 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offline_service import Code, Kind, OfflineServiceError, admin, jws, messages
+from offline_service import Code, Kind, OfflineServiceError
 from offline_service._b64 import b64url_decode
 from offline_service.client import Client
 from offline_service.client.state import MAX_PENDING, StateDir
-from offline_service.models import License
+from offline_service.fileformat import jws, messages
+from offline_service.licensing import services as admin
+from offline_service.licensing.models import License
 from tests.client.conftest import Installation, MakeClient, forge, snapshot
 from tests.factories import NOW, World, make_world
 

@@ -12,7 +12,7 @@ from offline_service import Code, OfflineServiceError
 from offline_service._b64 import b64url_encode
 from offline_service._files import read_limited, write_atomic
 from offline_service.client.state import Pending, State, StateDir
-from offline_service.messages import Kind
+from offline_service.fileformat.messages import Kind
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 

@@ -18,7 +18,7 @@ from offline_service.client import Client
 from offline_service.client.cli import main
 from offline_service.client.state import StateDir
 from offline_service.client.witness import WITNESS_DIRNAME, WitnessStore, default_witness_dir
-from offline_service.models import License
+from offline_service.licensing.models import License
 from tests.client.conftest import Installation, MakeClient
 from tests.factories import NOW, World, wall_now
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import nacl.bindings
 
-from offline_service import jws
 from offline_service._b64 import b64url_decode, b64url_encode
+from offline_service.fileformat import jws
 
 MACHINE_SEED = bytes(range(32))
 SERVICE_SEED = bytes(range(32, 64))

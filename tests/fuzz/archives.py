@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import zipfile
 
-from offline_service.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.jws import MAX_FILE_BYTES
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.licensing.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
 from tests.fuzz.request_files import seeds as request_seeds
 
 MAX_LEN = 64 * 1024

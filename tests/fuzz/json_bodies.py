@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from offline_service import jws
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat import jws
 from offline_service.web.bodies import MAX_BODY_BYTES, MAX_DEPTH, parse_json_object
 
 MAX_LEN = MAX_BODY_BYTES + 1024

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from offline_service import jws, messages
 from offline_service.errors import OfflineServiceError
-from offline_service.messages import Kind, Response
+from offline_service.fileformat import jws, messages
+from offline_service.fileformat.messages import Kind, Response
 from tests.factories import NOW
 from tests.fuzz._signing import KID, SERVICE_PUBLIC, SERVICE_SECRET, seeds_of, token_of
 

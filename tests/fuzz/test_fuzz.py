@@ -10,8 +10,8 @@ from types import ModuleType
 
 import pytest
 
-from offline_service import messages
 from offline_service.errors import OfflineServiceError
+from offline_service.fileformat import messages
 from tests.fuzz import TARGETS, archives, json_bodies, request_files, response_files
 from tests.fuzz._signing import MACHINE_SECRET, SERVICE_SECRET, token_of
 

@@ -20,10 +20,12 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service import admin, people
-from offline_service.messages import Kind, Response, parse_response
-from offline_service.models import Account, License, Product, Role
-from offline_service.passwords import Cost
+from offline_service.accounts import people
+from offline_service.accounts.models import Account, Role
+from offline_service.accounts.passwords import Cost
+from offline_service.fileformat.messages import Kind, Response, parse_response
+from offline_service.licensing import services as admin
+from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
 from offline_service.web import create_app
 from offline_service.web.services import Services

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.testclient import TestClient
 
-from offline_service.mail import MAIL_DIR
-from offline_service.models import User, UserGroup
+from offline_service.accounts.mail import MAIL_DIR
+from offline_service.accounts.models import User, UserGroup
 from offline_service.web.auth import CSRF_COOKIE
 from tests.web.conftest import EMAILS, PASSWORD, Site
 

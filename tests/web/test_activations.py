@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from offline_service.messages import Kind
+from offline_service.fileformat.messages import Kind
 from offline_service.web.activations import CSV_COLUMNS, PAGE_SIZE, csv_cell
 from offline_service.web.portal import mask_key
 from tests.factories import NOW, Machine

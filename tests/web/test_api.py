@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service import batch
-from offline_service.admin import DEFAULT_MAX_RESPONSE_VALIDITY
-from offline_service.decisions import Policy
+from offline_service.accounts.people import FREE_FAILURES
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.jws import MAX_FILE_BYTES
-from offline_service.messages import Kind
-from offline_service.people import FREE_FAILURES
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.messages import Kind
+from offline_service.licensing import batch
+from offline_service.licensing.decisions import Policy
+from offline_service.licensing.services import DEFAULT_MAX_RESPONSE_VALIDITY
 from offline_service.web.offline import RequestQueue
 from offline_service.web.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
 from tests.factories import NOW, Machine

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service import branding
-from offline_service.branding import theme
+from offline_service.branding import services as branding
+from offline_service.branding.services import theme
 from tests.factories import NOW
 from tests.images import png
 from tests.web.conftest import EMAILS, PASSWORD, Site

@@ -20,11 +20,12 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service import admin
+from offline_service.accounts.models import Account
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.ids import email_key
-from offline_service.keyring import Keyring
-from offline_service.messages import Kind, parse_response
-from offline_service.models import Account, License, Product
+from offline_service.licensing import services as admin
+from offline_service.licensing.models import License, Product
 from offline_service.store import SQLiteStore
 from offline_service.web.services import Services
 from tests.factories import Machine, wall_now

@@ -17,10 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from offline_service import admin, people, releases
-from offline_service.links import LinkSigner
-from offline_service.models import LicenseStatus, Role
-from offline_service.passwords import Cost
+from offline_service.accounts import people
+from offline_service.accounts.models import Role
+from offline_service.accounts.passwords import Cost
+from offline_service.licensing import services as admin
+from offline_service.licensing.models import LicenseStatus
+from offline_service.releases import services as releases
+from offline_service.releases.links import LinkSigner
 from offline_service.web.downloads import RangeNotSatisfiable, byte_range, content_disposition
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, error

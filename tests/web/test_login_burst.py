@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from offline_service import admin, people
-from offline_service.models import Role
-from offline_service.passwords import Cost
+from offline_service.accounts import people
+from offline_service.accounts.models import Role
+from offline_service.accounts.passwords import Cost
+from offline_service.licensing import services as admin
 from offline_service.store import SQLiteStore
 
 pytestmark = pytest.mark.slow

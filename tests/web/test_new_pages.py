@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from offline_service import organization
-from offline_service.organization import Scope
+from offline_service.accounts import organization
+from offline_service.accounts.organization import Scope
 from tests.factories import NOW
 from tests.web.conftest import Site
 from tests.web.pages import client, link_in, log_in, mails, post, team_a, user

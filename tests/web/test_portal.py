@@ -16,12 +16,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service import admin, people
-from offline_service.decisions import DAY
-from offline_service.jws import MAX_FILE_BYTES
-from offline_service.messages import Kind, parse_response
-from offline_service.models import Account, License, Product, Role
-from offline_service.passwords import Cost
+from offline_service.accounts import people
+from offline_service.accounts.models import Account, Role
+from offline_service.accounts.passwords import Cost
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.messages import Kind, parse_response
+from offline_service.licensing import services as admin
+from offline_service.licensing.decisions import DAY
+from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
 from offline_service.web import create_app
 from offline_service.web.auth import CSRF_COOKIE, SESSION_COOKIE

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from offline_service import organization, profile
-from offline_service.models import User
-from offline_service.organization import Scope
+from offline_service.accounts import organization, profile
+from offline_service.accounts.models import User
+from offline_service.accounts.organization import Scope
 from offline_service.web.auth import SESSION_COOKIE
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, VISIBLE, Site, activation_request, error

@@ -1,0 +1,1 @@
+"""Branding: each account's portal name, accent colour, logo and custom domain."""

@@ -1,0 +1,297 @@
+"""Per-product Ed25519 signing keys on disk: mode 0600, optionally encrypted, rotatable.
+
+Layout (documented in keys/README.md)::
+
+    KEYS_DIR/<product_id>/<kid>.json     one file per key, private, mode 0600
+
+``kid`` is the key's RFC 7638 thumbprint. Exactly one key per product is ``active`` (it signs);
+``retired`` keys stay in the JWKS so earlier responses keep verifying, until removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.pwhash
+import nacl.secret
+import nacl.utils
+
+from offline_service._b64 import b64url_decode, b64url_encode
+from offline_service._files import write_atomic
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
+from offline_service.ids import check_id, is_id
+
+__all__ = ["Keyring", "Signer"]
+
+_ENCRYPTION = "argon2id+xsalsa20poly1305"
+_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """The active signing key of a product."""
+
+    product_id: str
+    kid: str
+    secret_key: bytes  # libsodium 64-byte form (seed || public key)
+
+    def __repr__(self) -> str:  # never print key material
+        return f"Signer(product_id={self.product_id!r}, kid={self.kid!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyInfo:
+    kid: str
+    product_id: str
+    status: str
+    created_at: int
+    public_key: bytes
+    path: Path
+
+
+class Keyring:
+    """Signing keys under one directory. Private key files must not be readable by others."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, passphrase: bytes | None = None) -> None:
+        self.directory = Path(directory)
+        self._passphrase = passphrase or None
+        self._signers: dict[str, tuple[int, Signer]] = {}  # product -> (directory mtime, signer)
+        self._checked: dict[str, float] = {}  # product -> when the mtime was last looked at
+
+    # -- public keys -------------------------------------------------------------------------
+
+    def _product_dir(self, product_id: str) -> Path:
+        # The id becomes a directory name: only the id shape ever does (no "..", "/" or NUL).
+        return self.directory / check_id(product_id, "product", "product id")
+
+    def _infos(self, product_id: str | None = None) -> list[_KeyInfo]:
+        if product_id is not None:
+            dirs = [self._product_dir(product_id)]
+        elif self.directory.is_dir():
+            dirs = sorted(self.directory.iterdir())
+        else:
+            return []
+        infos = []
+        for d in dirs:
+            if not is_id(d.name, "product") or not d.is_dir():
+                continue
+            for path in sorted(d.glob("*.json")):
+                doc = self._read(path)
+                infos.append(
+                    _KeyInfo(
+                        kid=doc["kid"],
+                        product_id=doc["productId"],
+                        status=doc["status"],
+                        created_at=doc["createdAt"],
+                        public_key=_public_key(doc, path),
+                        path=path,
+                    )
+                )
+        return sorted(infos, key=lambda i: (i.product_id, i.created_at, i.kid))
+
+    def _published(self, product_id: str | None) -> list[_KeyInfo]:
+        # A "pending" key exists only during a rotation (or after one was interrupted).
+        return [i for i in self._infos(product_id) if i.status in ("active", "retired")]
+
+    def public_keys(self, product_id: str | None = None) -> dict[str, bytes]:
+        """kid -> raw public key, for every active and retired key."""
+        return {i.kid: i.public_key for i in self._published(product_id)}
+
+    def jwks(self, product_id: str | None = None) -> dict[str, Any]:
+        """The JWKS (RFC 7517) of one product or all; retired keys are marked ``"status": "retired"``."""
+        keys = []
+        for info in self._published(product_id):
+            jwk: dict[str, Any] = okp_jwk(info.public_key)
+            jwk.update(
+                kid=info.kid,
+                use="sig",
+                alg=EMITTED_ALG,
+                product=info.product_id,
+                status=info.status,
+            )
+            keys.append(jwk)
+        return {"keys": keys}
+
+    # -- signing -----------------------------------------------------------------------------
+
+    def signer(self, product_id: str) -> Signer:
+        """The product's active key, decrypted once and cached until the product's key directory
+        changes (a rotation by another process); a running server notices within a second."""
+        directory = self._product_dir(product_id)
+        cached = self._signers.get(product_id)
+        tick = time.monotonic()
+        if cached is not None and tick - self._checked.get(product_id, 0.0) < 1.0:
+            return cached[1]  # checked less than a second ago: no system call on the hot path
+        self._checked[product_id] = tick
+        try:
+            stamp = directory.stat().st_mtime_ns
+        except OSError:
+            stamp = -1
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        active = [i for i in self._infos(product_id) if i.status == "active"]
+        if len(active) != 1:
+            raise OfflineServiceError(
+                Code.KEY_ERROR,
+                f"product {product_id} has {len(active)} active signing keys, needs 1",
+            )
+        info = active[0]
+        seed = self._private_seed(self._read(info.path))
+        public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+        if public_key != info.public_key:
+            raise OfflineServiceError(Code.KEY_ERROR, f"key {info.kid} does not match its public key")
+        signer = Signer(product_id=product_id, kid=info.kid, secret_key=secret_key)
+        self._signers[product_id] = (stamp, signer)
+        return signer
+
+    # -- management --------------------------------------------------------------------------
+
+    def create(self, product_id: str, *, now: int | None = None) -> str:
+        """Make the first key of a product. Fails if it already has keys."""
+        if self._infos(product_id):
+            raise OfflineServiceError(Code.CONFLICT, f"product {product_id} already has keys")
+        return self._new_key(product_id, now=now)
+
+    def rotate(self, product_id: str, *, now: int | None = None) -> str:
+        """Make a new active key and retire the current one. Returns the new kid."""
+        infos = self._infos(product_id)
+        if not infos:
+            raise OfflineServiceError(Code.NOT_FOUND, f"product {product_id} has no keys")
+        # Each step leaves a usable keyring if interrupted: pending (old key still signs), then two
+        # active keys (the newer signs), then the old one retired.
+        kid = self._new_key(product_id, now=now, status="pending")
+        self._set_status(self._product_dir(product_id) / f"{kid}.json", "active")
+        for info in infos:
+            if info.status == "active":
+                self._set_status(info.path, "retired")
+        self._signers.pop(product_id, None)
+        self._checked.pop(product_id, None)
+        return kid
+
+    def remove(self, product_id: str, kid: str) -> None:
+        """Delete a retired key; responses it signed stop verifying."""
+        for info in self._infos(product_id):
+            if info.kid == kid:
+                if info.status == "active":
+                    raise OfflineServiceError(Code.CONFLICT, "the active key cannot be removed; rotate first")
+                info.path.unlink()
+                return
+        raise OfflineServiceError(Code.NOT_FOUND, f"no key {kid} for product {product_id}")
+
+    def _new_key(self, product_id: str, *, now: int | None, status: str = "active") -> str:
+        seed = nacl.utils.random(32)
+        public_key, _ = nacl.bindings.crypto_sign_seed_keypair(seed)
+        kid = jwk_thumbprint(public_key)
+        doc: dict[str, Any] = {
+            "kid": kid,
+            "productId": product_id,
+            "status": status,
+            "createdAt": int(time.time()) if now is None else now,
+            "alg": EMITTED_ALG,
+            "x": b64url_encode(public_key),
+            "private": self._protect(seed),
+        }
+        directory = self._product_dir(product_id)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+        os.chmod(directory, 0o700)
+        _write_private(directory / f"{kid}.json", doc)
+        return kid
+
+    def _set_status(self, path: Path, status: str) -> None:
+        doc = self._read(path)
+        doc["status"] = status
+        _write_private(path, doc)
+
+    # -- private key protection --------------------------------------------------------------
+
+    def _protect(self, seed: bytes) -> dict[str, Any]:
+        if self._passphrase is None:
+            return {"encryption": "none", "d": b64url_encode(seed)}
+        salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+        box = nacl.secret.SecretBox(self._derive(salt, _OPSLIMIT, _MEMLIMIT))
+        return {
+            "encryption": _ENCRYPTION,
+            "salt": b64url_encode(salt),
+            "opslimit": _OPSLIMIT,
+            "memlimit": _MEMLIMIT,
+            "ciphertext": b64url_encode(bytes(box.encrypt(seed))),
+        }
+
+    def _derive(self, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+        assert self._passphrase is not None
+        return nacl.pwhash.argon2id.kdf(
+            nacl.secret.SecretBox.KEY_SIZE,
+            self._passphrase,
+            salt,
+            opslimit=opslimit,
+            memlimit=memlimit,
+        )
+
+    def _private_seed(self, doc: dict[str, Any]) -> bytes:
+        private = doc.get("private", {})
+        try:
+            if private.get("encryption") == "none":
+                seed = b64url_decode(private["d"])
+            elif private.get("encryption") == _ENCRYPTION:
+                if self._passphrase is None:
+                    raise OfflineServiceError(
+                        Code.KEY_ERROR,
+                        f"key {doc['kid']} is encrypted; configure the key passphrase",
+                    )
+                key = self._derive(b64url_decode(private["salt"]), private["opslimit"], private["memlimit"])
+                seed = nacl.secret.SecretBox(key).decrypt(b64url_decode(private["ciphertext"]))
+            else:
+                raise OfflineServiceError(Code.KEY_ERROR, f"key {doc['kid']}: unknown protection")
+        except nacl.exceptions.CryptoError:
+            raise OfflineServiceError(Code.KEY_ERROR, f"key {doc['kid']}: wrong passphrase") from None
+        except (KeyError, TypeError, ValueError):
+            raise OfflineServiceError(Code.KEY_ERROR, f"key {doc['kid']}: damaged key file") from None
+        if len(seed) != 32:
+            raise OfflineServiceError(Code.KEY_ERROR, f"key {doc['kid']}: damaged key file")
+        return seed
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise OfflineServiceError(Code.KEY_ERROR, f"cannot read {path.name}: {exc.strerror}") from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise OfflineServiceError(
+                Code.INSECURE_KEY_FILE,
+                f"{path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o});"
+                " run: chmod 600 on it",
+            )
+        try:
+            doc: dict[str, Any] = json.loads(path.read_bytes())
+            for name in ("kid", "productId", "status", "createdAt", "x"):
+                doc[name]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise OfflineServiceError(Code.KEY_ERROR, f"{path.name}: damaged key file") from None
+        return doc
+
+
+def _public_key(doc: dict[str, Any], path: Path) -> bytes:
+    try:
+        key = b64url_decode(doc["x"])
+    except (ValueError, TypeError):
+        key = b""
+    if len(key) != 32:
+        raise OfflineServiceError(Code.KEY_ERROR, f"{path.name}: damaged key file")
+    return key
+
+
+def _write_private(path: Path, doc: dict[str, Any]) -> None:
+    """Write atomically with mode 0600 from the first byte (no window where others can read)."""
+    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), mode=0o600)

@@ -1,0 +1,614 @@
+"""Batch processing of thousands of request files with every core, crash-safe and resumable.
+
+INPUT and OUTPUT are each a directory or a ``.zip``. Work is split into chunks; each worker process
+has its own engine and database connection and processes a chunk in one transaction. After a chunk's
+responses are written, its report rows are appended to a journal. Running the same batch again
+reuses a journal row only when the input file is unchanged (same SHA-256) and its response file is
+still there at the recorded size; everything else is processed again, which is idempotent in the
+engine, so nothing is ever counted twice, after a killed process or a power loss alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import stat
+import sys
+import time
+import unicodedata
+import zipfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offline_service.csvcell import csv_cell
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import Kind
+from offline_service.licensing.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
+from offline_service.licensing.engine import Engine, LicenseFilter
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore
+
+__all__ = [
+    "MAX_NAME_BYTES",
+    "MAX_PATH_BYTES",
+    "REPORT_FIELDS",
+    "BatchSummary",
+    "check_batch_names",
+    "check_response_names",
+    "file_label",
+    "response_name",
+    "run_batch",
+]
+
+REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
+JOURNAL = ".batch-journal.jsonl"
+CHUNK = 512  # files per transaction: fewer commits, while the write lock is held for ~20 ms
+MAX_NAME_BYTES = 255  # one part of a path (a file or folder name), as most file systems allow
+MAX_PATH_BYTES = 1024  # a whole path inside the batch, input or response, in UTF-8
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    total: int
+    accepted: int
+    rejected: int
+    skipped: int  # already done in an earlier run, taken from the journal
+    seconds: float
+
+
+def check_response_names(inputs: Iterable[tuple[str, str]]) -> None:
+    """Refuse, before anything is processed, inputs (label, response file) of which two would be
+    answered in the same file (a.req and a.txt in a.response, or A.req and a.req where case is
+    folded): one response would be lost."""
+    answered: dict[str, tuple[int, str]] = {}
+    for position, (label, response) in enumerate(inputs):
+        first, other = answered.setdefault(_folded(response), (position, label))
+        if first != position:  # the same file named twice counts as two inputs too
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, f"{other} and {label} would both be answered in {response}; rename one"
+            )
+
+
+def check_batch_names(names: Iterable[str], *, code: Code = Code.INVALID_ARGUMENT) -> None:
+    """Refuse, before anything is processed or recorded, input names (relative, ``/``-separated)
+    of which the inputs or their responses could not all be written apart wherever the batch is
+    unpacked: two equal once case is folded (Windows and macOS fold it), one a file where another
+    needs a folder (``a.req`` answered in ``a.response``, ``a.response/b.req`` inside it), a part
+    of a path over MAX_NAME_BYTES or a path over MAX_PATH_BYTES (UTF-8). ``code``: BAD_ARCHIVE
+    for a zip, INVALID_ARGUMENT for a directory."""
+    names = list(names)
+    for what, path_of in (("entry", str), ("response", response_name)):
+        files: dict[str, int] = {}  # folded path -> index of its input
+        folders: dict[str, int] = {}  # folded folder -> index of an input under it
+        for i, name in enumerate(names):
+            path = path_of(name)
+            size = len(path.encode("utf-8"))
+            if size > MAX_PATH_BYTES:
+                raise OfflineServiceError(
+                    code, f"{what} {path!r} of {name!r} is {size} bytes long; the limit is {MAX_PATH_BYTES}"
+                )
+            parts = path.split("/")
+            for part in parts:
+                if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+                    raise OfflineServiceError(
+                        code, f"{what} {path!r} of {name!r} has a name over {MAX_NAME_BYTES} bytes; rename it"
+                    )
+            key = _folded(path)
+            first = files.setdefault(key, i)
+            if first != i:
+                if what == "entry":
+                    problem = f"{names[first]} and {name} differ only in case or Unicode form"
+                else:
+                    problem = f"{names[first]} and {name} would both be answered in {path!r}"
+                raise OfflineServiceError(code, f"{problem}; rename one")
+            for depth in range(1, len(parts)):
+                folders.setdefault(_folded("/".join(parts[:depth])), i)
+        for key, i in files.items():
+            if key in folders:
+                other = names[folders[key]]
+                raise OfflineServiceError(
+                    code,
+                    f"{names[i]} and {other}: {what} {path_of(names[i])!r} would be a file and also the"
+                    f" folder of {path_of(other)!r}; rename one",
+                )
+
+
+def _folded(path: str) -> str:
+    """A path as a file system that folds case and normalises Unicode sees it."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def response_name(name: str) -> str:
+    """The response file for an input: its extension replaced by ``.response``."""
+    path = Path(name)
+    return str(path.with_suffix(".response")) if path.suffix else name + ".response"
+
+
+def file_label(name: str) -> str:
+    """A name as the report shows it: one that is not UTF-8 (os.walk's surrogate escapes) with
+    its undecodable bytes as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What a run is, in plain values a worker process can be given (pickled when spawned)."""
+
+    settings: Settings
+    account_id: str
+    input: str
+    staging: str
+    validity: int | None
+    actor: str
+    allowed_licenses: frozenset[str] | None
+    kinds: frozenset[Kind] | None
+    now: int | None
+
+
+@dataclass(slots=True)
+class _Run:
+    """One batch run as its chunks see it: the engine, the caller's narrowing, the input and the
+    staging directory. Made once per run (in this process) or once per worker process of the
+    run's own pool, and passed to every chunk: no batch state is shared between runs."""
+
+    spec: _Spec
+    engine: Engine
+    zip: zipfile.ZipFile | None
+    owns_store: bool  # opened for this run, closed with it; not the web app's store
+    dirs: set[str] = field(default_factory=set)  # response folders already made
+
+    @classmethod
+    def open(cls, spec: _Spec, engine: Engine | None = None) -> _Run:
+        """``engine``: one to share (the web app's, whose store threads may share); by default a
+        store and keyring of this run's own."""
+        owns = engine is None
+        if engine is None:
+            settings = spec.settings
+            store = SQLiteStore(settings.data_dir)
+            keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
+            engine = Engine(store=store, keyring=keyring, policy=settings.policy)
+        try:
+            zf = zipfile.ZipFile(spec.input) if spec.input.endswith(".zip") else None
+        except BaseException:
+            if owns:
+                engine.store.close()
+            raise
+        return cls(spec=spec, engine=engine, zip=zf, owns_store=owns)
+
+    def license_filter(self) -> LicenseFilter | None:
+        allowed = self.spec.allowed_licenses
+        return None if allowed is None else (lambda lic: lic.id in allowed)
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+        if self.owns_store:
+            self.engine.store.close()
+
+
+# A worker process of a pool belongs to one run: the pool's initializer opens that run here, in the
+# child, and only that pool's chunks read it. The coordinator and the in-process path (every web
+# upload) never set or read it; they pass their _Run to each chunk.
+_pool_run: _Run | None = None
+
+
+def _init_pool_worker(spec: _Spec) -> None:
+    global _pool_run
+    if multiprocessing.parent_process() is None:
+        raise RuntimeError("only the worker processes of a batch's own pool hold a run")
+    _pool_run = _Run.open(spec)
+
+
+def _process_pool_chunk(task: _Task) -> tuple[list[dict[str, str]], int]:
+    assert _pool_run is not None, "called outside a batch pool's worker"
+    return _process_chunk(_pool_run, task)
+
+
+# -- worker side -----------------------------------------------------------------------------
+
+_Task = tuple[Sequence[str], dict[str, dict[str, str]]]
+_KINDS_OF_FILE = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFDIR: "a folder",
+}
+
+
+class _NotRead(Exception):
+    """An input that is not read (its report row: MALFORMED_REQUEST and this message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _read_input(run: _Run, name: str) -> bytes:
+    zf = run.zip
+    if zf is not None:
+        return read_entry(zf, zf.getinfo(name))
+    path = os.path.join(run.spec.input, name)
+    # Only regular files are opened: a FIFO would block the run, a device might do anything on
+    # open. lstat first; then O_NOFOLLOW | O_NONBLOCK and fstat, should the file be swapped between.
+    _regular(os.lstat(path).st_mode)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    )
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _regular(stat.S_IFLNK)
+        raise
+    try:
+        _regular(os.fstat(fd).st_mode)
+        data = os.read(fd, MAX_FILE_BYTES + 1)
+        while len(data) <= MAX_FILE_BYTES and (more := os.read(fd, MAX_FILE_BYTES + 1 - len(data))):
+            data += more  # a short read is allowed by POSIX; keep reading up to the limit
+        return data
+    finally:
+        os.close(fd)
+
+
+def _regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _KINDS_OF_FILE.get(stat.S_IFMT(mode), "not a regular file")
+        raise _NotRead(f"cannot read: {kind}, not a regular file")
+
+
+def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
+    """Process one chunk; returns its report rows in input order and how many came from the journal."""
+    names, done = task
+    spec = run.spec
+    rows: list[dict[str, str] | None] = [None] * len(names)
+    todo: list[int] = []
+    datas: list[bytes] = []
+    digests: list[str] = []
+    reused = 0
+    for i, name in enumerate(names):
+        label = file_label(name)
+        if label != name:
+            message = "cannot read: the file name is not UTF-8 (shown with \\xNN escapes); rename it"
+            rows[i] = _row(label, "", Code.MALFORMED_REQUEST.value, "", "", message)
+            continue
+        try:
+            data = _read_input(run, name)
+        except _NotRead as exc:
+            rows[i] = _row(name, "", Code.MALFORMED_REQUEST.value, "", "", exc.message)
+            continue
+        except (OSError, OfflineServiceError) as exc:
+            message = exc.message if isinstance(exc, OfflineServiceError) else exc.strerror or str(exc)
+            rows[i] = _row(name, "", Code.MALFORMED_REQUEST.value, "", "", f"cannot read: {message}")
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        earlier = done.get(name)
+        if earlier is not None and earlier.get("digest") == digest and _still_written(run, earlier):
+            rows[i] = earlier
+            reused += 1
+            continue
+        todo.append(i)
+        datas.append(data)
+        digests.append(digest)
+    outcomes = run.engine.process_many(
+        datas,
+        account_id=spec.account_id,
+        now=spec.now if spec.now is not None else int(time.time()),
+        response_validity=spec.validity,
+        actor=spec.actor,
+        license_filter=run.license_filter(),
+        kinds=spec.kinds,
+    )
+    for i, digest, outcome in zip(todo, digests, outcomes, strict=True):
+        name = names[i]
+        row = _row(
+            name,
+            outcome.kind.value if outcome.kind else "",
+            outcome.code,
+            outcome.activation_id or "",
+            "",
+            outcome.message,
+        )
+        if outcome.response is not None:
+            out = response_name(name)
+            body = outcome.response.encode() + b"\n"
+            try:
+                _write_response(run, out, body)
+            except OSError as exc:
+                # Recorded but not written: the row says so and has no digest, so that running the
+                # batch again processes the file again, and the engine reissues the same answer.
+                row["code"] = Code.STORAGE_ERROR.value
+                row["message"] = (
+                    f"granted, but the response {out} could not be written ({exc.strerror or exc});"
+                    " run the batch again to reissue it"
+                )
+                rows[i] = row
+                continue
+            row["response_file"] = out
+            row["size"] = str(len(body))
+        row["digest"] = digest
+        rows[i] = row
+    return [r for r in rows if r is not None], reused
+
+
+def _write_response(run: _Run, out: str, body: bytes) -> None:
+    parent = os.path.dirname(out)
+    if parent and parent not in run.dirs:
+        os.makedirs(os.path.join(run.spec.staging, parent), exist_ok=True)
+        run.dirs.add(parent)
+    # No temp file and rename: a chunk counts as done only once its journal line is written after
+    # these files, so a file torn by a crash is rewritten when the batch is resumed.
+    path = os.path.join(run.spec.staging, out)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        written = os.write(fd, body)
+        if written != len(body):
+            raise OSError(errno.ENOSPC, f"wrote {written} of {len(body)} bytes")
+    except OSError:
+        with contextlib.suppress(OSError):  # no torn response left for a zip output to take
+            os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _still_written(run: _Run, row: dict[str, str]) -> bool:
+    """A journal row is reusable only if its response file survived (nothing was fsync'd)."""
+    if not row.get("response_file"):
+        return True
+    try:
+        return os.stat(os.path.join(run.spec.staging, row["response_file"])).st_size == int(
+            row.get("size", -1)
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def _row(
+    file: str, kind: str, code: str, activation_id: str, response_file: str, message: str
+) -> dict[str, str]:
+    return {
+        "file": file,
+        "kind": kind,
+        "code": code,
+        "activation_id": activation_id,
+        "response_file": response_file,
+        "message": message,
+    }
+
+
+# -- coordinator side --------------------------------------------------------------------------
+
+
+def _list_inputs(input_path: Path, limits: ArchiveLimits) -> list[str]:
+    """The inputs in name order, after checking that their responses can all be written apart:
+    a zip's entries (BAD_ARCHIVE), or every file and link of a directory but hidden ones
+    (INVALID_ARGUMENT; what is not a regular file gets its own report row, so does a name that is
+    not UTF-8, which is not answered and so not checked)."""
+    if input_path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(input_path) as zf:
+                names = [info.filename for info in checked_entries(zf, limits)]
+        except ZIP_ERRORS as exc:
+            raise OfflineServiceError(
+                Code.BAD_ARCHIVE, f"{input_path.name} is not a readable zip: {exc}"
+            ) from None
+        check_batch_names(names, code=Code.BAD_ARCHIVE)
+        return names
+    if not input_path.is_dir():
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{input_path} is neither a directory nor a .zip")
+    names = []
+    for root, dirs, files in os.walk(input_path):
+        # A link to a folder is listed (and reported), never followed.
+        files += [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in files)
+        for f in files:
+            if not f.startswith("."):
+                names.append(os.path.relpath(os.path.join(root, f), input_path).replace(os.sep, "/"))
+    names.sort()
+    check_batch_names(n for n in names if file_label(n) == n)
+    return names
+
+
+def _load_journal(path: Path) -> dict[str, dict[str, str]]:
+    """Rows of earlier runs: the consolidated journal, then the one a crashed run was writing."""
+    done: dict[str, dict[str, str]] = {}
+    for part in (path, path.with_name(path.name + ".new")):
+        if part.exists():
+            with open(part, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        break  # a torn last line from a crash: that file is simply redone
+                    done[row["file"]] = row
+    if done:  # consolidate, so the run below may start a fresh .new journal
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in done.values())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        path.with_name(path.name + ".new").unlink(missing_ok=True)
+    return done
+
+
+def _write_report(report: Path, journal: Path) -> None:
+    """Stream the report from the journal (constant memory, input order)."""
+    tmp = report.with_name(f".{report.name}.tmp")
+    with open(journal, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8", newline="") as dst:
+        rows = (json.loads(line) for line in src)
+        if report.suffix == ".json":
+            dst.write("[")
+            for n, row in enumerate(rows):
+                dst.write(("," if n else "") + "\n  " + json.dumps({k: row[k] for k in REPORT_FIELDS}))
+            dst.write("\n]\n")
+        else:
+            writer = csv.DictWriter(dst, fieldnames=REPORT_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            # A file name or message may start like a formula: made inert as on the portal's exports.
+            writer.writerows({k: csv_cell(str(v)) for k, v in row.items()} for row in rows)
+    os.replace(tmp, report)
+
+
+def _zip_directory(staging: Path, output: Path) -> None:
+    tmp = output.with_name(f".{output.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for root, dirs, files in os.walk(staging):
+            dirs.sort()
+            for f in sorted(files):
+                # Only the journal: a response may start with a dot, as its zip entry did.
+                if root == str(staging) and f in (JOURNAL, JOURNAL + ".new", JOURNAL + ".tmp"):
+                    continue
+                full = Path(root, f)
+                zf.write(full, full.relative_to(staging).as_posix())
+    os.replace(tmp, output)
+
+
+def _bounded(pool: Any, tasks: Iterator[_Task], *, window: int) -> Iterator[tuple[list[dict[str, str]], int]]:
+    """Results in task order with at most ``window`` chunks in flight, so memory stays flat in
+    the number of files (Pool.imap would queue every task and buffer every early result)."""
+    pending: deque[Any] = deque()
+    for task in tasks:
+        pending.append(pool.apply_async(_process_pool_chunk, (task,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def _run(
+    spec: _Spec,
+    pool: Any,
+    workers: int,
+    engine: Engine | None,
+    limits: ArchiveLimits | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, int, int, int]:
+    """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)."""
+    names = _list_inputs(Path(spec.input), limits or ArchiveLimits())
+    staging = Path(spec.staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    journal_path = staging / JOURNAL
+    done = _load_journal(journal_path)
+    # Each chunk carries only the journal rows of its own files.
+    tasks: Iterator[_Task] = (
+        (chunk, {n: done[n] for n in chunk if n in done})
+        for chunk in (names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
+    )
+    accepted = rejected = skipped = finished = 0
+    # This run's journal, in input order; rows of earlier runs come back through the workers for
+    # files that did not change, so they are not processed again.
+    with contextlib.ExitStack() as stack:
+        journal = stack.enter_context(open(journal_path.with_name(JOURNAL + ".new"), "w", encoding="utf-8"))
+        if pool is None:
+            run = _Run.open(spec, engine)
+            stack.callback(run.close)
+            results: Iterator[tuple[list[dict[str, str]], int]] = (
+                _process_chunk(run, task) for task in tasks
+            )
+        else:
+            results = _bounded(pool, tasks, window=2 * workers)
+        for rows, reused in results:
+            skipped += reused
+            for row in rows:
+                if row["code"] == "OK":
+                    accepted += 1
+                else:
+                    rejected += 1
+                journal.write(json.dumps(row) + "\n")
+            journal.flush()
+            finished += len(rows)
+            if progress:
+                progress(finished, len(names))
+    return accepted, rejected, skipped, len(names)
+
+
+def run_batch(
+    settings: Settings,
+    *,
+    account_id: str,
+    input_path: Path,
+    output: Path,
+    report: Path,
+    workers: int | None = None,
+    engine: Engine | None = None,
+    response_validity: int | None = None,
+    limits: ArchiveLimits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    actor: str = "batch",
+    allowed_licenses: frozenset[str] | None = None,
+    kinds: frozenset[Kind] | None = None,
+    now: int | None = None,
+) -> BatchSummary:
+    """Process every request file under ``input_path``; write responses to ``output`` and one
+    report row per input file to ``report`` (.csv or .json). ``engine``: process in this process
+    with this engine (a server's, shared by its threads) instead of stores of the batch's own;
+    ``workers`` must then be 1. With ``allowed_licenses``, requests for any other license are
+    refused as LICENSE_NOT_FOUND (a portal user's batch); with ``kinds``, requests of other kinds
+    are refused unrecorded; ``now`` fixes the time (default: the clock)."""
+    started = time.perf_counter()
+    if report.suffix not in (".csv", ".json"):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
+    if engine is not None and workers not in (None, 1):
+        raise ValueError("a batch given an engine runs in this process: workers must be 1")
+    zip_out = output.suffix == ".zip"
+    staging = output.with_name(output.name + ".partial") if zip_out else output
+    workers = 1 if engine is not None else max(1, workers or os.cpu_count() or 1)
+    spec = _Spec(
+        settings=settings,
+        account_id=account_id,
+        input=str(input_path),
+        staging=str(staging),
+        validity=response_validity,
+        actor=actor,
+        allowed_licenses=allowed_licenses,
+        kinds=kinds,
+        now=now,
+    )
+    # Workers are forked before the input is listed: forked later, each would inherit the list of
+    # every file name, and touching it (reference counts, GC) would copy it into every worker.
+    # Each worker opens this run's store, keyring and zip in its initializer; the pool is this
+    # run's alone and ends with it.
+    ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
+    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(spec,)) if workers > 1 else None
+    try:
+        accepted, rejected, skipped, total = _run(spec, pool, workers, engine, limits, progress)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    journal_path = staging / JOURNAL
+    os.replace(journal_path.with_name(JOURNAL + ".new"), journal_path)
+    _write_report(report, journal_path)
+    if zip_out:
+        _zip_directory(staging, output)
+        shutil.rmtree(staging)
+    else:
+        journal_path.unlink()
+    return BatchSummary(
+        total=total,
+        accepted=accepted,
+        rejected=rejected,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )

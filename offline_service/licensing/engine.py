@@ -1,0 +1,381 @@
+"""The processing engine: parse and verify, decide in one transaction, then sign.
+
+Time is passed in; storage is the ``Store`` interface; keys come from the ``Keyring``. Work is done
+in three phases so the write lock is held only for the decisions: (1) parse and verify signatures
+with no lock, (2) decide and record every request of the chunk in one write transaction, (3) sign
+the responses after commit. A crash between (2) and (3) loses nothing: processing the same files
+again reissues the same activations without counting them twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from offline_service.audit import AuditEntry
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat import jws
+from offline_service.fileformat.keyring import Keyring, Signer
+from offline_service.fileformat.messages import Kind, Request, Response, parse_request, response_payload
+from offline_service.ids import new_id
+from offline_service.licensing.decisions import (
+    Policy,
+    Verdict,
+    check_request_time,
+    decide_activation,
+    decide_deactivation,
+    decide_trial,
+    response_validity,
+)
+from offline_service.licensing.models import Activation, License, Trial
+from offline_service.store import Store, Transaction
+
+__all__ = ["Engine", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one request file. ``response`` is the signed response (compact JWS)."""
+
+    code: str  # "OK" or an error code
+    message: str = ""
+    kind: Kind | None = None
+    product_id: str | None = None
+    license_id: str | None = None
+    activation_id: str | None = None
+    response: str | None = None
+    reissued: bool = False
+    trial_ends_at: int | None = None
+    # The verified request, when it could be parsed: adapters read it (hostname, fingerprint)
+    # instead of parsing and verifying the file a second time.
+    request: Request | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+# A license filter lets an adapter narrow which licenses a caller may use (portal users).
+LicenseFilter = Callable[[License], bool]
+
+
+@dataclass(slots=True)
+class _Item:
+    request: Request | None
+    outcome: Outcome | None = None
+    signer: Signer | None = None
+    response: Response | None = None
+
+
+class Engine:
+    """Processes activation, deactivation and trial requests for one account at a time."""
+
+    def __init__(self, *, store: Store, keyring: Keyring, policy: Policy | None = None) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.policy = policy or Policy()
+        self._headers: dict[str, str] = {}  # kid -> encoded protected header
+
+    def process(
+        self,
+        data: bytes,
+        *,
+        account_id: str,
+        now: int,
+        response_validity: int | None = None,
+        actor: str = "system",
+        license_filter: LicenseFilter | None = None,
+        kinds: frozenset[Kind] | None = None,
+    ) -> Outcome:
+        """Process one request file."""
+        return self.process_many(
+            [data],
+            account_id=account_id,
+            now=now,
+            response_validity=response_validity,
+            actor=actor,
+            license_filter=license_filter,
+            kinds=kinds,
+        )[0]
+
+    def process_many(
+        self,
+        files: Sequence[bytes],
+        *,
+        account_id: str,
+        now: int,
+        response_validity: int | None = None,
+        actor: str = "system",
+        license_filter: LicenseFilter | None = None,
+        kinds: frozenset[Kind] | None = None,
+    ) -> list[Outcome]:
+        """Process request files in one write transaction; one Outcome per file, in order.
+
+        ``license_filter`` narrows the licenses a caller may use (others are LICENSE_NOT_FOUND);
+        ``kinds`` narrows the request kinds a caller may send (others are refused unrecorded)."""
+        if response_validity is not None and response_validity <= 0:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
+        if not files:
+            return []  # no transaction for nothing (a batch chunk taken whole from its journal)
+        items = [self._parse(data, now, kinds) for data in files]
+        requests = [i.request for i in items if i.request is not None]
+        with self.store.write() as tx:
+            tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])
+            for item in items:
+                if item.outcome is None:
+                    assert item.request is not None
+                    try:
+                        item.signer, item.response, item.outcome = self._decide(
+                            tx, item.request, account_id, now, response_validity, license_filter
+                        )
+                    except OfflineServiceError as exc:
+                        item.outcome = _rejected(exc, item.request)
+                self._audit(tx, item, account_id, now, actor)
+        return [self._sign(item) for item in items]
+
+    # -- phase 1: parse and verify, no lock --------------------------------------------------
+
+    def _parse(self, data: bytes, now: int, kinds: frozenset[Kind] | None) -> _Item:
+        try:
+            request = parse_request(data)
+        except OfflineServiceError as exc:
+            return _Item(request=None, outcome=Outcome(code=exc.code.value, message=exc.message))
+        except (TypeError, ValueError, RecursionError) as exc:
+            # parse_request maps every malformed input to its code; this is the last line of
+            # defence so that no input, however hostile, escapes as anything but our error.
+            return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST.value, message=str(exc)))
+        try:
+            check_request_time(request, now, self.policy)
+            if kinds is not None and request.kind not in kinds:
+                wanted = " or ".join(sorted(k.value for k in kinds))
+                raise OfflineServiceError(
+                    Code.MALFORMED_REQUEST, f"this is a {request.kind} request; {wanted} requests only here"
+                )
+        except OfflineServiceError as exc:
+            return _Item(request=None, outcome=_rejected(exc, request))
+        return _Item(request=request)
+
+    # -- phase 2: decide and record, inside the write transaction ----------------------------
+
+    def _decide(
+        self,
+        tx: Transaction,
+        req: Request,
+        account_id: str,
+        now: int,
+        requested_validity: int | None,
+        license_filter: LicenseFilter | None,
+    ) -> tuple[Signer, Response, Outcome]:
+        product = tx.product(account_id, req.product_id)
+        if product is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product in this account")
+        # Keys are loaded before anything is recorded, so a key problem changes no state.
+        signer = self.keyring.signer(product.id)
+        validity = response_validity(requested_validity, product, self.policy)
+        kid, apply_before = signer.kid, now + validity
+
+        if req.kind is Kind.TRIAL:
+            existing = tx.trial(product.id, req.fingerprint)
+            verdict, ends_at = decide_trial(product, existing, now)
+            if existing is None:
+                existing = Trial(
+                    id=new_id("trl"),
+                    product_id=product.id,
+                    fingerprint=req.fingerprint,
+                    machine_key_thumbprint=req.machine_key_thumbprint,
+                    created_at=now,
+                    ends_at=ends_at,
+                    hostname=req.hostname,
+                    os=req.os,
+                    app_version=req.app_version,
+                )
+                tx.insert_trial(existing)
+            response = _response(req, kid, now, apply_before, existing.id, trial_ends_at=ends_at)
+            return signer, response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
+
+        if req.kind is Kind.ACTIVATION:
+            assert req.license_key is not None
+            license = tx.license_by_key(account_id, req.license_key)
+            if license is None or (license_filter is not None and not license_filter(license)):
+                raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+            nonce_owner = tx.nonce_activation(product.id, req.nonce)
+            replayed = tx.activation(product.id, nonce_owner) if nonce_owner else None
+            av = decide_activation(
+                license,
+                req,
+                now,
+                live=tx.live_activation(license.id, req.fingerprint),
+                replayed=replayed,
+            )
+            used = license.used_activations
+            if av.verdict is Verdict.NEW:
+                activation = Activation(
+                    id=new_id("act"),
+                    license_id=license.id,
+                    product_id=product.id,
+                    fingerprint=req.fingerprint,
+                    machine_key=req.machine_key,
+                    machine_key_thumbprint=req.machine_key_thumbprint,
+                    created_at=now,
+                    hostname=req.hostname,
+                    os=req.os,
+                    app_version=req.app_version,
+                    metadata=req.metadata,
+                )
+                tx.insert_activation(activation)
+                used += 1
+                tx.update_license_usage(
+                    license.id,
+                    used_activations=used,
+                    used_deactivations=license.used_deactivations,
+                    expires_at=av.expires_at,
+                )
+            else:
+                assert av.activation is not None
+                activation = av.activation
+            if nonce_owner is None:
+                tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
+            response = _response(req, kid, now, apply_before, activation.id, license=_reread(tx, license))
+            return signer, response, _granted(req, activation.id, license.id, av.verdict)
+
+        # Deactivation
+        assert req.activation_id is not None
+        found = tx.activation(product.id, req.activation_id)
+        license = tx.license_by_id(account_id, found.license_id) if found else None
+        if found is None or license is None or (license_filter is not None and not license_filter(license)):
+            raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, "no such activation for this product")
+        verdict = decide_deactivation(license, found, req)
+        deactivated_at = found.deactivated_at
+        if verdict is Verdict.NEW:
+            deactivated_at = now
+            tx.deactivate(found.id, now)
+            tx.update_license_usage(
+                license.id,
+                used_activations=license.used_activations - 1,
+                used_deactivations=license.used_deactivations + 1,
+                expires_at=license.expires_at,
+            )
+            license = _reread(tx, license)
+        if tx.nonce_activation(product.id, req.nonce) is None:
+            tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
+        response = _response(
+            req, kid, now, apply_before, found.id, license=license, deactivated_at=deactivated_at
+        )
+        return signer, response, _granted(req, found.id, license.id, verdict)
+
+    @staticmethod
+    def _audit(tx: Transaction, item: _Item, account_id: str, now: int, actor: str) -> None:
+        o = item.outcome
+        assert o is not None
+        detail = {"fingerprint": item.request.fingerprint} if item.request else {}
+        if not o.ok:
+            detail["message"] = o.message[:200]
+        elif o.reissued:
+            detail["reissued"] = "true"
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action=o.kind.value if o.kind else "unknown",
+                code=o.code,
+                account_id=account_id,
+                product_id=o.product_id,
+                license_id=o.license_id,
+                activation_id=o.activation_id,
+                detail=detail,
+            )
+        )
+
+    # -- phase 3: sign, after commit ---------------------------------------------------------
+
+    def _sign(self, item: _Item) -> Outcome:
+        o = item.outcome
+        assert o is not None
+        if item.response is None or item.signer is None:
+            return o
+        kid = item.signer.kid
+        header = self._headers.get(kid)
+        if header is None:
+            header = self._headers[kid] = jws.encode_header(
+                {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": kid}
+            )
+        token = jws.encode(header, response_payload(item.response), item.signer.secret_key)
+        return Outcome(
+            code=o.code,
+            kind=o.kind,
+            product_id=o.product_id,
+            license_id=o.license_id,
+            activation_id=o.activation_id,
+            response=token,
+            reissued=o.reissued,
+            trial_ends_at=o.trial_ends_at,
+            request=o.request,
+        )
+
+
+def _reread(tx: Transaction, license: License) -> License:
+    """The license as this transaction now holds it (after a usage update)."""
+    current = tx.license_by_id(license.account_id, license.id)
+    assert current is not None
+    return current
+
+
+def _response(
+    req: Request,
+    kid: str,
+    now: int,
+    apply_before: int,
+    activation_id: str,
+    *,
+    license: License | None = None,
+    trial_ends_at: int | None = None,
+    deactivated_at: int | None = None,
+) -> Response:
+    """The response to ``req``, to be signed by the key ``kid``."""
+    return Response(
+        kind=req.kind,
+        kid=kid,
+        product_id=req.product_id,
+        activation_id=activation_id,
+        fingerprint=req.fingerprint,
+        machine_key_thumbprint=req.machine_key_thumbprint,
+        issued_at=now,
+        apply_before=apply_before,
+        request_nonce=req.nonce,
+        trial_ends_at=trial_ends_at,
+        deactivated_at=deactivated_at,
+        license_id=license.id if license else None,
+        status=license.status.value if license else None,
+        expires_at=license.expires_at if license else None,
+        allowed_activations=license.allowed_activations if license else None,
+        used_activations=license.used_activations if license else None,
+        allowed_deactivations=license.allowed_deactivations if license else None,
+        used_deactivations=license.used_deactivations if license else None,
+        metadata=license.metadata if license else {},
+    )
+
+
+def _granted(
+    req: Request,
+    activation_id: str,
+    license_id: str | None,
+    verdict: Verdict,
+    *,
+    trial_ends_at: int | None = None,
+) -> Outcome:
+    return Outcome(
+        code="OK",
+        kind=req.kind,
+        product_id=req.product_id,
+        license_id=license_id,
+        activation_id=activation_id,
+        reissued=verdict is Verdict.REISSUE,
+        trial_ends_at=trial_ends_at,
+        request=req,
+    )
+
+
+def _rejected(exc: OfflineServiceError, req: Request) -> Outcome:
+    return Outcome(
+        code=exc.code.value, message=exc.message, kind=req.kind, product_id=req.product_id, request=req
+    )

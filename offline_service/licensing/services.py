@@ -1,0 +1,282 @@
+"""Vendor operations on accounts, products and licenses, shared by the CLI and the web layer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from offline_service.accounts.models import Account
+from offline_service.audit import AuditEntry
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import MAX_COUNT, validate_metadata
+from offline_service.ids import check_alias, email_key, new_id, new_license_key
+from offline_service.licensing.decisions import DAY
+from offline_service.licensing.models import UNLIMITED, License, LicenseStatus, Product
+from offline_service.licensing.representations import activation_json, license_json
+from offline_service.releases.versions import parse_version
+from offline_service.store import Store
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_MAX_RESPONSE_VALIDITY",
+    "account",
+    "create_license",
+    "create_product",
+    "ensure_account",
+    "license_details",
+    "release_activation",
+    "set_license_max_version",
+    "set_license_status",
+]
+
+DEFAULT_ACCOUNT = "default"
+DEFAULT_MAX_RESPONSE_VALIDITY = 30 * DAY
+
+
+def ensure_account(store: Store, alias: str, *, now: int, name: str | None = None) -> tuple[Account, bool]:
+    """The account with this alias, created if missing. Returns (account, created)."""
+    check_alias(alias)
+    with store.write() as tx:
+        found = tx.account_by_alias(alias)
+        if found is not None:
+            return found, False
+        created = Account(id=new_id("acc"), alias=alias, name=name or alias, created_at=now)
+        tx.insert_account(created)
+        tx.audit(AuditEntry(at=now, actor="cli", action="account.create", code="OK", account_id=created.id))
+        return created, True
+
+
+def account(store: Store, alias: str) -> Account:
+    with store.read() as tx:
+        found = tx.account_by_alias(alias)
+    if found is None:
+        raise OfflineServiceError(Code.NOT_FOUND, f"no account {alias!r}; run `offline-service init` first")
+    return found
+
+
+def create_product(
+    store: Store,
+    keyring: Keyring,
+    account: Account,
+    *,
+    name: str,
+    now: int,
+    trial_days: int = 0,
+    max_response_validity: int = DEFAULT_MAX_RESPONSE_VALIDITY,
+    actor: str = "cli",
+) -> Product:
+    """A product with its first signing key. Trials are on when ``trial_days`` > 0."""
+    if not name.strip() or len(name) > 200:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "product name must be 1-200 characters")
+    if trial_days < 0 or trial_days > 3650:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "trial days must be between 0 and 3650")
+    if max_response_validity <= 0:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "maximum response validity must be positive")
+    product = Product(
+        id=new_id("prod"),
+        account_id=account.id,
+        name=name.strip(),
+        trials_enabled=trial_days > 0,
+        trial_days=trial_days,
+        max_response_validity=max_response_validity,
+        created_at=now,
+    )
+    # Key first: a product row without a key could not sign; a key without a row is harmless.
+    keyring.create(product.id, now=now)
+    with store.write() as tx:
+        tx.insert_product(product)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="product.create",
+                code="OK",
+                account_id=account.id,
+                product_id=product.id,
+            )
+        )
+    return product
+
+
+def create_license(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str,
+    allowed_activations: int,
+    allowed_deactivations: int,
+    now: int,
+    expires_at: int | None = None,
+    validity_days: int | None = None,
+    owner: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    owner_user_email: str | None = None,
+    owner_organization: str | None = None,
+    actor: str = "cli",
+    max_version: str | None = None,
+) -> License:
+    """A new active license. Expiry is a fixed time or a duration from the first activation;
+    ``max_version`` is the newest release it entitles to (None: every release)."""
+    for name, value in (
+        ("allowed activations", allowed_activations),
+        ("allowed deactivations", allowed_deactivations),
+    ):
+        if value < UNLIMITED or value > MAX_COUNT:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be -1 (unlimited) or a count")
+    if expires_at is not None and validity_days is not None:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
+    if validity_days is not None and not 0 < validity_days <= 36500:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "validity days must be between 1 and 36500")
+    try:
+        # Metadata goes into every response: hold it to the limits the client will check.
+        checked = validate_metadata(dict(metadata or {}))
+    except ValueError as exc:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, str(exc)) from None
+    if max_version is not None:
+        parse_version(max_version)
+    if owner_user_email and owner_organization:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "a license belongs to a user or an organization, not both"
+        )
+    with store.write() as tx:
+        if tx.product(account.id, product_id) is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+        owner_user = owner_org = None
+        if owner_user_email:
+            owner_user = tx.user_by_email(account.id, email_key(owner_user_email))
+            if owner_user is None:
+                raise OfflineServiceError(Code.NOT_FOUND, f"no user {owner_user_email}")
+        if owner_organization:
+            owner_org = tx.organization_by_name(account.id, owner_organization)
+            if owner_org is None:
+                raise OfflineServiceError(Code.NOT_FOUND, f"no organization {owner_organization!r}")
+        license = License(
+            id=new_id("lic"),
+            account_id=account.id,
+            product_id=product_id,
+            key=new_license_key(),
+            allowed_activations=allowed_activations,
+            allowed_deactivations=allowed_deactivations,
+            status=LicenseStatus.ACTIVE,
+            created_at=now,
+            expires_at=expires_at,
+            validity_days=validity_days,
+            owner=owner,
+            metadata=checked,
+            owner_user_id=owner_user.id if owner_user else None,
+            owner_organization_id=owner_org.id if owner_org else None,
+            max_version=max_version,
+        )
+        tx.insert_license(license)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="license.create",
+                code="OK",
+                account_id=account.id,
+                product_id=product_id,
+                license_id=license.id,
+            )
+        )
+    return license
+
+
+def set_license_status(
+    store: Store, account: Account, key: str, status: LicenseStatus, *, now: int, actor: str = "cli"
+) -> License:
+    with store.write() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        tx.set_license_status(license.id, status)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action=f"license.{status.value}",
+                code="OK",
+                account_id=account.id,
+                product_id=license.product_id,
+                license_id=license.id,
+            )
+        )
+    return replace(license, status=status)
+
+
+def set_license_max_version(
+    store: Store, account: Account, key: str, max_version: str | None, *, now: int, actor: str = "cli"
+) -> License:
+    """Set (or, with None, clear) the newest release version a license entitles to."""
+    if max_version is not None:
+        parse_version(max_version)
+    with store.write() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        tx.set_license_max_version(license.id, max_version)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="license.max_version",
+                code="OK",
+                account_id=account.id,
+                product_id=license.product_id,
+                license_id=license.id,
+                detail={"maxVersion": max_version or ""},
+            )
+        )
+    return replace(license, max_version=max_version)
+
+
+def release_activation(
+    store: Store, account: Account, activation_id: str, *, now: int, actor: str = "cli"
+) -> None:
+    """The vendor frees a seat whose installation can no longer deactivate (lost machine key,
+    dead disk). Not counted against allowed deactivations; the audit log records who did it."""
+    with store.write() as tx:
+        activation = tx.activation_in_account(account.id, activation_id)
+        if activation is None:
+            raise OfflineServiceError(
+                Code.ACTIVATION_NOT_FOUND, f"no activation {activation_id} in this account"
+            )
+        if activation.deactivated_at is not None:
+            raise OfflineServiceError(Code.CONFLICT, f"activation {activation_id} is already deactivated")
+        license = tx.license_by_id(account.id, activation.license_id)
+        assert license is not None
+        tx.deactivate(activation.id, now)
+        tx.update_license_usage(
+            license.id,
+            used_activations=license.used_activations - 1,
+            used_deactivations=license.used_deactivations,
+            expires_at=license.expires_at,
+        )
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="activation.release",
+                code="OK",
+                account_id=account.id,
+                product_id=license.product_id,
+                license_id=license.id,
+                activation_id=activation.id,
+            )
+        )
+
+
+def license_details(store: Store, account: Account, key: str) -> dict[str, Any]:
+    """A license and its activations, as plain JSON-ready data."""
+    with store.read() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        activations = tx.activations(license.id)
+    return {
+        **license_json(license),
+        "owner": license.owner,
+        "activations": [activation_json(a) for a in activations],
+    }

@@ -1,0 +1,446 @@
+"""Releases: the vendor publishes a product's versions with their files, and a person may download
+those of the products they hold a license for, up to the license's maximum version.
+
+Files live under the releases directory (``<data>/releases`` unless configured), one directory per
+release: ``<product id>/<release id>/<file id>``. Publishing copies every file into a staging
+directory first (each fsynced), moves the finished directory into place with one rename, and only
+then records the release in one transaction: a failed publish leaves nothing visible behind.
+
+Shared by the CLI and the web layer; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from offline_service._files import fsync_dir
+from offline_service.accounts.models import Account
+from offline_service.audit import AuditEntry
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import new_id
+from offline_service.licensing.models import License, LicenseStatus, Product
+from offline_service.releases.models import Release, ReleaseFile
+from offline_service.releases.versions import Version, parse_version
+from offline_service.store import Store
+
+__all__ = [
+    "DEFAULT_CHANNEL",
+    "MAX_FILES",
+    "MAX_NOTES",
+    "Entitlement",
+    "Offer",
+    "PublishedRelease",
+    "check_channel",
+    "entitled_file",
+    "entitlement",
+    "file_path",
+    "list_releases",
+    "offer",
+    "publish",
+    "read_chunks",
+    "remove",
+    "size_text",
+]
+
+DEFAULT_CHANNEL = "stable"
+MAX_FILES = 64
+MAX_NOTES = 20_000
+MAX_NAME = 200
+CHUNK = 1024 * 1024
+_CHANNEL = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
+_STAGING = ".staging"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRelease:
+    release: Release
+    files: tuple[ReleaseFile, ...]
+
+    @property
+    def version(self) -> Version:
+        return parse_version(self.release.version)
+
+
+def size_text(n: int) -> str:
+    """A file size for people: bytes, KiB, MiB or GiB."""
+    if n < 1024:
+        return f"{n} bytes"
+    scaled, units = n / 1024, ["KiB", "MiB", "GiB"]
+    while scaled >= 1024 and len(units) > 1:
+        scaled /= 1024
+        units.pop(0)
+    return f"{scaled:.1f} {units[0]}"
+
+
+def check_channel(channel: str) -> str:
+    if not _CHANNEL.match(channel):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            "a channel is 1-32 lower-case letters, digits or hyphens, starting with a letter (stable, beta)",
+        )
+    return channel
+
+
+def _check_notes(notes: str) -> str:
+    notes = notes.replace("\r\n", "\n").strip()
+    if len(notes) > MAX_NOTES:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"release notes are at most {MAX_NOTES} characters")
+    if any((ord(c) < 0x20 and c not in "\n\t") or ord(c) == 0x7F for c in notes):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "release notes are plain text without control characters"
+        )
+    return notes
+
+
+def _check_name(path: Path) -> str:
+    name = path.name
+    if (
+        not name
+        or len(name) > MAX_NAME
+        or name.startswith(".")
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
+    ):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            f"{str(path)[:300]!r}: a file's name must be 1-{MAX_NAME} printable characters, not starting with '.'",
+        )
+    return name
+
+
+def _open_source(path: Path) -> int:
+    """An open descriptor of a regular file; symbolic links, directories and devices are refused."""
+    try:
+        # O_NOFOLLOW: a link is refused, not followed; O_NONBLOCK: a FIFO cannot hang the command.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise OfflineServiceError(Code.NOT_FOUND, f"file {path} does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, f"{path} is a symbolic link; publish the file it points to"
+            ) from None
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"cannot read {path}: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{path} is {what}; publish regular files only")
+    return fd
+
+
+def _copy(source: int, target: Path) -> tuple[int, str]:
+    """Copy an open file to a new file, in chunks, fsynced. Returns (size, SHA-256 hex)."""
+    digest, size = hashlib.sha256(), 0
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        while chunk := os.read(source, CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+        os.fsync(out)
+    finally:
+        os.close(out)
+    return size, digest.hexdigest()
+
+
+def _same(releases: Iterable[Release], version: Version, channel: str) -> list[Release]:
+    return [r for r in releases if r.channel == channel and parse_version(r.version) == version]
+
+
+def _refuse_duplicate(releases: Iterable[Release], version: Version, channel: str) -> None:
+    for r in _same(releases, version, channel):
+        same = "" if r.version == version.text else f" (the same version as {version.text})"
+        raise OfflineServiceError(
+            Code.CONFLICT, f"{r.product_id} already has version {r.version}{same} on the {channel} channel"
+        )
+
+
+def _product(store: Store, account: Account, product_id: str) -> Product:
+    with store.read() as tx:
+        found = tx.product(account.id, product_id)
+    if found is None:
+        raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+    return found
+
+
+def publish(
+    store: Store,
+    account: Account,
+    *,
+    root: Path,
+    product_id: str,
+    version: str,
+    files: Sequence[str | os.PathLike[str]],
+    now: int,
+    channel: str = DEFAULT_CHANNEL,
+    notes: str = "",
+    actor: str = "cli",
+) -> PublishedRelease:
+    """Copy ``files`` into the releases directory and record the release. All or nothing: CONFLICT if
+    the product already has this version on this channel; nothing is kept when any file fails."""
+    parsed = parse_version(version)
+    check_channel(channel)
+    notes = _check_notes(notes)
+    paths = [Path(f) for f in files]
+    if not 0 < len(paths) <= MAX_FILES:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"a release has 1-{MAX_FILES} files")
+    names = [_check_name(p) for p in paths]
+    if len(set(names)) != len(names):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "two files of a release cannot have the same name")
+    _product(store, account, product_id)
+    with store.read() as tx:
+        _refuse_duplicate(tx.releases(account.id, product_id), parsed, channel)
+    sources: list[int] = []
+    try:
+        for path in paths:  # every file is checked before anything is copied
+            sources.append(_open_source(path))
+        release = Release(
+            id=new_id("rel"),
+            account_id=account.id,
+            product_id=product_id,
+            version=version,
+            channel=channel,
+            notes=notes,
+            published_at=now,
+        )
+        final = _stage(root, release, sources)
+    finally:
+        for fd in sources:
+            os.close(fd)
+    recorded = tuple(
+        ReleaseFile(
+            id=file_id,
+            release_id=release.id,
+            name=name,
+            size=size,
+            sha256=sha,
+            path=f"{product_id}/{release.id}/{file_id}",
+        )
+        for name, (file_id, size, sha) in zip(names, final, strict=True)
+    )
+    try:
+        with store.write() as tx:
+            _refuse_duplicate(tx.releases(account.id, product_id), parsed, channel)
+            tx.insert_release(release, recorded)
+            tx.audit(
+                AuditEntry(
+                    at=now,
+                    actor=actor,
+                    action="release.publish",
+                    code="OK",
+                    account_id=account.id,
+                    product_id=product_id,
+                    detail={"release": release.id, "version": version, "channel": channel},
+                )
+            )
+    except BaseException:
+        shutil.rmtree(root / product_id / release.id, ignore_errors=True)
+        raise
+    return PublishedRelease(release=release, files=recorded)
+
+
+def _stage(root: Path, release: Release, sources: Sequence[int]) -> list[tuple[str, int, str]]:
+    """Copy the sources into a staging directory, then move it into place with one rename.
+    Returns (file id, size, SHA-256) per file, in order."""
+    staging = root / _STAGING / release.id
+    target = root / release.product_id / release.id
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging.parent.mkdir(exist_ok=True, mode=0o700)
+        staging.mkdir(mode=0o700)
+        copied = []
+        for source in sources:
+            file_id = new_id("file")
+            size, sha = _copy(source, staging / file_id)
+            copied.append((file_id, size, sha))
+        fsync_dir(staging)
+        target.parent.mkdir(exist_ok=True, mode=0o700)
+        os.rename(staging, target)
+        fsync_dir(target.parent)
+        fsync_dir(staging.parent)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR, f"cannot copy the release into {root}: {exc.strerror or exc}"
+        ) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return copied
+
+
+def _newest_first(found: Iterable[PublishedRelease]) -> list[PublishedRelease]:
+    """Newest version first; one version on several channels in channel order."""
+    by_channel = sorted(found, key=lambda p: (p.release.channel, -p.release.published_at))
+    return sorted(by_channel, key=lambda p: p.version, reverse=True)
+
+
+def _with_files(releases: Sequence[Release], files: Sequence[ReleaseFile]) -> list[PublishedRelease]:
+    by_release: dict[str, list[ReleaseFile]] = {}
+    for f in files:
+        by_release.setdefault(f.release_id, []).append(f)
+    return _newest_first(PublishedRelease(r, tuple(by_release.get(r.id, ()))) for r in releases)
+
+
+def list_releases(store: Store, account: Account, product_id: str | None = None) -> list[PublishedRelease]:
+    """The account's releases (of one product), newest version first."""
+    if product_id is not None:
+        _product(store, account, product_id)
+    with store.read() as tx:
+        releases = tx.releases(account.id, product_id)
+        files = tx.release_files([r.id for r in releases])
+    return _with_files(releases, files)
+
+
+def remove(
+    store: Store,
+    account: Account,
+    *,
+    root: Path,
+    product_id: str,
+    version: str,
+    now: int,
+    channel: str | None = None,
+    actor: str = "cli",
+) -> Release:
+    """Unpublish a release: its rows go first (no link can reach it), then its files."""
+    parsed = parse_version(version)
+    _product(store, account, product_id)
+    with store.write() as tx:
+        found = [
+            r
+            for r in tx.releases(account.id, product_id)
+            if parse_version(r.version) == parsed and (channel is None or r.channel == channel)
+        ]
+        if not found:
+            raise OfflineServiceError(Code.NOT_FOUND, f"{product_id} has no release {version}")
+        if len(found) > 1:
+            channels = ", ".join(sorted(r.channel for r in found))
+            raise OfflineServiceError(
+                Code.CONFLICT, f"version {version} is on several channels ({channels}); give --channel"
+            )
+        release = found[0]
+        tx.delete_release(release.id)
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="release.remove",
+                code="OK",
+                account_id=account.id,
+                product_id=product_id,
+                detail={"release": release.id, "version": release.version, "channel": release.channel},
+            )
+        )
+    shutil.rmtree(root / product_id / release.id, ignore_errors=True)
+    return release
+
+
+# -- who may download what -----------------------------------------------------------------------
+
+# Per product: the highest maximum version a person's licenses allow, or None for every version.
+Entitlement = dict[str, Version | None]
+
+
+def _entitles(license: License, now: int) -> bool:
+    """Only a license in force entitles to downloads: not suspended, revoked or expired."""
+    return license.status is LicenseStatus.ACTIVE and (license.expires_at is None or license.expires_at > now)
+
+
+def entitlement(licenses: Iterable[License], now: int) -> Entitlement:
+    """What ``licenses`` (those a person may see) entitle to, per product."""
+    found: Entitlement = {}
+    for lic in licenses:
+        if not _entitles(lic, now):
+            continue
+        limit = parse_version(lic.max_version) if lic.max_version is not None else None
+        if lic.product_id not in found:
+            found[lic.product_id] = limit
+        else:
+            current = found[lic.product_id]
+            found[lic.product_id] = None if current is None or limit is None else max(current, limit)
+    return found
+
+
+def _allowed(release: Release, rights: Entitlement) -> bool:
+    if release.product_id not in rights:
+        return False
+    limit = rights[release.product_id]
+    return limit is None or parse_version(release.version) <= limit
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The releases one product offers a person, newest first."""
+
+    product: Product
+    releases: list[PublishedRelease]
+
+
+def _licenses(store: Store, account_id: str, license_ids: Iterable[str]) -> list[License]:
+    with store.read() as tx:
+        found = [tx.license_by_id(account_id, i) for i in sorted(license_ids)]
+    return [x for x in found if x is not None and x.account_id == account_id]
+
+
+def offer(store: Store, account_id: str, license_ids: Iterable[str], *, now: int) -> list[Offer]:
+    """What a person whose visible licenses are ``license_ids`` may download, by product name."""
+    rights = entitlement(_licenses(store, account_id, license_ids), now)
+    if not rights:
+        return []
+    with store.read() as tx:
+        products = {p.id: p for p in tx.products(account_id) if p.id in rights}
+        releases = [r for r in tx.releases(account_id) if r.product_id in products and _allowed(r, rights)]
+        files = tx.release_files([r.id for r in releases])
+    grouped: dict[str, list[PublishedRelease]] = {}
+    for published in _with_files(releases, files):
+        grouped.setdefault(published.release.product_id, []).append(published)
+    return [
+        Offer(product=products[pid], releases=grouped[pid])
+        for pid in sorted(grouped, key=lambda pid: (products[pid].name.casefold(), pid))
+    ]
+
+
+def entitled_file(
+    store: Store, account_id: str, license_ids: Iterable[str], file_id: str, *, now: int
+) -> tuple[Release, ReleaseFile]:
+    """A file the person may download now, or NOT_FOUND (whether it exists is not confirmed)."""
+    with store.read() as tx:
+        found = tx.release_file(account_id, file_id)
+    if found is None or not _allowed(found[0], entitlement(_licenses(store, account_id, license_ids), now)):
+        raise OfflineServiceError(Code.NOT_FOUND, "no such file, or your licenses do not include it")
+    return found
+
+
+def file_path(root: Path, f: ReleaseFile) -> Path:
+    """Where a recorded file is. Paths come from the database only; one that would leave the
+    releases directory (a damaged row) is refused."""
+    base = root.resolve()
+    path = (base / f.path).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR, "a release file's recorded path is outside the releases directory"
+        )
+    return path
+
+
+def read_chunks(path: Path, start: int, length: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """``length`` bytes of ``path`` from ``start``, ``chunk`` at a time (bounded memory)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        while length > 0:
+            data = f.read(min(chunk, length))
+            if not data:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"{path} is shorter than recorded")
+            length -= len(data)
+            yield data
