@@ -8,7 +8,7 @@ from pathlib import Path
 
 from offline_service.errors import Code, OfflineServiceError
 
-__all__ = ["fsync_dir", "read_limited", "write_atomic"]
+__all__ = ["fsync_dir", "private_dir", "read_limited", "write_atomic"]
 
 
 def read_limited(path: str | os.PathLike[str], limit: int, *, what: str = "file") -> bytes:
@@ -48,6 +48,18 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
         fsync_dir(p.parent)
     except OSError as exc:
         raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot write {p}: {exc.strerror or exc}") from None
+
+
+def private_dir(path: Path, *, what: str) -> None:
+    """Create ``path`` (and its parents) readable by its owner only, if missing; it must be a folder."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR, f"cannot create {what} {path}: {exc.strerror}"
+        ) from None
+    if not path.is_dir():
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{path} is not a directory")
 
 
 def fsync_dir(directory: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import nacl.utils
 
 from offline_service._b64 import b64url_decode, b64url_encode
-from offline_service._files import fsync_dir, read_limited, write_atomic
+from offline_service._files import fsync_dir, private_dir, read_limited, write_atomic
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind
 
@@ -144,14 +144,7 @@ class StateDir:
         return self.path / KEY_FILE
 
     def _ensure(self) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise OfflineServiceError(
-                Code.STORAGE_ERROR, f"cannot create state directory {self.path}: {exc.strerror}"
-            ) from None
-        if not self.path.is_dir():
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{self.path} is not a directory")
+        private_dir(self.path, what="state directory")
 
     # -- state.json ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from typing import Any
 import nacl.bindings
 
 from offline_service._b64 import b64url_encode
-from offline_service._files import read_limited, write_atomic
+from offline_service._files import private_dir, read_limited, write_atomic
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
 
@@ -112,12 +112,7 @@ class WitnessStore:
             ) from None
 
     def save(self, product_id: str, seed: bytes, witness: Witness) -> None:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise OfflineServiceError(
-                Code.STORAGE_ERROR, f"cannot create witness folder {self.directory}: {exc.strerror}"
-            ) from None
+        private_dir(self.directory, what="witness folder")
         body: dict[str, Any] = {
             "v": WITNESS_VERSION,
             "productId": product_id,

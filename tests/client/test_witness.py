@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ def copy_dir(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst)
 
 
+def restore_after_deactivation(
+    world: World, inst: Installation, tmp_path: Path, *, meanwhile: Callable[[], object] | None = None
+) -> None:
+    """The attack: copy the state directory aside, deactivate (the seat is freed on the service),
+    optionally do ``meanwhile``, then put the old copy back."""
+    copy_dir(inst.path, tmp_path / "aside")
+    deactivate_on_service(world, inst, tmp_path)
+    if meanwhile is not None:
+        meanwhile()
+    copy_dir(tmp_path / "aside", inst.path)
+
+
 def witness_doc(inst: Installation) -> dict[str, Any]:
     files = sorted(inst.witness.glob("*.json"))
     assert len(files) == 1, files
@@ -82,10 +95,11 @@ def test_state_restored_after_a_deactivation_is_refused(
     inst = make_client()
     lic = world.license(activations=1)
     activate(world, inst, jwks, lic)
-    copy_dir(inst.path, tmp_path / "aside")
-    deactivate_on_service(world, inst, tmp_path)
-    assert world.reload_license(lic.key).used_activations == 0  # the seat is free on the service
-    copy_dir(tmp_path / "aside", inst.path)
+
+    def seat_is_free() -> None:
+        assert world.reload_license(lic.key).used_activations == 0  # freed on the service
+
+    restore_after_deactivation(world, inst, tmp_path, meanwhile=seat_is_free)
     err = refused(inst, Code.NOT_ACTIVATED)
     assert "deactivated" in err.message
 
@@ -95,9 +109,7 @@ def test_restored_state_cannot_apply_its_old_response_again(
 ) -> None:
     inst = make_client()
     data = activate(world, inst, jwks, world.license(activations=1))
-    copy_dir(inst.path, tmp_path / "aside")
-    deactivate_on_service(world, inst, tmp_path)
-    copy_dir(tmp_path / "aside", inst.path)
+    restore_after_deactivation(world, inst, tmp_path)
     with pytest.raises(OfflineServiceError) as info:
         inst.client.activate(data, jwks=jwks)
     assert info.value.code is Code.UNEXPECTED_RESPONSE
@@ -126,11 +138,12 @@ def test_restored_state_is_refused_even_after_a_new_activation(
     inst = make_client()
     lic = world.license(activations=2)
     activate(world, inst, jwks, lic)
-    copy_dir(inst.path, tmp_path / "aside")
-    deactivate_on_service(world, inst, tmp_path)
-    activate(world, inst, jwks, lic)
-    inst.client.check()
-    copy_dir(tmp_path / "aside", inst.path)
+
+    def activate_again() -> None:
+        activate(world, inst, jwks, lic)
+        inst.client.check()
+
+    restore_after_deactivation(world, inst, tmp_path, meanwhile=activate_again)
     refused(inst, Code.NOT_ACTIVATED)
 
 
@@ -140,9 +153,7 @@ def test_restored_state_may_activate_again_with_a_new_seat(
     inst = make_client()
     lic = world.license(activations=1)
     activate(world, inst, jwks, lic)
-    copy_dir(inst.path, tmp_path / "aside")
-    deactivate_on_service(world, inst, tmp_path)
-    copy_dir(tmp_path / "aside", inst.path)
+    restore_after_deactivation(world, inst, tmp_path)
     refused(inst, Code.NOT_ACTIVATED)
     activate(world, inst, jwks, lic)  # an honest new activation: the seat is counted again
     assert inst.client.check().license_id == lic.id
