@@ -362,7 +362,7 @@ def _releases_parser(verbs: Any, verb: Any) -> None:
 def cmd_serve(ctx: _Context) -> int:
     import uvicorn
 
-    from offline_service.web import create_app
+    from offline_service.web.app import create_app
 
     a = ctx.args
     if a.demo:
