@@ -17,9 +17,10 @@ from starlette.staticfiles import StaticFiles
 from offline_service.accounts.mail import Mailer
 from offline_service.errors import OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.licensing import activations, pages, trials
+from offline_service.licensing import api as licensing_api
 from offline_service.settings import Settings
 from offline_service.web import (
-    activations,
     api,
     branding,
     downloads,
@@ -27,7 +28,6 @@ from offline_service.web import (
     organization,
     portal,
     profile,
-    trials,
 )
 from offline_service.web.errors import handle_error, handle_http_error, handle_unexpected
 from offline_service.web.security import BodyLimit, SecurityHeaders
@@ -64,11 +64,11 @@ def create_app(
         yield
         svc.close()
 
-    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *trials.routes(settings), *portal.routes]
+    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *portal.routes]
+    routes += [*licensing_api.routes, *trials.routes(settings), *pages.routes, *activations.routes]
     routes += [
         *downloads.routes,
         *branding.routes,
-        *activations.routes,
         *organization.routes,
         *profile.routes,
     ]

@@ -32,7 +32,7 @@ from offline_service.releases.models import Release, ReleaseFile
 from offline_service.releases.representations import release_file_json, release_json
 from offline_service.web.auth import Caller, api_caller, services
 from offline_service.web.errors import status_of
-from offline_service.web.portal import Problem, page_caller, render, to_login
+from offline_service.web.kit import Problem, page_caller, render, to_login
 from offline_service.web.services import Services
 
 __all__ = ["RangeNotSatisfiable", "byte_range", "content_disposition", "routes"]

@@ -21,9 +21,9 @@ from offline_service.accounts.profile import MAX_TOKEN_NAME, TOKEN_DAYS
 from offline_service.errors import Code
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.ids import ALIAS_PATTERN, id_pattern
+from offline_service.licensing.activations import API_LIMIT, MAX_OFFSET, MAX_TEXT, STATUSES
+from offline_service.licensing.api import MAX_VALIDITY
 from offline_service.licensing.models import LicenseStatus
-from offline_service.web.activations import API_LIMIT, MAX_OFFSET, MAX_TEXT, STATUSES
-from offline_service.web.api import MAX_VALIDITY
 
 __all__ = ["document", "endpoint", "routes"]
 

@@ -26,7 +26,7 @@ from offline_service.ids import check_id
 from offline_service.licensing.models import License
 from offline_service.web.auth import Caller, check_csrf, services
 from offline_service.web.errors import status_of
-from offline_service.web.portal import (
+from offline_service.web.kit import (
     FIELD_BYTES,
     Problem,
     error_page,

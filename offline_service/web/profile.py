@@ -24,7 +24,7 @@ from offline_service.ids import check_id
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import Caller, api_caller, check_csrf, client_address, services
 from offline_service.web.errors import status_of
-from offline_service.web.portal import (
+from offline_service.web.kit import (
     FIELD_BYTES,
     Problem,
     error_page,

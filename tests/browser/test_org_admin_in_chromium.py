@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from offline_service.web.portal import mask_key
+from offline_service.web.kit import mask_key
 from tests.browser.harness import CSP_REPORTER, Console, Portal, log_in, vendor
 
 pytestmark = pytest.mark.slow

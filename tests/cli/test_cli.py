@@ -788,3 +788,25 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
     products = json.loads(run_process("product", "list", *where, "--json").stdout)
     assert [p["name"] for p in products] == ["Demo App"]
     assert len(json.loads(run_process("license", "list", *where, "--json").stdout)) == 1
+
+
+def test_license_create_and_list_print_the_license_json_of_the_api(cli: Cli, product: str) -> None:
+    """`license create` and `license list` --json are licensing.representations.license_json: the
+    fields they printed before (id, key, productId, expiresAt, maxVersion; status, used and allowed
+    activations) and the rest of the API's license object."""
+    created = new_license(cli, product, "--metadata", "seat=1", "--max-version", "2.0")
+    api_fields = {
+        "id", "key", "productId", "status", "expiresAt", "validityDays", "allowedActivations",
+        "usedActivations", "allowedDeactivations", "usedDeactivations", "metadata", "createdAt",
+        "maxVersion",
+    }  # fmt: skip
+    assert set(created) == api_fields
+    assert (created["productId"], created["maxVersion"], created["metadata"]) == (
+        product,
+        "2.0",
+        {"seat": "1"},
+    )
+    [listed] = cli.ok("license", "list")
+    assert listed == created
+    shown = cli.ok("license", "show", created["key"])
+    assert {k: shown[k] for k in api_fields} == created

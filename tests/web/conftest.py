@@ -27,7 +27,7 @@ from offline_service.fileformat.messages import Kind, Response, parse_response
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
-from offline_service.web import create_app
+from offline_service.web.app import create_app
 from offline_service.web.services import Services
 from tests.factories import NOW, Machine
 

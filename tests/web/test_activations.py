@@ -10,8 +10,8 @@ import re
 import pytest
 
 from offline_service.fileformat.messages import Kind
-from offline_service.web.activations import CSV_COLUMNS, PAGE_SIZE, csv_cell
-from offline_service.web.portal import mask_key
+from offline_service.licensing.activations import CSV_COLUMNS, PAGE_SIZE, csv_cell
+from offline_service.web.kit import mask_key
 from tests.factories import NOW, Machine
 from tests.web.conftest import LICENSES, VISIBLE, Site, activation_request, error
 from tests.web.pages import PEOPLE, client, log_in, text

@@ -20,9 +20,9 @@ from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing import batch
 from offline_service.licensing.decisions import Policy
+from offline_service.licensing.offline import RequestQueue
 from offline_service.licensing.services import DEFAULT_MAX_RESPONSE_VALIDITY
-from offline_service.web.offline import RequestQueue
-from offline_service.web.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
+from offline_service.licensing.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
 from tests.factories import NOW, Machine
 from tests.web.conftest import (
     EMAILS,

@@ -15,7 +15,7 @@ from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.branding import services as branding
 from offline_service.web.auth import SESSION_COOKIE
-from offline_service.web.portal import mask_key
+from offline_service.web.kit import mask_key
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, SiteFactory
 from tests.web.pages import (

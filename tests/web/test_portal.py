@@ -24,10 +24,11 @@ from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.licensing import services as admin
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.models import License, Product
+from offline_service.licensing.pages import download_name
 from offline_service.settings import Settings
-from offline_service.web import create_app
+from offline_service.web.app import create_app
 from offline_service.web.auth import CSRF_COOKIE, SESSION_COOKIE
-from offline_service.web.portal import download_name, mask_key, safe_next
+from offline_service.web.kit import mask_key, safe_next
 from offline_service.web.services import Services
 from tests.factories import NOW, Machine
 

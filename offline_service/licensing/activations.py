@@ -24,10 +24,12 @@ from starlette.routing import BaseRoute, Route
 from offline_service.csvcell import csv_cell
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
+from offline_service.licensing import queries
 from offline_service.licensing.models import Activation, ActivationFilter
+from offline_service.licensing.pages import license_rows
 from offline_service.licensing.representations import activation_json
 from offline_service.web.auth import Caller, api_caller, services
-from offline_service.web.portal import error_page, license_rows, mask_key, page_caller, render, to_login
+from offline_service.web.kit import error_page, mask_key, page_caller, render, to_login
 from offline_service.web.services import Services
 
 __all__ = ["API_LIMIT", "CSV_LIMIT", "MAX_OFFSET", "MAX_TEXT", "PAGE_SIZE", "STATUSES", "csv_cell", "routes"]
@@ -93,26 +95,22 @@ def _find(
 ) -> tuple[int, list[Row]]:
     """One page of matching activations, only ever of the licenses ``caller`` may see. A license id
     the caller may not see is LICENSE_NOT_FOUND, like one that does not exist."""
-    account_id = caller.user.account_id
-    if query.license_id is not None and query.license_id not in caller.license_ids:
-        raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no such license")
-    with svc.store.read() as tx:
-        total, found = tx.find_activations(account_id, caller.license_ids, query, limit=limit, offset=offset)
-        products = {p.id: p.name for p in tx.products(account_id)}
-        licenses = {i: tx.license_by_id(account_id, i) for i in {a.license_id for a in found}}
+    found = queries.find_activations(
+        svc.store, caller.user.account_id, caller.license_ids, query, limit=limit, offset=offset
+    )
     rows = []
-    for a in found:
-        lic = licenses.get(a.license_id)
+    for a in found.activations:
+        lic = found.licenses.get(a.license_id)
         rows.append(
             Row(
                 activation=a,
                 license_id=a.license_id,
                 masked_key=mask_key(lic.key) if lic else "",
-                product=products.get(a.product_id, a.product_id),
+                product=found.products.get(a.product_id, a.product_id),
                 status="live" if a.deactivated_at is None else "deactivated",
             )
         )
-    return total, rows
+    return found.total, rows
 
 
 def _choices(svc: Services, caller: Caller) -> dict[str, Any]:

@@ -21,9 +21,11 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES, strict_json, unarmor
 from offline_service.fileformat.messages import Kind
 from offline_service.ids import check_id
+from offline_service.licensing import queries
+from offline_service.licensing.api import offline_input
 from offline_service.licensing.engine import Outcome
 from offline_service.settings import Settings
-from offline_service.web.api import JWKS_PATH, offline_input
+from offline_service.web.api import JWKS_PATH
 from offline_service.web.auth import client_address, services
 from offline_service.web.security import ASGIApp, Message, Receive, Scope, Send
 from offline_service.web.services import Services
@@ -274,13 +276,10 @@ class _Trials:
     def _account_of(self, svc: Services, product_id: str) -> str:
         account_id = self._accounts.get(product_id)
         if account_id is None:
-            with svc.store.read() as tx:
-                product = tx.product_by_id(product_id)
-            if product is None:
-                raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product")
+            found = queries.account_of_product(svc.store, product_id)
             if len(self._accounts) >= _MAX_PRODUCTS:
                 self._accounts.clear()
-            account_id = self._accounts[product_id] = product.account_id
+            account_id = self._accounts[product_id] = found
         return account_id
 
     def _process(self, svc: Services, product_id: str, data: bytes, address: str) -> Outcome:

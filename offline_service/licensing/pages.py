@@ -1,0 +1,336 @@
+"""The licensing pages of the portal: the dashboard, the licenses a person may use and each one's
+detail, and offline activation, deactivation and batches by uploading request files.
+
+Every page works without JavaScript; every form carries the CSRF token; every read is scoped to the
+logged-in person (licensing.queries), and every request file goes through the engine
+(licensing.offline) within the licenses the person may use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from offline_service.audit import AuditEntry
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.messages import Kind
+from offline_service.ids import check_id
+from offline_service.licensing import queries
+from offline_service.licensing.decisions import DAY
+from offline_service.licensing.engine import Outcome
+from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
+from offline_service.licensing.offline import process_request, process_zip
+from offline_service.web.auth import Caller, check_csrf, services
+from offline_service.web.errors import status_of
+from offline_service.web.kit import (
+    FIELD_BYTES,
+    Problem,
+    error_page,
+    mask_key,
+    page_caller,
+    render,
+    to_login,
+)
+from offline_service.web.services import Services
+
+__all__ = ["DEFAULT_VALIDITY_DAYS", "VALIDITY_DAYS", "LicenseRow", "download_name", "license_rows", "routes"]
+
+VALIDITY_DAYS = (1, 3, 7, 30)  # the engine caps each at the product's maximum
+DEFAULT_VALIDITY_DAYS = 7
+RECENT_ACTIVITY = 15
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseRow:
+    license: License
+    product: str
+    state: str  # active, expired, suspended or revoked
+    masked_key: str
+
+
+def _state(license: License, now: int) -> str:
+    if (
+        license.status is LicenseStatus.ACTIVE
+        and license.expires_at is not None
+        and license.expires_at <= now
+    ):
+        return "expired"
+    return license.status.value
+
+
+def license_rows(svc: Services, caller: Caller) -> list[LicenseRow]:
+    """The licenses ``caller`` may use, oldest first, as the pages list them (blocking)."""
+    now = svc.now()
+    account_id = caller.user.account_id
+    products = queries.product_names(svc.store, account_id)
+    found = queries.visible_licenses(svc.store, account_id, caller.license_ids)
+    licenses = sorted(found, key=lambda x: (x.created_at, x.id))
+    return [
+        LicenseRow(
+            license=x,
+            product=products.get(x.product_id, x.product_id),
+            state=_state(x, now),
+            masked_key=mask_key(x.key),
+        )
+        for x in licenses
+        if caller.may_use(x)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    entry: AuditEntry
+    what: str
+    who: str
+    license: LicenseRow | None
+
+
+_ACTIONS = {
+    "activation": "Offline activation",
+    "deactivation": "Offline deactivation",
+    "license.create": "License created",
+    "license.active": "License reinstated",
+    "license.suspended": "License suspended",
+    "license.revoked": "License revoked",
+    "activation.release": "Seat released by the vendor",
+    "license.max_version": "Newest version allowed changed",
+}
+
+
+def _who(actor: str, caller: Caller) -> str:
+    if actor == caller.actor:
+        return "you"
+    return "another user" if actor.startswith("user:") else "the vendor"
+
+
+def _dashboard(svc: Services, caller: Caller) -> dict[str, Any]:
+    rows = license_rows(svc, caller)
+    by_id = {r.license.id: r for r in rows}
+    # Only entries about licenses this person may see: never another customer's activity.
+    mine = queries.recent_activity(svc.store, caller.user.account_id, frozenset(by_id), limit=RECENT_ACTIVITY)
+    states = Counter(r.state for r in rows)
+    return {
+        "rows": rows,
+        "states": [(s, states[s]) for s in ("active", "expired", "suspended", "revoked") if states[s]],
+        "used": sum(r.license.used_activations for r in rows),
+        "allowed": (
+            UNLIMITED
+            if any(r.license.allowed_activations == UNLIMITED for r in rows)
+            else sum(r.license.allowed_activations for r in rows)
+        ),
+        "activity": [
+            Activity(
+                entry=e,
+                what=_ACTIONS.get(e.action, e.action),
+                who=_who(e.actor, caller),
+                license=by_id.get(e.license_id or ""),
+            )
+            for e in mine
+        ],
+    }
+
+
+async def dashboard(request: Request) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    data = await run_in_threadpool(_dashboard, services(request), caller)
+    return render(request, "dashboard.html", {"section": "dashboard", **data}, caller=caller)
+
+
+async def licenses(request: Request) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    rows = await run_in_threadpool(license_rows, services(request), caller)
+    return render(request, "licenses.html", {"section": "licenses", "rows": rows}, caller=caller)
+
+
+def _detail(svc: Services, caller: Caller, license_id: str) -> dict[str, Any]:
+    view = queries.license_view(svc.store, caller.user.account_id, caller.license_ids, license_id)
+    if not caller.may_use(view.license):
+        raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no such license")
+    row = LicenseRow(
+        license=view.license,
+        product=view.product.name if view.product else view.license.product_id,
+        state=_state(view.license, svc.now()),
+        masked_key=mask_key(view.license.key),
+    )
+    return {"row": row, "activations": view.activations}
+
+
+async def license_detail(request: Request) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    try:
+        license_id = check_id(request.path_params["id"], "license")
+        data = await run_in_threadpool(_detail, services(request), caller, license_id)
+    except OfflineServiceError as exc:
+        if exc.code is not Code.LICENSE_NOT_FOUND:
+            raise
+        return error_page(request, caller, exc)
+    reveal = request.query_params.get("reveal") == "1"
+    return render(request, "license.html", {"section": "licenses", "reveal": reveal, **data}, caller=caller)
+
+
+def download_name(text: str, fallback: str = "machine") -> str:
+    """``text`` reduced to [A-Za-z0-9._-], without leading dots or dashes, for a file name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:48].strip("._-")
+    return cleaned or fallback
+
+
+def _machine_name(outcome: Outcome) -> str:
+    request = outcome.request  # the engine's verified request: no second parse
+    if request is None:
+        return "machine"
+    return download_name(request.hostname) if request.hostname else download_name(request.fingerprint[:16])
+
+
+def _validity(form: FormData) -> int:
+    value = form.get("validity")
+    if value is None or value == "":
+        return DEFAULT_VALIDITY_DAYS * DAY
+    if not isinstance(value, str) or not value.isdigit() or int(value) not in VALIDITY_DAYS:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "choose one of the offered response validities")
+    return int(value) * DAY
+
+
+async def _request_file(form: FormData) -> bytes:
+    """The uploaded request file, or else the pasted text; at most MAX_FILE_BYTES."""
+    upload = form.get("file")
+    data = b""
+    if isinstance(upload, UploadFile):
+        data = await upload.read(MAX_FILE_BYTES + 1)
+    if not data.strip():
+        pasted = form.get("text")
+        data = pasted.strip().encode("utf-8") if isinstance(pasted, str) else b""
+    if len(data) > MAX_FILE_BYTES:
+        raise OfflineServiceError(
+            Code.REQUEST_TOO_LARGE, f"a request file is at most {MAX_FILE_BYTES // 1024} KiB"
+        )
+    if not data.strip():
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "choose a request file or paste its text")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    kind: Kind
+    template: str
+    section: str
+    suffix: str  # of the downloaded file name
+
+
+_ACTIVATE = _Page(Kind.ACTIVATION, "activate.html", "activate", ".response")
+_DEACTIVATE = _Page(Kind.DEACTIVATION, "deactivate.html", "deactivate", "-deactivation-receipt.response")
+
+
+def _offline_context(form: FormData | None = None) -> dict[str, Any]:
+    chosen = form.get("validity") if form is not None else None
+    pasted = form.get("text") if form is not None else None
+    return {
+        "validities": VALIDITY_DAYS,
+        "chosen": int(chosen) if isinstance(chosen, str) and chosen.isdigit() else DEFAULT_VALIDITY_DAYS,
+        "text": pasted[:MAX_FILE_BYTES] if isinstance(pasted, str) else "",
+    }
+
+
+async def _offline(request: Request, page: _Page) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    context = {"section": page.section}
+    if request.method in ("GET", "HEAD"):
+        return render(request, page.template, {**context, **_offline_context()}, caller=caller)
+    svc = services(request)
+    async with request.form(max_files=1, max_fields=10, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        context.update(_offline_context(form))
+        try:
+            data = await _request_file(form)
+            validity = _validity(form) if page.kind is Kind.ACTIVATION else None
+            outcome = await process_request(svc, caller, data, validity=validity, kinds=(page.kind,))
+        except OfflineServiceError as exc:
+            problem = {"problem": Problem.of(exc)}
+            return render(
+                request, page.template, {**context, **problem}, caller=caller, status=status_of(exc.code)
+            )
+    assert outcome.response is not None and outcome.activation_id is not None
+    name = f"{_machine_name(outcome)}-{download_name(outcome.activation_id, 'activation')}{page.suffix}"
+    return Response(
+        (outcome.response + "\n").encode("ascii"),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def activate(request: Request) -> Response:
+    return await _offline(request, _ACTIVATE)
+
+
+async def deactivate(request: Request) -> Response:
+    return await _offline(request, _DEACTIVATE)
+
+
+async def batch(request: Request) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    svc = services(request)
+    context: dict[str, Any] = {
+        "section": "batch",
+        "max_mib": svc.settings.max_upload_bytes // (1024 * 1024),
+        **_offline_context(),
+    }
+    if request.method in ("GET", "HEAD"):
+        return render(request, "batch.html", context, caller=caller)
+    async with request.form(max_files=1, max_fields=10, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        context.update(_offline_context(form))
+        upload = form.get("archive")
+        try:
+            validity = _validity(form)
+            data = b""
+            if isinstance(upload, UploadFile):
+                data = await upload.read(svc.settings.max_upload_bytes + 1)
+            if len(data) > svc.settings.max_upload_bytes:
+                raise OfflineServiceError(
+                    Code.REQUEST_TOO_LARGE, f"a zip is at most {context['max_mib']} MiB"
+                )
+            result = await process_zip(svc, caller, data, validity=validity)
+        except OfflineServiceError as exc:
+            problem = {"problem": Problem.of(exc)}
+            return render(
+                request, "batch.html", {**context, **problem}, caller=caller, status=status_of(exc.code)
+            )
+    stamp = dt.datetime.fromtimestamp(svc.now(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Response(
+        result.archive,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="responses-{stamp}.zip"',
+            "X-Accepted": str(result.accepted),
+            "X-Rejected": str(result.rejected),
+        },
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/", dashboard, name="portal_dashboard"),
+    Route("/licenses", licenses, name="portal_licenses"),
+    Route("/licenses/{id}", license_detail, name="portal_license"),
+    Route("/activate", activate, methods=["GET", "POST"], name="portal_activate"),
+    Route("/deactivate", deactivate, methods=["GET", "POST"], name="portal_deactivate"),
+    Route("/batch", batch, methods=["GET", "POST"], name="portal_batch"),
+]
