@@ -47,7 +47,7 @@ from offline_service.web.auth import (
     services,
     set_cookie,
 )
-from offline_service.web.branding import brand_context
+from offline_service.web.brand import brand_context
 from offline_service.web.errors import status_of
 from offline_service.web.offline import process_request, process_zip
 from offline_service.web.services import Services
