@@ -11,33 +11,37 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from offline_service._files import read_limited
 from offline_service.accounts import organization, password_links, people
 from offline_service.accounts.mail import FileMailer
-from offline_service.accounts.models import Account, Role, User
+from offline_service.accounts.models import Role, User
 from offline_service.accounts.organization import Scope
 from offline_service.branding import services as branding
 from offline_service.branding.representations import branding_json
+from offline_service.cli.context import EXIT_OK, EXIT_REJECTED, fail, verb
+
+# Private names for the verbs still defined here; each domain's cli.py imports the public ones.
+from offline_service.cli.context import Context as _Context
+from offline_service.cli.context import count as _count
+from offline_service.cli.context import duration as _duration
+from offline_service.cli.context import emit as _emit
+from offline_service.cli.context import iso as _iso
+from offline_service.cli.context import metadata_pairs as _metadata
+from offline_service.cli.context import now as _now
+from offline_service.cli.context import timestamp as _timestamp
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
-from offline_service.fileformat.keyring import Keyring
 from offline_service.ids import check_alias, check_id, email_key
 from offline_service.licensing import services as admin
 from offline_service.licensing.batch import check_response_names, response_name, run_batch
-from offline_service.licensing.engine import Engine
 from offline_service.licensing.models import LicenseStatus
 from offline_service.releases import services as releases
 from offline_service.releases.representations import release_json
-from offline_service.settings import Settings
-from offline_service.store import SQLiteStore
 
 __all__ = ["build_parser", "main"]
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 
 _EPILOG = """\
 exit status: 0 success; 1 error (the message names its code); 2 bad usage;
@@ -45,95 +49,6 @@ exit status: 0 success; 1 error (the message names its code); 2 bad usage;
 environment: OFFLINE_SERVICE_DATA, OFFLINE_SERVICE_KEYS, OFFLINE_SERVICE_KEY_PASSPHRASE_FILE,
 OFFLINE_SERVICE_MAX_REQUEST_AGE, OFFLINE_SERVICE_MAX_FUTURE_SKEW (see docs/),
 OFFLINE_SERVICE_RELEASES (where `release publish` puts files; default DATA/releases)."""
-
-
-class _Context:
-    """Settings, store, keyring and account, opened on first use."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.settings = Settings.from_env(data_dir=args.data, keys_dir=args.keys)
-        self._store: SQLiteStore | None = None
-        self._keyring: Keyring | None = None
-
-    @property
-    def store(self) -> SQLiteStore:
-        if self._store is None:
-            self._store = SQLiteStore(self.settings.data_dir)
-        return self._store
-
-    @property
-    def keyring(self) -> Keyring:
-        if self._keyring is None:
-            self._keyring = Keyring(self.settings.keys_dir, passphrase=self.settings.key_passphrase)
-        return self._keyring
-
-    def account(self) -> Account:
-        return admin.account(self.store, self.args.account)
-
-    def engine(self) -> Engine:
-        return Engine(store=self.store, keyring=self.keyring, policy=self.settings.policy)
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
-
-
-def _iso(ts: int | None) -> str:
-    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-_DURATION = re.compile(r"\A(\d+)([smhd]?)\Z")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(text: str) -> int:
-    """``3600``, ``90m``, ``12h`` or ``3d`` as seconds."""
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 3600, 90m, 12h or 3d")
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _timestamp(text: str) -> int:
-    """An ISO 8601 date or date-time; without a zone it is UTC."""
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < -1:
-        raise argparse.ArgumentTypeError("use -1 for unlimited, or a count of 0 or more")
-    return value
-
-
-def _metadata(pairs: Sequence[str] | None) -> dict[str, str]:
-    result = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"metadata {pair!r} must be KEY=VALUE")
-        result[key] = value
-    return result
-
 
 # -- verbs ---------------------------------------------------------------------------------------
 
@@ -817,18 +732,6 @@ def cmd_demo(ctx: _Context) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data", metavar="DIR", help="data directory (default ./data or $OFFLINE_SERVICE_DATA)"
-    )
-    common.add_argument(
-        "--keys", metavar="DIR", help="keyring directory (default ./keys or $OFFLINE_SERVICE_KEYS)"
-    )
-    common.add_argument(
-        "--account", metavar="ALIAS", default=admin.DEFAULT_ACCOUNT, help="account alias (default: default)"
-    )
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-
     parser = argparse.ArgumentParser(
         prog="offline-service",
         description="Process offline activation, deactivation and trial requests; manage products, "
@@ -837,13 +740,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def verb(parent: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(
-            name, parents=[common], help=help_text, description=help_text
-        )
-        p.set_defaults(handler=handler)
-        return p
 
     verb(verbs, "init", cmd_init, "create the data directory, database and account")
 
@@ -1032,13 +928,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(args: argparse.Namespace, exc: OfflineServiceError) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": False, "code": exc.code.value, "message": exc.message}))
-    print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
-    return EXIT_ERROR
-
-
 # Identifiers named on the command line (argument -> kind of id), checked by shape before anything
 # is opened: a product id becomes a directory name in the keyring.
 _ID_ARGUMENTS = {"product": ("product", "--product"), "activation_id": ("activation", "ACTIVATION_ID")}
@@ -1066,12 +955,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(ctx)
         return result
     except OfflineServiceError as exc:
-        return _fail(args, exc)
+        return fail(args, exc)
     except OSError as exc:
         # A path that cannot be used (a file where a directory must go, no permission, disk full):
         # an error message like any other, not a traceback.
         where = f" {exc.filename}" if exc.filename else ""
-        return _fail(
+        return fail(
             args, OfflineServiceError(Code.STORAGE_ERROR, f"cannot use{where}: {exc.strerror or exc}")
         )
     except KeyboardInterrupt:
