@@ -1,6 +1,8 @@
 """``GET /openapi.json`` answers the document the service described before it was assembled from
 each domain's section: tests/web/openapi_snapshot.json, generated once from the hand-written
-document, with the package version replaced by ``VERSION``. A change to the API changes both."""
+document, with the package version replaced by ``VERSION``. A deliberate change to the API
+regenerates the snapshot (``python -m tests.web.test_openapi_snapshot``) in the same commit, so
+the diff shows what changed in the document."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_service import __version__
+from offline_service.web import openapi
 from tests.web.conftest import Site
 
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
@@ -34,3 +37,15 @@ def test_served_document_equals_the_snapshot(site: Site) -> None:
         for name, schema in expected["components"][part].items():
             assert served["components"][part][name] == schema, (part, name)
     assert served == expected
+
+
+def _write_snapshot() -> None:
+    doc: dict[str, Any] = json.loads(json.dumps(openapi.document()))
+    doc["info"]["version"] = "VERSION"
+    SNAPSHOT.write_text(
+        json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+    )
+
+
+if __name__ == "__main__":
+    _write_snapshot()
