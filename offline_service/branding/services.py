@@ -36,6 +36,7 @@ __all__ = [
     "MAX_LOGO_SIDE",
     "MAX_PORTAL_NAME",
     "Theme",
+    "branding_of",
     "check_color",
     "check_domain",
     "check_portal_name",
@@ -43,6 +44,8 @@ __all__ = [
     "customize",
     "image_info",
     "logo_path",
+    "logo_version",
+    "page_account",
     "theme",
     "theme_css",
 ]
@@ -353,3 +356,35 @@ def _current_logo(store: Store, account: Account) -> str | None:
     with store.read() as tx:
         found = tx.branding(account.id)
     return found.logo_file if found else None
+
+
+def branding_of(store: Store, account_id: str) -> Branding | None:
+    """The account's customization, or None while it has none."""
+    with store.read() as tx:
+        return tx.branding(account_id)
+
+
+def logo_version(found: Branding) -> str:
+    """What changes when the logo does: the file is named <account>-<sha256>.<ext>, so its hash."""
+    return (found.logo_file or "").rsplit("-", 1)[-1][:16]
+
+
+def page_account(
+    store: Store, *, account_id: str | None, host: str | None, alias: str | None
+) -> tuple[Account, Branding | None, str] | None:
+    """The account a portal page is for, its customization and how it was found: ``account_id``
+    (the logged-in person's, "session") first, else the account whose custom domain is ``host``
+    ("host"), else the one whose alias is ``alias`` ("query"); None when none is known."""
+    source = "session" if account_id else ""
+    with store.read() as tx:
+        if account_id is None and host:
+            by_domain = tx.branding_by_domain(host)
+            if by_domain is not None:
+                account_id, source = by_domain.account_id, "host"
+        if account_id is None and alias:
+            named = tx.account_by_alias(alias)
+            if named is not None:
+                account_id, source = named.id, "query"
+        account = tx.account_by_id(account_id) if account_id else None
+        found = tx.branding(account.id) if account else None
+    return None if account is None else (account, found, source)

@@ -8,16 +8,12 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
-from offline_service._files import read_limited
 from offline_service.accounts import organization, password_links, people
 from offline_service.accounts.mail import FileMailer
 from offline_service.accounts.models import Role, User
 from offline_service.accounts.organization import Scope
-from offline_service.branding import services as branding
-from offline_service.branding.representations import branding_json
+from offline_service.branding import cli as branding_cli
 from offline_service.cli.context import EXIT_OK, fail, verb
 
 # Private names for the verbs still defined here; each domain's cli.py imports the public ones.
@@ -29,8 +25,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_alias, check_id, email_key
 from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as admin
-from offline_service.releases import services as releases
-from offline_service.releases.representations import release_json
+from offline_service.releases import cli as releases_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -210,155 +205,6 @@ def cmd_group_unlink(ctx: _Context) -> int:
     return EXIT_OK
 
 
-# -- releases, licenses' maximum versions, and account customization -------------------------------
-
-
-def _release_lines(published: releases.PublishedRelease) -> list[str]:
-    r = published.release
-    lines = [f"{r.id}  {r.product_id}  {r.version}  {r.channel}  published {_iso(r.published_at)}"]
-    lines += [f"  {f.sha256}  {releases.size_text(f.size):>12}  {f.name}" for f in published.files]
-    return lines
-
-
-def cmd_release_publish(ctx: _Context) -> int:
-    a = ctx.args
-    notes = a.notes or ""
-    if a.notes_file is not None:
-        notes = read_limited(a.notes_file, 4 * releases.MAX_NOTES, what="notes file").decode(
-            "utf-8", "replace"
-        )
-    published = releases.publish(
-        ctx.store,
-        ctx.account(),
-        root=ctx.settings.release_root,
-        product_id=a.product,
-        version=a.version,
-        channel=a.channel,
-        notes=notes,
-        files=a.files,
-        now=_now(),
-    )
-    _emit(a, release_json(published.release, published.files), "\n".join(_release_lines(published)))
-    return EXIT_OK
-
-
-def cmd_release_list(ctx: _Context) -> int:
-    found = releases.list_releases(ctx.store, ctx.account(), ctx.args.product)
-    data = [release_json(p.release, p.files) for p in found]
-    _emit(ctx.args, data, "\n".join(line for p in found for line in _release_lines(p)) or "no releases")
-    return EXIT_OK
-
-
-def cmd_release_remove(ctx: _Context) -> int:
-    a = ctx.args
-    removed = releases.remove(
-        ctx.store,
-        ctx.account(),
-        root=ctx.settings.release_root,
-        product_id=a.product,
-        version=a.version,
-        channel=a.channel,
-        now=_now(),
-    )
-    _emit(a, {"removed": removed.id}, f"removed release {removed.id} ({removed.version}, {removed.channel})")
-    return EXIT_OK
-
-
-def _branding_text(data: dict[str, Any]) -> str:
-    return "\n".join(
-        f"{label:14} {data[key] or '(none)'}"
-        for key, label in (
-            ("account", "account"),
-            ("portalName", "portal name"),
-            ("accentColor", "accent colour"),
-            ("logo", "logo"),
-            ("customDomain", "custom domain"),
-        )
-    )
-
-
-def cmd_account_customize(ctx: _Context) -> int:
-    a = ctx.args
-
-    def change(value: Any, remove: bool) -> Any:
-        return None if remove else branding.KEEP if value is None else value
-
-    changes = {
-        "portal_name": change(a.portal_name, a.no_portal_name),
-        "accent_color": change(a.accent_color, a.no_accent_color),
-        "logo": change(Path(a.logo) if a.logo else None, a.no_logo),
-        "custom_domain": change(a.custom_domain, a.no_custom_domain),
-    }
-    if all(v is branding.KEEP for v in changes.values()):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "nothing to change; see --help")
-    account = ctx.account()
-    updated = branding.customize(ctx.store, account, data_dir=ctx.settings.data_dir, now=_now(), **changes)
-    data = branding_json(account.alias, updated)
-    _emit(a, data, _branding_text(data))
-    return EXIT_OK
-
-
-def cmd_account_show(ctx: _Context) -> int:
-    account = ctx.account()
-    with ctx.store.read() as tx:
-        found = tx.branding(account.id)
-    data = branding_json(account.alias, found)
-    _emit(ctx.args, data, _branding_text(data))
-    return EXIT_OK
-
-
-def _releases_parser(verbs: Any, verb: Any) -> None:
-    """The verbs of releases and account customization."""
-    rel = verbs.add_parser("release", help="publish releases for the portal's Downloads page").add_subparsers(
-        dest="sub", required=True, metavar="ACTION"
-    )
-    p = verb(
-        rel,
-        "publish",
-        cmd_release_publish,
-        "copy files into the releases directory and publish them as a version of a product",
-    )
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--product", required=True, metavar="ID")
-    p.add_argument("--version", required=True, metavar="V", help="e.g. 2.10.0 or 2.10.0-beta.1")
-    p.add_argument(
-        "--channel",
-        default=releases.DEFAULT_CHANNEL,
-        help="stable (default), beta, or another lower-case word",
-    )
-    notes = p.add_mutually_exclusive_group()
-    notes.add_argument("--notes", metavar="TEXT", help="release notes (plain text)")
-    notes.add_argument("--notes-file", metavar="FILE", help="release notes from a UTF-8 text file")
-    p = verb(rel, "list", cmd_release_list, "list releases and their files with size and SHA-256")
-    p.add_argument("--product", metavar="ID")
-    p = verb(rel, "remove", cmd_release_remove, "unpublish a release and delete its files")
-    p.add_argument("--product", required=True, metavar="ID")
-    p.add_argument("--version", required=True, metavar="V")
-    p.add_argument("--channel", help="needed when the version is on several channels")
-
-    acc = verbs.add_parser("account", help="customize the account's portal").add_subparsers(
-        dest="sub", required=True, metavar="ACTION"
-    )
-    p = verb(
-        acc,
-        "customize",
-        cmd_account_customize,
-        "set the portal's name, accent colour, logo and custom domain (options not given stay as they are)",
-    )
-    for option, metavar, text in (
-        ("portal-name", "TEXT", "the name shown on every page (default: License portal)"),
-        ("accent-color", "#RRGGBB", "links, buttons and the header's bar"),
-        ("logo", "FILE", "PNG, JPEG or WebP, at most 512 KiB and 2048 x 2048 pixels"),
-        ("custom-domain", "HOST", "a host name CNAMEd to this service that opens this account's portal"),
-    ):
-        group = p.add_mutually_exclusive_group()
-        group.add_argument(f"--{option}", metavar=metavar, help=text)
-        group.add_argument(
-            f"--no-{option}", action="store_true", help=f"remove the {option.replace('-', ' ')}"
-        )
-    verb(acc, "show", cmd_account_show, "show the account's portal customization")
-
-
 def cmd_serve(ctx: _Context) -> int:
     import uvicorn
 
@@ -510,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     verb(verbs, "demo", cmd_demo, "set up a demo product and license and walk through the offline flow")
-    _releases_parser(verbs, verb)
+    releases_cli.register(verbs)
+    branding_cli.register(verbs)
     return parser
 
 

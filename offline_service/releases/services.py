@@ -41,11 +41,13 @@ __all__ = [
     "check_channel",
     "entitled_file",
     "entitlement",
+    "file_on_disk",
     "file_path",
     "list_releases",
     "offer",
     "publish",
     "read_chunks",
+    "record_download",
     "remove",
     "size_text",
 ]
@@ -420,6 +422,37 @@ def entitled_file(
     if found is None or not _allowed(found[0], entitlement(_licenses(store, account_id, license_ids), now)):
         raise OfflineServiceError(Code.NOT_FOUND, "no such file, or your licenses do not include it")
     return found
+
+
+def file_on_disk(root: Path, f: ReleaseFile) -> Path:
+    """Where a recorded file is, once it is there with its recorded size; STORAGE_ERROR if not."""
+    path = file_path(root, f)
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = -1
+    if size != f.size:
+        raise OfflineServiceError(Code.STORAGE_ERROR, "the release file is missing or damaged on the server")
+    return path
+
+
+def record_download(
+    store: Store, *, actor: str, account_id: str, file_id: str, code: str, detail: dict[str, str], now: int
+) -> None:
+    """Audit one download (``code`` OK) or refused download; ``detail["product"]`` names the product."""
+    detail = dict(detail)
+    with store.write() as tx:
+        tx.audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                action="release.download",
+                code=code,
+                account_id=account_id,
+                product_id=detail.pop("product", None),
+                detail={"file": file_id[:64], **detail},
+            )
+        )
 
 
 def file_path(root: Path, f: ReleaseFile) -> Path:

@@ -15,15 +15,17 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from offline_service.accounts.mail import Mailer
+from offline_service.branding import pages as branding_pages
 from offline_service.errors import OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing import activations, pages, trials
 from offline_service.licensing import api as licensing_api
+from offline_service.releases import api as releases_api
+from offline_service.releases import pages as releases_pages
 from offline_service.settings import Settings
 from offline_service.web import (
     api,
-    branding,
-    downloads,
+    brand,
     openapi,
     organization,
     portal,
@@ -67,8 +69,9 @@ def create_app(
     routes: list[BaseRoute] = [*api.routes, *openapi.routes, *portal.routes]
     routes += [*licensing_api.routes, *trials.routes(settings), *pages.routes, *activations.routes]
     routes += [
-        *downloads.routes,
-        *branding.routes,
+        *releases_pages.routes,
+        *releases_api.routes,
+        *branding_pages.routes,
         *organization.routes,
         *profile.routes,
     ]
@@ -80,7 +83,7 @@ def create_app(
             Middleware(SecurityHeaders),
             trials.cors(settings),
             Middleware(BodyLimit, limit=body_limit),
-            Middleware(branding.BrandResolver),
+            Middleware(brand.BrandResolver),
         ],
         exception_handlers={
             OfflineServiceError: handle_error,

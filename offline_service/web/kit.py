@@ -27,7 +27,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing.models import UNLIMITED
 from offline_service.web.auth import SESSION_COOKIE, Caller, csrf_token, portal_caller
-from offline_service.web.branding import brand_context
+from offline_service.web.brand import brand_context
 from offline_service.web.errors import status_of
 from offline_service.web.words import PLAIN_WORDS
 

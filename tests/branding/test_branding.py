@@ -3,6 +3,7 @@ that a refused change changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -230,3 +231,32 @@ def test_a_logo_path_is_never_taken_from_a_damaged_row(tmp_path: Path) -> None:
         assert (
             branding.logo_path(tmp_path, Branding(account_id="acc_1", updated_at=0, logo_file=name)) is None
         )
+
+
+def test_the_page_account_is_the_session_s_then_the_host_s_then_the_named_one(
+    store: SQLiteStore, account: Account, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    other = admin.ensure_account(store, "other", now=NOW)[0]
+    branding.customize(store, other, data_dir=data, now=NOW, custom_domain="portal.other.example")
+
+    def found(**kw: str | None) -> tuple[str, str] | None:
+        args: dict[str, str | None] = {"account_id": None, "host": None, "alias": None, **kw}
+        page = branding.page_account(store, **args)
+        return None if page is None else (page[0].alias, page[2])
+
+    assert found(account_id=account.id, host="portal.other.example") == ("acme", "session")
+    assert found(host="portal.other.example", alias="acme") == ("other", "host")
+    assert found(host="unknown.example", alias="acme") == ("acme", "query")
+    assert found(host="unknown.example", alias="nobody") is None
+    assert found() is None
+    page = branding.page_account(store, account_id=None, host="portal.other.example", alias=None)
+    assert page is not None and page[1] == branding.branding_of(store, other.id)
+    assert branding.branding_of(store, account.id) is None
+
+
+def test_the_logo_version_is_its_hash(store: SQLiteStore, account: Account, tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(png())
+    found = branding.customize(store, account, data_dir=tmp_path / "data", now=NOW, logo=logo)
+    assert branding.logo_version(found) == hashlib.sha256(png()).hexdigest()[:16]

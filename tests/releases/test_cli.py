@@ -3,13 +3,16 @@ license --max-version and set-max-version, account customize/show; failures incl
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from offline_service.branding import cli as branding_cli
 from offline_service.errors import Code
+from offline_service.releases import cli as releases_cli
 from tests.cli.test_cli import Cli
 from tests.images import png
 
@@ -183,3 +186,15 @@ def test_account_customize_failures_change_nothing(cli: Cli) -> None:
     assert cli("account", "customize", "--logo", svg, "--no-logo").code == 2
     assert cli.ok("account", "show") == before
     assert not (cli.data / "branding").exists() or list((cli.data / "branding").iterdir()) == []
+
+
+def test_each_domain_registers_its_own_verbs() -> None:
+    parser = argparse.ArgumentParser(prog="t")
+    verbs = parser.add_subparsers(dest="command", required=True)
+    releases_cli.register(verbs)
+    branding_cli.register(verbs)
+    assert set(verbs.choices) == {"release", "account"}
+    publish = parser.parse_args(["release", "publish", "a.bin", "--product", "prod_x", "--version", "1.0"])
+    assert (publish.channel, publish.files, publish.json) == ("stable", ["a.bin"], False)
+    show = parser.parse_args(["account", "show", "--json"])
+    assert show.handler.__module__ == "offline_service.branding.cli" and show.json

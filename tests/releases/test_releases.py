@@ -292,6 +292,29 @@ def test_offer_and_entitled_file(world: World, tmp_path: Path) -> None:
     assert releases.offer(world.store, account.id, set(), now=NOW) == []
 
 
+def test_a_file_on_disk_must_have_its_recorded_size(world: World, tmp_path: Path) -> None:
+    f = publish(world, "1.0", src(tmp_path, "a.bin", b"abc")).files[0]
+    path = releases.file_on_disk(root(world), f)
+    assert path.read_bytes() == b"abc"
+    path.write_bytes(b"abcd")
+    refused(Code.STORAGE_ERROR, releases.file_on_disk, root(world), f)
+    path.unlink()
+    refused(Code.STORAGE_ERROR, releases.file_on_disk, root(world), f)
+
+
+def test_record_download_audits_in_the_account_with_its_product(world: World) -> None:
+    detail = {"release": "rel_1", "product": world.product.id}
+    releases.record_download(
+        world.store, actor="user:usr_1", account_id=world.account.id, file_id="file_1", code="OK",
+        detail=detail, now=NOW,
+    )  # fmt: skip
+    assert detail == {"release": "rel_1", "product": world.product.id}  # the caller's dict is kept
+    with world.store.read() as tx:
+        entry = tx.audit_entries(world.account.id)[0]
+    assert (entry.action, entry.code, entry.actor, entry.at) == ("release.download", "OK", "user:usr_1", NOW)
+    assert entry.product_id == world.product.id and entry.detail == {"file": "file_1", "release": "rel_1"}
+
+
 # -- signed links ----------------------------------------------------------------------------------
 
 
