@@ -12,15 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from offline_service.accounts.models import User
-from offline_service.accounts.people import authenticate, issue_credential, revoke_credential
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind
-from offline_service.ids import check_alias, check_id
+from offline_service.ids import check_id
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import Activation, License
 from offline_service.licensing.representations import activation_json, license_json
-from offline_service.web.auth import Caller, api_caller, bearer_token, client_address, services
+from offline_service.web.auth import Caller, api_caller, bearer_token, services
 from offline_service.web.bodies import parse_json_object
 from offline_service.web.offline import RequestQueue, process_zip
 
@@ -37,13 +35,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     """A JSON object body: MALFORMED_REQUEST if it is not strict JSON, INVALID_ARGUMENT if it is
     JSON but not an object (see bodies.parse_json_object)."""
     return parse_json_object(await request.body())
-
-
-def _text(body: dict[str, Any], name: str, limit: int = 1024) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a non-empty string")
-    return value
 
 
 def json_int(value: object) -> int | None:
@@ -111,66 +102,6 @@ async def offline_input(request: Request, *fields: str) -> OfflineInput:
             Code.INVALID_ARGUMENT, "offlineRequest must be the request file (its text, or the file itself)"
         )
     return OfflineInput(data=data, values=values, form=form)
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "role": user.role.value,
-        "organizationId": user.organization_id,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-    }
-
-
-async def login(request: Request) -> Response:
-    body = await json_body(request)
-    svc = services(request)
-    alias, email, password = (
-        check_alias(body.get("accountAlias"), "accountAlias"),
-        _text(body, "email", 254),
-        _text(body, "password"),
-    )
-    address, agent = client_address(request), request.headers.get("user-agent", "")
-
-    def run() -> str:
-        user = authenticate(
-            svc.store,
-            account_alias=alias,
-            email=email,
-            password=password,
-            address=address,
-            now=svc.now(),
-            cost=svc.settings.password_cost,
-        )
-        return issue_credential(
-            svc.store,
-            user,
-            kind="access",
-            lifetime=svc.settings.token_lifetime,
-            now=svc.now(),
-            user_agent=agent,
-            address=address,
-        )
-
-    token = await run_in_threadpool(run)
-    return JSONResponse(
-        {"accessToken": token, "tokenType": "Bearer", "expiresIn": svc.settings.token_lifetime},
-        status_code=200,
-    )
-
-
-async def logout(request: Request) -> Response:
-    caller = await api_caller(request)
-    svc = services(request)
-    await run_in_threadpool(revoke_credential, svc.store, caller.token, now=svc.now())
-    return Response(status_code=204)
-
-
-async def me(request: Request) -> Response:
-    caller = await api_caller(request)
-    return JSONResponse(user_json(caller.user))
 
 
 def _licenses(svc: Any, caller: Caller) -> list[License]:
@@ -297,9 +228,6 @@ async def healthz(request: Request) -> Response:
 routes = [
     Route("/healthz", healthz),
     Route(JWKS_PATH, jwks),
-    Route("/v1/accounts/login", login, methods=["POST"]),
-    Route("/v1/accounts/logout", logout, methods=["POST"]),
-    Route("/v1/me", me),
     Route("/v1/licenses", licenses),
     Route("/v1/licenses/{id}", license_detail),
     Route("/v1/licenses/{id}/activations", license_activations),

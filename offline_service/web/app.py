@@ -14,6 +14,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from offline_service.accounts import api as accounts_api
+from offline_service.accounts import pages as accounts_pages
 from offline_service.accounts.mail import Mailer
 from offline_service.errors import OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
@@ -24,9 +26,7 @@ from offline_service.web import (
     branding,
     downloads,
     openapi,
-    organization,
     portal,
-    profile,
     trials,
 )
 from offline_service.web.errors import handle_error, handle_http_error, handle_unexpected
@@ -64,13 +64,12 @@ def create_app(
         yield
         svc.close()
 
-    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *trials.routes(settings), *portal.routes]
+    routes: list[BaseRoute] = [*api.routes, *accounts_api.routes, *openapi.routes, *trials.routes(settings)]
+    routes += [*accounts_pages.routes, *portal.routes]
     routes += [
         *downloads.routes,
         *branding.routes,
         *activations.routes,
-        *organization.routes,
-        *profile.routes,
     ]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts.people import resolve_credential
+from offline_service.accounts.auth import resolve_credential
 from offline_service.branding import services as branding
 from offline_service.branding.models import Branding
 from offline_service.errors import Code, OfflineServiceError

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from offline_service.audit import AuditEntry
+from offline_service import audit
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.releases import services as releases
@@ -132,16 +132,16 @@ async def _offers(request: Request, caller: Caller) -> tuple[list[releases.Offer
 
 def _audit(svc: Services, caller: Caller, file_id: str, code: str, detail: dict[str, str]) -> None:
     with svc.store.write() as tx:
-        tx.audit(
-            AuditEntry(
-                at=svc.now(),
-                actor=caller.actor,
-                action="release.download",
-                code=code,
-                account_id=caller.user.account_id,
-                product_id=detail.pop("product", None),
-                detail={"file": file_id[:64], **detail},
-            )
+        audit.record(
+            tx,
+            account_id=caller.user.account_id,
+            actor=caller.actor,
+            action="release.download",
+            now=svc.now(),
+            code=code,
+            product_id=detail.pop("product", None),
+            file=file_id[:64],
+            **detail,
         )
 
 

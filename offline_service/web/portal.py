@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import secrets
 import zoneinfo
 from collections import Counter
 from collections.abc import Mapping
@@ -27,25 +26,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from offline_service.accounts.people import LoginThrottled, authenticate, issue_credential, revoke_credential
 from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind
-from offline_service.ids import check_alias, check_id
+from offline_service.ids import check_id
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
 from offline_service.web.auth import (
-    CSRF_COOKIE,
     SESSION_COOKIE,
     Caller,
     check_csrf,
-    client_address,
     csrf_token,
     portal_caller,
     services,
-    set_cookie,
 )
 from offline_service.web.branding import brand_context
 from offline_service.web.errors import status_of
@@ -238,89 +233,9 @@ async def _caller(request: Request) -> Caller | None:
         raise
 
 
-# -- login and logout ------------------------------------------------------------------------
-
-
 def _field(form: FormData, name: str, limit: int) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
-
-
-async def login(request: Request) -> Response:
-    if request.method in ("GET", "HEAD"):
-        if await _caller(request) is not None:
-            return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-        return _render(request, "login.html", {"next": safe_next(request.query_params.get("next"))})
-    async with request.form(max_files=0, max_fields=10, max_part_size=_FIELD_BYTES) as form:
-        check_csrf(request, form.get("csrf"))
-        account_alias = _field(form, "account", 1024).strip()
-        email = _field(form, "email", 254).strip()
-        password = _field(form, "password", 1024)
-        target = safe_next(form.get("next"))
-    svc = services(request)
-    context: dict[str, Any] = {"next": target, "account": account_alias, "email": email}
-    try:
-        if not (account_alias and email and password):
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, "fill in the account, email and password")
-        check_alias(account_alias, "the account")
-    except OfflineServiceError as exc:
-        context["account"] = account_alias[:64]
-        return _render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=400)
-    try:
-        user = await run_in_threadpool(
-            authenticate,
-            svc.store,
-            account_alias=account_alias,
-            email=email,
-            password=password,
-            address=client_address(request),
-            now=svc.now(),
-            cost=svc.settings.password_cost,
-        )
-    except LoginThrottled as exc:
-        problem = Problem(
-            code=exc.code.value,
-            plain=f"Too many failed logins. Wait {exc.retry_after} seconds, then try again.",
-            message=exc.message,
-        )
-        return _render(
-            request,
-            "login.html",
-            {**context, "problem": problem},
-            status=429,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    except OfflineServiceError as exc:
-        if exc.code is not Code.INVALID_CREDENTIALS:
-            raise
-        return _render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=401)
-    token = await run_in_threadpool(
-        issue_credential,
-        svc.store,
-        user,
-        kind="session",
-        lifetime=svc.settings.session_lifetime,
-        now=svc.now(),
-        user_agent=request.headers.get("user-agent", ""),
-        address=client_address(request),
-    )
-    response = RedirectResponse(target, status_code=303)
-    set_cookie(request, response, SESSION_COOKIE, token, max_age=svc.settings.session_lifetime)
-    # A fresh CSRF token for the new session: one planted before login is worth nothing after it.
-    set_cookie(request, response, CSRF_COOKIE, secrets.token_urlsafe(32), max_age=None)
-    return response
-
-
-async def logout(request: Request) -> Response:
-    async with request.form(max_files=0, max_fields=10, max_part_size=_FIELD_BYTES) as form:
-        check_csrf(request, form.get("csrf"))
-    token = request.cookies.get(SESSION_COOKIE, "")
-    if token:
-        svc = services(request)
-        await run_in_threadpool(revoke_credential, svc.store, token, now=svc.now())
-    response = RedirectResponse("/login", status_code=303)
-    _forget_session(request, response)
-    return response
 
 
 # -- licenses --------------------------------------------------------------------------------
@@ -618,8 +533,6 @@ async def batch(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/login", login, methods=["GET", "POST"], name="portal_login"),
-    Route("/logout", logout, methods=["POST"], name="portal_logout"),
     Route("/", dashboard, name="portal_dashboard"),
     Route("/licenses", licenses, name="portal_licenses"),
     Route("/licenses/{id}", license_detail, name="portal_license"),

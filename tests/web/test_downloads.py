@@ -17,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from offline_service.accounts import people
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.licensing import services as admin
@@ -25,6 +24,7 @@ from offline_service.licensing.models import LicenseStatus
 from offline_service.releases import services as releases
 from offline_service.releases.links import LinkSigner
 from offline_service.web.downloads import RangeNotSatisfiable, byte_range, content_disposition
+from tests import people
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, error
 
