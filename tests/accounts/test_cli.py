@@ -193,3 +193,60 @@ def test_people_admin_commands(
             main([*verb, "--help"])
         assert shown.value.code == 0
         assert capsys.readouterr().out.startswith(f"usage: offline-service {' '.join(verb)}")
+
+
+def test_the_cli_gives_the_portals_codes_for_the_same_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Changed in issue 10: names are refused rather than cut; another organization's user is
+    NOT_FOUND and its license LICENSE_NOT_FOUND (both were FORBIDDEN); each is exit status 1."""
+    monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
+    where = ["--data", str(tmp_path / "d"), "--keys", str(tmp_path / "k")]
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = main([*argv, *where])
+        return code, capsys.readouterr().err
+
+    assert run("init")[0] == 0
+    main(["product", "create", "--name", "App", "--json", *where])
+    product = json.loads(capsys.readouterr().out)["id"]
+    for org in ("Org A", "Org B"):
+        assert run("org", "create", "--name", org)[0] == 0
+    assert (
+        run("user", "create", "--email", "zed@b.example", "--role", "user", "--organization", "Org B")[0] == 0
+    )
+    assert run("group", "create", "--organization", "Org A", "--name", "Ops")[0] == 0
+    main(
+        [
+            "license",
+            "create",
+            "--product",
+            product,
+            "--allowed-activations",
+            "1",
+            "--allowed-deactivations",
+            "1",
+            "--organization",
+            "Org B",
+            "--json",
+            *where,
+        ]
+    )
+    theirs = json.loads(capsys.readouterr().out)["key"]
+    for argv, code in (
+        (
+            ["user", "create", "--email", "x@a.example", "--role", "user", "--first-name", "x" * 150],
+            "INVALID_ARGUMENT",
+        ),
+        (
+            ["user", "create", "--email", "x@a.example", "--role", "user", "--last-name", "a\x1bb"],
+            "INVALID_ARGUMENT",
+        ),
+        (["group", "create", "--organization", "Org A", "--name", "Dev\x00Ops"], "INVALID_ARGUMENT"),
+        (["group", "create", "--organization", "Org A", "--name", "x" * 201], "INVALID_ARGUMENT"),
+        (["org", "create", "--name", "Org\nC"], "INVALID_ARGUMENT"),
+        (["group", "add-user", "Ops", "zed@b.example"], "NOT_FOUND"),
+        (["group", "link", "Ops", theirs], "LICENSE_NOT_FOUND"),
+    ):
+        status, err = run(*argv)
+        assert status == 1 and err.startswith(f"error: {code}:"), (argv, err)

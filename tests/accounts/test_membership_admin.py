@@ -4,10 +4,6 @@ audited. What both scopes share is in test_membership.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from offline_service.accounts import auth, membership, overview, password_links
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost, verify_password
@@ -79,24 +75,6 @@ def test_create_user_makes_a_passwordless_user_and_a_link_that_sets_the_password
     )
     assert logged_in.id == user.id
     assert (f"user:{user.id}", "user.set_password") in o.audit()
-
-
-@pytest.mark.parametrize(
-    ("fields", "code"),
-    [
-        ({"email": "not-an-email"}, Code.INVALID_ARGUMENT),
-        ({"email": "bob@a.example"}, Code.CONFLICT),
-        ({"email": "ZED@b.example"}, Code.CONFLICT),  # another organization's, same account
-        ({"role": "owner"}, Code.INVALID_ARGUMENT),
-        ({"first_name": "x" * 101}, Code.INVALID_ARGUMENT),
-        ({"last_name": "line\nbreak"}, Code.INVALID_ARGUMENT),
-    ],
-)
-def test_bad_new_users_are_refused_and_change_nothing(o: Org, fields: dict[str, str], code: Code) -> None:
-    before = o.state()
-    values: dict[str, Any] = {"email": "new@a.example", "role": "user", **fields}
-    _refused(code, membership.create_user, o.w.store, o.admin, now=NOW, link_lifetime=DAY, **values)
-    assert o.state() == before
 
 
 def test_the_same_email_in_another_account_is_no_conflict(o: Org) -> None:
