@@ -42,9 +42,9 @@ class Scope:
         )
 
     @classmethod
-    def vendor(cls, account: Account, *, actor: str = "cli") -> Scope:
-        """The vendor: every organization of the account (at the command line, actor ``cli``)."""
-        return cls(account_id=account.id, organization_id=None, actor=actor)
+    def vendor(cls, account: Account) -> Scope:
+        """The vendor at the command line: every organization of the account, actor ``cli``."""
+        return cls(account_id=account.id, organization_id=None, actor="cli")
 
     @property
     def is_vendor(self) -> bool:
