@@ -1,10 +1,10 @@
-"""The organization admin's pages in the portal: users (add, edit, disable and enable, send a set-password link)
-and user groups (create, rename, members, linked licenses).
+"""The organization admin's pages in the portal: users (add, edit, disable and enable, send a
+set-password link) and user groups (create, rename, members, linked licenses).
 
-Thin: every decision is in ``accounts.membership`` (the same operations the vendor's CLI uses). Anyone but an organization admin gets
-FORBIDDEN on every page here; an id outside the admin's organization is NOT_FOUND. Each change
-answers with a redirect to the page that shows it (post/redirect/get), or with the page again and
-the problem when it was refused.
+Thin: every decision is in ``accounts.membership``, the same operations the vendor's CLI uses.
+Anyone but an organization admin gets FORBIDDEN on every page here; an id outside the admin's
+organization is NOT_FOUND. Each change answers with a redirect to the page that shows it
+(post/redirect/get), or with the page again and the problem when it was refused.
 """
 
 from __future__ import annotations
