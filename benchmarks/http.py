@@ -53,8 +53,10 @@ from starlette.routing import Route
 
 from benchmarks._machine import machine
 from benchmarks.engine import _requests as activation_requests
-from offline_service.accounts import people
+from offline_service.accounts import auth as accounts_auth
+from offline_service.accounts import membership
 from offline_service.accounts.models import Role
+from offline_service.accounts.scope import Scope
 from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import services as admin
 from offline_service.settings import Settings
@@ -216,13 +218,14 @@ def _setup(root: Path) -> _Service:
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, "default", now=now)
-        people.create_organization(store, account, name="Bench Org", now=now)
-        people.create_user(
+        vendor = Scope.vendor(account)
+        org = membership.create_organization(store, vendor, name="Bench Org", now=now)
+        membership.create_user(
             store,
-            account,
+            vendor,
             email=EMAIL,
             role=Role.ORGANIZATION_ADMIN,
-            organization="Bench Org",
+            organization_id=org.id,
             password=PASSWORD,
             now=now,
         )
@@ -291,13 +294,15 @@ def _worker_side(svc: _Service, tokens: list[bytes], top: int = 15) -> dict[str,
     services = Services.open(Settings(data_dir=svc.data, keys_dir=svc.keys))
     try:
         now = int(time.time())
-        user = people.authenticate(
+        user = accounts_auth.authenticate(
             services.store, account_alias="default", email=EMAIL, password=PASSWORD, address="bench", now=now
         )
-        token = people.issue_credential(services.store, user, kind="access", lifetime=3600, now=now)
+        token = accounts_auth.issue_credential(services.store, user, kind="access", lifetime=3600, now=now)
 
         def caller() -> Caller:
-            person, _ = people.resolve_credential(services.store, token, kind="access", now=services.now())
+            person, _ = accounts_auth.resolve_credential(
+                services.store, token, kind="access", now=services.now()
+            )
             with services.store.read() as tx:
                 ids = tx.visible_license_ids(person.account_id, person)
             return Caller(user=person, license_ids=ids, token=token)

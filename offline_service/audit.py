@@ -1,11 +1,18 @@
-"""The audit trail: one record per decision or change, kept by every domain."""
+"""The audit trail: one record per decision or change, kept by every domain.
+
+Every domain writes its entries with ``record``, inside the write transaction that made the change,
+so an entry exists exactly when its change does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-__all__ = ["AuditEntry"]
+from offline_service.errors import Code
+
+__all__ = ["AuditEntry", "AuditLog", "record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +26,43 @@ class AuditEntry:
     license_id: str | None = None
     activation_id: str | None = None
     detail: Mapping[str, str] = field(default_factory=dict)
+
+
+class AuditLog(Protocol):
+    """Where entries go: a store's write transaction (``store.Transaction`` is one)."""
+
+    def audit(self, entry: AuditEntry) -> None: ...
+
+
+def record(
+    log: AuditLog,
+    *,
+    account_id: str | None,
+    actor: str,
+    action: str,
+    now: int,
+    code: Code | str = "OK",
+    product_id: str | None = None,
+    license_id: str | None = None,
+    activation_id: str | None = None,
+    **detail: str,
+) -> AuditEntry:
+    """Write one entry into ``log`` (the caller's write transaction) and return it. ``code`` is
+    "OK" or the refusal's code. TypeError when a detail value is not text: the log stores text
+    only, and a number or None slipped in would be stored as something else than was meant."""
+    for name, value in detail.items():
+        if not isinstance(value, str):
+            raise TypeError(f"audit detail {name!r} must be str, not {type(value).__name__}")
+    entry = AuditEntry(
+        at=now,
+        actor=actor,
+        action=action,
+        code=code.value if isinstance(code, Code) else code,
+        account_id=account_id,
+        product_id=product_id,
+        license_id=license_id,
+        activation_id=activation_id,
+        detail=detail,
+    )
+    log.audit(entry)
+    return entry

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import uvicorn
 
+from offline_service.accounts.auth import authenticate
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
-from offline_service.accounts.people import authenticate
 from offline_service.cli import main
 from offline_service.cli.demo import DEMO_EMAIL, DEMO_ORGANIZATION, DEMO_PRODUCT, prepare_portal
 from offline_service.fileformat.keyring import Keyring

@@ -15,14 +15,25 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import urlencode
 
+from offline_service import audit
+from offline_service.accounts.auth import token_hash
 from offline_service.accounts.models import Account, Organization, PasswordToken, User
 from offline_service.accounts.passwords import Cost, check_strength, hash_password
-from offline_service.accounts.people import token_hash
-from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.store import Store, Transaction
 
-__all__ = ["PATH", "base_url", "holder", "issue", "link", "message", "set_password"]
+__all__ = [
+    "PATH",
+    "account_alias",
+    "base_url",
+    "holder",
+    "issue",
+    "link",
+    "link_base",
+    "mail",
+    "message",
+    "set_password",
+]
 
 PATH = "/set-password"
 _MAX_TOKEN = 200  # a real one is 43 characters; anything much longer is not worth hashing
@@ -57,6 +68,14 @@ def base_url(*, public_url: str | None, custom_domain: str | None) -> str:
         "no link can be mailed: the service has no public address. Set OFFLINE_SERVICE_PUBLIC_URL "
         "(the portal's address, like https://portal.example) and restart it",
     )
+
+
+def link_base(store: Store, account_id: str, *, public_url: str | None) -> str:
+    """``base_url`` for this account: its custom domain, or ``public_url``. Asked before anything is
+    changed, so that a refusal leaves no person without a mail and no earlier link ended."""
+    with store.read() as tx:
+        found = tx.branding(account_id)
+    return base_url(public_url=public_url, custom_domain=found.custom_domain if found else None)
 
 
 def link(base_url: str, token: str) -> str:
@@ -101,6 +120,33 @@ def message(
     return mail
 
 
+def mail(
+    store: Store, user: User, token: str, *, sender: str, base: str, expires_at: int, now: int
+) -> EmailMessage:
+    """The mail that carries ``user``'s link for ``token``, naming their account and organization."""
+    with store.read() as tx:
+        account = tx.account_by_id(user.account_id)
+        org = tx.organization(user.account_id, user.organization_id) if user.organization_id else None
+    if account is None:
+        raise OfflineServiceError(Code.NOT_FOUND, "no such account")
+    return message(
+        sender=sender,
+        user=user,
+        account=account,
+        organization=org,
+        url=link(base, token),
+        expires_at=expires_at,
+        now=now,
+    )
+
+
+def account_alias(store: Store, user: User) -> str:
+    """The alias of ``user``'s account: what they type to log in."""
+    with store.read() as tx:
+        account = tx.account_by_id(user.account_id)
+    return account.alias if account else ""
+
+
 def _valid(tx: Transaction, token: str, now: int) -> tuple[PasswordToken, User]:
     found = tx.password_token(token_hash(token)) if 0 < len(token) <= _MAX_TOKEN else None
     user = tx.user(found.account_id, found.user_id) if found is not None else None
@@ -133,14 +179,14 @@ def set_password(store: Store, token: str, password: str, *, now: int, cost: Cos
         tx.update_user(updated)
         tx.delete_password_tokens(current.id)
         ended = tx.revoke_user_credentials(current.id, now)
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=f"user:{current.id}",
-                action="user.set_password",
-                code="OK",
-                account_id=current.account_id,
-                detail={"user": current.id, "via": "link", "revoked": str(ended)},
-            )
+        audit.record(
+            tx,
+            account_id=current.account_id,
+            actor=f"user:{current.id}",
+            action="user.set_password",
+            now=now,
+            user=current.id,
+            via="link",
+            revoked=str(ended),
         )
     return updated

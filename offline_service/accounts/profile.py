@@ -14,17 +14,17 @@ import secrets
 import zoneinfo
 from dataclasses import dataclass, replace
 
-from offline_service.accounts.models import Credential, User
-from offline_service.accounts.organization import check_person_name
-from offline_service.accounts.passwords import Cost, check_strength, hash_password, verify_password
-from offline_service.accounts.people import (
+from offline_service import audit
+from offline_service.accounts.auth import (
     check_email,
     login_subject,
     refund_attempt,
     reserve_attempt,
     token_hash,
 )
-from offline_service.audit import AuditEntry
+from offline_service.accounts.membership import check_person_name
+from offline_service.accounts.models import Credential, User
+from offline_service.accounts.passwords import Cost, check_strength, hash_password, verify_password
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import email_key, new_id
 from offline_service.store import Store, Transaction
@@ -60,15 +60,8 @@ def time_zones() -> tuple[str, ...]:
 
 
 def _audit(tx: Transaction, user: User, action: str, now: int, code: str = "OK", **detail: str) -> None:
-    tx.audit(
-        AuditEntry(
-            at=now,
-            actor=f"user:{user.id}",
-            action=action,
-            code=code,
-            account_id=user.account_id,
-            detail=detail,
-        )
+    audit.record(
+        tx, account_id=user.account_id, actor=f"user:{user.id}", action=action, now=now, code=code, **detail
     )
 
 

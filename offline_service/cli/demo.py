@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offline_service._files import write_atomic
-from offline_service.accounts import people
+from offline_service.accounts import membership
 from offline_service.accounts.models import Account, Role
+from offline_service.accounts.scope import Scope
 from offline_service.fileformat.keyring import Keyring
 from offline_service.ids import email_key
 from offline_service.licensing import services as admin
@@ -49,7 +50,7 @@ def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, Lic
         if product is not None and licenses:
             return account, product, licenses[0], False
         if org is None:
-            people.create_organization(store, account, name=DEMO_ORGANIZATION, now=now)
+            membership.create_organization(store, Scope.vendor(account), name=DEMO_ORGANIZATION, now=now)
         product = product or admin.create_product(
             store, keyring, account, name=DEMO_PRODUCT, now=now, trial_days=14
         )
@@ -105,13 +106,14 @@ def prepare_portal(settings: Settings, *, account_alias: str) -> PortalDemo:
                 ).encode(),
                 mode=0o600,
             )
-            people.create_user(
+            vendor = Scope.vendor(account)
+            membership.create_user(
                 store,
-                account,
+                vendor,
                 email=DEMO_EMAIL,
                 role=Role.ORGANIZATION_ADMIN,
                 now=int(time.time()),
-                organization=DEMO_ORGANIZATION,
+                organization_id=membership.organization_named(store, vendor, DEMO_ORGANIZATION).id,
                 password=password,
                 first_name="Demo",
                 last_name="User",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from offline_service.audit import AuditEntry
+from offline_service import audit
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
 from offline_service.fileformat.keyring import Keyring, Signer
@@ -272,18 +272,17 @@ class Engine:
             detail["message"] = o.message[:200]
         elif o.reissued:
             detail["reissued"] = "true"
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action=o.kind.value if o.kind else "unknown",
-                code=o.code,
-                account_id=account_id,
-                product_id=o.product_id,
-                license_id=o.license_id,
-                activation_id=o.activation_id,
-                detail=detail,
-            )
+        audit.record(
+            tx,
+            account_id=account_id,
+            actor=actor,
+            action=o.kind.value if o.kind else "unknown",
+            now=now,
+            code=o.code,
+            product_id=o.product_id,
+            license_id=o.license_id,
+            activation_id=o.activation_id,
+            **detail,
         )
 
     # -- phase 3: sign, after commit ---------------------------------------------------------

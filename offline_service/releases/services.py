@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from offline_service import audit
 from offline_service._files import fsync_dir
 from offline_service.accounts.models import Account
 from offline_service.audit import AuditEntry
@@ -442,16 +443,16 @@ def record_download(
     """Audit one download (``code`` OK) or refused download; ``detail["product"]`` names the product."""
     detail = dict(detail)
     with store.write() as tx:
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="release.download",
-                code=code,
-                account_id=account_id,
-                product_id=detail.pop("product", None),
-                detail={"file": file_id[:64], **detail},
-            )
+        audit.record(
+            tx,
+            account_id=account_id,
+            actor=actor,
+            action="release.download",
+            now=now,
+            code=code,
+            product_id=detail.pop("product", None),
+            file=file_id[:64],
+            **detail,
         )
 
 

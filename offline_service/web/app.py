@@ -14,6 +14,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from offline_service.accounts import api as accounts_api
+from offline_service.accounts import pages as accounts_pages
 from offline_service.accounts.mail import Mailer
 from offline_service.branding import pages as branding_pages
 from offline_service.errors import OfflineServiceError
@@ -27,9 +29,6 @@ from offline_service.web import (
     api,
     brand,
     openapi,
-    organization,
-    portal,
-    profile,
 )
 from offline_service.web.errors import handle_error, handle_http_error, handle_unexpected
 from offline_service.web.security import BodyLimit, SecurityHeaders
@@ -66,14 +65,12 @@ def create_app(
         yield
         svc.close()
 
-    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *portal.routes]
+    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *accounts_api.routes, *accounts_pages.routes]
     routes += [*licensing_api.routes, *trials.routes(settings), *pages.routes, *activations.routes]
     routes += [
         *releases_pages.routes,
         *releases_api.routes,
         *branding_pages.routes,
-        *organization.routes,
-        *profile.routes,
     ]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from offline_service.accounts.auth import resolve_credential
 from offline_service.accounts.models import User
-from offline_service.accounts.people import resolve_credential
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.models import License
 from offline_service.web.services import Services

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from offline_service.accounts.people import resolve_credential
+from offline_service.accounts.auth import resolve_credential
 from offline_service.branding import services as branding
 from offline_service.branding.models import Branding
 from offline_service.errors import Code, OfflineServiceError

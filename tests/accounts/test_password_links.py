@@ -10,11 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from offline_service.accounts import organization, password_links, people
+from offline_service.accounts import auth, membership, password_links
 from offline_service.accounts.models import Account, Organization, Role, User
-from offline_service.accounts.organization import Scope
 from offline_service.accounts.passwords import Cost, verify_password
+from offline_service.accounts.scope import Scope
 from offline_service.errors import Code, OfflineServiceError
+from tests import people
 from tests.factories import NOW, World, make_world
 
 PASSWORD = "correct horse battery"
@@ -48,7 +49,7 @@ def _admin(w: World) -> Scope:
 
 
 def _invite(w: World, email: str = "new@a.example", lifetime: int = HOUR) -> tuple[User, str]:
-    return organization.create_user(
+    return membership.create_user(
         w.store, _admin(w), email=email, role="user", now=NOW, link_lifetime=lifetime
     )
 
@@ -104,11 +105,11 @@ def test_setting_a_password_by_link_ends_every_session_of_the_person(w: World) -
     with w.store.read() as tx:
         ann = tx.user_by_email(w.account.id, "ann@a.example")
     assert ann is not None
-    session = people.issue_credential(w.store, ann, kind="session", lifetime=HOUR, now=NOW)
-    _, token = organization.send_password_link(w.store, _admin(w), ann.id, now=NOW, link_lifetime=HOUR)
+    session = auth.issue_credential(w.store, ann, kind="session", lifetime=HOUR, now=NOW)
+    _, token = membership.send_password_link(w.store, _admin(w), ann.id, now=NOW, link_lifetime=HOUR)
     password_links.set_password(w.store, token, NEW, now=NOW + 1, cost=Cost.MINIMUM)
     with pytest.raises(OfflineServiceError):
-        people.resolve_credential(w.store, session, kind="session", now=NOW + 2)
+        auth.resolve_credential(w.store, session, kind="session", now=NOW + 2)
     with w.store.read() as tx:
         entry = tx.audit_entries(w.account.id, limit=1)[0]
     assert (entry.actor, entry.action, entry.detail["revoked"]) == (

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from offline_service.accounts import people, profile
+from offline_service.accounts import auth, profile
 from offline_service.accounts.models import Role, User
 from offline_service.accounts.passwords import Cost, verify_password
 from offline_service.errors import Code, OfflineServiceError
+from tests import people
 from tests.bursts import PasswordGate, burst
 from tests.factories import NOW, World, make_world
 
@@ -115,7 +116,7 @@ def test_email_change_needs_the_password_and_a_free_address(w: World) -> None:
         "new": "ann@new.example",
     }
     # The old address no longer logs in; the new one does.
-    login = people.authenticate(
+    login = auth.authenticate(
         w.store,
         account_alias="default",
         email="ann@new.example",
@@ -129,7 +130,7 @@ def test_email_change_needs_the_password_and_a_free_address(w: World) -> None:
 
 def test_wrong_current_passwords_count_toward_the_login_back_off(w: World) -> None:
     ann = _user(w)
-    for _ in range(people.FREE_FAILURES + 1):
+    for _ in range(auth.FREE_FAILURES + 1):
         _refused(
             Code.WRONG_PASSWORD,
             profile.change_email,
@@ -155,7 +156,7 @@ def test_wrong_current_passwords_count_toward_the_login_back_off(w: World) -> No
     )
     _refused(
         Code.RATE_LIMITED,
-        people.authenticate,
+        auth.authenticate,
         w.store,
         account_alias="default",
         email="ann@example.com",
@@ -164,7 +165,7 @@ def test_wrong_current_passwords_count_toward_the_login_back_off(w: World) -> No
         now=NOW,
         cost=Cost.MINIMUM,
     )
-    assert _actions(w).count("profile.password_check") == people.FREE_FAILURES + 1
+    assert _actions(w).count("profile.password_check") == auth.FREE_FAILURES + 1
 
 
 def test_a_burst_of_wrong_current_passwords_gets_no_more_checks_than_one_at_a_time(
@@ -181,7 +182,7 @@ def test_a_burst_of_wrong_current_passwords_gets_no_more_checks_than_one_at_a_ti
 
     with burst(gate, 16, wrong) as b:
         b.wait_until_decided()
-        assert gate.checks == people.FREE_FAILURES + 1
+        assert gate.checks == auth.FREE_FAILURES + 1
         # The right password waits too, here and at the login.
         _refused(
             Code.RATE_LIMITED,
@@ -194,8 +195,8 @@ def test_a_burst_of_wrong_current_passwords_gets_no_more_checks_than_one_at_a_ti
             now=NOW,
             cost=Cost.MINIMUM,
         )
-    assert b.codes.count(Code.WRONG_PASSWORD) == people.FREE_FAILURES + 1
-    assert b.codes.count(Code.RATE_LIMITED) == 16 - people.FREE_FAILURES - 1
+    assert b.codes.count(Code.WRONG_PASSWORD) == auth.FREE_FAILURES + 1
+    assert b.codes.count(Code.RATE_LIMITED) == 16 - auth.FREE_FAILURES - 1
     assert _user(w).email == "ann@example.com"
 
 
@@ -210,7 +211,7 @@ def test_a_right_current_password_gives_its_attempt_back(w: World) -> None:
         )
         return ann[0]
 
-    for _ in range(people.FREE_FAILURES):
+    for _ in range(auth.FREE_FAILURES):
         _refused(Code.WRONG_PASSWORD, change, "x@new.example", "wrong wrong wrong")
     assert change("ann@new.example", PASSWORD).email == "ann@new.example"
     assert change("ann@example.com", PASSWORD).email == "ann@example.com"
@@ -221,11 +222,11 @@ def test_a_right_current_password_gives_its_attempt_back(w: World) -> None:
 def test_password_change_ends_every_other_session_and_token_but_this_one(w: World) -> None:
     ann = _user(w)
     store = w.store
-    this = people.issue_credential(store, ann, kind="session", lifetime=HOUR, now=NOW)
-    other = people.issue_credential(store, ann, kind="session", lifetime=HOUR, now=NOW)
-    api = people.issue_credential(store, ann, kind="access", lifetime=HOUR, now=NOW)
+    this = auth.issue_credential(store, ann, kind="session", lifetime=HOUR, now=NOW)
+    other = auth.issue_credential(store, ann, kind="session", lifetime=HOUR, now=NOW)
+    api = auth.issue_credential(store, ann, kind="access", lifetime=HOUR, now=NOW)
     _, personal = profile.create_personal_token(store, ann, name="script", days=30, now=NOW)
-    bobs = people.issue_credential(store, _user(w, "bob@example.com"), kind="session", lifetime=HOUR, now=NOW)
+    bobs = auth.issue_credential(store, _user(w, "bob@example.com"), kind="session", lifetime=HOUR, now=NOW)
     ended = profile.change_password(
         store,
         ann,
@@ -238,10 +239,10 @@ def test_password_change_ends_every_other_session_and_token_but_this_one(w: Worl
     )
     assert ended == 3
     assert verify_password(NEW, _user(w).password_hash, Cost.MINIMUM)
-    assert people.resolve_credential(store, this, kind="session", now=NOW + 2)[0].id == ann.id
-    assert people.resolve_credential(store, bobs, kind="session", now=NOW + 2)[0].email == "bob@example.com"
+    assert auth.resolve_credential(store, this, kind="session", now=NOW + 2)[0].id == ann.id
+    assert auth.resolve_credential(store, bobs, kind="session", now=NOW + 2)[0].email == "bob@example.com"
     for token, kind in ((other, "session"), (api, "access"), (personal, "personal")):
-        _refused(Code.UNAUTHENTICATED, people.resolve_credential, store, token, kind=kind, now=NOW + 2)
+        _refused(Code.UNAUTHENTICATED, auth.resolve_credential, store, token, kind=kind, now=NOW + 2)
     assert _actions(w)[0] == "profile.password"
 
 
@@ -256,8 +257,8 @@ def test_password_change_ends_every_other_session_and_token_but_this_one(w: Worl
 )
 def test_bad_password_changes_change_nothing(w: World, current: str, new: str, code: Code) -> None:
     ann = _user(w)
-    session = people.issue_credential(w.store, ann, kind="session", lifetime=HOUR, now=NOW)
-    other = people.issue_credential(w.store, ann, kind="session", lifetime=HOUR, now=NOW)
+    session = auth.issue_credential(w.store, ann, kind="session", lifetime=HOUR, now=NOW)
+    other = auth.issue_credential(w.store, ann, kind="session", lifetime=HOUR, now=NOW)
     _refused(
         code,
         profile.change_password,
@@ -271,7 +272,7 @@ def test_bad_password_changes_change_nothing(w: World, current: str, new: str, c
         cost=Cost.MINIMUM,
     )
     assert _user(w).password_hash == ann.password_hash
-    assert people.resolve_credential(w.store, other, kind="session", now=NOW)[0].id == ann.id
+    assert auth.resolve_credential(w.store, other, kind="session", now=NOW)[0].id == ann.id
 
 
 def test_a_password_changed_meanwhile_is_a_conflict(w: World) -> None:
@@ -343,27 +344,26 @@ def test_personal_tokens_are_named_shown_once_listed_and_revocable(w: World) -> 
     assert token.encode() not in b"".join(
         r[0] for r in store._conn.execute("SELECT token_hash FROM credentials")
     )
-    user, used = people.resolve_credential(store, token, kind=("access", "personal"), now=NOW + 10)
+    user, used = auth.resolve_credential(store, token, kind=("access", "personal"), now=NOW + 10)
     assert user.id == ann.id and used.id == credential.id
     # Last use is recorded, at most every few minutes.
     listed = profile.credentials(store, ann, now=NOW + 20).personal
     assert [(c.id, c.last_used_at) for c in listed] == [(credential.id, NOW + 10)]
-    people.resolve_credential(store, token, kind="personal", now=NOW + 20)
+    auth.resolve_credential(store, token, kind="personal", now=NOW + 20)
     assert profile.credentials(store, ann, now=NOW + 30).personal[0].last_used_at == NOW + 10
-    people.resolve_credential(store, token, kind="personal", now=NOW + 10 + people.TOUCH_EVERY)
+    auth.resolve_credential(store, token, kind="personal", now=NOW + 10 + auth.TOUCH_EVERY)
     assert (
-        profile.credentials(store, ann, now=NOW + 30).personal[0].last_used_at
-        == NOW + 10 + people.TOUCH_EVERY
+        profile.credentials(store, ann, now=NOW + 30).personal[0].last_used_at == NOW + 10 + auth.TOUCH_EVERY
     )
     # It expires, is revocable, and nobody else can revoke it.
     _refused(
-        Code.UNAUTHENTICATED, people.resolve_credential, store, token, kind="personal", now=NOW + 7 * 86400
+        Code.UNAUTHENTICATED, auth.resolve_credential, store, token, kind="personal", now=NOW + 7 * 86400
     )
     bob = _user(w, "bob@example.com")
     _refused(Code.NOT_FOUND, profile.revoke, store, bob, credential.id, personal=True, now=NOW)
     _refused(Code.NOT_FOUND, profile.revoke, store, ann, credential.id, personal=False, now=NOW)
     profile.revoke(store, ann, credential.id, personal=True, now=NOW + 40)
-    _refused(Code.UNAUTHENTICATED, people.resolve_credential, store, token, kind="personal", now=NOW + 41)
+    _refused(Code.UNAUTHENTICATED, auth.resolve_credential, store, token, kind="personal", now=NOW + 41)
     _refused(Code.NOT_FOUND, profile.revoke, store, ann, credential.id, personal=True, now=NOW + 42)
     assert _actions(w)[:2] == ["token.revoke", "token.create"]
 
@@ -388,11 +388,11 @@ def test_at_most_twenty_live_personal_tokens(w: World) -> None:
 
 def test_sessions_list_and_revoke(w: World) -> None:
     ann, store = _user(w), w.store
-    people.issue_credential(
+    auth.issue_credential(
         store, ann, kind="session", lifetime=HOUR, now=NOW, user_agent="Firefox", address="10.1.1.1"
     )
-    people.issue_credential(store, ann, kind="access", lifetime=HOUR, now=NOW + 1)
-    people.issue_credential(store, ann, kind="session", lifetime=10, now=NOW - 20)  # expired
+    auth.issue_credential(store, ann, kind="access", lifetime=HOUR, now=NOW + 1)
+    auth.issue_credential(store, ann, kind="session", lifetime=10, now=NOW - 20)  # expired
     found = profile.credentials(store, ann, now=NOW + 5)
     assert [(c.kind, c.user_agent, c.address) for c in found.sign_ins] == [
         ("access", "", ""),

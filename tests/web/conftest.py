@@ -20,7 +20,6 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service.accounts import people
 from offline_service.accounts.models import Account, Role
 from offline_service.accounts.passwords import Cost
 from offline_service.fileformat.messages import Kind, Response, parse_response
@@ -29,6 +28,7 @@ from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
 from offline_service.web.app import create_app
 from offline_service.web.services import Services
+from tests import people
 from tests.factories import NOW, Machine
 
 PASSWORD = "correct horse battery"

@@ -146,7 +146,7 @@ def test_every_protected_route_needs_a_valid_token(
 
 
 def test_a_portal_session_is_not_an_api_token(site: Site) -> None:
-    from offline_service.accounts.people import issue_credential
+    from offline_service.accounts.auth import issue_credential
 
     with site.svc.store.read() as tx:
         user = tx.user_by_email(site.acme.id, "user1@example.com")

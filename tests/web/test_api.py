@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service.accounts.people import FREE_FAILURES
+from offline_service.accounts.auth import FREE_FAILURES
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind

@@ -15,13 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service.accounts import people
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import LicenseStatus
 from offline_service.releases import services as releases
 from offline_service.releases.links import LinkSigner
+from tests import people
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, error
 

@@ -16,7 +16,6 @@ MODULES = [
     "offline_service.licensing.trials",
     "offline_service.web.api",
     "offline_service.web.kit",
-    "offline_service.web.portal",
     "offline_service.cli.context",
 ]
 

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from offline_service.accounts import people
+from offline_service.accounts import auth
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.licensing import services as admin
 from offline_service.store import SQLiteStore
+from tests import people
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,7 @@ def serve(tmp_path: Path, *, earlier_failures: int = 0) -> Iterator[str]:
         )
         if earlier_failures:
             with store.write() as tx:
-                subject = people.login_subject(account.id, EMAIL)
+                subject = auth.login_subject(account.id, EMAIL)
                 tx.record_login_failure(subject, earlier_failures, now - 1, now - 1)
     finally:
         store.close()
@@ -125,7 +126,7 @@ def _sequential_allowance(seconds: int) -> int:
     """How many wrong passwords attempts made one at a time get checked within ``seconds`` from a
     fresh counter: FREE_FAILURES + 1 at once, then one more each time the lock runs out (2 s, 4 s,
     8 s, ... after the previous one)."""
-    allowed, waited, lock = people.FREE_FAILURES + 1, 0, 2
+    allowed, waited, lock = auth.FREE_FAILURES + 1, 0, 2
     while waited + lock <= seconds:
         allowed, waited, lock = allowed + 1, waited + lock, lock * 2
     return allowed

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from offline_service.accounts import organization
-from offline_service.accounts.organization import Scope
+from offline_service.accounts import membership
+from offline_service.accounts.scope import Scope
 from tests.factories import NOW
 from tests.web.conftest import Site
 from tests.web.pages import client, link_in, log_in, mails, post, team_a, user
@@ -65,7 +65,7 @@ def _every_new_page(site: Site) -> list[tuple[str, str, dict[str, str]]]:
     pages.append(("new token", made.text, dict(made.headers)))
     refused = post(admin, "/organization/users", {"email": "bad", "role": "user"})
     pages.append(("refused", refused.text, dict(refused.headers)))
-    _, token = organization.create_user(
+    _, token = membership.create_user(
         site.svc.store,
         Scope.of_admin(user(site, "admin_a")),
         email="h@acme.example",

@@ -9,13 +9,13 @@ import re
 
 import pytest
 
-from offline_service.accounts import people
 from offline_service.accounts.mail import MAIL_DIR
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.branding import services as branding
 from offline_service.web.auth import SESSION_COOKIE
 from offline_service.web.kit import mask_key
+from tests import people
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, SiteFactory
 from tests.web.pages import (

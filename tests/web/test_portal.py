@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from offline_service.accounts import people
+from offline_service.accounts import auth
 from offline_service.accounts.models import Account, Role
 from offline_service.accounts.passwords import Cost
 from offline_service.fileformat.jws import MAX_FILE_BYTES
@@ -30,6 +30,7 @@ from offline_service.web.app import create_app
 from offline_service.web.auth import CSRF_COOKIE, SESSION_COOKIE
 from offline_service.web.kit import mask_key, safe_next
 from offline_service.web.services import Services
+from tests import people
 from tests.factories import NOW, Machine
 
 PASSWORD = "correct horse battery"
@@ -246,7 +247,7 @@ def test_login_with_an_empty_field_is_refused_without_counting(portal: Portal) -
 def test_login_backs_off_after_five_failures_with_a_plain_wait(portal: Portal) -> None:
     client = portal.client()
     wrong = {"account": "acme", "email": "bob@example.com", "password": "wrong password 123"}
-    for _ in range(people.FREE_FAILURES + 1):
+    for _ in range(auth.FREE_FAILURES + 1):
         assert submit(client, "/login", wrong).status_code == 401
     throttled = submit(client, "/login", {**wrong, "password": PASSWORD})
     assert throttled.status_code == 429

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from offline_service.accounts import organization, profile
+from offline_service.accounts import membership, profile
 from offline_service.accounts.models import User
-from offline_service.accounts.organization import Scope
+from offline_service.accounts.scope import Scope
 from offline_service.web.auth import SESSION_COOKIE
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, VISIBLE, Site, activation_request, error
@@ -398,7 +398,7 @@ def test_a_personal_token_works_on_the_offline_routes(site: Site) -> None:
 
 
 def test_an_expired_or_unknown_link_says_so_without_a_form(site: Site) -> None:
-    _, token = organization.create_user(
+    _, token = membership.create_user(
         site.svc.store,
         Scope.of_admin(user(site, "admin_a")),
         email="late@acme.example",
@@ -422,7 +422,7 @@ def test_an_expired_or_unknown_link_says_so_without_a_form(site: Site) -> None:
 
 
 def test_the_set_password_form_needs_its_csrf_token(site: Site) -> None:
-    _, token = organization.create_user(
+    _, token = membership.create_user(
         site.svc.store,
         Scope.of_admin(user(site, "admin_a")),
         email="csrf@acme.example",

@@ -1,28 +1,42 @@
-"""A person's own pages: the profile (names, email, password, time zone, mail preferences), the
-security page (sessions and API logins with a revoke button each; personal access tokens), the
-set-password page a mailed link opens, and ``/v1/me/tokens`` for personal access tokens in the API.
+"""The portal's pages for people: logging in and out, a person's own pages (the profile: names,
+email, password, time zone, mail preferences; the security page: sessions and API logins with a
+revoke button each, personal access tokens), the set-password page a mailed link opens, and (from
+``accounts.organization_pages``) the organization admin's pages.
 
-Thin: every decision is in ``offline_service.accounts.profile`` and ``offline_service.accounts.password_links``.
+Thin: every decision is in ``accounts.auth``, ``accounts.profile`` and ``accounts.password_links``.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts import password_links, profile
-from offline_service.accounts.models import Credential
-from offline_service.accounts.people import token_hash
+from offline_service.accounts import organization_pages, password_links, profile
+from offline_service.accounts.auth import (
+    LoginThrottled,
+    authenticate,
+    issue_credential,
+    revoke_credential,
+    token_hash,
+)
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import check_id
-from offline_service.web.api import json_body, json_int
-from offline_service.web.auth import Caller, api_caller, check_csrf, client_address, services
+from offline_service.ids import check_alias, check_id
+from offline_service.web.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Caller,
+    check_csrf,
+    client_address,
+    services,
+    set_cookie,
+)
 from offline_service.web.errors import status_of
 from offline_service.web.kit import (
     FIELD_BYTES,
@@ -32,6 +46,7 @@ from offline_service.web.kit import (
     form_field,
     page_caller,
     render,
+    safe_next,
     to_login,
 )
 
@@ -72,6 +87,86 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _back(path: str, done: str) -> Response:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+# -- login and logout ------------------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    if request.method in ("GET", "HEAD"):
+        if await page_caller(request) is not None:
+            return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+        return render(request, "login.html", {"next": safe_next(request.query_params.get("next"))})
+    async with request.form(max_files=0, max_fields=10, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        account_alias = form_field(form, "account", 1024).strip()
+        email = form_field(form, "email", 254).strip()
+        password = form_field(form, "password", 1024)
+        target = safe_next(form.get("next"))
+    svc = services(request)
+    context: dict[str, Any] = {"next": target, "account": account_alias, "email": email}
+    try:
+        if not (account_alias and email and password):
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "fill in the account, email and password")
+        check_alias(account_alias, "the account")
+    except OfflineServiceError as exc:
+        context["account"] = account_alias[:64]
+        return render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=400)
+    try:
+        user = await run_in_threadpool(
+            authenticate,
+            svc.store,
+            account_alias=account_alias,
+            email=email,
+            password=password,
+            address=client_address(request),
+            now=svc.now(),
+            cost=svc.settings.password_cost,
+        )
+    except LoginThrottled as exc:
+        problem = Problem(
+            code=exc.code.value,
+            plain=f"Too many failed logins. Wait {exc.retry_after} seconds, then try again.",
+            message=exc.message,
+        )
+        return render(
+            request,
+            "login.html",
+            {**context, "problem": problem},
+            status=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except OfflineServiceError as exc:
+        if exc.code is not Code.INVALID_CREDENTIALS:
+            raise
+        return render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=401)
+    token = await run_in_threadpool(
+        issue_credential,
+        svc.store,
+        user,
+        kind="session",
+        lifetime=svc.settings.session_lifetime,
+        now=svc.now(),
+        user_agent=request.headers.get("user-agent", ""),
+        address=client_address(request),
+    )
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(request, response, SESSION_COOKIE, token, max_age=svc.settings.session_lifetime)
+    # A fresh CSRF token for the new session: one planted before login is worth nothing after it.
+    set_cookie(request, response, CSRF_COOKIE, secrets.token_urlsafe(32), max_age=None)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    async with request.form(max_files=0, max_fields=10, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if token:
+        svc = services(request)
+        await run_in_threadpool(revoke_credential, svc.store, token, now=svc.now())
+    response = RedirectResponse("/login", status_code=303)
+    forget_session(request, response)
+    return response
 
 
 # -- profile -------------------------------------------------------------------------------------
@@ -280,69 +375,19 @@ async def set_password(request: Request) -> Response:
         except OfflineServiceError as gone:
             context["problem"] = Problem.of(gone)
         return render(request, "set_password.html", context, status=status_of(context["problem"].code))
-    with svc.store.read() as tx:
-        account = tx.account_by_id(user.account_id)
+    alias = await run_in_threadpool(password_links.account_alias, svc.store, user)
     context = {
         "next": "/",
-        "account": account.alias if account else "",
+        "account": alias,
         "email": user.email,
         "notice": "Your password is set. Log in with it.",
     }
     return render(request, "login.html", context)
 
 
-# -- personal access tokens in the API -----------------------------------------------------------
-
-
-def token_json(c: Credential) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "name": c.name,
-        "createdAt": c.created_at,
-        "expiresAt": c.expires_at,
-        "lastUsedAt": c.last_used_at,
-    }
-
-
-async def api_tokens(request: Request) -> Response:
-    caller = await api_caller(request)
-    svc = services(request)
-    if request.method in ("GET", "HEAD"):
-        found = await run_in_threadpool(lambda: profile.credentials(svc.store, caller.user, now=svc.now()))
-        return JSONResponse([token_json(c) for c in found.personal])
-    if caller.kind == "personal":
-        # A token that could make tokens would never have to expire: logging in is needed.
-        raise OfflineServiceError(
-            Code.FORBIDDEN, "a personal access token cannot make another; use an access token from a login"
-        )
-    body = await json_body(request)
-    name, days = body.get("name"), json_int(body.get("expiresInDays"))
-    if not isinstance(name, str) or days is None:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "send {name: string, expiresInDays: integer}")
-    if name != name.strip():  # the portal trims what a person typed; the API takes names as sent
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "a token name has no spaces around it")
-    credential, token = await run_in_threadpool(
-        lambda: profile.create_personal_token(svc.store, caller.user, name=name, days=days, now=svc.now())
-    )
-    return JSONResponse({**token_json(credential), "token": token}, status_code=201)
-
-
-async def api_token_delete(request: Request) -> Response:
-    caller = await api_caller(request)
-    svc = services(request)
-    await run_in_threadpool(
-        lambda: profile.revoke(
-            svc.store,
-            caller.user,
-            check_id(request.path_params["id"], "credential"),
-            personal=True,
-            now=svc.now(),
-        )
-    )
-    return Response(status_code=204)
-
-
 routes: list[BaseRoute] = [
+    Route("/login", login, methods=["GET", "POST"], name="portal_login"),
+    Route("/logout", logout, methods=["POST"], name="portal_logout"),
     Route("/profile", _person(profile_page), name="portal_profile"),
     Route("/profile/name", _person(_change("name")), methods=["POST"]),
     Route("/profile/email", _person(_change("email")), methods=["POST"]),
@@ -353,6 +398,5 @@ routes: list[BaseRoute] = [
     Route("/profile/tokens", _person(create_token), methods=["POST"]),
     Route("/profile/tokens/{id}/revoke", _person(revoke_token), methods=["POST"]),
     Route(password_links.PATH, set_password, methods=["GET", "POST"], name="portal_set_password"),
-    Route("/v1/me/tokens", api_tokens, methods=["GET", "POST"]),
-    Route("/v1/me/tokens/{id}", api_token_delete, methods=["DELETE"]),
+    *organization_pages.routes,
 ]

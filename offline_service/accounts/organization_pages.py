@@ -1,10 +1,10 @@
-"""The organization admin's pages: users (add, edit, disable and enable, send a set-password link)
-and user groups (create, rename, members, linked licenses).
+"""The organization admin's pages in the portal: users (add, edit, disable and enable, send a
+set-password link) and user groups (create, rename, members, linked licenses).
 
-Thin: every decision is in ``offline_service.accounts.organization``. Anyone but an organization admin gets
-FORBIDDEN on every page here; an id outside the admin's organization is NOT_FOUND. Each change
-answers with a redirect to the page that shows it (post/redirect/get), or with the page again and
-the problem when it was refused.
+Thin: every decision is in ``accounts.membership``, the same operations the vendor's CLI uses.
+Anyone but an organization admin gets FORBIDDEN on every page here; an id outside the admin's
+organization is NOT_FOUND. Each change answers with a redirect to the page that shows it
+(post/redirect/get), or with the page again and the problem when it was refused.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts import organization, password_links
+from offline_service.accounts import membership, overview, password_links
 from offline_service.accounts.models import Role, User
-from offline_service.accounts.organization import OrganizationView, Scope
+from offline_service.accounts.overview import OrganizationView
+from offline_service.accounts.scope import Scope
 from offline_service.errors import OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.licensing.models import License
@@ -38,7 +39,7 @@ from offline_service.web.kit import (
 )
 from offline_service.web.services import Services
 
-__all__ = ["link_base", "mail_password_link", "routes"]
+__all__ = ["routes"]
 
 # What a finished change says on the page it leads to; the query names a key, never the text.
 DONE = {
@@ -97,37 +98,21 @@ def _back(path: str, done: str) -> Response:
 
 
 def _view(svc: Services, scope: Scope) -> OrganizationView:
-    return organization.view(svc.store, scope)
+    return overview.view(svc.store, scope)
 
 
-def link_base(svc: Services, account_id: str) -> str:
-    """Where this account's set-password links start (blocking): its custom domain, or the public
-    URL. Asked before anything is changed, so that a refusal leaves no person without a mail and
-    no earlier link ended."""
-    with svc.store.read() as tx:
-        found = tx.branding(account_id)
-    return password_links.base_url(
-        public_url=svc.settings.public_url, custom_domain=found.custom_domain if found else None
-    )
+def _link_base(svc: Services, account_id: str) -> str:
+    """Where this account's set-password links start (blocking); asked before anything is changed."""
+    return password_links.link_base(svc.store, account_id, public_url=svc.settings.public_url)
 
 
-def mail_password_link(svc: Services, user: User, token: str, *, base: str) -> None:
+def _mail_password_link(svc: Services, user: User, token: str, *, base: str) -> None:
     """Mail ``user`` their set-password link, which starts with ``base`` (blocking)."""
     now = svc.now()
-    with svc.store.read() as tx:
-        account = tx.account_by_id(user.account_id)
-        org = tx.organization(user.account_id, user.organization_id) if user.organization_id else None
-    assert account is not None, "a user's account exists"
+    expires_at = now + svc.settings.password_link_lifetime
+    sender = svc.settings.mail_from
     svc.send(
-        password_links.message(
-            sender=svc.settings.mail_from,
-            user=user,
-            account=account,
-            organization=org,
-            url=password_links.link(base, token),
-            expires_at=now + svc.settings.password_link_lifetime,
-            now=now,
-        )
+        password_links.mail(svc.store, user, token, sender=sender, base=base, expires_at=expires_at, now=now)
     )
 
 
@@ -161,9 +146,9 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
     form = await _form(request)
     svc = services(request)
     try:
-        base = await run_in_threadpool(link_base, svc, caller.user.account_id)
-        user, token = await run_in_threadpool(
-            lambda: organization.create_user(
+        base = await run_in_threadpool(_link_base, svc, caller.user.account_id)
+        created = await run_in_threadpool(
+            lambda: membership.create_user(
                 svc.store,
                 scope,
                 email=form.get("email", ""),
@@ -177,7 +162,9 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
     except OfflineServiceError as exc:
         extra = {**_problem(exc), "values": form}
         return await _users_page(request, caller, scope, extra, status=status_of(exc.code))
-    await run_in_threadpool(lambda: mail_password_link(svc, user, token, base=base))
+    user, token = created.user, created.link
+    assert token is not None, "a link was asked for"
+    await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
     return _back(f"/organization/users/{user.id}", "created")
 
 
@@ -207,7 +194,7 @@ async def user_detail(request: Request, caller: Caller, scope: Scope) -> Respons
     svc, user_id = services(request), request.path_params["id"]
     try:
         await run_in_threadpool(
-            lambda: organization.update_user(
+            lambda: membership.update_user(
                 svc.store,
                 scope,
                 user_id,
@@ -229,9 +216,9 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
     svc, user_id = services(request), request.path_params["id"]
     try:
         if action == "link-sent":
-            base = await run_in_threadpool(link_base, svc, caller.user.account_id)
+            base = await run_in_threadpool(_link_base, svc, caller.user.account_id)
             user, token = await run_in_threadpool(
-                lambda: organization.send_password_link(
+                lambda: membership.send_password_link(
                     svc.store,
                     scope,
                     user_id,
@@ -239,11 +226,11 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
                     link_lifetime=svc.settings.password_link_lifetime,
                 )
             )
-            await run_in_threadpool(lambda: mail_password_link(svc, user, token, base=base))
+            await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
         else:
             disabled = action == "disabled"
             await run_in_threadpool(
-                lambda: organization.set_disabled(svc.store, scope, user_id, disabled, now=svc.now())
+                lambda: membership.set_disabled(svc.store, scope, user_id, disabled, now=svc.now())
             )
     except OfflineServiceError as exc:
         return await _user_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
@@ -280,7 +267,7 @@ async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
     svc = services(request)
     try:
         group = await run_in_threadpool(
-            lambda: organization.create_group(svc.store, scope, name=form.get("name", ""), now=svc.now())
+            lambda: membership.create_group(svc.store, scope, name=form.get("name", ""), now=svc.now())
         )
     except OfflineServiceError as exc:
         extra = {**_problem(exc), "values": form}
@@ -320,7 +307,7 @@ async def group_detail(request: Request, caller: Caller, scope: Scope) -> Respon
     svc, group_id = services(request), request.path_params["id"]
     try:
         await run_in_threadpool(
-            lambda: organization.rename_group(
+            lambda: membership.rename_group(
                 svc.store, scope, group_id, name=form.get("name", ""), now=svc.now()
             )
         )
@@ -353,19 +340,19 @@ def _group_change(change: Change, field: str | None, kind: str, done: str) -> Pa
 
 
 def _add(svc: Services, scope: Scope, group_id: str, user_id: str) -> None:
-    organization.add_member(svc.store, scope, group_id, user_id, now=svc.now())
+    membership.add_member(svc.store, scope, group_id, user_id, now=svc.now())
 
 
 def _remove(svc: Services, scope: Scope, group_id: str, user_id: str) -> None:
-    organization.remove_member(svc.store, scope, group_id, user_id, now=svc.now())
+    membership.remove_member(svc.store, scope, group_id, user_id, now=svc.now())
 
 
 def _link(svc: Services, scope: Scope, group_id: str, license_id: str) -> None:
-    organization.link_license(svc.store, scope, group_id, license_id, now=svc.now())
+    membership.link_license(svc.store, scope, group_id, license_id, now=svc.now())
 
 
 def _unlink(svc: Services, scope: Scope, group_id: str, license_id: str) -> None:
-    organization.unlink_license(svc.store, scope, group_id, license_id, now=svc.now())
+    membership.unlink_license(svc.store, scope, group_id, license_id, now=svc.now())
 
 
 _POST = ["POST"]

@@ -1,7 +1,8 @@
-"""People and access: organizations, users and groups of an account, logins with growing back-off,
-and the credentials (browser sessions, API tokens) that stand for a logged-in person.
+"""Logins and credentials: who a person is (email and password, with growing back-off per address
+and per account+email), and the secrets that stand for a logged-in person afterwards (browser
+sessions, API access tokens, personal access tokens), stored only as their SHA-256.
 
-Shared by the CLI and the web layer; nothing here knows about HTTP.
+Shared by the portal, the API and the profile; nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from offline_service.accounts.models import Account, Credential, Organization, Role, User, UserGroup
-from offline_service.accounts.passwords import Cost, check_strength, hash_password, verify_password
-from offline_service.audit import AuditEntry
+from offline_service import audit
+from offline_service.accounts.models import Credential, User
+from offline_service.accounts.passwords import Cost, verify_password
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import email_key, new_id
 from offline_service.store import Store, Transaction
@@ -22,18 +23,12 @@ from offline_service.store import Store, Transaction
 __all__ = [
     "FREE_FAILURES",
     "MAX_LOCK_SECONDS",
+    "TOUCH_EVERY",
     "Attempt",
     "LoginThrottled",
-    "add_user_to_group",
     "authenticate",
     "check_email",
-    "check_user_cap",
-    "create_group",
-    "create_organization",
-    "create_user",
-    "find_group",
     "issue_credential",
-    "link_group_license",
     "login_subject",
     "refund_attempt",
     "reserve_attempt",
@@ -60,159 +55,6 @@ def check_email(email: str) -> str:
 def token_hash(token: str) -> bytes:
     """Credentials are stored and looked up by SHA-256 of the secret, never the secret itself."""
     return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-def _audit(tx: Transaction, account: Account, action: str, now: int, actor: str, **detail: str) -> None:
-    tx.audit(AuditEntry(at=now, actor=actor, action=action, code="OK", account_id=account.id, detail=detail))
-
-
-def check_user_cap(tx: Transaction, org: Organization) -> None:
-    """USER_LIMIT when the organization has as many enabled users as it may. Disabled users do not
-    count: disabling someone frees their place."""
-    if org.allowed_users is not None and tx.enabled_user_count(org.account_id, org.id) >= org.allowed_users:
-        raise OfflineServiceError(
-            Code.USER_LIMIT,
-            f"{org.name} has its {org.allowed_users} allowed users; disable one or ask the vendor for more",
-        )
-
-
-def create_organization(
-    store: Store,
-    account: Account,
-    *,
-    name: str,
-    now: int,
-    allowed_users: int | None = None,
-    actor: str = "cli",
-) -> Organization:
-    name = name.strip()
-    if not 0 < len(name) <= 200:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "an organization name must be 1-200 characters")
-    if allowed_users is not None and allowed_users < 0:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the allowed users must be 0 or more")
-    with store.write() as tx:
-        if tx.organization_by_name(account.id, name) is not None:
-            raise OfflineServiceError(Code.CONFLICT, f"organization {name!r} already exists")
-        org = Organization(
-            id=new_id("org"), account_id=account.id, name=name, created_at=now, allowed_users=allowed_users
-        )
-        tx.insert_organization(org)
-        _audit(tx, account, "organization.create", now, actor, organization=org.id)
-    return org
-
-
-def create_user(
-    store: Store,
-    account: Account,
-    *,
-    email: str,
-    role: Role,
-    now: int,
-    organization: str | None = None,
-    password: str | None = None,
-    first_name: str = "",
-    last_name: str = "",
-    cost: Cost = Cost.INTERACTIVE,
-    actor: str = "cli",
-) -> User:
-    """A person of the account. An organization admin must belong to an organization."""
-    email = check_email(email)
-    if role is Role.ORGANIZATION_ADMIN and not organization:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "an organization-admin needs --organization")
-    if password is not None:
-        check_strength(password, email=email)
-    hashed = hash_password(password, cost) if password is not None else None  # slow: outside the lock
-    with store.write() as tx:
-        org = None
-        if organization:
-            org = tx.organization_by_name(account.id, organization)
-            if org is None:
-                raise OfflineServiceError(Code.NOT_FOUND, f"no organization {organization!r}")
-        if tx.user_by_email(account.id, email_key(email)) is not None:
-            raise OfflineServiceError(Code.CONFLICT, f"a user with email {email} already exists")
-        if org is not None:
-            check_user_cap(tx, org)
-        user = User(
-            id=new_id("usr"),
-            account_id=account.id,
-            email=email,
-            role=role,
-            created_at=now,
-            organization_id=org.id if org else None,
-            password_hash=hashed,
-            first_name=first_name.strip()[:100],
-            last_name=last_name.strip()[:100],
-        )
-        tx.insert_user(user)
-        _audit(tx, account, "user.create", now, actor, user=user.id, role=role.value)
-    return user
-
-
-def create_group(
-    store: Store, account: Account, *, organization: str, name: str, now: int, actor: str = "cli"
-) -> UserGroup:
-    name = name.strip()
-    if not 0 < len(name) <= 200:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "a group name must be 1-200 characters")
-    with store.write() as tx:
-        org = tx.organization_by_name(account.id, organization)
-        if org is None:
-            raise OfflineServiceError(Code.NOT_FOUND, f"no organization {organization!r}")
-        if any(g.organization_id == org.id for g in tx.groups_by_name(account.id, name)):
-            raise OfflineServiceError(Code.CONFLICT, f"group {name!r} already exists in {organization!r}")
-        group = UserGroup(
-            id=new_id("grp"), account_id=account.id, organization_id=org.id, name=name, created_at=now
-        )
-        tx.insert_group(group)
-        _audit(tx, account, "group.create", now, actor, group=group.id)
-    return group
-
-
-def _one_group(tx: Transaction, account: Account, name: str) -> UserGroup:
-    groups = tx.groups_by_name(account.id, name)
-    if not groups:
-        raise OfflineServiceError(Code.NOT_FOUND, f"no group {name!r}")
-    if len(groups) > 1:
-        raise OfflineServiceError(Code.CONFLICT, f"several organizations have a group {name!r}")
-    return groups[0]
-
-
-def find_group(store: Store, account: Account, name: str) -> UserGroup:
-    """The group of this name; NOT_FOUND, or CONFLICT when several organizations have one."""
-    with store.read() as tx:
-        return _one_group(tx, account, name)
-
-
-def add_user_to_group(
-    store: Store, account: Account, *, group: str, email: str, now: int, actor: str = "cli"
-) -> None:
-    """Members must belong to the group's organization."""
-    with store.write() as tx:
-        g = _one_group(tx, account, group)
-        user = tx.user_by_email(account.id, email_key(email))
-        if user is None:
-            raise OfflineServiceError(Code.NOT_FOUND, f"no user {email}")
-        if user.organization_id != g.organization_id:
-            raise OfflineServiceError(Code.FORBIDDEN, f"{email} is not in the group's organization")
-        tx.add_group_member(g.id, user.id)
-        _audit(tx, account, "group.add_user", now, actor, group=g.id, user=user.id)
-
-
-def link_group_license(
-    store: Store, account: Account, *, group: str, license_key: str, now: int, actor: str = "cli"
-) -> None:
-    """Only licenses owned by the group's organization can be linked to it."""
-    with store.write() as tx:
-        g = _one_group(tx, account, group)
-        license = tx.license_by_key(account.id, license_key)
-        if license is None:
-            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
-        if license.owner_organization_id != g.organization_id:
-            raise OfflineServiceError(
-                Code.FORBIDDEN, "the license does not belong to the group's organization"
-            )
-        tx.link_group_license(g.id, license.id)
-        _audit(tx, account, "group.link_license", now, actor, group=g.id, license=license.id)
 
 
 class LoginThrottled(OfflineServiceError):
@@ -304,19 +146,25 @@ def authenticate(
         assert account is not None
         with store.write() as tx:
             refund_attempt(tx, attempt, clear=person)
-            _audit(tx, account, "login", now, f"user:{user.id}", address=address[:64])
+            audit.record(
+                tx,
+                account_id=account.id,
+                actor=f"user:{user.id}",
+                action="login",
+                now=now,
+                address=address[:64],
+            )
         return user
     if account is not None:  # the failure was counted by reserve_attempt
         with store.write() as tx:
-            tx.audit(
-                AuditEntry(
-                    at=now,
-                    actor="login",
-                    action="login",
-                    code=Code.INVALID_CREDENTIALS.value,
-                    account_id=account.id,
-                    detail={"address": address[:64]},
-                )
+            audit.record(
+                tx,
+                account_id=account.id,
+                actor="login",
+                action="login",
+                now=now,
+                code=Code.INVALID_CREDENTIALS,
+                address=address[:64],
             )
     raise OfflineServiceError(Code.INVALID_CREDENTIALS, "invalid email or password")
 
@@ -382,13 +230,11 @@ def revoke_credential(store: Store, token: str, *, now: int) -> None:
         cred = tx.credential(digest)
         tx.revoke_credential(digest, now)
         if cred is not None and cred.revoked_at is None:
-            tx.audit(
-                AuditEntry(
-                    at=now,
-                    actor=f"user:{cred.user_id}",
-                    action="logout",
-                    code="OK",
-                    account_id=cred.account_id,
-                    detail={"kind": cred.kind},
-                )
+            audit.record(
+                tx,
+                account_id=cred.account_id,
+                actor=f"user:{cred.user_id}",
+                action="logout",
+                now=now,
+                kind=cred.kind,
             )
