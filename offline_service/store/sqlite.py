@@ -1116,6 +1116,14 @@ class SQLiteStore:
             finally:
                 self._conn.execute("ROLLBACK")
 
+    def debug_query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """For tests and maintenance only: one statement of SQLite's SQL on the store's connection,
+        within the open transaction if this thread is in one (a write outside commits at once).
+        Errors are sqlite3's own, so that a test can check which constraint refused a row."""
+        with self._thread_lock:
+            rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+            return rows
+
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()

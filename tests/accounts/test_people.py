@@ -17,6 +17,7 @@ from offline_service.cli import main
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing import services as admin
 from tests.bursts import PasswordGate, burst
+from tests.db import rows
 from tests.factories import NOW, World, make_world
 
 PASSWORD = "correct horse battery"
@@ -286,7 +287,7 @@ def test_credentials_expire_are_revocable_and_are_stored_hashed(w: World) -> Non
         with pytest.raises(OfflineServiceError) as info:
             people.resolve_credential(w.store, token, kind=kind, now=now)
         assert info.value.code is Code.UNAUTHENTICATED
-    stored = w.store._conn.execute("SELECT token_hash FROM credentials").fetchall()
+    stored = rows(w.store, "SELECT token_hash FROM credentials")
     assert all(token.encode() not in row[0] for row in stored)
     people.revoke_credential(w.store, token, now=NOW + 1)
     with pytest.raises(OfflineServiceError):

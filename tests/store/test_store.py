@@ -20,6 +20,7 @@ from offline_service.licensing.models import Activation, ActivationFilter
 from offline_service.store import SQLiteStore
 from offline_service.store.checkpoints import Checkpointer
 from offline_service.store.sqlite import CHECKPOINT_PAGES, DB_FILE
+from tests import db
 from tests.factories import NOW, World
 
 
@@ -40,7 +41,7 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
     try:
         assert SHIPPED[0] == 1 and list(range(1, len(SHIPPED) + 1)) == SHIPPED
         assert store.schema_version == SHIPPED[-1]
-        rows = store._conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+        rows = db.rows(store, "SELECT version, applied_at FROM schema_migrations")
         assert [r[0] for r in rows] == SHIPPED
         assert isinstance(rows[0][1], int) and rows[0][1] > 0
     finally:
@@ -52,19 +53,16 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
 def test_reopening_is_a_no_op(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "data")
     account, _ = admin.ensure_account(store, "default", now=NOW)
-    applied = store._conn.execute("SELECT * FROM schema_migrations").fetchall()
-    schema = store._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    applied = db.rows(store, "SELECT * FROM schema_migrations")
+    schema = db.rows(store, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
     store.close()
 
     for _ in range(2):
         again = SQLiteStore(tmp_path / "data")
         try:
             assert again.schema_version == SHIPPED[-1]
-            assert again._conn.execute("SELECT * FROM schema_migrations").fetchall() == applied
-            assert (
-                again._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
-                == schema
-            )
+            assert db.rows(again, "SELECT * FROM schema_migrations") == applied
+            assert db.rows(again, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == schema
             assert admin.account(again, "default") == account
         finally:
             again.close()
@@ -73,8 +71,8 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_wal_mode_is_on(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "data")
     try:
-        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.rows(store, "PRAGMA journal_mode") == [("wal",)]
+        assert db.rows(store, "PRAGMA foreign_keys") == [(1,)]
     finally:
         store.close()
     # WAL is a property of the database file: a plain connection sees it too.
@@ -297,7 +295,7 @@ def test_a_server_store_checkpoints_in_the_background_and_stops_with_the_store(t
     checkpointer = store._checkpointer
     assert checkpointer is not None and checkpointer._thread.is_alive()
     # Left to the commits, the log would be checkpointed only at four times the usual size.
-    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4 * CHECKPOINT_PAGES
+    assert db.rows(store, "PRAGMA wal_autocheckpoint") == [(4 * CHECKPOINT_PAGES,)]
     store.close()
     assert not checkpointer._thread.is_alive()
     plain = SQLiteStore(tmp_path / "data")
@@ -337,10 +335,11 @@ def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_
     store = SQLiteStore(data)
     try:
         assert store.schema_version == SHIPPED[-1]
-        rows = store._conn.execute(
+        rows = db.rows(
+            store,
             "SELECT token_hash, id, kind, created_at, revoked_at, user_agent, address, name, last_used_at"
-            " FROM credentials ORDER BY created_at"
-        ).fetchall()
+            " FROM credentials ORDER BY created_at",
+        )
         assert [(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows] == [
             (bytes([0]) * 32, "session", 0, None, "ua", "10.0.0.1", "", None),
             (bytes([1]) * 32, "access", 1, None, "ua", "10.0.0.1", "", None),
@@ -357,14 +356,16 @@ def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_
             False,
         )
         assert {"credentials_user", "password_tokens", "password_tokens_user"} <= _tables(data / DB_FILE)
-        store._conn.execute(
+        db.execute(
+            store,
             "INSERT INTO credentials (token_hash, id, kind, user_id, account_id, created_at, expires_at)"
-            " VALUES (x'ff', 'crd_new', 'personal', 'usr_1', 'acc_1', 0, 1)"
+            " VALUES (x'ff', 'crd_new', 'personal', 'usr_1', 'acc_1', 0, 1)",
         )
         with pytest.raises(sqlite3.IntegrityError):
-            store._conn.execute(
+            db.execute(
+                store,
                 "INSERT INTO credentials (token_hash, id, kind, user_id, account_id, created_at, expires_at)"
-                " VALUES (x'fe', 'crd_other', 'cookie', 'usr_1', 'acc_1', 0, 1)"
+                " VALUES (x'fe', 'crd_other', 'cookie', 'usr_1', 'acc_1', 0, 1)",
             )
     finally:
         store.close()
