@@ -164,12 +164,12 @@ def test_a_copy_that_fails_half_way_leaves_nothing(
 def test_a_database_failure_after_copying_removes_the_copies(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from offline_service.store import sqlite
+    from offline_service.store.sql.releases import ReleasesSQL
 
     def broken(self: Any, release: Any, files: Any) -> None:
         raise OfflineServiceError(Code.STORAGE_ERROR, "disk I/O error")
 
-    monkeypatch.setattr(sqlite._ReleasesTx, "insert_release", broken)
+    monkeypatch.setattr(ReleasesSQL, "insert_release", broken)
     refused(Code.STORAGE_ERROR, publish, world, "1.0", src(tmp_path, "a", b"a"))
     assert rows(world.store) == ([], [])
     assert [p for p in on_disk(world) if not p.startswith(".staging")] == [world.product.id]

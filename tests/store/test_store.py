@@ -32,7 +32,7 @@ def _tables(path: Path) -> set[str]:
 # The versions the package ships, read from the migration files themselves.
 SHIPPED = sorted(
     int(p.name.split("_")[0])
-    for p in (Path(__file__).parents[2] / "offline_service" / "migrations").glob("*.sql")
+    for p in (Path(__file__).parents[2] / "offline_service" / "store" / "migrations").glob("*.sql")
 )
 
 
@@ -309,7 +309,7 @@ def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_
     The version is the file's number, whatever it is, so the test holds if the file is renumbered."""
     data = tmp_path / "data"
     data.mkdir()
-    migrations = Path(__file__).parents[2] / "offline_service" / "migrations"
+    migrations = Path(__file__).parents[2] / "offline_service" / "store" / "migrations"
     mine = int(next(migrations.glob("*_people_admin.sql")).name.split("_")[0])
     with sqlite3.connect(data / DB_FILE) as conn:
         conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
