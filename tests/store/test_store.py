@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, WAL mode, and the constraints the engine relies on."""
+"""The SQLite backend's own: migrations, WAL mode, the flock, checkpoints, and the constraints the
+engine relies on. What every backend must do is in ``test_contract.py``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from offline_service.accounts.models import Account
 from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import Activation, ActivationFilter
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore, open_store
 from offline_service.store.checkpoints import Checkpointer
 from offline_service.store.sqlite import CHECKPOINT_PAGES, DB_FILE
 from tests import db
@@ -134,17 +135,6 @@ def test_unique_live_activation_index_holds_through_the_store(world: World) -> N
     assert live == ["act_duplicate"]
 
 
-def test_a_failed_write_leaves_nothing_behind(world: World) -> None:
-    before = world.snapshot()
-    with pytest.raises(RuntimeError), world.store.write() as tx:
-        tx.insert_account(Account(id="acc_doomed", alias="doomed", name="Doomed", created_at=NOW))
-        assert tx.account_by_alias("doomed") is not None
-        raise RuntimeError("boom")
-    assert world.snapshot() == before
-    with world.store.read() as tx:
-        assert tx.account_by_alias("doomed") is None
-
-
 def test_store_is_shared_between_connections(world: World) -> None:
     lic = world.license()
     other = SQLiteStore(world.store.data_dir)
@@ -156,40 +146,6 @@ def test_store_is_shared_between_connections(world: World) -> None:
             assert tx.license_by_key("acc_other", lic.key) is None
     finally:
         other.close()
-
-
-def test_audit_entries_for_licenses_finds_a_quiet_persons_entries_on_a_busy_account(tmp_path: Path) -> None:
-
-    store = SQLiteStore(tmp_path / "data")
-    try:
-        with store.write() as tx:
-            tx.audit(
-                AuditEntry(
-                    at=1, actor="a", action="activation", code="OK", account_id="acc", license_id="mine"
-                )
-            )
-            for i in range(3000):  # somebody else's busy license, newer than the quiet person's entry
-                tx.audit(
-                    AuditEntry(
-                        at=2 + i,
-                        actor="b",
-                        action="activation",
-                        code="OK",
-                        account_id="acc",
-                        license_id="theirs",
-                    )
-                )
-            tx.audit(
-                AuditEntry(
-                    at=9999, actor="a", action="activation", code="OK", account_id="other", license_id="mine"
-                )
-            )
-        with store.read() as tx:
-            found = tx.audit_entries_for_licenses("acc", frozenset({"mine"}), limit=10)
-            assert [(e.at, e.license_id, e.account_id) for e in found] == [(1, "mine", "acc")]
-            assert tx.audit_entries_for_licenses("acc", frozenset(), limit=10) == []
-    finally:
-        store.close()
 
 
 def _hold_write_lock(data_dir: str, ready: Any, release: Any) -> None:
@@ -434,3 +390,12 @@ def test_find_activations_filters_escapes_wildcards_and_stays_in_its_licenses(wo
         assert tx.find_activations(world.account.id, frozenset(), ActivationFilter(), limit=10) == (0, [])
         product = ActivationFilter(product_id="prd_none")
         assert tx.find_activations(world.account.id, every, product, limit=10) == (0, [])
+
+
+def test_open_store_opens_the_configured_backend_in_the_data_directory(tmp_path: Path) -> None:
+    store = open_store(Settings(data_dir=tmp_path / "data"), background_checkpoints=True)
+    try:
+        assert isinstance(store, SQLiteStore) and store.path == tmp_path / "data" / DB_FILE
+        assert store._checkpointer is not None
+    finally:
+        store.close()
