@@ -40,7 +40,7 @@ SQLITE = Dialect(
     is_not="IS NOT",
     in_bound_list="IN (SELECT value FROM json_each(?))",
     bound_list=_json_array,
-    max_list=400,  # SQLite's bound on variables in one statement (999 in older builds)
+    max_list=400,  # under SQLite's bound on variables in one statement (999 before 3.32)
 )
 
 
