@@ -20,6 +20,7 @@ from offline_service.licensing.decisions import Policy
 from offline_service.licensing.engine import Engine
 from offline_service.licensing.models import License, Product
 from offline_service.store import SQLiteStore
+from tests.db import table
 
 NOW = 1_800_000_000  # a fixed "now" (2027-01-15) so tests never depend on the wall clock
 
@@ -107,9 +108,8 @@ class World:
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the license state tables (not the audit log), for "changes nothing" checks."""
-        conn = self.store._conn
         return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+            t: table(self.store, t)
             for t in ("accounts", "products", "licenses", "activations", "request_nonces", "trials")
         }
 

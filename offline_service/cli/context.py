@@ -21,7 +21,7 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import services as licensing
 from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
-from offline_service.store import SQLiteStore
+from offline_service.store import Store, open_store
 
 __all__ = [
     "EXIT_ERROR",
@@ -50,13 +50,13 @@ class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.settings = Settings.from_env(data_dir=args.data, keys_dir=args.keys)
-        self._store: SQLiteStore | None = None
+        self._store: Store | None = None
         self._keyring: Keyring | None = None
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> Store:
         if self._store is None:
-            self._store = SQLiteStore(self.settings.data_dir)
+            self._store = open_store(self.settings)
         return self._store
 
     @property

@@ -21,7 +21,7 @@ from offline_service.ids import email_key
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
-from offline_service.store import SQLiteStore
+from offline_service.store import open_store
 
 __all__ = ["PortalDemo", "announce_portal", "prepare_portal", "run_demo"]
 
@@ -34,7 +34,7 @@ CREDENTIALS_FILE = "demo-credentials.txt"
 def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, License, bool]:
     """The demo account, organization, product and license (owned by the organization, so the
     organization's people see it in the portal); each created on the first run only."""
-    store = SQLiteStore(settings.data_dir)
+    store = open_store(settings)
     keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
     try:
         now = int(time.time())
@@ -87,7 +87,7 @@ def prepare_portal(settings: Settings, *, account_alias: str) -> PortalDemo:
     random password made on the first run; idempotent."""
     account, product, license, _ = _demo_records(settings, account_alias)
     credentials = settings.data_dir / CREDENTIALS_FILE
-    store = SQLiteStore(settings.data_dir)
+    store = open_store(settings)
     try:
         with store.read() as tx:
             user = tx.user_by_email(account.id, email_key(DEMO_EMAIL))

@@ -37,7 +37,7 @@ from offline_service.fileformat.messages import Kind
 from offline_service.licensing.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
 from offline_service.licensing.engine import Engine, LicenseFilter
 from offline_service.settings import Settings
-from offline_service.store import SQLiteStore
+from offline_service.store import open_store
 
 __all__ = [
     "MAX_NAME_BYTES",
@@ -178,7 +178,7 @@ class _Run:
         owns = engine is None
         if engine is None:
             settings = spec.settings
-            store = SQLiteStore(settings.data_dir)
+            store = open_store(settings)
             keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
             engine = Engine(store=store, keyring=keyring, policy=settings.policy)
         try:

@@ -12,7 +12,7 @@ from offline_service.accounts.mail import FileMailer, Mailer
 from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
-from offline_service.store import SQLiteStore
+from offline_service.store import Store, open_store
 
 __all__ = ["Services"]
 
@@ -20,7 +20,7 @@ __all__ = ["Services"]
 @dataclass
 class Services:
     settings: Settings
-    store: SQLiteStore
+    store: Store
     keyring: Keyring
     engine: Engine
     mailer: Mailer
@@ -31,7 +31,7 @@ class Services:
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
     ) -> Services:
         """``mailer``: how the portal sends mail; by default each mail is a file in <data>/mail."""
-        store = SQLiteStore(settings.data_dir, background_checkpoints=True)
+        store = open_store(settings, background_checkpoints=True)
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
         engine = Engine(store=store, keyring=keyring, policy=settings.policy)
         mailer = mailer or FileMailer.in_data_dir(settings.data_dir, clock=clock)

@@ -15,7 +15,7 @@ from offline_service.accounts.scope import Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License
-from tests import people
+from tests import db, people
 from tests.factories import NOW, World, make_world
 
 __all__ = ["DAY", "NEW_PASSWORD", "PASSWORD", "Org", "add_user", "make_org", "refused"]
@@ -55,9 +55,8 @@ class Org:
             return [(e.actor, e.action) for e in tx.audit_entries(self.w.account.id, limit=1000)]
 
     def state(self) -> dict[str, list[tuple[Any, ...]]]:
-        conn = self.w.store._conn
         return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+            t: db.table(self.w.store, t)
             for t in (
                 "users",
                 "user_groups",

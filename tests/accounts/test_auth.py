@@ -11,7 +11,7 @@ from offline_service.accounts import auth
 from offline_service.accounts.models import Account, Role
 from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
-from tests import people
+from tests import db, people
 from tests.bursts import PasswordGate, burst
 from tests.factories import NOW, World, make_world
 
@@ -182,7 +182,7 @@ def test_credentials_expire_are_revocable_and_are_stored_hashed(w: World) -> Non
         with pytest.raises(OfflineServiceError) as info:
             auth.resolve_credential(w.store, token, kind=kind, now=now)
         assert info.value.code is Code.UNAUTHENTICATED
-    stored = w.store._conn.execute("SELECT token_hash FROM credentials").fetchall()
+    stored = db.rows(w.store, "SELECT token_hash FROM credentials")
     assert all(token.encode() not in row[0] for row in stored)
     auth.revoke_credential(w.store, token, now=NOW + 1)
     with pytest.raises(OfflineServiceError):

@@ -9,7 +9,7 @@ from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost, verify_password
 from offline_service.accounts.scope import Scope
 from offline_service.errors import Code
-from tests import people
+from tests import db, people
 from tests.accounts.orgs import DAY, NEW_PASSWORD, PASSWORD, Org, add_user
 from tests.accounts.orgs import refused as _refused
 from tests.factories import NOW
@@ -59,7 +59,7 @@ def test_create_user_makes_a_passwordless_user_and_a_link_that_sets_the_password
     assert user.organization_id == o.ann.organization_id and user.password_hash is None
     assert o.audit()[:2] == [(f"user:{o.ann.id}", "user.password_link"), (f"user:{o.ann.id}", "user.create")]
     # The secret is not in the database, only its hash.
-    rows = o.w.store._conn.execute("SELECT token_hash FROM password_tokens").fetchall()
+    rows = db.rows(o.w.store, "SELECT token_hash FROM password_tokens")
     assert rows == [(auth.token_hash(token),)]
     assert password_links.holder(o.w.store, token, now=NOW).id == user.id
     password_links.set_password(o.w.store, token, NEW_PASSWORD, now=NOW + 60, cost=Cost.MINIMUM)
@@ -165,7 +165,7 @@ def test_disabling_ends_every_session_token_and_link_at_once(o: Org) -> None:
     for token, kind in ((session, "session"), (access, "access")):
         _refused(Code.UNAUTHENTICATED, auth.resolve_credential, store, token, kind=kind, now=NOW + 2)
     _refused(Code.INVALID_PASSWORD_LINK, password_links.holder, store, link, now=NOW + 2)
-    assert store._conn.execute("SELECT COUNT(*) FROM password_tokens").fetchone()[0] == 0
+    assert db.rows(store, "SELECT COUNT(*) FROM password_tokens") == [(0,)]
     # Enabling again does not bring them back; the admin's own session is untouched.
     membership.set_disabled(store, o.admin, o.bob.id, False, now=NOW + 3)
     _refused(Code.UNAUTHENTICATED, auth.resolve_credential, store, session, kind="session", now=NOW + 4)

@@ -16,6 +16,7 @@ from offline_service.accounts.passwords import Cost, verify_password
 from offline_service.errors import Code, OfflineServiceError
 from tests import people
 from tests.bursts import PasswordGate, burst
+from tests.db import rows
 from tests.factories import NOW, World, make_world
 
 PASSWORD = "correct horse battery"
@@ -341,9 +342,7 @@ def test_personal_tokens_are_named_shown_once_listed_and_revocable(w: World) -> 
         "personal",
         NOW + 7 * 86400,
     )
-    assert token.encode() not in b"".join(
-        r[0] for r in store._conn.execute("SELECT token_hash FROM credentials")
-    )
+    assert token.encode() not in b"".join(r[0] for r in rows(store, "SELECT token_hash FROM credentials"))
     user, used = auth.resolve_credential(store, token, kind=("access", "personal"), now=NOW + 10)
     assert user.id == ann.id and used.id == credential.id
     # Last use is recorded, at most every few minutes.

@@ -26,6 +26,7 @@ from offline_service.branding.services import (
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing import services as admin
 from offline_service.store import SQLiteStore
+from tests import db
 from tests.factories import NOW
 from tests.images import jpeg_header, png, webp_header
 
@@ -143,7 +144,7 @@ def account(store: SQLiteStore) -> Account:
 
 
 def state(store: SQLiteStore, data: Path) -> tuple[object, list[str]]:
-    rows = store._conn.execute("SELECT * FROM account_branding ORDER BY account_id").fetchall()
+    rows = db.rows(store, "SELECT * FROM account_branding ORDER BY account_id")
     files = sorted(os.listdir(data / "branding")) if (data / "branding").is_dir() else []
     return rows, files
 

@@ -12,6 +12,7 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.engine import Engine
 from offline_service.store import SQLiteStore
+from tests.db import rows
 from tests.factories import NOW, World
 
 pytestmark = pytest.mark.slow
@@ -66,9 +67,12 @@ def _race(world: World, requests: list[bytes]) -> list[tuple[str, str | None, bo
 
 
 def _live(world: World, license_id: str) -> int:
-    return world.store._conn.execute(
-        "SELECT COUNT(*) FROM activations WHERE license_id = ? AND deactivated_at IS NULL", (license_id,)
-    ).fetchone()[0]
+    found = rows(
+        world.store,
+        "SELECT COUNT(*) FROM activations WHERE license_id = ? AND deactivated_at IS NULL",
+        license_id,
+    )
+    return int(found[0][0])
 
 
 def test_racing_activations_never_exceed_the_limit(world: World) -> None:

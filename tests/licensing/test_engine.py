@@ -16,6 +16,7 @@ from offline_service.licensing import services as admin
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
+from tests.db import rows
 from tests.factories import NOW, Machine, World, make_world
 
 
@@ -595,7 +596,7 @@ def test_accounts_are_isolated(world: World) -> None:
 
 
 def _audit_rows(world: World) -> list[tuple[Any, ...]]:
-    return world.store._conn.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
+    return rows(world.store, "SELECT * FROM audit_log ORDER BY id")
 
 
 def test_every_decision_is_audited_and_the_license_key_never_is(world: World) -> None:
@@ -698,6 +699,6 @@ def test_an_outcome_carries_the_verified_request_and_nothing_to_do_opens_no_tran
     )
     assert outcome.request is not None and outcome.request.hostname == "host-fp-a"
     assert world.process(b"garbage").request is None
-    before = world.store._conn.total_changes
+    before = rows(world.store, "SELECT total_changes()")  # every row this store's connection wrote
     assert world.engine.process_many([], account_id=world.account.id, now=NOW) == []
-    assert world.store._conn.total_changes == before
+    assert rows(world.store, "SELECT total_changes()") == before

@@ -20,6 +20,7 @@ from offline_service.releases import services as releases
 from offline_service.releases.links import KEY_FILE, LinkSigner
 from offline_service.releases.versions import parse_version
 from offline_service.store import SQLiteStore
+from tests import db
 from tests.factories import NOW, World
 
 
@@ -42,8 +43,7 @@ def publish(world: World, version: str, *files: Path, **kw: Any) -> releases.Pub
 
 
 def rows(store: SQLiteStore) -> tuple[list[Any], list[Any]]:
-    c = store._conn
-    return c.execute("SELECT * FROM releases").fetchall(), c.execute("SELECT * FROM release_files").fetchall()
+    return db.rows(store, "SELECT * FROM releases"), db.rows(store, "SELECT * FROM release_files")
 
 
 def on_disk(world: World) -> list[str]:
@@ -78,9 +78,7 @@ def test_publish_copies_the_files_and_records_size_and_sha256(world: World, tmp_
     assert [p for p in on_disk(world) if p.startswith(".staging/")] == []
     listed = releases.list_releases(world.store, world.account)
     assert listed == [published] or [(x.release, set(x.files)) for x in listed] == [(r, set(published.files))]
-    audit = world.store._conn.execute(
-        "SELECT action, detail FROM audit_log WHERE action = 'release.publish'"
-    ).fetchall()
+    audit = db.rows(world.store, "SELECT action, detail FROM audit_log WHERE action = 'release.publish'")
     assert len(audit) == 1 and r.id in audit[0][1]
 
 
@@ -166,12 +164,12 @@ def test_a_copy_that_fails_half_way_leaves_nothing(
 def test_a_database_failure_after_copying_removes_the_copies(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from offline_service.store import sqlite
+    from offline_service.store.sql.releases import ReleasesSQL
 
     def broken(self: Any, release: Any, files: Any) -> None:
         raise OfflineServiceError(Code.STORAGE_ERROR, "disk I/O error")
 
-    monkeypatch.setattr(sqlite._ReleasesTx, "insert_release", broken)
+    monkeypatch.setattr(ReleasesSQL, "insert_release", broken)
     refused(Code.STORAGE_ERROR, publish, world, "1.0", src(tmp_path, "a", b"a"))
     assert rows(world.store) == ([], [])
     assert [p for p in on_disk(world) if not p.startswith(".staging")] == [world.product.id]

@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, WAL mode, and the constraints the engine relies on."""
+"""The SQLite backend's own: migrations, WAL mode, the flock, checkpoints, and the constraints the
+engine relies on. What every backend must do is in ``test_contract.py``."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from typing import Any
 
 import pytest
 
-from offline_service.accounts.models import Account
 from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import Activation, ActivationFilter
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore, open_store
 from offline_service.store.checkpoints import Checkpointer
 from offline_service.store.sqlite import CHECKPOINT_PAGES, DB_FILE
+from tests import db
 from tests.factories import NOW, World
 
 
@@ -31,7 +33,7 @@ def _tables(path: Path) -> set[str]:
 # The versions the package ships, read from the migration files themselves.
 SHIPPED = sorted(
     int(p.name.split("_")[0])
-    for p in (Path(__file__).parents[2] / "offline_service" / "migrations").glob("*.sql")
+    for p in (Path(__file__).parents[2] / "offline_service" / "store" / "migrations").glob("*.sql")
 )
 
 
@@ -40,7 +42,7 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
     try:
         assert SHIPPED[0] == 1 and list(range(1, len(SHIPPED) + 1)) == SHIPPED
         assert store.schema_version == SHIPPED[-1]
-        rows = store._conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+        rows = db.rows(store, "SELECT version, applied_at FROM schema_migrations")
         assert [r[0] for r in rows] == SHIPPED
         assert isinstance(rows[0][1], int) and rows[0][1] > 0
     finally:
@@ -52,19 +54,16 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
 def test_reopening_is_a_no_op(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "data")
     account, _ = admin.ensure_account(store, "default", now=NOW)
-    applied = store._conn.execute("SELECT * FROM schema_migrations").fetchall()
-    schema = store._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    applied = db.rows(store, "SELECT * FROM schema_migrations")
+    schema = db.rows(store, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
     store.close()
 
     for _ in range(2):
         again = SQLiteStore(tmp_path / "data")
         try:
             assert again.schema_version == SHIPPED[-1]
-            assert again._conn.execute("SELECT * FROM schema_migrations").fetchall() == applied
-            assert (
-                again._conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
-                == schema
-            )
+            assert db.rows(again, "SELECT * FROM schema_migrations") == applied
+            assert db.rows(again, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == schema
             assert admin.account(again, "default") == account
         finally:
             again.close()
@@ -73,8 +72,8 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_wal_mode_is_on(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "data")
     try:
-        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.rows(store, "PRAGMA journal_mode") == [("wal",)]
+        assert db.rows(store, "PRAGMA foreign_keys") == [(1,)]
     finally:
         store.close()
     # WAL is a property of the database file: a plain connection sees it too.
@@ -136,17 +135,6 @@ def test_unique_live_activation_index_holds_through_the_store(world: World) -> N
     assert live == ["act_duplicate"]
 
 
-def test_a_failed_write_leaves_nothing_behind(world: World) -> None:
-    before = world.snapshot()
-    with pytest.raises(RuntimeError), world.store.write() as tx:
-        tx.insert_account(Account(id="acc_doomed", alias="doomed", name="Doomed", created_at=NOW))
-        assert tx.account_by_alias("doomed") is not None
-        raise RuntimeError("boom")
-    assert world.snapshot() == before
-    with world.store.read() as tx:
-        assert tx.account_by_alias("doomed") is None
-
-
 def test_store_is_shared_between_connections(world: World) -> None:
     lic = world.license()
     other = SQLiteStore(world.store.data_dir)
@@ -158,40 +146,6 @@ def test_store_is_shared_between_connections(world: World) -> None:
             assert tx.license_by_key("acc_other", lic.key) is None
     finally:
         other.close()
-
-
-def test_audit_entries_for_licenses_finds_a_quiet_persons_entries_on_a_busy_account(tmp_path: Path) -> None:
-
-    store = SQLiteStore(tmp_path / "data")
-    try:
-        with store.write() as tx:
-            tx.audit(
-                AuditEntry(
-                    at=1, actor="a", action="activation", code="OK", account_id="acc", license_id="mine"
-                )
-            )
-            for i in range(3000):  # somebody else's busy license, newer than the quiet person's entry
-                tx.audit(
-                    AuditEntry(
-                        at=2 + i,
-                        actor="b",
-                        action="activation",
-                        code="OK",
-                        account_id="acc",
-                        license_id="theirs",
-                    )
-                )
-            tx.audit(
-                AuditEntry(
-                    at=9999, actor="a", action="activation", code="OK", account_id="other", license_id="mine"
-                )
-            )
-        with store.read() as tx:
-            found = tx.audit_entries_for_licenses("acc", frozenset({"mine"}), limit=10)
-            assert [(e.at, e.license_id, e.account_id) for e in found] == [(1, "mine", "acc")]
-            assert tx.audit_entries_for_licenses("acc", frozenset(), limit=10) == []
-    finally:
-        store.close()
 
 
 def _hold_write_lock(data_dir: str, ready: Any, release: Any) -> None:
@@ -297,7 +251,7 @@ def test_a_server_store_checkpoints_in_the_background_and_stops_with_the_store(t
     checkpointer = store._checkpointer
     assert checkpointer is not None and checkpointer._thread.is_alive()
     # Left to the commits, the log would be checkpointed only at four times the usual size.
-    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4 * CHECKPOINT_PAGES
+    assert db.rows(store, "PRAGMA wal_autocheckpoint") == [(4 * CHECKPOINT_PAGES,)]
     store.close()
     assert not checkpointer._thread.is_alive()
     plain = SQLiteStore(tmp_path / "data")
@@ -311,7 +265,7 @@ def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_
     The version is the file's number, whatever it is, so the test holds if the file is renumbered."""
     data = tmp_path / "data"
     data.mkdir()
-    migrations = Path(__file__).parents[2] / "offline_service" / "migrations"
+    migrations = Path(__file__).parents[2] / "offline_service" / "store" / "migrations"
     mine = int(next(migrations.glob("*_people_admin.sql")).name.split("_")[0])
     with sqlite3.connect(data / DB_FILE) as conn:
         conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
@@ -337,10 +291,11 @@ def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_
     store = SQLiteStore(data)
     try:
         assert store.schema_version == SHIPPED[-1]
-        rows = store._conn.execute(
+        rows = db.rows(
+            store,
             "SELECT token_hash, id, kind, created_at, revoked_at, user_agent, address, name, last_used_at"
-            " FROM credentials ORDER BY created_at"
-        ).fetchall()
+            " FROM credentials ORDER BY created_at",
+        )
         assert [(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows] == [
             (bytes([0]) * 32, "session", 0, None, "ua", "10.0.0.1", "", None),
             (bytes([1]) * 32, "access", 1, None, "ua", "10.0.0.1", "", None),
@@ -357,14 +312,16 @@ def test_people_admin_migration_keeps_every_credential_and_gives_each_an_id(tmp_
             False,
         )
         assert {"credentials_user", "password_tokens", "password_tokens_user"} <= _tables(data / DB_FILE)
-        store._conn.execute(
+        db.execute(
+            store,
             "INSERT INTO credentials (token_hash, id, kind, user_id, account_id, created_at, expires_at)"
-            " VALUES (x'ff', 'crd_new', 'personal', 'usr_1', 'acc_1', 0, 1)"
+            " VALUES (x'ff', 'crd_new', 'personal', 'usr_1', 'acc_1', 0, 1)",
         )
         with pytest.raises(sqlite3.IntegrityError):
-            store._conn.execute(
+            db.execute(
+                store,
                 "INSERT INTO credentials (token_hash, id, kind, user_id, account_id, created_at, expires_at)"
-                " VALUES (x'fe', 'crd_other', 'cookie', 'usr_1', 'acc_1', 0, 1)"
+                " VALUES (x'fe', 'crd_other', 'cookie', 'usr_1', 'acc_1', 0, 1)",
             )
     finally:
         store.close()
@@ -433,3 +390,12 @@ def test_find_activations_filters_escapes_wildcards_and_stays_in_its_licenses(wo
         assert tx.find_activations(world.account.id, frozenset(), ActivationFilter(), limit=10) == (0, [])
         product = ActivationFilter(product_id="prd_none")
         assert tx.find_activations(world.account.id, every, product, limit=10) == (0, [])
+
+
+def test_open_store_opens_the_configured_backend_in_the_data_directory(tmp_path: Path) -> None:
+    store = open_store(Settings(data_dir=tmp_path / "data"), background_checkpoints=True)
+    try:
+        assert isinstance(store, SQLiteStore) and store.path == tmp_path / "data" / DB_FILE
+        assert store._checkpointer is not None
+    finally:
+        store.close()

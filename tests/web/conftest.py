@@ -29,6 +29,7 @@ from offline_service.settings import Settings
 from offline_service.web.app import create_app
 from offline_service.web.services import Services
 from tests import people
+from tests.db import table
 from tests.factories import NOW, Machine
 
 PASSWORD = "correct horse battery"
@@ -148,11 +149,7 @@ class Site:
 
     def state(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the license state tables (not the audit log)."""
-        conn = self.svc.store._conn
-        return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
-            for t in ("licenses", "activations", "request_nonces", "trials")
-        }
+        return {t: table(self.svc.store, t) for t in ("licenses", "activations", "request_nonces", "trials")}
 
     def audit(self, account: Account | None = None) -> list[Any]:
         with self.svc.store.read() as tx:

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from offline_service.accounts.mail import MAIL_DIR
 from offline_service.accounts.models import User, UserGroup
 from offline_service.web.auth import CSRF_COOKIE
+from tests.db import table
 from tests.web.conftest import EMAILS, PASSWORD, Site
 
 # Everyone the fixture world has, and the anonymous visitor.
@@ -89,8 +90,7 @@ def team_a(site: Site) -> UserGroup:
 
 def people_state(site: Site) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the people tables and the audit log, for "changes nothing" checks."""
-    conn = site.svc.store._conn
-    return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in PEOPLE_TABLES}
+    return {t: table(site.svc.store, t) for t in PEOPLE_TABLES}
 
 
 def mails(site: Site) -> list[tuple[Path, EmailMessage]]:

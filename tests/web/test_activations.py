@@ -12,6 +12,7 @@ import pytest
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.activations import CSV_COLUMNS, PAGE_SIZE, csv_cell
 from offline_service.web.kit import mask_key
+from tests.db import execute
 from tests.factories import NOW, Machine
 from tests.web.conftest import LICENSES, VISIBLE, Site, activation_request, error
 from tests.web.pages import PEOPLE, client, log_in, text
@@ -145,10 +146,12 @@ def test_pages_of_fifty_newest_first(site: Site) -> None:
         data = machine.request(
             Kind.ACTIVATION, site.product.id, license_key=site.licenses["user1"].key, issued_at=NOW + i
         )
-        with site.svc.store.write() as tx:  # an unlimited license, so every one is new
-            tx._c.execute(
-                "UPDATE licenses SET allowed_activations = -1 WHERE id = ?", (site.licenses["user1"].id,)
-            )
+        # an unlimited license, so every one is new
+        execute(
+            site.svc.store,
+            "UPDATE licenses SET allowed_activations = -1 WHERE id = ?",
+            site.licenses["user1"].id,
+        )
         assert site.activate("user1", data).status_code == 200
     browser = log_in(site, "user1")
     first = browser.get("/activations")

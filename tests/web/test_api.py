@@ -23,6 +23,7 @@ from offline_service.licensing.decisions import Policy
 from offline_service.licensing.offline import RequestQueue
 from offline_service.licensing.services import DEFAULT_MAX_RESPONSE_VALIDITY
 from offline_service.licensing.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
+from tests.db import rows
 from tests.factories import NOW, Machine
 from tests.web.conftest import (
     EMAILS,
@@ -764,7 +765,7 @@ def test_a_batch_upload_uses_the_apps_engine_and_opens_no_store_of_its_own(
     def refused(*args: object, **kw: object) -> None:
         raise AssertionError("a web batch opened a store or keyring of its own")
 
-    monkeypatch.setattr(batch, "SQLiteStore", refused)
+    monkeypatch.setattr(batch, "open_store", refused)
     monkeypatch.setattr(batch, "Keyring", refused)
     upload = _zip({"a.req": activation_request(site, "user1", "user1")})
     response = site.client.post(
@@ -921,8 +922,7 @@ def test_logs_never_hold_keys_passwords_or_tokens(site: Site, caplog: pytest.Log
     for secret in secrets:
         assert secret not in text
     # Nor does the audit log.
-    conn = site.svc.store._conn
-    audit = json.dumps(conn.execute("SELECT * FROM audit_log").fetchall())
+    audit = json.dumps(rows(site.svc.store, "SELECT * FROM audit_log"))
     for secret in secrets:
         assert secret not in audit
 

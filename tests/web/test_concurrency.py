@@ -28,6 +28,7 @@ from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
 from offline_service.store import SQLiteStore
 from offline_service.web.services import Services
+from tests.db import rows
 from tests.factories import Machine, wall_now
 from tests.servers import serve
 from tests.web.conftest import EMAILS, PASSWORD, Site, _populate, settings_for
@@ -276,13 +277,13 @@ def _check(tally: Tally, tenants: dict[str, Tenant], store: SQLiteStore) -> None
     """Every answer against the database, and the database against the answers."""
     granted = [g.activation_id for g in tally.grants]
     assert len(granted) == len(set(granted)), "one activation was handed out twice"
-    conn = store._conn
-    activations = dict(conn.execute("SELECT id, license_id FROM activations").fetchall())
+    activations = dict(rows(store, "SELECT id, license_id FROM activations"))
     assert set(activations) == set(granted), "the database and the answers disagree"
     actors = dict(
-        conn.execute(
-            "SELECT activation_id, actor FROM audit_log WHERE code = 'OK' AND activation_id IS NOT NULL"
-        ).fetchall()
+        rows(
+            store,
+            "SELECT activation_id, actor FROM audit_log WHERE code = 'OK' AND activation_id IS NOT NULL",
+        )
     )
     for grant in tally.grants:
         tenant = tenants[grant.tenant]

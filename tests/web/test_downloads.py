@@ -22,6 +22,7 @@ from offline_service.licensing.models import LicenseStatus
 from offline_service.releases import services as releases
 from offline_service.releases.links import LinkSigner
 from tests import people
+from tests.db import execute
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, error
 
@@ -343,8 +344,8 @@ def test_entitlement_is_checked_again_at_download_time(world: World) -> None:
     )
     assert client.get(href).status_code == 200
     # The license expires: nothing more either.
-    site.svc.store._conn.execute(
-        "UPDATE licenses SET expires_at = ? WHERE id = ?", (NOW + 10, site.licenses["group"].id)
+    execute(
+        site.svc.store, "UPDATE licenses SET expires_at = ? WHERE id = ?", NOW + 10, site.licenses["group"].id
     )
     site.clock.now = NOW + 10
     assert client.get(href).status_code == 404
@@ -372,9 +373,7 @@ def test_a_recorded_path_outside_the_releases_directory_is_never_served(world: W
     f = next(x for x in world.published["App 1.0.0"].files if x.name == "readme.txt")
     secret = world.site.svc.settings.data_dir / "outside.txt"
     secret.write_bytes(b"hello\n")  # the same size as the recorded file
-    world.site.svc.store._conn.execute(
-        "UPDATE release_files SET path = ? WHERE id = ?", ("../outside.txt", f.id)
-    )
+    execute(world.site.svc.store, "UPDATE release_files SET path = ? WHERE id = ?", "../outside.txt", f.id)
     response = world.portal("user1").get(world.signed("user1", f.id))
     assert response.status_code == 503 and b"hello" not in response.content
 

@@ -11,6 +11,7 @@ import pytest
 
 from offline_service.accounts import membership
 from offline_service.accounts.scope import Scope
+from tests.db import rows
 from tests.factories import NOW
 from tests.web.conftest import Site
 from tests.web.pages import client, link_in, log_in, mails, post, team_a, user
@@ -38,7 +39,7 @@ def test_no_link_or_token_secret_reaches_a_log(site: Site, caplog: pytest.LogCap
     assert "quiet@acme.example" in logged  # the mail's line is there...
     for value in (secret, pat.group(1), NEW_PASSWORD):
         assert value not in logged  # ...without the secret
-    audit = str(site.svc.store._conn.execute("SELECT * FROM audit_log").fetchall())
+    audit = str(rows(site.svc.store, "SELECT * FROM audit_log"))
     for value in (secret, pat.group(1), NEW_PASSWORD):
         assert value not in audit
 

@@ -16,6 +16,7 @@ from offline_service.branding import services as branding
 from offline_service.web.auth import SESSION_COOKIE
 from offline_service.web.kit import mask_key
 from tests import people
+from tests.db import execute
 from tests.factories import NOW
 from tests.web.conftest import EMAILS, PASSWORD, Site, SiteFactory
 from tests.web.pages import (
@@ -307,8 +308,7 @@ def test_bad_new_users_are_explained_on_the_page_and_change_nothing(site: Site) 
 
 
 def test_the_cap_of_allowed_users_is_enforced_and_shown(site: Site) -> None:
-    with site.svc.store.write() as tx:
-        tx._c.execute("UPDATE organizations SET allowed_users = 3 WHERE name = 'Org A'")
+    execute(site.svc.store, "UPDATE organizations SET allowed_users = 3 WHERE name = 'Org A'")
     admin = log_in(site, "admin_a")
     assert "3 enabled users of 3 allowed" in text(admin.get("/organization/users").text)
     before = people_state(site)

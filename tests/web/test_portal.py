@@ -31,6 +31,7 @@ from offline_service.web.auth import CSRF_COOKIE, SESSION_COOKIE
 from offline_service.web.kit import mask_key, safe_next
 from offline_service.web.services import Services
 from tests import people
+from tests.db import table
 from tests.factories import NOW, Machine
 
 PASSWORD = "correct horse battery"
@@ -80,9 +81,8 @@ class Portal:
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the license state tables, for "changes nothing" checks."""
-        conn = self.svc.store._conn
         return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+            t: table(self.svc.store, t)
             for t in ("licenses", "activations", "request_nonces", "trials", "credentials")
         }
 

@@ -1,0 +1,80 @@
+"""What licensing needs from a transaction: products, licenses, activations, request nonces and
+trials. One of the domain parts ``store.Transaction`` is composed of; backends implement them all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from offline_service.licensing.models import (
+    Activation,
+    ActivationFilter,
+    License,
+    LicenseStatus,
+    Product,
+    Trial,
+)
+
+__all__ = ["LicensingTransaction"]
+
+
+class LicensingTransaction(Protocol):
+    """Licensing's reads and writes; every lookup by account is scoped to it."""
+
+    # products
+    def product(self, account_id: str, product_id: str) -> Product | None: ...
+    def product_by_id(self, product_id: str) -> Product | None:
+        """A product of any account (product ids are unique across accounts): for endpoints that
+        know the product before they know the account, such as anonymous trials."""
+        ...
+
+    def products(self, account_id: str) -> Sequence[Product]: ...
+    def insert_product(self, product: Product) -> None: ...
+
+    # licenses
+    def license_by_key(self, account_id: str, key: str) -> License | None: ...
+    def license_by_id(self, account_id: str, license_id: str) -> License | None: ...
+    def licenses(self, account_id: str, product_id: str | None = None) -> Sequence[License]: ...
+    def insert_license(self, license: License) -> None: ...
+    def set_license_status(self, license_id: str, status: LicenseStatus) -> None: ...
+    def update_license_usage(
+        self,
+        license_id: str,
+        *,
+        used_activations: int,
+        used_deactivations: int,
+        expires_at: int | None,
+    ) -> None: ...
+    def organization_licenses(self, account_id: str, organization_id: str) -> Sequence[License]: ...
+
+    # activations and request nonces
+    def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """A hint before many decisions: (product_id, nonce, fingerprint, license_key or None) of
+        each request, so a backend can fetch licenses, nonces and live activations in bulk
+        instead of one query each (the difference between one and many round trips)."""
+        ...
+
+    def live_activation(self, license_id: str, fingerprint: str) -> Activation | None: ...
+    def activation(self, product_id: str, activation_id: str) -> Activation | None: ...
+    def activations(self, license_id: str) -> Sequence[Activation]: ...
+    def activation_in_account(self, account_id: str, activation_id: str) -> Activation | None: ...
+    def insert_activation(self, activation: Activation) -> None: ...
+    def deactivate(self, activation_id: str, at: int) -> None: ...
+    def nonce_activation(self, product_id: str, nonce: str) -> str | None: ...
+    def record_nonce(self, product_id: str, nonce: str, kind: str, activation_id: str, at: int) -> None: ...
+    def find_activations(
+        self,
+        account_id: str,
+        license_ids: frozenset[str],
+        query: ActivationFilter,
+        *,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[int, Sequence[Activation]]:
+        """One page of the activations of these licenses that match, newest first, and how many
+        match in all."""
+        ...
+
+    # trials
+    def trial(self, product_id: str, fingerprint: str) -> Trial | None: ...
+    def insert_trial(self, trial: Trial) -> None: ...

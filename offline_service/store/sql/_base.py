@@ -1,0 +1,65 @@
+"""What every domain's SQL part shares: the DB-API connection it is given, one-row reads, and
+statements whose ``IN (?, ...)`` list grows with its arguments, built once per length."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+from offline_service.store.sql.dialect import Dialect
+
+__all__ = ["Connection", "Cursor", "SQLPart", "SizedStatement", "groups"]
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the statements use."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the statements use (sqlite3's; another driver's through a
+    thin wrapper). Transactions are begun and ended by the store, never here."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+class SQLPart:
+    """Base of the per-domain mixins a backend's transaction class is composed of."""
+
+    __slots__ = ()
+    _c: Connection
+
+    def _one(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._c.execute(sql, args).fetchone()
+        return row
+
+
+class SizedStatement:
+    """A statement with one ``IN`` list of any length: ``{in}`` in the template is replaced by
+    ``(?, ?, ...)``, once per length, so a call never formats SQL (and the driver's statement
+    cache sees the same text each time)."""
+
+    __slots__ = ("_built", "_dialect", "_template")
+
+    def __init__(self, dialect: Dialect, template: str) -> None:
+        self._dialect = dialect
+        self._template = dialect.sql(template)
+        self._built: dict[int, str] = {}
+
+    def __call__(self, count: int) -> str:
+        found = self._built.get(count)
+        if found is None:
+            found = self._built[count] = self._template.replace("{in}", self._dialect.in_list(count))
+        return found
+
+
+def groups(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Slices of at most ``size``: keeps each statement under the database's bound on variables."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,504 @@
+"""Licensing's SQL, written once for every backend: products, licenses, activations, request
+nonces and trials, with their row mappers.
+
+This is the engine's hot path. Within one write transaction the mixin keeps identity maps of the
+products and licenses it has read, and buffers its inserts (activations, nonces) and license
+updates, writing them with executemany before commit or before any read that could see them. Reads
+of buffered rows are answered from the buffers, so the engine sees exactly what it would see with
+eager writes. Every statement is built once per dialect (``LicensingStatements``)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from offline_service.ids import normalize_license_key
+from offline_service.licensing.models import (
+    Activation,
+    ActivationFilter,
+    License,
+    LicenseStatus,
+    Product,
+    Trial,
+)
+from offline_service.store.sql._base import SizedStatement, SQLPart, groups
+from offline_service.store.sql.dialect import Dialect
+
+__all__ = ["LICENSE_COLS", "LicensingSQL", "LicensingStatements", "key_hash", "license_from_row"]
+
+
+@functools.lru_cache(maxsize=4096)  # a batch repeats the same few keys thousands of times
+def key_hash(key: str) -> bytes:
+    """Licenses are looked up by a hash of the normalised key, so lookups never compare key text
+    directly and a key typed in lower case, without hyphens or with O for 0 still matches."""
+    return hashlib.sha256(normalize_license_key(key).encode("utf-8")).digest()
+
+
+LICENSE_COLS = (
+    "id, account_id, product_id, key, allowed_activations, allowed_deactivations, status, created_at,"
+    " expires_at, validity_days, owner, metadata, used_activations, used_deactivations, owner_user_id,"
+    " owner_organization_id, max_version"
+)
+_ACTIVATION_COLS = (
+    "id, license_id, product_id, fingerprint, machine_key, machine_key_thumbprint, created_at,"
+    " hostname, os, app_version, metadata, deactivated_at"
+)
+_PRODUCT_COLS = "id, account_id, name, trials_enabled, trial_days, max_response_validity, created_at"
+_TRIAL_COLS = (
+    "id, product_id, fingerprint, machine_key_thumbprint, created_at, ends_at, hostname, os, app_version"
+)
+_USAGE = "UPDATE licenses SET used_activations = ?, used_deactivations = ?, expires_at = ? WHERE id = ?"
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+def _values(columns: str) -> str:
+    return "(" + ", ".join("?" for _ in columns.split(",")) + ")"
+
+
+def license_from_row(row: Sequence[Any]) -> License:
+    """A license from the columns of ``LICENSE_COLS``, in order."""
+    return License(
+        id=row[0],
+        account_id=row[1],
+        product_id=row[2],
+        key=row[3],
+        allowed_activations=row[4],
+        allowed_deactivations=row[5],
+        status=LicenseStatus(row[6]),
+        created_at=row[7],
+        expires_at=row[8],
+        validity_days=row[9],
+        owner=row[10],
+        metadata=json.loads(row[11]),
+        used_activations=row[12],
+        used_deactivations=row[13],
+        owner_user_id=row[14],
+        owner_organization_id=row[15],
+        max_version=row[16],
+    )
+
+
+def _activation(row: Sequence[Any]) -> Activation:
+    return Activation(
+        id=row[0],
+        license_id=row[1],
+        product_id=row[2],
+        fingerprint=row[3],
+        machine_key=row[4],
+        machine_key_thumbprint=row[5],
+        created_at=row[6],
+        hostname=row[7],
+        os=row[8],
+        app_version=row[9],
+        metadata=json.loads(row[10]),
+        deactivated_at=row[11],
+    )
+
+
+def _product(row: Sequence[Any]) -> Product:
+    return Product(
+        id=row[0],
+        account_id=row[1],
+        name=row[2],
+        trials_enabled=bool(row[3]),
+        trial_days=row[4],
+        max_response_validity=row[5],
+        created_at=row[6],
+    )
+
+
+class LicensingStatements:
+    """Licensing's statements in one dialect, built once (``Statements.for_dialect``)."""
+
+    def __init__(self, d: Dialect) -> None:
+        q = d.sql
+        self.dialect = d
+        self.product = q(f"SELECT {_PRODUCT_COLS} FROM products WHERE id = ? AND account_id = ?")
+        self.product_by_id = q(f"SELECT {_PRODUCT_COLS} FROM products WHERE id = ?")
+        self.products = q(
+            f"SELECT {_PRODUCT_COLS} FROM products WHERE account_id = ? ORDER BY created_at, id"
+        )
+        self.insert_product = q(f"INSERT INTO products ({_PRODUCT_COLS}) VALUES {_values(_PRODUCT_COLS)}")
+        self.license_by_key = q(f"SELECT {LICENSE_COLS} FROM licenses WHERE key_hash = ?")
+        self.license_by_id = q(f"SELECT {LICENSE_COLS} FROM licenses WHERE id = ?")
+        self.licenses_by_hashes = SizedStatement(
+            d, f"SELECT {LICENSE_COLS} FROM licenses WHERE key_hash IN {{in}}"
+        )
+        licenses = f"SELECT {LICENSE_COLS} FROM licenses WHERE account_id = ?"
+        self.licenses = q(licenses + " ORDER BY created_at, id")
+        self.product_licenses = q(licenses + " AND product_id = ? ORDER BY created_at, id")
+        self.organization_licenses = q(licenses + " AND owner_organization_id = ? ORDER BY created_at, id")
+        self.insert_license = q(
+            f"INSERT INTO licenses ({LICENSE_COLS}, key_hash) VALUES {_values(LICENSE_COLS + ', key_hash')}"
+        )
+        self.set_license_status = q("UPDATE licenses SET status = ? WHERE id = ?")
+        self.update_usage = q(_USAGE)
+        self.live_activation = q(
+            f"SELECT {_ACTIVATION_COLS} FROM activations"
+            " WHERE license_id = ? AND fingerprint = ? AND deactivated_at IS NULL"
+        )
+        self.live_activations = SizedStatement(
+            d,
+            f"SELECT {_ACTIVATION_COLS} FROM activations WHERE license_id = ?"
+            " AND fingerprint IN {in} AND deactivated_at IS NULL",
+        )
+        self.activation = q(f"SELECT {_ACTIVATION_COLS} FROM activations WHERE id = ? AND product_id = ?")
+        self.activations = q(
+            f"SELECT {_ACTIVATION_COLS} FROM activations WHERE license_id = ? ORDER BY created_at, id"
+        )
+        self.activation_in_account = q(
+            f"SELECT {_prefixed('a', _ACTIVATION_COLS)} FROM activations a JOIN licenses l ON l.id = a.license_id"
+            " WHERE a.id = ? AND l.account_id = ?"
+        )
+        self.insert_activation = q(
+            f"INSERT INTO activations ({_ACTIVATION_COLS}) VALUES {_values(_ACTIVATION_COLS)}"
+        )
+        self.deactivate = q("UPDATE activations SET deactivated_at = ? WHERE id = ?")
+        self.nonce_activation = q(
+            "SELECT activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?"
+        )
+        self.nonces = SizedStatement(
+            d, "SELECT nonce, activation_id FROM request_nonces WHERE product_id = ? AND nonce IN {in}"
+        )
+        self.insert_nonce = q(
+            "INSERT INTO request_nonces (product_id, nonce, kind, activation_id, processed_at)"
+            " VALUES (?, ?, ?, ?, ?)"
+        )
+        self.trial = q(f"SELECT {_TRIAL_COLS} FROM trials WHERE product_id = ? AND fingerprint = ?")
+        self.insert_trial = q(f"INSERT INTO trials ({_TRIAL_COLS}) VALUES {_values(_TRIAL_COLS)}")
+        self._found: dict[tuple[bool, bool, bool | None, bool], tuple[str, str]] = {}
+
+    def find_activations(
+        self, *, product: bool, license: bool, live: bool | None, text: bool
+    ) -> tuple[str, str]:
+        """The count and page statements of ``find_activations`` for the filters given: built on
+        first use of each of the few combinations, then reused."""
+        shape = (product, license, live, text)
+        found = self._found.get(shape)
+        if found is None:
+            where = [f"a.license_id {self.dialect.in_bound_list}", "l.account_id = ?"]
+            if product:
+                where.append("a.product_id = ?")
+            if license:
+                where.append("a.license_id = ?")
+            if live is not None:
+                where.append("a.deactivated_at IS NULL" if live else "a.deactivated_at IS NOT NULL")
+            if text:
+                where.append("(a.hostname LIKE ? ESCAPE '\\' OR a.fingerprint LIKE ? ESCAPE '\\')")
+            sql = "FROM activations a JOIN licenses l ON l.id = a.license_id WHERE " + " AND ".join(where)
+            found = self._found[shape] = (
+                self.dialect.sql(f"SELECT COUNT(*) {sql}"),
+                self.dialect.sql(
+                    f"SELECT {_prefixed('a', _ACTIVATION_COLS)} {sql}"
+                    " ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?"
+                ),
+            )
+        return found
+
+
+class LicensingSQL(SQLPart):
+    """Licensing's part of a transaction (see the module's docstring for the buffering)."""
+
+    __slots__ = ()
+    _lq: LicensingStatements
+    _products: dict[tuple[str, str], Product | None]
+    _licenses: dict[bytes | str, License]  # by key hash and by id
+    _dirty: set[str]
+    _activations: dict[str, Activation]  # buffered inserts by id
+    _live: dict[tuple[str, str], Activation]  # buffered inserts by (license, fingerprint)
+    _nonces: dict[tuple[str, str], tuple[str, str, str, str, int]]
+    # Results of preload(): nonces and live activations known to exist, or known not to.
+    _known_nonces: dict[tuple[str, str], str | None]
+    _known_pairs: set[tuple[str, str]]
+    _known_live: dict[tuple[str, str], Activation]
+
+    if TYPE_CHECKING:
+
+        def flush(self) -> None: ...
+
+    def _flush_licensing(self) -> None:
+        c, q = self._c, self._lq
+        if self._activations:
+            c.executemany(
+                q.insert_activation,
+                [
+                    (
+                        a.id,
+                        a.license_id,
+                        a.product_id,
+                        a.fingerprint,
+                        a.machine_key,
+                        a.machine_key_thumbprint,
+                        a.created_at,
+                        a.hostname,
+                        a.os,
+                        a.app_version,
+                        json.dumps(dict(a.metadata)),
+                        a.deactivated_at,
+                    )
+                    for a in self._activations.values()
+                ],
+            )
+            self._activations.clear()
+            self._live.clear()
+        if self._nonces:
+            c.executemany(q.insert_nonce, list(self._nonces.values()))
+            self._nonces.clear()
+        if self._dirty:
+            rows = [self._licenses[i] for i in self._dirty]
+            c.executemany(
+                q.update_usage, [(x.used_activations, x.used_deactivations, x.expires_at, x.id) for x in rows]
+            )
+            self._dirty.clear()
+
+    def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
+        q, size = self._lq, self._lq.dialect.max_list
+        by_product: dict[str, list[str]] = {}
+        hashes = {key_hash(k) for _, _, _, k in requests if k is not None}
+        for product_id, nonce, _, _ in requests:
+            by_product.setdefault(product_id, []).append(nonce)
+        for group in groups(sorted(hashes - self._licenses.keys()), size):
+            for row in self._c.execute(q.licenses_by_hashes(len(group)), group):
+                self._remember(row)
+        for product_id, nonces in by_product.items():
+            for group in groups(nonces, size):
+                for n in group:
+                    self._known_nonces.setdefault((product_id, n), None)
+                for nonce, activation_id in self._c.execute(q.nonces(len(group)), (product_id, *group)):
+                    self._known_nonces[(product_id, nonce)] = activation_id
+        wanted: dict[str, set[str]] = {}  # license id -> fingerprints not yet known
+        for _, _, fingerprint, key in requests:
+            found = self._licenses.get(key_hash(key)) if key is not None else None
+            if found is not None and (found.id, fingerprint) not in self._known_pairs:
+                wanted.setdefault(found.id, set()).add(fingerprint)
+        for license_id, fingerprints in wanted.items():
+            for group in groups(sorted(fingerprints), size):
+                for row in self._c.execute(q.live_activations(len(group)), (license_id, *group)):
+                    a = _activation(row)
+                    self._known_live[(a.license_id, a.fingerprint)] = a
+                self._known_pairs.update((license_id, fp) for fp in group)
+
+    def _forget_preloaded(self) -> None:
+        self._known_nonces.clear()
+        self._known_pairs.clear()
+        self._known_live.clear()
+
+    def product(self, account_id: str, product_id: str) -> Product | None:
+        cache_key = (account_id, product_id)
+        if cache_key in self._products:
+            return self._products[cache_key]
+        row = self._one(self._lq.product, (product_id, account_id))
+        found = self._products[cache_key] = _product(row) if row else None
+        return found
+
+    def product_by_id(self, product_id: str) -> Product | None:
+        row = self._one(self._lq.product_by_id, (product_id,))
+        return _product(row) if row else None
+
+    def products(self, account_id: str) -> Sequence[Product]:
+        return [_product(r) for r in self._c.execute(self._lq.products, (account_id,))]
+
+    def insert_product(self, product: Product) -> None:
+        self._products.pop((product.account_id, product.id), None)
+        self._c.execute(
+            self._lq.insert_product,
+            (
+                product.id,
+                product.account_id,
+                product.name,
+                int(product.trials_enabled),
+                product.trial_days,
+                product.max_response_validity,
+                product.created_at,
+            ),
+        )
+
+    def _remember(self, row: Sequence[Any] | None) -> License | None:
+        if row is None:
+            return None
+        found = self._licenses.get(row[0])
+        if found is None:
+            found = license_from_row(row)
+            self._licenses[found.id] = found
+            self._licenses[key_hash(found.key)] = found
+        return found
+
+    def license_by_key(self, account_id: str, key: str) -> License | None:
+        digest = key_hash(key)
+        found = self._licenses.get(digest)
+        if found is None:
+            found = self._remember(self._one(self._lq.license_by_key, (digest,)))
+        return found if found is not None and found.account_id == account_id else None
+
+    def license_by_id(self, account_id: str, license_id: str) -> License | None:
+        found = self._licenses.get(license_id)
+        if found is None:
+            found = self._remember(self._one(self._lq.license_by_id, (license_id,)))
+        return found if found is not None and found.account_id == account_id else None
+
+    def licenses(self, account_id: str, product_id: str | None = None) -> Sequence[License]:
+        self.flush()
+        if product_id is None:
+            rows = self._c.execute(self._lq.licenses, (account_id,))
+        else:
+            rows = self._c.execute(self._lq.product_licenses, (account_id, product_id))
+        return [license_from_row(r) for r in rows]
+
+    def organization_licenses(self, account_id: str, organization_id: str) -> Sequence[License]:
+        self.flush()
+        rows = self._c.execute(self._lq.organization_licenses, (account_id, organization_id))
+        return [license_from_row(r) for r in rows]
+
+    def insert_license(self, license: License) -> None:
+        self._c.execute(
+            self._lq.insert_license,
+            (
+                license.id,
+                license.account_id,
+                license.product_id,
+                license.key,
+                license.allowed_activations,
+                license.allowed_deactivations,
+                license.status.value,
+                license.created_at,
+                license.expires_at,
+                license.validity_days,
+                license.owner,
+                json.dumps(dict(license.metadata)),
+                license.used_activations,
+                license.used_deactivations,
+                license.owner_user_id,
+                license.owner_organization_id,
+                license.max_version,
+                key_hash(license.key),
+            ),
+        )
+
+    def set_license_status(self, license_id: str, status: LicenseStatus) -> None:
+        self.flush()
+        self._forget_license(license_id)
+        self._c.execute(self._lq.set_license_status, (status.value, license_id))
+
+    def _forget_license(self, license_id: str) -> None:
+        found = self._licenses.pop(license_id, None)
+        if found is not None:
+            self._licenses.pop(key_hash(found.key), None)
+
+    def update_license_usage(
+        self, license_id: str, *, used_activations: int, used_deactivations: int, expires_at: int | None
+    ) -> None:
+        current = self._licenses.get(license_id)
+        if current is None:  # not read in this transaction: write through
+            self._c.execute(
+                self._lq.update_usage, (used_activations, used_deactivations, expires_at, license_id)
+            )
+            return
+        updated = current.with_usage(
+            used_activations=used_activations, used_deactivations=used_deactivations, expires_at=expires_at
+        )
+        self._licenses[license_id] = self._licenses[key_hash(current.key)] = updated
+        self._dirty.add(license_id)
+
+    def live_activation(self, license_id: str, fingerprint: str) -> Activation | None:
+        buffered = self._live.get((license_id, fingerprint))
+        if buffered is not None:
+            return buffered
+        if (license_id, fingerprint) in self._known_pairs:
+            return self._known_live.get((license_id, fingerprint))
+        row = self._one(self._lq.live_activation, (license_id, fingerprint))
+        return _activation(row) if row else None
+
+    def activation(self, product_id: str, activation_id: str) -> Activation | None:
+        buffered = self._activations.get(activation_id)
+        if buffered is not None:
+            return buffered if buffered.product_id == product_id else None
+        row = self._one(self._lq.activation, (activation_id, product_id))
+        return _activation(row) if row else None
+
+    def activations(self, license_id: str) -> Sequence[Activation]:
+        self.flush()
+        return [_activation(r) for r in self._c.execute(self._lq.activations, (license_id,))]
+
+    def activation_in_account(self, account_id: str, activation_id: str) -> Activation | None:
+        self.flush()
+        row = self._one(self._lq.activation_in_account, (activation_id, account_id))
+        return _activation(row) if row else None
+
+    def insert_activation(self, a: Activation) -> None:
+        self._activations[a.id] = a
+        if a.deactivated_at is None:
+            self._live[(a.license_id, a.fingerprint)] = a
+
+    def deactivate(self, activation_id: str, at: int) -> None:
+        self.flush()
+        self._forget_preloaded()
+        self._c.execute(self._lq.deactivate, (at, activation_id))
+
+    def nonce_activation(self, product_id: str, nonce: str) -> str | None:
+        buffered = self._nonces.get((product_id, nonce))
+        if buffered is not None:
+            return buffered[3]
+        if (product_id, nonce) in self._known_nonces:
+            return self._known_nonces[(product_id, nonce)]
+        row = self._one(self._lq.nonce_activation, (product_id, nonce))
+        return row[0] if row else None
+
+    def record_nonce(self, product_id: str, nonce: str, kind: str, activation_id: str, at: int) -> None:
+        self._nonces[(product_id, nonce)] = (product_id, nonce, kind, activation_id, at)
+
+    def find_activations(
+        self,
+        account_id: str,
+        license_ids: frozenset[str],
+        query: ActivationFilter,
+        *,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[int, Sequence[Activation]]:
+        self.flush()
+        q = self._lq
+        # The licenses go in as one bound list: any number of them, one statement, one page.
+        args: list[object] = [q.dialect.bound_list(sorted(license_ids)), account_id]
+        if query.product_id is not None:
+            args.append(query.product_id)
+        if query.license_id is not None:
+            args.append(query.license_id)
+        if query.text:
+            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            args += [pattern, pattern]
+        count, page = q.find_activations(
+            product=query.product_id is not None,
+            license=query.license_id is not None,
+            live=query.live,
+            text=bool(query.text),
+        )
+        total = self._one(count, args)
+        rows = self._c.execute(page, (*args, limit, offset))
+        return (int(total[0]) if total else 0), [_activation(r) for r in rows]
+
+    def trial(self, product_id: str, fingerprint: str) -> Trial | None:
+        row = self._one(self._lq.trial, (product_id, fingerprint))
+        return Trial(*row) if row else None
+
+    def insert_trial(self, t: Trial) -> None:
+        self._c.execute(
+            self._lq.insert_trial,
+            (
+                t.id,
+                t.product_id,
+                t.fingerprint,
+                t.machine_key_thumbprint,
+                t.created_at,
+                t.ends_at,
+                t.hostname,
+                t.os,
+                t.app_version,
+            ),
+        )

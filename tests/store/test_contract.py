@@ -1,0 +1,468 @@
+"""The store contract, written once and run against every backend of ``contract.BACKENDS``:
+each domain's transaction methods (round trips, scoping by account, ordering), the writers' lock,
+and rollback. A new backend adds one entry there and must pass all of this unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from offline_service.accounts.models import (
+    Account,
+    Credential,
+    Organization,
+    PasswordToken,
+    Role,
+    User,
+    UserGroup,
+)
+from offline_service.audit import AuditEntry
+from offline_service.branding.models import Branding
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.licensing.models import ActivationFilter, LicenseStatus, Product, Trial
+from offline_service.releases.models import Release, ReleaseFile
+from offline_service.store import Store
+from tests import db
+from tests.store.contract import BACKENDS, NOW, Seed, new_activation, new_license, seed
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the backend's store on the test's database; each call is a new store object (a new
+    connection), as another process would have. Every one is closed after the test."""
+    opened: list[Store] = []
+
+    def open_store() -> Store:
+        opened.append(BACKENDS[request.param](tmp_path))
+        return opened[-1]
+
+    yield open_store
+    for store in reversed(opened):
+        store.close()
+
+
+@pytest.fixture
+def store(opener: Callable[[], Store]) -> Store:
+    return opener()
+
+
+@pytest.fixture
+def s(store: Store) -> Seed:
+    return seed(store)
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+def test_schema_version_is_the_newest_migration_and_survives_reopening(
+    store: Store, opener: Callable[[], Store]
+) -> None:
+    assert store.schema_version > 0
+    assert opener().schema_version == store.schema_version
+
+
+def test_a_write_commits_and_another_connection_sees_it(s: Seed, opener: Callable[[], Store]) -> None:
+    with opener().read() as tx:
+        assert tx.account_by_alias("a") == s.account
+
+
+def test_an_exception_rolls_back_every_domain_write(store: Store, s: Seed) -> None:
+    before = {t: db.table(store, t) for t in ("accounts", "licenses", "users", "releases", "audit_log")}
+    with pytest.raises(RuntimeError), store.write() as tx:
+        tx.insert_account(Account(id="acc_doomed", alias="doomed", name="Doomed", created_at=NOW))
+        tx.insert_license(new_license(s, 0))
+        tx.insert_activation(new_activation(new_license(s, 0), 1))
+        tx.insert_user(User("usr_doomed", s.account.id, "d@a.example", Role.USER, NOW))
+        tx.insert_release(Release("rel_doomed", s.account.id, s.product.id, "1.0", "stable", "", NOW), [])
+        tx.audit(AuditEntry(at=NOW, actor="t", action="x", code="OK", account_id=s.account.id))
+        assert tx.account_by_alias("doomed") is not None  # a transaction reads its own writes
+        raise RuntimeError("boom")
+    assert {t: db.table(store, t) for t in before} == before
+    with store.read() as tx:
+        assert tx.account_by_alias("doomed") is None and tx.license_by_id(s.account.id, "lic_0") is None
+
+
+def test_a_constraint_failure_is_a_storage_error_and_rolls_back(store: Store, s: Seed) -> None:
+    with pytest.raises(OfflineServiceError) as info, store.write() as tx:
+        tx.insert_license(new_license(s, 0))
+        tx.insert_account(Account(id="acc_again", alias="a", name="Same alias", created_at=NOW))
+    assert info.value.code is Code.STORAGE_ERROR
+    with store.read() as tx:
+        assert tx.licenses(s.account.id) == []
+
+
+def test_write_lock_if_free_is_false_while_another_holder_writes(
+    store: Store, opener: Callable[[], Store]
+) -> None:
+    with store.write_lock_if_free() as free:
+        assert free
+        with store.write() as tx:  # holding the lock already: does not wait
+            tx.audit(AuditEntry(at=NOW, actor="a", action="x", code="OK", account_id="acc"))
+    other = opener()
+    with other.write(), store.write_lock_if_free() as free:
+        assert not free  # answered at once, without waiting for the other holder
+    with store.write_lock_if_free() as free:
+        assert free
+
+
+def test_debug_query_reads_and_writes(store: Store, s: Seed) -> None:
+    db.execute(store, "UPDATE accounts SET name = ? WHERE id = ?", "Renamed", s.account.id)
+    assert db.rows(store, "SELECT name FROM accounts WHERE id = ?", s.account.id) == [("Renamed",)]
+
+
+# -- licensing ---------------------------------------------------------------------------------
+
+
+def test_products_round_trip_scoped_and_ordered(store: Store, s: Seed) -> None:
+    with store.read() as tx:
+        assert tx.product(s.account.id, s.product.id) == s.product
+        assert tx.product(s.other.id, s.product.id) is None
+        assert tx.product_by_id(s.other_product.id) == s.other_product
+        assert tx.product_by_id("prd_none") is None
+        assert tx.products(s.account.id) == [s.product]
+    with store.write() as tx:
+        tx.insert_product(Product("prd_0", s.account.id, "Earlier", False, 0, 60, NOW - 1))
+    with store.read() as tx:
+        assert [p.id for p in tx.products(s.account.id)] == ["prd_0", s.product.id]
+
+
+def test_licenses_round_trip_by_key_and_id_scoped_to_the_account(store: Store, s: Seed) -> None:
+    first = new_license(s, 0, expires_at=NOW + 99, owner="Ann", owner_user_id=s.user.id, max_version="2")
+    with store.write() as tx:
+        tx.insert_license(first)
+        tx.insert_license(new_license(s, 1, owner_organization_id=s.organization.id))
+    with store.read() as tx:
+        assert tx.license_by_key(s.account.id, first.key) == first
+        assert tx.license_by_key(s.account.id, first.key.lower().replace("-", "")) == first  # normalised
+        assert tx.license_by_id(s.account.id, first.id) == first
+        assert tx.license_by_key(s.other.id, first.key) is None
+        assert tx.license_by_id(s.other.id, first.id) is None
+        assert [x.id for x in tx.licenses(s.account.id)] == ["lic_0", "lic_1"]
+        assert [x.id for x in tx.licenses(s.account.id, s.other_product.id)] == []
+        assert [x.id for x in tx.organization_licenses(s.account.id, s.organization.id)] == ["lic_1"]
+        assert tx.organization_licenses(s.other.id, s.organization.id) == []
+
+
+def test_license_status_usage_and_max_version_are_seen_in_and_after_the_transaction(
+    store: Store, s: Seed
+) -> None:
+    lic = new_license(s, 0)
+    with store.write() as tx:
+        tx.insert_license(lic)
+    with store.write() as tx:
+        assert tx.license_by_id(s.account.id, lic.id) == lic  # read first: the update is buffered
+        tx.update_license_usage(lic.id, used_activations=2, used_deactivations=1, expires_at=NOW + 5)
+        found = tx.license_by_key(s.account.id, lic.key)
+        assert found is not None and (found.used_activations, found.expires_at) == (2, NOW + 5)
+        tx.set_license_status(lic.id, LicenseStatus.SUSPENDED)
+        tx.set_license_max_version(lic.id, "1.5")
+        found = tx.license_by_id(s.account.id, lic.id)
+        assert found is not None and (found.status, found.max_version) == (LicenseStatus.SUSPENDED, "1.5")
+    with store.write() as tx:  # not read first: written through
+        tx.update_license_usage(lic.id, used_activations=3, used_deactivations=1, expires_at=None)
+    with store.read() as tx:
+        found = tx.license_by_id(s.account.id, lic.id)
+    assert found is not None
+    assert (found.used_activations, found.used_deactivations, found.expires_at) == (3, 1, None)
+    assert (found.status, found.max_version) == (LicenseStatus.SUSPENDED, "1.5")
+
+
+def test_activations_and_nonces_round_trip_scoped_and_ordered(store: Store, s: Seed) -> None:
+    lic = new_license(s, 0)
+    first, second = new_activation(lic, 2), new_activation(lic, 1)
+    with store.write() as tx:
+        tx.insert_license(lic)
+        tx.insert_activation(first)
+        tx.insert_activation(second)
+        tx.record_nonce(s.product.id, "n-1", "activation", first.id, NOW)
+        # Buffered or written, a transaction reads its own writes.
+        assert tx.live_activation(lic.id, first.fingerprint) == first
+        assert tx.activation(s.product.id, first.id) == first
+        assert tx.nonce_activation(s.product.id, "n-1") == first.id
+    with store.read() as tx:
+        assert tx.live_activation(lic.id, first.fingerprint) == first
+        assert tx.live_activation(lic.id, "fp-none") is None
+        assert tx.activation(s.product.id, first.id) == first
+        assert tx.activation(s.other_product.id, first.id) is None
+        assert tx.activation_in_account(s.account.id, first.id) == first
+        assert tx.activation_in_account(s.other.id, first.id) is None
+        assert tx.activations(lic.id) == [second, first]  # oldest first
+        assert tx.nonce_activation(s.product.id, "n-1") == first.id
+        assert tx.nonce_activation(s.other_product.id, "n-1") is None
+    with store.write() as tx:
+        tx.deactivate(first.id, NOW + 10)
+    with store.read() as tx:
+        assert tx.live_activation(lic.id, first.fingerprint) is None
+        gone = tx.activation(s.product.id, first.id)
+        assert gone is not None and gone.deactivated_at == NOW + 10
+
+
+def test_preload_answers_as_the_single_reads_would(store: Store, s: Seed) -> None:
+    lic = new_license(s, 0)
+    live = new_activation(lic, 1)
+    with store.write() as tx:
+        tx.insert_license(lic)
+        tx.insert_activation(live)
+        tx.record_nonce(s.product.id, "seen", "activation", live.id, NOW)
+    with store.write() as tx:
+        tx.preload(
+            [
+                (s.product.id, "seen", live.fingerprint, lic.key),
+                (s.product.id, "new", "fp-other", lic.key),
+                (s.product.id, "anon", "fp-x", None),
+            ]
+        )
+        assert tx.license_by_key(s.account.id, lic.key) == lic
+        assert tx.nonce_activation(s.product.id, "seen") == live.id
+        assert tx.nonce_activation(s.product.id, "new") is None
+        assert tx.live_activation(lic.id, live.fingerprint) == live
+        assert tx.live_activation(lic.id, "fp-other") is None
+        tx.deactivate(live.id, NOW + 1)  # what preload learnt is forgotten
+        assert tx.live_activation(lic.id, live.fingerprint) is None
+
+
+def test_find_activations_pages_filters_and_stays_in_its_licenses(store: Store, s: Seed) -> None:
+    mine, theirs = new_license(s, 0), new_license(s, 1)
+    with store.write() as tx:
+        tx.insert_license(mine)
+        tx.insert_license(theirs)
+        for n in range(5):
+            tx.insert_activation(new_activation(mine, n, deactivated_at=NOW + 50 if n == 0 else None))
+        tx.insert_activation(new_activation(theirs, 9, hostname="50%_off"))
+    with store.read() as tx:
+        total, page = tx.find_activations(s.account.id, frozenset({mine.id}), ActivationFilter(), limit=2)
+        assert total == 5 and [a.fingerprint for a in page] == ["fp-4", "fp-3"]  # newest first
+        _, page = tx.find_activations(
+            s.account.id, frozenset({mine.id}), ActivationFilter(), limit=2, offset=4
+        )
+        assert [a.fingerprint for a in page] == ["fp-0"]
+        both = frozenset({mine.id, theirs.id})
+        assert tx.find_activations(s.account.id, both, ActivationFilter(live=False), limit=9)[0] == 1
+        assert tx.find_activations(s.account.id, both, ActivationFilter(text="HOST-2"), limit=9)[0] == 1
+        assert tx.find_activations(s.account.id, both, ActivationFilter(text="0%_"), limit=9)[0] == 1
+        assert tx.find_activations(s.account.id, both, ActivationFilter(text="%"), limit=9)[0] == 1
+        one = ActivationFilter(license_id=theirs.id, product_id=s.product.id)
+        assert tx.find_activations(s.account.id, both, one, limit=9)[0] == 1
+        assert tx.find_activations(s.account.id, frozenset({mine.id}), one, limit=9) == (0, [])
+        assert tx.find_activations(s.other.id, both, ActivationFilter(), limit=9) == (0, [])
+
+
+def test_trials_round_trip_by_product_and_machine(store: Store, s: Seed) -> None:
+    trial = Trial("trl_1", s.product.id, "fp-1", "t" * 43, NOW, NOW + 14 * 86400, "host", "linux", "1.0")
+    with store.write() as tx:
+        tx.insert_trial(trial)
+    with store.read() as tx:
+        assert tx.trial(s.product.id, "fp-1") == trial
+        assert tx.trial(s.other_product.id, "fp-1") is None
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+
+def test_accounts_organizations_and_users_round_trip_scoped(store: Store, s: Seed) -> None:
+    with store.read() as tx:
+        assert tx.account_by_alias("b") == s.other and tx.account_by_id(s.account.id) == s.account
+        assert tx.account_by_alias("none") is None
+        assert tx.organization(s.account.id, s.organization.id) == s.organization
+        assert tx.organization_by_name(s.account.id, "Org A") == s.organization
+        assert tx.organization(s.other.id, s.organization.id) is None
+        assert tx.organization_by_name(s.other.id, "Org A") is None
+        assert tx.user(s.account.id, s.admin.id) == s.admin
+        assert tx.user_by_email(s.account.id, "admin@a.example") == s.admin  # by email key
+        assert tx.user(s.other.id, s.admin.id) is None
+        assert tx.user_by_email(s.other.id, "admin@a.example") is None
+        assert [u.id for u in tx.organization_users(s.account.id, s.organization.id)] == [
+            s.admin.id,
+            s.user.id,
+        ]  # by email
+        assert tx.enabled_user_count(s.account.id, s.organization.id) == 2
+    changed = User(
+        s.user.id, s.account.id, "Zed@A.example", Role.ORGANIZATION_ADMIN, NOW, s.organization.id,
+        password_hash="h", first_name="Zed", last_name="Z", disabled=True, time_zone="Europe/Paris",
+        notify_new_activation=True, notify_license_expiry=True,
+    )  # fmt: skip
+    with store.write() as tx:
+        tx.update_user(changed)
+        tx.insert_organization(Organization("org_b", s.other.id, "Org A", NOW))  # names are per account
+    with store.read() as tx:
+        assert tx.user(s.account.id, s.user.id) == changed
+        assert tx.user_by_email(s.account.id, "zed@a.example") == changed
+        assert tx.enabled_user_count(s.account.id, s.organization.id) == 1
+        assert [u.id for u in tx.organization_users(s.account.id, s.organization.id)] == [
+            s.admin.id,
+            s.user.id,
+        ]
+
+
+def test_groups_members_and_licenses(store: Store, s: Seed) -> None:
+    owned, grouped, other = new_license(s, 0, owner_user_id=s.user.id), new_license(s, 1), new_license(s, 2)
+    with store.write() as tx:
+        for lic in (owned, grouped, other):
+            tx.insert_license(lic)
+        tx.insert_group(UserGroup("grp_b", s.account.id, s.organization.id, "Alpha", NOW + 1))
+        for _ in range(2):  # twice: no error, one row
+            tx.add_group_member(s.group.id, s.user.id)
+            tx.link_group_license(s.group.id, grouped.id)
+        tx.add_group_member(s.group.id, s.admin.id)
+        tx.link_group_license(s.group.id, other.id)
+    with store.write() as tx:
+        assert tx.group(s.account.id, s.group.id) == s.group and tx.group(s.other.id, s.group.id) is None
+        assert [g.id for g in tx.groups_by_name(s.account.id, "Team")] == [s.group.id]
+        assert [g.name for g in tx.organization_groups(s.account.id, s.organization.id)] == ["Alpha", "Team"]
+        assert tx.group_member_ids(s.group.id) == {s.user.id, s.admin.id}
+        assert tx.group_license_ids(s.group.id) == {grouped.id, other.id}
+        assert tx.visible_license_ids(s.account.id, s.user) == {owned.id, grouped.id, other.id}
+        assert tx.visible_license_ids(s.other.id, s.user) == frozenset()
+        tx.remove_group_member(s.group.id, s.admin.id)
+        tx.unlink_group_license(s.group.id, other.id)
+        tx.rename_group(s.group.id, "Zulu")
+    with store.read() as tx:
+        assert tx.group_member_ids(s.group.id) == {s.user.id}
+        assert tx.group_license_ids(s.group.id) == {grouped.id}
+        assert tx.visible_license_ids(s.account.id, s.user) == {owned.id, grouped.id}
+        assert [g.name for g in tx.organization_groups(s.account.id, s.organization.id)] == ["Alpha", "Zulu"]
+        # An organization admin sees the organization's licenses, not the groups'.
+        assert tx.visible_license_ids(s.account.id, s.admin) == frozenset()
+
+
+def test_credentials_round_trip_revoke_and_touch(store: Store, s: Seed) -> None:
+    def credential(n: int, kind: str = "session") -> Credential:
+        return Credential(bytes([n]) * 32, kind, s.user.id, s.account.id, NOW + n, NOW + 100, id=f"crd_{n}")
+
+    with store.write() as tx:
+        for n in range(3):
+            tx.insert_credential(credential(n))
+        tx.insert_credential(Credential(b"\xff" * 32, "access", s.admin.id, s.account.id, NOW, NOW + 1))
+    with store.write() as tx:
+        assert tx.credential(bytes([1]) * 32) == credential(1)
+        generated = tx.credential(b"\xff" * 32)
+        assert generated is not None and generated.id.startswith("crd_")  # an id is given if none is
+        assert tx.credential_by_id(s.account.id, s.user.id, "crd_1") == credential(1)
+        assert tx.credential_by_id(s.other.id, s.user.id, "crd_1") is None
+        assert [c.id for c in tx.user_credentials(s.account.id, s.user.id)] == ["crd_2", "crd_1", "crd_0"]
+        tx.revoke_credential(bytes([2]) * 32, NOW + 5)
+        tx.revoke_credential(bytes([2]) * 32, NOW + 6)  # revoked once: the first time stays
+        tx.touch_credential(bytes([0]) * 32, NOW + 7)
+        assert tx.revoke_user_credentials(s.user.id, NOW + 8, keep=bytes([0]) * 32) == 1
+    with store.read() as tx:
+        assert [c.id for c in tx.user_credentials(s.account.id, s.user.id)] == ["crd_0"]
+        kept = tx.credential(bytes([0]) * 32)
+        assert kept is not None and (kept.revoked_at, kept.last_used_at) == (None, NOW + 7)
+        gone = tx.credential(bytes([2]) * 32)
+        assert gone is not None and gone.revoked_at == NOW + 5
+    with store.write() as tx:
+        assert tx.revoke_user_credentials(s.user.id, NOW + 9) == 1  # keep=None: every live one
+
+
+def test_login_failures_and_password_links(store: Store, s: Seed) -> None:
+    link = PasswordToken(b"\x01" * 32, s.user.id, s.account.id, NOW, NOW + 60)
+    with store.write() as tx:
+        assert tx.login_failures("a:ann") == (0, 0)
+        tx.record_login_failure("a:ann", 1, 0, NOW)
+        tx.record_login_failure("a:ann", 2, NOW + 30, NOW + 1)  # replaces
+        tx.insert_password_token(link)
+    with store.write() as tx:
+        assert tx.login_failures("a:ann") == (2, NOW + 30)
+        assert tx.password_token(link.token_hash) == link
+        tx.clear_login_failures("a:ann")
+        tx.delete_password_tokens(s.user.id)
+    with store.read() as tx:
+        assert tx.login_failures("a:ann") == (0, 0)
+        assert tx.password_token(link.token_hash) is None
+
+
+# -- releases, branding, audit -----------------------------------------------------------------
+
+
+def test_releases_and_files_round_trip_scoped_and_ordered(store: Store, s: Seed) -> None:
+    new = Release("rel_2", s.account.id, s.product.id, "2.0", "stable", "notes", NOW + 2)
+    old = Release("rel_1", s.account.id, s.product.id, "1.0", "beta", "", NOW + 1)
+    files = [
+        ReleaseFile("fil_b", new.id, "b.zip", 2, "b" * 64, "p/b"),
+        ReleaseFile("fil_a", new.id, "a.zip", 1, "a" * 64, "p/a"),
+    ]
+    with store.write() as tx:
+        tx.insert_release(new, files)
+        tx.insert_release(old, [ReleaseFile("fil_c", old.id, "c.zip", 3, "c" * 64, "p/c")])
+    with store.read() as tx:
+        assert tx.releases(s.account.id) == [old, new]
+        assert tx.releases(s.account.id, s.other_product.id) == []
+        assert tx.releases(s.other.id) == []
+        assert [f.id for f in tx.release_files([new.id, old.id, new.id])] == ["fil_c", "fil_a", "fil_b"]
+        assert tx.release_file(s.account.id, "fil_a") == (new, files[1])
+        assert tx.release_file(s.other.id, "fil_a") is None
+    with store.write() as tx:
+        tx.delete_release(new.id)
+    with store.read() as tx:
+        assert tx.releases(s.account.id) == [old] and tx.release_file(s.account.id, "fil_a") is None
+
+
+def test_branding_saves_replaces_and_finds_by_domain(store: Store, s: Seed) -> None:
+    first = Branding(s.account.id, NOW, "Acme", "#112233", "logo.png", "image/png", "portal.acme.example")
+    with store.write() as tx:
+        assert tx.branding(s.account.id) is None
+        tx.save_branding(first)
+    replaced = Branding(s.account.id, NOW + 1, portal_name="Acme 2")
+    with store.write() as tx:
+        assert tx.branding(s.account.id) == first
+        assert tx.branding_by_domain("portal.acme.example") == first
+        tx.save_branding(replaced)
+    with store.read() as tx:
+        assert tx.branding(s.account.id) == replaced and tx.branding(s.other.id) is None
+        assert tx.branding_by_domain("portal.acme.example") is None
+
+
+def test_audit_entries_are_newest_first_limited_and_scoped(store: Store) -> None:
+    def entry(n: int, account: str = "acc", license_id: str | None = None) -> AuditEntry:
+        return AuditEntry(
+            at=n, actor="a", action="x", code="OK", account_id=account, license_id=license_id,
+            detail={"n": str(n)} if n % 2 else {},
+        )  # fmt: skip
+
+    with store.write() as tx:
+        for n in range(5):
+            tx.audit(entry(n, license_id="lic_1" if n % 2 else "lic_2"))
+        tx.audit(entry(9, account="other", license_id="lic_1"))
+        assert [e.at for e in tx.audit_entries("acc", limit=2)] == [4, 3]  # sees its own buffered entries
+    with store.read() as tx:
+        assert tx.audit_entries("acc") == [
+            entry(n, license_id="lic_1" if n % 2 else "lic_2") for n in (4, 3, 2, 1, 0)
+        ]
+        assert [e.at for e in tx.audit_entries_for_licenses("acc", frozenset({"lic_1"}))] == [3, 1]
+        assert [
+            e.at for e in tx.audit_entries_for_licenses("acc", frozenset({"lic_1", "lic_2"}), limit=3)
+        ] == [
+            4,
+            3,
+            2,
+        ]
+        assert tx.audit_entries_for_licenses("acc", frozenset()) == []
+
+
+def test_audit_entries_for_licenses_finds_a_quiet_persons_entries_on_a_busy_account(store: Store) -> None:
+    with store.write() as tx:
+        tx.audit(
+            AuditEntry(at=1, actor="a", action="activation", code="OK", account_id="acc", license_id="mine")
+        )
+        for i in range(3000):  # somebody else's busy license, newer than the quiet person's entry
+            tx.audit(
+                AuditEntry(
+                    at=2 + i,
+                    actor="b",
+                    action="activation",
+                    code="OK",
+                    account_id="acc",
+                    license_id="theirs",
+                )
+            )
+        tx.audit(
+            AuditEntry(
+                at=9999, actor="a", action="activation", code="OK", account_id="other", license_id="mine"
+            )
+        )
+    with store.read() as tx:
+        found = tx.audit_entries_for_licenses("acc", frozenset({"mine"}), limit=10)
+        assert [(e.at, e.license_id, e.account_id) for e in found] == [(1, "mine", "acc")]
+        assert tx.audit_entries_for_licenses("acc", frozenset(), limit=10) == []

@@ -1,0 +1,67 @@
+"""The shared SQL is written once against ``Dialect``: every statement comes out in the dialect's
+own placeholder style and forms, built once and reused."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from offline_service.store.sql import Dialect, Statements
+from offline_service.store.sql._base import SizedStatement
+from offline_service.store.sqlite import SQLITE
+
+
+def _listed(items: Sequence[str]) -> object:
+    return list(items)
+
+
+FORMAT = Dialect(
+    name="format-style",
+    placeholder="%s",
+    insert_ignore_prefix="INSERT INTO",
+    insert_ignore_suffix=" ON CONFLICT DO NOTHING",
+    is_not="IS DISTINCT FROM",
+    in_bound_list="= ANY(?)",
+    bound_list=_listed,
+    max_list=1000,
+)
+
+
+def _every_statement(statements: Statements) -> list[str]:
+    found: list[str] = []
+    for part in (statements.licensing, statements.accounts, statements.releases, statements.branding):
+        found += [v for v in vars(part).values() if isinstance(v, str)]
+        found += [v(3) for v in vars(part).values() if isinstance(v, SizedStatement)]
+    found += [statements.audit.insert, statements.audit.entries, statements.audit.entries_for_licenses(2)]
+    for live in (None, True, False):
+        found += statements.licensing.find_activations(product=True, license=True, live=live, text=True)
+    return found
+
+
+def test_every_statement_is_in_the_dialects_own_forms() -> None:
+    statements = Statements.for_dialect(FORMAT)
+    every = _every_statement(statements)
+    assert len(every) > 60
+    for sql in every:
+        assert "?" not in sql and "OR IGNORE" not in sql and "json_each" not in sql, sql
+    accounts = statements.accounts
+    assert accounts.add_group_member == (
+        "INSERT INTO group_members (group_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+    )
+    assert accounts.revoke_user_credentials.endswith("AND token_hash IS DISTINCT FROM %s")
+    count, _ = statements.licensing.find_activations(product=False, license=False, live=None, text=True)
+    assert "a.license_id = ANY(%s)" in count and "ESCAPE '\\'" in count
+
+
+def test_a_literal_percent_is_doubled_for_format_placeholders() -> None:
+    assert FORMAT.sql("SELECT '%' WHERE a = ?") == "SELECT '%%' WHERE a = %s"
+    assert SQLITE.sql("SELECT '%' WHERE a = ?") == "SELECT '%' WHERE a = ?"
+
+
+def test_statements_are_built_once_per_dialect_and_lists_once_per_length() -> None:
+    assert Statements.for_dialect(SQLITE) is Statements.for_dialect(SQLITE)
+    assert Statements.for_dialect(SQLITE) is not Statements.for_dialect(FORMAT)
+    sized = Statements.for_dialect(SQLITE).licensing.licenses_by_hashes
+    assert sized(3) is sized(3) and sized(3).endswith("IN (?, ?, ?)")
+    licensing = Statements.for_dialect(SQLITE).licensing
+    first = licensing.find_activations(product=True, license=False, live=True, text=False)
+    assert licensing.find_activations(product=True, license=False, live=True, text=False) is first
