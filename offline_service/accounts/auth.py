@@ -35,6 +35,7 @@ __all__ = [
     "resolve_credential",
     "revoke_credential",
     "token_hash",
+    "visible_license_ids",
 ]
 
 # An address or an account+email may fail this many logins before back-off starts; then each
@@ -221,6 +222,12 @@ def resolve_credential(
         with store.write() as tx:
             tx.touch_credential(cred.token_hash, now)
     return user, cred
+
+
+def visible_license_ids(store: Store, user: User) -> frozenset[str]:
+    """The ids of the licenses ``user`` may see and use: every scoped query of theirs starts here."""
+    with store.read() as tx:
+        return tx.visible_license_ids(user.account_id, user)
 
 
 def revoke_credential(store: Store, token: str, *, now: int) -> None:

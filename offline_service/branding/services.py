@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Literal
 
+from offline_service import audit
 from offline_service._files import write_atomic
 from offline_service.accounts.models import Account
-from offline_service.audit import AuditEntry
 from offline_service.branding.models import Branding
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.store import Store
@@ -324,23 +324,21 @@ def customize(
                 else None,
             )
             tx.save_branding(updated)
-            tx.audit(
-                AuditEntry(
-                    at=now,
-                    actor=actor,
-                    action="account.customize",
-                    code="OK",
-                    account_id=account.id,
-                    detail={
-                        k: "changed" if v is None or isinstance(v, str | Path) else "kept"
-                        for k, v in (
-                            ("portalName", portal_name),
-                            ("accentColor", accent_color),
-                            ("logo", logo),
-                            ("customDomain", custom_domain),
-                        )
-                    },
-                )
+            audit.record(
+                tx,
+                account_id=account.id,
+                actor=actor,
+                action="account.customize",
+                now=now,
+                **{
+                    k: "changed" if v is None or isinstance(v, str | Path) else "kept"
+                    for k, v in (
+                        ("portalName", portal_name),
+                        ("accentColor", accent_color),
+                        ("logo", logo),
+                        ("customDomain", custom_domain),
+                    )
+                },
             )
     except BaseException:
         if written is not None and written.name != (_current_logo(store, account) or ""):

@@ -9,15 +9,18 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from offline_service._files import write_atomic
 from offline_service.accounts import membership
 from offline_service.accounts.models import Account, Role
 from offline_service.accounts.scope import Scope
+from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
-from offline_service.ids import email_key
+from offline_service.licensing import queries
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
@@ -29,6 +32,17 @@ DEMO_PRODUCT = "Demo App"
 DEMO_ORGANIZATION = "Demo Organization"
 DEMO_EMAIL = "demo@example.com"
 CREDENTIALS_FILE = "demo-credentials.txt"
+T = TypeVar("T")
+
+
+def _absent_as_none(find: Callable[[], T]) -> T | None:
+    """What ``find`` finds, or None where it answers NOT_FOUND: the demo creates what is missing."""
+    try:
+        return find()
+    except OfflineServiceError as exc:
+        if exc.code is not Code.NOT_FOUND:
+            raise
+        return None
 
 
 def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, License, bool]:
@@ -39,14 +53,15 @@ def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, Lic
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, alias, now=now)
-        with store.read() as tx:
-            org = tx.organization_by_name(account.id, DEMO_ORGANIZATION)
-            product = next((p for p in tx.products(account.id) if p.name == DEMO_PRODUCT), None)
-            licenses = [
-                x
-                for x in (tx.licenses(account.id, product.id) if product else [])
-                if org is not None and x.owner_organization_id == org.id
-            ]
+        org = _absent_as_none(
+            lambda: membership.organization_named(store, Scope.vendor(account), DEMO_ORGANIZATION)
+        )
+        product = next((p for p in queries.products(store, account) if p.name == DEMO_PRODUCT), None)
+        licenses = [
+            x
+            for x in (queries.licenses(store, account, product.id) if product else [])
+            if org is not None and x.owner_organization_id == org.id
+        ]
         if product is not None and licenses:
             return account, product, licenses[0], False
         if org is None:
@@ -89,8 +104,7 @@ def prepare_portal(settings: Settings, *, account_alias: str) -> PortalDemo:
     credentials = settings.data_dir / CREDENTIALS_FILE
     store = open_store(settings)
     try:
-        with store.read() as tx:
-            user = tx.user_by_email(account.id, email_key(DEMO_EMAIL))
+        user = _absent_as_none(lambda: membership.user_with_email(store, Scope.vendor(account), DEMO_EMAIL))
         password = None
         if user is None:
             password = secrets.token_urlsafe(18)

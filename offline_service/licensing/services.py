@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from offline_service import audit
 from offline_service.accounts.models import Account
-from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import MAX_COUNT, validate_metadata
@@ -44,7 +44,7 @@ def ensure_account(store: Store, alias: str, *, now: int, name: str | None = Non
             return found, False
         created = Account(id=new_id("acc"), alias=alias, name=name or alias, created_at=now)
         tx.insert_account(created)
-        tx.audit(AuditEntry(at=now, actor="cli", action="account.create", code="OK", account_id=created.id))
+        audit.record(tx, account_id=created.id, actor="cli", action="account.create", now=now)
         return created, True
 
 
@@ -87,15 +87,8 @@ def create_product(
     keyring.create(product.id, now=now)
     with store.write() as tx:
         tx.insert_product(product)
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="product.create",
-                code="OK",
-                account_id=account.id,
-                product_id=product.id,
-            )
+        audit.record(
+            tx, account_id=account.id, actor=actor, action="product.create", now=now, product_id=product.id
         )
     return product
 
@@ -170,16 +163,14 @@ def create_license(
             max_version=max_version,
         )
         tx.insert_license(license)
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="license.create",
-                code="OK",
-                account_id=account.id,
-                product_id=product_id,
-                license_id=license.id,
-            )
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="license.create",
+            now=now,
+            product_id=product_id,
+            license_id=license.id,
         )
     return license
 
@@ -192,16 +183,14 @@ def set_license_status(
         if license is None:
             raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
         tx.set_license_status(license.id, status)
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action=f"license.{status.value}",
-                code="OK",
-                account_id=account.id,
-                product_id=license.product_id,
-                license_id=license.id,
-            )
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action=f"license.{status.value}",
+            now=now,
+            product_id=license.product_id,
+            license_id=license.id,
         )
     return replace(license, status=status)
 
@@ -217,17 +206,15 @@ def set_license_max_version(
         if license is None:
             raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
         tx.set_license_max_version(license.id, max_version)
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="license.max_version",
-                code="OK",
-                account_id=account.id,
-                product_id=license.product_id,
-                license_id=license.id,
-                detail={"maxVersion": max_version or ""},
-            )
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="license.max_version",
+            now=now,
+            product_id=license.product_id,
+            license_id=license.id,
+            **{"maxVersion": max_version or ""},
         )
     return replace(license, max_version=max_version)
 
@@ -254,17 +241,15 @@ def release_activation(
             used_deactivations=license.used_deactivations,
             expires_at=license.expires_at,
         )
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="activation.release",
-                code="OK",
-                account_id=account.id,
-                product_id=license.product_id,
-                license_id=license.id,
-                activation_id=activation.id,
-            )
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="activation.release",
+            now=now,
+            product_id=license.product_id,
+            license_id=license.id,
+            activation_id=activation.id,
         )
 
 

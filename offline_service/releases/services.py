@@ -24,7 +24,6 @@ from pathlib import Path
 from offline_service import audit
 from offline_service._files import fsync_dir
 from offline_service.accounts.models import Account
-from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import new_id
 from offline_service.licensing.models import License, LicenseStatus, Product
@@ -235,16 +234,14 @@ def publish(
         with store.write() as tx:
             _refuse_duplicate(tx.releases(account.id, product_id), parsed, channel)
             tx.insert_release(release, recorded)
-            tx.audit(
-                AuditEntry(
-                    at=now,
-                    actor=actor,
-                    action="release.publish",
-                    code="OK",
-                    account_id=account.id,
-                    product_id=product_id,
-                    detail={"release": release.id, "version": version, "channel": channel},
-                )
+            audit.record(
+                tx,
+                account_id=account.id,
+                actor=actor,
+                action="release.publish",
+                now=now,
+                product_id=product_id,
+                **{"release": release.id, "version": version, "channel": channel},
             )
     except BaseException:
         shutil.rmtree(root / product_id / release.id, ignore_errors=True)
@@ -334,16 +331,14 @@ def remove(
             )
         release = found[0]
         tx.delete_release(release.id)
-        tx.audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="release.remove",
-                code="OK",
-                account_id=account.id,
-                product_id=product_id,
-                detail={"release": release.id, "version": release.version, "channel": release.channel},
-            )
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="release.remove",
+            now=now,
+            product_id=product_id,
+            **{"release": release.id, "version": release.version, "channel": release.channel},
         )
     shutil.rmtree(root / product_id / release.id, ignore_errors=True)
     return release

@@ -116,7 +116,8 @@ class SQLiteStore:
 
     @property
     def schema_version(self) -> int:
-        row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        with self._thread_lock:  # the one connection is shared by threads
+            row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
     @contextmanager

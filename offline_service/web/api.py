@@ -50,12 +50,9 @@ async def jwks(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     svc = services(request)
 
-    def check() -> int:
-        with svc.store.read() as tx:
-            tx.account_by_alias("")
-        return svc.store.schema_version
-
-    return JSONResponse({"status": "ok", "schemaVersion": await run_in_threadpool(check)})
+    # Reading the schema version is a query: it proves the database answers.
+    version = await run_in_threadpool(lambda: svc.store.schema_version)
+    return JSONResponse({"status": "ok", "schemaVersion": version})
 
 
 routes = [
