@@ -1,14 +1,9 @@
-"""A burst of wrong logins at once through a real server: ``offline-service serve`` in a child
-process on a free 127.0.0.1 port, the requests from threads. The back-off holds across them."""
+"""A burst of wrong logins at once through a real server (``offline-service serve`` in a child
+process, tests/servers.py), the requests from threads. The back-off holds across them."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,7 +20,7 @@ from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.licensing import services as admin
 from offline_service.store import SQLiteStore
-from tests import people
+from tests import people, servers
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +29,6 @@ EMAIL = "ann@example.com"
 BURST = 40
 TIMEOUT = 60  # seconds for any one wait; the test fails rather than hang
 Answer = tuple[int, dict[str, str], dict[str, object]]  # status, headers (lower case), JSON body
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _post(url: str, body: dict[str, str]) -> Answer:
@@ -57,7 +45,7 @@ def _post(url: str, body: dict[str, str]) -> Answer:
 
 @contextmanager
 def serve(tmp_path: Path, *, earlier_failures: int = 0) -> Iterator[str]:
-    """One account with one person, served by ``offline-service serve``; stopped with Ctrl+C.
+    """One account with one person, served by ``offline-service serve`` (tests/servers.py).
     With ``earlier_failures``, the person's counter holds that many failures whose lock has just
     expired."""
     data, keys = tmp_path / "data", tmp_path / "keys"
@@ -75,33 +63,8 @@ def serve(tmp_path: Path, *, earlier_failures: int = 0) -> Iterator[str]:
                 tx.record_login_failure(subject, earlier_failures, now - 1, now - 1)
     finally:
         store.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
-    env.update(PYTHONUNBUFFERED="1")
-    log = tmp_path / "server.log"
-    port = _free_port()
-    argv = [sys.executable, "-m", "offline_service.cli", "serve", "--data", str(data), "--keys", str(keys)]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*argv, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"no answer from {url}:\n{log.read_text()}"
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+    with servers.serve(tmp_path, "--data", str(data), "--keys", str(keys)) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def _burst(url: str) -> list[Answer]:
