@@ -66,3 +66,42 @@ def test_license_keys_are_matched_as_docs_format_says(world: World, monkeypatch:
     for i, typed in enumerate(other):
         request = world.machine(f"other{i}").request(Kind.ACTIVATION, world.product.id, license_key=typed)
         assert world.process(request).code == Code.LICENSE_NOT_FOUND, typed
+
+
+# Module names every domain package may have without the layout naming them: the README's Layout
+# section introduces them once for all domains.
+_CONVENTIONAL = {
+    "__init__",
+    "models",
+    "services",
+    "store",
+    "cli",
+    "api",
+    "pages",
+    "openapi",
+    "representations",
+}
+
+
+def _layout() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Layout\n", 1)[1]
+    return section.split("\n## ", 1)[0]
+
+
+def test_the_readme_layout_names_every_package_and_module() -> None:
+    layout = _layout()
+    package = ROOT / "offline_service"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if len(rel.parts) > 2 or "migrations" in rel.parts:
+            continue
+        if len(rel.parts) == 2 and f"{rel.parts[0]}/" not in layout:
+            missing.append(f"{rel.parts[0]}/")
+        stem = path.stem
+        if stem.startswith("__") or (len(rel.parts) == 2 and stem in _CONVENTIONAL):
+            continue
+        if not stem.startswith("_") and not re.search(rf"(?<![\w/]){re.escape(stem)}\.py\b", layout):
+            missing.append(str(rel))
+    assert not missing, f"README Layout does not say where these live: {sorted(set(missing))}"
