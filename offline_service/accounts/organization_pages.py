@@ -13,9 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from offline_service.accounts import membership, overview, password_links
@@ -25,15 +24,15 @@ from offline_service.accounts.scope import Scope
 from offline_service.errors import OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.licensing.models import License
-from offline_service.web.auth import Caller, check_csrf, services
+from offline_service.web.auth import Caller, services
 from offline_service.web.errors import status_of
 from offline_service.web.kit import (
-    FIELD_BYTES,
     Problem,
+    back,
     error_page,
-    form_field,
     mask_key,
     page_caller,
+    posted_form,
     render,
     to_login,
 )
@@ -78,23 +77,8 @@ def _admin(handler: Page, **ids: str) -> Callable[[Request], Awaitable[Response]
     return endpoint
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The posted form's text fields, after the CSRF check."""
-    async with request.form(max_files=0, max_fields=20, max_part_size=FIELD_BYTES) as form:
-        check_csrf(request, form.get("csrf"))
-        return _fields(form)
-
-
-def _fields(form: FormData) -> dict[str, str]:
-    return {name: form_field(form, name, 1024) for name in form if name != "csrf"}
-
-
 def _done(request: Request) -> str | None:
     return DONE.get(request.query_params.get("done", ""))
-
-
-def _back(path: str, done: str) -> Response:
-    return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
 def _view(svc: Services, scope: Scope) -> OrganizationView:
@@ -143,7 +127,7 @@ async def _users_page(
 async def users(request: Request, caller: Caller, scope: Scope) -> Response:
     if request.method in ("GET", "HEAD"):
         return await _users_page(request, caller, scope)
-    form = await _form(request)
+    form = await posted_form(request)
     svc = services(request)
     try:
         base = await run_in_threadpool(_link_base, svc, caller.user.account_id)
@@ -165,7 +149,7 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
     user, token = created.user, created.link
     assert token is not None, "a link was asked for"
     await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
-    return _back(f"/organization/users/{user.id}", "created")
+    return back(f"/organization/users/{user.id}", "created")
 
 
 async def _user_page(
@@ -190,7 +174,7 @@ async def _user_page(
 async def user_detail(request: Request, caller: Caller, scope: Scope) -> Response:
     if request.method in ("GET", "HEAD"):
         return await _user_page(request, caller, scope)
-    form = await _form(request)
+    form = await posted_form(request)
     svc, user_id = services(request), request.path_params["id"]
     try:
         await run_in_threadpool(
@@ -208,11 +192,11 @@ async def user_detail(request: Request, caller: Caller, scope: Scope) -> Respons
         # Shown on the user's page; for a user outside the organization that page is NOT_FOUND.
         extra = {**_problem(exc), "values": form}
         return await _user_page(request, caller, scope, extra, status=status_of(exc.code))
-    return _back(f"/organization/users/{user_id}", "saved")
+    return back(f"/organization/users/{user_id}", "saved")
 
 
 async def _user_action(request: Request, caller: Caller, scope: Scope, action: str) -> Response:
-    await _form(request)
+    await posted_form(request)
     svc, user_id = services(request), request.path_params["id"]
     try:
         if action == "link-sent":
@@ -234,7 +218,7 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
             )
     except OfflineServiceError as exc:
         return await _user_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
-    return _back(f"/organization/users/{user_id}", action)
+    return back(f"/organization/users/{user_id}", action)
 
 
 async def user_disable(request: Request, caller: Caller, scope: Scope) -> Response:
@@ -263,7 +247,7 @@ async def _groups_page(
 async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
     if request.method in ("GET", "HEAD"):
         return await _groups_page(request, caller, scope)
-    form = await _form(request)
+    form = await posted_form(request)
     svc = services(request)
     try:
         group = await run_in_threadpool(
@@ -272,7 +256,7 @@ async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
     except OfflineServiceError as exc:
         extra = {**_problem(exc), "values": form}
         return await _groups_page(request, caller, scope, extra, status=status_of(exc.code))
-    return _back(f"/organization/groups/{group.id}", "group-created")
+    return back(f"/organization/groups/{group.id}", "group-created")
 
 
 def _shown(view: OrganizationView, license: License) -> tuple[License, str]:
@@ -303,7 +287,7 @@ async def _group_page(
 async def group_detail(request: Request, caller: Caller, scope: Scope) -> Response:
     if request.method in ("GET", "HEAD"):
         return await _group_page(request, caller, scope)
-    form = await _form(request)
+    form = await posted_form(request)
     svc, group_id = services(request), request.path_params["id"]
     try:
         await run_in_threadpool(
@@ -315,7 +299,7 @@ async def group_detail(request: Request, caller: Caller, scope: Scope) -> Respon
         # Shown on the group's page; for a group outside the organization that page is NOT_FOUND.
         extra = {**_problem(exc), "values": form}
         return await _group_page(request, caller, scope, extra, status=status_of(exc.code))
-    return _back(f"/organization/groups/{group_id}", "saved")
+    return back(f"/organization/groups/{group_id}", "saved")
 
 
 Change = Callable[[Services, Scope, str, str], None]
@@ -326,7 +310,7 @@ def _group_change(change: Change, field: str | None, kind: str, done: str) -> Pa
     (``field``) or from the path (``other``)."""
 
     async def handler(request: Request, caller: Caller, scope: Scope) -> Response:
-        form = await _form(request)
+        form = await posted_form(request)
         svc, group_id = services(request), request.path_params["id"]
         other = form.get(field, "") if field else request.path_params["other"]
         try:
@@ -334,7 +318,7 @@ def _group_change(change: Change, field: str | None, kind: str, done: str) -> Pa
             await run_in_threadpool(change, svc, scope, group_id, other)
         except OfflineServiceError as exc:
             return await _group_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
-        return _back(f"/organization/groups/{group_id}", done)
+        return back(f"/organization/groups/{group_id}", done)
 
     return handler
 

@@ -41,10 +41,12 @@ from offline_service.web.errors import status_of
 from offline_service.web.kit import (
     FIELD_BYTES,
     Problem,
+    back,
     error_page,
     forget_session,
     form_field,
     page_caller,
+    posted_form,
     render,
     safe_next,
     to_login,
@@ -77,16 +79,6 @@ def _person(handler: Page) -> Callable[[Request], Awaitable[Response]]:
             return error_page(request, caller, exc)
 
     return endpoint
-
-
-async def _form(request: Request) -> dict[str, str]:
-    async with request.form(max_files=0, max_fields=20, max_part_size=FIELD_BYTES) as form:
-        check_csrf(request, form.get("csrf"))
-        return {name: form_field(form, name, 1024) for name in form if name != "csrf"}
-
-
-def _back(path: str, done: str) -> Response:
-    return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
 # -- login and logout ------------------------------------------------------------------------
@@ -197,7 +189,7 @@ def _change(which: str) -> Page:
     """POST /profile/<which>: one form of the profile page."""
 
     async def handler(request: Request, caller: Caller) -> Response:
-        form = await _form(request)
+        form = await posted_form(request)
         svc, user = services(request), caller.user
         now, address, cost = svc.now(), client_address(request), svc.settings.password_cost
 
@@ -253,7 +245,7 @@ def _change(which: str) -> Page:
             if headers:
                 response.headers.update(headers)
             return response
-        return _back("/profile", which)
+        return back("/profile", which)
 
     return handler
 
@@ -286,7 +278,7 @@ async def security_page(request: Request, caller: Caller) -> Response:
 
 
 async def revoke_session(request: Request, caller: Caller) -> Response:
-    await _form(request)
+    await posted_form(request)
     svc = services(request)
     found = await run_in_threadpool(
         lambda: profile.revoke(
@@ -302,11 +294,11 @@ async def revoke_session(request: Request, caller: Caller) -> Response:
         response = RedirectResponse("/login", status_code=303)
         forget_session(request, response)
         return response
-    return _back("/profile/security", "session-revoked")
+    return back("/profile/security", "session-revoked")
 
 
 async def create_token(request: Request, caller: Caller) -> Response:
-    form = await _form(request)
+    form = await posted_form(request)
     svc = services(request)
     days = form.get("days", "")
     try:
@@ -328,7 +320,7 @@ async def create_token(request: Request, caller: Caller) -> Response:
 
 
 async def revoke_token(request: Request, caller: Caller) -> Response:
-    await _form(request)
+    await posted_form(request)
     svc = services(request)
     await run_in_threadpool(
         lambda: profile.revoke(
@@ -339,7 +331,7 @@ async def revoke_token(request: Request, caller: Caller) -> Response:
             now=svc.now(),
         )
     )
-    return _back("/profile/security", "token-revoked")
+    return back("/profile/security", "token-revoked")
 
 
 # -- set-password links --------------------------------------------------------------------------
@@ -356,7 +348,7 @@ async def set_password(request: Request) -> Response:
                 request, "set_password.html", {"problem": Problem.of(exc)}, status=status_of(exc.code)
             )
         return render(request, "set_password.html", {"token": token, "email": user.email})
-    form = await _form(request)
+    form = await posted_form(request)
     token = form.get("token", "")
     try:
         if form.get("password", "") != form.get("confirm", ""):

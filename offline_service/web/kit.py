@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing.models import UNLIMITED
-from offline_service.web.auth import SESSION_COOKIE, Caller, csrf_token, portal_caller
+from offline_service.web.auth import SESSION_COOKIE, Caller, check_csrf, csrf_token, portal_caller
 from offline_service.web.brand import brand_context
 from offline_service.web.errors import status_of
 from offline_service.web.words import PLAIN_WORDS
@@ -35,12 +35,14 @@ __all__ = [
     "FIELD_BYTES",
     "TEMPLATES",
     "Problem",
+    "back",
     "error_page",
     "forget_session",
     "form_field",
     "iso",
     "mask_key",
     "page_caller",
+    "posted_form",
     "render",
     "safe_next",
     "templates",
@@ -196,3 +198,16 @@ def form_field(form: FormData, name: str, limit: int) -> str:
     """A text field of a form, cut to ``limit`` characters; empty when missing or a file."""
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
+
+
+async def posted_form(request: Request) -> dict[str, str]:
+    """The text fields of a posted form (no files, at most 20 fields of 1,024 characters), after the
+    CSRF check: what every page that changes something reads first."""
+    async with request.form(max_files=0, max_fields=20, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        return {name: form_field(form, name, 1024) for name in form if name != "csrf"}
+
+
+def back(path: str, done: str) -> Response:
+    """Post/Redirect/Get: after a change, to ``path`` saying what was ``done``."""
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
