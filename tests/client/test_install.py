@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import offline_service
 from tests.factories import World, wall_now
 
 pytestmark = pytest.mark.slow
@@ -93,6 +94,13 @@ def test_the_base_install_has_no_server_dependency(client_only: Path) -> None:
     where, found = json.loads(_run([client_only / "python", "-c", code], cwd=client_only))
     assert Path(where).is_relative_to(client_only.parent)  # the installed copy, not this tree
     assert found == []
+
+
+def test_the_package_names_load_in_the_base_install(client_only: Path) -> None:
+    """The lazy names of ``offline_service`` (the engine and the store too) need no server extra."""
+    code = "import json, offline_service as o\nprint(json.dumps([n for n in o.__all__ if getattr(o, n)]))\n"
+    names = json.loads(_run([client_only / "python", "-c", code], cwd=client_only))
+    assert names == offline_service.__all__ and "Engine" in names and "SQLiteStore" in names
 
 
 def test_the_service_command_asks_for_the_server_extra(client_only: Path) -> None:
