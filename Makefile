@@ -19,7 +19,7 @@ FUZZ_TARGETS := request_files response_files archives json_bodies
 $(STAMP): pyproject.toml | fuzz-toolchain
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[server,test]'
 	touch $(STAMP)
 
 # The portal on http://127.0.0.1:8000 with a demo account, license and portal user (created once).

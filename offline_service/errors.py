@@ -8,8 +8,11 @@ __all__ = ["Code", "OfflineServiceError"]
 
 
 class Code(enum.StrEnum):
-    """Stable rejection codes. Documented in docs/ERRORS.md; never renamed, only added to."""
+    """Stable result codes: ``OK`` and the rejection codes. Documented in docs/ERRORS.md; never
+    renamed, only added to."""
 
+    # A granted request (the engine's Outcome); never the code of an error
+    OK = "OK"
     # Request files (engine)
     MALFORMED_REQUEST = "MALFORMED_REQUEST"
     UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
@@ -72,5 +75,7 @@ class OfflineServiceError(Exception):
 
     def __init__(self, code: Code, message: str | None = None) -> None:
         self.code = Code(code)
+        if self.code is Code.OK:
+            raise ValueError("OK is the code of a granted request, not of an error")
         self.message = message or self.code.value.replace("_", " ").capitalize()
         super().__init__(f"{self.code.value}: {self.message}")

@@ -62,10 +62,10 @@ def test_license_keys_are_matched_as_docs_format_says(world: World, monkeypatch:
     for i, typed in enumerate(same):
         assert normalize_license_key(typed) == key, typed
         request = world.machine(f"same{i}").request(Kind.ACTIVATION, world.product.id, license_key=typed)
-        assert world.process(request).code == "OK", typed
+        assert world.process(request).code is Code.OK, typed
     for i, typed in enumerate(other):
         request = world.machine(f"other{i}").request(Kind.ACTIVATION, world.product.id, license_key=typed)
-        assert world.process(request).code == Code.LICENSE_NOT_FOUND, typed
+        assert world.process(request).code is Code.LICENSE_NOT_FOUND, typed
 
 
 # Module names every domain package may have without the layout naming them: the README's Layout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from offline_service import audit
 from offline_service.errors import Code, OfflineServiceError
@@ -27,7 +28,7 @@ from offline_service.licensing.decisions import (
     decide_trial,
     response_validity,
 )
-from offline_service.licensing.models import Activation, License, Trial
+from offline_service.licensing.models import Activation, License, Product, Trial
 from offline_service.store import Store, Transaction
 
 __all__ = ["Engine", "Outcome"]
@@ -37,7 +38,7 @@ __all__ = ["Engine", "Outcome"]
 class Outcome:
     """What happened to one request file. ``response`` is the signed response (compact JWS)."""
 
-    code: str  # "OK" or an error code
+    code: Code  # Code.OK or the code of the rejection
     message: str = ""
     kind: Kind | None = None
     product_id: str | None = None
@@ -52,7 +53,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.code == "OK"
+        return self.code is Code.OK
 
 
 # A license filter lets an adapter narrow which licenses a caller may use (portal users).
@@ -139,11 +140,11 @@ class Engine:
         try:
             request = parse_request(data)
         except OfflineServiceError as exc:
-            return _Item(request=None, outcome=Outcome(code=exc.code.value, message=exc.message))
+            return _Item(request=None, outcome=Outcome(code=exc.code, message=exc.message))
         except (TypeError, ValueError, RecursionError) as exc:
             # parse_request maps every malformed input to its code; this is the last line of
             # defence so that no input, however hostile, escapes as anything but our error.
-            return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST.value, message=str(exc)))
+            return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST, message=str(exc)))
         try:
             check_request_time(request, now, self.policy)
             if kinds is not None and request.kind not in kinds:
@@ -166,102 +167,23 @@ class Engine:
         requested_validity: int | None,
         license_filter: LicenseFilter | None,
     ) -> tuple[Signer, Response, Outcome]:
+        """The checks every kind shares, then the kind's own decision (one function per kind)."""
         product = tx.product(account_id, req.product_id)
         if product is None:
             raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product in this account")
         # Keys are loaded before anything is recorded, so a key problem changes no state.
         signer = self.keyring.signer(product.id)
         validity = response_validity(requested_validity, product, self.policy)
-        kid, apply_before = signer.kid, now + validity
-
-        if req.kind is Kind.TRIAL:
-            existing = tx.trial(product.id, req.fingerprint)
-            verdict, ends_at = decide_trial(product, existing, now)
-            if existing is None:
-                existing = Trial(
-                    id=new_id("trl"),
-                    product_id=product.id,
-                    fingerprint=req.fingerprint,
-                    machine_key_thumbprint=req.machine_key_thumbprint,
-                    created_at=now,
-                    ends_at=ends_at,
-                    hostname=req.hostname,
-                    os=req.os,
-                    app_version=req.app_version,
-                )
-                tx.insert_trial(existing)
-            response = _response(req, kid, now, apply_before, existing.id, trial_ends_at=ends_at)
-            return signer, response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
-
+        issue = _Issue(req=req, kid=signer.kid, now=now, apply_before=now + validity)
         if req.kind is Kind.ACTIVATION:
-            assert req.license_key is not None
-            license = tx.license_by_key(account_id, req.license_key)
-            if license is None or (license_filter is not None and not license_filter(license)):
-                raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
-            nonce_owner = tx.nonce_activation(product.id, req.nonce)
-            replayed = tx.activation(product.id, nonce_owner) if nonce_owner else None
-            av = decide_activation(
-                license,
-                req,
-                now,
-                live=tx.live_activation(license.id, req.fingerprint),
-                replayed=replayed,
-            )
-            used = license.used_activations
-            if av.verdict is Verdict.NEW:
-                activation = Activation(
-                    id=new_id("act"),
-                    license_id=license.id,
-                    product_id=product.id,
-                    fingerprint=req.fingerprint,
-                    machine_key=req.machine_key,
-                    machine_key_thumbprint=req.machine_key_thumbprint,
-                    created_at=now,
-                    hostname=req.hostname,
-                    os=req.os,
-                    app_version=req.app_version,
-                    metadata=req.metadata,
-                )
-                tx.insert_activation(activation)
-                used += 1
-                tx.update_license_usage(
-                    license.id,
-                    used_activations=used,
-                    used_deactivations=license.used_deactivations,
-                    expires_at=av.expires_at,
-                )
-            else:
-                assert av.activation is not None
-                activation = av.activation
-            if nonce_owner is None:
-                tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
-            response = _response(req, kid, now, apply_before, activation.id, license=_reread(tx, license))
-            return signer, response, _granted(req, activation.id, license.id, av.verdict)
-
-        # Deactivation
-        assert req.activation_id is not None
-        found = tx.activation(product.id, req.activation_id)
-        license = tx.license_by_id(account_id, found.license_id) if found else None
-        if found is None or license is None or (license_filter is not None and not license_filter(license)):
-            raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, "no such activation for this product")
-        verdict = decide_deactivation(license, found, req)
-        deactivated_at = found.deactivated_at
-        if verdict is Verdict.NEW:
-            deactivated_at = now
-            tx.deactivate(found.id, now)
-            tx.update_license_usage(
-                license.id,
-                used_activations=license.used_activations - 1,
-                used_deactivations=license.used_deactivations + 1,
-                expires_at=license.expires_at,
-            )
-            license = _reread(tx, license)
-        if tx.nonce_activation(product.id, req.nonce) is None:
-            tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
-        response = _response(
-            req, kid, now, apply_before, found.id, license=license, deactivated_at=deactivated_at
-        )
-        return signer, response, _granted(req, found.id, license.id, verdict)
+            response, outcome = _activation(tx, issue, product, account_id, license_filter)
+        elif req.kind is Kind.DEACTIVATION:
+            response, outcome = _deactivation(tx, issue, product, account_id, license_filter)
+        elif req.kind is Kind.TRIAL:
+            response, outcome = _trial(tx, issue, product)
+        else:
+            assert_never(req.kind)
+        return signer, response, outcome
 
     @staticmethod
     def _audit(tx: Transaction, item: _Item, account_id: str, now: int, actor: str) -> None:
@@ -312,6 +234,119 @@ class Engine:
         )
 
 
+# -- the decision of each request kind, inside the write transaction -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Issue:
+    """What every response to ``req`` carries besides its decision: the key and the times."""
+
+    req: Request
+    kid: str
+    now: int
+    apply_before: int
+
+
+def _activation(
+    tx: Transaction, issue: _Issue, product: Product, account_id: str, license_filter: LicenseFilter | None
+) -> tuple[Response, Outcome]:
+    """A new activation uses a seat; the same machine again (or a replayed file) is reissued."""
+    req, now = issue.req, issue.now
+    assert req.license_key is not None
+    license = tx.license_by_key(account_id, req.license_key)
+    if license is None or (license_filter is not None and not license_filter(license)):
+        raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+    nonce_owner = tx.nonce_activation(product.id, req.nonce)
+    replayed = tx.activation(product.id, nonce_owner) if nonce_owner else None
+    av = decide_activation(
+        license,
+        req,
+        now,
+        live=tx.live_activation(license.id, req.fingerprint),
+        replayed=replayed,
+    )
+    used = license.used_activations
+    if av.verdict is Verdict.NEW:
+        activation = Activation(
+            id=new_id("act"),
+            license_id=license.id,
+            product_id=product.id,
+            fingerprint=req.fingerprint,
+            machine_key=req.machine_key,
+            machine_key_thumbprint=req.machine_key_thumbprint,
+            created_at=now,
+            hostname=req.hostname,
+            os=req.os,
+            app_version=req.app_version,
+            metadata=req.metadata,
+        )
+        tx.insert_activation(activation)
+        used += 1
+        tx.update_license_usage(
+            license.id,
+            used_activations=used,
+            used_deactivations=license.used_deactivations,
+            expires_at=av.expires_at,
+        )
+    else:
+        assert av.activation is not None
+        activation = av.activation
+    if nonce_owner is None:
+        tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
+    response = _response(issue, activation.id, license=_reread(tx, license))
+    return response, _granted(req, activation.id, license.id, av.verdict)
+
+
+def _deactivation(
+    tx: Transaction, issue: _Issue, product: Product, account_id: str, license_filter: LicenseFilter | None
+) -> tuple[Response, Outcome]:
+    """A deactivation frees a seat once; deactivating the same activation again is reissued."""
+    req, now = issue.req, issue.now
+    assert req.activation_id is not None
+    found = tx.activation(product.id, req.activation_id)
+    license = tx.license_by_id(account_id, found.license_id) if found else None
+    if found is None or license is None or (license_filter is not None and not license_filter(license)):
+        raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, "no such activation for this product")
+    verdict = decide_deactivation(license, found, req)
+    deactivated_at = found.deactivated_at
+    if verdict is Verdict.NEW:
+        deactivated_at = now
+        tx.deactivate(found.id, now)
+        tx.update_license_usage(
+            license.id,
+            used_activations=license.used_activations - 1,
+            used_deactivations=license.used_deactivations + 1,
+            expires_at=license.expires_at,
+        )
+        license = _reread(tx, license)
+    if tx.nonce_activation(product.id, req.nonce) is None:
+        tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
+    response = _response(issue, found.id, license=license, deactivated_at=deactivated_at)
+    return response, _granted(req, found.id, license.id, verdict)
+
+
+def _trial(tx: Transaction, issue: _Issue, product: Product) -> tuple[Response, Outcome]:
+    """One trial per machine and product; asking again is reissued with the original end."""
+    req, now = issue.req, issue.now
+    existing = tx.trial(product.id, req.fingerprint)
+    verdict, ends_at = decide_trial(product, existing, now)
+    if existing is None:
+        existing = Trial(
+            id=new_id("trl"),
+            product_id=product.id,
+            fingerprint=req.fingerprint,
+            machine_key_thumbprint=req.machine_key_thumbprint,
+            created_at=now,
+            ends_at=ends_at,
+            hostname=req.hostname,
+            os=req.os,
+            app_version=req.app_version,
+        )
+        tx.insert_trial(existing)
+    response = _response(issue, existing.id, trial_ends_at=ends_at)
+    return response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
+
+
 def _reread(tx: Transaction, license: License) -> License:
     """The license as this transaction now holds it (after a usage update)."""
     current = tx.license_by_id(license.account_id, license.id)
@@ -320,26 +355,24 @@ def _reread(tx: Transaction, license: License) -> License:
 
 
 def _response(
-    req: Request,
-    kid: str,
-    now: int,
-    apply_before: int,
+    issue: _Issue,
     activation_id: str,
     *,
     license: License | None = None,
     trial_ends_at: int | None = None,
     deactivated_at: int | None = None,
 ) -> Response:
-    """The response to ``req``, to be signed by the key ``kid``."""
+    """The response to ``issue.req``, to be signed by the key ``issue.kid``."""
+    req = issue.req
     return Response(
         kind=req.kind,
-        kid=kid,
+        kid=issue.kid,
         product_id=req.product_id,
         activation_id=activation_id,
         fingerprint=req.fingerprint,
         machine_key_thumbprint=req.machine_key_thumbprint,
-        issued_at=now,
-        apply_before=apply_before,
+        issued_at=issue.now,
+        apply_before=issue.apply_before,
         request_nonce=req.nonce,
         trial_ends_at=trial_ends_at,
         deactivated_at=deactivated_at,
@@ -363,7 +396,7 @@ def _granted(
     trial_ends_at: int | None = None,
 ) -> Outcome:
     return Outcome(
-        code="OK",
+        code=Code.OK,
         kind=req.kind,
         product_id=req.product_id,
         license_id=license_id,
@@ -375,6 +408,4 @@ def _granted(
 
 
 def _rejected(exc: OfflineServiceError, req: Request) -> Outcome:
-    return Outcome(
-        code=exc.code.value, message=exc.message, kind=req.kind, product_id=req.product_id, request=req
-    )
+    return Outcome(code=exc.code, message=exc.message, kind=req.kind, product_id=req.product_id, request=req)

@@ -154,7 +154,7 @@ def _engine(
         license_filter=caller.may_use,
         kinds=frozenset(kinds),
     )
-    return [o if o.ok else OfflineServiceError(Code(o.code), o.message) for o in outcomes]
+    return [o if o.ok else OfflineServiceError(o.code, o.message) for o in outcomes]
 
 
 def _one(

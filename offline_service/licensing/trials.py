@@ -290,7 +290,7 @@ class _Trials:
             data, account_id=account_id, now=svc.now(), actor=f"trial:{address[:64]}", kinds=_TRIAL
         )
         if not outcome.ok:
-            raise OfflineServiceError(Code(outcome.code), outcome.message)
+            raise OfflineServiceError(outcome.code, outcome.message)
         return outcome
 
 

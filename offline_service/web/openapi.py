@@ -46,7 +46,7 @@ _SCHEMAS: dict[str, Schema] = {
         {
             "code": {
                 "type": "string",
-                "enum": [c.value for c in Code],
+                "enum": [c.value for c in Code if c is not Code.OK],
                 "description": "Stable; see docs/ERRORS.md",
             },
             "message": {"type": "string", "description": "For people; may change"},

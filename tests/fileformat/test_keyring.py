@@ -110,7 +110,7 @@ def test_engine_changes_nothing_when_the_key_file_is_insecure(world: World) -> N
     world.engine.keyring = Keyring(world.keyring.directory)  # no cached signer
     before = world.snapshot()
     outcome = world.process(world.machine().request(Kind.ACTIVATION, world.product.id, license_key=lic.key))
-    assert outcome.code == Code.INSECURE_KEY_FILE.value
+    assert outcome.code is Code.INSECURE_KEY_FILE
     assert world.snapshot() == before
 
 

@@ -39,7 +39,7 @@ def rejected(world: World, data: bytes, code: Code, *, now: int = NOW, **kw: Any
     """Process ``data``, expect ``code``, and check that no state changed."""
     before = world.snapshot()
     outcome: Outcome = world.process(data, now=now, **kw)
-    assert outcome.code == code.value, outcome
+    assert outcome.code is code, outcome
     assert not outcome.ok
     assert outcome.response is None
     assert outcome.message
@@ -58,6 +58,16 @@ def live_activations(world: World, license_id: str) -> int:
 
 
 # -- every rejection code ---------------------------------------------------------------------
+
+
+def test_outcome_codes_are_code_members_and_ok_is_never_an_error(world: World) -> None:
+    lic = world.license()
+    outcome = granted(world, activation(world, world.machine("a"), lic))
+    assert outcome.code is Code.OK and outcome.ok
+    refused = world.process(b"garbage")
+    assert refused.code is Code.MALFORMED_REQUEST and not refused.ok
+    with pytest.raises(ValueError, match="not of an error"):
+        OfflineServiceError(Code.OK)
 
 
 def test_malformed_request(world: World) -> None:
@@ -532,14 +542,15 @@ def test_process_many_gives_one_outcome_per_file_in_order(world: World) -> None:
     ]
     outcomes = world.engine.process_many(files, account_id=world.account.id, now=NOW)
     assert [o.code for o in outcomes] == [
-        "OK",
-        "MALFORMED_REQUEST",
-        "ACTIVATION_LIMIT",
-        "OK",
-        "MALFORMED_REQUEST",
-        "ACTIVATION_NOT_FOUND",
-        "OK",
+        Code.OK,
+        Code.MALFORMED_REQUEST,
+        Code.ACTIVATION_LIMIT,
+        Code.OK,
+        Code.MALFORMED_REQUEST,
+        Code.ACTIVATION_NOT_FOUND,
+        Code.OK,
     ]
+    assert all(type(o.code) is Code for o in outcomes)
     assert [o.kind for o in outcomes] == [
         Kind.ACTIVATION,
         None,
@@ -574,7 +585,7 @@ def test_accounts_are_isolated(world: World) -> None:
     def as_other(data: bytes, code: Code) -> None:
         before = world.snapshot()
         outcome = world.engine.process(data, account_id=other.id, now=NOW)
-        assert outcome.code == code.value, outcome
+        assert outcome.code is code, outcome
         assert world.snapshot() == before
 
     # The first account's product, license and activation are invisible from the second.
@@ -627,7 +638,7 @@ def test_every_decision_is_audited_and_the_license_key_never_is(world: World) ->
     assert [r[5] for r in rows] == [o.code for o in outcomes]
     assert [r[4] for r in rows] == [o.kind.value if o.kind else "unknown" for o in outcomes]
     assert {r[2] for r in rows} == {world.account.id}
-    assert "OK" in {o.code for o in outcomes} and len({o.code for o in outcomes}) >= 6
+    assert Code.OK in {o.code for o in outcomes} and len({o.code for o in outcomes}) >= 6
     assert rows[1][9] and "reissued" in rows[1][9]
 
     text = repr(_audit_rows(world))

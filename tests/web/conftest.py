@@ -10,6 +10,7 @@ Account "other" (product "Other App"): a user with user1's email, owning license
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from offline_service.web.services import Services
 from tests import people
 from tests.db import table
 from tests.factories import NOW, Machine
+from tests.web.contract import Contract
 
 PASSWORD = "correct horse battery"
 ORIGIN = "https://vendor.example"
@@ -65,12 +67,30 @@ class Clock:
 
 class CheckedClient(TestClient):
     """A test client that checks every answer of the API: an error is exactly ``{code, message}``,
-    nothing ever holds a traceback, and the security headers are always there."""
+    nothing ever holds a traceback, the security headers are always there, and a JSON answer is
+    what the app's own /openapi.json documents for its operation and status (tests/web/contract.py)."""
+
+    _contract: Contract | None = None
 
     def request(self, method: str, url: Any, **kw: Any) -> httpx.Response:  # type: ignore[override]
         response: httpx.Response = super().request(method, url, **kw)
         check_response(response)
+        self.contract().check(response)
         return response
+
+    def contract(self) -> Contract:
+        """The app's document as it serves it, fetched once (and not itself checked against it)."""
+        if self._contract is None:
+            served: httpx.Response = super().request("GET", "/openapi.json")
+            assert served.status_code == 200, served.text
+            self._contract = _contract(served.content)
+        return self._contract
+
+
+@functools.cache
+def _contract(document: bytes) -> Contract:
+    """One Contract per distinct document: every site serves the same one, its validators reused."""
+    return Contract(json.loads(document))
 
 
 def check_response(response: httpx.Response) -> None:
