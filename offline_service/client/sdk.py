@@ -5,7 +5,6 @@ Only PyNaCl and the standard library are needed, so a vendor can embed this in a
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -18,12 +17,22 @@ from typing import Any
 
 import nacl.bindings
 
-from offline_service._b64 import b64url_decode
 from offline_service._files import write_atomic
 from offline_service.client import machine as _machine
 from offline_service.client._text import utc as _utc
 from offline_service.client.pinning import pinned_jwks, pinned_keys
 from offline_service.client.state import Pending, State, StateDir
+from offline_service.client.verdicts import (
+    check_answers,
+    check_license,
+    check_request,
+    counts,
+    high_water_mark,
+    peek,
+    stale,
+    status_doc,
+    witness_of,
+)
 from offline_service.client.witness import Witness, WitnessStore, default_witness_dir
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws, messages
@@ -40,15 +49,6 @@ _ENVIRONMENT_CODES = frozenset({Code.INSECURE_KEY_FILE, Code.KEY_ERROR, Code.STO
 
 def _fail(code: Code, message: str) -> OfflineServiceError:
     return OfflineServiceError(code, message)
-
-
-def _peek(token: str) -> dict[str, Any]:
-    """The payload of one of our own stored tokens, unverified; only for choosing what to check."""
-    try:
-        value = json.loads(b64url_decode(token.split(".")[1]))
-    except (IndexError, ValueError, RecursionError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 class Client:
@@ -160,7 +160,7 @@ class Client:
         override = fingerprint is not None
         fp = fingerprint if fingerprint is not None else _machine.fingerprint(product_id, self._machine_id())
         witness = self._witness(state, self._dir.machine_key())
-        if _stale(state, witness):
+        if stale(state, witness):
             # Restored from an earlier copy: what it holds was superseded or deactivated since, so only
             # a new request may follow, counted from where the witness is.
             assert witness is not None
@@ -178,7 +178,7 @@ class Client:
                     f"this state directory holds an activation of product {state.product_id} with fingerprint"
                     f" {state.fingerprint}; deactivate it first or use another state directory",
                 )
-            if kind is Kind.TRIAL and _peek(state.response).get("kind") == Kind.ACTIVATION.value:
+            if kind is Kind.TRIAL and peek(state.response).get("kind") == Kind.ACTIVATION.value:
                 raise _fail(Code.CONFLICT, "this installation is already activated with a license")
         seed = self._dir.ensure_machine_key()
         token = self._sign(
@@ -192,7 +192,7 @@ class Client:
             metadata=metadata,
             license_key=license_key,
         )
-        request = _check_request(token)
+        request = check_request(token)
         if (state.product_id, state.fingerprint) != (product_id, fp):
             # Requests for another product or fingerprint can never match a response any more.
             state = replace(state, product_id=product_id, fingerprint=fp, pending=())
@@ -257,32 +257,32 @@ class Client:
             )
         self._check_binding(resp, state, seed, this_machine=True)
         witness = self._witness(state, seed)
-        if _stale(state, witness):
+        if stale(state, witness):
             raise _fail(
                 Code.UNEXPECTED_RESPONSE,
                 f"the state directory {self.state_dir} is older than this installation's last activation or"
                 " deactivation (it was restored from a copy); make a new request",
             )
-        _check_answers(resp, state)
+        check_answers(resp, state)
         now = self._now()
-        mark = _mark(state, witness)
+        mark = high_water_mark(state, witness)
         self._check_clock(resp, mark, now)
         if now >= resp.apply_before:
             raise _fail(
                 Code.RESPONSE_EXPIRED,
                 f"the response had to be applied before {_utc(resp.apply_before)}; make a new request",
             )
-        _check_license(resp, max(now, mark))
+        check_license(resp, max(now, mark))
         if (
             resp.kind is Kind.TRIAL
             and state.response is not None
-            and _peek(state.response).get("kind") == Kind.ACTIVATION.value
+            and peek(state.response).get("kind") == Kind.ACTIVATION.value
         ):
             raise _fail(
                 Code.CONFLICT, "this installation is activated with a license; a trial cannot replace it"
             )
         answered = any(p.nonce == resp.request_nonce for p in state.pending)
-        activations, deactivations = _counts(state, witness)
+        activations, deactivations = counts(state, witness)
         new = replace(
             state,
             pending=tuple(p for p in state.pending if p.nonce != resp.request_nonce),
@@ -295,7 +295,7 @@ class Client:
         # The state first: a crash between the two writes leaves the witness behind, which the next
         # check raises, rather than ahead, which would refuse the activation just applied.
         self._dir.save(new)
-        self._witnesses.save(product_id, seed, _witness_of(new))
+        self._witnesses.save(product_id, seed, witness_of(new))
         return resp
 
     def verify_receipt(self, response: bytes, *, jwks: Mapping[str, Any] | None = None) -> Response:
@@ -346,12 +346,12 @@ class Client:
         except OfflineServiceError as exc:
             if exc.code in _ENVIRONMENT_CODES:
                 raise
-            return _status_doc(state, seed, resp, now, exc.code.value, exc.message)
+            return status_doc(state, seed, resp, now, exc.code.value, exc.message)
         if resp.kind is Kind.TRIAL:
             message = f"trial valid until {_utc(resp.trial_ends_at or 0)}"
         else:
             message = "license valid" + (f" until {_utc(resp.expires_at)}" if resp.expires_at else "")
-        return _status_doc(state, seed, resp, now, "OK", message)
+        return status_doc(state, seed, resp, now, "OK", message)
 
     def _stored(self, state: State, seed: bytes | None, *, this_machine: bool = True) -> Response:
         if state.response is None or state.product_id is None:
@@ -366,7 +366,7 @@ class Client:
         return resp
 
     def _verify(self, resp: Response, state: State, witness: Witness | None, now: int) -> None:
-        if _stale(state, witness):
+        if stale(state, witness):
             assert witness is not None
             raise _fail(
                 Code.NOT_ACTIVATED,
@@ -376,11 +376,11 @@ class Client:
                 f" {witness.activations} and {witness.deactivations}); activate again",
             )
         # applyBefore is not checked: it limits when a response may be applied, not how long it lasts.
-        mark = _mark(state, witness)
+        mark = high_water_mark(state, witness)
         self._check_clock(resp, mark, now)
         # Never judged earlier than a time already seen: a clock set back within the tolerance does
         # not bring back a license or trial that a check has found expired.
-        _check_license(resp, max(now, mark))
+        check_license(resp, max(now, mark))
 
     def _touch(self, state: State, seed: bytes | None, witness: Witness | None, now: int) -> State:
         """Raise the high-water mark in both copies to ``now``, and the witness's counts to the state's.
@@ -390,9 +390,9 @@ class Client:
         """
         if state.product_id is None:
             return state  # nothing stored yet; a check must not create the state directory
-        mark = max(_mark(state, witness), now)
+        mark = max(high_water_mark(state, witness), now)
         if seed is not None:
-            activations, deactivations = _counts(state, witness)
+            activations, deactivations = counts(state, witness)
             new = Witness(last_seen=mark, activations=activations, deactivations=deactivations)
             if new != witness:
                 self._witnesses.save(state.product_id, seed, new)
@@ -423,23 +423,23 @@ class Client:
         state = self._dir.load()
         if state.response is None and not state.pending:
             return
-        stored = _peek(state.response).get("activationId") if state.response else None
+        stored = peek(state.response).get("activationId") if state.response else None
         if activation_id is not None and stored != activation_id:
             raise _fail(Code.CONFLICT, f"the stored activation is {stored}, not {activation_id}")
         if state.response is not None:
             seed = self._dir.machine_key()
             witness = self._witness(state, seed)
-            activations, deactivations = _counts(state, witness)
+            activations, deactivations = counts(state, witness)
             state = replace(
                 state,
-                last_seen=_mark(state, witness),
+                last_seen=high_water_mark(state, witness),
                 activations=activations,
                 deactivations=deactivations + 1,
             )
             if seed is not None and state.product_id is not None:
                 # The witness first: once it counts the deactivation, a copy of the state directory
                 # made before it is refused, even if this process stops before the next write.
-                self._witnesses.save(state.product_id, seed, _witness_of(state))
+                self._witnesses.save(state.product_id, seed, witness_of(state))
         # The pinned JWKS stays: it is still needed to check the deactivation receipt.
         self._dir.save(replace(state, response=None, pending=()))
 
@@ -473,7 +473,7 @@ class Client:
             fingerprint=resp.fingerprint,
             activation_id=resp.activation_id,
         )
-        _check_request(token)
+        check_request(token)
         return token, resp.activation_id
 
     # -- checks ----------------------------------------------------------------------------------
@@ -510,96 +510,3 @@ class Client:
                 Code.CLOCK_ROLLBACK,
                 f"the system clock ({_utc(now)}) is behind a time already seen ({_utc(seen)}); correct the clock",
             )
-
-
-def _stale(state: State, witness: Witness | None) -> bool:
-    """True when the witness has counted an activation or deactivation that the state has not:
-    the state directory was restored from a copy made before it."""
-    return witness is not None and (
-        witness.activations > state.activations or witness.deactivations > state.deactivations
-    )
-
-
-def _mark(state: State, witness: Witness | None) -> int:
-    """The clock high-water mark: the larger of the two copies."""
-    return max(state.last_seen, witness.last_seen if witness is not None else 0)
-
-
-def _counts(state: State, witness: Witness | None) -> tuple[int, int]:
-    """Activations and deactivations: the larger of the two copies of each."""
-    if witness is None:
-        return state.activations, state.deactivations
-    return max(state.activations, witness.activations), max(state.deactivations, witness.deactivations)
-
-
-def _witness_of(state: State) -> Witness:
-    return Witness(
-        last_seen=state.last_seen, activations=state.activations, deactivations=state.deactivations
-    )
-
-
-def _check_request(token: str) -> messages.Request:
-    """Parse our own request as the service will, so a bad argument fails here, not at the vendor."""
-    try:
-        return messages.parse_request(token.encode("ascii"))
-    except OfflineServiceError as exc:
-        raise _fail(Code.INVALID_ARGUMENT, exc.message) from None
-
-
-def _check_answers(resp: Response, state: State) -> None:
-    """A response must answer an open request of ours, or re-answer the one already applied.
-
-    This is what stops an activation response from being applied again after a deactivation.
-    """
-    if any(p.nonce == resp.request_nonce and p.kind is resp.kind for p in state.pending):
-        return
-    if state.response is not None:
-        applied = _peek(state.response)
-        if applied.get("requestNonce") == resp.request_nonce and applied.get("kind") == resp.kind.value:
-            return
-    raise _fail(
-        Code.UNEXPECTED_RESPONSE,
-        "the response does not answer an open request of this installation (it was superseded or"
-        " deactivated); make a new request",
-    )
-
-
-def _check_license(resp: Response, now: int) -> None:
-    if resp.status == "suspended":
-        raise _fail(Code.LICENSE_SUSPENDED, "the license is suspended")
-    if resp.status == "revoked":
-        raise _fail(Code.LICENSE_REVOKED, "the license has been revoked")
-    if resp.expires_at is not None and now >= resp.expires_at:
-        raise _fail(Code.LICENSE_EXPIRED, f"the license expired at {_utc(resp.expires_at)}")
-    if resp.trial_ends_at is not None and now >= resp.trial_ends_at:
-        raise _fail(Code.TRIAL_EXPIRED, f"the trial ended at {_utc(resp.trial_ends_at)}")
-
-
-def _status_doc(
-    state: State, seed: bytes | None, resp: Response | None, now: int, code: str, message: str
-) -> dict[str, Any]:
-    thumbprint = jws.jwk_thumbprint(nacl.bindings.crypto_sign_seed_keypair(seed)[0]) if seed else None
-    return {
-        "activated": state.response is not None,
-        "valid": code == "OK",
-        "code": code,
-        "message": message,
-        "kind": resp.kind.value if resp else None,
-        "productId": resp.product_id if resp else state.product_id,
-        "licenseId": resp.license_id if resp else None,
-        "activationId": resp.activation_id if resp else None,
-        "status": resp.status if resp else None,
-        "expiresAt": resp.expires_at if resp else None,
-        "trialEndsAt": resp.trial_ends_at if resp else None,
-        "fingerprint": resp.fingerprint if resp else state.fingerprint,
-        "machineKeyThumbprint": thumbprint,
-        "allowedActivations": resp.allowed_activations if resp else None,
-        "usedActivations": resp.used_activations if resp else None,
-        "allowedDeactivations": resp.allowed_deactivations if resp else None,
-        "usedDeactivations": resp.used_deactivations if resp else None,
-        "metadata": dict(resp.metadata) if resp else {},
-        "issuedAt": resp.issued_at if resp else None,
-        "checkedAt": now,
-        "lastSeen": max(state.last_seen, now) if code == "OK" else state.last_seen,
-        "pending": [{"kind": p.kind.value, "issuedAt": p.issued_at} for p in state.pending],
-    }

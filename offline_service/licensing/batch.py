@@ -21,10 +21,9 @@ import shutil
 import stat
 import sys
 import time
-import unicodedata
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,27 +34,16 @@ from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
+from offline_service.licensing.batch_names import check_batch_names, file_label, response_name
 from offline_service.licensing.engine import Engine, LicenseFilter
 from offline_service.settings import Settings
 from offline_service.store import open_store
 
-__all__ = [
-    "MAX_NAME_BYTES",
-    "MAX_PATH_BYTES",
-    "REPORT_FIELDS",
-    "BatchSummary",
-    "check_batch_names",
-    "check_response_names",
-    "file_label",
-    "response_name",
-    "run_batch",
-]
+__all__ = ["REPORT_FIELDS", "BatchSummary", "run_batch"]
 
 REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
 JOURNAL = ".batch-journal.jsonl"
 CHUNK = 512  # files per transaction: fewer commits, while the write lock is held for ~20 ms
-MAX_NAME_BYTES = 255  # one part of a path (a file or folder name), as most file systems allow
-MAX_PATH_BYTES = 1024  # a whole path inside the batch, input or response, in UTF-8
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,80 +53,6 @@ class BatchSummary:
     rejected: int
     skipped: int  # already done in an earlier run, taken from the journal
     seconds: float
-
-
-def check_response_names(inputs: Iterable[tuple[str, str]]) -> None:
-    """Refuse, before anything is processed, inputs (label, response file) of which two would be
-    answered in the same file (a.req and a.txt in a.response, or A.req and a.req where case is
-    folded): one response would be lost."""
-    answered: dict[str, tuple[int, str]] = {}
-    for position, (label, response) in enumerate(inputs):
-        first, other = answered.setdefault(_folded(response), (position, label))
-        if first != position:  # the same file named twice counts as two inputs too
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT, f"{other} and {label} would both be answered in {response}; rename one"
-            )
-
-
-def check_batch_names(names: Iterable[str], *, code: Code = Code.INVALID_ARGUMENT) -> None:
-    """Refuse, before anything is processed or recorded, input names (relative, ``/``-separated)
-    of which the inputs or their responses could not all be written apart wherever the batch is
-    unpacked: two equal once case is folded (Windows and macOS fold it), one a file where another
-    needs a folder (``a.req`` answered in ``a.response``, ``a.response/b.req`` inside it), a part
-    of a path over MAX_NAME_BYTES or a path over MAX_PATH_BYTES (UTF-8). ``code``: BAD_ARCHIVE
-    for a zip, INVALID_ARGUMENT for a directory."""
-    names = list(names)
-    for what, path_of in (("entry", str), ("response", response_name)):
-        files: dict[str, int] = {}  # folded path -> index of its input
-        folders: dict[str, int] = {}  # folded folder -> index of an input under it
-        for i, name in enumerate(names):
-            path = path_of(name)
-            size = len(path.encode("utf-8"))
-            if size > MAX_PATH_BYTES:
-                raise OfflineServiceError(
-                    code, f"{what} {path!r} of {name!r} is {size} bytes long; the limit is {MAX_PATH_BYTES}"
-                )
-            parts = path.split("/")
-            for part in parts:
-                if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-                    raise OfflineServiceError(
-                        code, f"{what} {path!r} of {name!r} has a name over {MAX_NAME_BYTES} bytes; rename it"
-                    )
-            key = _folded(path)
-            first = files.setdefault(key, i)
-            if first != i:
-                if what == "entry":
-                    problem = f"{names[first]} and {name} differ only in case or Unicode form"
-                else:
-                    problem = f"{names[first]} and {name} would both be answered in {path!r}"
-                raise OfflineServiceError(code, f"{problem}; rename one")
-            for depth in range(1, len(parts)):
-                folders.setdefault(_folded("/".join(parts[:depth])), i)
-        for key, i in files.items():
-            if key in folders:
-                other = names[folders[key]]
-                raise OfflineServiceError(
-                    code,
-                    f"{names[i]} and {other}: {what} {path_of(names[i])!r} would be a file and also the"
-                    f" folder of {path_of(other)!r}; rename one",
-                )
-
-
-def _folded(path: str) -> str:
-    """A path as a file system that folds case and normalises Unicode sees it."""
-    return unicodedata.normalize("NFC", path).casefold()
-
-
-def response_name(name: str) -> str:
-    """The response file for an input: its extension replaced by ``.response``."""
-    path = Path(name)
-    return str(path.with_suffix(".response")) if path.suffix else name + ".response"
-
-
-def file_label(name: str) -> str:
-    """A name as the report shows it: one that is not UTF-8 (os.walk's surrogate escapes) with
-    its undecodable bytes as ``\\xNN``."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # -- one run ---------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
-from offline_service.licensing.batch import check_response_names, response_name, run_batch
+from offline_service.licensing.batch import run_batch
+from offline_service.licensing.batch_names import check_response_names, response_name
 from offline_service.licensing.models import UNLIMITED, LicenseStatus
 from offline_service.licensing.representations import license_json
 

@@ -21,7 +21,8 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.licensing import batch
-from offline_service.licensing.batch import REPORT_FIELDS, BatchSummary, response_name, run_batch
+from offline_service.licensing.batch import REPORT_FIELDS, BatchSummary, run_batch
+from offline_service.licensing.batch_names import check_batch_names, response_name
 from offline_service.licensing.models import License
 from offline_service.settings import Settings
 from tests.factories import Machine, World, make_world, wall_now
@@ -364,8 +365,8 @@ def test_the_batch_command_refuses_a_zip_whose_responses_clash(
 
 
 def test_check_batch_names_takes_names_that_are_apart() -> None:
-    batch.check_batch_names(["a.req", "b/a.req", "B.req", "c.response/d.req", "x" * 246 + ".req"])
-    batch.check_batch_names(["/".join(["d" * 200] * 5)[:1000] + ".req"])
+    check_batch_names(["a.req", "b/a.req", "B.req", "c.response/d.req", "x" * 246 + ".req"])
+    check_batch_names(["/".join(["d" * 200] * 5)[:1000] + ".req"])
 
 
 # -- a response that cannot be written --------------------------------------------------------
