@@ -7,6 +7,11 @@ import pytest
 
 from tests.factories import World, make_world
 
+# The web tests of every domain share the app fixtures: imported here so that pytest finds them
+# wherever the tests live.
+from tests.web.portal import portal  # noqa: F401
+from tests.web.site import make_site, site  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _config_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

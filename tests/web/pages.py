@@ -17,7 +17,7 @@ from offline_service.accounts.mail import MAIL_DIR
 from offline_service.accounts.models import User, UserGroup
 from offline_service.web.auth import CSRF_COOKIE
 from tests.db import table
-from tests.web.conftest import EMAILS, PASSWORD, Site
+from tests.web.site import EMAILS, PASSWORD, Site
 
 # Everyone the fixture world has, and the anonymous visitor.
 PEOPLE = ("user1", "user2", "admin_a", "admin_b", "other")

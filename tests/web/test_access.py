@@ -15,7 +15,7 @@ import pytest
 
 from offline_service.fileformat.messages import Kind
 from tests.factories import NOW, Machine
-from tests.web.conftest import EMAILS, LICENSES, VISIBLE, Site, activation_request, error
+from tests.web.site import EMAILS, LICENSES, VISIBLE, Site, activation_request, error
 
 ROLES = tuple(VISIBLE)
 PROTECTED = (

@@ -12,8 +12,8 @@ import pytest
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.web.bodies import MAX_BODY_BYTES, MAX_DEPTH, parse_json_object
 from tests.licensing.test_archive import HOSTILE as HOSTILE_ZIPS
-from tests.web.conftest import EMAILS, PASSWORD, Site, SiteFactory, error
 from tests.web.pages import client, log_in
+from tests.web.site import EMAILS, PASSWORD, Site, SiteFactory, error
 
 ACTIVATE = "/v1/activations/offline-activate"
 DEACTIVATE = "/v1/activations/offline-deactivate"

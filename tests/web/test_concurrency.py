@@ -31,7 +31,7 @@ from offline_service.web.services import Services
 from tests.db import rows
 from tests.factories import Machine, wall_now
 from tests.servers import serve
-from tests.web.conftest import EMAILS, PASSWORD, Site, _populate, settings_for
+from tests.web.site import EMAILS, PASSWORD, Site, _populate, settings_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import httpx2 as httpx
 import pytest
 
 from offline_service.web import openapi
-from tests.web.conftest import CheckedClient, Site
 from tests.web.contract import Contract
+from tests.web.site import CheckedClient, Site
 
 CONTRACT = Contract(openapi.document())
 ERROR = {"code": "NOT_FOUND", "message": "no such thing"}

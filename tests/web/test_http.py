@@ -11,8 +11,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from offline_service.ids import new_id
-from tests.web.conftest import Site
 from tests.web.pages import log_in, team_a, user
+from tests.web.site import Site
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

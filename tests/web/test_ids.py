@@ -13,8 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from offline_service.ids import ID_PREFIXES, id_pattern, is_id, new_id
-from tests.web.conftest import Site
 from tests.web.pages import log_in, post, team_a
+from tests.web.site import Site
 
 HOSTILE = {
     "dotdot": "../",

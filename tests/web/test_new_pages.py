@@ -13,8 +13,8 @@ from offline_service.accounts import membership
 from offline_service.accounts.scope import Scope
 from tests.db import rows
 from tests.factories import NOW
-from tests.web.conftest import Site
 from tests.web.pages import client, link_in, log_in, mails, post, team_a, user
+from tests.web.site import Site
 
 NEW_PASSWORD = "a brand new passphrase 7"
 

@@ -10,7 +10,7 @@ import pytest
 
 from offline_service.ids import new_id
 from offline_service.web import openapi
-from tests.web.conftest import Site
+from tests.web.site import Site
 
 DOC = openapi.document()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from offline_service import __version__
 from offline_service.web import openapi
-from tests.web.conftest import Site
+from tests.web.site import Site
 
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 
 from offline_service.web import openapi
-from tests.web.conftest import Site
+from tests.web.site import Site
 
 CONFIG = schemathesis.Config.from_dict(
     {

@@ -54,6 +54,12 @@ VISIBLE = {
 LICENSES = ("user1", "org_a", "group", "nobody", "org_b", "other")
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options")
 
+# The offline-file endpoints of the JSON API, and every POST route a person may call.
+ACTIVATE = "/v1/activations/offline-activate"
+DEACTIVATE = "/v1/activations/offline-deactivate"
+TRIAL = "/v1/trial-activations/offline-activate"
+POSTS = ("/v1/accounts/login", ACTIVATE, DEACTIVATE, TRIAL)
+
 
 class Clock:
     """The app's clock; tests move it."""

@@ -1,6 +1,6 @@
 """Downloads, in process: who sees which releases, signed links bound to a person and a file,
 entitlement checked again at download time, and Range requests. Every role of the site of
-tests/web/conftest.py, plus a person who holds no license."""
+tests/web/site.py, plus a person who holds no license."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from offline_service.releases.links import LinkSigner
 from tests import people
 from tests.db import execute
 from tests.factories import NOW
-from tests.web.conftest import EMAILS, PASSWORD, Site, error
+from tests.web.site import EMAILS, PASSWORD, Site, error
 
 ROLES = ("user1", "user2", "admin_a", "admin_b", "other", "nolicense")
 NOLICENSE = "user3@acme.example"

@@ -13,7 +13,6 @@ from offline_service.accounts.models import User
 from offline_service.accounts.scope import Scope
 from offline_service.web.auth import SESSION_COOKIE
 from tests.factories import NOW
-from tests.web.conftest import EMAILS, PASSWORD, VISIBLE, Site, activation_request, error
 from tests.web.pages import (
     PEOPLE,
     client,
@@ -24,6 +23,7 @@ from tests.web.pages import (
     text,
     user,
 )
+from tests.web.site import EMAILS, PASSWORD, VISIBLE, Site, activation_request, error
 
 NEW_PASSWORD = "a brand new passphrase 7"
 PAGES = ("/profile", "/profile/security")

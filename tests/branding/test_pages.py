@@ -14,7 +14,7 @@ from offline_service.branding import services as branding
 from offline_service.branding.services import theme
 from tests.factories import NOW
 from tests.images import png
-from tests.web.conftest import EMAILS, PASSWORD, Site
+from tests.web.site import EMAILS, PASSWORD, Site
 
 DOMAIN = "portal.acme.example"
 ROLES = ("user1", "user2", "admin_a", "admin_b", "other")

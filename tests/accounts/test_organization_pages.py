@@ -18,7 +18,6 @@ from offline_service.web.kit import mask_key
 from tests import people
 from tests.db import execute
 from tests.factories import NOW
-from tests.web.conftest import EMAILS, PASSWORD, Site, SiteFactory
 from tests.web.pages import (
     PEOPLE,
     client,
@@ -32,6 +31,7 @@ from tests.web.pages import (
     user,
     user_by_email,
 )
+from tests.web.site import EMAILS, PASSWORD, Site, SiteFactory
 
 NEW_PASSWORD = "a brand new passphrase 7"
 

@@ -14,8 +14,8 @@ from offline_service.licensing.activations import CSV_COLUMNS, PAGE_SIZE, csv_ce
 from offline_service.web.kit import mask_key
 from tests.db import execute
 from tests.factories import NOW, Machine
-from tests.web.conftest import LICENSES, VISIBLE, Site, activation_request, error
 from tests.web.pages import PEOPLE, client, log_in, text
+from tests.web.site import LICENSES, VISIBLE, Site, activation_request, error
 
 # Who owns (and so may activate) each license in the fixture world.
 OWNER = {"user1": "user1", "org_a": "admin_a", "group": "user2", "org_b": "admin_b", "other": "other"}

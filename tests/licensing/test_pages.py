@@ -1,0 +1,377 @@
+"""The portal's licensing pages, in process: the dashboard and licenses scoped to the person, offline
+activation and deactivation, and batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from typing import Any
+
+import pytest
+
+from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.messages import Kind, parse_response
+from offline_service.licensing import services as admin
+from offline_service.licensing.decisions import DAY
+from offline_service.licensing.models import License
+from offline_service.web.kit import mask_key
+from tests.factories import NOW, Machine
+from tests.web.portal import (
+    SAFE_FILENAME,
+    Portal,
+    activation,
+    shown_text,
+    submit,
+    upload,
+)
+
+# -- dashboard and licenses ------------------------------------------------------------------
+
+
+def test_dashboard_shows_only_visible_licenses_and_their_activity(portal: Portal) -> None:
+    bob, carol = portal.login("bob@example.com"), portal.login("carol@example.com")
+    assert (
+        submit(
+            carol, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.carols, "carol-pc"))
+        ).status_code
+        == 200
+    )
+    assert (
+        submit(
+            bob, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.bobs, "bob-pc"))
+        ).status_code
+        == 200
+    )
+    page = bob.get("/")
+    assert page.status_code == 200
+    for visible in (portal.bobs, portal.org_linked):
+        assert mask_key(visible.key) in page.text
+    for hidden in (portal.org_only, portal.carols, portal.other_bobs):
+        assert mask_key(hidden.key) not in page.text
+    text = shown_text(page.text)
+    assert "fp-bob-pc" in text and "fp-carol-pc" not in text
+    assert "Offline activation" in text and "you" in text
+    assert "1 activation used of 6 allowed" in text
+    assert "carol" not in page.text.lower()
+
+
+def test_dashboard_counts_licenses_by_status(portal: Portal) -> None:
+    admin.set_license_status(
+        portal.svc.store, portal.acme, portal.org_only.key, admin.LicenseStatus.SUSPENDED, now=NOW
+    )
+    page = portal.login("alice@example.com").get("/")
+    text = shown_text(page.text)
+    assert "2 licenses in all" in text and "1 active" in text and "1 suspended" in text
+    assert "License suspended" in text  # the vendor's action shows in the activity
+
+
+def test_org_admin_sees_every_license_of_the_organization(portal: Portal) -> None:
+    client = portal.login("alice@example.com")
+    page = client.get("/licenses").text
+    assert mask_key(portal.org_linked.key) in page and mask_key(portal.org_only.key) in page
+    assert mask_key(portal.bobs.key) not in page and mask_key(portal.carols.key) not in page
+    assert client.get(f"/licenses/{portal.org_only.id}").status_code == 200
+    assert client.get(f"/licenses/{portal.bobs.id}").status_code == 404
+
+
+def test_user_sees_own_and_group_licenses_only(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    page = client.get("/licenses").text
+    assert mask_key(portal.bobs.key) in page and mask_key(portal.org_linked.key) in page
+    assert mask_key(portal.org_only.key) not in page and mask_key(portal.carols.key) not in page
+    assert client.get(f"/licenses/{portal.org_linked.id}").status_code == 200
+
+
+@pytest.mark.parametrize("guess", ["carols", "org_only", "other_bobs"])
+def test_guessing_another_license_id_is_not_found(portal: Portal, guess: str) -> None:
+    client = portal.login("bob@example.com")
+    license: License = getattr(portal, guess)
+    for path in (f"/licenses/{license.id}", f"/licenses/{license.id}?reveal=1"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "LICENSE_NOT_FOUND" in response.text and "Not found" in response.text
+        assert license.key not in response.text and mask_key(license.key) not in response.text
+    assert client.get("/licenses/lic_000000000000000000000000").status_code == 404
+
+
+def test_license_key_is_masked_unless_revealed(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    for path in ("/", "/licenses", f"/licenses/{portal.bobs.id}"):
+        assert portal.bobs.key not in client.get(path).text
+    detail = client.get(f"/licenses/{portal.bobs.id}").text
+    assert mask_key(portal.bobs.key) in detail and f'href="/licenses/{portal.bobs.id}?reveal=1"' in detail
+    revealed = client.get(f"/licenses/{portal.bobs.id}?reveal=1")
+    assert portal.bobs.key in revealed.text and "Hide key" in revealed.text
+
+
+def test_mask_key_keeps_only_the_last_group() -> None:
+    assert mask_key("ABCDE-FGHJK-MNPQR-STVWX-YZ012") == "•••••-•••••-•••••-•••••-YZ012"
+    assert mask_key("abc") == "•••"
+
+
+def test_license_detail_shows_usage_and_activations(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    data = activation(
+        portal, portal.bobs, "laptop", hostname="laptop-7", os="Windows 11", app_version="2.4.1"
+    )
+    assert submit(client, "/activate", {"validity": "7"}, files=upload(data)).status_code == 200
+    text = shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
+    for expected in (
+        "laptop-7",
+        "fp-laptop",
+        "Windows 11",
+        "2.4.1",
+        "1 of 3 used",
+        "0 of 2 used",
+        "App",
+        "active",
+    ):
+        assert expected in text, expected
+
+
+# -- offline activation ----------------------------------------------------------------------
+
+
+def test_activation_by_upload_downloads_a_verifiable_response(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    response = submit(client, "/activate", {"validity": "1"}, files=upload(activation(portal, portal.bobs)))
+    assert response.status_code == 200
+    disposition = response.headers["content-disposition"]
+    assert SAFE_FILENAME.match(disposition), disposition
+    parsed = parse_response(response.content, portal.svc.keyring.public_keys())
+    assert parsed.kind is Kind.ACTIVATION and parsed.license_id == portal.bobs.id
+    assert parsed.apply_before - parsed.issued_at == DAY
+    assert disposition == f'attachment; filename="host-fp-m1-{parsed.activation_id}.response"'
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_activation_by_pasted_text(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    text = activation(portal, portal.org_linked).decode("ascii")
+    response = submit(client, "/activate", {"validity": "30", "text": f"\n  {text}\n"})
+    assert response.status_code == 200
+    parsed = parse_response(response.content, portal.svc.keyring.public_keys())
+    assert parsed.license_id == portal.org_linked.id
+    assert parsed.apply_before - parsed.issued_at == 30 * DAY
+
+
+def test_response_validity_is_capped_by_the_product(portal: Portal) -> None:
+    store = portal.svc.store
+    short = admin.create_product(
+        store, portal.svc.keyring, portal.acme, name="Short", now=NOW, max_response_validity=2 * DAY
+    )
+    lic = admin.create_license(
+        store,
+        portal.acme,
+        product_id=short.id,
+        allowed_activations=1,
+        allowed_deactivations=0,
+        now=NOW,
+        owner_user_email="carol@example.com",
+    )
+    data = Machine(fingerprint="fp-short").request(
+        Kind.ACTIVATION, short.id, license_key=lic.key, issued_at=NOW
+    )
+    response = submit(portal.login("carol@example.com"), "/activate", {"validity": "30"}, files=upload(data))
+    parsed = parse_response(response.content, portal.svc.keyring.public_keys())
+    assert parsed.apply_before - parsed.issued_at == 2 * DAY
+
+
+def test_activation_for_a_license_the_user_cannot_see_records_nothing(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    before = portal.snapshot()
+    response = submit(client, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.carols)))
+    assert response.status_code == 404
+    assert "LICENSE_NOT_FOUND" in response.text
+    assert "you may not use" in response.text
+    assert "content-disposition" not in response.headers
+    assert portal.snapshot() == before
+
+
+def test_trial_request_on_the_activation_page_is_refused_and_records_nothing(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    before = portal.snapshot()
+    trial = Machine(fingerprint="fp-trial").request(Kind.TRIAL, portal.product.id, issued_at=NOW)
+    response = submit(client, "/activate", {"validity": "7"}, files=upload(trial))
+    assert response.status_code == 400
+    assert "MALFORMED_REQUEST" in response.text and "trial" in response.text
+    assert portal.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("form", "files", "status", "code"),
+    [
+        ({}, None, 400, "INVALID_ARGUMENT"),
+        ({"text": "   "}, None, 400, "INVALID_ARGUMENT"),
+        ({"text": "not a request"}, None, 400, "MALFORMED_REQUEST"),
+        ({"text": "x" * (MAX_FILE_BYTES + 1)}, None, 413, "REQUEST_TOO_LARGE"),
+        ({}, upload(b"x" * (MAX_FILE_BYTES + 1)), 413, "REQUEST_TOO_LARGE"),
+        ({"validity": "9999"}, "valid", 400, "INVALID_ARGUMENT"),
+        ({"validity": "-1"}, "valid", 400, "INVALID_ARGUMENT"),
+    ],
+)
+def test_bad_activation_forms_are_explained(
+    portal: Portal, form: dict[str, str], files: Any, status: int, code: str
+) -> None:
+    client = portal.login("bob@example.com")
+    if files == "valid":
+        files = upload(activation(portal, portal.bobs))
+    before = portal.snapshot()
+    response = submit(client, "/activate", form, files=files)
+    assert response.status_code == status
+    assert code in response.text and 'role="alert"' in response.text
+    assert "<form" in response.text  # the form is shown again
+    assert portal.snapshot() == before
+
+
+def test_activation_limit_is_explained_in_plain_words(portal: Portal) -> None:
+    client = portal.login("carol@example.com")
+    for n in range(3):
+        assert (
+            submit(
+                client, "/activate", {}, files=upload(activation(portal, portal.carols, f"c{n}"))
+            ).status_code
+            == 200
+        )
+    response = submit(client, "/activate", {}, files=upload(activation(portal, portal.carols, "c4")))
+    assert response.status_code == 409
+    assert "ACTIVATION_LIMIT" in response.text and "no activations left" in response.text
+
+
+def test_the_same_request_twice_reissues_without_counting_twice(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    data = activation(portal, portal.bobs)
+    first = submit(client, "/activate", {}, files=upload(data))
+    second = submit(client, "/activate", {}, files=upload(data))
+    assert first.headers["content-disposition"] == second.headers["content-disposition"]
+    assert "1 of 3 used" in shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
+
+
+# -- offline deactivation --------------------------------------------------------------------
+
+
+def test_deactivation_downloads_a_signed_receipt(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    machine = Machine(fingerprint="fp-old-pc")
+    data = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=NOW)
+    activated = parse_response(
+        submit(client, "/activate", {}, files=upload(data)).content, portal.svc.keyring.public_keys()
+    )
+    request = machine.request(
+        Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
+    )
+    response = submit(client, "/deactivate", {}, files=upload(request))
+    assert response.status_code == 200
+    disposition = response.headers["content-disposition"]
+    assert SAFE_FILENAME.match(disposition)
+    assert disposition.endswith(f'-{activated.activation_id}-deactivation-receipt.response"')
+    receipt = parse_response(response.content, portal.svc.keyring.public_keys())
+    assert receipt.kind is Kind.DEACTIVATION and receipt.deactivated_at == NOW
+    text = shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
+    assert "0 of 3 used" in text and "1 of 2 used" in text and "deactivated" in text
+
+
+def test_deactivation_of_another_persons_activation_is_refused(portal: Portal) -> None:
+    carol, bob = portal.login("carol@example.com"), portal.login("bob@example.com")
+    machine = Machine(fingerprint="fp-carol")
+    data = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.carols.key, issued_at=NOW)
+    activated = parse_response(
+        submit(carol, "/activate", {}, files=upload(data)).content, portal.svc.keyring.public_keys()
+    )
+    request = machine.request(
+        Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
+    )
+    before = portal.snapshot()
+    response = submit(bob, "/deactivate", {"text": request.decode()})
+    assert response.status_code == 404 and "ACTIVATION_NOT_FOUND" in response.text
+    assert portal.snapshot() == before
+
+
+def test_an_activation_request_on_the_deactivation_page_is_refused(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    before = portal.snapshot()
+    response = submit(client, "/deactivate", {}, files=upload(activation(portal, portal.bobs)))
+    assert response.status_code == 400 and "MALFORMED_REQUEST" in response.text
+    assert portal.snapshot() == before
+
+
+# -- batch -----------------------------------------------------------------------------------
+
+
+def zipped(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_batch_zip_returns_responses_and_a_report(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    now = NOW  # the portal's batches run at the app's clock
+    mine = Machine(fingerprint="fp-batch-1").request(
+        Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=now
+    )
+    theirs = Machine(fingerprint="fp-batch-2").request(
+        Kind.ACTIVATION, portal.product.id, license_key=portal.carols.key, issued_at=now
+    )
+    archive = zipped({"a.request": mine, "b.request": theirs})
+    response = submit(
+        client, "/batch", {"validity": "3"}, files={"archive": ("reqs.zip", archive, "application/zip")}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert SAFE_FILENAME.match(response.headers["content-disposition"])
+    with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+        assert sorted(z.namelist()) == ["a.response", "report.csv"]
+        rows = {r["file"]: r for r in csv.DictReader(io.StringIO(z.read("report.csv").decode()))}
+        parsed = parse_response(z.read("a.response"), portal.svc.keyring.public_keys())
+    assert rows["a.request"]["code"] == "OK" and rows["b.request"]["code"] == "LICENSE_NOT_FOUND"
+    assert parsed.license_id == portal.bobs.id and parsed.apply_before - parsed.issued_at == 3 * DAY
+    with portal.svc.store.read() as tx:
+        assert tx.activations(portal.carols.id) == []
+
+
+def test_batch_refuses_trial_requests(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    trial = Machine(fingerprint="fp-trial").request(Kind.TRIAL, portal.product.id, issued_at=NOW)
+    archive = zipped({"t.request": trial})
+    response = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
+    with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+        rows = list(csv.DictReader(io.StringIO(z.read("report.csv").decode())))
+    assert rows[0]["code"] != "OK"
+    assert portal.snapshot()["trials"] == []
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        b"this is not a zip",
+        b"",
+        zipped({"../escape.request": b"x"}),
+        zipped({"big.request": b"\0" * (2 * 1024 * 1024)}),  # compressed far more than 100:1
+    ],
+)
+def test_hostile_zip_is_refused_with_bad_archive(portal: Portal, archive: bytes) -> None:
+    client = portal.login("bob@example.com")
+    before = portal.snapshot()
+    response = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
+    assert response.status_code == 400
+    assert "BAD_ARCHIVE" in response.text and "cannot be processed" in response.text
+    assert portal.snapshot() == before
+
+
+def test_batch_whose_responses_clash_is_refused_before_any_seat_is_used(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    archive = zipped(
+        {
+            "a.request": activation(portal, portal.bobs, "a"),
+            "a.response/b.request": activation(portal, portal.bobs, "b"),
+        }
+    )
+    before = portal.snapshot()
+    response = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
+    assert response.status_code == 400
+    assert "BAD_ARCHIVE" in response.text and "a.response/b.request" in response.text
+    assert portal.snapshot() == before
