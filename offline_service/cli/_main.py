@@ -1,4 +1,5 @@
-"""Argument parsing and the verbs of ``offline-service``. Decisions live in the engine and admin."""
+"""Argument parsing of ``offline-service`` and its service-wide verbs (init, serve, demo). Each domain
+registers its own verbs (``<domain>/cli.py``); decisions live in the engine and the domain services."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from offline_service.cli.context import now as _now
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_alias, check_id
 from offline_service.licensing import cli as licensing_cli
-from offline_service.licensing import services as admin
+from offline_service.licensing import services as licensing
 from offline_service.releases import cli as releases_cli
 
 __all__ = ["build_parser", "main"]
@@ -36,7 +37,7 @@ OFFLINE_SERVICE_RELEASES (where `release publish` puts files; default DATA/relea
 
 
 def cmd_init(ctx: _Context) -> int:
-    account, created = admin.ensure_account(ctx.store, ctx.args.account, now=_now())
+    account, created = licensing.ensure_account(ctx.store, ctx.args.account, now=_now())
     ctx.settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = {
         "account": {"id": account.id, "alias": account.alias, "created": created},

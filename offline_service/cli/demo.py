@@ -21,7 +21,7 @@ from offline_service.accounts.scope import Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import queries
-from offline_service.licensing import services as admin
+from offline_service.licensing import services as licensing
 from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
 from offline_service.store import open_store
@@ -52,7 +52,7 @@ def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, Lic
     keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
     try:
         now = int(time.time())
-        account, _ = admin.ensure_account(store, alias, now=now)
+        account, _ = licensing.ensure_account(store, alias, now=now)
         org = _absent_as_none(
             lambda: membership.organization_named(store, Scope.vendor(account), DEMO_ORGANIZATION)
         )
@@ -66,10 +66,10 @@ def _demo_records(settings: Settings, alias: str) -> tuple[Account, Product, Lic
             return account, product, licenses[0], False
         if org is None:
             membership.create_organization(store, Scope.vendor(account), name=DEMO_ORGANIZATION, now=now)
-        product = product or admin.create_product(
+        product = product or licensing.create_product(
             store, keyring, account, name=DEMO_PRODUCT, now=now, trial_days=14
         )
-        license = admin.create_license(
+        license = licensing.create_license(
             store,
             account,
             product_id=product.id,
@@ -189,7 +189,7 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
     where = [
         *(["--data", str(settings.data_dir)] if settings.data_dir != Path("data") else []),
         *(["--keys", str(settings.keys_dir)] if settings.keys_dir != Path("keys") else []),
-        *(["--account", account.alias] if account.alias != admin.DEFAULT_ACCOUNT else []),
+        *(["--account", account.alias] if account.alias != licensing.DEFAULT_ACCOUNT else []),
     ]
     print(f"{'Created' if created else 'Using'} the demo account '{account.alias}', product '{product.name}'")
     print(f"  product id  {product.id}")
