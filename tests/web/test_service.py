@@ -95,7 +95,8 @@ def test_openapi_document_describes_every_route(site: Site) -> None:
     routes = [
         r
         for r in site.client.app.routes  # type: ignore[attr-defined]
-        if isinstance(r, Route) and r.path.startswith(("/v1/", "/healthz", "/readyz", "/.well-known/", "/openapi.json"))
+        if isinstance(r, Route)
+        and r.path.startswith(("/v1/", "/healthz", "/readyz", "/.well-known/", "/openapi.json"))
     ]
     assert len(routes) >= 13
     for route in routes:
