@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from offline_service.accounts import cli as accounts_cli
 from offline_service.branding import cli as branding_cli
+from offline_service.cli import db as db_cli
 from offline_service.cli.context import EXIT_OK, fail, verb
 
 # Private names for the verbs still defined here; each domain's cli.py imports the public ones.
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     verb(verbs, "init", cmd_init, "create the data directory, database and account")
+    db_cli.register(verbs)
     licensing_cli.register(verbs)
 
     accounts_cli.register(verbs, verb)

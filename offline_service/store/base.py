@@ -66,6 +66,16 @@ class Store(Protocol):
         """The newest migration applied to the database."""
         ...
 
+    def pending_migrations(self) -> list[int]:
+        """The schema versions this release knows that the database has not applied, oldest
+        first; empty when the schema is current."""
+        ...
+
+    def upgrade(self) -> list[int]:
+        """Apply the pending migrations (safe to run from several processes at once); returns the
+        versions this call applied."""
+        ...
+
     def debug_query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """For tests and maintenance only: run one statement in the backend's own SQL and
         placeholder style, outside the domain methods, and return its rows. Within the calling

@@ -55,9 +55,19 @@ def _migrations() -> list[tuple[int, str]]:
 class SQLiteStore:
     """Store backed by one SQLite file in ``data_dir``; safe to share between processes."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, background_checkpoints: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        background_checkpoints: bool = False,
+        migrate: bool = True,
+    ) -> None:
         """``background_checkpoints``: for a long-running server, checkpoint the WAL on a thread
-        of its own (``Checkpointer``) instead of inside the commits of request handlers."""
+        of its own (``Checkpointer``) instead of inside the commits of request handlers.
+
+        ``migrate``: apply pending migrations on open (the CLI's vendor commands, tests). A server
+        opens with False and refuses an old schema, so that upgrading stays an operator's step
+        (``offline-service db upgrade``) and N instances never race to migrate."""
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.data_dir / DB_FILE
@@ -87,7 +97,12 @@ class SQLiteStore:
             autocheckpoint = 4 * CHECKPOINT_PAGES if background_checkpoints else CHECKPOINT_PAGES
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {autocheckpoint}")
             self._conn.execute("PRAGMA journal_size_limit = 67108864")
-            self._migrate()
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at INTEGER)"
+            )
+            if migrate:
+                self._upgrade()
         except sqlite3.Error as exc:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
         if background_checkpoints:
@@ -95,11 +110,27 @@ class SQLiteStore:
                 self.path, writer_lock=self._writer_lock, reset_pages=CHECKPOINT_PAGES
             )
 
-    def _migrate(self) -> None:
+    def pending_migrations(self) -> list[int]:
+        """The versions of ``store/migrations`` not yet applied to the database, oldest first."""
+        with self._thread_lock:
+            try:
+                applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
+            except sqlite3.Error as exc:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
+        return [version for version, _sql in _migrations() if version not in applied]
+
+    def upgrade(self) -> list[int]:
+        """Apply the pending migrations, each in its own transaction under the writers' lock;
+        returns the versions this call applied (another process may have applied the others)."""
+        with self._writer_lock():
+            try:
+                return self._upgrade()
+            except sqlite3.Error as exc:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"migration failed: {exc}") from None
+
+    def _upgrade(self) -> list[int]:
         c = self._conn
-        c.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)"
-        )
+        applied = []
         for version, sql in _migrations():
             c.execute("BEGIN IMMEDIATE")
             try:
@@ -113,6 +144,8 @@ class SQLiteStore:
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
+            applied.append(version)
+        return applied
 
     @property
     def schema_version(self) -> int:

@@ -1,4 +1,4 @@
-"""The service-wide routes (the JWKS and the health check) and the JSON body helpers every /v1 route
+"""The service-wide routes (the JWKS, liveness and readiness) and the JSON body helpers every /v1 route
 uses. Each domain's routes are in its own package (licensing/api.py, accounts/api.py, ...)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from offline_service import health
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.web.auth import services
@@ -48,14 +49,26 @@ async def jwks(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    svc = services(request)
+    """Liveness: the process answers. No database round trip, so that a database outage makes
+    instances unready (``/readyz``), not restarted."""
+    return JSONResponse({"status": "ok"})
 
-    # Reading the schema version is a query: it proves the database answers.
-    version = await run_in_threadpool(lambda: svc.store.schema_version)
-    return JSONResponse({"status": "ok", "schemaVersion": version})
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers, its schema is current and the keys load (see
+    ``health.readiness``); 503 with the reasons otherwise. Computed afresh on every call."""
+    svc = services(request)
+    state = await run_in_threadpool(health.readiness, svc.store, svc.keyring)
+    headers = {"cache-control": "no-store"}
+    if state.ready:
+        return JSONResponse({"status": "ready", "schemaVersion": state.schema_version}, headers=headers)
+    assert state.code is not None
+    body = {"status": "not ready", "code": state.code.value, "reasons": state.reasons}
+    return JSONResponse(body, status_code=503, headers=headers)
 
 
 routes = [
     Route("/healthz", healthz),
+    Route("/readyz", readyz),
     Route(JWKS_PATH, jwks),
 ]

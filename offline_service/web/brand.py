@@ -35,7 +35,7 @@ log = logging.getLogger("offline_service.web")
 
 SCOPE_KEY = "ofs.brand"
 # Paths that are no portal page: nothing on them shows an account's look.
-_NOT_PAGES = ("/v1/", "/.well-known/", "/static/", "/branding/", "/healthz", "/openapi.json")
+_NOT_PAGES = ("/v1/", "/.well-known/", "/static/", "/branding/", "/healthz", "/readyz", "/openapi.json")
 
 
 @dataclass(frozen=True, slots=True)

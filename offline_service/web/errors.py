@@ -60,7 +60,7 @@ def status_of(code: Code | str) -> int:
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith(("/v1/", "/.well-known/", "/openapi.json", "/healthz"))
+    return request.url.path.startswith(("/v1/", "/.well-known/", "/openapi.json", "/healthz", "/readyz"))
 
 
 def _page(title: str, message: str, status: int) -> HTMLResponse:

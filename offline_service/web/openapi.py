@@ -53,7 +53,21 @@ _SCHEMAS: dict[str, Schema] = {
         },
         "Every error answer.",
     ),
-    "Health": obj(["status", "schemaVersion"], {"status": {"const": "ok"}, "schemaVersion": INT}),
+    "Health": obj(["status"], {"status": {"const": "ok"}}, "Liveness: no database round trip."),
+    "Ready": obj(["status", "schemaVersion"], {"status": {"const": "ready"}, "schemaVersion": INT}),
+    "NotReady": obj(
+        ["status", "code", "reasons"],
+        {
+            "status": {"const": "not ready"},
+            "code": {
+                "type": "string",
+                "enum": [Code.STORAGE_ERROR.value, Code.KEY_ERROR.value, Code.INSECURE_KEY_FILE.value],
+                "description": "The first failing check's code",
+            },
+            "reasons": {"type": "array", "items": {"type": "string"}, "description": "For people"},
+        },
+        "The database does not answer, its schema is behind, or a product's key does not load.",
+    ),
     "Jwk": obj(
         ["kty", "crv", "x", "kid", "use", "alg", "product", "status"],
         {
@@ -70,16 +84,28 @@ _SCHEMAS: dict[str, Schema] = {
     "Jwks": obj(["keys"], {"keys": {"type": "array", "items": ref("Jwk")}}),
 }
 
+
+def _readyz() -> dict[str, Any]:
+    operation = op(
+        "Readiness: the database answers, the schema is current, every product's key loads",
+        json_answer(ref("Ready"), "Ready to serve"),
+        tag="service",
+        public=True,
+    )
+    operation["responses"]["503"] = json_answer(ref("NotReady"), "Not ready; the reasons say why")
+    return operation
+
+
 _PATHS = {
     "/healthz": {
         "get": op(
-            "Health check",
-            json_answer(ref("Health"), "The service and its database answer"),
-            "503",
+            "Liveness: the process answers (no database round trip)",
+            json_answer(ref("Health"), "The process is alive"),
             tag="service",
             public=True,
         )
     },
+    "/readyz": {"get": _readyz()},
     "/openapi.json": {
         "get": op("This document", json_answer({"type": "object"}, "OpenAPI 3.1"), tag="service", public=True)
     },

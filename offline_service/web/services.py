@@ -10,6 +10,7 @@ from email.message import EmailMessage
 
 from offline_service.accounts.mail import FileMailer, Mailer
 from offline_service.fileformat.keyring import Keyring
+from offline_service.health import prepare_schema
 from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
 from offline_service.store import Store, open_store
@@ -31,7 +32,14 @@ class Services:
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
     ) -> Services:
         """``mailer``: how the portal sends mail; by default each mail is a file in <data>/mail."""
-        store = open_store(settings, background_checkpoints=True)
+        # Never migrates (see offline_service.health): an old schema stops the server here, before
+        # it binds; an empty database is created.
+        store = open_store(settings, migrate=False, background_checkpoints=True)
+        try:
+            prepare_schema(store)
+        except BaseException:
+            store.close()
+            raise
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
         engine = Engine(store=store, keyring=keyring, policy=settings.policy)
         mailer = mailer or FileMailer.in_data_dir(settings.data_dir, clock=clock)

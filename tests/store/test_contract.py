@@ -63,6 +63,12 @@ def test_schema_version_is_the_newest_migration_and_survives_reopening(
     assert opener().schema_version == store.schema_version
 
 
+def test_an_opened_store_has_no_pending_migrations_and_upgrading_it_applies_none(store: Store) -> None:
+    assert store.pending_migrations() == []
+    assert store.upgrade() == []
+    assert store.pending_migrations() == []
+
+
 def test_a_write_commits_and_another_connection_sees_it(s: Seed, opener: Callable[[], Store]) -> None:
     with opener().read() as tx:
         assert tx.account_by_alias("a") == s.account

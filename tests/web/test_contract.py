@@ -38,7 +38,10 @@ def test_templates_match_literal_segments_first() -> None:
 
 
 def test_documented_answers_pass() -> None:
-    CONTRACT.check(answer("GET", "/healthz", 200, {"status": "ok", "schemaVersion": 5}))
+    CONTRACT.check(answer("GET", "/healthz", 200, {"status": "ok"}))
+    CONTRACT.check(answer("GET", "/readyz", 200, {"status": "ready", "schemaVersion": 5}))
+    not_ready = {"status": "not ready", "code": "KEY_ERROR", "reasons": ["keyring: unreadable"]}
+    CONTRACT.check(answer("GET", "/readyz", 503, not_ready))
     CONTRACT.check(answer("GET", "/v1/licenses/lic_x", 404, ERROR))
     CONTRACT.check(answer("GET", "/v1/me", 401, {"code": "UNAUTHENTICATED", "message": "log in"}))
     CONTRACT.check(answer("POST", "/v1/batches", 200, content_type="application/zip"))

@@ -17,7 +17,7 @@ SECTIONS = [openapi.SECTION, accounts.SECTION, licensing.SECTION, releases.SECTI
 def test_sections_merge_in_order() -> None:
     tags, paths, schemas = openapi.merge(SECTIONS)
     assert tags == ["service", "accounts", "licenses", "activations", "trials", "releases"]
-    assert list(paths)[:3] == ["/healthz", "/openapi.json", "/.well-known/jwks.json"]
+    assert list(paths)[:4] == ["/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json"]
     assert list(paths)[-2:] == ["/v1/releases", "/v1/releases/files/{id}"]
     assert {"Error", "User", "License", "Release"} <= set(schemas)
 

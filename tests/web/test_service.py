@@ -95,7 +95,8 @@ def test_openapi_document_describes_every_route(site: Site) -> None:
     routes = [
         r
         for r in site.client.app.routes  # type: ignore[attr-defined]
-        if isinstance(r, Route) and r.path.startswith(("/v1/", "/healthz", "/.well-known/", "/openapi.json"))
+        if isinstance(r, Route)
+        and r.path.startswith(("/v1/", "/healthz", "/readyz", "/.well-known/", "/openapi.json"))
     ]
     assert len(routes) >= 13
     for route in routes:
@@ -105,7 +106,7 @@ def test_openapi_document_describes_every_route(site: Site) -> None:
             assert operation["responses"], (route.path, method)
             assert operation["summary"]
     # Every operation: responses present, every $ref resolves, public ones opt out of the token.
-    public = {"/healthz", "/openapi.json", "/.well-known/jwks.json", "/v1/accounts/login", TRIAL}
+    public = {"/healthz", "/readyz", "/openapi.json", "/.well-known/jwks.json", "/v1/accounts/login", TRIAL}
     for path, item in doc["paths"].items():
         for method, operation in item.items():
             if method == "parameters":

@@ -1,0 +1,31 @@
+"""Databases left behind by an older release: the schema of only the first migrations, as the
+release that shipped them made it, so that ``db status``, ``db upgrade`` and the server's refusal
+can be tested against a real old schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from offline_service.store import SQLiteStore
+from offline_service.store.sqlite import _migrations, _statements
+from tests.factories import NOW
+
+__all__ = ["LATEST", "old_sqlite_database"]
+
+LATEST = max(version for version, _sql in _migrations())
+
+
+def old_sqlite_database(data_dir: Path, version: int) -> None:
+    """A SQLite database in ``data_dir`` at schema ``version``: migrations 1..version applied, the
+    later ones not."""
+    store = SQLiteStore(data_dir, migrate=False)
+    try:
+        for number, sql in _migrations():
+            if number > version:
+                break
+            for statement in _statements(sql):
+                store.debug_query(statement)
+            store.debug_query("INSERT INTO schema_migrations VALUES (?, ?)", number, NOW)
+        assert store.schema_version == version
+    finally:
+        store.close()
