@@ -84,8 +84,10 @@ def test_key_file_is_0600_and_directories_0700(tmp_path: Path) -> None:
     assert _mode(keyring.directory / PRODUCT) == 0o700
     assert _mode(_key_file(keyring, PRODUCT, kid)) == 0o600
     assert _mode(_key_file(keyring, PRODUCT, new_kid)) == 0o600
+    assert _mode(keyring.directory / PRODUCT / "active") == 0o600
+    assert (keyring.directory / PRODUCT / "active").read_text() == f"{new_kid}\n"
     assert sorted(p.name for p in (keyring.directory / PRODUCT).iterdir()) == sorted(
-        [f"{kid}.json", f"{new_kid}.json"]
+        [f"{kid}.json", f"{new_kid}.json", "active"]
     )  # no temporary files left behind
 
 
