@@ -140,11 +140,11 @@ class Keyring:
         """The product's active key, decrypted once and cached until the product's key directory
         changes (a rotation by another process, on this machine or another that mounts the same
         directory); a running server notices within a second, without a system call per request."""
-        directory = self._product_dir(product_id)
-        cached = self._signers.get(product_id)
+        cached = self._signers.get(product_id)  # only ids that passed _product_dir are cached
         tick = time.monotonic()
         if cached is not None and tick - self._checked.get(product_id, 0.0) < RECHECK_SECONDS:
             return cached[1]
+        directory = self._product_dir(product_id)
         self._checked[product_id] = tick
         # Taken before the key files are read: a rotation in progress while they are read rewrites
         # ``active`` after its last key file, so the next look sees a new stamp and loads again. The
