@@ -172,3 +172,22 @@ def test_the_workers_environment_gives_the_settings_the_parent_resolved(tmp_path
     child = Settings.from_env({"OFFLINE_SERVICE_TRIAL_RATE": "7", **worker_environment(parent)})
     assert child.data_dir == parent.data_dir.absolute() and child.keys_dir == parent.keys_dir.absolute()
     assert child.public_url == "http://x:1" and child.trial_rate_per_minute == 7
+
+
+def test_every_worker_logs_with_the_token_filter(workers: World) -> None:
+    barrier = threading.Barrier(16)
+
+    def visit(i: int) -> None:
+        with httpx.Client(base_url=workers.url, timeout=TIMEOUT) as client:
+            barrier.wait(timeout=TIMEOUT)
+            client.get(f"/set-password?token=SECRET-{i}")
+
+    threads = [threading.Thread(target=visit, args=(i,), daemon=True) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT)
+    time.sleep(0.2)  # the access log line is written after the answer
+    # uvicorn's access log goes to standard output (banner.txt), the rest to server.log.
+    access, log = ((workers.root / name).read_text() for name in ("banner.txt", "server.log"))
+    assert "SECRET" not in access + log and access.count("/set-password?token=[redacted]") == 16, access
