@@ -161,3 +161,28 @@ def test_serve_keeps_set_password_tokens_out_of_the_access_log(
     assert (
         RedactTokens().filter(record) and record.getMessage() == "GET /set-password?a=b&token=[redacted] done"
     )
+
+
+def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
+    for name in ("OFFLINE_SERVICE_DATA", "OFFLINE_SERVICE_KEYS", "OFFLINE_SERVICE_PUBLIC_URL"):
+        monkeypatch.setenv(name, "restored after the test")
+        monkeypatch.delenv(name)
+    data, keys = tmp_path / "d", tmp_path / "k"
+    argv = ["serve", "--demo", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]
+    assert main(argv) == 0
+    app, kw = calls[0]
+    assert app == "offline_service.web.app:app_from_env" and kw["factory"] is True and kw["workers"] == 2
+    assert kw["log_config"]["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    # The demo's records were made here, once; a worker builds the same settings from its environment.
+    assert "log in at http://127.0.0.1:8124/login" in capsys.readouterr().out
+    worker = Settings.from_env()
+    assert worker.data_dir == data and worker.keys_dir == keys
+    assert worker.public_url == "http://127.0.0.1:8124"
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--workers", "0"])
+    assert exit_.value.code == 2

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from offline_service.accounts import cli as accounts_cli
 from offline_service.branding import cli as branding_cli
@@ -24,8 +26,12 @@ from offline_service.ids import check_alias, check_id
 from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as licensing
 from offline_service.releases import cli as releases_cli
+from offline_service.settings import Settings
 
-__all__ = ["build_parser", "main"]
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["build_parser", "main", "worker_environment"]
 
 _EPILOG = """\
 exit status: 0 success; 1 error (the message names its code); 2 bad usage;
@@ -78,12 +84,20 @@ def cmd_serve(ctx: _Context) -> int:
         "level": a.log_level.upper(),
         "propagate": False,
     }
+    if a.workers > 1:
+        # Each worker imports the app factory and reads the settings resolved here from the
+        # environment it inherits; the demo's records above were made once, before any worker.
+        os.environ.update(worker_environment(ctx.settings))
+        app: Starlette | str = "offline_service.web.app:app_from_env"
+    else:
+        app = create_app(ctx.settings)
     uvicorn.run(
-        create_app(ctx.settings),
+        app,
+        factory=a.workers > 1,
         log_config=log_config,
         host=a.host,
         port=a.port,
-        workers=1,
+        workers=a.workers,
         log_level=a.log_level,
         # Off unless asked: otherwise any client could claim another address (and so escape the
         # per-address login back-off) or https with a forged X-Forwarded-Proto.
@@ -92,6 +106,19 @@ def cmd_serve(ctx: _Context) -> int:
         server_header=False,
     )
     return EXIT_OK
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment that makes ``Settings.from_env`` in a worker process give ``settings``: what
+    the parent took from its command line (or the demo) rather than from its own environment, which
+    the workers inherit as it is. Paths are absolute in case a worker starts elsewhere."""
+    env = {
+        "OFFLINE_SERVICE_DATA": str(settings.data_dir.absolute()),
+        "OFFLINE_SERVICE_KEYS": str(settings.keys_dir.absolute()),
+    }
+    if settings.public_url is not None:
+        env["OFFLINE_SERVICE_PUBLIC_URL"] = settings.public_url
+    return env
 
 
 def cmd_demo(ctx: _Context) -> int:
@@ -119,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     accounts_cli.register(verbs, verb)
 
-    p = verb(verbs, "serve", cmd_serve, "serve the customer portal and the JSON API (uvicorn, one process)")
+    p = verb(verbs, "serve", cmd_serve, "serve the customer portal and the JSON API (uvicorn)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument(
@@ -140,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated proxy addresses trusted with --proxy-headers (default 127.0.0.1)",
     )
     p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1); each opens its own store and shares the keys directory",
+    )
+    p.add_argument(
         "--demo",
         action="store_true",
         help="first create (once) the demo account, organization, product, license and portal user,"
@@ -150,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     releases_cli.register(verbs)
     branding_cli.register(verbs)
     return parser
+
+
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 64):
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 64")
+    return int(text)
 
 
 # Identifiers named on the command line (argument -> kind of id), checked by shape before anything

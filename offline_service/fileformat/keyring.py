@@ -4,8 +4,14 @@ Layout (documented in keys/README.md)::
 
     KEYS_DIR/<product_id>/<kid>.json     one file per key, private, mode 0600
 
+    KEYS_DIR/<product_id>/active         the kid that the last create or rotate made active
+
 ``kid`` is the key's RFC 7638 thumbprint. Exactly one key per product is ``active`` (it signs);
 ``retired`` keys stay in the JWKS so earlier responses keep verifying, until removed.
+
+Every instance of the service mounts the same directory, so a rotation by any process reaches the
+others through it: ``create`` and ``rotate`` rewrite ``active`` (an atomic rename) after the key
+files, and ``signer`` looks at it, and at the directory's mtime, at most once a second per product.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from offline_service.fileformat.jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
 from offline_service.ids import check_id, is_id
 
 __all__ = ["Keyring", "Signer"]
+
+ACTIVE = "active"  # the product directory's change marker (not a key file: only *.json are)
+RECHECK_SECONDS = 1.0  # how stale a process's idea of the active key may be
 
 _ENCRYPTION = "argon2id+xsalsa20poly1305"
 _OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
@@ -65,8 +74,11 @@ class Keyring:
     def __init__(self, directory: str | os.PathLike[str], *, passphrase: bytes | None = None) -> None:
         self.directory = Path(directory)
         self._passphrase = passphrase or None
-        self._signers: dict[str, tuple[int, Signer]] = {}  # product -> (directory mtime, signer)
-        self._checked: dict[str, float] = {}  # product -> when the mtime was last looked at
+        # A per-process cache of decrypted active keys. Harmless by construction: the files are the
+        # truth, the cache is re-validated against them at most RECHECK_SECONDS after each use, and a
+        # lost or duplicated entry (threads racing on a miss) only costs one more load.
+        self._signers: dict[str, tuple[tuple[int, bytes], Signer]] = {}  # product -> (stamp, signer)
+        self._checked: dict[str, float] = {}  # product -> when the stamp was last looked at
 
     # -- public keys -------------------------------------------------------------------------
 
@@ -126,26 +138,28 @@ class Keyring:
 
     def signer(self, product_id: str) -> Signer:
         """The product's active key, decrypted once and cached until the product's key directory
-        changes (a rotation by another process); a running server notices within a second."""
-        directory = self._product_dir(product_id)
-        cached = self._signers.get(product_id)
+        changes (a rotation by another process, on this machine or another that mounts the same
+        directory); a running server notices within a second, without a system call per request."""
+        cached = self._signers.get(product_id)  # only ids that passed _product_dir are cached
         tick = time.monotonic()
-        if cached is not None and tick - self._checked.get(product_id, 0.0) < 1.0:
-            return cached[1]  # checked less than a second ago: no system call on the hot path
+        if cached is not None and tick - self._checked.get(product_id, 0.0) < RECHECK_SECONDS:
+            return cached[1]
+        directory = self._product_dir(product_id)
         self._checked[product_id] = tick
-        try:
-            stamp = directory.stat().st_mtime_ns
-        except OSError:
-            stamp = -1
+        # Taken before the key files are read: a rotation in progress while they are read rewrites
+        # ``active`` after its last key file, so the next look sees a new stamp and loads again. The
+        # mtime alone could miss that (its clock is coarse), and catches hand edits of the files.
+        stamp = _stamp(directory)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         active = [i for i in self._infos(product_id) if i.status == "active"]
-        if len(active) != 1:
-            raise OfflineServiceError(
-                Code.KEY_ERROR,
-                f"product {product_id} has {len(active)} active signing keys, needs 1",
-            )
-        info = active[0]
+        if not active:
+            raise OfflineServiceError(Code.KEY_ERROR, f"product {product_id} has no active signing key")
+        # Two active keys: a rotation between its second and third step (or interrupted there). The
+        # one ``active`` names signs until the rotation marks the new one, else the newest; both
+        # are published either way.
+        named = [i for i in active if i.kid.encode() == stamp[1].strip()]
+        info = (named or active)[-1]
         seed = self._private_seed(self._read(info.path))
         public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
         if public_key != info.public_key:
@@ -160,7 +174,9 @@ class Keyring:
         """Make the first key of a product. Fails if it already has keys."""
         if self._infos(product_id):
             raise OfflineServiceError(Code.CONFLICT, f"product {product_id} already has keys")
-        return self._new_key(product_id, now=now)
+        kid = self._new_key(product_id, now=now)
+        self._mark(product_id, kid)
+        return kid
 
     def rotate(self, product_id: str, *, now: int | None = None) -> str:
         """Make a new active key and retire the current one. Returns the new kid."""
@@ -168,12 +184,14 @@ class Keyring:
         if not infos:
             raise OfflineServiceError(Code.NOT_FOUND, f"product {product_id} has no keys")
         # Each step leaves a usable keyring if interrupted: pending (old key still signs), then two
-        # active keys (the newer signs), then the old one retired.
+        # active keys (the newer signs), then the old one retired; last, ``active`` tells every
+        # process that shares the directory to load the key again.
         kid = self._new_key(product_id, now=now, status="pending")
         self._set_status(self._product_dir(product_id) / f"{kid}.json", "active")
         for info in infos:
             if info.status == "active":
                 self._set_status(info.path, "retired")
+        self._mark(product_id, kid)
         self._signers.pop(product_id, None)
         self._checked.pop(product_id, None)
         return kid
@@ -207,6 +225,10 @@ class Keyring:
         os.chmod(directory, 0o700)
         _write_private(directory / f"{kid}.json", doc)
         return kid
+
+    def _mark(self, product_id: str, kid: str) -> None:
+        # A new kid each time, so two rotations never leave the same content behind.
+        write_atomic(self._product_dir(product_id) / ACTIVE, f"{kid}\n".encode(), mode=0o600)
 
     def _set_status(self, path: Path, status: str) -> None:
         doc = self._read(path)
@@ -280,6 +302,19 @@ class Keyring:
         except (OSError, ValueError, KeyError, TypeError):
             raise OfflineServiceError(Code.KEY_ERROR, f"{path.name}: damaged key file") from None
         return doc
+
+
+def _stamp(directory: Path) -> tuple[int, bytes]:
+    """What changes whenever the product's keys do: the directory's mtime and the ``active`` marker."""
+    try:
+        mtime = directory.stat().st_mtime_ns
+    except OSError:
+        return (-1, b"")
+    try:
+        marker = (directory / ACTIVE).read_bytes()[:64]
+    except OSError:  # a keyring written before the marker existed: the mtime alone
+        marker = b""
+    return (mtime, marker)
 
 
 def _public_key(doc: dict[str, Any], path: Path) -> bytes:

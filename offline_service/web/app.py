@@ -1,4 +1,5 @@
-"""The application factory: ``create_app(settings)`` for uvicorn, tests and ``offline-service serve``."""
+"""The application factory: ``create_app(settings)`` for uvicorn, tests and ``offline-service serve``;
+``app_from_env`` for ``serve --workers N``, whose worker processes each build their own app."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from offline_service.web.errors import handle_error, handle_http_error, handle_u
 from offline_service.web.security import BodyLimit, SecurityHeaders
 from offline_service.web.services import Services
 
-__all__ = ["create_app"]
+__all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("offline_service.web")
 
@@ -91,3 +92,13 @@ def create_app(
     )
     app.state.services = svc
     return app
+
+
+def app_from_env() -> Starlette:
+    """The app of one ``serve --workers N`` worker process (uvicorn's ``factory=True``).
+
+    uvicorn starts workers from an import string, so the settings cannot be handed over as an
+    object: the parent resolves them once and writes what differs from its environment (command-line
+    paths, the demo's address) into the environment its workers inherit; each worker reads it here,
+    once, and opens its own store and keyring."""
+    return create_app(Settings.from_env())

@@ -84,8 +84,10 @@ def test_key_file_is_0600_and_directories_0700(tmp_path: Path) -> None:
     assert _mode(keyring.directory / PRODUCT) == 0o700
     assert _mode(_key_file(keyring, PRODUCT, kid)) == 0o600
     assert _mode(_key_file(keyring, PRODUCT, new_kid)) == 0o600
+    assert _mode(keyring.directory / PRODUCT / "active") == 0o600
+    assert (keyring.directory / PRODUCT / "active").read_text() == f"{new_kid}\n"
     assert sorted(p.name for p in (keyring.directory / PRODUCT).iterdir()) == sorted(
-        [f"{kid}.json", f"{new_kid}.json"]
+        [f"{kid}.json", f"{new_kid}.json", "active"]
     )  # no temporary files left behind
 
 
@@ -307,3 +309,51 @@ def test_the_whole_jwks_skips_directories_that_are_not_product_ids(tmp_path: Pat
     (stray / "x.json").write_text("{}")
     (stray / "x.json").chmod(0o644)
     assert [k["kid"] for k in keyring.jwks()["keys"]] == [kid]
+
+
+def test_a_rotation_is_seen_even_when_the_directory_mtime_did_not_move(tmp_path: Path) -> None:
+    # The kernel's file clock is coarse: a server that looked during a rotation may see the same
+    # directory mtime after it. The "active" marker, rewritten last, still tells it to reload.
+    server = Keyring(tmp_path / "keys")
+    server.create(PROD_ROT, now=1)
+    directory = tmp_path / "keys" / PROD_ROT
+    before = server.signer(PROD_ROT).kid
+    stamp = directory.stat()
+    after = Keyring(tmp_path / "keys").rotate(PROD_ROT, now=2)
+    os.utime(directory, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    server._checked.clear()  # as if a second had passed
+    assert server.signer(PROD_ROT).kid == after != before
+
+
+def test_the_cached_key_is_reused_within_a_second_and_rechecked_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tick = [100.0]
+    monkeypatch.setattr("offline_service.fileformat.keyring.time.monotonic", lambda: tick[0])
+    server = Keyring(tmp_path / "keys")
+    before = server.create(PROD_ROT, now=1)
+    assert server.signer(PROD_ROT).kid == before
+    after = Keyring(tmp_path / "keys").rotate(PROD_ROT, now=2)
+    tick[0] += 0.9
+    assert server.signer(PROD_ROT).kid == before  # no look at the disk on the hot path
+    tick[0] += 0.2
+    assert server.signer(PROD_ROT).kid == after
+
+
+def test_a_server_that_looks_in_the_middle_of_a_rotation_keeps_signing(tmp_path: Path) -> None:
+    keyring = Keyring(tmp_path / "keys")
+    old = keyring.create(PROD_ROT, now=1)
+    new = Keyring(tmp_path / "keys").rotate(PROD_ROT, now=1)  # the same second: created_at ties
+    # Back to the rotation's second step: both keys active, the marker still naming the old one.
+    path = _key_file(keyring, PROD_ROT, old)
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "status": "active"}))
+    marker = tmp_path / "keys" / PROD_ROT / "active"
+    marker.write_text(f"{old}\n")
+    assert Keyring(tmp_path / "keys").signer(PROD_ROT).kid == old
+    marker.write_text(f"{new}\n")  # the rotation's last step
+    assert Keyring(tmp_path / "keys").signer(PROD_ROT).kid == new
+    marker.unlink()  # a keyring from before the marker, interrupted there: the newest signs
+    older = json.loads(_key_file(keyring, PROD_ROT, new).read_text())
+    _key_file(keyring, PROD_ROT, new).write_text(json.dumps({**older, "createdAt": 2}))
+    assert Keyring(tmp_path / "keys").signer(PROD_ROT).kid == new
