@@ -124,12 +124,35 @@ def test_take_never_allows_more_than_the_cap_in_a_day(steps: list[tuple[float, b
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](tmp_path)
-    try:
-        yield opened
-    finally:
-        opened.close()  # type: ignore[attr-defined]
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the backend's store on the test's database; each call is another connection, as
+    another process would have. Every one is closed after the test."""
+    opened: list[Store] = []
+
+    def open_store() -> Store:
+        opened.append(BACKENDS[request.param](tmp_path))
+        return opened[-1]
+
+    yield open_store
+    for store in reversed(opened):
+        store.close()
+
+
+@pytest.fixture
+def store(opener: Callable[[], Store]) -> Store:
+    return opener()
+
+
+def test_two_connections_share_one_budget(opener: Callable[[], Store]) -> None:
+    one, two = opener(), opener()
+    take_trial(one, "a", 0.0, 2)
+    take_trial(two, "a", 1.0, 2)
+    for store in (one, two):
+        with pytest.raises(RateLimited):
+            take_trial(store, "a", 2.0, 2)
+    hit_rate(two, "b", 0.0, 1)
+    with pytest.raises(RateLimited):
+        hit_rate(one, "b", 0.0, 1)
 
 
 def test_limits_round_trip_and_refusals_commit(store: Store) -> None:
