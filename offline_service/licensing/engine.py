@@ -69,7 +69,11 @@ class _Item:
 
 
 class Engine:
-    """Processes activation, deactivation and trial requests for one account at a time."""
+    """Processes activation, deactivation and trial requests for one account at a time.
+
+    Long-lived (one per server process); its only state of its own, ``_headers`` (kid -> encoded
+    protected header), is immutable data derived from the kid, the same in every process. Every
+    limit (seats, nonces, trials) is decided in the store transaction that records it."""
 
     def __init__(self, *, store: Store, keyring: Keyring, policy: Policy | None = None) -> None:
         self.store = store

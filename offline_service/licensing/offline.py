@@ -47,7 +47,11 @@ class RequestQueue:
     """Request files of API callers (bearer tokens), processed in groups: the requests that arrive
     together, or while the group before them is processed, are taken as one group, where each
     token is resolved once and the requests of one caller share one engine transaction. Under
-    load this is one commit for several requests instead of one each. Lives on one event loop."""
+    load this is one commit for several requests instead of one each. Lives on one event loop.
+
+    Its pending list is per process on purpose: a performance grouping of one process's requests,
+    not a limit. Other processes group their own; what requests may do is decided in the engine's
+    transactions, which the store serialises across processes."""
 
     MAX_BATCH = 64
     # Event-loop turns the drainer waits, once requests are pending, for no new one to arrive

@@ -14,6 +14,7 @@ from offline_service.licensing.models import (
     Product,
     Trial,
 )
+from offline_service.licensing.trial_limits import TrialLimit
 
 __all__ = ["LicensingTransaction"]
 
@@ -78,3 +79,11 @@ class LicensingTransaction(Protocol):
     # trials
     def trial(self, product_id: str, fingerprint: str) -> Trial | None: ...
     def insert_trial(self, trial: Trial) -> None: ...
+
+    # the trial endpoint's limits per client address (``licensing.trial_limits``)
+    def trial_limit(self, address_key: str) -> TrialLimit | None: ...
+    def save_trial_limit(self, limit: TrialLimit) -> None: ...
+    def prune_trial_limits(self, before: float, limit: int) -> int:
+        """Delete at most ``limit`` rows untouched since ``before`` (their bucket full, their day
+        over: the same as no row); returns how many were deleted."""
+        ...

@@ -1,13 +1,12 @@
 """Trials for anyone: ``POST /v1/trial-activations/offline-activate`` needs no login. Browser pages of
 the configured origins may call it and read the JWKS (CORS, no credentials); each client address
-gets a few requests a minute and a few new trials a day."""
+gets a few requests a minute and a few new trials a day, counted in the database
+(``licensing.trial_limits``), so the limits hold across server processes and instances."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import math
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +23,7 @@ from offline_service.ids import check_id
 from offline_service.licensing import queries
 from offline_service.licensing.api import offline_input
 from offline_service.licensing.engine import Outcome
+from offline_service.licensing.trial_limits import DAY, RateLimited, give_back_trial, hit_rate, take_trial
 from offline_service.settings import Settings
 from offline_service.web.api import JWKS_PATH
 from offline_service.web.auth import client_address, services
@@ -32,11 +32,9 @@ from offline_service.web.services import Services
 
 __all__ = [
     "CORS_PATHS",
-    "MAX_ADDRESSES",
+    "DAY",
     "PATH",
-    "DailyCap",
     "RateLimited",
-    "RateLimiter",
     "TrialCors",
     "client_key",
     "cors",
@@ -46,20 +44,8 @@ __all__ = [
 PATH = "/v1/trial-activations/offline-activate"
 # What a trial page may call from another origin: the trial endpoint, and the JWKS it verifies with.
 CORS_PATHS: Mapping[str, bytes] = {PATH: b"POST", JWKS_PATH: b"GET"}
-MAX_ADDRESSES = 100_000  # client addresses each limiter remembers (about 15 MB at most)
 PREFLIGHT_MAX_AGE = 600
-DAY = 86_400
 _MAX_PRODUCTS = 10_000  # product id -> account id, remembered to save a query per trial
-
-
-class RateLimited(OfflineServiceError):
-    """Too many requests from one address; ``retry_after`` seconds until the next is accepted."""
-
-    def __init__(
-        self, retry_after: int, *, code: Code = Code.RATE_LIMITED, what: str = "too many trial requests"
-    ) -> None:
-        super().__init__(code, f"{what}; try again in {retry_after} s")
-        self.retry_after = retry_after
 
 
 def client_key(address: str) -> str:
@@ -74,90 +60,6 @@ def client_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
-
-
-class RateLimiter:
-    """A token bucket per client address: ``per_minute`` requests a minute, in bursts of up to
-    ``per_minute``. At most ``max_addresses`` are remembered; the least recently seen is forgotten
-    first (and comes back with a full bucket), so memory stays bounded whoever sends.
-
-    Used on the event loop only (no awaits inside ``hit``), so it needs no lock. Each server
-    process has its own."""
-
-    def __init__(self, *, per_minute: int, max_addresses: int = MAX_ADDRESSES) -> None:
-        if per_minute <= 0 or max_addresses <= 0:
-            raise ValueError("the rate and the number of addresses must be positive")
-        self.capacity = float(per_minute)
-        self.per_second = per_minute / 60.0
-        self.max_addresses = max_addresses
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # address -> (tokens, at)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def hit(self, address: str, now: float) -> None:
-        """Take one request's token for ``address``, or raise RateLimited."""
-        tokens, at = self._buckets.pop(address, (self.capacity, now))
-        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.per_second)
-        if tokens < 1:
-            self._buckets[address] = (tokens, now)
-            raise RateLimited(max(1, math.ceil((1 - tokens) / self.per_second)))
-        self._buckets[address] = (tokens - 1, now)
-        if len(self._buckets) > self.max_addresses:
-            self._buckets.popitem(last=False)
-
-
-class DailyCap:
-    """At most ``per_day`` new trials per client address in a day that starts at the first one it
-    counts. Only new trials use it up: a trial is counted before the engine runs, so requests in
-    flight together cannot overshoot, and given back when the answer is a refusal or the machine's
-    existing trial. Farming trials with fresh fingerprints is what it stops; the rate limiter
-    bounds everything else an address can make the engine do.
-
-    In memory, one per server process (a restart forgets the counts), bounded like RateLimiter,
-    and used on the event loop only."""
-
-    def __init__(self, *, per_day: int, max_addresses: int = MAX_ADDRESSES) -> None:
-        if per_day <= 0 or max_addresses <= 0:
-            raise ValueError("the cap and the number of addresses must be positive")
-        self.per_day = per_day
-        self.max_addresses = max_addresses
-        self._days: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (day start, count)
-
-    def __len__(self) -> int:
-        return len(self._days)
-
-    def count(self, address: str) -> int:
-        """New trials counted for ``address`` in its current day."""
-        return self._days.get(address, (0.0, 0))[1]
-
-    def take(self, address: str, now: float) -> float:
-        """Count one trial for ``address`` and return the start of its day, for ``give_back``; or
-        raise RateLimited (TRIAL_DAILY_LIMIT) with the seconds until that day ends."""
-        start, count = self._days.pop(address, (now, 0))
-        if not start <= now < start + DAY:  # a new day (or the clock went back): start afresh
-            start, count = now, 0
-        if count >= self.per_day:
-            self._days[address] = (start, count)
-            raise RateLimited(
-                max(1, math.ceil(start + DAY - now)),
-                code=Code.TRIAL_DAILY_LIMIT,
-                what=f"this address has had its {self.per_day} new trials for the day",
-            )
-        self._days[address] = (start, count + 1)
-        if len(self._days) > self.max_addresses:
-            self._days.popitem(last=False)
-        return start
-
-    def give_back(self, address: str, start: float) -> None:
-        """Undo one ``take`` made in the day that began at ``start`` (a later day owes nothing)."""
-        found = self._days.get(address)
-        if found is None or found[0] != start:
-            return
-        if found[1] <= 1:
-            del self._days[address]  # nothing counted: keep no trace of the address
-        else:
-            self._days[address] = (start, found[1] - 1)
 
 
 class TrialCors:
@@ -241,26 +143,36 @@ def _declared_product(data: bytes) -> str | None:
 
 
 class _Trials:
+    """The endpoint. Its limits live in the database (``trial_limits``): the only state it keeps
+    is ``_accounts``, product id -> account id, which is harmless per process: products never
+    move between accounts, so every process's copy says the same, and it only saves a query."""
+
     def __init__(self, settings: Settings) -> None:
-        self.limiter = RateLimiter(per_minute=settings.trial_rate_per_minute)
-        self.cap = DailyCap(per_day=settings.trial_daily_cap)
+        self.per_minute = settings.trial_rate_per_minute
+        self.per_day = settings.trial_daily_cap
+        if self.per_minute <= 0 or self.per_day <= 0:
+            raise ValueError("the trial rate and the daily cap must be positive")
         self._accounts: dict[str, str] = {}  # product id -> account id (products never move)
 
     async def activate(self, request: Request) -> Response:
         svc = services(request)
         address = client_address(request)
         key = client_key(address)
-        self.limiter.hit(key, svc.clock())
+        await run_in_threadpool(hit_rate, svc.store, key, svc.clock(), self.per_minute)
         body = await offline_input(request, "productId")
         product_id = check_id(body.values.get("productId"), "product", "productId")
-        day = self.cap.take(key, svc.clock())
+        # Counted before the engine runs, so requests in flight together (in any process) cannot
+        # overshoot; given back when the answer is a refusal or the machine's existing trial.
+        day = await run_in_threadpool(take_trial, svc.store, key, svc.clock(), self.per_day)
         try:
             outcome = await run_in_threadpool(self._process, svc, product_id, body.data, address)
         except OfflineServiceError:
-            self.cap.give_back(key, day)  # refused: the engine granted and recorded nothing
+            # refused: the engine granted and recorded nothing
+            await run_in_threadpool(give_back_trial, svc.store, key, day)
             raise
         if outcome.reissued:
-            self.cap.give_back(key, day)  # the machine's existing trial: nothing new was granted
+            # the machine's existing trial: nothing new was granted
+            await run_in_threadpool(give_back_trial, svc.store, key, day)
         if outcome.kind is not Kind.TRIAL or outcome.product_id != product_id:
             # Only if the unverified look in _process could not read a file the engine then
             # accepted; the trial it recorded stays counted.

@@ -66,7 +66,8 @@ _TIME_ZONE: ContextVar[str] = ContextVar("offline_service_time_zone", default="U
 
 @functools.lru_cache(maxsize=64)
 def zone(name: str) -> dt.tzinfo:
-    """The IANA time zone ``name``; UTC when it is unknown."""
+    """The IANA time zone ``name``; UTC when it is unknown. Cached per process: zone data is
+    immutable, so processes cannot disagree."""
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

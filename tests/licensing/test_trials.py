@@ -1,5 +1,5 @@
 """The trial endpoint: no login, CORS for the configured origins, the per-address rate limit and the
-daily cap."""
+daily cap (their decisions and storage: test_trial_limits.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from offline_service.errors import Code
 from offline_service.fileformat.messages import Kind
-from offline_service.licensing.trials import DAY, DailyCap, RateLimited, RateLimiter, client_key
+from offline_service.licensing.trials import DAY, client_key
 from tests.factories import NOW, Machine
 from tests.web.site import (
     ORIGIN,
@@ -168,22 +167,6 @@ def test_trials_are_rate_limited_per_address(make_site: SiteFactory) -> None:
     assert site.client.get("/healthz").status_code == 200
 
 
-def test_rate_limiter_refills_and_forgets_the_least_recent_address() -> None:
-    limiter = RateLimiter(per_minute=2, max_addresses=3)
-    for address in ("a", "a", "b", "c"):
-        limiter.hit(address, 0.0)
-    with pytest.raises(RateLimited) as info:
-        limiter.hit("a", 0.0)
-    assert info.value.code is Code.RATE_LIMITED and info.value.retry_after == 30
-    limiter.hit("a", 30.0)  # half a minute: one request back
-    limiter.hit("d", 30.0)  # a fourth address: the least recently seen ("b") is forgotten
-    assert len(limiter) == 3
-    limiter.hit("b", 30.0)
-    limiter.hit("b", 30.0)  # "b" came back with a full bucket
-    with pytest.raises(ValueError):
-        RateLimiter(per_minute=0)
-
-
 def test_new_trials_are_capped_per_address_and_day(make_site: SiteFactory) -> None:
     site = make_site(trial_daily_cap=2, trial_rate_per_minute=100)
     first, second, third = (Machine(fingerprint=f"fp-cap-{n}") for n in range(3))
@@ -255,33 +238,6 @@ def test_the_trial_limits_count_an_ipv6_address_by_its_64(make_site: SiteFactory
 )
 def test_client_key(address: str, key: str) -> None:
     assert client_key(address) == key
-
-
-def test_daily_cap_counts_a_day_from_its_first_trial_and_forgets_the_least_recent_address() -> None:
-    cap = DailyCap(per_day=2, max_addresses=2)
-    day = cap.take("a", 100.0)
-    assert day == 100.0 and cap.take("a", 200.0) == 100.0 and cap.count("a") == 2
-    with pytest.raises(RateLimited) as info:
-        cap.take("a", 100.0 + DAY - 0.5)
-    assert info.value.code is Code.TRIAL_DAILY_LIMIT and info.value.retry_after == 1
-    cap.give_back("a", day)
-    assert cap.count("a") == 1
-    assert cap.take("a", 300.0) == 100.0
-    assert cap.take("a", 100.0 + DAY) == 100.0 + DAY  # a new day
-    assert cap.count("a") == 1
-    cap.give_back("a", day)  # owed to the day that ended: nothing changes
-    assert cap.count("a") == 1
-    cap.give_back("a", 100.0 + DAY)
-    assert cap.count("a") == 0 and len(cap) == 0  # nothing counted: no trace of the address
-    cap.take("a", 0.0)
-    cap.take("b", 0.0)
-    cap.take("c", 0.0)  # a third address: the least recently seen ("a") is forgotten
-    assert len(cap) == 2 and cap.count("a") == 0
-    cap.take("b", -10.0)  # the clock went back: a new day rather than a day that never ends
-    assert cap.count("b") == 1
-    for bad in ({"per_day": 0}, {"per_day": 1, "max_addresses": 0}):
-        with pytest.raises(ValueError):
-            DailyCap(**bad)
 
 
 def test_jwks_cors_for_the_trial_origins(make_site: SiteFactory) -> None:

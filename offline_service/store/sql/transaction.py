@@ -11,6 +11,7 @@ from offline_service.store.sql.audit import AuditSQL, AuditStatements
 from offline_service.store.sql.branding import BrandingSQL, BrandingStatements
 from offline_service.store.sql.dialect import Dialect
 from offline_service.store.sql.licensing import LicensingSQL, LicensingStatements
+from offline_service.store.sql.limits import LimitsSQL, LimitsStatements
 from offline_service.store.sql.releases import ReleasesSQL, ReleasesStatements
 
 __all__ = ["SQLTransaction", "Statements"]
@@ -19,7 +20,7 @@ __all__ = ["SQLTransaction", "Statements"]
 class Statements:
     """Every domain's statements in one dialect, built once per dialect (``for_dialect``)."""
 
-    __slots__ = ("accounts", "audit", "branding", "licensing", "releases")
+    __slots__ = ("accounts", "audit", "branding", "licensing", "limits", "releases")
 
     def __init__(self, dialect: Dialect) -> None:
         self.licensing = LicensingStatements(dialect)
@@ -27,6 +28,7 @@ class Statements:
         self.releases = ReleasesStatements(dialect)
         self.branding = BrandingStatements(dialect)
         self.audit = AuditStatements(dialect)
+        self.limits = LimitsStatements(dialect)
 
     @staticmethod
     @functools.cache
@@ -35,7 +37,7 @@ class Statements:
         return Statements(dialect)
 
 
-class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditSQL):
+class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditSQL, LimitsSQL):
     """A ``store.Transaction`` over one DB-API connection. The licensing part and the audit trail
     buffer their writes; ``flush()`` writes them, and the store calls it before commit."""
 
@@ -52,6 +54,7 @@ class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditS
         "_licenses",
         "_live",
         "_lq",
+        "_mq",
         "_nonces",
         "_products",
         "_rq",
@@ -74,6 +77,7 @@ class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditS
         self._rq = statements.releases
         self._bq = statements.branding
         self._aq = statements.audit
+        self._mq = statements.limits
         self._audits = []
 
     def flush(self) -> None:

@@ -1,0 +1,12 @@
+-- Version 6: the trial endpoint's limits per client address, shared by every server process and
+-- instance (they lived in each process's memory, so N processes allowed N times the amount).
+-- tokens/updated_at: the token bucket (requests a minute); day_start/day_count: new trials in the
+-- day that began at the first one. Rows untouched for a day are pruned (they equal no row).
+CREATE TABLE trial_limits (
+    address_key  TEXT PRIMARY KEY,
+    tokens       DOUBLE PRECISION NOT NULL,
+    updated_at   DOUBLE PRECISION NOT NULL,
+    day_start    DOUBLE PRECISION NOT NULL,
+    day_count    INTEGER NOT NULL
+);
+CREATE INDEX trial_limits_updated ON trial_limits(updated_at);
