@@ -8,6 +8,7 @@ for later.)"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -22,7 +23,9 @@ from offline_service.store.postgresql import PostgreSQLStore
 
 __all__ = ["SERVER_URL", "database_url", "open_postgresql", "pg_test_databases"]
 
-SERVER_URL = os.environ.get("OFFLINE_SERVICE_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVER_URL = (
+    os.environ.get("OFFLINE_SERVICE_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 # Names this session's databases, so that the session drops its own and no other run's.
 PREFIX = f"offline_test_{secrets.token_hex(4)}_"
 
@@ -40,11 +43,9 @@ def _connect() -> psycopg.Connection[tuple[object, ...]]:
 def database_url(directory: Path) -> str:
     """The URL of the test directory's database, created empty on first use."""
     name = PREFIX + hashlib.sha256(str(directory).encode()).hexdigest()[:16]
-    with _connect() as conn:
-        try:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.errors.DuplicateDatabase:
-            pass
+    # A second store of the same test finds its database there already.
+    with _connect() as conn, contextlib.suppress(psycopg.errors.DuplicateDatabase):
+        conn.execute(f'CREATE DATABASE "{name}"')
     parts = urlsplit(SERVER_URL)
     return urlunsplit(parts._replace(path="/" + name))
 
