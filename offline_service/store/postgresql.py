@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.store.migrate import migrations, split_statements
@@ -74,20 +74,39 @@ class PostgreSQLStore:
         # ``write_lock_if_free()`` holds a session-level advisory lock on a connection of its own;
         # the threads of this process take turns on it.
         self._lock_holder = threading.Lock()
+        self._url = url
         try:
-            self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
-            )
+            # First the store's own connection: a server that does not answer fails here at once,
+            # where the pool would retry until its timeout.
+            self._lock_conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
+        )
+        try:
             self._pool.open(wait=True, timeout=30)
-            self._lock_conn = psycopg.connect(url, autocommit=True)
             if migrate:
                 self.upgrade()
-        except (psycopg.Error, OSError) as exc:
-            raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
-        except Exception as exc:  # the pool's timeout is its own class
-            if type(exc).__module__.startswith("psycopg_pool"):
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, psycopg.Error | PoolTimeout):
                 raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
             raise
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool for one transaction; a server that cannot be reached is a
+        ``STORAGE_ERROR`` like any other database failure. The pool rolls back whatever a
+        connection returned with and replaces a broken one."""
+        try:
+            conn = self._pool.getconn()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise OfflineServiceError(Code.STORAGE_ERROR, f"database unavailable: {exc}") from None
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
 
     # -- migrations ----------------------------------------------------------------------------
 
@@ -99,7 +118,7 @@ class PostgreSQLStore:
 
     def pending_migrations(self) -> list[int]:
         """The versions of the code's history the database has not applied yet, oldest first."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
             applied = self._applied(conn)
         return [m.version for m in migrations(POSTGRESQL.name) if m.version not in applied]
@@ -109,7 +128,7 @@ class PostgreSQLStore:
         transactional: a failing version leaves no half); returns the versions applied. Instances
         upgrading at once queue on an advisory lock, so each version is applied once."""
         done: list[int] = []
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             for migration in migrations(POSTGRESQL.name):
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
@@ -126,7 +145,7 @@ class PostgreSQLStore:
 
     @property
     def schema_version(self) -> int:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0) if row else 0
 
@@ -140,7 +159,7 @@ class PostgreSQLStore:
         machines. Inside ``write_lock_if_free()`` the lock is held already."""
         if getattr(self._local, "conn", None) is not None:
             raise OfflineServiceError(Code.STORAGE_ERROR, "a write transaction is already open")
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             try:
                 conn.execute("BEGIN")
                 if not getattr(self._local, "holding", False):
@@ -177,7 +196,12 @@ class PostgreSQLStore:
             yield False
             return
         try:
-            row = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITERS_LOCK,)).fetchone()
+            try:
+                if self._lock_conn.broken or self._lock_conn.closed:  # the server restarted
+                    self._lock_conn = psycopg.connect(self._url, autocommit=True)
+                row = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITERS_LOCK,)).fetchone()
+            except psycopg.Error as exc:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database unavailable: {exc}") from None
             if not (row and row[0]):
                 yield False
                 return
@@ -197,7 +221,7 @@ class PostgreSQLStore:
         if conn is not None:
             yield SQLTransaction(_Connection(conn), self._statements)
             return
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             self._local.conn = conn
             try:
@@ -215,7 +239,7 @@ class PostgreSQLStore:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return self._rows(conn.execute(statement, params))
-        with self._pool.connection() as own:
+        with self._connection() as own:
             return self._rows(own.execute(statement, params))
 
     @staticmethod

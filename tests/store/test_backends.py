@@ -65,3 +65,9 @@ def test_the_cli_option_wins_over_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OFFLINE_SERVICE_DATABASE_URL", "postgresql://nowhere/db")
     args = argparse.Namespace(data=None, keys=None, database_url=f"sqlite://{tmp_path}")
     assert Context(args).settings.database_url == f"sqlite://{tmp_path}"
+
+
+def test_a_server_that_does_not_answer_is_a_storage_error_at_once() -> None:
+    with pytest.raises(OfflineServiceError) as info:
+        PostgreSQLStore("postgresql://postgres@127.0.0.1:1/nothing")
+    assert info.value.code is Code.STORAGE_ERROR
