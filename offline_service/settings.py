@@ -14,7 +14,7 @@ from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.decisions import Policy
 
-__all__ = ["Settings"]
+__all__ = ["DATABASE_SCHEMES", "Settings", "database_scheme"]
 
 
 def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -52,6 +52,9 @@ class Settings:
 
     Environment variables (all optional):
       OFFLINE_SERVICE_DATA           data directory (default ./data)
+      OFFLINE_SERVICE_DATABASE_URL   where the data is kept: sqlite://DIR (an SQLite file in DIR, e.g.
+                                     sqlite:///srv/data) or postgresql://user@host:port/dbname
+                                     (default: SQLite in the data directory)
       OFFLINE_SERVICE_KEYS           keyring directory (default ./keys)
       OFFLINE_SERVICE_KEY_PASSPHRASE_FILE  file holding the passphrase that encrypts private keys
       OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
@@ -73,10 +76,11 @@ class Settings:
                                            from a browser ("null" for pages opened from disk)
       OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
       OFFLINE_SERVICE_TRIAL_DAILY_CAP      new trials a day per client address (default 50); kept in
-                                           memory, so each server process counts on its own
+                                           the database, shared by every process and instance
     """
 
     data_dir: Path = Path("data")
+    database_url: str | None = None  # None: SQLite in data_dir; see database_scheme()
     keys_dir: Path = Path("keys")
     key_passphrase: bytes | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
@@ -100,8 +104,12 @@ class Settings:
         *,
         data_dir: str | None = None,
         keys_dir: str | None = None,
+        database_url: str | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
+        database_url = database_url or env.get("OFFLINE_SERVICE_DATABASE_URL") or None
+        if database_url is not None:
+            database_scheme(database_url)  # refused at start-up, not at the first request
         passphrase = None
         passphrase_file = env.get("OFFLINE_SERVICE_KEY_PASSPHRASE_FILE")
         if passphrase_file:
@@ -150,6 +158,7 @@ class Settings:
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
+            database_url=database_url,
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
             key_passphrase=passphrase,
             policy=policy,
@@ -162,3 +171,19 @@ class Settings:
     def release_root(self) -> Path:
         """Where published release files are kept."""
         return self.releases_dir if self.releases_dir is not None else self.data_dir / "releases"
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+
+
+def database_scheme(url: str) -> str:
+    """The backend a database URL names ("sqlite" or "postgresql"; "postgres" is PostgreSQL's
+    other spelling). Anything else is refused by name, so that a typo never falls back to SQLite."""
+    scheme, sep, rest = url.partition("://")
+    scheme = "postgresql" if scheme == "postgres" else scheme
+    if not sep or scheme not in DATABASE_SCHEMES or not rest.strip("/"):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            "the database URL must be sqlite://DIR or postgresql://user@host:port/dbname",
+        )
+    return scheme

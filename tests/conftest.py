@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import World, make_world
+from tests.pg import pg_test_databases  # noqa: F401  (drops the PostgreSQL test databases)
 
 # The web tests of every domain share the app fixtures: imported here so that pytest finds them
 # wherever the tests live.

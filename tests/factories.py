@@ -19,10 +19,15 @@ from offline_service.licensing import services as admin
 from offline_service.licensing.decisions import Policy
 from offline_service.licensing.engine import Engine
 from offline_service.licensing.models import License, Product
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import SQLiteStore, Store, open_store
 from tests.db import table
+from tests.pg import database_url
 
 NOW = 1_800_000_000  # a fixed "now" (2027-01-15) so tests never depend on the wall clock
+# The backends a ``World`` can stand on (``make_world(backend=...)``): suites that must hold on every
+# backend parametrize their ``world`` fixture over these.
+BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass
@@ -74,14 +79,23 @@ class Machine:
 
 @dataclass
 class World:
-    """One account with one product (trials on) in a fresh data directory."""
+    """One account with one product (trials on) in a fresh data directory, its database SQLite
+    there (``database_url`` None) or a fresh PostgreSQL database."""
 
     root: Path
-    store: SQLiteStore
+    store: Store
     keyring: Keyring
     engine: Engine
     account: Account
     product: Product
+    database_url: str | None = None
+
+    def settings(self) -> Settings:
+        """Settings naming this world's data directory and database, for another process to
+        open the same store (``open_store(world.settings())``)."""
+        return Settings(
+            data_dir=self.root / "data", keys_dir=self.root / "keys", database_url=self.database_url
+        )
 
     def license(self, *, activations: int = 3, deactivations: int = 3, **kw: Any) -> License:
         return admin.create_license(
@@ -114,13 +128,24 @@ class World:
         }
 
 
-def make_world(root: Path, *, trial_days: int = 14, policy: Policy | None = None) -> World:
-    store = SQLiteStore(root / "data")
+def make_world(
+    root: Path, *, trial_days: int = 14, policy: Policy | None = None, backend: str = "sqlite"
+) -> World:
+    url = database_url(root) if backend == "postgresql" else None
+    store: Store = SQLiteStore(root / "data") if url is None else open_store(Settings(database_url=url))
     keyring = Keyring(root / "keys")
     account, _ = admin.ensure_account(store, "default", now=NOW)
     product = admin.create_product(store, keyring, account, name="App", now=NOW, trial_days=trial_days)
     engine = Engine(store=store, keyring=keyring, policy=policy)
-    return World(root=root, store=store, keyring=keyring, engine=engine, account=account, product=product)
+    return World(
+        root=root,
+        store=store,
+        keyring=keyring,
+        engine=engine,
+        account=account,
+        product=product,
+        database_url=url,
+    )
 
 
 def wall_now() -> int:

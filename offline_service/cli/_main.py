@@ -118,6 +118,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.public_url is not None:
         env["OFFLINE_SERVICE_PUBLIC_URL"] = settings.public_url
+    if settings.database_url is not None:
+        env["OFFLINE_SERVICE_DATABASE_URL"] = settings.database_url
     return env
 
 

@@ -49,7 +49,9 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.settings = Settings.from_env(data_dir=args.data, keys_dir=args.keys)
+        self.settings = Settings.from_env(
+            data_dir=args.data, keys_dir=args.keys, database_url=args.database_url
+        )
         self._store: Store | None = None
         self._keyring: Keyring | None = None
 
@@ -152,6 +154,12 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data", metavar="DIR", help="data directory (default ./data or $OFFLINE_SERVICE_DATA)"
+    )
+    common.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="sqlite://DIR or postgresql://user@host:port/dbname"
+        " (default: SQLite in the data directory, or $OFFLINE_SERVICE_DATABASE_URL)",
     )
     common.add_argument(
         "--keys", metavar="DIR", help="keyring directory (default ./keys or $OFFLINE_SERVICE_KEYS)"

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from offline_service.settings import Settings
+from pathlib import Path
+
+from offline_service.settings import Settings, database_scheme
 from offline_service.store.base import Store
 from offline_service.store.sqlite import SQLiteStore
 
@@ -11,12 +13,22 @@ __all__ = ["open_store"]
 
 
 def open_store(settings: Settings, *, migrate: bool = True, background_checkpoints: bool = False) -> Store:
-    """The store the settings name. Only the embedded SQLite backend exists so far, in
-    ``settings.data_dir``; a second backend adds its setting and a branch here.
+    """The store ``settings.database_url`` names: unset, the embedded SQLite file in
+    ``settings.data_dir``; ``sqlite://DIR`` that file in DIR; ``postgresql://...`` a database
+    on a server, shared by any number of instances. Other schemes: ``INVALID_ARGUMENT``.
 
     ``background_checkpoints``: for a long-running server, maintain the database on a thread of its
     own instead of inside request handlers' commits (a hint; a backend may have nothing to do).
 
     ``migrate``: apply pending migrations on open; a server passes False and checks
     ``pending_migrations()`` itself (upgrading is ``offline-service db upgrade``)."""
-    return SQLiteStore(settings.data_dir, background_checkpoints=background_checkpoints, migrate=migrate)
+    url = settings.database_url
+    if url is None:
+        return SQLiteStore(settings.data_dir, background_checkpoints=background_checkpoints, migrate=migrate)
+    if database_scheme(url) == "sqlite":
+        directory = Path(url.partition("://")[2])
+        return SQLiteStore(directory, background_checkpoints=background_checkpoints, migrate=migrate)
+    # Imported here: psycopg is needed only by those who choose PostgreSQL.
+    from offline_service.store.postgresql import PostgreSQLStore
+
+    return PostgreSQLStore(url, migrate=migrate)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +13,10 @@ import pytest
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.engine import Engine
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import open_store
 from tests.db import rows
-from tests.factories import NOW, World
+from tests.factories import BACKENDS, NOW, World, make_world
 
 pytestmark = pytest.mark.slow
 
@@ -22,12 +25,20 @@ ALLOWED = 5
 TIMEOUT = 120
 
 
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """The races run on every backend: on PostgreSQL the processes could as well be machines."""
+    w = make_world(tmp_path, backend=request.param)
+    yield w
+    w.store.close()
+
+
 def _worker(
-    data_dir: str, keys_dir: str, account_id: str, request: bytes, barrier: Any, results: Any
+    data_dir: str, url: str | None, keys_dir: str, account_id: str, request: bytes, barrier: Any, results: Any
 ) -> None:
     """Runs in a spawned process: open everything afresh, wait for the others, process one file."""
     try:
-        store = SQLiteStore(data_dir)
+        store = open_store(Settings(data_dir=Path(data_dir), database_url=url))
         try:
             engine = Engine(store=store, keyring=Keyring(keys_dir))
             barrier.wait(timeout=TIMEOUT)
@@ -45,12 +56,10 @@ def _race(world: World, requests: list[bytes]) -> list[tuple[str, str | None, bo
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(len(requests))
     results = ctx.Queue()
-    data_dir = str(world.store.data_dir)
+    data_dir = str(world.root / "data")
     keys_dir = str(world.keyring.directory)
-    processes = [
-        ctx.Process(target=_worker, args=(data_dir, keys_dir, world.account.id, request, barrier, results))
-        for request in requests
-    ]
+    args = (data_dir, world.database_url, keys_dir, world.account.id)
+    processes = [ctx.Process(target=_worker, args=(*args, request, barrier, results)) for request in requests]
     for p in processes:
         p.start()
     try:

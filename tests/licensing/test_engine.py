@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,15 @@ from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
 from tests.db import rows
-from tests.factories import NOW, Machine, World, make_world
+from tests.factories import BACKENDS, NOW, Machine, World, make_world
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """Every decision holds on every backend: the engine sees only the ``Store`` interface."""
+    w = make_world(tmp_path, backend=request.param)
+    yield w
+    w.store.close()
 
 
 def activation(world: World, machine: Machine, lic: License, **kw: Any) -> bytes:
@@ -703,13 +712,23 @@ def test_kinds_narrows_what_a_caller_may_send_and_refuses_unrecorded(world: Worl
     assert world.process(act, kinds=frozenset({Kind.ACTIVATION})).ok
 
 
-def test_an_outcome_carries_the_verified_request_and_nothing_to_do_opens_no_transaction(world: World) -> None:
+def test_an_outcome_carries_the_verified_request_and_nothing_to_do_opens_no_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lic = world.license()
     outcome = world.process(
         world.machine("a").request(Kind.ACTIVATION, world.product.id, license_key=lic.key)
     )
     assert outcome.request is not None and outcome.request.hostname == "host-fp-a"
     assert world.process(b"garbage").request is None
-    before = rows(world.store, "SELECT total_changes()")  # every row this store's connection wrote
+    opened: list[str] = []
+    for name in ("write", "read", "write_lock_if_free"):
+        method = getattr(world.store, name)
+        monkeypatch.setattr(world.store, name, lambda m=method, n=name: (opened.append(n), m())[1])
+    sqlite = world.database_url is None
+    # SQLite counts every row this store's connection wrote
+    before = rows(world.store, "SELECT total_changes()") if sqlite else None
     assert world.engine.process_many([], account_id=world.account.id, now=NOW) == []
-    assert rows(world.store, "SELECT total_changes()") == before
+    assert opened == []
+    if sqlite:
+        assert rows(world.store, "SELECT total_changes()") == before

@@ -12,11 +12,13 @@ from pathlib import Path
 from offline_service.accounts.models import Account, Organization, Role, User, UserGroup
 from offline_service.licensing.models import Activation, License, LicenseStatus, Product
 from offline_service.store import SQLiteStore, Store
+from tests.pg import open_postgresql
 
 __all__ = ["BACKENDS", "NOW", "Seed", "new_activation", "new_license", "seed"]
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda directory: SQLiteStore(directory / "data"),
+    "postgresql": open_postgresql,
 }
 
 NOW = 1_800_000_000

@@ -472,3 +472,20 @@ def test_audit_entries_for_licenses_finds_a_quiet_persons_entries_on_a_busy_acco
         found = tx.audit_entries_for_licenses("acc", frozenset({"mine"}), limit=10)
         assert [(e.at, e.license_id, e.account_id) for e in found] == [(1, "mine", "acc")]
         assert tx.audit_entries_for_licenses("acc", frozenset(), limit=10) == []
+
+
+def test_every_migration_is_recorded_once(store: Store) -> None:
+    from offline_service.store.migrate import migrations
+
+    versions = [m.version for m in migrations("sqlite")]
+    assert sorted(v for (v,) in db.rows(store, "SELECT version FROM schema_migrations")) == versions
+    assert store.schema_version == versions[-1]
+
+
+def test_times_after_2038_round_trip(store: Store, s: Seed) -> None:
+    late = 2**40  # epoch seconds do not fit 32 bits after 2038-01-19
+    with store.write() as tx:
+        tx.insert_license(new_license(s, 0, expires_at=late))
+    with store.read() as tx:
+        found = tx.license_by_id(s.account.id, "lic_0")
+    assert found is not None and found.expires_at == late

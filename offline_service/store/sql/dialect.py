@@ -29,6 +29,8 @@ class Dialect:
     bound_list: Callable[[Sequence[str]], object]
     # At most this many values in one "IN (?, ?, ...)": under the database's bound on variables.
     max_list: int
+    # A pattern match that ignores ASCII case: SQLite's LIKE does, PostgreSQL's ILIKE.
+    like: str = "LIKE"
 
     def sql(self, text: str) -> str:
         """A statement written with ``?`` placeholders, in this dialect's placeholder style."""

@@ -190,7 +190,8 @@ class LicensingStatements:
             if live is not None:
                 where.append("a.deactivated_at IS NULL" if live else "a.deactivated_at IS NOT NULL")
             if text:
-                where.append("(a.hostname LIKE ? ESCAPE '\\' OR a.fingerprint LIKE ? ESCAPE '\\')")
+                like = self.dialect.like
+                where.append(f"(a.hostname {like} ? ESCAPE '\\' OR a.fingerprint {like} ? ESCAPE '\\')")
             sql = "FROM activations a JOIN licenses l ON l.id = a.license_id WHERE " + " AND ".join(where)
             found = self._found[shape] = (
                 self.dialect.sql(f"SELECT COUNT(*) {sql}"),

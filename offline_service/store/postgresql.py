@@ -1,0 +1,251 @@
+"""The PostgreSQL backend, for several service instances on one database (psycopg 3 and its pool).
+
+Only what is PostgreSQL's own lives here: the pool, the writers' lock (an advisory lock, see
+docs/ENGINE.md "Concurrency on PostgreSQL"), the migrations runner and the PostgreSQL ``Dialect``.
+The queries are the shared ones of ``store/sql/``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.store.migrate import migrations, split_statements
+from offline_service.store.sql import Dialect, SQLTransaction, Statements
+
+__all__ = ["POSTGRESQL", "PostgreSQLStore"]
+
+# The advisory lock every writer takes, the same on every instance: the single writer SQLite has.
+WRITERS_LOCK = 0x0FF11E5E
+# The advisory lock migrations take, so that instances starting together apply each version once.
+MIGRATIONS_LOCK = 0x0FF11E5F
+POOL_SIZE = 10  # the web layer's worker threads of one instance share these connections
+
+
+def _listed(items: Sequence[str]) -> list[str]:
+    return list(items)
+
+
+POSTGRESQL = Dialect(
+    name="postgresql",
+    placeholder="%s",
+    insert_ignore_prefix="INSERT INTO",
+    insert_ignore_suffix=" ON CONFLICT DO NOTHING",
+    is_not="IS DISTINCT FROM",
+    in_bound_list="= ANY(?)",
+    bound_list=_listed,
+    max_list=1000,
+    like="ILIKE",
+)
+
+
+class _Connection:
+    """The DB-API surface ``SQLTransaction`` uses (``execute`` and ``executemany`` answering a
+    cursor), over a psycopg connection, whose ``executemany`` lives on its cursors only."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        return self._conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        cursor = self._conn.cursor()
+        cursor.executemany(sql, parameters)
+        return cursor
+
+
+class PostgreSQLStore:
+    """Store in one PostgreSQL database, shared by any number of processes and machines."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        """``migrate``: apply pending migrations on open (``False``: leave that to ``upgrade()``)."""
+        self._statements = Statements.for_dialect(POSTGRESQL)
+        # The transaction the calling thread is in, if any (``read()`` and ``debug_query`` join it),
+        # and whether it holds the writers' lock through ``write_lock_if_free()``.
+        self._local = threading.local()
+        # ``write_lock_if_free()`` holds a session-level advisory lock on a connection of its own;
+        # the threads of this process take turns on it.
+        self._lock_holder = threading.Lock()
+        self._url = url
+        try:
+            # First the store's own connection: a server that does not answer fails here at once,
+            # where the pool would retry until its timeout.
+            self._lock_conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
+        )
+        try:
+            self._pool.open(wait=True, timeout=30)
+            if migrate:
+                self.upgrade()
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, psycopg.Error | PoolTimeout):
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
+            raise
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool for one transaction; a server that cannot be reached is a
+        ``STORAGE_ERROR`` like any other database failure. The pool rolls back whatever a
+        connection returned with and replaces a broken one."""
+        try:
+            conn = self._pool.getconn()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise OfflineServiceError(Code.STORAGE_ERROR, f"database unavailable: {exc}") from None
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    # -- migrations ----------------------------------------------------------------------------
+
+    def _applied(self, conn: psycopg.Connection[Any]) -> set[int]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT)"
+        )
+        return {int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
+
+    def pending_migrations(self) -> list[int]:
+        """The versions of the code's history the database has not applied yet, oldest first."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+            applied = self._applied(conn)
+        return [m.version for m in migrations(POSTGRESQL.name) if m.version not in applied]
+
+    def upgrade(self) -> list[int]:
+        """Apply every pending migration, each in a transaction of its own (PostgreSQL's DDL is
+        transactional: a failing version leaves no half); returns the versions applied. Instances
+        upgrading at once queue on an advisory lock, so each version is applied once."""
+        done: list[int] = []
+        with self._connection() as conn:
+            for migration in migrations(POSTGRESQL.name):
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+                    if migration.version in self._applied(conn):
+                        continue
+                    for statement in split_statements(migration.sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (%s, EXTRACT(EPOCH FROM now())::BIGINT)",
+                        (migration.version,),
+                    )
+                done.append(migration.version)
+        return done
+
+    @property
+    def schema_version(self) -> int:
+        with self._connection() as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[SQLTransaction]:
+        """A write transaction. Its first statement takes the writers' advisory lock (released at
+        commit or rollback), so the reads that decide a limit and the writes that consume it can
+        never interleave with another writer of any instance: SQLite's BEGIN IMMEDIATE, across
+        machines. Inside ``write_lock_if_free()`` the lock is held already."""
+        if getattr(self._local, "conn", None) is not None:
+            raise OfflineServiceError(Code.STORAGE_ERROR, "a write transaction is already open")
+        with self._connection() as conn:
+            try:
+                conn.execute("BEGIN")
+                if not getattr(self._local, "holding", False):
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+            except psycopg.Error as exc:
+                conn.execute("ROLLBACK")
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database busy: {exc}") from None
+            tx = SQLTransaction(_Connection(conn), self._statements)
+            self._local.conn = conn
+            try:
+                yield tx
+                tx.flush()
+            except psycopg.Error as exc:
+                conn.execute("ROLLBACK")
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.conn = None
+            try:
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                conn.execute("ROLLBACK")
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"commit failed: {exc}") from None
+
+    @contextmanager
+    def write_lock_if_free(self) -> Iterator[bool]:
+        """Hold the writers' lock for a block if it can be had without waiting; yields whether it
+        was. A session-level advisory lock on a connection of the store's own: ``write()`` inside
+        the block skips taking it, and no other writer of any instance slips in between two
+        transactions of the block."""
+        if not self._lock_holder.acquire(blocking=False):
+            yield False
+            return
+        try:
+            try:
+                if self._lock_conn.broken or self._lock_conn.closed:  # the server restarted
+                    self._lock_conn = psycopg.connect(self._url, autocommit=True)
+                row = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITERS_LOCK,)).fetchone()
+            except psycopg.Error as exc:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database unavailable: {exc}") from None
+            if not (row and row[0]):
+                yield False
+                return
+            self._local.holding = True
+            try:
+                yield True
+            finally:
+                self._local.holding = False
+                self._lock_conn.execute("SELECT pg_advisory_unlock(%s)", (WRITERS_LOCK,))
+        finally:
+            self._lock_holder.release()
+
+    @contextmanager
+    def read(self) -> Iterator[SQLTransaction]:
+        """A read-only snapshot (REPEATABLE READ). Inside another transaction it reads within that one."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield SQLTransaction(_Connection(conn), self._statements)
+            return
+        with self._connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._local.conn = conn
+            try:
+                yield SQLTransaction(_Connection(conn), self._statements)
+            finally:
+                self._local.conn = None
+                conn.execute("ROLLBACK")
+
+    def debug_query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """For tests and maintenance only: one statement of PostgreSQL's SQL, written with ``?``
+        placeholders as the shared statements are, within the calling thread's open transaction if
+        there is one (a write outside commits at once). Errors are psycopg's own, so that a test
+        can check which constraint refused a row."""
+        statement = POSTGRESQL.sql(sql)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return self._rows(conn.execute(statement, params))
+        with self._connection() as own:
+            return self._rows(own.execute(statement, params))
+
+    @staticmethod
+    def _rows(cursor: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+    def close(self) -> None:
+        self._lock_conn.close()
+        self._pool.close()
