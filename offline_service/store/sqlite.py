@@ -1,8 +1,8 @@
 """The embedded SQLite backend: WAL mode, writers serialised with BEGIN IMMEDIATE.
 
 Only what is SQLite's own lives here: the connection and its pragmas, the writers' lock, the
-migrations runner (``store/migrations/*.sql``), checkpoints and the SQLite ``Dialect``. The queries
-are the shared ones of ``store/sql/``."""
+migrations runner (the history is ``store/migrate.py``'s), checkpoints and the SQLite ``Dialect``.
+The queries are the shared ones of ``store/sql/``."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.store.checkpoints import Checkpointer
+from offline_service.store.migrate import migrations, split_statements
 from offline_service.store.sql import Dialect, SQLTransaction, Statements
 
 __all__ = ["SQLITE", "SQLiteStore"]
@@ -42,14 +42,6 @@ SQLITE = Dialect(
     bound_list=_json_array,
     max_list=400,  # under SQLite's bound on variables in one statement (999 before 3.32)
 )
-
-
-def _migrations() -> list[tuple[int, str]]:
-    found = []
-    for entry in resources.files("offline_service.store").joinpath("migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
-    return sorted(found)
 
 
 class SQLiteStore:
@@ -111,13 +103,13 @@ class SQLiteStore:
             )
 
     def pending_migrations(self) -> list[int]:
-        """The versions of ``store/migrations`` not yet applied to the database, oldest first."""
+        """The versions of the code's history the database has not applied yet, oldest first."""
         with self._thread_lock:
             try:
                 applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
             except sqlite3.Error as exc:
                 raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
-        return [version for version, _sql in _migrations() if version not in applied]
+        return [m.version for m in migrations(SQLITE.name) if m.version not in applied]
 
     def upgrade(self) -> list[int]:
         """Apply the pending migrations, each in its own transaction under the writers' lock;
@@ -131,13 +123,14 @@ class SQLiteStore:
     def _upgrade(self) -> list[int]:
         c = self._conn
         applied = []
-        for version, sql in _migrations():
+        for migration in migrations(SQLITE.name):
+            version = migration.version
             c.execute("BEGIN IMMEDIATE")
             try:
                 if c.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
                     c.execute("COMMIT")
                     continue
-                for statement in _statements(sql):
+                for statement in split_statements(migration.sql):
                     c.execute(statement)
                 c.execute("INSERT INTO schema_migrations VALUES (?, strftime('%s', 'now'))", (version,))
                 c.execute("COMMIT")
@@ -244,9 +237,3 @@ class SQLiteStore:
             self._checkpointer.close()
         self._conn.close()
         os.close(self._lock_fd)
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no semicolons inside literals)."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

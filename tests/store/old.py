@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from offline_service.store import SQLiteStore
-from offline_service.store.sqlite import _migrations, _statements
+from offline_service.store.migrate import migrations, split_statements
 from tests.factories import NOW
 
 __all__ = ["LATEST", "old_sqlite_database"]
 
-LATEST = max(version for version, _sql in _migrations())
+LATEST = max(m.version for m in migrations("sqlite"))
 
 
 def old_sqlite_database(data_dir: Path, version: int) -> None:
@@ -20,12 +20,12 @@ def old_sqlite_database(data_dir: Path, version: int) -> None:
     later ones not."""
     store = SQLiteStore(data_dir, migrate=False)
     try:
-        for number, sql in _migrations():
-            if number > version:
+        for migration in migrations("sqlite"):
+            if migration.version > version:
                 break
-            for statement in _statements(sql):
+            for statement in split_statements(migration.sql):
                 store.debug_query(statement)
-            store.debug_query("INSERT INTO schema_migrations VALUES (?, ?)", number, NOW)
+            store.debug_query("INSERT INTO schema_migrations VALUES (?, ?)", migration.version, NOW)
         assert store.schema_version == version
     finally:
         store.close()
