@@ -28,6 +28,7 @@ __all__ = [
     "TABLES",
     "CopyReport",
     "TableCopy",
+    "check_source",
     "copy_database",
     "copy_url",
     "digest_rows",
@@ -147,17 +148,8 @@ def copy_database(source: Store, target: Store, keyring: Keyring) -> CopyReport:
     checked before it commits. Refused, with nothing written: a source whose schema is not current
     (``STORAGE_ERROR``), a product without a loadable active key in ``keyring`` (``KEY_ERROR``), a
     target with any row (``CONFLICT``). The target's schema is brought to current first."""
+    products = check_source(source, keyring)
     src_store, dst_store = _maintained(source), _maintained(target)
-    pending = source.pending_migrations()
-    if pending:
-        raise OfflineServiceError(
-            Code.STORAGE_ERROR,
-            f"the source database schema is at version {source.schema_version}, this release needs"
-            f" {pending[-1]}: run `offline-service db upgrade` on it first",
-        )
-    with src_store.table_access() as src:
-        _check_tables(src, "source")
-        products = _check_keys(src, keyring)
     with dst_store.table_access() as dst:
         _refuse_occupied(dst)  # before the upgrade below, which would change an old target's schema
     target.upgrade()
@@ -172,7 +164,10 @@ def copy_database(source: Store, target: Store, keyring: Keyring) -> CopyReport:
                     Code.STORAGE_ERROR, f"table {table} has different columns in the source and the target"
                 )
             digest = _Digest()
-            dst.insert(table, columns, digest.feed(src.rows(table, columns)))
+            try:
+                dst.insert(table, columns, digest.feed(src.rows(table, columns)))
+            except TypeError as exc:  # a value of no type a column of ours holds: copy nothing
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"table {table}: {exc}") from None
             dst.advance_identities(table)
             copied.append((table, columns, digest))
         report = []
@@ -189,6 +184,22 @@ def copy_database(source: Store, target: Store, keyring: Keyring) -> CopyReport:
                 )
             report.append(TableCopy(table=table, rows=digest.count, digest=digest.hexdigest()))
     return CopyReport(tables=tuple(report), products=products)
+
+
+def check_source(source: Store, keyring: Keyring) -> int:
+    """The refusals about the source, made before a target is even opened: its schema is current
+    and holds the tables ``TABLES`` names, and every product has a loadable active key in
+    ``keyring``. Returns how many products there are."""
+    pending = source.pending_migrations()
+    if pending:
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR,
+            f"the source database schema is at version {source.schema_version}, this release needs"
+            f" {pending[-1]}: run `offline-service db upgrade` on it first",
+        )
+    with _maintained(source).table_access() as src:
+        _check_tables(src, "source")
+        return _check_keys(src, keyring)
 
 
 def _maintained(store: Store) -> MaintainedStore:
@@ -257,6 +268,7 @@ def copy_url(source_url: str, target_url: str, keyring: Keyring) -> CopyReport:
         raise OfflineServiceError(Code.NOT_FOUND, f"no database in {source_key[1]} (the source)")
     source = open_store(Settings(database_url=source_url), migrate=False)
     try:
+        check_source(source, keyring)  # before the target is opened: opening SQLite makes its file
         target = open_store(Settings(database_url=target_url), migrate=False)
         try:
             return copy_database(source, target, keyring)
