@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from offline_service.accounts.passwords import Cost
-from offline_service.cli import main
+from offline_service.cli import build_parser, main
 from offline_service.cli.demo import prepare_portal
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.settings import Settings
@@ -161,6 +162,8 @@ def test_copy_moves_the_demo_deployment_to_postgresql_and_back(
     )
     assert (code, err) == (0, "")
     report = json.loads(out)
+    assert list(report) == ["from", "to", "rows", "products", "tables"]  # as docs/ENGINE.md lists them
+    assert all(list(t) == ["table", "rows", "digest"] for t in report["tables"])
     assert report["from"] == f"sqlite://{data}" and report["to"] == pg_url
     assert [t["table"] for t in report["tables"]] == list(TABLES)
     copied = {t["table"]: t["rows"] for t in report["tables"]}
@@ -222,3 +225,14 @@ def test_urls_are_shown_without_their_password() -> None:
     )
     assert shown_url("postgresql://app@db.example/offline") == "postgresql://app@db.example/offline"
     assert shown_url("sqlite:///srv/data") == "sqlite:///srv/data"
+
+
+def test_docs_engine_shows_db_copy_as_the_command_takes_it() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ENGINE.md").read_text(encoding="utf-8")
+    found = re.search(r"^offline-service (db copy .*)$", text, re.MULTILINE)
+    assert found, "docs/ENGINE.md no longer shows a db copy command"
+    args = build_parser().parse_args(found.group(1).split())
+    assert args.source.startswith("sqlite:///") and args.target.startswith("postgresql://")
+    assert '`{"from", "to", "rows", "products", "tables": [{"table", "rows", "digest"}]}`' in " ".join(
+        text.split()
+    )
