@@ -69,7 +69,8 @@ def _copy(ctx: Context) -> int:
     lines += [f"{t.table:<{width}}  {t.rows:>9}  {t.digest[:16]}" for t in report.tables]
     lines.append(
         f"{len(report.tables)} tables, {report.rows} rows: counts and digests equal on both sides;"
-        f" {report.products} products, each with a loadable active signing key in {ctx.keyring.directory}"
+        f" {report.products} product{'' if report.products == 1 else 's'}, each with a loadable active"
+        f" signing key in {ctx.keyring.directory}"
     )
     emit(a, data, "\n".join(lines))
     return EXIT_OK

@@ -21,6 +21,7 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.settings import Settings, database_scheme
 from offline_service.store.backends import open_store
 from offline_service.store.base import Store
+from offline_service.store.migrate import migrations
 from offline_service.store.sql.tables import TableAccess
 from offline_service.store.sqlite import DB_FILE
 
@@ -153,6 +154,7 @@ def copy_database(source: Store, target: Store, keyring: Keyring) -> CopyReport:
     with dst_store.table_access() as dst:
         _refuse_occupied(dst)  # before the upgrade below, which would change an old target's schema
     target.upgrade()
+    _refuse_newer(target, "target")
     copied = []
     with src_store.table_access() as src, dst_store.table_access(write=True) as dst:
         _check_tables(dst, "target")
@@ -197,9 +199,21 @@ def check_source(source: Store, keyring: Keyring) -> int:
             f"the source database schema is at version {source.schema_version}, this release needs"
             f" {pending[-1]}: run `offline-service db upgrade` on it first",
         )
+    _refuse_newer(source, "source")
     with _maintained(source).table_access() as src:
         _check_tables(src, "source")
         return _check_keys(src, keyring)
+
+
+def _refuse_newer(store: Store, side: str) -> None:
+    """A schema a later release made: its tables may hold what this release would not copy."""
+    latest = max(m.version for m in migrations("sqlite"))
+    if store.schema_version > latest:
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR,
+            f"the {side} database schema is at version {store.schema_version}, newer than this"
+            f" release's {latest}: copy with the release that made it",
+        )
 
 
 def _maintained(store: Store) -> MaintainedStore:

@@ -21,6 +21,7 @@ from offline_service.branding import services as branding
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
+from offline_service.releases import services as releases
 from offline_service.store import SQLiteStore, Store
 from offline_service.store.copy import TABLES, copy_database, copy_url, digest_rows
 from offline_service.store.postgresql import PostgreSQLStore
@@ -67,11 +68,18 @@ def _digests(store: Store, columns: dict[str, list[str]]) -> dict[str, str]:
 @pytest.fixture
 def populated(site: Site) -> Site:
     """The web tests' site (two accounts, organizations, users, groups, licenses) with activity on
-    top: activations, a deactivation's nonce, a trial and its address limit, sessions, a failed
-    login and a customization."""
+    top: activations, a deactivation, a trial and its address limit, sessions, a failed login, a
+    customization and a release."""
     for role, name in (("user1", "user1"), ("admin_a", "org_a"), ("other", "other")):
         response = site.activate(role, activation_request(site, role, name))
         assert response.status_code == 200, response.text
+    machine = Machine(fingerprint="fp-deactivated")
+    granted = site.activate("user2", activation_request(site, "user2", "group", machine))
+    assert granted.status_code == 200, granted.text
+    request = machine.request(
+        Kind.DEACTIVATION, site.product.id, activation_id=granted.json()["activationId"], issued_at=NOW
+    )
+    assert site.deactivate("user2", request).status_code == 200
     response = site.trial(Machine(fingerprint="fp-trial").request(Kind.TRIAL, site.product.id, issued_at=NOW))
     assert response.status_code == 200, response.text
     assert site.login("user2", "wrong password").status_code == 401
@@ -84,9 +92,24 @@ def populated(site: Site) -> Site:
         accent_color="#123456",
         custom_domain="portal.acme.example",
     )
+    installer = site.svc.settings.data_dir / "app-1.2.0.tar.gz"
+    installer.write_bytes(b"the release's bytes")
+    releases.publish(
+        site.svc.store,
+        site.acme,
+        root=site.svc.settings.release_root,
+        product_id=site.product.id,
+        version="1.2.0",
+        files=[installer],
+        now=NOW,
+        notes="first",
+    )
     counts = _counts(site.svc.store)
     for table in ("activations", "request_nonces", "trials", "audit_log", "credentials", "login_failures"):
         assert counts[table] > 0, table
+    for table in ("trial_limits", "account_branding", "releases", "release_files"):
+        assert counts[table] > 0, table
+    assert rows(site.svc.store, "SELECT COUNT(*) FROM activations WHERE deactivated_at IS NOT NULL") == [(1,)]
     return site
 
 
@@ -205,6 +228,16 @@ def test_a_source_behind_the_schema_is_refused(tmp_path: Path, pg: PostgreSQLSto
     finally:
         source.close()
     assert _tables(pg) == []  # not even the target's schema was made
+
+
+def test_a_source_a_later_release_made_is_refused(populated: Site, pg: PostgreSQLStore) -> None:
+    latest = populated.svc.store.schema_version
+    execute(populated.svc.store, "INSERT INTO schema_migrations VALUES (?, ?)", latest + 1, NOW)
+    with pytest.raises(OfflineServiceError) as refused:
+        copy_database(populated.svc.store, pg, populated.svc.keyring)
+    assert refused.value.code is Code.STORAGE_ERROR
+    assert f"at version {latest + 1}, newer than this release's {latest}" in refused.value.message
+    assert _tables(pg) == []
 
 
 def test_a_product_without_its_key_is_refused(populated: Site, pg: PostgreSQLStore, tmp_path: Path) -> None:
