@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -231,8 +232,8 @@ def test_docs_engine_shows_db_copy_as_the_command_takes_it() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "ENGINE.md").read_text(encoding="utf-8")
     found = re.search(r"^offline-service (db copy .*)$", text, re.MULTILINE)
     assert found, "docs/ENGINE.md no longer shows a db copy command"
-    args = build_parser().parse_args(found.group(1).split())
-    assert args.source.startswith("sqlite:///") and args.target.startswith("postgresql://")
+    args = build_parser().parse_args(shlex.split(found.group(1)))
+    assert args.source == "sqlite://$PWD/data" and args.target.startswith("postgresql://")
     assert '`{"from", "to", "rows", "products", "tables": [{"table", "rows", "digest"}]}`' in " ".join(
         text.split()
     )
