@@ -1,5 +1,6 @@
-"""``offline-service db status|upgrade``: the schema of the database, checked and upgraded by an
-operator. The server never migrates an existing database itself (see ``offline_service.health``)."""
+"""``offline-service db status|upgrade|copy``: the schema of the database, checked and upgraded by an
+operator (the server never migrates an existing database itself, see ``offline_service.health``),
+and a deployment moved to another database (``store/copy.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from offline_service import health
 from offline_service.cli.context import EXIT_ERROR, EXIT_OK, Context, emit, verb
 from offline_service.store import open_store
+from offline_service.store.copy import copy_url, shown_url
 
 __all__ = ["register"]
 
@@ -51,9 +53,32 @@ def _upgrade(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _copy(ctx: Context) -> int:
+    a = ctx.args
+    report = copy_url(a.source, a.target, ctx.keyring)
+    source, target = shown_url(a.source), shown_url(a.target)
+    data = {
+        "from": source,
+        "to": target,
+        "rows": report.rows,
+        "products": report.products,
+        "tables": [{"table": t.table, "rows": t.rows, "digest": t.digest} for t in report.tables],
+    }
+    width = max(len(t.table) for t in report.tables)
+    lines = [f"copied {source} -> {target}", f"{'table':<{width}}  {'rows':>9}  digest (sha256)"]
+    lines += [f"{t.table:<{width}}  {t.rows:>9}  {t.digest[:16]}" for t in report.tables]
+    lines.append(
+        f"{len(report.tables)} tables, {report.rows} rows: counts and digests equal on both sides;"
+        f" {report.products} product{'' if report.products == 1 else 's'}, each with a loadable active"
+        f" signing key in {ctx.keyring.directory}"
+    )
+    emit(a, data, "\n".join(lines))
+    return EXIT_OK
+
+
 def register(subparsers: Any) -> None:
-    """Add ``db status|upgrade`` to the command's subparsers."""
-    db = subparsers.add_parser("db", help="check and upgrade the database schema").add_subparsers(
+    """Add ``db status|upgrade|copy`` to the command's subparsers."""
+    db = subparsers.add_parser("db", help="check, upgrade and copy the database").add_subparsers(
         dest="sub", required=True, metavar="ACTION"
     )
     verb(
@@ -64,3 +89,24 @@ def register(subparsers: Any) -> None:
         " (exit 0 when current, 1 when migrations are pending)",
     )
     verb(db, "upgrade", _upgrade, "apply the pending migrations and print which were applied")
+    p = verb(
+        db,
+        "copy",
+        _copy,
+        "copy every table of a deployment's database into an empty one (SQLite to PostgreSQL or back),"
+        " in one transaction, checked (row counts, digests, signing keys) before it commits",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="the database to copy: sqlite:///DIR (the folder holding the SQLite file) or postgresql://...",
+    )
+    p.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="URL",
+        help="the empty database to fill (its schema is created or upgraded first)",
+    )

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.store.migrate import migrations, split_statements
 from offline_service.store.sql import Dialect, SQLTransaction, Statements
+from offline_service.store.sql.tables import TableAccess
 
 __all__ = ["POSTGRESQL", "PostgreSQLStore"]
 
@@ -245,6 +246,21 @@ class PostgreSQLStore:
     @staticmethod
     def _rows(cursor: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+    @contextmanager
+    def table_access(self, *, write: bool = False) -> Iterator[TableAccess]:
+        """Whole tables, for maintenance only (``store/copy.py``): a read snapshot, or with ``write``
+        one write transaction under the writers' lock, committed when the block ends (rolled back
+        if it raises). Database errors become ``STORAGE_ERROR``."""
+        with self.write() if write else self.read():
+            conn: psycopg.Connection[Any] = self._local.conn
+            try:
+                # A server-side cursor streams a table's rows instead of fetching them all at once.
+                yield TableAccess(
+                    _Connection(conn), POSTGRESQL, cursor=lambda: conn.cursor(name="table_rows")
+                )
+            except psycopg.Error as exc:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
 
     def close(self) -> None:
         self._lock_conn.close()

@@ -20,6 +20,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.store.checkpoints import Checkpointer
 from offline_service.store.migrate import migrations, split_statements
 from offline_service.store.sql import Dialect, SQLTransaction, Statements
+from offline_service.store.sql.tables import TableAccess
 
 __all__ = ["SQLITE", "SQLiteStore"]
 
@@ -231,6 +232,17 @@ class SQLiteStore:
         with self._thread_lock:
             rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
             return rows
+
+    @contextmanager
+    def table_access(self, *, write: bool = False) -> Iterator[TableAccess]:
+        """Whole tables, for maintenance only (``store/copy.py``): a read snapshot, or with ``write``
+        one write transaction under the writers' lock, committed when the block ends (rolled back
+        if it raises). Database errors become ``STORAGE_ERROR``."""
+        with self.write() if write else self.read():
+            try:
+                yield TableAccess(self._conn, SQLITE, cursor=self._conn.cursor)
+            except sqlite3.Error as exc:
+                raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
 
     def close(self) -> None:
         if self._checkpointer is not None:

@@ -1,21 +1,32 @@
-"""``offline-service db status|upgrade`` on an old database, and ``serve`` refusing to start on one."""
+"""``offline-service db status|upgrade`` on an old database, ``serve`` refusing to start on one, and
+``db copy`` moving the demo deployment to PostgreSQL and back."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
-from offline_service.cli import main
+from offline_service.accounts.passwords import Cost
+from offline_service.cli import build_parser, main
+from offline_service.cli.demo import prepare_portal
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
+from offline_service.store.copy import TABLES, shown_url
+from offline_service.store.sqlite import DB_FILE
 from offline_service.web.app import create_app
+from tests.pg import database_url
 from tests.store.old import LATEST, old_sqlite_database
 
 OLD = 3
@@ -108,3 +119,121 @@ def test_serve_exits_before_binding_on_an_old_schema(tmp_path: Path) -> None:
     assert done.returncode == 1, done
     assert done.stderr == f"error: STORAGE_ERROR: {BEHIND}\n"
     assert "Uvicorn running" not in done.stdout + done.stderr
+
+
+# -- db copy ---------------------------------------------------------------------------------------
+
+
+def _demo_settings(root: Path) -> Settings:
+    return Settings(
+        data_dir=root / "data",
+        keys_dir=root / "keys",
+        password_cost=Cost.MINIMUM,
+        public_url="http://testserver",
+    )
+
+
+def _licenses_seen(settings: Settings, email: str, password: str) -> list[Any]:
+    """The licenses the portal's JSON API shows the user, from an app on ``settings``' database."""
+    with TestClient(create_app(settings)) as client:  # its lifespan closes the app's store
+        login = client.post(
+            "/v1/accounts/login", json={"accountAlias": "default", "email": email, "password": password}
+        )
+        assert login.status_code == 200, login.text
+        token = login.json()["accessToken"]
+        response = client.get("/v1/licenses", headers={"authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        seen: list[Any] = response.json()
+        return seen
+
+
+def test_copy_moves_the_demo_deployment_to_postgresql_and_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _demo_settings(tmp_path / "demo")
+    demo = prepare_portal(settings, account_alias="default")  # what `make run` makes
+    assert demo.password is not None
+    before = _licenses_seen(settings, demo.email, demo.password)
+    assert [x["key"] for x in before] == [demo.license.key]
+    data, keys = settings.data_dir, settings.keys_dir
+    pg_url = database_url(tmp_path / "pg")
+
+    code, out, err = run(
+        capsys, "db", "copy", "--from", f"sqlite://{data}", "--to", pg_url, "--keys", keys, "--json"
+    )
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert list(report) == ["from", "to", "rows", "products", "tables"]  # as docs/ENGINE.md lists them
+    assert all(list(t) == ["table", "rows", "digest"] for t in report["tables"])
+    assert report["from"] == f"sqlite://{data}" and report["to"] == pg_url
+    assert [t["table"] for t in report["tables"]] == list(TABLES)
+    copied = {t["table"]: t["rows"] for t in report["tables"]}
+    assert copied["licenses"] == copied["users"] == copied["products"] == 1
+    assert report["rows"] == sum(copied.values()) and report["products"] == 1
+
+    # The portal on the PostgreSQL copy shows the demo user the same licenses.
+    assert _licenses_seen(replace(settings, database_url=pg_url), demo.email, demo.password) == before
+
+    # And back to SQLite, in another folder, with the session that login made on PostgreSQL.
+    back = tmp_path / "back"
+    code, out, err = run(capsys, "db", "copy", "--from", pg_url, "--to", f"sqlite://{back}", "--keys", keys)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"copied {pg_url} -> sqlite://{back}"
+    summary = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
+    assert list(summary) == list(TABLES)
+    assert int(summary["credentials"][0]) == copied["credentials"] + 1
+    first = {t["table"]: [str(t["rows"]), t["digest"][:16]] for t in report["tables"]}
+    for table in ("accounts", "products", "organizations", "licenses", "activations"):
+        assert summary[table] == first[table], table
+    total = sum(int(rows) for rows, _ in summary.values())
+    assert lines[-1].startswith(f"{len(TABLES)} tables, {total} rows: counts and digests equal")
+
+
+def test_copy_refusals_exit_1_with_their_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = _demo_settings(tmp_path / "demo")
+    prepare_portal(settings, account_alias="default")
+    source, keys = f"sqlite://{settings.data_dir}", settings.keys_dir
+    target = tmp_path / "target"
+
+    # The keys directory of another deployment: the demo product has no key there.
+    code, out, err = run(
+        capsys, "db", "copy", "--from", source, "--to", f"sqlite://{target}", "--keys", tmp_path
+    )
+    assert code == 1 and err.startswith("error: KEY_ERROR: products without a loadable active signing key")
+    assert not (target / DB_FILE).exists()
+
+    code, out, _ = run(capsys, "db", "copy", "--from", source, "--to", f"sqlite://{target}", "--keys", keys)
+    assert code == 0
+    code, out, err = run(
+        capsys, "db", "copy", "--from", source, "--to", f"sqlite://{target}", "--keys", keys, "--json"
+    )
+    assert code == 1 and json.loads(out)["code"] == "CONFLICT" and "not empty" in err
+
+    old_sqlite_database(tmp_path / "old", OLD)
+    code, out, err = run(
+        capsys, "db", "copy", "--from", f"sqlite://{tmp_path / 'old'}", "--to", f"sqlite://{tmp_path / 'new'}"
+    )
+    assert code == 1 and err.startswith("error: STORAGE_ERROR: the source database schema is at version 3")
+    assert "`offline-service db upgrade`" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_urls_are_shown_without_their_password() -> None:
+    assert (
+        shown_url("postgresql://app:s3cret@db.example:5432/offline")
+        == "postgresql://app:***@db.example:5432/offline"
+    )
+    assert shown_url("postgresql://app@db.example/offline") == "postgresql://app@db.example/offline"
+    assert shown_url("sqlite:///srv/data") == "sqlite:///srv/data"
+
+
+def test_docs_engine_shows_db_copy_as_the_command_takes_it() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ENGINE.md").read_text(encoding="utf-8")
+    found = re.search(r"^offline-service (db copy .*)$", text, re.MULTILINE)
+    assert found, "docs/ENGINE.md no longer shows a db copy command"
+    args = build_parser().parse_args(shlex.split(found.group(1)))
+    assert args.source == "sqlite://$PWD/data" and args.target.startswith("postgresql://")
+    assert '`{"from", "to", "rows", "products", "tables": [{"table", "rows", "digest"}]}`' in " ".join(
+        text.split()
+    )
