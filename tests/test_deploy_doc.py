@@ -26,6 +26,7 @@ import httpx2 as httpx
 import psycopg
 import pytest
 
+from offline_service import settings as settings_module
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.fileformat.keyring import Keyring
@@ -410,3 +411,37 @@ def test_pg_dump_restores_to_the_same_rows(tmp_path: Path) -> None:
         assert store.pending_migrations() == []
     finally:
         store.close()
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def test_the_settings_file_reads_in_a_shell_and_every_name_is_a_setting(tmp_path: Path) -> None:
+    passphrase = tmp_path / "key-passphrase"
+    passphrase.write_text("a passphrase\n")
+    block = swapped(doc_block("env"), {"/etc/offline-service/key-passphrase": str(passphrase)})
+    (tmp_path / "env").write_text(block + "\n")
+    shown = subprocess.run(
+        ["sh", "-c", "set -a; . ./env; set +a; env"],
+        cwd=tmp_path,
+        env={},
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    assert shown.returncode == 0, shown.stderr
+    env = dict(line.split("=", 1) for line in shown.stdout.decode().splitlines() if "=" in line)
+    names = {line.split("=", 1)[0] for line in block.splitlines()}
+    known = Path(settings_module.__file__).read_text()
+    assert all(name in known for name in names - {"PGPASSFILE"}), names
+    settings = Settings.from_env(env)
+    assert settings.database_url == "postgresql://offline_service@db.internal:5432/offline_service"
+    assert settings.database_pool_size == 10
+    assert settings.mail_from == "License portal <noreply@portal.example.com>"
+    assert settings.public_url == "https://portal.example.com"
+    assert settings.trial_origins == ("https://www.example.com",)
+    assert settings.max_upload_bytes == 64 * 1024 * 1024
+    assert settings.key_passphrase == b"a passphrase"
+    assert (settings.data_dir, settings.keys_dir) == (
+        Path("/srv/offline-service/data"),
+        Path("/srv/offline-service/keys"),
+    )
