@@ -14,7 +14,7 @@ TRIAL_ORIGINS ?= http://127.0.0.1:8001,http://localhost:8001
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := request_files response_files archives json_bodies
 
-.PHONY: run demo test lint format typecheck bench bench-http chromium wrk fuzz fuzz-toolchain clean
+.PHONY: run demo test lint format typecheck bench bench-http chromium nginx wrk fuzz fuzz-toolchain clean
 
 $(STAMP): pyproject.toml | fuzz-toolchain
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,9 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/offline-service demo --data $(DATA) --keys $(KEYS)
 
-# The browser tests drive Debian's Chromium (never a browser Playwright downloads itself).
-test: $(STAMP) chromium
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads itself); the
+# deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx.
+test: $(STAMP) chromium nginx
 	$(BIN)/ruff check offline_service tests benchmarks
 	$(BIN)/ruff format --check offline_service tests benchmarks
 	$(BIN)/mypy
@@ -69,6 +70,11 @@ chromium:
 fuzz-toolchain:
 	@[ "$$(uname -sm)" = "Linux x86_64" ] || command -v clang >/dev/null || \
 	  (apt-get update && apt-get install -y --no-install-recommends clang libclang-rt-dev)
+
+# nginx is in /usr/sbin, which a user's PATH may lack; the test makes its certificate with openssl.
+nginx:
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && command -v openssl >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends nginx openssl)
 
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)

@@ -55,6 +55,9 @@ class Settings:
       OFFLINE_SERVICE_DATABASE_URL   where the data is kept: sqlite://DIR (an SQLite file in DIR, e.g.
                                      sqlite:///srv/data) or postgresql://user@host:port/dbname
                                      (default: SQLite in the data directory)
+      OFFLINE_SERVICE_DATABASE_POOL_SIZE   PostgreSQL connections each process may hold (default 10,
+                                           1 to 1000); the server's max_connections must exceed
+                                           instances x workers x (this + 1)
       OFFLINE_SERVICE_KEYS           keyring directory (default ./keys)
       OFFLINE_SERVICE_KEY_PASSPHRASE_FILE  file holding the passphrase that encrypts private keys
       OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
@@ -81,6 +84,7 @@ class Settings:
 
     data_dir: Path = Path("data")
     database_url: str | None = None  # None: SQLite in data_dir; see database_scheme()
+    database_pool_size: int = 10  # PostgreSQL only: the pool of each process
     keys_dir: Path = Path("keys")
     key_passphrase: bytes | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
@@ -110,6 +114,11 @@ class Settings:
         database_url = database_url or env.get("OFFLINE_SERVICE_DATABASE_URL") or None
         if database_url is not None:
             database_scheme(database_url)  # refused at start-up, not at the first request
+        pool_size = env.get("OFFLINE_SERVICE_DATABASE_POOL_SIZE", "10").strip()
+        if not (pool_size.isascii() and pool_size.isdigit() and 0 < int(pool_size) <= 1000):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_DATABASE_POOL_SIZE must be a whole number, 1 to 1000"
+            )
         passphrase = None
         passphrase_file = env.get("OFFLINE_SERVICE_KEY_PASSPHRASE_FILE")
         if passphrase_file:
@@ -159,6 +168,7 @@ class Settings:
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
             database_url=database_url,
+            database_pool_size=int(pool_size),
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
             key_passphrase=passphrase,
             policy=policy,

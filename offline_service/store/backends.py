@@ -31,4 +31,4 @@ def open_store(settings: Settings, *, migrate: bool = True, background_checkpoin
     # Imported here: psycopg is needed only by those who choose PostgreSQL.
     from offline_service.store.postgresql import PostgreSQLStore
 
-    return PostgreSQLStore(url, migrate=migrate)
+    return PostgreSQLStore(url, migrate=migrate, pool_size=settings.database_pool_size)

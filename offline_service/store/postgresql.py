@@ -25,7 +25,9 @@ __all__ = ["POSTGRESQL", "PostgreSQLStore"]
 WRITERS_LOCK = 0x0FF11E5E
 # The advisory lock migrations take, so that instances starting together apply each version once.
 MIGRATIONS_LOCK = 0x0FF11E5F
-POOL_SIZE = 10  # the web layer's worker threads of one instance share these connections
+# The default pool of one process: the web layer's worker threads share these connections. Each
+# store also holds one connection of its own for the writers' lock (see ``write_lock_if_free``).
+POOL_SIZE = 10
 
 
 def _listed(items: Sequence[str]) -> list[str]:
@@ -66,8 +68,13 @@ class _Connection:
 class PostgreSQLStore:
     """Store in one PostgreSQL database, shared by any number of processes and machines."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
-        """``migrate``: apply pending migrations on open (``False``: leave that to ``upgrade()``)."""
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE) -> None:
+        """``migrate``: apply pending migrations on open (``False``: leave that to ``upgrade()``).
+        ``pool_size``: the most connections transactions hold at once (one more is the lock's)."""
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int):
+            raise TypeError("pool_size must be an int")
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
         self._statements = Statements.for_dialect(POSTGRESQL)
         # The transaction the calling thread is in, if any (``read()`` and ``debug_query`` join it),
         # and whether it holds the writers' lock through ``write_lock_if_free()``.
@@ -83,7 +90,7 @@ class PostgreSQLStore:
         except psycopg.Error as exc:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"cannot open database: {exc}") from None
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=False
+            url, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False
         )
         try:
             self._pool.open(wait=True, timeout=30)

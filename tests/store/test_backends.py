@@ -4,15 +4,18 @@ before anything is opened."""
 from __future__ import annotations
 
 import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from offline_service.cli.context import Context
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore, open_store
-from offline_service.store.postgresql import PostgreSQLStore
+from offline_service.store.postgresql import POOL_SIZE, PostgreSQLStore
 from tests.pg import database_url
 
 
@@ -71,3 +74,58 @@ def test_a_server_that_does_not_answer_is_a_storage_error_at_once() -> None:
     with pytest.raises(OfflineServiceError) as info:
         PostgreSQLStore("postgresql://postgres@127.0.0.1:1/nothing")
     assert info.value.code is Code.STORAGE_ERROR
+
+
+_ASKING = "test-counting-connections"
+
+
+def _connections(url: str) -> int:
+    """The connections open on ``url``'s database, other than those asking (this one and those of
+    other threads asking at the same time)."""
+    with psycopg.connect(url, autocommit=True, application_name=_ASKING) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name <> %s",
+            (_ASKING,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_pool_size_setting_bounds_the_connections_of_a_process(tmp_path: Path) -> None:
+    url = database_url(tmp_path)
+    settings = Settings.from_env({"OFFLINE_SERVICE_DATABASE_POOL_SIZE": "2"}, database_url=url)
+    assert settings.database_pool_size == 2
+    store = open_store(settings)
+    seen: list[int] = []
+    try:
+        # Six readers at once, each holding its transaction a moment: the pool grows to its size,
+        # no further, and the readers beyond it wait their turn rather than fail.
+        def reader(_: int) -> None:
+            with store.read():
+                seen.append(_connections(url))
+                time.sleep(0.2)
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(reader, range(6)))
+    finally:
+        store.close()
+    assert len(seen) == 6
+    assert max(seen) <= 2 + 1, seen  # the pool, and the store's own connection for the writers' lock
+    assert max(seen) >= 2, seen  # more than one reader ran at once: the bound is the pool's
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5", "", "1001"])
+def test_a_pool_size_that_is_not_1_to_1000_is_refused(value: str) -> None:
+    with pytest.raises(OfflineServiceError) as info:
+        Settings.from_env({"OFFLINE_SERVICE_DATABASE_POOL_SIZE": value})
+    assert info.value.code is Code.INVALID_ARGUMENT and "POOL_SIZE" in info.value.message
+
+
+def test_the_pool_size_defaults_to_the_stores_own() -> None:
+    assert Settings.from_env({}).database_pool_size == POOL_SIZE
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (True, TypeError), ("2", TypeError)])
+def test_a_store_refuses_a_bad_pool_size_before_connecting(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        PostgreSQLStore("postgresql://postgres@127.0.0.1:1/nothing", pool_size=value)  # type: ignore[arg-type]
