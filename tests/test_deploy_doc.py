@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import ssl
 import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -409,6 +410,35 @@ def test_pg_dump_restores_to_the_same_rows(tmp_path: Path) -> None:
     store = open_store(Settings(data_dir=tmp_path / "data", keys_dir=tmp_path / "keys", database_url=target))
     try:
         assert store.pending_migrations() == []
+    finally:
+        store.close()
+
+
+def test_db_copy_moves_a_sqlite_deployment_to_postgresql(tmp_path: Path) -> None:
+    srv = tmp_path / "srv"
+    sqlite = Settings(data_dir=srv / "data", keys_dir=srv / "keys")
+    _populate(sqlite)
+    target = database_url(tmp_path / "target")
+    command = swapped(doc_block("db-copy"), {"/srv/offline-service": str(srv)})
+    # The installed command, as an operator's shell finds it (the test runs in the project's venv).
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    _run(command, tmp_path, {"OFFLINE_SERVICE_DATABASE_URL": target, "PATH": path})
+    copied = _contents(target)
+    assert copied["licenses"] and copied["users"] and copied["products"]
+    source = sqlite3.connect(srv / "data" / DB_FILE)
+    try:
+        for table, rows in copied.items():
+            if table != "schema_migrations":
+                (count,) = source.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
+                assert len(rows) == count, table
+    finally:
+        source.close()
+    store = open_store(Settings(data_dir=srv / "data", keys_dir=srv / "keys", database_url=target))
+    try:
+        assert store.pending_migrations() == []
+        with store.read() as tx:
+            account = tx.account_by_alias("default")
+            assert account is not None
     finally:
         store.close()
 
