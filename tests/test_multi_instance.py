@@ -41,6 +41,7 @@ pytestmark = pytest.mark.slow
 
 EMAIL, PASSWORD = "ann@example.com", "correct horse battery"
 TRIAL_RATE, TRIAL_CAP = 4, 2  # per minute and per day, for each client address (all are 127.0.0.1)
+ROOT = Path(__file__).resolve().parents[1]  # where ``python -m tests...`` finds the tests package
 TIMEOUT = 30.0  # seconds for any one request or wait: the tests are bounded however the servers behave
 
 
@@ -58,11 +59,14 @@ class Deployment:
     product: Product
     token: str  # Ann's API access token, issued by A
 
+    def argv(self, *args: str, module: str = "offline_service.cli") -> list[str]:
+        """``offline-service ARGS`` (or ``module``'s) against the shared database and keys."""
+        where = ("--database-url", self.url, "--keys", str(self.keys), "--data", str(self.root / "cli"))
+        return [sys.executable, "-m", module, *args, *where]
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``offline-service ARGS`` against the shared database and keys, in a process of its own."""
-        argv = [sys.executable, "-m", "offline_service.cli", *args]
-        argv += ["--database-url", self.url, "--keys", str(self.keys), "--data", str(self.root / "cli")]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        """``offline-service ARGS`` in a process of its own, to its end."""
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=60, check=False)
 
     def license(self, seats: int) -> License:
         return admin.create_license(
@@ -233,7 +237,7 @@ def test_activations_through_both_instances_and_a_batch_at_once_stop_at_the_limi
     deployment: Deployment,
 ) -> None:
     d = deployment
-    seats, per_thread, threads, batch_files = 6, 4, 4, 16
+    seats, per_thread, threads, batch_files = 30, 10, 4, 40
     lic = d.license(seats=seats)
     src = d.root / "race-in"
     src.mkdir()
@@ -262,13 +266,27 @@ def test_activations_through_both_instances_and_a_batch_at_once_stop_at_the_limi
     workers = [threading.Thread(target=send, args=(t,), daemon=True) for t in range(threads)]
     for worker in workers:
         worker.start()
-    argv = ["batch", str(src), "--out", str(d.root / "race-out"), "--report", str(d.root / "race.csv")]
-    start.wait(timeout=TIMEOUT)  # the batch process starts as the requests go out
-    batch = d.cli(*argv, "--workers", "2", "--json")
+    # The batch in transactions of two files (tests/licensing/batch_driver.py), so that they
+    # interleave with the single requests; those go out once the batch has begun to process
+    # (its output folder exists), as the batch would otherwise still be starting when they end.
+    out = d.root / "race-out"
+    args = ("2", "none", "batch", str(src), "--out", str(out), "--report", str(d.root / "race.csv"))
+    argv = d.argv(*args, "--workers", "2", "--json", module="tests.licensing.batch_driver")
+    batch = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not out.exists() and batch.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        start.wait(timeout=TIMEOUT)
+        _, err = batch.communicate(timeout=TIMEOUT)
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+            batch.communicate()
     for worker in workers:
         worker.join(timeout=TIMEOUT)
     assert not any(worker.is_alive() for worker in workers) and not failures, failures
-    assert batch.returncode in (0, 3), batch.stderr  # 3: some files were refused
+    assert batch.returncode in (0, 3), err  # 3: some files were refused
 
     with open(d.root / "race.csv", encoding="utf-8", newline="") as f:
         report = list(csv.DictReader(f))
