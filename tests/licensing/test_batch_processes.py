@@ -45,11 +45,13 @@ def _argv(
     return argv + (["--database-url", world.database_url] if world.database_url else [])
 
 
-def _start(argv: list[str], **kw: bool) -> subprocess.Popen[str]:
+def _start(argv: list[str], *, own_session: bool = False) -> subprocess.Popen[str]:
+    """A batch process; ``own_session``: in a process group of its own (one it may kill whole)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
     return subprocess.Popen(
-        argv, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw
-    )
+        argv, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=own_session,
+    )  # fmt: skip
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -164,7 +166,7 @@ def test_a_batch_killed_mid_run_and_run_again_ends_as_one_uninterrupted_run(
     # Killed just after a process committed its second chunk, before that chunk's responses and
     # journal rows were written.
     argv = _argv(world, src, out, report, workers=workers, kill="group:2")
-    code, _, _ = _finish(_start(argv, start_new_session=True))
+    code, _, _ = _finish(_start(argv, own_session=True))
     assert code == -signal.SIGKILL
     assert not report.exists()
     before = _live(world, lic)
