@@ -118,18 +118,25 @@ class _Run:
 # A worker process of a pool belongs to one run: the pool's initializer opens that run here, in the
 # child, and only that pool's chunks read it. The coordinator and the in-process path (every web
 # upload) never set or read it; they pass their _Run to each chunk.
-_pool_run: _Run | None = None
+_pool_run: _Run | OfflineServiceError | None = None
 
 
 def _init_pool_worker(spec: _Spec) -> None:
     global _pool_run
     if multiprocessing.parent_process() is None:
         raise RuntimeError("only the worker processes of a batch's own pool hold a run")
-    _pool_run = _Run.open(spec)
+    try:
+        _pool_run = _Run.open(spec)
+    except OfflineServiceError as exc:
+        # Kept for the chunks to raise: raised here, it would end the worker, and the run would
+        # fail with "a worker stopped" instead of the cause (the database cannot be reached...).
+        _pool_run = exc
 
 
 def _process_pool_chunk(task: _Task) -> tuple[list[dict[str, str]], int]:
     assert _pool_run is not None, "called outside a batch pool's worker"
+    if isinstance(_pool_run, OfflineServiceError):
+        raise _pool_run
     return _process_chunk(_pool_run, task)
 
 
