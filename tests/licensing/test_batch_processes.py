@@ -9,18 +9,24 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind, parse_response
+from offline_service.licensing.batch import run_batch
 from offline_service.licensing.models import License
+from offline_service.settings import Settings
 from tests.db import rows
 from tests.factories import BACKENDS, Machine, World, make_world, wall_now
+from tests.pg import SERVER_URL
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +225,20 @@ def test_a_batch_whose_worker_is_killed_fails_at_once_and_resumes(world: World, 
     assert len(found) == 20 and before <= granted
     _check_granted(world, lic, granted)
     _check_responses(world, out, found)
+
+
+def test_workers_that_cannot_open_the_database_fail_the_run_with_the_cause(tmp_path: Path) -> None:
+    # The coordinator of run_batch opens no store with workers > 1: only the workers meet the
+    # missing database. Their error reaches it (pickled) with its code, and nothing hangs.
+    missing = urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/offline_missing_{secrets.token_hex(4)}"))
+    settings = Settings(data_dir=tmp_path / "data", keys_dir=tmp_path / "keys", database_url=missing)
+    _write(tmp_path / "in", {"a.req": b"garbage"})
+
+    with pytest.raises(OfflineServiceError) as caught:
+        run_batch(
+            settings, account_id="acc_none", input_path=tmp_path / "in", output=tmp_path / "out",
+            report=tmp_path / "r.csv", workers=2,
+        )  # fmt: skip
+
+    assert caught.value.code is Code.STORAGE_ERROR
+    assert "cannot open database" in caught.value.message
