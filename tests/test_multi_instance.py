@@ -29,12 +29,13 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
-from offline_service.store import Store
+from offline_service.settings import Settings
+from offline_service.store import Store, open_store
 from offline_service.web.auth import SESSION_COOKIE
 from tests import people
 from tests.db import rows
 from tests.factories import Machine, wall_now
-from tests.pg import database_url, open_postgresql
+from tests.pg import database_url
 from tests.servers import serve
 
 pytestmark = pytest.mark.slow
@@ -78,7 +79,8 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("multi")
-    store = open_postgresql(root)
+    url = database_url(root)
+    store = open_store(Settings(database_url=url))
     keys = root / "keys"
     now = wall_now()
     account, _ = admin.ensure_account(store, "default", now=now)
@@ -86,7 +88,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     people.create_user(
         store, account, email=EMAIL, role=Role.USER, password=PASSWORD, cost=Cost.MINIMUM, now=now
     )
-    url = database_url(root)
     env = {
         "OFFLINE_SERVICE_PASSWORD_COST": "minimum",
         "OFFLINE_SERVICE_TRIAL_RATE": str(TRIAL_RATE),

@@ -26,7 +26,7 @@ from offline_service.licensing.models import License
 from offline_service.settings import Settings
 from tests.db import rows
 from tests.factories import BACKENDS, Machine, World, make_world, wall_now
-from tests.pg import SERVER_URL
+from tests.pg import database_url
 
 pytestmark = pytest.mark.slow
 
@@ -230,7 +230,8 @@ def test_a_batch_whose_worker_is_killed_fails_at_once_and_resumes(world: World, 
 def test_workers_that_cannot_open_the_database_fail_the_run_with_the_cause(tmp_path: Path) -> None:
     # The coordinator of run_batch opens no store with workers > 1: only the workers meet the
     # missing database. Their error reaches it (pickled) with its code, and nothing hangs.
-    missing = urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/offline_missing_{secrets.token_hex(4)}"))
+    server = urlsplit(database_url(tmp_path))  # a server that answers, and a database it lacks
+    missing = urlunsplit(server._replace(path=f"/offline_missing_{secrets.token_hex(4)}"))
     settings = Settings(data_dir=tmp_path / "data", keys_dir=tmp_path / "keys", database_url=missing)
     _write(tmp_path / "in", {"a.req": b"garbage"})
 
