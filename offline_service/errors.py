@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 __all__ = ["Code", "OfflineServiceError"]
 
@@ -79,3 +80,19 @@ class OfflineServiceError(Exception):
             raise ValueError("OK is the code of a granted request, not of an error")
         self.message = message or self.code.value.replace("_", " ").capitalize()
         super().__init__(f"{self.code.value}: {self.message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses processes (a batch worker's error reaches the coordinator pickled). The default
+        # would call __init__ with ``args``, the formatted text, which is no code; rebuilt from
+        # its attributes instead, it keeps the code, the message and a subclass's own fields.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(
+    cls: type[OfflineServiceError], args: tuple[Any, ...], state: dict[str, Any]
+) -> OfflineServiceError:
+    """An error unpickled (see ``OfflineServiceError.__reduce__``)."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error

@@ -24,9 +24,10 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from offline_service.csvcell import csv_cell
 from offline_service.errors import Code, OfflineServiceError
@@ -117,18 +118,25 @@ class _Run:
 # A worker process of a pool belongs to one run: the pool's initializer opens that run here, in the
 # child, and only that pool's chunks read it. The coordinator and the in-process path (every web
 # upload) never set or read it; they pass their _Run to each chunk.
-_pool_run: _Run | None = None
+_pool_run: _Run | OfflineServiceError | None = None
 
 
 def _init_pool_worker(spec: _Spec) -> None:
     global _pool_run
     if multiprocessing.parent_process() is None:
         raise RuntimeError("only the worker processes of a batch's own pool hold a run")
-    _pool_run = _Run.open(spec)
+    try:
+        _pool_run = _Run.open(spec)
+    except OfflineServiceError as exc:
+        # Kept for the chunks to raise: raised here, it would end the worker, and the run would
+        # fail with "a worker stopped" instead of the cause (the database cannot be reached...).
+        _pool_run = exc
 
 
 def _process_pool_chunk(task: _Task) -> tuple[list[dict[str, str]], int]:
     assert _pool_run is not None, "called outside a batch pool's worker"
+    if isinstance(_pool_run, OfflineServiceError):
+        raise _pool_run
     return _process_chunk(_pool_run, task)
 
 
@@ -394,21 +402,32 @@ def _zip_directory(staging: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
-def _bounded(pool: Any, tasks: Iterator[_Task], *, window: int) -> Iterator[tuple[list[dict[str, str]], int]]:
+def _bounded(
+    pool: ProcessPoolExecutor, tasks: Iterator[_Task], *, window: int
+) -> Iterator[tuple[list[dict[str, str]], int]]:
     """Results in task order with at most ``window`` chunks in flight, so memory stays flat in
-    the number of files (Pool.imap would queue every task and buffer every early result)."""
-    pending: deque[Any] = deque()
-    for task in tasks:
-        pending.append(pool.apply_async(_process_pool_chunk, (task,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
+    the number of files (Executor.map would queue every task and buffer every early result).
+    A worker that dies (killed, out of memory) fails the run instead of leaving it waiting
+    forever for the chunk it took, as a ``multiprocessing.Pool`` would: its chunk's transaction
+    committed or not, and running the batch again resumes either way."""
+    pending: deque[Future[tuple[list[dict[str, str]], int]]] = deque()
+    try:
+        for task in tasks:
+            pending.append(pool.submit(_process_pool_chunk, task))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool as exc:
+        raise OfflineServiceError(
+            Code.INTERNAL_ERROR,
+            f"a batch worker process stopped ({exc}); run the batch again to resume it",
+        ) from None
 
 
 def _run(
     spec: _Spec,
-    pool: Any,
+    pool: ProcessPoolExecutor | None,
     workers: int,
     engine: Engine | None,
     limits: ArchiveLimits | None,
@@ -497,20 +516,20 @@ def run_batch(
     )
     # Workers are forked before the input is listed: forked later, each would inherit the list of
     # every file name, and touching it (reference counts, GC) would copy it into every worker.
-    # Each worker opens this run's store, keyring and zip in its initializer; the pool is this
-    # run's alone and ends with it.
+    # (The first task forks them all, with "fork"; hence the empty one.) Each worker opens this
+    # run's store, keyring and zip in its initializer; the pool is this run's alone and ends with it.
     ctx = multiprocessing.get_context("spawn" if sys.platform != "linux" else "fork")
-    pool = ctx.Pool(workers, initializer=_init_pool_worker, initargs=(spec,)) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(spec,))
+        pool.submit(int)
     try:
         accepted, rejected, skipped, total = _run(spec, pool, workers, engine, limits, progress)
-    except BaseException:
-        if pool is not None:
-            pool.terminate()
-        raise
     finally:
         if pool is not None:
-            pool.close()
-            pool.join()
+            # After a failure, the chunks not begun are dropped; those begun end their transaction
+            # (their journal rows are lost, so a new run processes them again, idempotently).
+            pool.shutdown(wait=True, cancel_futures=True)
     journal_path = staging / JOURNAL
     os.replace(journal_path.with_name(JOURNAL + ".new"), journal_path)
     _write_report(report, journal_path)
