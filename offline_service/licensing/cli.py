@@ -414,7 +414,10 @@ def _keys(verbs: Any) -> None:
     p.add_argument("--product", required=True, metavar="ID")
     p = verb(keys, "remove", cmd_keys_remove, "delete a retired key")
     p.add_argument("--product", required=True, metavar="ID")
-    p.add_argument("--kid", required=True)
+    # A thumbprint may start with "-", which argparse would take for an option: --kid=KID always works.
+    p.add_argument(
+        "--kid", required=True, metavar="KID", help="the key id, as --kid=KID (an id may start with '-')"
+    )
 
 
 def _add_validity(p: argparse.ArgumentParser) -> None:

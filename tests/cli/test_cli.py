@@ -327,11 +327,11 @@ def test_keys_rotate_then_remove_the_retired_key(cli: Cli, product: str) -> None
     assert {k["kid"]: k["status"] for k in keys} == {old["kid"]: "retired", rotated["kid"]: "active"}
     assert verify(cli, before["response"]).kid == old["kid"]  # earlier responses still verify
 
-    run = cli.fails(Code.CONFLICT, "keys", "remove", "--product", product, "--kid", rotated["kid"])
+    run = cli.fails(Code.CONFLICT, "keys", "remove", "--product", product, f"--kid={rotated['kid']}")
     assert "rotate first" in run.err
-    assert cli.ok("keys", "remove", "--product", product, "--kid", old["kid"]) == {"removed": old["kid"]}
+    assert cli.ok("keys", "remove", "--product", product, f"--kid={old['kid']}") == {"removed": old["kid"]}
     assert [k["kid"] for k in cli.ok("keys", "jwks", "--product", product)["keys"]] == [rotated["kid"]]
-    cli.fails(Code.NOT_FOUND, "keys", "remove", "--product", product, "--kid", old["kid"])
+    cli.fails(Code.NOT_FOUND, "keys", "remove", "--product", product, f"--kid={old['kid']}")
 
     # new responses are signed with the new key
     _, after = activate(cli, product, lic["key"], name="m2")
