@@ -279,7 +279,14 @@ def copy_url(source_url: str, target_url: str, keyring: Keyring) -> CopyReport:
     if source_key == target_key:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the source and the target are the same database")
     if source_key[0] == "sqlite" and not (Path(source_key[1]) / DB_FILE).is_file():
-        raise OfflineServiceError(Code.NOT_FOUND, f"no database in {source_key[1]} (the source)")
+        folder = Path(source_key[1])
+        if folder.is_file():  # the usual spelling elsewhere names the file itself
+            raise OfflineServiceError(
+                Code.NOT_FOUND,
+                f"{folder} is a file: sqlite://DIR names the folder that holds {DB_FILE}"
+                f" (sqlite://{folder.parent}) (the source)",
+            )
+        raise OfflineServiceError(Code.NOT_FOUND, f"no {DB_FILE} in {folder} (the source)")
     source = open_store(Settings(database_url=source_url), migrate=False)
     try:
         check_source(source, keyring)  # before the target is opened: opening SQLite makes its file

@@ -280,6 +280,12 @@ def test_the_same_database_and_a_missing_source_are_refused(tmp_path: Path) -> N
         copy_url(f"sqlite://{tmp_path / 'nowhere'}", f"sqlite://{tmp_path / 'target'}", keyring)
     assert missing.value.code is Code.NOT_FOUND
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "target").exists()
+    # The SQLite file itself, as other tools spell a SQLite URL: the error names the folder to give.
+    with pytest.raises(OfflineServiceError) as a_file:
+        copy_url(f"sqlite://{data / DB_FILE}", f"sqlite://{tmp_path / 'target'}", keyring)
+    assert a_file.value.code is Code.NOT_FOUND
+    assert f"(sqlite://{data})" in a_file.value.message
+    assert not (tmp_path / "target").exists()
 
 
 def test_the_digest_ignores_order_and_tells_types_apart() -> None:
