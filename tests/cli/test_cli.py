@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -18,6 +19,7 @@ from offline_service.errors import Code
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind, Response, parse_response
 from tests.factories import Machine, wall_now
+from tests.pg import database_url
 
 TIMEOUT = 60
 
@@ -810,3 +812,22 @@ def test_license_create_and_list_print_the_license_json_of_the_api(cli: Cli, pro
     assert listed == created
     shown = cli.ok("license", "show", created["key"])
     assert {k: shown[k] for k in api_fields} == created
+
+
+@pytest.mark.slow
+def test_init_and_demo_on_postgresql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On PostgreSQL ``init`` still makes the data directory (releases and mail go there) and the
+    demo's steps run on the same database, shown without its password."""
+    parts = urlsplit(database_url(tmp_path))
+    netloc = f"{parts.username}:demo-secret@{parts.netloc.rpartition('@')[2]}"  # trust auth ignores it
+    url = urlunsplit(parts._replace(netloc=netloc))
+    cli = Cli(tmp_path, capsys)
+    assert cli.raw("init", "--data", cli.data, "--keys", cli.keys, "--database-url", url).code == 0
+    assert cli.data.is_dir() and not (cli.data / "offline-service.sqlite3").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    refused = cli.raw("init", "--data", a_file, "--keys", cli.keys, "--database-url", url)
+    assert refused.code == 1 and refused.err.startswith("error: STORAGE_ERROR: ")
+    done = run_process("demo", "--data", cli.data, "--keys", cli.keys, "--database-url", url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--database-url" in done.stdout and "demo-secret" not in done.stdout + done.stderr
