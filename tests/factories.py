@@ -142,6 +142,12 @@ def database_for(root: Path, backend: str) -> str | None:
     return database_url(root, migrated=True) if backend == "postgresql" else None
 
 
+def database_options(root: Path, backend: str) -> list[str]:
+    """``--database-url URL`` of ``database_for(root, backend)``, or nothing for SQLite."""
+    url = database_for(root, backend)
+    return ["--database-url", url] if url else []
+
+
 def make_world(
     root: Path, *, trial_days: int = 14, policy: Policy | None = None, backend: str = "sqlite"
 ) -> World:
