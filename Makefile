@@ -14,7 +14,7 @@ TRIAL_ORIGINS ?= http://127.0.0.1:8001,http://localhost:8001
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := request_files response_files archives json_bodies
 
-.PHONY: run demo test lint format typecheck bench bench-http chromium nginx wrk fuzz fuzz-toolchain clean
+.PHONY: run demo test lint format typecheck bench bench-http chromium nginx postgresql wrk fuzz fuzz-toolchain clean
 
 $(STAMP): pyproject.toml | fuzz-toolchain
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,10 @@ demo: $(STAMP)
 	$(BIN)/offline-service demo --data $(DATA) --keys $(KEYS)
 
 # The browser tests drive Debian's Chromium (never a browser Playwright downloads itself); the
-# deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx.
-test: $(STAMP) chromium nginx
+# deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx; the
+# PostgreSQL runs use OFFLINE_SERVICE_TEST_DATABASE_URL if set, else a throwaway server the session
+# starts with Debian's postgresql binaries (tests/pg.py).
+test: $(STAMP) chromium nginx postgresql
 	$(BIN)/ruff check offline_service tests benchmarks
 	$(BIN)/ruff format --check offline_service tests benchmarks
 	$(BIN)/mypy
@@ -75,6 +77,11 @@ fuzz-toolchain:
 nginx:
 	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null && command -v openssl >/dev/null || \
 	  (apt-get update && apt-get install -y --no-install-recommends nginx openssl)
+
+# Only the binaries matter (/usr/lib/postgresql/*/bin): the tests run initdb and pg_ctl themselves.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y --no-install-recommends postgresql)
 
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)

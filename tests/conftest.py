@@ -1,3 +1,16 @@
+"""Fixtures every suite shares.
+
+The store backend: tests that use the ``backend`` fixture (directly, or through ``world``, ``site``,
+``make_site``, ``portal``, ``cli``, ...) run once on SQLite and once on PostgreSQL (``[sqlite]`` and
+``[postgresql]`` in their ids) when they live in one of ``BOTH_BACKENDS``: the store contract and the
+engine, web, CLI and domain suites, where storage is what the code under test goes through.
+Elsewhere they run on SQLite only: the browser tests drive the same web layer through Chromium
+(what they check is the pages, not where the rows live), the client SDK and file format tests only
+need some signed responses to read, and the fuzz targets parse bytes without a store. A test in
+``BOTH_BACKENDS`` that is about SQLite itself (its file, WAL, path resolution) opens ``SQLiteStore``
+directly, or takes the marker ``sqlite_only`` with its reason.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -5,13 +18,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import World, make_world
-from tests.pg import pg_test_databases  # noqa: F401  (drops the PostgreSQL test databases)
+from tests.factories import BACKENDS, World, make_world
+from tests.pg import pg_test_databases  # noqa: F401  (the session's PostgreSQL, dropped at its end)
 
 # The web tests of every domain share the app fixtures: imported here so that pytest finds them
 # wherever the tests live.
 from tests.web.portal import portal  # noqa: F401
 from tests.web.site import make_site, site  # noqa: F401
+
+BOTH_BACKENDS = ("accounts", "branding", "cli", "licensing", "releases", "store", "web")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("sqlite_only"):
+        return
+    where = metafunc.definition.path.resolve().relative_to(TESTS).parts
+    if len(where) > 1 and where[0] in BOTH_BACKENDS:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of the test's fixtures: "sqlite" or "postgresql" (see the module's docstring)."""
+    return str(getattr(request, "param", "sqlite"))
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +54,7 @@ def _config_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path)
+def world(tmp_path: Path, backend: str) -> Iterator[World]:
+    w = make_world(tmp_path, backend=backend)
     yield w
     w.store.close()

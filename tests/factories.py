@@ -97,6 +97,12 @@ class World:
             data_dir=self.root / "data", keys_dir=self.root / "keys", database_url=self.database_url
         )
 
+    def where(self) -> list[str]:
+        """The command-line options naming this world's data, keys and database, for
+        ``offline-service`` run in-process or as a process."""
+        database = ["--database-url", self.database_url] if self.database_url else []
+        return ["--data", str(self.root / "data"), "--keys", str(self.root / "keys"), *database]
+
     def license(self, *, activations: int = 3, deactivations: int = 3, **kw: Any) -> License:
         return admin.create_license(
             self.store,
@@ -128,10 +134,24 @@ class World:
         }
 
 
+def database_for(root: Path, backend: str) -> str | None:
+    """The database URL of a test directory on ``backend``: None for SQLite in its data directory,
+    else a fresh PostgreSQL database with the current schema (the same one for the same ``root``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}")
+    return database_url(root, migrated=True) if backend == "postgresql" else None
+
+
+def database_options(root: Path, backend: str) -> list[str]:
+    """``--database-url URL`` of ``database_for(root, backend)``, or nothing for SQLite."""
+    url = database_for(root, backend)
+    return ["--database-url", url] if url else []
+
+
 def make_world(
     root: Path, *, trial_days: int = 14, policy: Policy | None = None, backend: str = "sqlite"
 ) -> World:
-    url = database_url(root) if backend == "postgresql" else None
+    url = database_for(root, backend)
     store: Store = SQLiteStore(root / "data") if url is None else open_store(Settings(database_url=url))
     keyring = Keyring(root / "keys")
     account, _ = admin.ensure_account(store, "default", now=NOW)

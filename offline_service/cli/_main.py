@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from offline_service._files import private_dir
 from offline_service.accounts import cli as accounts_cli
 from offline_service.branding import cli as branding_cli
 from offline_service.cli import db as db_cli
@@ -44,6 +45,9 @@ OFFLINE_SERVICE_RELEASES (where `release publish` puts files; default DATA/relea
 
 
 def cmd_init(ctx: _Context) -> int:
+    # SQLite's store makes the data directory; on PostgreSQL it is still where releases, mail and
+    # logos go, and a path that cannot be one fails here, before the database is touched.
+    private_dir(ctx.settings.data_dir, what="data directory")
     account, created = licensing.ensure_account(ctx.store, ctx.args.account, now=_now())
     ctx.settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = {

@@ -25,6 +25,7 @@ from offline_service.licensing import services as licensing
 from offline_service.licensing.models import License, Product
 from offline_service.settings import Settings
 from offline_service.store import open_store
+from offline_service.store.copy import shown_url
 
 __all__ = ["PortalDemo", "announce_portal", "prepare_portal", "run_demo"]
 
@@ -189,6 +190,7 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
     where = [
         *(["--data", str(settings.data_dir)] if settings.data_dir != Path("data") else []),
         *(["--keys", str(settings.keys_dir)] if settings.keys_dir != Path("keys") else []),
+        *(["--database-url", settings.database_url] if settings.database_url else []),
         *(["--account", account.alias] if account.alias != licensing.DEFAULT_ACCOUNT else []),
     ]
     print(f"{'Created' if created else 'Using'} the demo account '{account.alias}', product '{product.name}'")
@@ -272,6 +274,8 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
     ]
     for n, (text, argv, capture) in enumerate(steps, 1):
         shown = shlex.join(argv) + (f" > {capture}" if capture else "")
+        if settings.database_url:  # the commands name the database, never with its password
+            shown = shown.replace(settings.database_url, shown_url(settings.database_url))
         print(f"{n}. {text}\n   $ {shown}")
         module = "offline_service.client.cli" if argv[0] == "offline-client" else "offline_service.cli"
         result = subprocess.run(

@@ -153,7 +153,12 @@ class PostgreSQLStore:
 
     @property
     def schema_version(self) -> int:
+        """The newest migration applied; 0 for an empty database (``migrate=False`` creates no
+        table, so ``db status`` and ``db upgrade`` can look at a database nothing was applied to)."""
         with self._connection() as conn:
+            exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            if not exists or not exists[0]:
+                return 0
             row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0) if row else 0
 

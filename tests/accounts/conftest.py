@@ -11,7 +11,7 @@ from tests.accounts.orgs import Org, make_org
 
 
 @pytest.fixture
-def o(tmp_path: Path) -> Iterator[Org]:
-    org = make_org(tmp_path)
+def o(tmp_path: Path, backend: str) -> Iterator[Org]:
+    org = make_org(tmp_path, backend)
     yield org
     org.w.store.close()

@@ -82,8 +82,8 @@ def add_user(w: World, email: str, role: Role, org: str | None, account: Any = N
     )
 
 
-def make_org(tmp_path: Path) -> Org:
-    w = make_world(tmp_path)
+def make_org(tmp_path: Path, backend: str = "sqlite") -> Org:
+    w = make_world(tmp_path, backend=backend)
     store = w.store
     people.create_organization(store, w.account, name="Org A", now=NOW, allowed_users=4)
     people.create_organization(store, w.account, name="Org B", now=NOW)

@@ -19,8 +19,8 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    world = make_world(tmp_path)
+def w(tmp_path: Path, backend: str) -> Iterator[World]:
+    world = make_world(tmp_path, backend=backend)
     people.create_organization(world.store, world.account, name="Org A", now=NOW)
     people.create_organization(world.store, world.account, name="Org B", now=NOW)
     yield world

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from offline_service.cli import main
+from tests.factories import database_options
 
 PASSWORD = "correct horse battery"
 
@@ -17,10 +18,16 @@ PASSWORD = "correct horse battery"
 
 
 def test_people_commands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
     monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
-    where = ["--data", str(tmp_path / "d"), "--keys", str(tmp_path / "k")]
+    where = [
+        "--data",
+        str(tmp_path / "d"),
+        "--keys",
+        str(tmp_path / "k"),
+        *database_options(tmp_path, backend),
+    ]
 
     def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
@@ -90,14 +97,14 @@ def test_people_commands(
 
 
 def test_people_admin_commands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
     """user disable / enable / password-link and group remove-user / unlink: the organization
     admin's operations for the vendor, with the same rules (cap, mails, audit under "cli")."""
     monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
     monkeypatch.delenv("OFFLINE_SERVICE_PUBLIC_URL", raising=False)
     data = tmp_path / "d"
-    where = ["--data", str(data), "--keys", str(tmp_path / "k")]
+    where = ["--data", str(data), "--keys", str(tmp_path / "k"), *database_options(tmp_path, backend)]
 
     def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
@@ -196,12 +203,18 @@ def test_people_admin_commands(
 
 
 def test_the_cli_gives_the_portals_codes_for_the_same_input(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
     """Changed in issue 10: names are refused rather than cut; another organization's user is
     NOT_FOUND and its license LICENSE_NOT_FOUND (both were FORBIDDEN); each is exit status 1."""
     monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
-    where = ["--data", str(tmp_path / "d"), "--keys", str(tmp_path / "k")]
+    where = [
+        "--data",
+        str(tmp_path / "d"),
+        "--keys",
+        str(tmp_path / "k"),
+        *database_options(tmp_path, backend),
+    ]
 
     def run(*argv: str) -> tuple[int, str]:
         code = main([*argv, *where])

@@ -19,8 +19,10 @@ from offline_service.accounts import auth
 from offline_service.accounts.models import Role
 from offline_service.accounts.passwords import Cost
 from offline_service.licensing import services as admin
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import open_store
 from tests import people, servers
+from tests.factories import database_for, database_options
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +46,13 @@ def _post(url: str, body: dict[str, str]) -> Answer:
 
 
 @contextmanager
-def serve(tmp_path: Path, *, earlier_failures: int = 0) -> Iterator[str]:
+def serve(tmp_path: Path, backend: str, *, earlier_failures: int = 0) -> Iterator[str]:
     """One account with one person, served by ``offline-service serve`` (tests/servers.py).
     With ``earlier_failures``, the person's counter holds that many failures whose lock has just
     expired."""
     data, keys = tmp_path / "data", tmp_path / "keys"
-    store = SQLiteStore(data)
+    url, database = database_for(tmp_path, backend), database_options(tmp_path, backend)
+    store = open_store(Settings(data_dir=data, database_url=url))
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, "default", now=now)
@@ -63,7 +66,7 @@ def serve(tmp_path: Path, *, earlier_failures: int = 0) -> Iterator[str]:
                 tx.record_login_failure(subject, earlier_failures, now - 1, now - 1)
     finally:
         store.close()
-    with servers.serve(tmp_path, "--data", str(data), "--keys", str(keys)) as url:
+    with servers.serve(tmp_path, "--data", str(data), "--keys", str(keys), *database) as url:
         yield url
 
 
@@ -95,8 +98,8 @@ def _sequential_allowance(seconds: int) -> int:
     return allowed
 
 
-def test_a_burst_of_wrong_logins_gets_no_more_checks_than_one_at_a_time(tmp_path: Path) -> None:
-    with serve(tmp_path) as url:
+def test_a_burst_of_wrong_logins_gets_no_more_checks_than_one_at_a_time(tmp_path: Path, backend: str) -> None:
+    with serve(tmp_path, backend) as url:
         started = int(time.time())  # the server's clock, in whole seconds as it counts them
         answers = _burst(url)
         seconds = int(time.time()) + 1 - started
@@ -107,10 +110,10 @@ def test_a_burst_of_wrong_logins_gets_no_more_checks_than_one_at_a_time(tmp_path
 
 
 def test_a_burst_just_after_a_lock_expires_gets_one_check_and_locks_out_the_right_password(
-    tmp_path: Path,
+    tmp_path: Path, backend: str
 ) -> None:
     # Twelve failures: the next one locks the person out for 2 ** 8 s, far longer than this test.
-    with serve(tmp_path, earlier_failures=12) as url:
+    with serve(tmp_path, backend, earlier_failures=12) as url:
         answers = _burst(url)
         checked = [status for status, _, _ in answers if status != 429]
         assert checked == [401], answers

@@ -26,8 +26,8 @@ HOUR = 3600
 
 
 @pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    world = make_world(tmp_path)
+def w(tmp_path: Path, backend: str) -> Iterator[World]:
+    world = make_world(tmp_path, backend=backend)
     for email in ("ann@example.com", "bob@example.com"):
         people.create_user(
             world.store,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ from offline_service.branding.services import (
 )
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing import services as admin
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import Store, open_store
 from tests import db
-from tests.factories import NOW
+from tests.factories import NOW, database_for
 from tests.images import jpeg_header, png, webp_header
 
 
@@ -134,22 +136,24 @@ def test_a_dark_enough_colour_is_kept_as_it_is() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    return SQLiteStore(tmp_path / "data")
+def store(tmp_path: Path, backend: str) -> Iterator[Store]:
+    opened = open_store(Settings(data_dir=tmp_path / "data", database_url=database_for(tmp_path, backend)))
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def account(store: SQLiteStore) -> Account:
+def account(store: Store) -> Account:
     return admin.ensure_account(store, "acme", now=NOW)[0]
 
 
-def state(store: SQLiteStore, data: Path) -> tuple[object, list[str]]:
+def state(store: Store, data: Path) -> tuple[object, list[str]]:
     rows = db.rows(store, "SELECT * FROM account_branding ORDER BY account_id")
     files = sorted(os.listdir(data / "branding")) if (data / "branding").is_dir() else []
     return rows, files
 
 
-def test_customize_sets_keeps_and_removes(store: SQLiteStore, account: Account, tmp_path: Path) -> None:
+def test_customize_sets_keeps_and_removes(store: Store, account: Account, tmp_path: Path) -> None:
     data, logo = tmp_path / "data", tmp_path / "logo.png"
     logo.write_bytes(png())
     first = branding.customize(store, account, data_dir=data, now=NOW, portal_name="Acme", logo=logo)
@@ -172,7 +176,7 @@ def test_customize_sets_keeps_and_removes(store: SQLiteStore, account: Account, 
     }
 
 
-def store_audit(store: SQLiteStore, account: Account) -> list[object]:
+def store_audit(store: Store, account: Account) -> list[object]:
     with store.read() as tx:
         return list(tx.audit_entries(account.id))
 
@@ -191,7 +195,7 @@ def store_audit(store: SQLiteStore, account: Account) -> list[object]:
     ],
 )
 def test_a_refused_change_changes_nothing(
-    store: SQLiteStore, account: Account, tmp_path: Path, change: dict[str, str], code: Code
+    store: Store, account: Account, tmp_path: Path, change: dict[str, str], code: Code
 ) -> None:
     data = tmp_path / "data"
     good = tmp_path / "good.png"
@@ -214,7 +218,7 @@ def test_a_refused_change_changes_nothing(
 
 
 def test_the_same_domain_again_is_fine_for_the_same_account(
-    store: SQLiteStore, account: Account, tmp_path: Path
+    store: Store, account: Account, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
     branding.customize(store, account, data_dir=data, now=NOW, custom_domain="portal.acme.example")
@@ -235,7 +239,7 @@ def test_a_logo_path_is_never_taken_from_a_damaged_row(tmp_path: Path) -> None:
 
 
 def test_the_page_account_is_the_session_s_then_the_host_s_then_the_named_one(
-    store: SQLiteStore, account: Account, tmp_path: Path
+    store: Store, account: Account, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
     other = admin.ensure_account(store, "other", now=NOW)[0]
@@ -256,7 +260,7 @@ def test_the_page_account_is_the_session_s_then_the_host_s_then_the_named_one(
     assert branding.branding_of(store, account.id) is None
 
 
-def test_the_logo_version_is_its_hash(store: SQLiteStore, account: Account, tmp_path: Path) -> None:
+def test_the_logo_version_is_its_hash(store: Store, account: Account, tmp_path: Path) -> None:
     logo = tmp_path / "logo.png"
     logo.write_bytes(png())
     found = branding.customize(store, account, data_dir=tmp_path / "data", now=NOW, logo=logo)

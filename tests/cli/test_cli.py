@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -17,7 +18,7 @@ from offline_service.cli import main
 from offline_service.errors import Code
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind, Response, parse_response
-from tests.factories import Machine, wall_now
+from tests.factories import Machine, database_for, wall_now
 
 TIMEOUT = 60
 
@@ -33,13 +34,23 @@ class Run:
 
 
 class Cli:
-    """``offline-service`` run in-process on one data and keys directory."""
+    """``offline-service`` run in-process on one data and keys directory, and the test's database
+    (``database_url``; None: SQLite in the data directory)."""
 
-    def __init__(self, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def __init__(
+        self, root: Path, capsys: pytest.CaptureFixture[str], *, database_url: str | None = None
+    ) -> None:
         self.root = root
         self.data = root / "data"
         self.keys = root / "keys"
+        self.database_url = database_url
         self._capsys = capsys
+
+    @property
+    def where(self) -> list[str | Path]:
+        """The options naming the data, keys and database."""
+        database = ["--database-url", self.database_url] if self.database_url else []
+        return ["--data", self.data, "--keys", self.keys, *database]
 
     def raw(self, *argv: str | Path) -> Run:
         self._capsys.readouterr()
@@ -52,8 +63,7 @@ class Cli:
         return Run(code, out, err)
 
     def __call__(self, *args: str | Path, account: str | None = None) -> Run:
-        where = ["--data", self.data, "--keys", self.keys, *(["--account", account] if account else [])]
-        return self.raw(*args, *where)
+        return self.raw(*args, *self.where, *(["--account", account] if account else []))
 
     def ok(self, *args: str | Path, account: str | None = None) -> Any:
         """Run with ``--json``; expect exit status 0 and return the parsed output."""
@@ -80,8 +90,8 @@ def _no_service_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(tmp_path, capsys)
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str) -> Cli:
+    return Cli(tmp_path, capsys, database_url=database_for(tmp_path, backend))
 
 
 @pytest.fixture
@@ -127,8 +137,8 @@ def test_init_creates_the_account_and_a_second_run_says_it_exists(cli: Cli) -> N
     first = cli("init")
     assert first.code == 0
     assert first.out.startswith("account created default (acc_")
-    assert (cli.data / "offline-service.sqlite3").is_file()
-    assert cli.keys.is_dir()
+    assert cli.data.is_dir() and cli.keys.is_dir()  # on PostgreSQL too: releases and mail go there
+    assert (cli.data / "offline-service.sqlite3").is_file() == (cli.database_url is None)
 
     second = cli("init")
     assert second.code == 0
@@ -690,8 +700,8 @@ def run_process(*args: str | Path, module: str = "offline_service.cli") -> subpr
 
 
 @pytest.mark.slow
-def test_end_to_end_in_real_processes(tmp_path: Path) -> None:
-    where = ["--data", tmp_path / "data", "--keys", tmp_path / "keys"]
+def test_end_to_end_in_real_processes(cli: Cli, tmp_path: Path) -> None:
+    where = cli.where
 
     def ok(*args: str | Path) -> Any:
         done = run_process(*args, *where, "--json")
@@ -731,13 +741,14 @@ def test_end_to_end_in_real_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_errors_in_real_processes_print_no_traceback(tmp_path: Path) -> None:
-    where = ["--data", tmp_path / "data", "--keys", tmp_path / "keys"]
+def test_errors_in_real_processes_print_no_traceback(cli: Cli, tmp_path: Path) -> None:
+    where = cli.where
+    database = where[4:]
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     for args, status, code in [
         (["license", "list", *where, "--account", "nobody"], 1, "NOT_FOUND"),
-        (["init", "--data", a_file, "--keys", tmp_path / "keys"], 1, "STORAGE_ERROR"),
+        (["init", "--data", a_file, "--keys", tmp_path / "keys", *database], 1, "STORAGE_ERROR"),
         (["process", tmp_path / "missing.req", "--out", tmp_path / "out", *where], 1, "INVALID_ARGUMENT"),
         (["license", "create", *where], 2, None),
     ]:
@@ -759,10 +770,16 @@ def test_help_in_a_real_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_twice(tmp_path: Path) -> None:
-    where = ["--data", tmp_path / "data", "--keys", tmp_path / "keys"]
+def test_demo_runs_twice(cli: Cli) -> None:
+    where = cli.where
+    if cli.database_url:  # the steps run on that database; the commands shown hide its password
+        parts = urlsplit(cli.database_url)
+        netloc = f"{parts.username}:demo-secret@{parts.netloc.rpartition('@')[2]}"
+        where = [*where[:-1], urlunsplit(parts._replace(netloc=netloc))]  # trust auth ignores it
     first = run_process("demo", *where)
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "demo-secret" not in first.stdout + first.stderr
+    assert ("--database-url" in first.stdout) == (cli.database_url is not None)
     assert first.stdout.startswith("Created the demo account 'default', product 'Demo App'")
     for n in range(1, 9):
         assert f"\n{n}. " in first.stdout

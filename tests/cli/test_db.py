@@ -86,6 +86,23 @@ def test_upgrade_prints_what_it_applied(tmp_path: Path, capsys: pytest.CaptureFi
     assert out == f"applied migrations {', '.join(map(str, PENDING))}: schema version {OLD} -> {LATEST}\n"
 
 
+def test_status_and_upgrade_of_an_empty_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    """Nothing applied yet is version 0 on every backend (PostgreSQL once failed on the missing
+    ``schema_migrations`` table), and the upgrade applies the whole history."""
+    where: list[str | Path] = ["--data", tmp_path / "data"]
+    if backend == "postgresql":
+        where += ["--database-url", database_url(tmp_path / "pg")]
+    everything = list(range(1, LATEST + 1))
+    code, out, _ = run(capsys, "db", "status", *where, "--json")
+    assert code == 1
+    assert json.loads(out) == {"schemaVersion": 0, "latest": LATEST, "pending": everything, "current": False}
+    code, out, _ = run(capsys, "db", "upgrade", *where, "--json")
+    assert code == 0
+    assert json.loads(out) == {"applied": everything, "from": 0, "schemaVersion": LATEST}
+
+
 def test_create_app_refuses_an_old_schema_and_creates_an_empty_one(tmp_path: Path) -> None:
     old_sqlite_database(tmp_path / "old", OLD)
     with pytest.raises(OfflineServiceError) as refused:

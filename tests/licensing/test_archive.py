@@ -17,7 +17,6 @@ from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.archive import ArchiveLimits, checked_entries, read_entry
 from offline_service.licensing.batch import run_batch
-from offline_service.settings import Settings
 from tests.factories import Machine, World, wall_now
 
 Requests = list[bytes]
@@ -281,7 +280,7 @@ def test_the_batch_command_refuses_a_hostile_zip(
     status = main(
         [
             "batch", str(src), "--out", str(tmp_path / "out.zip"), "--report", str(tmp_path / "r.csv"),
-            "--workers", "1", "--data", str(world.root / "data"), "--keys", str(world.root / "keys"),
+            "--workers", "1", *world.where(),
         ]
     )  # fmt: skip
 
@@ -308,7 +307,7 @@ def test_run_batch_refuses_an_archive_over_its_limits(
     before = world.snapshot()
     with pytest.raises(OfflineServiceError) as caught:
         run_batch(
-            Settings(data_dir=world.root / "data", keys_dir=world.root / "keys"),
+            world.settings(),
             account_id=world.account.id,
             input_path=src,
             output=tmp_path / "out",

@@ -31,7 +31,7 @@ JOURNAL = ".batch-journal.jsonl"
 
 
 def settings_of(world: World) -> Settings:
-    return Settings(data_dir=world.root / "data", keys_dir=world.root / "keys")
+    return world.settings()
 
 
 def run(world: World, input_path: Path, output: Path, report: Path, **kw: Any) -> BatchSummary:
@@ -614,12 +614,12 @@ def make_mixed_batch(world: World, src: Path) -> None:
 
 
 def test_one_worker_and_two_workers_give_the_same_outcomes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     monkeypatch.setattr(batch, "CHUNK", 4)
     results = []
     for workers in (1, 2):
-        world = make_world(tmp_path / f"w{workers}")
+        world = make_world(tmp_path / f"w{workers}", backend=backend)
         try:
             make_mixed_batch(world, world.root / "in")
             summary = run(world, world.root / "in", world.root / "out", world.root / "r.csv", workers=workers)
@@ -674,10 +674,10 @@ def test_an_empty_input_gives_an_empty_report(world: World, tmp_path: Path) -> N
     assert read_report(tmp_path / "r.json") == []
 
 
-def test_batches_run_at_once_in_one_process_keep_to_their_own_data(tmp_path: Path) -> None:
+def test_batches_run_at_once_in_one_process_keep_to_their_own_data(tmp_path: Path, backend: str) -> None:
     """Two in-process runs on threads (as two web uploads are), each over its own data directory:
     every run decides its files with its own store, account and licenses, and closes only its own."""
-    worlds = [make_world(tmp_path / f"w{n}") for n in range(2)]
+    worlds = [make_world(tmp_path / f"w{n}", backend=backend) for n in range(2)]
     try:
         licenses = [w.license(activations=-1) for w in worlds]
         for w, lic in zip(worlds, licenses, strict=True):
@@ -830,7 +830,7 @@ class Status:
 
 def cli_batch(world: World, capsys: pytest.CaptureFixture[str], *args: str | Path) -> Status:
     capsys.readouterr()
-    argv = ["batch", *map(str, args), "--data", str(world.root / "data"), "--keys", str(world.root / "keys")]
+    argv = ["batch", *map(str, args), *world.where()]
     if not any(a == "--workers" for a in argv):
         argv += ["--workers", "1"]
     code = main(argv)
@@ -898,7 +898,7 @@ def test_the_batch_command_in_a_real_process(world: World, tmp_path: Path) -> No
         [
             sys.executable, "-m", "offline_service.cli", "batch", str(tmp_path / "in.zip"),
             "--out", str(tmp_path / "out.zip"), "--report", str(tmp_path / "r.csv"), "--workers", "2",
-            "--data", str(world.root / "data"), "--keys", str(world.root / "keys"), "--json",
+            *world.where(), "--json",
         ],
         capture_output=True, text=True, timeout=60, check=False, env=env,
     )  # fmt: skip

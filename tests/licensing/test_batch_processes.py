@@ -13,7 +13,6 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,7 +24,7 @@ from offline_service.licensing.batch import run_batch
 from offline_service.licensing.models import License
 from offline_service.settings import Settings
 from tests.db import rows
-from tests.factories import BACKENDS, Machine, World, make_world, wall_now
+from tests.factories import Machine, World, wall_now
 from tests.pg import database_url
 
 pytestmark = pytest.mark.slow
@@ -35,20 +34,12 @@ TIMEOUT = 120  # seconds for any one batch: a hang fails the test
 ROOT = Path(__file__).resolve().parents[2]  # where ``python -m tests...`` finds the tests package
 
 
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path, backend=request.param)
-    yield w
-    w.store.close()
-
-
 def _argv(
     world: World, src: Path, out: Path, report: Path, *, workers: int = 2, kill: str = "none"
 ) -> list[str]:
     argv = [sys.executable, "-m", "tests.licensing.batch_driver", str(CHUNK), kill, "batch"]
     argv += [str(src), "--out", str(out), "--report", str(report), "--workers", str(workers), "--json"]
-    argv += ["--data", str(world.root / "data"), "--keys", str(world.root / "keys")]
-    return argv + (["--database-url", world.database_url] if world.database_url else [])
+    return argv + world.where()
 
 
 def _start(argv: list[str], *, own_session: bool = False) -> subprocess.Popen[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,13 @@ from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
 from offline_service.store import open_store
 from tests.db import rows
-from tests.factories import BACKENDS, NOW, World, make_world
+from tests.factories import NOW, World
 
 pytestmark = pytest.mark.slow
 
 PROCESSES = 16
 ALLOWED = 5
 TIMEOUT = 120
-
-
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """The races run on every backend: on PostgreSQL the processes could as well be machines."""
-    w = make_world(tmp_path, backend=request.param)
-    yield w
-    w.store.close()
 
 
 def _worker(

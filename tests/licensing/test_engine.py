@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,7 @@ from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
 from tests.db import rows
-from tests.factories import BACKENDS, NOW, Machine, World, make_world
-
-
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """Every decision holds on every backend: the engine sees only the ``Store`` interface."""
-    w = make_world(tmp_path, backend=request.param)
-    yield w
-    w.store.close()
+from tests.factories import NOW, Machine, World, make_world
 
 
 def activation(world: World, machine: Machine, lic: License, **kw: Any) -> bytes:
@@ -236,8 +227,8 @@ def test_machine_key_mismatch_same_fingerprint_other_key(world: World) -> None:
     rejected(world, deactivation(world, impostor, act.activation_id), Code.MACHINE_KEY_MISMATCH)
 
 
-def test_trial_not_allowed(tmp_path: Path) -> None:
-    world = make_world(tmp_path, trial_days=0)
+def test_trial_not_allowed(tmp_path: Path, backend: str) -> None:
+    world = make_world(tmp_path, trial_days=0, backend=backend)
     try:
         rejected(world, world.machine().request(Kind.TRIAL, world.product.id), Code.TRIAL_NOT_ALLOWED)
     finally:

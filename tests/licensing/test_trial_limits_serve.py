@@ -13,8 +13,9 @@ import pytest
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing import services as admin
-from offline_service.store import SQLiteStore
-from tests.factories import Machine
+from offline_service.settings import Settings
+from offline_service.store import open_store
+from tests.factories import Machine, database_for, database_options
 from tests.servers import serve
 
 pytestmark = pytest.mark.slow
@@ -23,9 +24,10 @@ CAP = 3
 TIMEOUT = 30.0  # seconds for any one request: the test is bounded however the servers behave
 
 
-def test_two_server_processes_share_one_daily_cap(tmp_path: Path) -> None:
+def test_two_server_processes_share_one_daily_cap(tmp_path: Path, backend: str) -> None:
     data, keys = tmp_path / "data", tmp_path / "keys"
-    store = SQLiteStore(data)
+    url, database = database_for(tmp_path, backend), database_options(tmp_path, backend)
+    store = open_store(Settings(data_dir=data, database_url=url))
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, "default", now=now)
@@ -38,7 +40,9 @@ def test_two_server_processes_share_one_daily_cap(tmp_path: Path) -> None:
         for name in ("one", "two"):
             (tmp_path / name).mkdir()
             urls.append(
-                stack.enter_context(serve(tmp_path / name, "--data", str(data), "--keys", str(keys), env=env))
+                stack.enter_context(
+                    serve(tmp_path / name, "--data", str(data), "--keys", str(keys), *database, env=env)
+                )
             )
         statuses = []
         with httpx.Client(timeout=TIMEOUT) as client:

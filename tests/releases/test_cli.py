@@ -14,6 +14,7 @@ from offline_service.branding import cli as branding_cli
 from offline_service.errors import Code
 from offline_service.releases import cli as releases_cli
 from tests.cli.test_cli import Cli
+from tests.factories import database_for
 from tests.images import png
 
 
@@ -25,8 +26,8 @@ def _no_service_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    c = Cli(tmp_path, capsys)
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str) -> Cli:
+    c = Cli(tmp_path, capsys, database_url=database_for(tmp_path, backend))
     c.ok("init")
     return c
 

@@ -19,7 +19,7 @@ from offline_service.licensing.models import License, LicenseStatus, Product
 from offline_service.releases import services as releases
 from offline_service.releases.links import KEY_FILE, LinkSigner
 from offline_service.releases.versions import parse_version
-from offline_service.store import SQLiteStore
+from offline_service.store import Store
 from tests import db
 from tests.factories import NOW, World
 
@@ -32,7 +32,7 @@ def src(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def root(world: World) -> Path:
-    return world.store.data_dir / "releases"
+    return world.settings().release_root
 
 
 def publish(world: World, version: str, *files: Path, **kw: Any) -> releases.PublishedRelease:
@@ -42,7 +42,7 @@ def publish(world: World, version: str, *files: Path, **kw: Any) -> releases.Pub
     )  # fmt: skip
 
 
-def rows(store: SQLiteStore) -> tuple[list[Any], list[Any]]:
+def rows(store: Store) -> tuple[list[Any], list[Any]]:
     return db.rows(store, "SELECT * FROM releases"), db.rows(store, "SELECT * FROM release_files")
 
 

@@ -49,6 +49,7 @@ def test_migrate_false_leaves_the_migrations_to_upgrade(tmp_path: Path) -> None:
     url = database_url(tmp_path)
     store = PostgreSQLStore(url, migrate=False)
     try:
+        assert store.schema_version == 0  # an empty database: no schema_migrations table yet
         pending = store.pending_migrations()
         assert pending and pending == sorted(pending)
         assert store.upgrade() == pending and store.pending_migrations() == []

@@ -32,6 +32,9 @@ from tests.pg import database_url
 from tests.store.old import old_sqlite_database
 from tests.web.site import Site, activation_request
 
+# The source of the copies is the web tests' site on SQLite (its ``backend``); the targets are
+# PostgreSQL databases of their own.
+pytestmark = pytest.mark.sqlite_only("copies a populated SQLite deployment to PostgreSQL and back")
 # Columns that hold bytes on both backends: they must come back as bytes, not text.
 BYTES_COLUMNS = {
     "licenses": "key_hash",

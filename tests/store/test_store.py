@@ -24,6 +24,8 @@ from offline_service.store.sqlite import CHECKPOINT_PAGES, DB_FILE
 from tests import db
 from tests.factories import NOW, World
 
+pytestmark = pytest.mark.sqlite_only("the SQLite backend's own file, WAL, flock and checkpoints")
+
 
 def _tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:

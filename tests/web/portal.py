@@ -22,7 +22,7 @@ from offline_service.web.app import create_app
 from offline_service.web.services import Services
 from tests import people
 from tests.db import table
-from tests.factories import NOW, Machine
+from tests.factories import NOW, Machine, database_for
 
 PASSWORD = "correct horse battery"
 OTHER_PASSWORD = "another staple 42"
@@ -78,8 +78,13 @@ class Portal:
 
 
 @pytest.fixture
-def portal(tmp_path: Path) -> Iterator[Portal]:
-    settings = Settings(data_dir=tmp_path / "data", keys_dir=tmp_path / "keys", password_cost=Cost.MINIMUM)
+def portal(tmp_path: Path, backend: str) -> Iterator[Portal]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        keys_dir=tmp_path / "keys",
+        password_cost=Cost.MINIMUM,
+        database_url=database_for(tmp_path, backend),
+    )
     clock = Clock(NOW)
     app = create_app(settings, clock=clock)
     svc: Services = app.state.services

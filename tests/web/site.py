@@ -31,7 +31,7 @@ from offline_service.web.app import create_app
 from offline_service.web.services import Services
 from tests import people
 from tests.db import table
-from tests.factories import NOW, Machine
+from tests.factories import NOW, Machine, database_for
 from tests.web.contract import Contract
 
 PASSWORD = "correct horse battery"
@@ -267,13 +267,16 @@ SiteFactory = Callable[..., Site]
 
 
 @pytest.fixture
-def make_site(tmp_path: Path) -> Iterator[SiteFactory]:
-    """Builds a site; keyword arguments override settings (each call gets its own directory)."""
+def make_site(tmp_path: Path, backend: str) -> Iterator[SiteFactory]:
+    """Builds a site on the test's backend; keyword arguments override settings (each call gets its
+    own directory and database)."""
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> Site:
         clock = Clock()
-        app = create_app(settings_for(tmp_path / f"site{len(clients)}", **overrides), clock=clock)
+        root = tmp_path / f"site{len(clients)}"
+        overrides.setdefault("database_url", database_for(root, backend))
+        app = create_app(settings_for(root, **overrides), clock=clock)
         client = CheckedClient(app)
         client.__enter__()
         clients.append(client)

@@ -26,10 +26,11 @@ from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.ids import email_key
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store import Store, open_store
 from offline_service.web.services import Services
 from tests.db import rows
-from tests.factories import Machine, wall_now
+from tests.factories import Machine, database_for, wall_now
 from tests.servers import serve
 from tests.web.site import EMAILS, PASSWORD, Site, _populate, settings_for
 
@@ -273,7 +274,7 @@ def _race(
     return tally
 
 
-def _check(tally: Tally, tenants: dict[str, Tenant], store: SQLiteStore) -> None:
+def _check(tally: Tally, tenants: dict[str, Tenant], store: Store) -> None:
     """Every answer against the database, and the database against the answers."""
     granted = [g.activation_id for g in tally.grants]
     assert len(granted) == len(set(granted)), "one activation was handed out twice"
@@ -332,9 +333,9 @@ def test_tenants_racing_on_one_app_in_process(site: Site) -> None:
 
 
 @pytest.fixture
-def server_world(tmp_path: Path) -> Iterator[tuple[str, dict[str, Tenant], Path]]:
-    """conftest's world in a data directory, with the race's licenses, served by uvicorn."""
-    settings = settings_for(tmp_path)
+def server_world(tmp_path: Path, backend: str) -> Iterator[tuple[str, dict[str, Tenant], Settings]]:
+    """conftest's world on the test's backend, with the race's licenses, served by uvicorn."""
+    settings = settings_for(tmp_path, database_url=database_for(tmp_path, backend))
     svc = Services.open(settings)
     try:
         world = _populate(svc)
@@ -342,20 +343,21 @@ def server_world(tmp_path: Path) -> Iterator[tuple[str, dict[str, Tenant], Path]
     finally:
         svc.close()
     env = {"OFFLINE_SERVICE_PASSWORD_COST": "minimum"}
-    with serve(tmp_path, "--data", str(settings.data_dir), "--keys", str(settings.keys_dir), env=env) as url:
-        yield url, tenants, tmp_path
+    where = ["--data", str(settings.data_dir), "--keys", str(settings.keys_dir)]
+    where += ["--database-url", settings.database_url] if settings.database_url else []
+    with serve(tmp_path, *where, env=env) as url:
+        yield url, tenants, settings
 
 
-def test_tenants_racing_through_a_real_server(server_world: tuple[str, dict[str, Tenant], Path]) -> None:
-    url, tenants, root = server_world
-    settings = settings_for(root)
+def test_tenants_racing_through_a_real_server(server_world: tuple[str, dict[str, Tenant], Settings]) -> None:
+    url, tenants, settings = server_world
 
     def new_client() -> httpx.Client:
         return httpx.Client(base_url=url, follow_redirects=False, timeout=JOIN_SECONDS)
 
     tally = _race(new_client, tenants, Keyring(settings.keys_dir), wall_now)
 
-    store = SQLiteStore(settings.data_dir)
+    store = open_store(settings)
     try:
         _check(tally, tenants, store)
     finally:
