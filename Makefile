@@ -32,8 +32,9 @@ demo: $(STAMP)
 	$(BIN)/offline-service demo --data $(DATA) --keys $(KEYS)
 
 # The browser tests drive Debian's Chromium (never a browser Playwright downloads itself); the
-# deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx.
-test: $(STAMP) chromium nginx
+# deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx; the
+# benchmarks' test (tests/test_benchmarks.py) runs their --quick modes with Debian's wrk.
+test: $(STAMP) chromium nginx wrk
 	$(BIN)/ruff check offline_service tests benchmarks
 	$(BIN)/ruff format --check offline_service tests benchmarks
 	$(BIN)/mypy
