@@ -509,13 +509,16 @@ def main(argv: list[str] | None = None) -> int:
                     run["ratioToEcho"] = round(run["perSecond"] / echoes[-1]["perSecond"], 3)
                     runs[c].append(run)
 
-        profile = None
+        # One profile per backend (its one-worker configuration, or its first).
+        profiles = []
         if args.profile:
-            svc = services[configs[0]]
-            made = activation_requests(
-                profiled, svc.product_id, svc.license_key, first=1_000 + rounds * fresh
-            )
-            profile = worker_side(svc.settings, made)
+            for backend in backends:
+                c = next(c for c in configs if c.backend == backend)
+                svc = services[c]
+                made = activation_requests(
+                    profiled, svc.product_id, svc.license_key, first=1_000 + rounds * fresh
+                )
+                profiles.append({"config": c.key, **worker_side(svc.settings, made)})
         load = os.getloadavg()
 
     medians = {c.key: _median(runs[c], "perSecond") for c in configs}
@@ -567,8 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "allFresh": all(r["allFresh"] for c in configs for r in runs[c]),
     }
-    if profile is not None:
-        result["profile_b"] = {"config": configs[0].key, **profile}
+    if profiles:
+        result["profiles_b"] = profiles
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -616,9 +619,11 @@ def _print(
                 print(
                     f"  {c.label}: {r['requests']:,} sent, {r['freshActivationsRecorded']:,} recorded, {fresh:,} bodies"
                 )
-    profile = result.get("profile_b")
-    if profile is None:
-        return
+    for profile in result.get("profiles_b", []):
+        _print_profile(result, profile)
+
+
+def _print_profile(result: dict[str, Any], profile: dict[str, Any]) -> None:
     echo_us = 1e6 / result["a_medianPerSecond"]
     single, grouped, n = (
         profile["oneByOneMicroseconds"],
