@@ -34,8 +34,9 @@ demo: $(STAMP)
 # The browser tests drive Debian's Chromium (never a browser Playwright downloads itself); the
 # deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx; the
 # PostgreSQL runs use OFFLINE_SERVICE_TEST_DATABASE_URL if set, else a throwaway server the session
-# starts with Debian's postgresql binaries (tests/pg.py).
-test: $(STAMP) chromium nginx postgresql
+# starts with Debian's postgresql binaries (tests/pg.py); the benchmarks' test (tests/test_benchmarks.py)
+# runs their --quick modes with Debian's wrk.
+test: $(STAMP) chromium nginx postgresql wrk
 	$(BIN)/ruff check offline_service tests benchmarks
 	$(BIN)/ruff format --check offline_service tests benchmarks
 	$(BIN)/mypy

@@ -1,4 +1,4 @@
-"""Engine benchmark: ``python -m benchmarks.engine [--json] [--quick]``.
+"""Engine benchmark: ``python -m benchmarks.engine [--json] [--quick] [--backend sqlite|postgresql|both]``.
 
 Measures in one run, on this machine:
   (a) crypto floor: one core doing a PyNaCl Ed25519 verify of a request plus a sign of a response;
@@ -11,6 +11,10 @@ Targets (2-core machine): b >= 0.6 a; c >= 1.3 a; d <= 300 MB and flat in the nu
 Also measured, to put (b) in context: the file I/O floor, the same loop as (a) plus reading each
 request file and creating each response file, with nothing else (no parsing, no database).
 Each batch runs in its own process on a fresh data directory and fresh files, so nothing is cached.
+With ``--backend postgresql`` (or ``both``), (b) and (c) also run on PostgreSQL in the same run, each
+batch on a fresh database ``offline_bench_<random>`` (``OFFLINE_SERVICE_BENCH_DATABASE_URL`` or the
+local server, dropped at the end), with the ratio of each to the SQLite figure of the run: target
+batch on PostgreSQL >= 0.7 x SQLite's. (a) and (d) stay SQLite's.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import nacl.bindings
 
+from benchmarks._database import fresh_database
 from benchmarks._machine import machine
 from offline_service._b64 import b64url_decode
 from offline_service.fileformat import jws, messages
@@ -35,14 +40,15 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
 from offline_service.ids import new_nonce
 from offline_service.licensing import services as admin
-from offline_service.store import SQLiteStore
+from offline_service.settings import Settings
+from offline_service.store.backends import open_store
 
-TARGETS = {"engine_vs_floor": 0.6, "batch_vs_floor": 1.3, "rss_mb": 300}
+TARGETS = {"engine_vs_floor": 0.6, "batch_vs_floor": 1.3, "rss_mb": 300, "postgresql_vs_sqlite": 0.7}
 
 
-def _setup(root: Path) -> tuple[str, str]:
-    """A fresh data dir and keyring with one product and an unlimited license."""
-    store = SQLiteStore(root / "data")
+def _setup(root: Path, database_url: str | None = None) -> tuple[str, str]:
+    """A fresh data dir (or database) and keyring with one product and an unlimited license."""
+    store = open_store(Settings(data_dir=root / "data", keys_dir=root / "keys", database_url=database_url))
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, "default", now=now)
@@ -55,11 +61,12 @@ def _setup(root: Path) -> tuple[str, str]:
         store.close()
 
 
-def _requests(count: int, product_id: str, license_key: str) -> list[bytes]:
-    """``count`` activation requests, each from its own machine key and fingerprint."""
+def _requests(count: int, product_id: str, license_key: str, *, first: int = 0) -> list[bytes]:
+    """``count`` activation requests, each from its own machine key and fingerprint (numbered from
+    ``first``: calls for one license must not overlap, or a machine would activate twice)."""
     now = int(time.time())
     out = []
-    for i in range(count):
+    for i in range(first, first + count):
         public, secret = nacl.bindings.crypto_sign_keypair()
         header = {"alg": "EdDSA", "typ": jws.REQUEST_TYP, "jwk": jws.okp_jwk(public)}
         payload = messages.request_payload(
@@ -125,10 +132,13 @@ def io_floor(root: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run_batch_process(root: Path, count: int, workers: int) -> dict[str, Any]:
+def run_batch_process(
+    root: Path, count: int, workers: int, database_url: str | None = None
+) -> dict[str, Any]:
     """Generate ``count`` fresh files, run ``offline-service batch`` in a child process, and return
     its summary plus the peak RSS of the coordinator and of the largest worker."""
-    product_id, key = _setup(root)
+    root.mkdir(parents=True, exist_ok=True)
+    product_id, key = _setup(root, database_url)
     inbox = root / "in"
     inbox.mkdir()
     for i, data in enumerate(_requests(count, product_id, key)):
@@ -154,6 +164,7 @@ def run_batch_process(root: Path, count: int, workers: int) -> dict[str, Any]:
         str(root / "data"),
         "--keys",
         str(root / "keys"),
+        *(("--database-url", database_url) if database_url else ()),
     ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = _TreeMemory(proc.pid)
@@ -236,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="small counts, to check that it runs (not figures)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql", "both"],
+        default="sqlite",
+        help="sqlite (default); postgresql or both: also (b) and (c) on PostgreSQL, with SQLite's as the"
+        " reference (the two are the same run)",
+    )
     args = parser.parse_args(argv)
     sizes = {"one_core": 10_000, "all_cores": 20_000, "rss_large": 100_000}
     if args.quick:
@@ -248,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         one = run_batch_process(base / "b", sizes["one_core"], 1)
         allc = run_batch_process(base / "c", sizes["all_cores"], cores)
         large = run_batch_process(base / "d", sizes["rss_large"], cores)
-    result = {
+        pg: dict[str, dict[str, Any]] = {}
+        if args.backend != "sqlite":
+            for name, size, workers in (("b", sizes["one_core"], 1), ("c", sizes["all_cores"], cores)):
+                with fresh_database() as url:
+                    pg[name] = run_batch_process(base / f"pg_{name}", size, workers, url)
+        load = os.getloadavg()
+    result: dict[str, Any] = {
         "benchmark": "engine",
         "quick": args.quick,
         "machine": machine(),
@@ -266,7 +290,31 @@ def main(argv: list[str] | None = None) -> int:
         },
         "targets": {"b_over_a": ">= 0.6", "c_over_a": ">= 1.3", "peakRssMB": "<= 300, flat"},
         "runs": {"b": one, "c": allc, "d": large},
+        "loadAverageAtEnd": [round(x, 2) for x in load],
     }
+    if pg:
+        ratio_b = round(pg["b"]["perSecond"] / one["perSecond"], 3)
+        ratio_c = round(pg["c"]["perSecond"] / allc["perSecond"], 3)
+        minimum = TARGETS["postgresql_vs_sqlite"]
+        result["postgresql"] = {
+            "b_engineOneCorePerSecond": round(pg["b"]["perSecond"]),
+            "c_batchAllCoresPerSecond": round(pg["c"]["perSecond"]),
+            "runs": pg,
+            "targets": [
+                {
+                    "target": "b on PostgreSQL / b on SQLite",
+                    "ratio": ratio_b,
+                    "minimum": minimum,
+                    "met": ratio_b >= minimum,
+                },
+                {
+                    "target": "c on PostgreSQL / c on SQLite",
+                    "ratio": ratio_c,
+                    "minimum": minimum,
+                    "met": ratio_c >= minimum,
+                },
+            ],
+        }
     result["meetsTargets"] = {
         "b": result["ratios"]["b_over_a"] >= TARGETS["engine_vs_floor"],
         "c": result["ratios"]["c_over_a"] >= TARGETS["batch_vs_floor"],
@@ -295,6 +343,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"(d) peak RSS, {int(files):>7,} files:        {rss['total']:>8} MB"
                 f" (coordinator {rss['coordinator']}, largest worker {rss['largestWorker']})"
             )
+        if pg:
+            p = result["postgresql"]
+            print(f"(b) on PostgreSQL, one core:         {p['b_engineOneCorePerSecond']:>8,}/s")
+            print(f"(c) on PostgreSQL, {cores} cores:          {p['c_batchAllCoresPerSecond']:>8,}/s")
+            for t in p["targets"]:
+                verdict = "met" if t["met"] else "NOT met"
+                print(f"    {t['target']}: {t['ratio']:.2f} (target >= {t['minimum']}: {verdict})")
+        print(f"load average at the end: {', '.join(f'{x:.2f}' for x in result['loadAverageAtEnd'])}")
     return 0
 
 

@@ -1,23 +1,30 @@
-"""HTTP benchmark: ``python -m benchmarks.http [--json] [--quick] [--profile]``.
+"""HTTP benchmark: ``python -m benchmarks.http [--json] [--quick] [--profile] [--backend B] [--workers N[,M]]``.
 
 Measures with wrk (Debian's package; ``make bench-http`` installs it) against uvicorn on
-127.0.0.1, one worker process, the same server options as ``offline-service serve``, in one run:
+127.0.0.1, the same server options as ``offline-service serve``, in one run:
   (a) a bare Starlette endpoint that parses a multipart upload of one request file (~730 bytes)
       and echoes the file back: the floor of uvicorn + Starlette + multipart on this machine;
   (b) POST /v1/activations/offline-activate with a bearer token, every request a FRESH activation
       request (its own machine key, fingerprint and nonce) for an unlimited license, so the engine
-      verifies, decides against SQLite, records and signs each one. wrk's Lua script takes the
+      verifies, decides against the store, records and signs each one. wrk's Lua script takes the
       next of N pre-generated JSON bodies for every request; N is larger than wrk can send.
-Target: (b) >= 0.5 x (a) in requests per second. wrk runs with one thread and 8 connections. Both
-servers start once and are warmed up; then ``--rounds`` rounds (default 5) each run (a) and then (b)
-for 10 s, and the ratio reported is the median of the rounds' ratios (every round is printed). Data,
-keys and request bodies live in a temporary directory; both servers are stopped at the end. All of (b) comes from one person (one token), so the
-endpoint can group the requests that wait at the same time into one engine transaction: its best
-case. ``--profile`` then shows where the extra time of (b) goes: the work behind the HTTP layer
-(resolve the token to a person and their licenses, then the engine), timed one request per
-transaction and in groups of 8, and profiled with cProfile, in this process, one thread, on fresh
-requests against the same data directory. (A profiler in the server would mostly measure threads
-waiting for the GIL and the store's lock.)
+(b) runs once per configuration: ``--backend`` sqlite (default), postgresql or both, times each
+count of ``--workers`` (``serve --workers N``; ``1,2`` runs both). A PostgreSQL configuration gets a
+fresh database ``offline_bench_<random>`` on ``OFFLINE_SERVICE_BENCH_DATABASE_URL`` (default the
+local server), dropped at the end. Targets: SQLite one worker (b) >= 0.5 x (a); PostgreSQL one
+worker >= 0.8 x SQLite one worker; PostgreSQL two workers >= 1.4 x one worker; each judged on the
+medians when the run has both sides, else listed as not measured. wrk runs with one thread and 8
+connections. Every server starts once and is warmed up; then ``--rounds`` rounds (default 5) each
+run (a) and then every (b) for 10 s (every round is printed). Each run also reports wrk's CPU share
+(its CPU time over the wall time, from the kernel), the server processes' (uvicorn and its workers)
+and the PostgreSQL backends' of the database (from /proc), 1.0 being one core. Data, keys and
+request bodies live in a temporary directory; the servers are stopped at the end. All of (b) comes
+from one person (one token), so the endpoint can group the requests that wait at the same time into
+one engine transaction: its best case. ``--profile`` then shows where the extra time of (b) goes
+(for the first configuration): the work behind the HTTP layer (resolve the token to a person and
+their licenses, then the engine), timed one request per transaction and in groups of 8, and
+profiled with cProfile, in this process, one thread, on fresh requests against the same store. (A
+profiler in the server would mostly measure threads waiting for the GIL and the store's lock.)
 """
 
 from __future__ import annotations
@@ -51,7 +58,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from benchmarks._cpu import cpu_seconds, process_tree
+from benchmarks._database import backend_pids, fresh_database
 from benchmarks._machine import machine
+from benchmarks._wrk import CONNECTIONS, LUA, THREADS, wrk
 from benchmarks.engine import _requests as activation_requests
 from offline_service.accounts import auth as accounts_auth
 from offline_service.accounts import membership
@@ -60,12 +70,11 @@ from offline_service.accounts.scope import Scope
 from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import services as admin
 from offline_service.settings import Settings
-from offline_service.store import SQLiteStore
+from offline_service.store.backends import open_store
 from offline_service.web.auth import Caller
 from offline_service.web.services import Services
 
 TARGET = 0.5
-THREADS, CONNECTIONS = 1, 8
 BOUNDARY = "ofsbenchboundary7d1f"
 ACTIVATE = "/v1/activations/offline-activate"
 EMAIL, PASSWORD = "bench@example.com", "bench-password-7d1f"
@@ -150,71 +159,36 @@ def _server(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[
             proc.wait()
 
 
-_LUA = """
--- Written by benchmarks/http.py. With OFS_BODIES set, every request takes the next line of that
--- file as its body (wrk -t1: one Lua state sends them all, so no body is sent twice).
-wrk.method = "POST"
-for name, value in string.gmatch(os.getenv("OFS_HEADERS") or "", "([^\\n:]+): ([^\\n]+)") do
-  wrk.headers[name] = value
-end
-local bodies_file = os.getenv("OFS_BODIES")
-if bodies_file then
-  local bodies, i = {}, 0
-  for line in io.lines(bodies_file) do bodies[#bodies + 1] = line end
-  request = function()
-    i = i + 1
-    if i > #bodies then i = 1 end
-    return wrk.format(nil, nil, nil, bodies[i])
-  end
-else
-  local f = assert(io.open(os.getenv("OFS_BODY"), "rb"))
-  wrk.body = f:read("*a")
-  f:close()
-end
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'OFS_RESULT {"requests": %d, "microseconds": %d, "non2xx": %d, "socketErrors": %d,'
-      .. ' "p50us": %d, "p90us": %d, "p99us": %d, "meanUs": %.1f, "maxUs": %d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
-end
-"""
-
-
-def wrk(
-    url: str, script: Path, seconds: int, *, headers: dict[str, str], body: Path, cycle: bool
-) -> dict[str, Any]:
-    """One wrk run; its figures from the script's done() callback."""
-    env = dict(os.environ, OFS_HEADERS="\n".join(f"{k}: {v}" for k, v in headers.items()))
-    env["OFS_BODIES" if cycle else "OFS_BODY"] = str(body)
-    argv = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=seconds + 60)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("OFS_RESULT ")), None)
-    if done.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed ({done.returncode}): {done.stdout[-1000:]} {done.stderr[-1000:]}")
-    r: dict[str, Any] = json.loads(line.removeprefix("OFS_RESULT "))
-    r["perSecond"] = r["requests"] / (r["microseconds"] / 1e6)
-    return r
-
-
 # -- (b): the service ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
+class _Config:
+    """One service under test: a backend and a number of uvicorn worker processes."""
+
+    backend: str  # "sqlite" or "postgresql"
+    workers: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}, {self.workers} worker{'s' if self.workers > 1 else ''}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.backend}_w{self.workers}"
+
+
+@dataclass(frozen=True, slots=True)
 class _Service:
-    data: Path
-    keys: Path
+    settings: Settings
     product_id: str
     license_key: str
 
 
-def _setup(root: Path) -> _Service:
-    """A fresh data dir and keyring: one product, an unlimited license owned by an organization, and
+def _setup(settings: Settings) -> _Service:
+    """A fresh store and keyring: one product, an unlimited license owned by an organization, and
     an organization admin who may use it."""
-    data, keys = root / "data", root / "keys"
-    store = SQLiteStore(data)
+    store = open_store(settings)
     try:
         now = int(time.time())
         account, _ = admin.ensure_account(store, "default", now=now)
@@ -229,7 +203,7 @@ def _setup(root: Path) -> _Service:
             password=PASSWORD,
             now=now,
         )
-        product = admin.create_product(store, Keyring(keys), account, name="Bench", now=now)
+        product = admin.create_product(store, Keyring(settings.keys_dir), account, name="Bench", now=now)
         lic = admin.create_license(
             store,
             account,
@@ -239,7 +213,7 @@ def _setup(root: Path) -> _Service:
             now=now,
             owner_organization="Bench Org",
         )
-        return _Service(data=data, keys=keys, product_id=product.id, license_key=lic.key)
+        return _Service(settings=settings, product_id=product.id, license_key=lic.key)
     finally:
         store.close()
 
@@ -268,7 +242,7 @@ def _write_bodies(path: Path, tokens: list[bytes]) -> None:
 
 
 def _count_activations(svc: _Service) -> int:
-    store = SQLiteStore(svc.data)
+    store = open_store(svc.settings, migrate=False)
     try:
         with store.read() as tx:
             account = tx.account_by_alias("default")
@@ -282,16 +256,17 @@ def _count_activations(svc: _Service) -> int:
 # Where a function's own time is counted, by where it lives; C functions by their name.
 _PLACES = [
     ("SQLite (sqlite3 C calls)", lambda f, n: f == "~" and "sqlite3." in n),
+    ("psycopg: waiting for PostgreSQL, and the driver", lambda f, n: "/psycopg" in f or "psycopg" in n),
     ("Ed25519 sign and verify (libsodium)", lambda f, n: f == "~" and "_sodium" in n),
     ("offline_service Python code", lambda f, n: "/offline_service/" in f),
     ("JSON (json module)", lambda f, n: "/json/" in f or (f == "~" and "_json" in n)),
 ]
 
 
-def _worker_side(svc: _Service, tokens: list[bytes], top: int = 15) -> dict[str, Any]:
+def worker_side(settings: Settings, tokens: list[bytes], top: int = 15) -> dict[str, Any]:
     """What (b) does per request outside the HTTP stack: resolve the bearer token to a person and
     the licenses they may use, then the engine processes the request within those licenses."""
-    services = Services.open(Settings(data_dir=svc.data, keys_dir=svc.keys))
+    services = Services.open(settings)
     try:
         now = int(time.time())
         user = accounts_auth.authenticate(
@@ -361,11 +336,70 @@ def _worker_side(svc: _Service, tokens: list[bytes], top: int = 15) -> dict[str,
     }
 
 
+def _workers_list(text: str) -> list[int]:
+    try:
+        counts = sorted({int(x) for x in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be N or a comma-separated list such as 1,2") from None
+    if not counts or min(counts) < 1 or max(counts) > 64:
+        raise argparse.ArgumentTypeError("worker counts must be 1 to 64")
+    return counts
+
+
+def _median(runs: list[dict[str, Any]], field: str) -> float:
+    return float(statistics.median(r[field] for r in runs))
+
+
+def _targets(medians: dict[str, float], configs: list[_Config]) -> list[dict[str, Any]]:
+    """The issue's targets that this run's configurations can be judged on, with the run's figures."""
+    keys = {c.key for c in configs}
+    out: list[dict[str, Any]] = []
+
+    def target(name: str, num: str, den: str, minimum: float) -> None:
+        if num in keys and den in keys:
+            ratio = round(medians[num] / medians[den], 3)
+            out.append({"target": name, "ratio": ratio, "minimum": minimum, "met": ratio >= minimum})
+        else:
+            out.append({"target": name, "ratio": None, "minimum": minimum, "met": None})
+
+    target("postgresql_w1 / sqlite_w1 (offline-activate, one worker each)", "postgresql_w1", "sqlite_w1", 0.8)
+    target(
+        "postgresql_w2 / postgresql_w1 (2 workers over 1, PostgreSQL)", "postgresql_w2", "postgresql_w1", 1.4
+    )
+    return out
+
+
+@contextlib.contextmanager
+def _databases(configs: list[_Config], root: Path) -> Iterator[dict[_Config, Settings]]:
+    """Settings of a fresh store and keyring per configuration: an SQLite directory, or a fresh
+    PostgreSQL database dropped when the block ends."""
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for c in configs:
+            here = root / c.key
+            url = stack.enter_context(fresh_database()) if c.backend == "postgresql" else None
+            out[c] = Settings(data_dir=here / "data", keys_dir=here / "keys", database_url=url)
+        yield out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="one round of 2 s runs, to check that it works")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of (a) then (b) (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of (a) then each (b) (default 5)")
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql", "both"],
+        default="sqlite",
+        help="the store behind (b) (default sqlite; both: SQLite and PostgreSQL in the same run)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_workers_list,
+        default=[1],
+        metavar="N[,M...]",
+        help="uvicorn worker processes of (b), as `serve --workers N`; a list runs each (default 1)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="then profile (b) and print where the time of a request goes"
     )
@@ -379,69 +413,131 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is not installed: run `make wrk` (Debian package wrk)")
     seconds, warmup = (2, 1) if args.quick else (10, 2)
     rounds = 1 if args.quick else args.rounds
-    # More bodies than (b) can consume in a run at any rate seen on a 2-core machine (checked below).
-    fresh = 8_000 if args.quick else 40_000
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    configs = [_Config(b, w) for b in backends for w in args.workers]
+    # More bodies than (b) can consume in a run at any rate seen on a 2-core machine (checked below:
+    # allFresh); made just before each run, so that they need not all be held at once.
+    fresh = 6_000 if args.quick else 40_000
     profiled = (1_000 if args.quick else 6_000) if args.profile else 0
 
-    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, _databases(configs, Path(tmp)) as stores:
         root = Path(tmp)
-        svc = _setup(root)
-        # One batch, split: every request has its own machine (fingerprint and key) and nonce.
-        made = activation_requests(2_000 + rounds * fresh + profiled, svc.product_id, svc.license_key)
-        _write_bodies(root / "warmup.jsonl", made[:2_000])
-        batches = [made[2_000 + i * fresh : 2_000 + (i + 1) * fresh] for i in range(rounds)]
-        (root / "upload.bin").write_bytes(multipart(batches[0][0]))
+        services = {c: _setup(stores[c]) for c in configs}
+        first = services[configs[0]]
+        (root / "upload.bin").write_bytes(
+            multipart(activation_requests(1, first.product_id, first.license_key)[0])
+        )
         script = root / "bench.lua"
-        script.write_text(_LUA, encoding="utf-8")
+        script.write_text(LUA, encoding="utf-8")
         mp = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-
-        echo_port, service_port = _free_port(), _free_port()
-        serve = [
-            *("-m", "offline_service.cli", "serve", "--port", str(service_port), "--log-level", "warning"),
-            *("--data", str(svc.data), "--keys", str(svc.keys)),
-        ]
+        echo_port = _free_port()
         echo_url = f"http://127.0.0.1:{echo_port}/echo"
-        base = f"http://127.0.0.1:{service_port}"
+        ports = {c: _free_port() for c in configs}
         echoes: list[dict[str, Any]] = []
-        services: list[dict[str, Any]] = []
-        # Both servers run throughout (the idle one waits in epoll), and the rounds alternate
-        # between them: the speed of this shared machine drifts by a third within minutes, and a
-        # ratio of two runs made next to each other is what the drift disturbs least.
-        with (
-            _server(
-                [sys.executable, "-m", "benchmarks.http", "--serve-echo", str(echo_port)],
-                echo_port,
-                root / "echo.log",
-            ),
-            _server([sys.executable, *serve], service_port, root / "service.log"),
-        ):
-            auth = _login(base)
+        runs: dict[_Config, list[dict[str, Any]]] = {c: [] for c in configs}
+        # Every server runs throughout (the idle ones wait in epoll), and each round runs (a) and
+        # then every (b): the speed of this shared machine drifts by a third within minutes, and
+        # runs made next to each other are what the drift disturbs least.
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(
+                _server(
+                    [sys.executable, "-m", "benchmarks.http", "--serve-echo", str(echo_port)],
+                    echo_port,
+                    root / "echo.log",
+                )
+            )
+            procs, auth = {}, {}
+            for c in configs:
+                st = stores[c]
+                serve = [
+                    *(sys.executable, "-m", "offline_service.cli", "serve", "--log-level", "warning"),
+                    *("--port", str(ports[c]), "--workers", str(c.workers)),
+                    *("--data", str(st.data_dir), "--keys", str(st.keys_dir)),
+                    *(("--database-url", st.database_url) if st.database_url else ()),
+                ]
+                procs[c] = stack.enter_context(_server(serve, ports[c], root / f"{c.key}.log"))
+                base = f"http://127.0.0.1:{ports[c]}"
+                auth[c] = _login(base)
+                svc = services[c]
+                _write_bodies(
+                    root / "warmup.jsonl",
+                    activation_requests(1_000, svc.product_id, svc.license_key, first=0),
+                )
+                wrk(base + ACTIVATE, script, warmup, headers=auth[c], body=root / "warmup.jsonl", cycle=True)
             wrk(echo_url, script, warmup, headers=mp, body=root / "upload.bin", cycle=False)
-            wrk(base + ACTIVATE, script, warmup, headers=auth, body=root / "warmup.jsonl", cycle=True)
-            for i, batch in enumerate(batches):
+            for i in range(rounds):
                 echoes.append(
                     wrk(echo_url, script, seconds, headers=mp, body=root / "upload.bin", cycle=False)
                 )
-                _write_bodies(root / "bodies.jsonl", batch)
-                before = _count_activations(svc)
-                run = wrk(
-                    base + ACTIVATE, script, seconds, headers=auth, body=root / "bodies.jsonl", cycle=True
-                )
-                run["freshActivationsRecorded"] = _count_activations(svc) - before
-                # Every measured request must have been a fresh, accepted activation: wrk counts
-                # completed requests; the server may finish a few more in flight when wrk stopped.
-                run["allFresh"] = (
-                    run["requests"] + CONNECTIONS <= fresh
-                    and run["non2xx"] == 0
-                    and run["freshActivationsRecorded"] >= run["requests"]
-                )
-                run["ratio"] = round(run["perSecond"] / echoes[i]["perSecond"], 3)
-                services.append(run)
+                for c in configs:
+                    svc = services[c]
+                    _write_bodies(
+                        root / "bodies.jsonl",
+                        activation_requests(fresh, svc.product_id, svc.license_key, first=1_000 + i * fresh),
+                    )
+                    before = _count_activations(svc)
+                    url = svc.settings.database_url
+                    watched = process_tree(procs[c].pid) + (backend_pids(url) if url else [])
+                    cpu_before = cpu_seconds(watched)
+                    run = wrk(
+                        f"http://127.0.0.1:{ports[c]}{ACTIVATE}",
+                        script,
+                        seconds,
+                        headers=auth[c],
+                        body=root / "bodies.jsonl",
+                        cycle=True,
+                    )
+                    cpu_after = cpu_seconds(watched)
+                    used = {p: cpu_after[p] - cpu_before[p] for p in cpu_after if p in cpu_before}
+                    server_pids = set(process_tree(procs[c].pid))
+                    run["serverCpuShare"] = round(
+                        sum(v for p, v in used.items() if p in server_pids) / run["wallSeconds"], 3
+                    )
+                    run["postgresqlCpuShare"] = (
+                        round(sum(v for p, v in used.items() if p not in server_pids) / run["wallSeconds"], 3)
+                        if url
+                        else None
+                    )
+                    run["freshActivationsRecorded"] = _count_activations(svc) - before
+                    # Every measured request must have been a fresh, accepted activation: wrk counts
+                    # completed requests; the server may finish a few more in flight when wrk stopped.
+                    run["allFresh"] = (
+                        run["requests"] + CONNECTIONS <= fresh
+                        and run["non2xx"] == 0
+                        and run["freshActivationsRecorded"] >= run["requests"]
+                    )
+                    run["ratioToEcho"] = round(run["perSecond"] / echoes[-1]["perSecond"], 3)
+                    runs[c].append(run)
 
-        profile = _worker_side(svc, made[2_000 + rounds * fresh :]) if args.profile else None
+        # One profile per backend (its one-worker configuration, or its first).
+        profiles = []
+        if args.profile:
+            for backend in backends:
+                c = next(c for c in configs if c.backend == backend)
+                svc = services[c]
+                made = activation_requests(
+                    profiled, svc.product_id, svc.license_key, first=1_000 + rounds * fresh
+                )
+                profiles.append({"config": c.key, **worker_side(svc.settings, made)})
+        load = os.getloadavg()
 
-    ratios = [r["ratio"] for r in services]
-    ratio = statistics.median(ratios)
+    medians = {c.key: _median(runs[c], "perSecond") for c in configs}
+    echo_median = _median(echoes, "perSecond")
+    sqlite_w1 = next((c for c in configs if c.key == "sqlite_w1"), None)
+    ratio_b_a = (
+        statistics.median(r["ratioToEcho"] for r in runs[sqlite_w1]) if sqlite_w1 is not None else None
+    )
+    targets = _targets(medians, configs)
+    if ratio_b_a is not None:
+        targets.insert(
+            0,
+            {
+                "target": "sqlite_w1 / echo (b over a, median of the rounds' ratios)",
+                "ratio": ratio_b_a,
+                "minimum": TARGET,
+                "met": ratio_b_a >= TARGET,
+            },
+        )
     result: dict[str, Any] = {
         "benchmark": "http",
         "quick": args.quick,
@@ -450,74 +546,111 @@ def main(argv: list[str] | None = None) -> int:
             "uvicorn": uvicorn.__version__,
             "starlette": starlette.__version__,
             "wrk": f"-t{THREADS} -c{CONNECTIONS} -d{seconds:g}s",
+            "loadAverageAtEnd": [round(x, 2) for x in load],
         },
         "rounds": rounds,
         "a_bareEndpoint": echoes,
-        "b_offlineActivate": services,
-        "ratios_b_over_a": ratios,
-        "ratio_b_over_a": ratio,
-        "target": f">= {TARGET} (median of the rounds)",
-        "meetsTarget": ratio >= TARGET,
-        "allFresh": all(r["allFresh"] for r in services),
-        "requestBytes": len(batches[0][0]),
+        "a_medianPerSecond": round(echo_median, 1),
+        "b_offlineActivate": {
+            c.key: {
+                "backend": c.backend,
+                "workers": c.workers,
+                "medianPerSecond": round(medians[c.key], 1),
+                "medianP50us": _median(runs[c], "p50us"),
+                "medianP99us": _median(runs[c], "p99us"),
+                "medianWrkCpuShare": round(_median(runs[c], "wrkCpuShare"), 3),
+                "medianServerCpuShare": round(_median(runs[c], "serverCpuShare"), 3),
+                "medianPostgresqlCpuShare": (
+                    round(_median(runs[c], "postgresqlCpuShare"), 3) if c.backend == "postgresql" else None
+                ),
+                "runs": runs[c],
+            }
+            for c in configs
+        },
+        "targets": targets,
+        "allFresh": all(r["allFresh"] for c in configs for r in runs[c]),
     }
-    if profile is not None:
-        result["profile_b"] = profile
+    if profiles:
+        result["profiles_b"] = profiles
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    _print(result, configs, echoes, runs, fresh)
+    return 0
+
+
+def _print(
+    result: dict[str, Any],
+    configs: list[_Config],
+    echoes: list[dict[str, Any]],
+    runs: dict[_Config, list[dict[str, Any]]],
+    fresh: int,
+) -> None:
     m = result["machine"]
+    load = ", ".join(f"{x:.2f}" for x in m["loadAverageAtEnd"])
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, uvicorn {m['uvicorn']}")
     print(
-        f"wrk {m['wrk']} on 127.0.0.1, one uvicorn worker; request file {result['requestBytes']} bytes;"
-        f" {rounds} round(s) of (a) then (b)"
+        f"wrk {m['wrk']} on 127.0.0.1; {result['rounds']} round(s) of (a) then each (b); load average at the end {load}"
     )
-    for i, (a, b) in enumerate(zip(echoes, services, strict=True), 1):
-        for label, r in ((f"round {i} (a) bare multipart echo", a), (f"round {i} (b) offline-activate", b)):
+    for i, a in enumerate(echoes):
+        rows = [("(a) bare multipart echo", a)] + [(f"(b) {c.label}", runs[c][i]) for c in configs]
+        for label, r in rows:
+            shares = f"   cpu: wrk {r['wrkCpuShare']:.2f}"
+            if "serverCpuShare" in r:
+                shares += f", server {r['serverCpuShare']:.2f}"
+                if r["postgresqlCpuShare"] is not None:
+                    shares += f", postgres {r['postgresqlCpuShare']:.2f}"
             print(
-                f"{label}: {r['perSecond']:>8,.0f} req/s   p50 {r['p50us'] / 1000:6.2f} ms"
-                f"   p99 {r['p99us'] / 1000:6.2f} ms   ({r['requests']:,} requests, {r['non2xx']} non-2xx)"
+                f"round {i + 1} {label:<28} {r['perSecond']:>8,.0f} req/s   p50 {r['p50us'] / 1000:6.2f} ms"
+                f"   p99 {r['p99us'] / 1000:6.2f} ms{shares}"
             )
-        print(f"round {i} ratio b/a: {b['ratio']:.2f}")
-    verdict = "met" if result["meetsTarget"] else "NOT met"
-    print(f"ratio b/a, median of {rounds}: {ratio:.2f} (target >= {TARGET}: {verdict})")
+    print(f"medians: (a) {result['a_medianPerSecond']:,.0f} req/s", end="")
+    for c in configs:
+        print(f"; (b) {c.label} {result['b_offlineActivate'][c.key]['medianPerSecond']:,.0f}", end="")
+    print()
+    for t in result["targets"]:
+        verdict = "not measured in this run" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        ratio = "-" if t["ratio"] is None else f"{t['ratio']:.2f}"
+        print(f"target {t['target']}: {ratio} (>= {t['minimum']}: {verdict})")
     if not result["allFresh"]:
         print("warning: not every request of (b) was a fresh accepted activation:")
-        for r in services:
-            print(f"  {r['requests']:,} sent, {r['freshActivationsRecorded']:,} recorded, {fresh:,} bodies")
-    if profile is not None:
-        echo, service = echoes[-1], services[-1]
-        http_us = 1e6 / echo["perSecond"]
-        single, grouped, n = (
-            profile["oneByOneMicroseconds"],
-            profile["inGroupsMicroseconds"],
-            profile["groupSize"],
-        )
-        print(
-            f"\nwhere the time of (b) goes, per request ({profile['requests']:,} fresh requests, one thread):"
-        )
-        print(f"  {http_us:7.0f} us  HTTP, multipart and Starlette, as in (a) (1 / its rate)")
-        print(
-            f"  {profile['authMicroseconds']:7.0f} us  token to person and licenses, once per trip to the worker"
-        )
-        print(
-            f"  {single:7.0f} us  token + engine (parse, verify, decide, record, sign), one request per transaction"
-        )
-        print(
-            f"  {grouped:7.0f} us  the same in groups of {n}, one transaction each: what the endpoint does"
-            f" when {n} requests of one caller are waiting"
-        )
-        print(
-            f"  so at best {1e6 / (http_us + grouped):,.0f}/s on one core, {http_us / (http_us + grouped):.2f} x (a);"
-            f" measured {service['perSecond']:,.0f}/s (wrk and the server share {m['cores']} cores)"
-        )
-        print(f"  token + engine in groups of {n}, by place (cProfile):")
-        for row in profile["profileByPlace"]:
-            print(f"    {row['share']:6.1%}  {row['place']}")
-        print("  busiest functions, own time:")
-        for row in profile["profileTopFunctions"]:
-            print(f"    {row['share']:6.1%}  {row['function']}")
-    return 0
+        for c in configs:
+            for r in runs[c]:
+                print(
+                    f"  {c.label}: {r['requests']:,} sent, {r['freshActivationsRecorded']:,} recorded, {fresh:,} bodies"
+                )
+    for profile in result.get("profiles_b", []):
+        _print_profile(result, profile)
+
+
+def _print_profile(result: dict[str, Any], profile: dict[str, Any]) -> None:
+    echo_us = 1e6 / result["a_medianPerSecond"]
+    single, grouped, n = (
+        profile["oneByOneMicroseconds"],
+        profile["inGroupsMicroseconds"],
+        profile["groupSize"],
+    )
+    print(
+        f"\nwhere the time of (b) {profile['config']} goes, per request ({profile['requests']:,} fresh requests, one thread):"
+    )
+    print(f"  {echo_us:7.0f} us  HTTP, multipart and Starlette, as in (a) (1 / its median rate)")
+    print(
+        f"  {profile['authMicroseconds']:7.0f} us  token to person and licenses, once per trip to the worker"
+    )
+    print(
+        f"  {single:7.0f} us  token + engine (parse, verify, decide, record, sign), one request per transaction"
+    )
+    print(
+        f"  {grouped:7.0f} us  the same in groups of {n}, one transaction each: what the endpoint does"
+        f" when {n} requests of one caller are waiting"
+    )
+    print(f"  so at best {1e6 / (echo_us + grouped):,.0f}/s on one core")
+    print(f"  token + engine in groups of {n}, by place (cProfile):")
+    for row in profile["profileByPlace"]:
+        print(f"    {row['share']:6.1%}  {row['place']}")
+    print("  busiest functions, own time:")
+    for row in profile["profileTopFunctions"]:
+        print(f"    {row['share']:6.1%}  {row['function']}")
 
 
 if __name__ == "__main__":

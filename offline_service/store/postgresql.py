@@ -49,18 +49,61 @@ POSTGRESQL = Dialect(
 
 class _Connection:
     """The DB-API surface ``SQLTransaction`` uses (``execute`` and ``executemany`` answering a
-    cursor), over a psycopg connection, whose ``executemany`` lives on its cursors only."""
+    cursor), over a psycopg connection, whose ``executemany`` lives on its cursors only.
 
-    __slots__ = ("_conn",)
+    It also saves round trips (see docs/PERFORMANCE.md, "PostgreSQL"): the statements that open
+    the transaction (a read's ``BEGIN``) wait in ``pending`` and go out in one pipeline with the
+    transaction's first statement, which the server runs after them, in order. A read that runs
+    no statement sends none. (A write sends its ``BEGIN`` and lock at once, together: the
+    store's contract is that the lock is held when its block starts.)"""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
+    __slots__ = ("_pending", "raw")
+
+    def __init__(self, conn: psycopg.Connection[Any], pending: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        self.raw = conn
+        self._pending = list(pending)
+
+    @property
+    def begun(self) -> bool:
+        """Whether the opening statements have been sent (there is a transaction to end)."""
+        return not self._pending
+
+    def begin(self) -> None:
+        """Send the opening statements now, if they are still waiting (one round trip)."""
+        if self._pending:
+            with self.raw.pipeline():
+                self.send_pending()
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """The block's statements go out together (after the opening ones, if still waiting);
+        their cursors hold every result when it ends: one round trip."""
+        with self.raw.pipeline():
+            self.send_pending()
+            yield
+
+    def send_pending(self) -> None:
+        """Queue the opening statements, if still waiting, in the pipeline the caller opened."""
+        pending, self._pending = self._pending, []
+        for sql, parameters in pending:
+            self.raw.execute(sql, parameters)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        return self._conn.execute(sql, parameters)
+        if self._pending:
+            # The pipeline's end waits for every result: the cursor is complete when it returns.
+            with self.raw.pipeline():
+                self.send_pending()
+                return self.raw.execute(sql, parameters)
+        return self.raw.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
-        cursor = self._conn.cursor()
+        if self._pending:
+            with self.raw.pipeline():
+                self.send_pending()
+                cursor = self.raw.cursor()
+                cursor.executemany(sql, parameters)
+                return cursor
+        cursor = self.raw.cursor()
         cursor.executemany(sql, parameters)
         return cursor
 
@@ -169,35 +212,47 @@ class PostgreSQLStore:
         """A write transaction. Its first statement takes the writers' advisory lock (released at
         commit or rollback), so the reads that decide a limit and the writes that consume it can
         never interleave with another writer of any instance: SQLite's BEGIN IMMEDIATE, across
-        machines. Inside ``write_lock_if_free()`` the lock is held already."""
+        machines. Inside ``write_lock_if_free()`` the lock is held already.
+
+        Round trips: ``BEGIN`` and the lock go out together (inside ``write_lock_if_free()``,
+        ``BEGIN`` goes with the first statement), and the buffered writes go out with ``COMMIT``,
+        each group in one pipeline (one wait each). The commit is synchronous (``synchronous_commit`` stays on): when this returns, the server has
+        the transaction on disk, so a granted seat survives a crash."""
         if getattr(self._local, "conn", None) is not None:
             raise OfflineServiceError(Code.STORAGE_ERROR, "a write transaction is already open")
+        opening: list[tuple[str, Sequence[Any]]] = [("BEGIN", ())]
+        if not getattr(self._local, "holding", False):
+            opening.append(("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,)))
         with self._connection() as conn:
+            wrapped = _Connection(conn, opening)
             try:
-                conn.execute("BEGIN")
-                if not getattr(self._local, "holding", False):
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+                # The lock now, not with the first statement: it is held when the block starts
+                # (``write_lock_if_free()`` elsewhere answers False from here on). Holding it
+                # already, ``BEGIN`` alone waits for the first statement.
+                if len(opening) > 1:
+                    wrapped.begin()
             except psycopg.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise OfflineServiceError(Code.STORAGE_ERROR, f"database busy: {exc}") from None
-            tx = SQLTransaction(_Connection(conn), self._statements)
-            self._local.conn = conn
+            tx = SQLTransaction(wrapped, self._statements)
+            self._local.conn = wrapped
             try:
-                yield tx
-                tx.flush()
+                try:
+                    yield tx
+                finally:
+                    self._local.conn = None
+                # One wait for all of it: an error in any statement skips the rest, COMMIT
+                # included, and is raised when the pipeline ends.
+                with conn.pipeline():
+                    wrapped.send_pending()
+                    tx.flush()
+                    conn.execute("COMMIT")
             except psycopg.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
-            finally:
-                self._local.conn = None
-            try:
-                conn.execute("COMMIT")
-            except psycopg.Error as exc:
-                conn.execute("ROLLBACK")
-                raise OfflineServiceError(Code.STORAGE_ERROR, f"commit failed: {exc}") from None
 
     @contextmanager
     def write_lock_if_free(self) -> Iterator[bool]:
@@ -229,19 +284,21 @@ class PostgreSQLStore:
 
     @contextmanager
     def read(self) -> Iterator[SQLTransaction]:
-        """A read-only snapshot (REPEATABLE READ). Inside another transaction it reads within that one."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield SQLTransaction(_Connection(conn), self._statements)
+        """A read-only snapshot (REPEATABLE READ). Inside another transaction it reads within that one.
+        Its ``BEGIN`` goes out with its first statement (one round trip for both)."""
+        wrapped = getattr(self._local, "conn", None)
+        if wrapped is not None:
+            yield SQLTransaction(wrapped, self._statements)
             return
         with self._connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self._local.conn = conn
+            wrapped = _Connection(conn, [("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ())])
+            self._local.conn = wrapped
             try:
-                yield SQLTransaction(_Connection(conn), self._statements)
+                yield SQLTransaction(wrapped, self._statements)
             finally:
                 self._local.conn = None
-                conn.execute("ROLLBACK")
+                if wrapped.begun:
+                    _rollback(conn)
 
     def debug_query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """For tests and maintenance only: one statement of PostgreSQL's SQL, written with ``?``
@@ -249,9 +306,9 @@ class PostgreSQLStore:
         there is one (a write outside commits at once). Errors are psycopg's own, so that a test
         can check which constraint refused a row."""
         statement = POSTGRESQL.sql(sql)
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return self._rows(conn.execute(statement, params))
+        wrapped: _Connection | None = getattr(self._local, "conn", None)
+        if wrapped is not None:
+            return self._rows(wrapped.execute(statement, params))
         with self._connection() as own:
             return self._rows(own.execute(statement, params))
 
@@ -265,15 +322,23 @@ class PostgreSQLStore:
         one write transaction under the writers' lock, committed when the block ends (rolled back
         if it raises). Database errors become ``STORAGE_ERROR``."""
         with self.write() if write else self.read():
-            conn: psycopg.Connection[Any] = self._local.conn
+            wrapped: _Connection = self._local.conn
+            conn = wrapped.raw
             try:
+                # The server-side cursor below is not sent through ``wrapped``: begin first.
+                wrapped.begin()
                 # A server-side cursor streams a table's rows instead of fetching them all at once.
-                yield TableAccess(
-                    _Connection(conn), POSTGRESQL, cursor=lambda: conn.cursor(name="table_rows")
-                )
+                yield TableAccess(wrapped, POSTGRESQL, cursor=lambda: conn.cursor(name="table_rows"))
             except psycopg.Error as exc:
                 raise OfflineServiceError(Code.STORAGE_ERROR, f"database error: {exc}") from None
 
     def close(self) -> None:
         self._lock_conn.close()
         self._pool.close()
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End a transaction that failed or only read, if one is open (a failed pipeline may have
+    ended it already, or never begun it)."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")

@@ -4,11 +4,12 @@ statements whose ``IN (?, ...)`` list grows with its arguments, built once per l
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from offline_service.store.sql.dialect import Dialect
 
-__all__ = ["Connection", "Cursor", "SQLPart", "SizedStatement", "groups"]
+__all__ = ["Connection", "Cursor", "SQLPart", "SizedStatement", "groups", "together"]
 
 
 class Cursor(Protocol):
@@ -27,6 +28,14 @@ class Connection(Protocol):
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+def together(conn: Connection) -> AbstractContextManager[Any]:
+    """A block whose statements are independent of each other's results, which may go to the
+    database in one round trip: the connection's ``pipeline()`` if it has one (PostgreSQL's);
+    otherwise (SQLite, in process) a block like any other. Read the cursors after the block."""
+    pipeline = getattr(conn, "pipeline", None)
+    return pipeline() if pipeline is not None else nullcontext()
 
 
 class SQLPart:

@@ -24,7 +24,7 @@ from offline_service.licensing.models import (
     Product,
     Trial,
 )
-from offline_service.store.sql._base import SizedStatement, SQLPart, groups
+from offline_service.store.sql._base import SizedStatement, SQLPart, groups, together
 from offline_service.store.sql.dialect import Dialect
 
 __all__ = ["LICENSE_COLS", "LicensingSQL", "LicensingStatements", "key_hash", "license_from_row"]
@@ -264,15 +264,25 @@ class LicensingSQL(SQLPart):
         hashes = {key_hash(k) for _, _, _, k in requests if k is not None}
         for product_id, nonce, _, _ in requests:
             by_product.setdefault(product_id, []).append(nonce)
-        for group in groups(sorted(hashes - self._licenses.keys()), size):
-            for row in self._c.execute(q.licenses_by_hashes(len(group)), group):
+        # The licenses and the nonces do not depend on each other: one round trip for both.
+        with together(self._c):
+            licenses = [
+                self._c.execute(q.licenses_by_hashes(len(group)), group)
+                for group in groups(sorted(hashes - self._licenses.keys()), size)
+            ]
+            nonces = [
+                (product_id, group, self._c.execute(q.nonces(len(group)), (product_id, *group)))
+                for product_id, wanted_nonces in by_product.items()
+                for group in groups(wanted_nonces, size)
+            ]
+        for cursor in licenses:
+            for row in cursor:
                 self._remember(row)
-        for product_id, nonces in by_product.items():
-            for group in groups(nonces, size):
-                for n in group:
-                    self._known_nonces.setdefault((product_id, n), None)
-                for nonce, activation_id in self._c.execute(q.nonces(len(group)), (product_id, *group)):
-                    self._known_nonces[(product_id, nonce)] = activation_id
+        for product_id, group, cursor in nonces:
+            for n in group:
+                self._known_nonces.setdefault((product_id, n), None)
+            for nonce, activation_id in cursor:
+                self._known_nonces[(product_id, nonce)] = activation_id
         wanted: dict[str, set[str]] = {}  # license id -> fingerprints not yet known
         for _, _, fingerprint, key in requests:
             found = self._licenses.get(key_hash(key)) if key is not None else None
