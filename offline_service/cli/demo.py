@@ -4,6 +4,7 @@ demo user who can log in."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import subprocess
@@ -190,13 +191,19 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
     where = [
         *(["--data", str(settings.data_dir)] if settings.data_dir != Path("data") else []),
         *(["--keys", str(settings.keys_dir)] if settings.keys_dir != Path("keys") else []),
-        *(["--database-url", settings.database_url] if settings.database_url else []),
         *(["--account", account.alias] if account.alias != licensing.DEFAULT_ACCOUNT else []),
     ]
     print(f"{'Created' if created else 'Using'} the demo account '{account.alias}', product '{product.name}'")
     print(f"  product id  {product.id}")
     print(f"  license key {license.key}  (3 activations, unlimited deactivations)")
-    print(f"  data in {settings.data_dir}, signing keys in {settings.keys_dir}\n")
+    print(f"  data in {settings.data_dir}, signing keys in {settings.keys_dir}")
+    # The database reaches the steps through the environment, not their command lines: a password
+    # in the URL stays out of the process list and of what is printed.
+    env = None
+    if settings.database_url:
+        env = {**os.environ, "OFFLINE_SERVICE_DATABASE_URL": settings.database_url}
+        print(f"  database {shown_url(settings.database_url)} (OFFLINE_SERVICE_DATABASE_URL of every step)")
+    print()
 
     steps: list[tuple[str, list[str], Path | None]] = [
         (
@@ -274,12 +281,10 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
     ]
     for n, (text, argv, capture) in enumerate(steps, 1):
         shown = shlex.join(argv) + (f" > {capture}" if capture else "")
-        if settings.database_url:  # the commands name the database, never with its password
-            shown = shown.replace(settings.database_url, shown_url(settings.database_url))
         print(f"{n}. {text}\n   $ {shown}")
         module = "offline_service.client.cli" if argv[0] == "offline-client" else "offline_service.cli"
         result = subprocess.run(
-            [sys.executable, "-m", module, *argv[1:]], capture_output=True, text=True, check=False
+            [sys.executable, "-m", module, *argv[1:]], capture_output=True, text=True, check=False, env=env
         )
         if capture is not None and result.returncode == 0:
             capture.write_text(result.stdout, encoding="utf-8")

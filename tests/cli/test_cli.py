@@ -779,7 +779,8 @@ def test_demo_runs_twice(cli: Cli) -> None:
     first = run_process("demo", *where)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "demo-secret" not in first.stdout + first.stderr
-    assert ("--database-url" in first.stdout) == (cli.database_url is not None)
+    assert ("OFFLINE_SERVICE_DATABASE_URL" in first.stdout) == (cli.database_url is not None)
+    assert "--database-url" not in first.stdout  # never on a step's command line
     assert first.stdout.startswith("Created the demo account 'default', product 'Demo App'")
     for n in range(1, 9):
         assert f"\n{n}. " in first.stdout
