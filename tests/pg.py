@@ -30,7 +30,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -44,6 +43,7 @@ import psycopg
 import pytest
 
 from offline_service.store.postgresql import PostgreSQLStore
+from tests.servers import free_port
 
 __all__ = [
     "ENV",
@@ -89,13 +89,6 @@ def _binaries(root: Path = Path("/usr/lib/postgresql")) -> Path:
     return found[-1].parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class Throwaway:
     """A PostgreSQL server in a temporary folder: initdb, then ``pg_ctl`` on a free port of 127.0.0.1
@@ -115,7 +108,7 @@ class Throwaway:
         """Starts one; a failure removes what it made and says why (the server's log included)."""
         binaries = _binaries()
         folder = Path(tempfile.mkdtemp(prefix="offline-test-pg-"))
-        server = cls(folder=folder, port=_free_port(), bin=binaries)
+        server = cls(folder=folder, port=free_port(), bin=binaries)
         try:
             if os.geteuid() == 0:
                 user = pwd.getpwnam("postgres")

@@ -14,10 +14,11 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["serve"]
+__all__ = ["free_port", "serve"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port of 127.0.0.1 free now (the OS picks it; a server takes it right after)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -47,7 +48,7 @@ def serve(root: Path, *args: str, env: Mapping[str, str] | None = None) -> Itera
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_SERVICE_")}
     child_env.update(env or {}, PYTHONUNBUFFERED="1")
     for _attempt in range(3):  # another process may take the free port before the server binds it
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "offline_service.cli", "serve", *args, "--port", str(port)]
         with open(banner, "wb") as out, open(log, "wb") as err:

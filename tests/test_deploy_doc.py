@@ -11,7 +11,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -39,7 +38,7 @@ from offline_service.store.sqlite import DB_FILE
 from tests import people
 from tests.factories import Machine
 from tests.pg import database_url
-from tests.servers import serve
+from tests.servers import free_port, serve
 
 pytestmark = pytest.mark.slow
 
@@ -67,13 +66,6 @@ def swapped(text: str, swaps: dict[str, str]) -> str:
         assert old in text, f"docs/DEPLOY.md's block no longer holds {old!r}"
         text = text.replace(old, new)
     return text
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _run(command: str, cwd: Path, env: dict[str, str] | None = None) -> None:
@@ -206,7 +198,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             )
             ports.append(int(instance.rsplit(":", 1)[1]))
             logs.append(root / name / "banner.txt")  # uvicorn's access log goes to stdout
-        http_port, https_port = _free_port(), _free_port()
+        http_port, https_port = free_port(), free_port()
         site = swapped(
             doc_block("nginx"),
             {

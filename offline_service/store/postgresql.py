@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -71,40 +71,34 @@ class _Connection:
     def begin(self) -> None:
         """Send the opening statements now, if they are still waiting (one round trip)."""
         if self._pending:
-            with self.raw.pipeline():
-                self.send_pending()
+            with self.pipeline():
+                pass
 
     @contextmanager
     def pipeline(self) -> Iterator[None]:
         """The block's statements go out together (after the opening ones, if still waiting);
         their cursors hold every result when it ends: one round trip."""
         with self.raw.pipeline():
-            self.send_pending()
+            self._send_pending()
             yield
 
-    def send_pending(self) -> None:
+    def _send_pending(self) -> None:
         """Queue the opening statements, if still waiting, in the pipeline the caller opened."""
         pending, self._pending = self._pending, []
         for sql, parameters in pending:
             self.raw.execute(sql, parameters)
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        if self._pending:
-            # The pipeline's end waits for every result: the cursor is complete when it returns.
-            with self.raw.pipeline():
-                self.send_pending()
-                return self.raw.execute(sql, parameters)
-        return self.raw.execute(sql, parameters)
+        if not self._pending:
+            return self.raw.execute(sql, parameters)
+        # The pipeline's end waits for every result: the cursor is complete when it returns.
+        with self.pipeline():
+            return self.raw.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
-        if self._pending:
-            with self.raw.pipeline():
-                self.send_pending()
-                cursor = self.raw.cursor()
-                cursor.executemany(sql, parameters)
-                return cursor
         cursor = self.raw.cursor()
-        cursor.executemany(sql, parameters)
+        with self.pipeline() if self._pending else nullcontext():
+            cursor.executemany(sql, parameters)
         return cursor
 
 
@@ -243,8 +237,7 @@ class PostgreSQLStore:
                     self._local.conn = None
                 # One wait for all of it: an error in any statement skips the rest, COMMIT
                 # included, and is raised when the pipeline ends.
-                with conn.pipeline():
-                    wrapped.send_pending()
+                with wrapped.pipeline():
                     tx.flush()
                     conn.execute("COMMIT")
             except psycopg.Error as exc:
