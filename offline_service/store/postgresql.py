@@ -44,6 +44,7 @@ POSTGRESQL = Dialect(
     bound_list=_listed,
     max_list=1000,
     like="ILIKE",
+    array_rows=True,
 )
 
 
@@ -187,6 +188,10 @@ class PostgreSQLStore:
                     )
                 done.append(migration.version)
         return done
+
+    @property
+    def waits_on_server(self) -> bool:
+        return True  # every statement is a round trip to the server (see ``Store``)
 
     @property
     def schema_version(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from offline_service.store.sql import Dialect, Statements
-from offline_service.store.sql._base import SizedStatement
+from offline_service.store.sql._base import RowsInsert, SizedStatement
 from offline_service.store.sqlite import SQLITE
 
 
@@ -23,6 +23,7 @@ FORMAT = Dialect(
     in_bound_list="= ANY(?)",
     bound_list=_listed,
     max_list=1000,
+    array_rows=True,
 )
 
 
@@ -31,7 +32,8 @@ def _every_statement(statements: Statements) -> list[str]:
     for part in (statements.licensing, statements.accounts, statements.releases, statements.branding):
         found += [v for v in vars(part).values() if isinstance(v, str)]
         found += [v(3) for v in vars(part).values() if isinstance(v, SizedStatement)]
-    found += [statements.audit.insert, statements.audit.entries, statements.audit.entries_for_licenses(2)]
+        found += [v.sql for v in vars(part).values() if isinstance(v, RowsInsert)]
+    found += [statements.audit.insert.sql, statements.audit.entries, statements.audit.entries_for_licenses(2)]
     for live in (None, True, False):
         found += statements.licensing.find_activations(product=True, license=True, live=live, text=True)
     return found
@@ -50,6 +52,41 @@ def test_every_statement_is_in_the_dialects_own_forms() -> None:
     assert accounts.revoke_user_credentials.endswith("AND token_hash IS DISTINCT FROM %s")
     count, _ = statements.licensing.find_activations(product=False, license=False, live=None, text=True)
     assert "a.license_id = ANY(%s)" in count and "ESCAPE '\\'" in count
+
+
+def test_many_rows_go_in_one_statement_of_arrays_or_one_statement_per_row() -> None:
+    format_style, sqlite = Statements.for_dialect(FORMAT), Statements.for_dialect(SQLITE)
+    assert format_style.licensing.insert_nonces.sql == (
+        "INSERT INTO request_nonces (product_id, nonce, kind, activation_id, processed_at)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
+    )
+    assert sqlite.licensing.insert_nonces.sql == (
+        "INSERT INTO request_nonces (product_id, nonce, kind, activation_id, processed_at) VALUES (?, ?, ?, ?, ?)"
+    )
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, str, object]] = []
+
+        def execute(self, sql: str, parameters: object = ()) -> None:
+            self.calls.append(("execute", sql, parameters))
+
+        def executemany(self, sql: str, parameters: object) -> None:
+            self.calls.append(("executemany", sql, list(parameters)))  # type: ignore[call-overload]
+
+    rows = [("p", "n1", "activation", "a1", 1), ("p", "n2", "activation", None, 2)]
+    arrays, per_row = Recorder(), Recorder()
+    format_style.licensing.insert_nonces.run(arrays, rows)  # type: ignore[arg-type]
+    sqlite.licensing.insert_nonces.run(per_row, rows)  # type: ignore[arg-type]
+    format_style.licensing.insert_nonces.run(arrays, [])  # type: ignore[arg-type]  # nothing to send
+    assert arrays.calls == [
+        (
+            "execute",
+            format_style.licensing.insert_nonces.sql,
+            [["p", "p"], ["n1", "n2"], ["activation"] * 2, ["a1", None], [1, 2]],
+        )
+    ]
+    assert per_row.calls == [("executemany", sqlite.licensing.insert_nonces.sql, rows)]
 
 
 def test_a_literal_percent_is_doubled_for_format_placeholders() -> None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from offline_service.store.sql.dialect import Dialect
 
-__all__ = ["Connection", "Cursor", "SQLPart", "SizedStatement", "groups", "together"]
+__all__ = ["Connection", "Cursor", "RowsInsert", "SQLPart", "SizedStatement", "groups", "together"]
 
 
 class Cursor(Protocol):
@@ -66,6 +66,30 @@ class SizedStatement:
         if found is None:
             found = self._built[count] = self._template.replace("{in}", self._dialect.in_list(count))
         return found
+
+
+class RowsInsert:
+    """An insert of many rows into one table, built once per dialect (``Dialect.insert_rows``):
+    one statement with one array per column where the dialect has ``array_rows`` (PostgreSQL),
+    otherwise an executemany of one row's statement."""
+
+    __slots__ = ("_arrays", "_sql")
+
+    def __init__(self, dialect: Dialect, table: str, columns: Sequence[tuple[str, str]]) -> None:
+        self._arrays = dialect.array_rows
+        self._sql = dialect.insert_rows(table, columns)
+
+    @property
+    def sql(self) -> str:
+        return self._sql
+
+    def run(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self._arrays:
+            conn.execute(self._sql, [list(column) for column in zip(*rows, strict=True)])
+        else:
+            conn.executemany(self._sql, rows)
 
 
 def groups(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

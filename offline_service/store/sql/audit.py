@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from offline_service.audit import AuditEntry
-from offline_service.store.sql._base import SizedStatement, SQLPart, groups
+from offline_service.store.sql._base import RowsInsert, SizedStatement, SQLPart, groups
 from offline_service.store.sql.dialect import Dialect
 
 __all__ = ["AuditSQL", "AuditStatements"]
@@ -36,9 +36,20 @@ class AuditStatements:
     def __init__(self, d: Dialect) -> None:
         q = d.sql
         self.max_list = d.max_list
-        self.insert = q(
-            "INSERT INTO audit_log (at, account_id, actor, action, code, product_id, license_id,"
-            " activation_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        self.insert = RowsInsert(
+            d,
+            "audit_log",
+            [
+                ("at", "bigint"),
+                ("account_id", "text"),
+                ("actor", "text"),
+                ("action", "text"),
+                ("code", "text"),
+                ("product_id", "text"),
+                ("license_id", "text"),
+                ("activation_id", "text"),
+                ("detail", "text"),
+            ],
         )
         self.entries = q(f"SELECT {_AUDIT_COLS} FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?")
         self.entries_for_licenses = SizedStatement(
@@ -61,7 +72,7 @@ class AuditSQL(SQLPart):
 
     def _flush_audit(self) -> None:
         if self._audits:
-            self._c.executemany(self._aq.insert, self._audits)
+            self._aq.insert.run(self._c, self._audits)
             self._audits.clear()
 
     def audit(self, e: AuditEntry) -> None:

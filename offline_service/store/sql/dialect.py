@@ -31,6 +31,10 @@ class Dialect:
     max_list: int
     # A pattern match that ignores ASCII case: SQLite's LIKE does, PostgreSQL's ILIKE.
     like: str = "LIKE"
+    # Many rows in one statement, one array per column (PostgreSQL's unnest): the driver binds and
+    # the server plans and runs one statement instead of one per row. SQLite, in process, runs an
+    # executemany of one prepared statement, which costs it less than building arrays would.
+    array_rows: bool = False
 
     def sql(self, text: str) -> str:
         """A statement written with ``?`` placeholders, in this dialect's placeholder style."""
@@ -43,6 +47,16 @@ class Dialect:
     def in_list(self, count: int) -> str:
         """``(?, ?, ...)`` with ``count`` placeholders."""
         return "(" + ", ".join([self.placeholder] * count) + ")"
+
+    def insert_rows(self, table: str, columns: Sequence[tuple[str, str]]) -> str:
+        """An insert of many rows: with ``array_rows``, one statement taking one array per column
+        (``columns`` pairs each name with its SQL type); otherwise one row's statement, for
+        executemany. ``bulk_parameters`` gives what to pass."""
+        names = ", ".join(name for name, _ in columns)
+        if self.array_rows:
+            arrays = ", ".join(f"{self.placeholder}::{kind}[]" for _, kind in columns)
+            return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+        return f"INSERT INTO {table} ({names}) VALUES {self.in_list(len(columns))}"
 
     def insert_ignore(self, table: str, columns: str) -> str:
         """An insert that leaves an existing row as it is and raises nothing."""

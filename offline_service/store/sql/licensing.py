@@ -24,7 +24,7 @@ from offline_service.licensing.models import (
     Product,
     Trial,
 )
-from offline_service.store.sql._base import SizedStatement, SQLPart, groups, together
+from offline_service.store.sql._base import RowsInsert, SizedStatement, SQLPart, groups, together
 from offline_service.store.sql.dialect import Dialect
 
 __all__ = ["LICENSE_COLS", "LicensingSQL", "LicensingStatements", "key_hash", "license_from_row"]
@@ -42,10 +42,22 @@ LICENSE_COLS = (
     " expires_at, validity_days, owner, metadata, used_activations, used_deactivations, owner_user_id,"
     " owner_organization_id, max_version"
 )
-_ACTIVATION_COLS = (
-    "id, license_id, product_id, fingerprint, machine_key, machine_key_thumbprint, created_at,"
-    " hostname, os, app_version, metadata, deactivated_at"
-)
+# An activation's columns with their SQL types (inserts of many rows bind one array per column).
+_ACTIVATION_TYPES = [
+    ("id", "text"),
+    ("license_id", "text"),
+    ("product_id", "text"),
+    ("fingerprint", "text"),
+    ("machine_key", "bytea"),
+    ("machine_key_thumbprint", "text"),
+    ("created_at", "bigint"),
+    ("hostname", "text"),
+    ("os", "text"),
+    ("app_version", "text"),
+    ("metadata", "text"),
+    ("deactivated_at", "bigint"),
+]
+_ACTIVATION_COLS = ", ".join(name for name, _ in _ACTIVATION_TYPES)
 _PRODUCT_COLS = "id, account_id, name, trials_enabled, trial_days, max_response_validity, created_at"
 _TRIAL_COLS = (
     "id, product_id, fingerprint, machine_key_thumbprint, created_at, ends_at, hostname, os, app_version"
@@ -156,9 +168,7 @@ class LicensingStatements:
             f"SELECT {_prefixed('a', _ACTIVATION_COLS)} FROM activations a JOIN licenses l ON l.id = a.license_id"
             " WHERE a.id = ? AND l.account_id = ?"
         )
-        self.insert_activation = q(
-            f"INSERT INTO activations ({_ACTIVATION_COLS}) VALUES {_values(_ACTIVATION_COLS)}"
-        )
+        self.insert_activations = RowsInsert(d, "activations", _ACTIVATION_TYPES)
         self.deactivate = q("UPDATE activations SET deactivated_at = ? WHERE id = ?")
         self.nonce_activation = q(
             "SELECT activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?"
@@ -166,9 +176,16 @@ class LicensingStatements:
         self.nonces = SizedStatement(
             d, "SELECT nonce, activation_id FROM request_nonces WHERE product_id = ? AND nonce IN {in}"
         )
-        self.insert_nonce = q(
-            "INSERT INTO request_nonces (product_id, nonce, kind, activation_id, processed_at)"
-            " VALUES (?, ?, ?, ?, ?)"
+        self.insert_nonces = RowsInsert(
+            d,
+            "request_nonces",
+            [
+                ("product_id", "text"),
+                ("nonce", "text"),
+                ("kind", "text"),
+                ("activation_id", "text"),
+                ("processed_at", "bigint"),
+            ],
         )
         self.trial = q(f"SELECT {_TRIAL_COLS} FROM trials WHERE product_id = ? AND fingerprint = ?")
         self.insert_trial = q(f"INSERT INTO trials ({_TRIAL_COLS}) VALUES {_values(_TRIAL_COLS)}")
@@ -226,8 +243,8 @@ class LicensingSQL(SQLPart):
     def _flush_licensing(self) -> None:
         c, q = self._c, self._lq
         if self._activations:
-            c.executemany(
-                q.insert_activation,
+            q.insert_activations.run(
+                c,
                 [
                     (
                         a.id,
@@ -249,7 +266,7 @@ class LicensingSQL(SQLPart):
             self._activations.clear()
             self._live.clear()
         if self._nonces:
-            c.executemany(q.insert_nonce, list(self._nonces.values()))
+            q.insert_nonces.run(c, list(self._nonces.values()))
             self._nonces.clear()
         if self._dirty:
             rows = [self._licenses[i] for i in self._dirty]
