@@ -50,21 +50,38 @@ class SQLPart:
 
 
 class SizedStatement:
-    """A statement with one ``IN`` list of any length: ``{in}`` in the template is replaced by
+    """A statement with one list of any length: ``{in}`` in the template is replaced by
     ``(?, ?, ...)``, once per length, so a call never formats SQL (and the driver's statement
-    cache sees the same text each time)."""
+    cache sees the same text each time). With ``union``, the template is one item's SELECT
+    instead, and the statement is ``count`` of them joined by ``UNION ALL`` (at most
+    ``UNION_MAX``: SQLite's default bound on a compound SELECT is 500).
 
-    __slots__ = ("_built", "_dialect", "_template")
+    ``union`` is for lookups on an index's second column: each branch is an equality on the whole
+    index, an index lookup whatever the planner's statistics say. An ``IN`` list there may be run
+    as a filter over every row matching the first column: PostgreSQL does so for a table grown
+    since its last ANALYZE (measured: 2 ms instead of 0.03 ms for 8 fingerprints of a license
+    with 6,000 activations; a join with a VALUES list fared no better)."""
 
-    def __init__(self, dialect: Dialect, template: str) -> None:
+    UNION_MAX = 200
+
+    __slots__ = ("_built", "_dialect", "_template", "_union")
+
+    def __init__(self, dialect: Dialect, template: str, *, union: bool = False) -> None:
         self._dialect = dialect
         self._template = dialect.sql(template)
+        self._union = union
         self._built: dict[int, str] = {}
 
     def __call__(self, count: int) -> str:
         found = self._built.get(count)
         if found is None:
-            found = self._built[count] = self._template.replace("{in}", self._dialect.in_list(count))
+            if self._union:
+                if count > self.UNION_MAX:
+                    raise ValueError(f"at most {self.UNION_MAX} branches, not {count}")
+                found = " UNION ALL ".join([self._template] * count)
+            else:
+                found = self._template.replace("{in}", self._dialect.in_list(count))
+            self._built[count] = found
         return found
 
 

@@ -155,10 +155,12 @@ class LicensingStatements:
             f"SELECT {_ACTIVATION_COLS} FROM activations"
             " WHERE license_id = ? AND fingerprint = ? AND deactivated_at IS NULL"
         )
+        # The live activation of a (license key hash, fingerprint) pair, if any: two index lookups.
         self.live_activations = SizedStatement(
             d,
-            f"SELECT {_ACTIVATION_COLS} FROM activations WHERE license_id = ?"
-            " AND fingerprint IN {in} AND deactivated_at IS NULL",
+            f"SELECT {_prefixed('a', _ACTIVATION_COLS)} FROM licenses l JOIN activations a"
+            " ON a.license_id = l.id WHERE l.key_hash = ? AND a.fingerprint = ? AND a.deactivated_at IS NULL",
+            union=True,
         )
         self.activation = q(f"SELECT {_ACTIVATION_COLS} FROM activations WHERE id = ? AND product_id = ?")
         self.activations = q(
@@ -174,7 +176,9 @@ class LicensingStatements:
             "SELECT activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?"
         )
         self.nonces = SizedStatement(
-            d, "SELECT nonce, activation_id FROM request_nonces WHERE product_id = ? AND nonce IN {in}"
+            d,
+            "SELECT nonce, activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?",
+            union=True,
         )
         self.insert_nonces = RowsInsert(
             d,
@@ -277,40 +281,53 @@ class LicensingSQL(SQLPart):
 
     def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
         q, size = self._lq, self._lq.dialect.max_list
+        branches = min(size // 2, SizedStatement.UNION_MAX)  # two parameters per branch
         by_product: dict[str, list[str]] = {}
-        hashes = {key_hash(k) for _, _, _, k in requests if k is not None}
+        pairs: set[tuple[bytes, str]] = set()  # (license key hash, fingerprint) not yet known
+        for _, _, fingerprint, key in requests:
+            if key is None:
+                continue
+            known = self._licenses.get(hashed := key_hash(key))
+            if known is None or (known.id, fingerprint) not in self._known_pairs:
+                pairs.add((hashed, fingerprint))
+        hashes = {hashed for hashed, _ in pairs}
         for product_id, nonce, _, _ in requests:
             by_product.setdefault(product_id, []).append(nonce)
-        # The licenses and the nonces do not depend on each other: one round trip for both.
+        # The licenses, their live activations and the nonces: one round trip for all of them.
         with together(self._c):
             licenses = [
                 self._c.execute(q.licenses_by_hashes(len(group)), group)
                 for group in groups(sorted(hashes - self._licenses.keys()), size)
             ]
+            live = [
+                self._c.execute(q.live_activations(len(group)), [v for pair in group for v in pair])
+                for group in groups(sorted(pairs), branches)
+            ]
             nonces = [
-                (product_id, group, self._c.execute(q.nonces(len(group)), (product_id, *group)))
+                (
+                    product_id,
+                    group,
+                    self._c.execute(q.nonces(len(group)), [v for n in group for v in (product_id, n)]),
+                )
                 for product_id, wanted_nonces in by_product.items()
-                for group in groups(wanted_nonces, size)
+                for group in groups(wanted_nonces, branches)
             ]
         for cursor in licenses:
             for row in cursor:
                 self._remember(row)
+        for cursor in live:
+            for row in cursor:
+                a = _activation(row)
+                self._known_live[(a.license_id, a.fingerprint)] = a
+        for hashed, fingerprint in pairs:
+            found = self._licenses.get(hashed)
+            if found is not None:
+                self._known_pairs.add((found.id, fingerprint))
         for product_id, group, cursor in nonces:
             for n in group:
                 self._known_nonces.setdefault((product_id, n), None)
             for nonce, activation_id in cursor:
                 self._known_nonces[(product_id, nonce)] = activation_id
-        wanted: dict[str, set[str]] = {}  # license id -> fingerprints not yet known
-        for _, _, fingerprint, key in requests:
-            found = self._licenses.get(key_hash(key)) if key is not None else None
-            if found is not None and (found.id, fingerprint) not in self._known_pairs:
-                wanted.setdefault(found.id, set()).add(fingerprint)
-        for license_id, fingerprints in wanted.items():
-            for group in groups(sorted(fingerprints), size):
-                for row in self._c.execute(q.live_activations(len(group)), (license_id, *group)):
-                    a = _activation(row)
-                    self._known_live[(a.license_id, a.fingerprint)] = a
-                self._known_pairs.update((license_id, fp) for fp in group)
 
     def _forget_preloaded(self) -> None:
         self._known_nonces.clear()
