@@ -62,14 +62,6 @@ class Store(Protocol):
         ...
 
     @property
-    def waits_on_server(self) -> bool:
-        """Whether a transaction mostly waits for a database server (PostgreSQL): callers then gain
-        by running several on threads at once, their waits overlapping with other work. False for
-        an embedded database (SQLite), whose transactions are this process's own CPU work and hold
-        the writers' lock only as long as that work runs."""
-        ...
-
-    @property
     def schema_version(self) -> int:
         """The newest migration applied to the database."""
         ...

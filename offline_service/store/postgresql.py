@@ -190,10 +190,6 @@ class PostgreSQLStore:
         return done
 
     @property
-    def waits_on_server(self) -> bool:
-        return True  # every statement is a round trip to the server (see ``Store``)
-
-    @property
     def schema_version(self) -> int:
         """The newest migration applied; 0 for an empty database (``migrate=False`` creates no
         table, so ``db status`` and ``db upgrade`` can look at a database nothing was applied to)."""

@@ -142,10 +142,6 @@ class SQLiteStore:
         return applied
 
     @property
-    def waits_on_server(self) -> bool:
-        return False  # in process: a transaction is this process's CPU work (see ``Store``)
-
-    @property
     def schema_version(self) -> int:
         with self._thread_lock:  # the one connection is shared by threads
             row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
