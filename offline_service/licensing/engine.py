@@ -31,7 +31,7 @@ from offline_service.licensing.decisions import (
 from offline_service.licensing.models import Activation, License, Product, Trial
 from offline_service.store import Store, Transaction
 
-__all__ = ["Engine", "Outcome"]
+__all__ = ["Engine", "Outcome", "Pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,11 @@ LicenseFilter = Callable[[License], bool]
 
 
 @dataclass(slots=True)
-class _Item:
+class Pending:
+    """One request file on its way through the three phases (``Engine.verify_many``,
+    ``decide_many``, ``sign_many``): its verified request, or the outcome that refused it early,
+    then the decision and what to sign. Opaque to callers: they hand it from phase to phase."""
+
     request: Request | None
     outcome: Outcome | None = None
     signer: Signer | None = None
@@ -118,37 +122,74 @@ class Engine:
 
         ``license_filter`` narrows the licenses a caller may use (others are LICENSE_NOT_FOUND);
         ``kinds`` narrows the request kinds a caller may send (others are refused unrecorded)."""
-        if response_validity is not None and response_validity <= 0:
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
+        _check_validity(response_validity)
         if not files:
             return []  # no transaction for nothing (a batch chunk taken whole from its journal)
-        items = [self._parse(data, now, kinds) for data in files]
-        requests = [i.request for i in items if i.request is not None]
+        items = self.verify_many(files, now=now, kinds=kinds)
         with self.store.write() as tx:
-            tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])
-            for item in items:
-                if item.outcome is None:
-                    assert item.request is not None
-                    try:
-                        item.signer, item.response, item.outcome = self._decide(
-                            tx, item.request, account_id, now, response_validity, license_filter
-                        )
-                    except OfflineServiceError as exc:
-                        item.outcome = _rejected(exc, item.request)
-                self._audit(tx, item, account_id, now, actor)
+            self.decide_many(
+                tx,
+                items,
+                account_id=account_id,
+                now=now,
+                response_validity=response_validity,
+                actor=actor,
+                license_filter=license_filter,
+            )
+        return self.sign_many(items)
+
+    # The three phases, for a caller that holds the transaction itself (the API's queue takes the
+    # writers' lock only for phase 2). ``process_many`` is the three in a row.
+
+    def verify_many(
+        self, files: Sequence[bytes], *, now: int, kinds: frozenset[Kind] | None = None
+    ) -> list[Pending]:
+        """Phase 1: parse and verify each file; no database, no lock."""
+        return [self._parse(data, now, kinds) for data in files]
+
+    def decide_many(
+        self,
+        tx: Transaction,
+        items: Sequence[Pending],
+        *,
+        account_id: str,
+        now: int,
+        response_validity: int | None = None,
+        actor: str = "system",
+        license_filter: LicenseFilter | None = None,
+    ) -> None:
+        """Phase 2, inside the caller's write transaction (``store.write()``): decide and record
+        each item, rejected ones audited too. If the transaction then rolls back, the items must
+        not be signed: verify the files again."""
+        _check_validity(response_validity)
+        requests = [i.request for i in items if i.request is not None]
+        tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])
+        for item in items:
+            if item.outcome is None:
+                assert item.request is not None
+                try:
+                    item.signer, item.response, item.outcome = self._decide(
+                        tx, item.request, account_id, now, response_validity, license_filter
+                    )
+                except OfflineServiceError as exc:
+                    item.outcome = _rejected(exc, item.request)
+            self._audit(tx, item, account_id, now, actor)
+
+    def sign_many(self, items: Sequence[Pending]) -> list[Outcome]:
+        """Phase 3, after the commit: one Outcome per item, in order, granted ones signed."""
         return [self._sign(item) for item in items]
 
     # -- phase 1: parse and verify, no lock --------------------------------------------------
 
-    def _parse(self, data: bytes, now: int, kinds: frozenset[Kind] | None) -> _Item:
+    def _parse(self, data: bytes, now: int, kinds: frozenset[Kind] | None) -> Pending:
         try:
             request = parse_request(data)
         except OfflineServiceError as exc:
-            return _Item(request=None, outcome=Outcome(code=exc.code, message=exc.message))
+            return Pending(request=None, outcome=Outcome(code=exc.code, message=exc.message))
         except (TypeError, ValueError, RecursionError) as exc:
             # parse_request maps every malformed input to its code; this is the last line of
             # defence so that no input, however hostile, escapes as anything but our error.
-            return _Item(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST, message=str(exc)))
+            return Pending(request=None, outcome=Outcome(code=Code.MALFORMED_REQUEST, message=str(exc)))
         try:
             check_request_time(request, now, self.policy)
             if kinds is not None and request.kind not in kinds:
@@ -157,8 +198,8 @@ class Engine:
                     Code.MALFORMED_REQUEST, f"this is a {request.kind} request; {wanted} requests only here"
                 )
         except OfflineServiceError as exc:
-            return _Item(request=None, outcome=_rejected(exc, request))
-        return _Item(request=request)
+            return Pending(request=None, outcome=_rejected(exc, request))
+        return Pending(request=request)
 
     # -- phase 2: decide and record, inside the write transaction ----------------------------
 
@@ -190,7 +231,7 @@ class Engine:
         return signer, response, outcome
 
     @staticmethod
-    def _audit(tx: Transaction, item: _Item, account_id: str, now: int, actor: str) -> None:
+    def _audit(tx: Transaction, item: Pending, account_id: str, now: int, actor: str) -> None:
         o = item.outcome
         assert o is not None
         detail = {"fingerprint": item.request.fingerprint} if item.request else {}
@@ -213,7 +254,7 @@ class Engine:
 
     # -- phase 3: sign, after commit ---------------------------------------------------------
 
-    def _sign(self, item: _Item) -> Outcome:
+    def _sign(self, item: Pending) -> Outcome:
         o = item.outcome
         assert o is not None
         if item.response is None or item.signer is None:
@@ -236,6 +277,11 @@ class Engine:
             trial_ends_at=o.trial_ends_at,
             request=o.request,
         )
+
+
+def _check_validity(response_validity: int | None) -> None:
+    if response_validity is not None and response_validity <= 0:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "response validity must be positive")
 
 
 # -- the decision of each request kind, inside the write transaction -------------------------

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.batch import run_batch
-from offline_service.licensing.engine import Outcome
+from offline_service.licensing.engine import Outcome, Pending
 from offline_service.web.auth import API_KINDS, Caller, resolve_caller
 from offline_service.web.services import Services
 
@@ -80,19 +80,12 @@ class RequestQueue:
             while self._pending:
                 await self._gather()
                 batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
-                jobs = [job for job, _ in batch]
                 try:
-                    # On this thread when the write lock is free right now: the work is CPU-bound,
-                    # and a hop to a worker thread only adds GIL hand-overs (measured: about a
-                    # quarter of the throughput). Otherwise on a worker thread, so that the event
-                    # loop never waits for another process's transaction.
-                    with self.svc.store.write_lock_if_free() as free:
-                        results = _run_jobs(self.svc, jobs) if free else None
-                    if results is None:
-                        results = await run_in_threadpool(_run_jobs, self.svc, jobs)
+                    results = await self._run(batch)
                 except Exception as exc:
-                    # Only before any transaction (resolving tokens): every request of the trip
-                    # gets it, and the app's handler logs it.
+                    # Only from outside the engine's transactions (resolving tokens, the writers'
+                    # lock, signing): every request of the trip gets it, and the app's handler
+                    # logs it. A file whose decision was recorded is reissued when sent again.
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # the client went away
@@ -104,6 +97,20 @@ class RequestQueue:
         finally:
             self._drainer = None
 
+    async def _run(self, batch: list[tuple[_Job, asyncio.Future[Outcome]]]) -> list[Outcome | Exception]:
+        """Tokens, then parse and verify, on this thread and with no lock; the decisions under the
+        writers' lock, on this thread when the lock is free right now (the work is CPU-bound, and
+        a hop to a worker thread only adds GIL hand-overs: measured, about a quarter of the
+        throughput), otherwise on a worker thread, so that the event loop never waits for another
+        process's transaction; then the signatures, here, the lock released."""
+        run = _Run(self.svc, [job for job, _ in batch])
+        with self.svc.store.write_lock_if_free() as free:
+            if free:
+                run.decide()
+        if not free:
+            await run_in_threadpool(run.decide)
+        return run.finish()
+
     async def _gather(self) -> None:
         """Let the event loop run until no request has joined the queue for GATHER_TURNS turns
         (or a full batch waits), so that requests arriving together share one transaction."""
@@ -114,36 +121,90 @@ class RequestQueue:
             seen = len(self._pending)
 
 
-def _run_jobs(svc: Services, jobs: list[_Job]) -> list[Outcome | Exception]:
-    results: dict[int, Outcome | Exception] = {}
-    callers: dict[str, Caller | OfflineServiceError] = {}
-    groups: dict[tuple[str, int | None, tuple[Kind, ...]], list[int]] = {}
-    for i, job in enumerate(jobs):
-        caller = callers.get(job.token)
-        if caller is None:
+class _Group:
+    """The requests of one caller (and validity and kinds) in one trip: one engine transaction."""
+
+    __slots__ = ("caller", "indexes", "items", "kinds", "outcomes", "validity")
+
+    def __init__(self, caller: Caller, validity: int | None, kinds: tuple[Kind, ...]) -> None:
+        self.caller, self.validity, self.kinds = caller, validity, kinds
+        self.indexes: list[int] = []
+        self.items: list[Pending] = []
+        self.outcomes: list[Outcome | Exception] | None = None  # when decided other than in items
+
+
+class _Run:
+    """One trip of the queue through the engine's three phases: ``__init__`` resolves each token
+    once and verifies every file (no lock), ``decide()`` runs one write transaction per caller
+    (the only part that needs the writers' lock), ``finish()`` signs (no lock)."""
+
+    __slots__ = ("_groups", "_jobs", "_now", "_results", "_svc")
+
+    def __init__(self, svc: Services, jobs: list[_Job]) -> None:
+        self._svc, self._jobs = svc, jobs
+        self._results: dict[int, Outcome | Exception] = {}
+        callers: dict[str, Caller | OfflineServiceError] = {}
+        self._groups: dict[tuple[str, int | None, tuple[Kind, ...]], _Group] = {}
+        self._now = now = svc.now()  # one time for the three phases, as in Engine.process_many
+        for i, job in enumerate(jobs):
+            caller = callers.get(job.token)
+            if caller is None:
+                try:
+                    caller = callers[job.token] = resolve_caller(svc, job.token, API_KINDS)
+                except OfflineServiceError as exc:
+                    caller = callers[job.token] = exc
+            if isinstance(caller, OfflineServiceError):
+                self._results[i] = caller
+                continue
+            key = (job.token, job.validity, job.kinds)
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group(caller, job.validity, job.kinds)
+            group.indexes.append(i)
+            group.items += svc.engine.verify_many([job.data], now=now, kinds=frozenset(job.kinds))
+
+    def decide(self) -> None:
+        """Phase 2: one write transaction per group. A group refused as a whole (storage, a bad
+        validity) gets that error, nothing recorded; a failure nobody expected (rolled back) is
+        retried one request at a time, so that it fails only the request that causes it (the
+        request's handler logs it)."""
+        svc = self._svc
+        for group in self._groups.values():
+            caller = group.caller
             try:
-                caller = callers[job.token] = resolve_caller(svc, job.token, API_KINDS)
+                with svc.store.write() as tx:
+                    svc.engine.decide_many(
+                        tx,
+                        group.items,
+                        account_id=caller.user.account_id,
+                        now=self._now,
+                        response_validity=group.validity,
+                        actor=caller.actor,
+                        license_filter=caller.may_use,
+                    )
             except OfflineServiceError as exc:
-                caller = callers[job.token] = exc
-        if isinstance(caller, OfflineServiceError):
-            results[i] = caller
-        else:
-            groups.setdefault((job.token, job.validity, job.kinds), []).append(i)
-    for (token, validity, kinds), indexes in groups.items():
-        caller = callers[token]
-        assert isinstance(caller, Caller)
-        datas = [jobs[i].data for i in indexes]
-        try:
-            outcomes = _engine(svc, caller, datas, validity, kinds)
-        except OfflineServiceError as exc:  # refused as a whole (storage): nothing was recorded
-            outcomes = [exc] * len(indexes)
-        except Exception as exc:
-            # A failure nobody expected (rolled back): again one request at a time, so that it
-            # fails only the request that causes it. The request's handler logs it.
-            outcomes = [exc] if len(indexes) == 1 else [_one(svc, caller, d, validity, kinds) for d in datas]
-        for i, outcome in zip(indexes, outcomes, strict=True):
-            results[i] = outcome
-    return [results[i] for i in range(len(jobs))]
+                group.outcomes = [exc] * len(group.indexes)
+            except Exception as exc:
+                # The items were decided in a transaction that rolled back: not signed, redone.
+                datas = [self._jobs[i].data for i in group.indexes]
+                group.outcomes = (
+                    [exc]
+                    if len(datas) == 1
+                    else [_one(svc, caller, d, group.validity, group.kinds) for d in datas]
+                )
+
+    def finish(self) -> list[Outcome | Exception]:
+        """Phase 3: sign what was granted; one result per job, in order."""
+        for group in self._groups.values():
+            outcomes = group.outcomes
+            if outcomes is None:
+                outcomes = [
+                    o if o.ok else OfflineServiceError(o.code, o.message)
+                    for o in self._svc.engine.sign_many(group.items)
+                ]
+            for i, outcome in zip(group.indexes, outcomes, strict=True):
+                self._results[i] = outcome
+        return [self._results[i] for i in range(len(self._jobs))]
 
 
 def _engine(

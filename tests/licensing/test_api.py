@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import threading
 import zipfile
 from typing import Any
 
@@ -260,13 +261,13 @@ def test_waiting_requests_share_a_trip_and_each_gets_its_own_answer(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = site.svc.engine.process_many
+    real = site.svc.engine.decide_many
 
-    def counted(files: Any, **kw: Any) -> Any:
-        calls.append(len(files))
-        return real(files, **kw)
+    def counted(tx: Any, items: Any, **kw: Any) -> Any:
+        calls.append(len(items))
+        return real(tx, items, **kw)
 
-    monkeypatch.setattr(site.svc.engine, "process_many", counted)
+    monkeypatch.setattr(site.svc.engine, "decide_many", counted)
     user1, user2 = (site.auth(r)["authorization"].split()[1] for r in ("user1", "user2"))
     machine = Machine(fingerprint="fp-kinds")
     jobs = [
@@ -300,18 +301,65 @@ def test_waiting_requests_share_a_trip_and_each_gets_its_own_answer(
     assert site.license("user1").used_activations == 3 and site.license("group").used_activations == 1
 
 
+def test_the_queue_holds_the_writers_lock_only_to_decide(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens, verification and signatures run with the writers' lock free, so that other
+    processes and instances decide meanwhile; the decisions run with it held."""
+    seen: dict[str, bool] = {}
+    engine = site.svc.engine
+
+    def lock_free_elsewhere() -> bool:
+        # Asked from another thread: this one may hold the lock re-entrantly.
+        box: list[bool] = []
+
+        def probe() -> None:
+            with site.svc.store.write_lock_if_free() as free:
+                box.append(free)
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()
+        return box[0]
+
+    def watch(name: str) -> Any:
+        real = getattr(engine, name)
+
+        def watched(*args: Any, **kw: Any) -> Any:
+            seen[name] = lock_free_elsewhere()
+            return real(*args, **kw)
+
+        return watched
+
+    def deciding(tx: Any, items: Any, **kw: Any) -> Any:
+        seen["decide_many"] = lock_free_elsewhere()
+        return real_decide(tx, items, **kw)
+
+    real_decide = engine.decide_many
+    monkeypatch.setattr(engine, "verify_many", watch("verify_many"))
+    monkeypatch.setattr(engine, "sign_many", watch("sign_many"))
+    monkeypatch.setattr(engine, "decide_many", deciding)
+    token = site.auth("user1")["authorization"].split()[1]
+    queue = RequestQueue(site.svc)
+    data = activation_request(site, "user1", "user1", Machine("fp-lock"))
+
+    async def run() -> Any:
+        return await queue.process(token, data, validity=None, kinds=(Kind.ACTIVATION,))
+
+    assert site.client.portal.call(run).ok
+    assert seen == {"verify_many": True, "decide_many": False, "sign_many": True}
+
+
 def test_an_unexpected_failure_fails_only_its_own_request(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison = activation_request(site, "user1", "user1", Machine("fp-poison"))
-    real = site.svc.engine.process_many
+    real = site.svc.engine.decide_many
 
-    def flaky(files: Any, **kw: Any) -> Any:
-        if poison in files:
+    def flaky(tx: Any, items: Any, **kw: Any) -> Any:
+        if any(i.request is not None and i.request.fingerprint == "fp-poison" for i in items):
             raise RuntimeError("boom")
-        return real(files, **kw)
+        return real(tx, items, **kw)
 
-    monkeypatch.setattr(site.svc.engine, "process_many", flaky)
+    monkeypatch.setattr(site.svc.engine, "decide_many", flaky)
     token = site.auth("user1")["authorization"].split()[1]
     good = activation_request(site, "user1", "user1", Machine("fp-good"))
     queue = RequestQueue(site.svc)
