@@ -115,6 +115,19 @@ def test_the_pool_size_setting_bounds_the_connections_of_a_process(tmp_path: Pat
     assert max(seen) >= 2, seen  # more than one reader ran at once: the bound is the pool's
 
 
+def test_postgresql_plans_each_statement_with_its_values(tmp_path: Path) -> None:
+    """No server-side prepared statements: a generic plan cached while a table was small would
+    stay in use as it grows (measured: a lookup from 0.05 ms to 12.7 ms at 40,000 activations)."""
+    store = PostgreSQLStore(database_url(tmp_path))
+    try:
+        with store.read() as tx:
+            for _ in range(10):  # psycopg would prepare from the 5th execution by default
+                tx.license_by_key("acct_none", "NO-SUCH-KEY")
+            assert store.debug_query("SELECT count(*) FROM pg_prepared_statements") == [(0,)]
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5", "", "1001"])
 def test_a_pool_size_that_is_not_1_to_1000_is_refused(value: str) -> None:
     with pytest.raises(OfflineServiceError) as info:
