@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from offline_service.store.sql import Dialect, Statements
-from offline_service.store.sql._base import RowsInsert, SizedStatement
+from offline_service.store.sql._base import Lookup, RowsInsert, SizedStatement
 from offline_service.store.sqlite import SQLITE
 
 
@@ -32,7 +32,7 @@ def _every_statement(statements: Statements) -> list[str]:
     for part in (statements.licensing, statements.accounts, statements.releases, statements.branding):
         found += [v for v in vars(part).values() if isinstance(v, str)]
         found += [v(3) for v in vars(part).values() if isinstance(v, SizedStatement)]
-        found += [v.sql for v in vars(part).values() if isinstance(v, RowsInsert)]
+        found += [v.sql for v in vars(part).values() if isinstance(v, RowsInsert | Lookup)]
     found += [statements.audit.insert.sql, statements.audit.entries, statements.audit.entries_for_licenses(2)]
     for live in (None, True, False):
         found += statements.licensing.find_activations(product=True, license=True, live=live, text=True)
@@ -87,6 +87,27 @@ def test_many_rows_go_in_one_statement_of_arrays_or_one_statement_per_row() -> N
         )
     ]
     assert per_row.calls == [("executemany", sqlite.licensing.insert_nonces.sql, rows)]
+
+
+def test_lookups_are_one_statement_of_arrays_or_a_union_of_whole_index_equalities() -> None:
+    format_style, sqlite = Statements.for_dialect(FORMAT), Statements.for_dialect(SQLITE)
+    keys = [("p1", "n1"), ("p1", "n2"), ("p2", "n3")]
+    [(sql, args)] = format_style.licensing.nonces.statements(keys)
+    assert sql == (
+        "SELECT x.* FROM unnest(%s::text[], %s::text[]) AS f(k0, k1) CROSS JOIN LATERAL"
+        " (SELECT n.product_id, n.nonce, n.activation_id FROM request_nonces n"
+        " WHERE n.product_id = f.k0 AND n.nonce = f.k1) AS x"
+    )
+    assert args == [["p1", "p1", "p2"], ["n1", "n2", "n3"]]
+    [(sql, args)] = sqlite.licensing.nonces.statements(keys)
+    one = (
+        "SELECT n.product_id, n.nonce, n.activation_id FROM request_nonces n"
+        " WHERE n.product_id = ? AND n.nonce = ?"
+    )
+    assert sql == " UNION ALL ".join([one] * 3) and args == ["p1", "n1", "p1", "n2", "p2", "n3"]
+    many = [("p", f"n{i}") for i in range(Lookup.UNION_MAX + 1)]
+    assert [len(a) for _, a in sqlite.licensing.nonces.statements(many)] == [2 * Lookup.UNION_MAX, 2]
+    assert sqlite.licensing.nonces.statements([]) == [] == format_style.licensing.nonces.statements([])
 
 
 def test_a_literal_percent_is_doubled_for_format_placeholders() -> None:

@@ -24,7 +24,7 @@ from offline_service.licensing.models import (
     Product,
     Trial,
 )
-from offline_service.store.sql._base import RowsInsert, SizedStatement, SQLPart, groups, together
+from offline_service.store.sql._base import Lookup, RowsInsert, SizedStatement, SQLPart, groups, together
 from offline_service.store.sql.dialect import Dialect
 
 __all__ = ["LICENSE_COLS", "LicensingSQL", "LicensingStatements", "key_hash", "license_from_row"]
@@ -156,11 +156,12 @@ class LicensingStatements:
             " WHERE license_id = ? AND fingerprint = ? AND deactivated_at IS NULL"
         )
         # The live activation of a (license key hash, fingerprint) pair, if any: two index lookups.
-        self.live_activations = SizedStatement(
+        self.live_activations = Lookup(
             d,
             f"SELECT {_prefixed('a', _ACTIVATION_COLS)} FROM licenses l JOIN activations a"
-            " ON a.license_id = l.id WHERE l.key_hash = ? AND a.fingerprint = ? AND a.deactivated_at IS NULL",
-            union=True,
+            " ON a.license_id = l.id WHERE l.key_hash = {k0} AND a.fingerprint = {k1}"
+            " AND a.deactivated_at IS NULL",
+            ["bytea", "text"],
         )
         self.activation = q(f"SELECT {_ACTIVATION_COLS} FROM activations WHERE id = ? AND product_id = ?")
         self.activations = q(
@@ -175,10 +176,11 @@ class LicensingStatements:
         self.nonce_activation = q(
             "SELECT activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?"
         )
-        self.nonces = SizedStatement(
+        self.nonces = Lookup(
             d,
-            "SELECT nonce, activation_id FROM request_nonces WHERE product_id = ? AND nonce = ?",
-            union=True,
+            "SELECT n.product_id, n.nonce, n.activation_id FROM request_nonces n"
+            " WHERE n.product_id = {k0} AND n.nonce = {k1}",
+            ["text", "text"],
         )
         self.insert_nonces = RowsInsert(
             d,
@@ -281,7 +283,6 @@ class LicensingSQL(SQLPart):
 
     def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
         q, size = self._lq, self._lq.dialect.max_list
-        branches = min(size // 2, SizedStatement.UNION_MAX)  # two parameters per branch
         by_product: dict[str, list[str]] = {}
         pairs: set[tuple[bytes, str]] = set()  # (license key hash, fingerprint) not yet known
         for _, _, fingerprint, key in requests:
@@ -293,25 +294,15 @@ class LicensingSQL(SQLPart):
         hashes = {hashed for hashed, _ in pairs}
         for product_id, nonce, _, _ in requests:
             by_product.setdefault(product_id, []).append(nonce)
+        nonce_keys = [(product_id, n) for product_id, wanted in by_product.items() for n in wanted]
         # The licenses, their live activations and the nonces: one round trip for all of them.
         with together(self._c):
             licenses = [
                 self._c.execute(q.licenses_by_hashes(len(group)), group)
                 for group in groups(sorted(hashes - self._licenses.keys()), size)
             ]
-            live = [
-                self._c.execute(q.live_activations(len(group)), [v for pair in group for v in pair])
-                for group in groups(sorted(pairs), branches)
-            ]
-            nonces = [
-                (
-                    product_id,
-                    group,
-                    self._c.execute(q.nonces(len(group)), [v for n in group for v in (product_id, n)]),
-                )
-                for product_id, wanted_nonces in by_product.items()
-                for group in groups(wanted_nonces, branches)
-            ]
+            live = [self._c.execute(sql, args) for sql, args in q.live_activations.statements(sorted(pairs))]
+            nonces = [self._c.execute(sql, args) for sql, args in q.nonces.statements(nonce_keys)]
         for cursor in licenses:
             for row in cursor:
                 self._remember(row)
@@ -323,10 +314,10 @@ class LicensingSQL(SQLPart):
             found = self._licenses.get(hashed)
             if found is not None:
                 self._known_pairs.add((found.id, fingerprint))
-        for product_id, group, cursor in nonces:
-            for n in group:
-                self._known_nonces.setdefault((product_id, n), None)
-            for nonce, activation_id in cursor:
+        for pair in nonce_keys:
+            self._known_nonces.setdefault(pair, None)
+        for cursor in nonces:
+            for product_id, nonce, activation_id in cursor:
                 self._known_nonces[(product_id, nonce)] = activation_id
 
     def _forget_preloaded(self) -> None:
