@@ -96,7 +96,7 @@ def test_lookups_are_one_statement_of_arrays_or_a_union_of_whole_index_equalitie
     assert sql == (
         "SELECT x.* FROM unnest(%s::text[], %s::text[]) AS f(k0, k1) CROSS JOIN LATERAL"
         " (SELECT n.product_id, n.nonce, n.activation_id FROM request_nonces n"
-        " WHERE n.product_id = f.k0 AND n.nonce = f.k1) AS x"
+        " WHERE n.product_id = f.k0 AND n.nonce = f.k1 OFFSET 0) AS x"
     )
     assert args == [["p1", "p1", "p2"], ["n1", "n2", "n3"]]
     [(sql, args)] = sqlite.licensing.nonces.statements(keys)

@@ -77,7 +77,9 @@ class Lookup:
 
     ``template`` is the SELECT of one key, whose parts are ``{k0}``, ``{k1}``...; ``types`` their
     SQL types. With ``array_rows`` (PostgreSQL): one statement for any number of keys, one array
-    per part, ``unnest`` joined LATERAL to the template (one plan, a loop of lookups). Otherwise
+    per part, ``unnest`` joined LATERAL to the template (one plan, a loop of lookups; ``OFFSET 0``
+    keeps the planner from merging the template into the join, where it turned the fingerprint
+    into a join filter over all of a license's activations: 18 ms for 8 keys at 9,000). Otherwise
     (SQLite): the template once per key joined by ``UNION ALL``, at most ``UNION_MAX`` per
     statement (SQLite's default bound on a compound SELECT is 500), built once per length."""
 
@@ -93,7 +95,7 @@ class Lookup:
             arrays = ", ".join(f"?::{kind}[]" for kind in types)
             one = template.format(**{p: f"f.{p}" for p in parts})
             self._arrays = dialect.sql(
-                f"SELECT x.* FROM unnest({arrays}) AS f({', '.join(parts)}) CROSS JOIN LATERAL ({one}) AS x"
+                f"SELECT x.* FROM unnest({arrays}) AS f({', '.join(parts)}) CROSS JOIN LATERAL ({one} OFFSET 0) AS x"
             )
         else:
             self._one = dialect.sql(template.format(**{p: "?" for p in parts}))
