@@ -161,7 +161,10 @@ class _Run:
             if group is None:
                 group = self._groups[key] = _Group(caller, job.validity, job.kinds)
             group.indexes.append(i)
-            group.items += svc.engine.verify_many([job.data], now=now, kinds=frozenset(job.kinds))
+        for group in self._groups.values():
+            group.items = svc.engine.verify_many(
+                [jobs[i].data for i in group.indexes], now=now, kinds=frozenset(group.kinds)
+            )
 
     def decide(self) -> None:
         """Phase 2: one write transaction per group. A group refused as a whole (storage, a bad

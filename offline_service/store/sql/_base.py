@@ -111,7 +111,7 @@ class Lookup:
         if not keys:
             return []
         if self._arrays is not None:
-            return [(self._arrays, [list(part) for part in zip(*keys, strict=True)])]
+            return [(self._arrays, _arrays(keys))]
         out = []
         for group in groups(keys, self.UNION_MAX):
             sql = self._built.get(len(group))
@@ -140,9 +140,14 @@ class RowsInsert:
         if not rows:
             return
         if self._arrays:
-            conn.execute(self._sql, [list(column) for column in zip(*rows, strict=True)])
+            conn.execute(self._sql, _arrays(rows))
         else:
             conn.executemany(self._sql, rows)
+
+
+def _arrays(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as one array per column, the parameters of a statement that unnests them."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def groups(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

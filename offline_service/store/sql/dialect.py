@@ -51,7 +51,7 @@ class Dialect:
     def insert_rows(self, table: str, columns: Sequence[tuple[str, str]]) -> str:
         """An insert of many rows: with ``array_rows``, one statement taking one array per column
         (``columns`` pairs each name with its SQL type); otherwise one row's statement, for
-        executemany. ``bulk_parameters`` gives what to pass."""
+        executemany (``RowsInsert`` passes the rows either way)."""
         names = ", ".join(name for name, _ in columns)
         if self.array_rows:
             arrays = ", ".join(f"{self.placeholder}::{kind}[]" for _, kind in columns)

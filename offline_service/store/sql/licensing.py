@@ -283,7 +283,6 @@ class LicensingSQL(SQLPart):
 
     def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
         q, size = self._lq, self._lq.dialect.max_list
-        by_product: dict[str, list[str]] = {}
         pairs: set[tuple[bytes, str]] = set()  # (license key hash, fingerprint) not yet known
         for _, _, fingerprint, key in requests:
             if key is None:
@@ -292,9 +291,7 @@ class LicensingSQL(SQLPart):
             if known is None or (known.id, fingerprint) not in self._known_pairs:
                 pairs.add((hashed, fingerprint))
         hashes = {hashed for hashed, _ in pairs}
-        for product_id, nonce, _, _ in requests:
-            by_product.setdefault(product_id, []).append(nonce)
-        nonce_keys = [(product_id, n) for product_id, wanted in by_product.items() for n in wanted]
+        nonce_keys = [(product_id, nonce) for product_id, nonce, _, _ in requests]
         # The licenses, their live activations and the nonces: one round trip for all of them.
         with together(self._c):
             licenses = [
