@@ -5,7 +5,8 @@ Counts, with libpq's protocol trace, how often the service waits for PostgreSQL 
     that wait together (the writers' lock taken if free, the token resolved to a person and their
     licenses, one engine transaction, the lock released);
   - a batch chunk: one engine transaction of 512 fresh activation requests (``batch``'s chunk);
-  - one read of a credential and its person, and one of the licenses a person may use.
+  - the read every API call and portal page starts with: a token's credential, its person and the
+    licenses they may use (one statement).
 A round trip is a stretch of messages from the client followed by the server's answers; the
 client waits for each. Also measured: the loopback latency of one trivial statement, so that
 round trips x latency estimates the time they cost. In-process, one connection (pool size 1),
@@ -126,8 +127,7 @@ def measure(root: Path, url: str, repeats: int = 5) -> dict[str, Any]:
         out: dict[str, list[dict[str, int]]] = {
             "httpGroup": [],
             "batchChunk": [],
-            "credentialRead": [],
-            "licensesRead": [],
+            "callerRead": [],
         }
         for r in range(repeats):
             base = r * (GROUP + CHUNK)
@@ -145,12 +145,9 @@ def measure(root: Path, url: str, repeats: int = 5) -> dict[str, Any]:
                 outcomes = services.engine.process_many(chunk, account_id=user.account_id, now=services.now())
             assert all(o.ok for o in outcomes)
             out["batchChunk"].append(found)
-            with _traced(conns, root / "cred") as found:
-                person, _ = accounts_auth.resolve_credential(store, token, kind=API_KINDS, now=services.now())
-            out["credentialRead"].append(found)
-            with _traced(conns, root / "lic") as found:
-                accounts_auth.visible_license_ids(store, person)
-            out["licensesRead"].append(found)
+            with _traced(conns, root / "caller") as found:
+                accounts_auth.resolve_holder(store, token, kind=API_KINDS, now=services.now())
+            out["callerRead"].append(found)
     finally:
         services.close()
     # The same work gives the same counts every time; the median guards against a stray one.
@@ -177,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, label in (
         ("httpGroup", f"HTTP group of {GROUP} requests (token, licenses, lock, engine, unlock)"),
         ("batchChunk", f"batch chunk of {CHUNK} requests (one engine transaction)"),
-        ("credentialRead", "read: credential and person"),
-        ("licensesRead", "read: the licenses a person may use"),
+        ("callerRead", "read: a token's credential, person and licenses"),
     ):
         r = result[name]
         print(

@@ -163,7 +163,9 @@ class Engine:
         not be signed: verify the files again."""
         _check_validity(response_validity)
         requests = [i.request for i in items if i.request is not None]
-        tx.preload([(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests])
+        tx.preload(
+            [(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests], account_id=account_id
+        )
         for item in items:
             if item.outcome is None:
                 assert item.request is not None

@@ -49,10 +49,13 @@ class LicensingTransaction(Protocol):
     def organization_licenses(self, account_id: str, organization_id: str) -> Sequence[License]: ...
 
     # activations and request nonces
-    def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
+    def preload(
+        self, requests: Sequence[tuple[str, str, str, str | None]], *, account_id: str | None = None
+    ) -> None:
         """A hint before many decisions: (product_id, nonce, fingerprint, license_key or None) of
         each request, so a backend can fetch licenses, nonces and live activations in bulk
-        instead of one query each (the difference between one and many round trips)."""
+        instead of one query each (the difference between one and many round trips); with
+        ``account_id``, the requests' products in that account too."""
         ...
 
     def live_activation(self, license_id: str, fingerprint: str) -> Activation | None: ...

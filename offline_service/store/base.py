@@ -51,8 +51,12 @@ class Store(Protocol):
         rolls back if the block raises (database errors become ``STORAGE_ERROR``)."""
         ...
 
-    def read(self) -> AbstractContextManager[Transaction]:
-        """A read-only snapshot (inside another transaction: reads within that one)."""
+    def read(self, *, one_statement: bool = False) -> AbstractContextManager[Transaction]:
+        """A read-only snapshot (inside another transaction: reads within that one).
+
+        ``one_statement``: the block runs one statement at most, which is its own snapshot, so a
+        backend may run it without a transaction around it (PostgreSQL: one round trip instead of
+        two). A second statement raises ``STORAGE_ERROR``."""
         ...
 
     def write_lock_if_free(self) -> AbstractContextManager[bool]:

@@ -58,11 +58,20 @@ class _Connection:
     no statement sends none. (A write sends its ``BEGIN`` and lock at once, together: the
     store's contract is that the lock is held when its block starts.)"""
 
-    __slots__ = ("_pending", "raw")
+    __slots__ = ("_left", "_pending", "raw")
 
-    def __init__(self, conn: psycopg.Connection[Any], pending: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        pending: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        most: int | None = None,
+    ) -> None:
+        """``most``: how many statements the block may run (None: any number); one more is a
+        STORAGE_ERROR (``read(one_statement=True)`` runs its statement outside a transaction)."""
         self.raw = conn
         self._pending = list(pending)
+        self._left = most
 
     @property
     def begun(self) -> bool:
@@ -89,7 +98,16 @@ class _Connection:
         for sql, parameters in pending:
             self.raw.execute(sql, parameters)
 
+    def _count(self) -> None:
+        if self._left is not None:
+            if self._left <= 0:
+                raise OfflineServiceError(
+                    Code.STORAGE_ERROR, "a second statement in a read of one statement (a bug)"
+                )
+            self._left -= 1
+
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        self._count()
         if not self._pending:
             return self.raw.execute(sql, parameters)
         # The pipeline's end waits for every result: the cursor is complete when it returns.
@@ -97,6 +115,7 @@ class _Connection:
             return self.raw.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
+        self._count()
         cursor = self.raw.cursor()
         with self.pipeline() if self._pending else nullcontext():
             cursor.executemany(sql, parameters)
@@ -287,21 +306,26 @@ class PostgreSQLStore:
             self._lock_holder.release()
 
     @contextmanager
-    def read(self) -> Iterator[SQLTransaction]:
+    def read(self, *, one_statement: bool = False) -> Iterator[SQLTransaction]:
         """A read-only snapshot (REPEATABLE READ). Inside another transaction it reads within that one.
-        Its ``BEGIN`` goes out with its first statement (one round trip for both)."""
+        Its ``BEGIN`` goes out with its first statement (one round trip for both), and its
+        ``ROLLBACK`` is a second. With ``one_statement`` there is neither: the statement runs on
+        its own (autocommit), which is a snapshot of its own; a second one raises."""
         wrapped = getattr(self._local, "conn", None)
         if wrapped is not None:
             yield SQLTransaction(wrapped, self._statements)
             return
         with self._connection() as conn:
-            wrapped = _Connection(conn, [("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ())])
+            if one_statement:
+                wrapped = _Connection(conn, [], most=1)
+            else:
+                wrapped = _Connection(conn, [("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ())])
             self._local.conn = wrapped
             try:
                 yield SQLTransaction(wrapped, self._statements)
             finally:
                 self._local.conn = None
-                if wrapped.begun:
+                if wrapped.begun and not one_statement:
                     _rollback(conn)
 
     def debug_query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:

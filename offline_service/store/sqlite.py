@@ -213,8 +213,9 @@ class SQLiteStore:
             raise OfflineServiceError(Code.STORAGE_ERROR, f"commit failed: {exc}") from None
 
     @contextmanager
-    def read(self) -> Iterator[SQLTransaction]:
-        """A read-only snapshot. Inside another transaction it simply reads within that one."""
+    def read(self, *, one_statement: bool = False) -> Iterator[SQLTransaction]:
+        """A read-only snapshot. Inside another transaction it simply reads within that one.
+        (``one_statement`` changes nothing here: BEGIN and ROLLBACK cost no round trip in process.)"""
         with self._thread_lock:
             if self._conn.in_transaction:
                 yield SQLTransaction(self._conn, self._statements)

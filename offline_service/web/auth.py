@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from offline_service.accounts.auth import resolve_credential, visible_license_ids
+from offline_service.accounts.auth import resolve_holder
 from offline_service.accounts.models import User
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.models import License
@@ -68,8 +68,7 @@ def client_address(request: Request) -> str:
 def resolve_caller(svc: Services, token: str, kind: str | tuple[str, ...]) -> Caller:
     """The person behind a session or a bearer token (one kind or several), with the licenses they
     may see (blocking)."""
-    user, cred = resolve_credential(svc.store, token, kind=kind, now=svc.now())
-    ids = visible_license_ids(svc.store, user)
+    user, cred, ids = resolve_holder(svc.store, token, kind=kind, now=svc.now())
     return Caller(user=user, license_ids=ids, token=token, kind=cred.kind)
 
 

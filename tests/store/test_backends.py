@@ -128,6 +128,30 @@ def test_postgresql_plans_each_statement_with_its_values(tmp_path: Path) -> None
         store.close()
 
 
+def test_postgresql_runs_a_read_of_one_statement_outside_a_transaction_and_refuses_a_second(
+    tmp_path: Path,
+) -> None:
+    store = PostgreSQLStore(database_url(tmp_path))
+    try:
+        with store.read(one_statement=True) as tx:
+            # pg_current_xact_id_if_assigned() is NULL either way; now() = statement_timestamp()
+            # holds only for a statement that is its own transaction.
+            assert tx.credential_holder(b"\x00" * 32) is None
+        with store.read(one_statement=True):
+            assert store.debug_query("SELECT now() = statement_timestamp()") == [(True,)]
+        with store.read():
+            store.debug_query("SELECT 1")
+            assert store.debug_query("SELECT now() = statement_timestamp()") == [(False,)]
+        with pytest.raises(OfflineServiceError) as info, store.read(one_statement=True) as tx:
+            tx.license_by_key("acct_none", "NO-SUCH-KEY")
+            tx.license_by_key("acct_none", "NO-SUCH-KEY")
+        assert info.value.code is Code.STORAGE_ERROR
+        with store.read() as tx:  # the connection went back to the pool clean
+            assert tx.license_by_key("acct_none", "NO-SUCH-KEY") is None
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5", "", "1001"])
 def test_a_pool_size_that_is_not_1_to_1000_is_refused(value: str) -> None:
     with pytest.raises(OfflineServiceError) as info:

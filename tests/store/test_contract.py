@@ -218,8 +218,15 @@ def test_preload_answers_as_the_single_reads_would(store: Store, s: Seed) -> Non
                 (s.product.id, "seen", live.fingerprint, lic.key),
                 (s.product.id, "new", "fp-other", lic.key),
                 (s.product.id, "anon", "fp-x", None),
-            ]
+                (s.other_product.id, "theirs", "fp-y", None),  # another account's product
+                ("prd_none", "nothing", "fp-z", None),
+            ],
+            account_id=s.account.id,
         )
+        assert tx.product(s.account.id, s.product.id) == s.product
+        assert tx.product(s.account.id, s.other_product.id) is None
+        assert tx.product(s.account.id, "prd_none") is None
+        assert tx.product(s.other.id, s.other_product.id) == s.other_product  # in its own account
         assert tx.license_by_key(s.account.id, lic.key) == lic
         assert tx.nonce_activation(s.product.id, "seen") == live.id
         assert tx.nonce_activation(s.product.id, "new") is None
@@ -331,6 +338,54 @@ def test_groups_members_and_licenses(store: Store, s: Seed) -> None:
         assert [g.name for g in tx.organization_groups(s.account.id, s.organization.id)] == ["Alpha", "Zulu"]
         # An organization admin sees the organization's licenses, not the groups'.
         assert tx.visible_license_ids(s.account.id, s.admin) == frozenset()
+
+
+def test_credential_holder_is_the_credential_its_person_and_their_licenses_in_one_statement(
+    store: Store, s: Seed
+) -> None:
+    owned = new_license(s, 0, owner_user_id=s.user.id)
+    grouped = new_license(s, 1)
+    org_owned = new_license(s, 2, owner_organization_id=s.organization.id)
+    # In the other account, owned by ids of this one: never seen through this account's people.
+    foreign = new_license(s, 3, account_id=s.other.id, product_id=s.other_product.id, owner_user_id=s.user.id)
+    foreign_org = new_license(
+        s, 4, account_id=s.other.id, product_id=s.other_product.id, owner_organization_id=s.organization.id
+    )
+    user_cred = Credential(b"\x01" * 32, "access", s.user.id, s.account.id, NOW, NOW + 100, id="crd_u")
+    admin_cred = Credential(b"\x02" * 32, "session", s.admin.id, s.account.id, NOW, NOW + 100, id="crd_a")
+    with store.write() as tx:
+        for lic in (owned, grouped, org_owned, foreign, foreign_org):
+            tx.insert_license(lic)
+        tx.add_group_member(s.group.id, s.user.id)
+        tx.add_group_member(s.group.id, s.admin.id)  # an organization admin sees the organization's
+        tx.link_group_license(s.group.id, grouped.id)
+        tx.link_group_license(s.group.id, owned.id)  # seen twice, listed once
+        tx.link_group_license(s.group.id, foreign.id)  # a link across accounts leads nowhere
+        tx.insert_credential(user_cred)
+        tx.insert_credential(admin_cred)
+    for one_statement in (True, False):
+        with store.read(one_statement=one_statement) as tx:
+            assert tx.credential_holder(user_cred.token_hash) == (user_cred, s.user, {owned.id, grouped.id})
+        with store.read(one_statement=one_statement) as tx:
+            assert tx.credential_holder(admin_cred.token_hash) == (admin_cred, s.admin, {org_owned.id})
+        with store.read(one_statement=one_statement) as tx:
+            assert tx.credential_holder(b"\x03" * 32) is None
+    with store.read() as tx:  # the same as the separate reads
+        for cred, user in ((user_cred, s.user), (admin_cred, s.admin)):
+            found = tx.credential_holder(cred.token_hash)
+            assert found is not None
+            assert found[2] == tx.visible_license_ids(s.account.id, user)
+            assert found[:2] == (tx.credential(cred.token_hash), tx.user(s.account.id, user.id))
+    loner = User("usr_loner", s.account.id, "loner@a.example", Role.USER, NOW, None)
+    loner_cred = Credential(b"\x04" * 32, "personal", loner.id, s.account.id, NOW, NOW + 100, id="crd_l")
+    with store.write() as tx:  # no license at all: the person still comes back
+        tx.insert_user(loner)
+        tx.insert_credential(loner_cred)
+        tx.unlink_group_license(s.group.id, grouped.id)
+    with store.read(one_statement=True) as tx:
+        assert tx.credential_holder(loner_cred.token_hash) == (loner_cred, loner, frozenset())
+    with store.read(one_statement=True) as tx:
+        assert tx.credential_holder(user_cred.token_hash) == (user_cred, s.user, {owned.id})
 
 
 def test_credentials_round_trip_revoke_and_touch(store: Store, s: Seed) -> None:

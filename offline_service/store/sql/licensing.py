@@ -133,6 +133,9 @@ class LicensingStatements:
         self.dialect = d
         self.product = q(f"SELECT {_PRODUCT_COLS} FROM products WHERE id = ? AND account_id = ?")
         self.product_by_id = q(f"SELECT {_PRODUCT_COLS} FROM products WHERE id = ?")
+        self.products_by_ids = SizedStatement(
+            d, f"SELECT {_PRODUCT_COLS} FROM products WHERE account_id = ? AND id IN {{in}}"
+        )
         self.products = q(
             f"SELECT {_PRODUCT_COLS} FROM products WHERE account_id = ? ORDER BY created_at, id"
         )
@@ -281,8 +284,16 @@ class LicensingSQL(SQLPart):
             )
             self._dirty.clear()
 
-    def preload(self, requests: Sequence[tuple[str, str, str, str | None]]) -> None:
+    def preload(
+        self, requests: Sequence[tuple[str, str, str, str | None]], *, account_id: str | None = None
+    ) -> None:
         q, size = self._lq, self._lq.dialect.max_list
+        products_of = "" if account_id is None else account_id
+        product_ids = (
+            sorted({p for p, _, _, _ in requests if (products_of, p) not in self._products})
+            if account_id is not None
+            else []
+        )
         pairs: set[tuple[bytes, str]] = set()  # (license key hash, fingerprint) not yet known
         for _, _, fingerprint, key in requests:
             if key is None:
@@ -292,14 +303,23 @@ class LicensingSQL(SQLPart):
                 pairs.add((hashed, fingerprint))
         hashes = {hashed for hashed, _ in pairs}
         nonce_keys = [(product_id, nonce) for product_id, nonce, _, _ in requests]
-        # The licenses, their live activations and the nonces: one round trip for all of them.
+        # The products, licenses, their live activations and the nonces: one round trip for all.
         with together(self._c):
+            products = [
+                self._c.execute(q.products_by_ids(len(group)), [products_of, *group])
+                for group in groups(product_ids, size - 1)
+            ]
             licenses = [
                 self._c.execute(q.licenses_by_hashes(len(group)), group)
                 for group in groups(sorted(hashes - self._licenses.keys()), size)
             ]
             live = [self._c.execute(sql, args) for sql, args in q.live_activations.statements(sorted(pairs))]
             nonces = [self._c.execute(sql, args) for sql, args in q.nonces.statements(nonce_keys)]
+        for product_id in product_ids:
+            self._products[(products_of, product_id)] = None  # unless found below
+        for cursor in products:
+            for row in cursor:
+                self._products[(row[1], row[0])] = _product(row)
         for cursor in licenses:
             for row in cursor:
                 self._remember(row)
