@@ -493,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
                     run["serverCpuShare"] = round(
                         sum(v for p, v in used.items() if p in server_pids) / run["wallSeconds"], 3
                     )
+                    # Each process's own share, busiest first: whether the workers share the load.
+                    run["serverProcessCpuShares"] = sorted(
+                        (round(v / run["wallSeconds"], 3) for p, v in used.items() if p in server_pids),
+                        reverse=True,
+                    )
                     run["postgresqlCpuShare"] = (
                         round(sum(v for p, v in used.items() if p not in server_pids) / run["wallSeconds"], 3)
                         if url

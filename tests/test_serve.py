@@ -20,6 +20,7 @@ from offline_service.ids import email_key
 from offline_service.licensing import services as admin
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
+from offline_service.web import workers
 from offline_service.web.security import RedactTokens
 
 
@@ -104,7 +105,7 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     assert app.state.services.settings.data_dir == Path(data)
     # The demo's mails link to where it listens, unless OFFLINE_SERVICE_PUBLIC_URL says otherwise.
     assert app.state.services.settings.public_url == "http://127.0.0.1:8123"
-    assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw["workers"] == 1
+    assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw.get("workers", 1) == 1
     assert kw["proxy_headers"] is False and kw["log_level"] == "info"
     out = capsys.readouterr().out
     assert "log in at http://127.0.0.1:8123/login" in out and "password  " in out
@@ -168,6 +169,16 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
 ) -> None:
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    supervised: list[tuple[uvicorn.Config, int]] = []
+
+    class Supervisor:
+        def __init__(self, config: uvicorn.Config, count: int) -> None:
+            supervised.append((config, count))
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(workers, "Workers", Supervisor)
     monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
     for name in ("OFFLINE_SERVICE_DATA", "OFFLINE_SERVICE_KEYS", "OFFLINE_SERVICE_PUBLIC_URL"):
         monkeypatch.setenv(name, "restored after the test")
@@ -175,14 +186,24 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     data, keys = tmp_path / "d", tmp_path / "k"
     argv = ["serve", "--demo", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]
     assert main(argv) == 0
-    app, kw = calls[0]
-    assert app == "offline_service.web.app:app_from_env" and kw["factory"] is True and kw["workers"] == 2
-    assert kw["log_config"]["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    # On Linux, the project's supervisor: a socket per worker (tests/web/test_workers.py).
+    assert workers.port_sharing() and not calls
+    config, count = supervised[0]
+    assert config.app == "offline_service.web.app:app_from_env" and config.factory is True and count == 2
+    assert config.port == 8124 and config.proxy_headers is False and config.server_header is False
+    assert isinstance(config.log_config, dict)
+    assert config.log_config["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
     # The demo's records were made here, once; a worker builds the same settings from its environment.
     assert "log in at http://127.0.0.1:8124/login" in capsys.readouterr().out
     worker = Settings.from_env()
     assert worker.data_dir == data and worker.keys_dir == keys
     assert worker.public_url == "http://127.0.0.1:8124"
+    # Where ports cannot be shared, uvicorn's own workers, with the same settings.
+    monkeypatch.setattr(workers, "port_sharing", lambda: False)
+    assert main(["serve", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]) == 0
+    app, kw = calls[0]
+    assert app == "offline_service.web.app:app_from_env" and kw["factory"] is True and kw["workers"] == 2
+    assert kw["log_config"]["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--workers", "0"])
     assert exit_.value.code == 2

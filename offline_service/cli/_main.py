@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 from offline_service._files import private_dir
 from offline_service.accounts import cli as accounts_cli
@@ -28,9 +28,6 @@ from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as licensing
 from offline_service.releases import cli as releases_cli
 from offline_service.settings import Settings
-
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
 
 __all__ = ["build_parser", "main", "worker_environment"]
 
@@ -65,6 +62,7 @@ def cmd_serve(ctx: _Context) -> int:
     import uvicorn
 
     from offline_service.web.app import create_app
+    from offline_service.web.workers import Workers, port_sharing
 
     a = ctx.args
     if a.demo:
@@ -88,27 +86,27 @@ def cmd_serve(ctx: _Context) -> int:
         "level": a.log_level.upper(),
         "propagate": False,
     }
-    if a.workers > 1:
-        # Each worker imports the app factory and reads the settings resolved here from the
-        # environment it inherits; the demo's records above were made once, before any worker.
-        os.environ.update(worker_environment(ctx.settings))
-        app: Starlette | str = "offline_service.web.app:app_from_env"
-    else:
-        app = create_app(ctx.settings)
-    uvicorn.run(
-        app,
-        factory=a.workers > 1,
-        log_config=log_config,
-        host=a.host,
-        port=a.port,
-        workers=a.workers,
-        log_level=a.log_level,
+    options: dict[str, Any] = {
+        "log_config": log_config,
+        "host": a.host,
+        "port": a.port,
+        "log_level": a.log_level,
         # Off unless asked: otherwise any client could claim another address (and so escape the
         # per-address login back-off) or https with a forged X-Forwarded-Proto.
-        proxy_headers=a.proxy_headers,
-        forwarded_allow_ips=a.forwarded_allow_ips,
-        server_header=False,
-    )
+        "proxy_headers": a.proxy_headers,
+        "forwarded_allow_ips": a.forwarded_allow_ips,
+        "server_header": False,
+    }
+    if a.workers == 1:
+        uvicorn.run(create_app(ctx.settings), **options)
+        return EXIT_OK
+    # Each worker imports the app factory and reads the settings resolved here from the
+    # environment it inherits; the demo's records above were made once, before any worker.
+    os.environ.update(worker_environment(ctx.settings))
+    factory = "offline_service.web.app:app_from_env"
+    if port_sharing():  # a listening socket per worker: see web/workers.py
+        return Workers(uvicorn.Config(factory, factory=True, **options), a.workers).run()
+    uvicorn.run(factory, factory=True, workers=a.workers, **options)
     return EXIT_OK
 
 
