@@ -185,6 +185,15 @@ async def profile_page(request: Request, caller: Caller) -> Response:
     return _profile_page(request, caller)
 
 
+# What each profile form may give back to the page when it is refused (never a password).
+_FORM_FIELDS = {
+    "name": frozenset({"first_name", "last_name"}),
+    "email": frozenset({"email"}),
+    "password": frozenset[str](),
+    "preferences": frozenset({"time_zone", "notify_new_activation", "notify_license_expiry"}),
+}
+
+
 def _change(which: str) -> Page:
     """POST /profile/<which>: one form of the profile page."""
 
@@ -239,8 +248,11 @@ def _change(which: str) -> Page:
             await run_in_threadpool(run)
         except OfflineServiceError as exc:
             headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
-            kept = {k: v for k, v in form.items() if "password" not in k and k != "confirm"}
-            extra = {"problem": Problem.of(exc), "failed": which, "values": {"email": "", **kept}}
+            # The other forms of the page keep what is stored: a refused email or password change
+            # must not show the name fields empty (saving them next would erase the name).
+            kept = {k: v for k, v in form.items() if k in _FORM_FIELDS[which]}
+            stored = {"first_name": user.first_name, "last_name": user.last_name, "email": ""}
+            extra = {"problem": Problem.of(exc), "failed": which, "values": {**stored, **kept}}
             response = _profile_page(request, caller, extra, status=status_of(exc.code))
             if headers:
                 response.headers.update(headers)

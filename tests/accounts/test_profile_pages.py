@@ -457,3 +457,27 @@ def test_api_token_lifetime_may_be_any_json_integer_form(site: Site) -> None:
     )
     assert response.status_code == 201
     assert response.json()["expiresAt"] - response.json()["createdAt"] == 30 * 86400
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/profile/email", {"email": "x@acme.example", "password": "not my password"}),
+        (
+            "/profile/password",
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": "other 1"},
+        ),
+    ],
+)
+def test_a_refused_change_keeps_the_stored_name_in_the_name_form(
+    site: Site, path: str, form: dict[str, str]
+) -> None:
+    """A refused email or password change showed the name fields empty; saving them next erased
+    the name."""
+    browser = log_in(site, "user1")
+    saved = post(browser, "/profile/name", {"first_name": "Ada", "last_name": "Lovelace"})
+    assert saved.status_code == 303
+    refused = post(browser, path, form)
+    assert refused.status_code in (400, 403)
+    assert 'value="Ada"' in refused.text and 'value="Lovelace"' in refused.text
+    assert form.get("password", "no password sent") not in refused.text
