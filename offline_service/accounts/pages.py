@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +26,7 @@ from offline_service.accounts.auth import (
     revoke_credential,
     token_hash,
 )
+from offline_service.accounts.models import Credential
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_alias, check_id
 from offline_service.web.auth import (
@@ -61,6 +62,7 @@ DONE = {
     "preferences": "Your preferences are saved.",
     "session-revoked": "The session has ended.",
     "token-revoked": "The token is revoked.",
+    "token-created": "The token is made. Its secret is shown only once: if you did not copy it, revoke the token and make another.",
 }
 
 Page = Callable[[Request, Caller], Awaitable[Response]]
@@ -265,6 +267,24 @@ def _change(which: str) -> Page:
 # -- sessions and tokens -------------------------------------------------------------------------
 
 
+# A new personal access token travels from its POST to the page that shows it (post/redirect/get)
+# in a cookie of its own: HttpOnly, SameSite=Strict, only for that page, two minutes at most, and
+# dropped by the first page that shows it, so a reload neither makes a second token nor shows the
+# secret again. Never in a URL (access logs), never stored: the database has only its hash.
+NEW_TOKEN_COOKIE = "ofs_new_token"  # noqa: S105 (a cookie name, not a secret)
+_NEW_TOKEN_PATH = "/profile/security"  # noqa: S105 (a path)
+
+
+def _new_token(request: Request, personal: Sequence[Credential]) -> tuple[Credential, str] | None:
+    """The token the browser was just given, if the cookie names one of the person's own
+    tokens and holds its very secret (checked against the stored hash)."""
+    crd, _, secret = request.cookies.get(NEW_TOKEN_COOKIE, "").partition(":")
+    for cred in personal:
+        if cred.id == crd and secret and hmac.compare_digest(cred.token_hash, token_hash(secret)):
+            return cred, secret
+    return None
+
+
 async def _security_page(
     request: Request, caller: Caller, extra: dict[str, Any] | None = None, status: int = 200
 ) -> Response:
@@ -278,11 +298,20 @@ async def _security_page(
         "tokens": found.personal,
         "token_days": profile.TOKEN_DAYS,
         "values": {"days": "90"},
-        "new_token": None,
+        "new_token": _new_token(request, found.personal),
         "notice": DONE.get(request.query_params.get("done", "")),
         **(extra or {}),
     }
-    return render(request, "profile_security.html", context, caller=caller, status=status)
+    response = render(request, "profile_security.html", context, caller=caller, status=status)
+    if NEW_TOKEN_COOKIE in request.cookies:  # shown once, or not at all
+        response.delete_cookie(
+            NEW_TOKEN_COOKIE,
+            path=_NEW_TOKEN_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+    return response
 
 
 async def security_page(request: Request, caller: Caller) -> Response:
@@ -326,9 +355,17 @@ async def create_token(request: Request, caller: Caller) -> Response:
     except OfflineServiceError as exc:
         extra = {"problem": Problem.of(exc), "values": form}
         return await _security_page(request, caller, extra, status_of(exc.code))
-    # Shown in this answer only: never stored, never in a redirect's URL.
-    extra = {"new_token": (credential, token)}
-    return await _security_page(request, caller, extra, 201)
+    response = back(_NEW_TOKEN_PATH, "token-created")
+    response.set_cookie(
+        NEW_TOKEN_COOKIE,
+        f"{credential.id}:{token}",
+        max_age=120,
+        path=_NEW_TOKEN_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
 
 
 async def revoke_token(request: Request, caller: Caller) -> Response:

@@ -262,13 +262,20 @@ def test_sessions_are_listed_and_each_can_be_ended(site: Site) -> None:
 def test_a_personal_access_token_is_shown_once_and_works_like_an_access_token(site: Site) -> None:
     browser = log_in(site, "user2")
     made = post(browser, "/profile/tokens", {"name": "inventory <script>", "days": "7"})
-    assert made.status_code == 201
-    secret = re.search(r'id="new-token" type="text" readonly value="(ofs_pat_[A-Za-z0-9_-]+)"', made.text)
-    assert secret, made.text
+    # Post/redirect/get: the secret is in neither the redirect nor its URL.
+    assert made.status_code == 303 and made.headers["location"] == "/profile/security?done=token-created"
+    assert "ofs_pat_" not in made.text and "ofs_pat_" not in made.headers["location"]
+    shown = browser.get(made.headers["location"])
+    secret = re.search(r'id="new-token" type="text" readonly value="(ofs_pat_[A-Za-z0-9_-]+)"', shown.text)
+    assert secret, shown.text
     token = secret.group(1)
-    assert "inventory &lt;script&gt;" in made.text and "<script" not in made.text
+    assert "inventory &lt;script&gt;" in shown.text and "<script" not in shown.text
+    # A reload shows it no more, and makes no second token.
+    again = browser.get(made.headers["location"]).text
+    assert token not in again and "shown only once" in again
     listing = browser.get("/profile/security").text
     assert "inventory &lt;script&gt;" in listing and token not in listing
+    assert len(re.findall(r'action="/profile/tokens/crd_[0-9a-f]+/revoke"', listing)) == 1
     bearer = {"authorization": f"Bearer {token}"}
     me = site.client.get("/v1/me", headers=bearer)
     assert me.status_code == 200 and me.json()["email"] == EMAILS["user2"]

@@ -29,7 +29,7 @@ def test_no_link_or_token_secret_reaches_a_log(site: Site, caplog: pytest.LogCap
     newcomer = client(site)
     newcomer.get(link)
     post(newcomer, "/set-password", {"token": secret, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
-    made = post(admin, "/profile/tokens", {"name": "t", "days": "7"})
+    made = admin.get(post(admin, "/profile/tokens", {"name": "t", "days": "7"}).headers["location"])
     pat = re.search(r'value="(ofs_pat_[^"]+)"', made.text)
     assert pat
     site.client.get("/v1/me", headers={"authorization": f"Bearer {pat.group(1)}"})
@@ -62,7 +62,8 @@ def _every_new_page(site: Site) -> list[tuple[str, str, dict[str, str]]]:
         response = admin.get(path)
         assert response.status_code == 200, path
         pages.append((path, response.text, dict(response.headers)))
-    made = post(admin, "/profile/tokens", {"name": "t", "days": "7"})
+    made = admin.get(post(admin, "/profile/tokens", {"name": "t", "days": "7"}).headers["location"])
+    assert "ofs_pat_" in made.text
     pages.append(("new token", made.text, dict(made.headers)))
     refused = post(admin, "/organization/users", {"email": "bad", "role": "user"})
     pages.append(("refused", refused.text, dict(refused.headers)))
