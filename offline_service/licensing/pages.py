@@ -17,18 +17,19 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
-from offline_service.fileformat.messages import Kind
+from offline_service.fileformat.messages import Kind, parse_response
+from offline_service.fileformat.messages import Response as ParsedResponse
 from offline_service.ids import check_id
 from offline_service.licensing import queries
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
-from offline_service.licensing.models import UNLIMITED, License, LicenseStatus
+from offline_service.licensing.models import UNLIMITED, Activation, License, LicenseStatus
 from offline_service.licensing.offline import process_request, process_zip
 from offline_service.web.auth import Caller, check_csrf, services
 from offline_service.web.errors import status_of
@@ -107,6 +108,13 @@ _ACTIONS = {
 }
 
 
+def _what(entry: AuditEntry) -> str:
+    what = _ACTIONS.get(entry.action, entry.action)
+    if entry.detail.get("reissued") == "true":  # the same file again: nothing was counted
+        return f"{what}: the same response again, nothing counted"
+    return what
+
+
 def _who(actor: str, caller: Caller) -> str:
     if actor == caller.actor:
         return "you"
@@ -131,7 +139,7 @@ def _dashboard(svc: Services, caller: Caller) -> dict[str, Any]:
         "activity": [
             Activity(
                 entry=e,
-                what=_ACTIONS.get(e.action, e.action),
+                what=_what(e),
                 who=_who(e.actor, caller),
                 license=by_id.get(e.license_id or ""),
             )
@@ -190,13 +198,6 @@ def download_name(text: str, fallback: str = "machine") -> str:
     return cleaned or fallback
 
 
-def _machine_name(outcome: Outcome) -> str:
-    request = outcome.request  # the engine's verified request: no second parse
-    if request is None:
-        return "machine"
-    return download_name(request.hostname) if request.hostname else download_name(request.fingerprint[:16])
-
-
 def _validity(form: FormData) -> int:
     value = form.get("validity")
     if value is None or value == "":
@@ -231,9 +232,113 @@ class _Page:
     section: str
     suffix: str  # of the downloaded file name
 
+    @property
+    def path(self) -> str:
+        return f"/{self.section}"
+
+    @property
+    def result_path(self) -> str:
+        return f"/{self.section}/result"
+
 
 _ACTIVATE = _Page(Kind.ACTIVATION, "activate.html", "activate", ".response")
 _DEACTIVATE = _Page(Kind.DEACTIVATION, "deactivate.html", "deactivate", "-deactivation-receipt.response")
+
+# The signed response travels from the form's POST to its result page (post/redirect/get) in a
+# cookie: HttpOnly, SameSite=Strict, only for that result page and its download, for
+# RESULT_SECONDS, so that "Download again" works and a reload repeats nothing. Stateless, so any
+# instance serves the result page; what it shows is checked afresh: the response's signature
+# against the product keys, and its activation against the licenses the person may use.
+RESULT_COOKIE = "ofs_result"
+RESULT_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a result page shows: the verified response, and the activation and license it is about."""
+
+    response: ParsedResponse
+    text: str  # the response file's text, for the download
+    reissued: bool
+    activation: Activation
+    row: LicenseRow
+
+    @property
+    def seats_left(self) -> int | None:
+        lic = self.row.license
+        return (
+            None
+            if lic.allowed_activations == UNLIMITED
+            else max(0, lic.allowed_activations - lic.used_activations)
+        )
+
+
+def _remember(request: Request, page: _Page, outcome: Outcome) -> Response:
+    assert outcome.response is not None
+    response = RedirectResponse(page.result_path, status_code=303)
+    response.set_cookie(
+        RESULT_COOKIE,
+        f"{int(outcome.reissued)}:{outcome.response}",
+        max_age=RESULT_SECONDS,
+        path=page.result_path,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _recall(svc: Services, caller: Caller, page: _Page, cookie: str) -> Result | None:
+    """The result in the cookie, if it is a response of this page's kind, signed by one of the
+    products' keys, about an activation of a license ``caller`` may use (blocking)."""
+    flag, _, text = cookie.partition(":")
+    if flag not in ("0", "1") or not text or len(text) > MAX_FILE_BYTES:
+        return None
+    try:
+        parsed = parse_response(text.encode("ascii"), svc.keyring.public_keys())
+    except (ValueError, UnicodeError, OfflineServiceError):
+        return None
+    if parsed.kind is not page.kind:
+        return None
+    account_id = caller.user.account_id
+    with svc.store.read() as tx:
+        activation = tx.activation_in_account(account_id, parsed.activation_id)
+    if activation is None:
+        return None
+    try:
+        detail = _detail(svc, caller, activation.license_id)
+    except OfflineServiceError:
+        return None
+    row: LicenseRow = detail["row"]
+    return Result(response=parsed, text=text, reissued=flag == "1", activation=activation, row=row)
+
+
+def _result_file_name(result: Result, page: _Page) -> str:
+    machine = result.activation.hostname or result.activation.fingerprint[:16]
+    return f"{download_name(machine)}-{download_name(result.activation.id, 'activation')}{page.suffix}"
+
+
+async def _result(request: Request, page: _Page, *, download: bool) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    svc = services(request)
+    cookie = request.cookies.get(RESULT_COOKIE, "")
+    result = await run_in_threadpool(_recall, svc, caller, page, cookie) if cookie else None
+    if download and result is not None:
+        return Response(
+            (result.text + "\n").encode("ascii"),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{_result_file_name(result, page)}"'},
+        )
+    context = {
+        "section": page.section,
+        "kind": page.kind.value,
+        "result": result,
+        "page_path": page.path,
+        "minutes": RESULT_SECONDS // 60,
+    }
+    return render(request, "result.html", context, caller=caller, status=200 if result else 404)
 
 
 def _offline_context(form: FormData | None = None) -> dict[str, Any]:
@@ -267,12 +372,7 @@ async def _offline(request: Request, page: _Page) -> Response:
                 request, page.template, {**context, **problem}, caller=caller, status=status_of(exc.code)
             )
     assert outcome.response is not None and outcome.activation_id is not None
-    name = f"{_machine_name(outcome)}-{download_name(outcome.activation_id, 'activation')}{page.suffix}"
-    return Response(
-        (outcome.response + "\n").encode("ascii"),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _remember(request, page, outcome)
 
 
 async def activate(request: Request) -> Response:
@@ -281,6 +381,22 @@ async def activate(request: Request) -> Response:
 
 async def deactivate(request: Request) -> Response:
     return await _offline(request, _DEACTIVATE)
+
+
+async def activate_result(request: Request) -> Response:
+    return await _result(request, _ACTIVATE, download=False)
+
+
+async def activate_download(request: Request) -> Response:
+    return await _result(request, _ACTIVATE, download=True)
+
+
+async def deactivate_result(request: Request) -> Response:
+    return await _result(request, _DEACTIVATE, download=False)
+
+
+async def deactivate_download(request: Request) -> Response:
+    return await _result(request, _DEACTIVATE, download=True)
 
 
 async def batch(request: Request) -> Response:
@@ -332,5 +448,9 @@ routes: list[BaseRoute] = [
     Route("/licenses/{id}", license_detail, name="portal_license"),
     Route("/activate", activate, methods=["GET", "POST"], name="portal_activate"),
     Route("/deactivate", deactivate, methods=["GET", "POST"], name="portal_deactivate"),
+    Route("/activate/result", activate_result, name="portal_activate_result"),
+    Route("/activate/result/download", activate_download, name="portal_activate_download"),
+    Route("/deactivate/result", deactivate_result, name="portal_deactivate_result"),
+    Route("/deactivate/result/download", deactivate_download, name="portal_deactivate_download"),
     Route("/batch", batch, methods=["GET", "POST"], name="portal_batch"),
 ]

@@ -21,6 +21,7 @@ from tests.web.portal import (
     SAFE_FILENAME,
     Portal,
     activation,
+    result_file,
     shown_text,
     submit,
     upload,
@@ -35,13 +36,13 @@ def test_dashboard_shows_only_visible_licenses_and_their_activity(portal: Portal
         submit(
             carol, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.carols, "carol-pc"))
         ).status_code
-        == 200
+        == 303
     )
     assert (
         submit(
             bob, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.bobs, "bob-pc"))
         ).status_code
-        == 200
+        == 303
     )
     page = bob.get("/")
     assert page.status_code == 200
@@ -115,7 +116,7 @@ def test_license_detail_shows_usage_and_activations(portal: Portal) -> None:
     data = activation(
         portal, portal.bobs, "laptop", hostname="laptop-7", os="Windows 11", app_version="2.4.1"
     )
-    assert submit(client, "/activate", {"validity": "7"}, files=upload(data)).status_code == 200
+    assert submit(client, "/activate", {"validity": "7"}, files=upload(data)).status_code == 303
     text = shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
     for expected in (
         "laptop-7",
@@ -135,7 +136,9 @@ def test_license_detail_shows_usage_and_activations(portal: Portal) -> None:
 
 def test_activation_by_upload_downloads_a_verifiable_response(portal: Portal) -> None:
     client = portal.login("bob@example.com")
-    response = submit(client, "/activate", {"validity": "1"}, files=upload(activation(portal, portal.bobs)))
+    response = result_file(
+        client, submit(client, "/activate", {"validity": "1"}, files=upload(activation(portal, portal.bobs)))
+    )
     assert response.status_code == 200
     disposition = response.headers["content-disposition"]
     assert SAFE_FILENAME.match(disposition), disposition
@@ -149,7 +152,7 @@ def test_activation_by_upload_downloads_a_verifiable_response(portal: Portal) ->
 def test_activation_by_pasted_text(portal: Portal) -> None:
     client = portal.login("bob@example.com")
     text = activation(portal, portal.org_linked).decode("ascii")
-    response = submit(client, "/activate", {"validity": "30", "text": f"\n  {text}\n"})
+    response = result_file(client, submit(client, "/activate", {"validity": "30", "text": f"\n  {text}\n"}))
     assert response.status_code == 200
     parsed = parse_response(response.content, portal.svc.keyring.public_keys())
     assert parsed.license_id == portal.org_linked.id
@@ -173,7 +176,8 @@ def test_response_validity_is_capped_by_the_product(portal: Portal) -> None:
     data = Machine(fingerprint="fp-short").request(
         Kind.ACTIVATION, short.id, license_key=lic.key, issued_at=NOW
     )
-    response = submit(portal.login("carol@example.com"), "/activate", {"validity": "30"}, files=upload(data))
+    carol = portal.login("carol@example.com")
+    response = result_file(carol, submit(carol, "/activate", {"validity": "30"}, files=upload(data)))
     parsed = parse_response(response.content, portal.svc.keyring.public_keys())
     assert parsed.apply_before - parsed.issued_at == 2 * DAY
 
@@ -232,7 +236,7 @@ def test_activation_limit_is_explained_in_plain_words(portal: Portal) -> None:
             submit(
                 client, "/activate", {}, files=upload(activation(portal, portal.carols, f"c{n}"))
             ).status_code
-            == 200
+            == 303
         )
     response = submit(client, "/activate", {}, files=upload(activation(portal, portal.carols, "c4")))
     assert response.status_code == 409
@@ -243,9 +247,19 @@ def test_the_same_request_twice_reissues_without_counting_twice(portal: Portal) 
     client = portal.login("bob@example.com")
     data = activation(portal, portal.bobs)
     first = submit(client, "/activate", {}, files=upload(data))
+    first_page = shown_text(client.get(first.headers["location"]).text)
+    first_file = client.get(first.headers["location"] + "/download")
     second = submit(client, "/activate", {}, files=upload(data))
-    assert first.headers["content-disposition"] == second.headers["content-disposition"]
+    second_page = shown_text(client.get(second.headers["location"]).text)
+    second_file = client.get(second.headers["location"] + "/download")
+    assert "is activated" in first_page and "1 of 3 used, 2 left" in first_page
+    assert "was already activated: here is the same response again" in second_page
+    assert "No seat was used this time." in second_page and "1 of 3 used, 2 left" in second_page
+    assert first_file.headers["content-disposition"] == second_file.headers["content-disposition"]
     assert "1 of 3 used" in shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
+    # The dashboard does not show the second upload as a second seat.
+    activity = shown_text(client.get("/").text)
+    assert activity.count("Offline activation: the same response again, nothing counted") == 1
 
 
 # -- offline deactivation --------------------------------------------------------------------
@@ -256,12 +270,13 @@ def test_deactivation_downloads_a_signed_receipt(portal: Portal) -> None:
     machine = Machine(fingerprint="fp-old-pc")
     data = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=NOW)
     activated = parse_response(
-        submit(client, "/activate", {}, files=upload(data)).content, portal.svc.keyring.public_keys()
+        result_file(client, submit(client, "/activate", {}, files=upload(data))).content,
+        portal.svc.keyring.public_keys(),
     )
     request = machine.request(
         Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
     )
-    response = submit(client, "/deactivate", {}, files=upload(request))
+    response = result_file(client, submit(client, "/deactivate", {}, files=upload(request)))
     assert response.status_code == 200
     disposition = response.headers["content-disposition"]
     assert SAFE_FILENAME.match(disposition)
@@ -277,7 +292,8 @@ def test_deactivation_of_another_persons_activation_is_refused(portal: Portal) -
     machine = Machine(fingerprint="fp-carol")
     data = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.carols.key, issued_at=NOW)
     activated = parse_response(
-        submit(carol, "/activate", {}, files=upload(data)).content, portal.svc.keyring.public_keys()
+        result_file(carol, submit(carol, "/activate", {}, files=upload(data))).content,
+        portal.svc.keyring.public_keys(),
     )
     request = machine.request(
         Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
@@ -375,3 +391,74 @@ def test_batch_whose_responses_clash_is_refused_before_any_seat_is_used(portal: 
     assert response.status_code == 400
     assert "BAD_ARCHIVE" in response.text and "a.response/b.request" in response.text
     assert portal.snapshot() == before
+
+
+# -- result pages ----------------------------------------------------------------------------
+
+
+def test_the_result_page_shows_the_machine_and_the_seats_and_a_reload_repeats_nothing(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    data = activation(portal, portal.bobs, "desk", hostname="desk-12", os="Linux", app_version="3.1")
+    posted = submit(client, "/activate", {"validity": "7"}, files=upload(data))
+    assert posted.status_code == 303 and posted.headers["location"] == "/activate/result"
+    assert "content-disposition" not in posted.headers  # the file comes from the result page
+    before = portal.snapshot()
+    for _ in range(2):  # a reload shows the same and records nothing
+        page = client.get("/activate/result")
+        text = shown_text(page.text)
+        assert page.status_code == 200 and "desk-12 is activated" in text
+        for expected in (
+            "Linux",
+            "version 3.1",
+            "fp-desk",
+            "1 of 3 used, 2 left",
+            "Apply by",
+            "Download the response file",
+        ):
+            assert expected in text, expected
+        assert f'href="/licenses/{portal.bobs.id}"' in page.text
+        assert client.get("/activate/result/download").status_code == 200
+    assert portal.snapshot() == before
+
+
+def test_a_result_is_shown_only_to_its_person_and_only_when_signed(portal: Portal) -> None:
+    carol, bob = portal.login("carol@example.com"), portal.login("bob@example.com")
+    submit(carol, "/activate", {}, files=upload(activation(portal, portal.carols, "carol-pc")))
+    stolen = carol.cookies.get("ofs_result")
+    assert stolen
+    # Nothing to show without the cookie, for another person's result, or for a forged one.
+    assert bob.get("/activate/result").status_code == 404
+    assert "No result to show" in bob.get("/activate/result").text
+    bob.cookies.set("ofs_result", stolen, path="/activate/result")
+    assert bob.get("/activate/result").status_code == 404
+    assert bob.get("/activate/result/download").status_code == 404
+    flag, _, jws = stolen.strip('"').partition(":")
+    head, payload, signature = jws.split(".")
+    forger = portal.login("carol@example.com")  # a browser with only the forged cookie
+    forger.cookies.set("ofs_result", f"{flag}:{head}.{payload}.{signature[:-2]}AA", path="/activate/result")
+    assert forger.get("/activate/result").status_code == 404
+    # A deactivation page does not show an activation's result.
+    other = portal.login("carol@example.com")
+    other.cookies.set("ofs_result", stolen, path="/deactivate/result")
+    assert other.get("/deactivate/result").status_code == 404
+    assert carol.get("/activate/result").status_code == 200  # its own browser still sees it
+
+
+def test_the_deactivation_result_says_the_seat_is_free(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    machine = Machine(fingerprint="fp-gone")
+    data = machine.request(
+        Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=NOW, hostname="gone-pc"
+    )
+    activated = parse_response(
+        result_file(client, submit(client, "/activate", {}, files=upload(data))).content,
+        portal.svc.keyring.public_keys(),
+    )
+    request = machine.request(
+        Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
+    )
+    posted = submit(client, "/deactivate", {}, files=upload(request))
+    assert posted.status_code == 303 and posted.headers["location"] == "/deactivate/result"
+    text = shown_text(client.get("/deactivate/result").text)
+    assert "gone-pc is deactivated" in text and "Its seat is free again." in text
+    assert "0 of 3 used, 3 left" in text and "Download the receipt" in text

@@ -161,6 +161,16 @@ def submit(
     return client.post(path, data={"csrf": csrf_of(shown.text), **data}, files=files)
 
 
+def result_file(client: TestClient, posted: Any) -> Any:
+    """An activation or deactivation form's answer followed as a browser would: its redirect to
+    the result page, then the file that page offers for download."""
+    assert posted.status_code == 303, posted.text
+    page = client.get(posted.headers["location"])
+    assert page.status_code == 200, page.text
+    assert f'href="{posted.headers["location"]}/download"' in page.text
+    return client.get(posted.headers["location"] + "/download")
+
+
 def activation(portal: Portal, license: License, name: str = "m1", **extra: Any) -> bytes:
     return Machine(fingerprint=f"fp-{name}").request(
         Kind.ACTIVATION, portal.product.id, license_key=license.key, issued_at=NOW, **extra

@@ -23,6 +23,7 @@ from tests.web.portal import (
     Portal,
     activation,
     csrf_of,
+    result_file,
     submit,
     upload,
 )
@@ -115,7 +116,10 @@ def test_user_controlled_text_is_escaped(portal: Portal) -> None:
     page = client.get("/")
     assert "&lt;script&gt;x&lt;/script&gt;" in page.text and "<script" not in page.text
     data = activation(portal, lic, "mal", hostname="<b>evil</b>", os='"><img src=x>')
-    response = submit(client, "/activate", {}, files=upload(data))
+    posted = submit(client, "/activate", {}, files=upload(data))
+    result = client.get(posted.headers["location"]).text
+    assert "&lt;b&gt;evil&lt;/b&gt;" in result and "<b>evil" not in result and "<img" not in result
+    response = result_file(client, posted)
     assert SAFE_FILENAME.match(response.headers["content-disposition"])
     assert 'filename="b_evil_b-' in response.headers["content-disposition"]
     detail = client.get(f"/licenses/{lic.id}").text
