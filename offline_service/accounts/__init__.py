@@ -3,6 +3,6 @@ profiles, password links and mail.
 
 Services: ``auth`` (logins, credentials), ``membership`` with ``scope`` (organizations, users,
 groups, for the vendor and the organization admin alike), ``overview``, ``profile``,
-``password_links``, ``mail``. Adapters: ``cli`` (the vendor's verbs), ``pages`` and
+``password_links``, ``password_reset`` (forgot password), ``mail``. Adapters: ``cli`` (the vendor's verbs), ``pages`` and
 ``organization_pages`` (the portal), ``api`` (the JSON API).
 """

@@ -1,34 +1,40 @@
-"""The portal's pages for people: logging in and out, a person's own pages (the profile: names,
+"""The portal's pages for people: logging in and out, asking for a link when the password is
+forgotten, a person's own pages (the profile: names,
 email, password, time zone, mail preferences; the security page: sessions and API logins with a
 revoke button each, personal access tokens), the set-password page a mailed link opens, and (from
 ``accounts.organization_pages``) the organization admin's pages.
 
-Thin: every decision is in ``accounts.auth``, ``accounts.profile`` and ``accounts.password_links``.
+Thin: every decision is in ``accounts.auth``, ``accounts.profile``, ``accounts.password_links`` and
+``accounts.password_reset``.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts import organization_pages, password_links, profile
+from offline_service.accounts import organization_pages, password_links, password_reset, profile
 from offline_service.accounts.auth import (
     LoginThrottled,
     authenticate,
+    check_email,
     issue_credential,
     revoke_credential,
     token_hash,
 )
 from offline_service.accounts.models import Credential
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import check_alias, check_id
+from offline_service.ids import check_alias, check_id, is_alias
 from offline_service.web.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -52,8 +58,11 @@ from offline_service.web.kit import (
     safe_next,
     to_login,
 )
+from offline_service.web.services import Services
 
 __all__ = ["routes"]
+
+log = logging.getLogger("offline_service.accounts.pages")
 
 DONE = {
     "name": "Your name is saved.",
@@ -161,6 +170,82 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     forget_session(request, response)
     return response
+
+
+# -- forgot password -----------------------------------------------------------------------------
+
+
+def _sent(svc: Services) -> str:
+    hours = svc.settings.password_link_lifetime // 3600
+    return (
+        "If an account exists for that email address, we have sent it a link to set a new password,"
+        f" which works once and expires in {hours} hour{'s' if hours != 1 else ''}."
+    )
+
+
+def _mail_reset(svc: Services, reset: password_reset.Reset) -> None:
+    """Mail the link of a forgot-password request (blocking; after the answer is sent)."""
+    try:
+        svc.send(
+            password_links.mail(
+                svc.store,
+                reset.user,
+                reset.token,
+                sender=svc.settings.mail_from,
+                base=reset.base,
+                expires_at=reset.expires_at,
+                now=svc.now(),
+                requested=True,
+            )
+        )
+    except OfflineServiceError as exc:
+        # The answer is gone already, and must not differ from an unknown email's anyway: the
+        # operator learns it here (the user's id, never the link), the person can ask again.
+        log.error("forgot password: no mail for user %s: %s %s", reset.user.id, exc.code.value, exc.message)
+
+
+async def forgot_password(request: Request) -> Response:
+    """GET: the form (or, with ``?sent=1``, the one answer); POST: ask for a link, then always the
+    same redirect, whether the email is a person's, nobody's or a disabled person's, or a cap was
+    reached. The mail is written after the answer, so that it takes no longer either."""
+    svc = services(request)
+    # Only a ?account= the login page would also take: it keeps the page's look (web/brand.py).
+    named = request.query_params.get("account", "")
+    query = {"account": named} if is_alias(named) else {}
+    if request.method in ("GET", "HEAD"):
+        if request.query_params.get("sent") == "1":
+            return render(
+                request, "forgot_password.html", {"notice": _sent(svc), "sent": True, "query": query}
+            )
+        return render(request, "forgot_password.html", {"account": named[:64], "query": query})
+    async with request.form(max_files=0, max_fields=10, max_part_size=FIELD_BYTES) as form:
+        check_csrf(request, form.get("csrf"))
+        account_alias = form_field(form, "account", 1024).strip()
+        email = form_field(form, "email", 254).strip()
+    try:
+        if not (account_alias and email):
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, "fill in the account and email")
+        check_alias(account_alias, "the account")
+        check_email(email)
+        address = client_address(request)
+        reset = await run_in_threadpool(
+            lambda: password_reset.request_link(
+                svc.store,
+                account_alias=account_alias,
+                email=email,
+                address=address,
+                now=svc.now(),
+                lifetime=svc.settings.password_link_lifetime,
+                public_url=svc.settings.public_url,
+            )
+        )
+    except OfflineServiceError as exc:
+        # Refusals of the form itself, the same whoever the email is: not a word about a person.
+        context = {"account": account_alias[:64], "email": email, "problem": Problem.of(exc), "query": query}
+        return render(request, "forgot_password.html", context, status=status_of(exc.code))
+    target = f"/forgot-password?{urlencode({'sent': '1', **query})}"
+    task = BackgroundTask(_mail_reset, svc, reset) if reset is not None else None
+    return RedirectResponse(target, status_code=303, background=task)
 
 
 # -- profile -------------------------------------------------------------------------------------
@@ -429,6 +514,7 @@ async def set_password(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/login", login, methods=["GET", "POST"], name="portal_login"),
     Route("/logout", logout, methods=["POST"], name="portal_logout"),
+    Route("/forgot-password", forgot_password, methods=["GET", "POST"], name="portal_forgot_password"),
     Route("/profile", _person(profile_page), name="portal_profile"),
     Route("/profile/name", _person(_change("name")), methods=["POST"]),
     Route("/profile/email", _person(_change("email")), methods=["POST"]),

@@ -1,4 +1,5 @@
-"""One-time links to set a password: a new person's first password, or a new one an admin sends.
+"""One-time links to set a password: a new person's first password, a new one an admin sends, or one
+the person asked for on the forgot-password page (``password_reset``).
 
 The link carries 32 random bytes. Only their SHA-256 is stored, with an expiry, and the secret is
 looked up by that hash, so neither the database nor the time a lookup takes gives it away. A link
@@ -92,22 +93,34 @@ def message(
     url: str,
     expires_at: int,
     now: int,
+    requested: bool = False,
 ) -> EmailMessage:
-    """The mail that carries a set-password link."""
+    """The mail that carries a set-password link: from an administrator, or ``requested`` by
+    whoever typed the person's email on the forgot-password page."""
     name = f"{user.first_name} {user.last_name}".strip() or user.email
     where = f" of {organization.name}" if organization else ""
     until = dt.datetime.fromtimestamp(expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = user.email
-    mail["Subject"] = "Set your password for the license portal"
+    mail["Subject"] = (
+        "Set a new password for the license portal"
+        if requested
+        else "Set your password for the license portal"
+    )
     mail["Date"] = formatdate(now, usegmt=True)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     mail["Message-ID"] = make_msgid(domain=domain)
+    why = (
+        "someone asked for a link to set a new password for your license portal login"
+        " (if it was you, here it is)."
+        if requested
+        else f"an administrator{where} has given you access to the license portal, or sent you a new"
+        " link to set your password."
+    )
     text = (
         f"Hello {name},\n\n"
-        f"an administrator{where} has given you access to the license portal, or sent you a new link"
-        " to set your password.\n\n"
+        f"{why}\n\n"
         f"Set your password here (the link works once, until {until}):\n\n"
         f"  {url}\n\n"
         "Then log in with:\n\n"
@@ -121,9 +134,18 @@ def message(
 
 
 def mail(
-    store: Store, user: User, token: str, *, sender: str, base: str, expires_at: int, now: int
+    store: Store,
+    user: User,
+    token: str,
+    *,
+    sender: str,
+    base: str,
+    expires_at: int,
+    now: int,
+    requested: bool = False,
 ) -> EmailMessage:
-    """The mail that carries ``user``'s link for ``token``, naming their account and organization."""
+    """The mail that carries ``user``'s link for ``token``, naming their account and organization
+    (``requested``: on the forgot-password page, see ``message``)."""
     with store.read() as tx:
         account = tx.account_by_id(user.account_id)
         org = tx.organization(user.account_id, user.organization_id) if user.organization_id else None
@@ -137,6 +159,7 @@ def mail(
         url=link(base, token),
         expires_at=expires_at,
         now=now,
+        requested=requested,
     )
 
 

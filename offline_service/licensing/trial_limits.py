@@ -5,10 +5,14 @@ The decisions are pure functions of the stored state and the time (``hit``, ``ta
 ``give_back``); ``hit_rate``, ``take_trial`` and ``give_back_trial`` each read, decide and write in
 one write transaction, which the store serialises across processes, so two requests can never
 both spend the last allowance. Rows untouched for a day equal no row and are pruned in the same
-transactions, a few at a time."""
+transactions, a few at a time.
+
+The rows also hold another cap under keys of its own (a prefix no address has):
+``accounts.password_reset`` counts forgot-password requests with ``take`` in windows of an hour."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -23,6 +27,7 @@ __all__ = [
     "PRUNE_BATCH",
     "RateLimited",
     "TrialLimit",
+    "client_key",
     "give_back",
     "give_back_trial",
     "hit",
@@ -43,6 +48,20 @@ class RateLimited(OfflineServiceError):
     ) -> None:
         super().__init__(code, f"{what}; try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+def client_key(address: str) -> str:
+    """What the limits count by: the address, except that an IPv6 address counts as its /64, the
+    block one subscriber usually gets (else each could take 2**64 fresh allowances)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP address (a Unix socket, a test client): count it as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +97,22 @@ def hit(state: TrialLimit | None, key: str, now: float, per_minute: int) -> tupl
     return replace(state, tokens=tokens - 1, updated_at=now), None
 
 
-def take(state: TrialLimit | None, key: str, now: float, per_day: int) -> tuple[TrialLimit, int | None]:
+def take(
+    state: TrialLimit | None, key: str, now: float, per_day: int, *, window: float = DAY
+) -> tuple[TrialLimit, int | None]:
     """Count one new trial in the address's day, which starts at the first trial it counts.
-    Returns the new state and None, or the state and the seconds until that day ends."""
+    Returns the new state and None, or the state and the seconds until that day ends. ``window``:
+    a shorter "day" for other caps kept in the same rows (``accounts.password_reset``: an hour)."""
     if per_day <= 0:
         raise ValueError("the cap must be positive")
+    if not 0 < window <= DAY:
+        raise ValueError("the window must be positive and at most a day")  # rows live a day
     state = state or _fresh(key, now)
     start, count = state.day_start, state.day_count
-    if count == 0 or not start <= now < start + DAY:  # a new day (or the clock went back)
+    if count == 0 or not start <= now < start + window:  # a new day (or the clock went back)
         start, count = now, 0
     if count >= per_day:
-        return state, max(1, math.ceil(start + DAY - now))
+        return state, max(1, math.ceil(start + window - now))
     return replace(state, day_start=start, day_count=count + 1), None
 
 

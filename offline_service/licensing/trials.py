@@ -5,7 +5,6 @@ gets a few requests a minute and a few new trials a day, counted in the database
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 
@@ -23,7 +22,14 @@ from offline_service.ids import check_id
 from offline_service.licensing import queries
 from offline_service.licensing.api import offline_input
 from offline_service.licensing.engine import Outcome
-from offline_service.licensing.trial_limits import DAY, RateLimited, give_back_trial, hit_rate, take_trial
+from offline_service.licensing.trial_limits import (
+    DAY,
+    RateLimited,
+    client_key,
+    give_back_trial,
+    hit_rate,
+    take_trial,
+)
 from offline_service.settings import Settings
 from offline_service.web.api import JWKS_PATH
 from offline_service.web.auth import client_address, services
@@ -46,20 +52,6 @@ PATH = "/v1/trial-activations/offline-activate"
 CORS_PATHS: Mapping[str, bytes] = {PATH: b"POST", JWKS_PATH: b"GET"}
 PREFLIGHT_MAX_AGE = 600
 _MAX_PRODUCTS = 10_000  # product id -> account id, remembered to save a query per trial
-
-
-def client_key(address: str) -> str:
-    """What the limits count by: the address, except that an IPv6 address counts as its /64, the
-    block one subscriber usually gets (else each could take 2**64 fresh allowances)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address  # not an IP address (a Unix socket, a test client): count it as it is
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 class TrialCors:

@@ -6,8 +6,8 @@ branding/pages.py, the customization in branding/services.py.
 
 The account of a page is, in this order: the logged-in person's (the session decides, always), the
 account whose custom domain is the request's ``Host``, or the one named by ``?account=`` on the
-login page. The Host only ever chooses the look and the login form's account; it never grants
-access to anything.
+login page and the forgot-password page. The Host only ever chooses the look and the login form's
+account; it never grants access to anything.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ log = logging.getLogger("offline_service.web")
 
 SCOPE_KEY = "ofs.brand"
 # Paths that are no portal page: nothing on them shows an account's look.
+# The pages before logging in, where ``?account=`` names the account (a link from a vendor's site).
+_NAMED_BY_QUERY = ("/login", "/forgot-password")
 _NOT_PAGES = ("/v1/", "/.well-known/", "/static/", "/branding/", "/healthz", "/readyz", "/openapi.json")
 
 
@@ -47,7 +49,7 @@ class Brand:
     portal_name: str
     theme_url: str | None
     logo_url: str | None
-    source: str  # "session", "host" (custom domain) or "query" (?account= on the login page)
+    source: str  # "session", "host" (custom domain) or "query" (?account= before logging in)
 
 
 def host_of(headers: Headers) -> str | None:
@@ -101,9 +103,9 @@ class BrandResolver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].startswith(_NOT_PAGES):
             request = Request(scope)
-            alias = request.query_params.get("account") if scope["path"] == "/login" else None
+            alias = request.query_params.get("account") if scope["path"] in _NAMED_BY_QUERY else None
             if not is_alias(alias):
-                alias = None  # only the look of the login page: nothing to refuse, nothing to look up
+                alias = None  # only the look of the page: nothing to refuse, nothing to look up
             svc: Services = scope["app"].state.services
             try:
                 scope[SCOPE_KEY] = await run_in_threadpool(

@@ -75,6 +75,19 @@ def test_take_counts_a_day_from_its_first_trial_and_give_back_undoes_it() -> Non
     assert hit(taken, "b", 0.0, 2)[0].tokens == 1.0
 
 
+def test_take_with_a_shorter_window_counts_in_windows_of_that_length() -> None:
+    hour = 3600.0
+    state, _ = take(None, "k", 100.0, 2, window=hour)
+    state, _ = take(state, "k", 200.0, 2, window=hour)
+    capped, refused = take(state, "k", 100.0 + hour - 10, 2, window=hour)
+    assert refused == 10 and capped == state
+    state, refused = take(state, "k", 100.0 + hour, 2, window=hour)  # the next hour
+    assert refused is None and (state.day_start, state.day_count) == (100.0 + hour, 1)
+    for window in (0.0, -1.0, DAY + 1):  # a row lives a day: a longer window would be pruned early
+        with pytest.raises(ValueError):
+            take(None, "k", 0.0, 2, window=window)
+
+
 _gaps = st.lists(st.floats(min_value=0, max_value=120, allow_nan=False), min_size=1, max_size=60)
 
 

@@ -1,5 +1,6 @@
 """The trial endpoint's limits, written once for every backend: one row per client address (its
-token bucket and its day of new trials), read and written inside the transaction that decides."""
+token bucket and its day of new trials), read and written inside the transaction that decides.
+Forgot-password requests are counted in the same rows, under keys starting "pwreset:"."""
 
 from __future__ import annotations
 
