@@ -62,7 +62,7 @@ def test_dashboard_counts_licenses_by_status(portal: Portal) -> None:
     )
     page = portal.login("alice@example.com").get("/")
     text = shown_text(page.text)
-    assert "2 licenses in all" in text and "1 active" in text and "1 suspended" in text
+    assert "2 licenses in all" in text and "1 Active" in text and "1 Suspended" in text
     assert "License suspended" in text  # the vendor's action shows in the activity
 
 
@@ -125,7 +125,7 @@ def test_license_detail_shows_usage_and_activations(portal: Portal) -> None:
         "1 of 3 used",
         "0 of 2 used",
         "App",
-        "active",
+        "Active",
     ):
         assert expected in text, expected
 
@@ -269,7 +269,7 @@ def test_deactivation_downloads_a_signed_receipt(portal: Portal) -> None:
     receipt = parse_response(response.content, portal.svc.keyring.public_keys())
     assert receipt.kind is Kind.DEACTIVATION and receipt.deactivated_at == NOW
     text = shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
-    assert "0 of 3 used" in text and "1 of 2 used" in text and "deactivated" in text
+    assert "0 of 3 used" in text and "1 of 2 used" in text and "Deactivated" in text
 
 
 def test_a_request_on_the_wrong_page_names_the_right_page_and_changes_nothing(portal: Portal) -> None:
