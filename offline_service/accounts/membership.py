@@ -45,6 +45,7 @@ __all__ = [
     "create_group",
     "create_organization",
     "create_user",
+    "delete_group",
     "group_named",
     "license_with_key",
     "link_license",
@@ -298,6 +299,26 @@ def rename_group(store: Store, scope: Scope, group_id: str, *, name: str, now: i
         tx.rename_group(group.id, name)
         _audit(tx, scope, "group.rename", now, group=group.id)
     return replace(group, name=name)
+
+
+def delete_group(store: Store, scope: Scope, group_id: str, *, now: int) -> UserGroup:
+    """Delete a group with its memberships and license links, in one transaction: its members
+    lose the licenses they saw only through it. The licenses and the people stay."""
+    with store.write() as tx:
+        scope.check(tx)
+        group = scope.group(tx, group_id)
+        members, licenses = tx.delete_group(scope.account_id, group.id)
+        _audit(
+            tx,
+            scope,
+            "group.delete",
+            now,
+            group=group.id,
+            name=group.name,
+            members=str(members),
+            licenses=str(licenses),
+        )
+    return group
 
 
 def add_member(store: Store, scope: Scope, group_id: str, user_id: str, *, now: int) -> None:

@@ -1,10 +1,11 @@
 """The organization admin's pages in the portal: users (add, edit, disable and enable, send a
-set-password link) and user groups (create, rename, members, linked licenses).
+set-password link) and user groups (create, rename, delete, members, linked licenses).
 
 Thin: every decision is in ``accounts.membership``, the same operations the vendor's CLI uses.
 Anyone but an organization admin gets FORBIDDEN on every page here; an id outside the admin's
 organization is NOT_FOUND. Each change answers with a redirect to the page that shows it
-(post/redirect/get), or with the page again and the problem when it was refused.
+(post/redirect/get), or with the page again and the problem when it was refused. What cannot be
+undone in a click (disabling a user, deleting a group) is asked on a page of its own first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from offline_service.accounts import membership, overview, password_links
 from offline_service.accounts.models import Role, User
-from offline_service.accounts.overview import OrganizationView
+from offline_service.accounts.overview import GroupView, OrganizationView
 from offline_service.accounts.scope import Scope
 from offline_service.errors import OfflineServiceError
 from offline_service.ids import check_id
@@ -48,6 +49,7 @@ DONE = {
     "enabled": "The user is enabled again.",
     "link-sent": "A new set-password link was sent; any earlier link no longer works.",
     "group-created": "The group was created.",
+    "group-deleted": "The group was deleted.",
     "member-added": "The user was added to the group.",
     "member-removed": "The user was removed from the group.",
     "license-linked": "The license was linked: the group's members may use it.",
@@ -222,6 +224,12 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
 
 
 async def user_disable(request: Request, caller: Caller, scope: Scope) -> Response:
+    """GET: the page that asks to confirm; POST: disable."""
+    if request.method in ("GET", "HEAD"):
+        view = await run_in_threadpool(_view, services(request), scope)
+        person = view.user(request.path_params["id"])
+        context = {"section": "users", "person": person, "is_self": person.id == caller.user.id}
+        return render(request, "organization_user_disable.html", context, caller=caller)
     return await _user_action(request, caller, scope, "disabled")
 
 
@@ -302,6 +310,41 @@ async def group_detail(request: Request, caller: Caller, scope: Scope) -> Respon
     return back(f"/organization/groups/{group_id}", "saved")
 
 
+def _losses(view: OrganizationView, group: GroupView) -> list[tuple[User, list[str]]]:
+    """Who loses which licenses (as the page names them) when ``group`` goes: its members who
+    are users, and the group's licenses they neither own nor get through another group."""
+    names = {x.id: _shown(view, x)[1] for x in view.licenses}
+    losses = []
+    for person in view.users:
+        if person.id not in group.member_ids or person.role is Role.ORGANIZATION_ADMIN:
+            continue  # an organization admin sees every license of the organization anyway
+        kept = {i for g in view.groups if g is not group and person.id in g.member_ids for i in g.license_ids}
+        lost = [
+            names[x.id]
+            for x in view.licenses
+            if x.id in group.license_ids and x.id not in kept and x.owner_user_id != person.id
+        ]
+        if lost:
+            losses.append((person, lost))
+    return losses
+
+
+async def group_delete(request: Request, caller: Caller, scope: Scope) -> Response:
+    """GET: the page that asks to confirm, with who loses which licenses; POST: delete."""
+    svc, group_id = services(request), request.path_params["id"]
+    if request.method in ("GET", "HEAD"):
+        view = await run_in_threadpool(_view, svc, scope)
+        group = view.group(group_id)
+        context = {"section": "groups", "group": group, "losses": _losses(view, group)}
+        return render(request, "organization_group_delete.html", context, caller=caller)
+    await posted_form(request)
+    try:
+        await run_in_threadpool(lambda: membership.delete_group(svc.store, scope, group_id, now=svc.now()))
+    except OfflineServiceError as exc:
+        return await _group_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
+    return back("/organization/groups", "group-deleted")
+
+
 Change = Callable[[Services, Scope, str, str], None]
 
 
@@ -344,11 +387,12 @@ _BOTH = ["GET", "POST"]
 routes: list[BaseRoute] = [
     Route("/organization/users", _admin(users), methods=_BOTH, name="org_users"),
     Route("/organization/users/{id}", _admin(user_detail, id="user"), methods=_BOTH, name="org_user"),
-    Route("/organization/users/{id}/disable", _admin(user_disable, id="user"), methods=_POST),
+    Route("/organization/users/{id}/disable", _admin(user_disable, id="user"), methods=_BOTH),
     Route("/organization/users/{id}/enable", _admin(user_enable, id="user"), methods=_POST),
     Route("/organization/users/{id}/password-link", _admin(user_link, id="user"), methods=_POST),
     Route("/organization/groups", _admin(groups), methods=_BOTH, name="org_groups"),
     Route("/organization/groups/{id}", _admin(group_detail, id="group"), methods=_BOTH, name="org_group"),
+    Route("/organization/groups/{id}/delete", _admin(group_delete, id="group"), methods=_BOTH),
     Route(
         "/organization/groups/{id}/members",
         _admin(_group_change(_add, "user", "user", "member-added"), id="group"),

@@ -197,7 +197,8 @@ class Engine:
             if kinds is not None and request.kind not in kinds:
                 wanted = " or ".join(sorted(k.value for k in kinds))
                 raise OfflineServiceError(
-                    Code.MALFORMED_REQUEST, f"this is a {request.kind} request; {wanted} requests only here"
+                    Code.MALFORMED_REQUEST,
+                    f"this is {_article(request.kind)} {request.kind} request; only {wanted} requests are taken here",
                 )
         except OfflineServiceError as exc:
             return Pending(request=None, outcome=_rejected(exc, request))
@@ -457,6 +458,10 @@ def _granted(
         trial_ends_at=trial_ends_at,
         request=req,
     )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _rejected(exc: OfflineServiceError, req: Request) -> Outcome:

@@ -21,7 +21,16 @@ from offline_service.licensing.engine import Outcome, Pending
 from offline_service.web.auth import API_KINDS, Caller, resolve_caller
 from offline_service.web.services import Services
 
-__all__ = ["RequestQueue", "ZipResult", "process_request", "process_zip"]
+__all__ = ["RequestQueue", "RequestRefused", "ZipResult", "process_request", "process_zip"]
+
+
+class RequestRefused(OfflineServiceError):
+    """A request file the engine refused. ``kind`` is what the file asks for, when it could be
+    read: a page uses it to name the page the file belongs on."""
+
+    def __init__(self, code: Code, message: str | None = None, *, kind: Kind | None = None) -> None:
+        super().__init__(code, message)
+        self.kind = kind
 
 
 async def process_request(
@@ -222,7 +231,7 @@ def _engine(
         license_filter=caller.may_use,
         kinds=frozenset(kinds),
     )
-    return [o if o.ok else OfflineServiceError(o.code, o.message) for o in outcomes]
+    return [o if o.ok else RequestRefused(o.code, o.message, kind=o.kind) for o in outcomes]
 
 
 def _one(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,7 @@ from offline_service.licensing import queries
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import UNLIMITED, Activation, License, LicenseStatus
-from offline_service.licensing.offline import process_request, process_zip
+from offline_service.licensing.offline import RequestRefused, process_request, process_zip
 from offline_service.web.auth import Caller, check_csrf, services
 from offline_service.web.errors import status_of
 from offline_service.web.kit import (
@@ -341,6 +341,27 @@ async def _result(request: Request, page: _Page, *, download: bool) -> Response:
     return render(request, "result.html", context, caller=caller, status=200 if result else 404)
 
 
+# Where a request file of each kind belongs, for a file uploaded on the wrong page.
+_RIGHT_PAGE = {
+    Kind.ACTIVATION: "Upload it on the Activate offline page",
+    Kind.DEACTIVATION: "Upload it on the Deactivate offline page",
+}  # a trial request is refused before its kind is compared (TRIAL_NOT_ALLOWED)
+
+
+def _problem(exc: OfflineServiceError, page: _Page) -> Problem:
+    """The error as ``page`` shows it; a request of another kind is told which page takes it."""
+    problem = Problem.of(exc)
+    kind = exc.kind if isinstance(exc, RequestRefused) else None
+    if exc.code is Code.MALFORMED_REQUEST and kind in _RIGHT_PAGE and kind is not page.kind:
+        article = "an" if kind is Kind.ACTIVATION else "a"
+        plain = (
+            f"This is {article} {kind} request. {_RIGHT_PAGE[kind]};"
+            f" this page takes {page.kind} requests only."
+        )
+        return replace(problem, plain=plain)
+    return problem
+
+
 def _offline_context(form: FormData | None = None) -> dict[str, Any]:
     chosen = form.get("validity") if form is not None else None
     pasted = form.get("text") if form is not None else None
@@ -367,7 +388,7 @@ async def _offline(request: Request, page: _Page) -> Response:
             validity = _validity(form) if page.kind is Kind.ACTIVATION else None
             outcome = await process_request(svc, caller, data, validity=validity, kinds=(page.kind,))
         except OfflineServiceError as exc:
-            problem = {"problem": Problem.of(exc)}
+            problem = {"problem": _problem(exc, page)}
             return render(
                 request, page.template, {**context, **problem}, caller=caller, status=status_of(exc.code)
             )

@@ -26,9 +26,11 @@ from starlette.templating import Jinja2Templates
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing.models import UNLIMITED
+from offline_service.web.agents import describe as describe_agent
 from offline_service.web.auth import SESSION_COOKIE, Caller, check_csrf, csrf_token, portal_caller
 from offline_service.web.brand import brand_context
 from offline_service.web.errors import status_of
+from offline_service.web.labels import role_word, state_word
 from offline_service.web.words import PLAIN_WORDS
 
 __all__ = [
@@ -92,7 +94,9 @@ def _allowed(n: int) -> str:
 
 templates = Jinja2Templates(directory=TEMPLATES, context_processors=[brand_context])
 templates.env.autoescape = True  # every template, whatever its name
-templates.env.filters.update(when=when, iso=iso, allowed=_allowed)
+templates.env.filters.update(
+    when=when, iso=iso, allowed=_allowed, state_word=state_word, role_word=role_word, agent=describe_agent
+)
 
 
 # -- rendering -------------------------------------------------------------------------------

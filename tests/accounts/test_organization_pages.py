@@ -45,6 +45,7 @@ def _routes(site: Site) -> list[tuple[str, str, dict[str, str]]]:
         ("POST", "/organization/users", {"email": "new@acme.example", "role": "user"}),
         ("GET", f"/organization/users/{user2.id}", {}),
         ("POST", f"/organization/users/{user2.id}", {"first_name": "X", "last_name": "Y", "role": "user"}),
+        ("GET", f"/organization/users/{user2.id}/disable", {}),
         ("POST", f"/organization/users/{user2.id}/disable", {}),
         ("POST", f"/organization/users/{user2.id}/enable", {}),
         ("POST", f"/organization/users/{user2.id}/password-link", {}),
@@ -56,6 +57,8 @@ def _routes(site: Site) -> list[tuple[str, str, dict[str, str]]]:
         ("POST", f"/organization/groups/{group.id}/members/{user2.id}/remove", {}),
         ("POST", f"/organization/groups/{group.id}/licenses", {"license": org_a.id}),
         ("POST", f"/organization/groups/{group.id}/licenses/{linked.id}/unlink", {}),
+        ("GET", f"/organization/groups/{group.id}/delete", {}),
+        ("POST", f"/organization/groups/{group.id}/delete", {}),  # last: the group is gone after it
     ]
 
 
@@ -159,6 +162,7 @@ def test_every_admin_route_works_for_the_admin_of_org_a_and_is_audited(site: Sit
         "group.remove_user",
         "group.link_license",
         "group.unlink_license",
+        "group.delete",
     }
 
 
@@ -174,7 +178,7 @@ def test_creating_a_user_mails_a_link_that_sets_the_password_and_logs_in(site: S
     assert response.headers["location"] == f"/organization/users/{carl.id}?done=created"
     page = admin.get(response.headers["location"])
     assert "The user was added and sent a link to set their password." in page.text
-    assert "invited (no password yet)" in text(page.text)
+    assert "Enabled invited, no password yet" in text(page.text)
     [(path, mail)] = mails(site)
     assert path.parent == site.svc.settings.data_dir / MAIL_DIR and path.stat().st_mode & 0o777 == 0o600
     assert mail["To"] == "carl@acme.example"

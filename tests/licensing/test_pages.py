@@ -63,7 +63,7 @@ def test_dashboard_counts_licenses_by_status(portal: Portal) -> None:
     )
     page = portal.login("alice@example.com").get("/")
     text = shown_text(page.text)
-    assert "2 licenses in all" in text and "1 active" in text and "1 suspended" in text
+    assert "2 licenses in all" in text and "1 Active" in text and "1 Suspended" in text
     assert "License suspended" in text  # the vendor's action shows in the activity
 
 
@@ -126,7 +126,7 @@ def test_license_detail_shows_usage_and_activations(portal: Portal) -> None:
         "1 of 3 used",
         "0 of 2 used",
         "App",
-        "active",
+        "Active",
     ):
         assert expected in text, expected
 
@@ -284,7 +284,38 @@ def test_deactivation_downloads_a_signed_receipt(portal: Portal) -> None:
     receipt = parse_response(response.content, portal.svc.keyring.public_keys())
     assert receipt.kind is Kind.DEACTIVATION and receipt.deactivated_at == NOW
     text = shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
-    assert "0 of 3 used" in text and "1 of 2 used" in text and "deactivated" in text
+    assert "0 of 3 used" in text and "1 of 2 used" in text and "Deactivated" in text
+
+
+def test_a_request_on_the_wrong_page_names_the_right_page_and_changes_nothing(portal: Portal) -> None:
+    client = portal.login("bob@example.com")
+    machine = Machine(fingerprint="fp-wrong-page")
+    activate = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=NOW)
+    on_deactivate = submit(client, "/deactivate", {}, files=upload(activate))
+    assert on_deactivate.status_code == 400 and "MALFORMED_REQUEST" in on_deactivate.text
+    text = shown_text(on_deactivate.text)
+    assert (
+        "This is an activation request. Upload it on the Activate offline page;"
+        " this page takes deactivation requests only." in text
+    )
+    assert "this is an activation request; only deactivation requests are taken here" in text
+    assert "a activation" not in text and "requests only here" not in text
+    assert "0 of 3 used" in shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
+    # And the other way round: a deactivation request on the Activate page.
+    activated = parse_response(
+        result_file(client, submit(client, "/activate", {}, files=upload(activate))).content,
+        portal.svc.keyring.public_keys(),
+    )
+    deactivate = machine.request(
+        Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
+    )
+    on_activate = submit(client, "/activate", {}, files=upload(deactivate))
+    assert on_activate.status_code == 400
+    assert (
+        "This is a deactivation request. Upload it on the Deactivate offline page;"
+        " this page takes activation requests only." in shown_text(on_activate.text)
+    )
+    assert "1 of 3 used" in shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
 
 
 def test_deactivation_of_another_persons_activation_is_refused(portal: Portal) -> None:

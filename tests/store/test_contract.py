@@ -340,6 +340,42 @@ def test_groups_members_and_licenses(store: Store, s: Seed) -> None:
         assert tx.visible_license_ids(s.account.id, s.admin) == frozenset()
 
 
+def test_deleting_a_group_takes_its_members_and_license_links_with_it(store: Store, s: Seed) -> None:
+    grouped, shared = new_license(s, 0), new_license(s, 1)
+    alpha = UserGroup("grp_b", s.account.id, s.organization.id, "Alpha", NOW + 1)
+    with store.write() as tx:
+        for lic in (grouped, shared):
+            tx.insert_license(lic)
+        tx.insert_group(alpha)
+        for group in (s.group, alpha):
+            tx.add_group_member(group.id, s.user.id)
+            tx.link_group_license(group.id, shared.id)
+        tx.add_group_member(s.group.id, s.admin.id)
+        tx.link_group_license(s.group.id, grouped.id)
+    with store.write() as tx:
+        # Another account's id finds nothing and deletes nothing.
+        assert tx.delete_group(s.other.id, s.group.id) == (0, 0)
+        assert tx.group(s.account.id, s.group.id) == s.group
+    with pytest.raises(RuntimeError), store.write() as tx:
+        tx.delete_group(s.account.id, s.group.id)
+        raise RuntimeError("rolled back")
+    with store.read() as tx:
+        assert tx.group_member_ids(s.group.id) == {s.user.id, s.admin.id}
+        assert tx.group_license_ids(s.group.id) == {grouped.id, shared.id}
+    with store.write() as tx:
+        assert tx.delete_group(s.account.id, s.group.id) == (2, 2)
+    with store.read() as tx:
+        assert tx.group(s.account.id, s.group.id) is None
+        assert [g.id for g in tx.organization_groups(s.account.id, s.organization.id)] == [alpha.id]
+        assert tx.group_member_ids(s.group.id) == frozenset()
+        assert tx.group_license_ids(s.group.id) == frozenset()
+        # The license seen only through the deleted group is gone; the one another group links stays.
+        assert tx.visible_license_ids(s.account.id, s.user) == {shared.id}
+        assert tx.group_member_ids(alpha.id) == {s.user.id} and tx.group_license_ids(alpha.id) == {shared.id}
+    with store.write() as tx:
+        assert tx.delete_group(s.account.id, s.group.id) == (0, 0)  # already gone
+
+
 def test_credential_holder_is_the_credential_its_person_and_their_licenses_in_one_statement(
     store: Store, s: Seed
 ) -> None:

@@ -131,6 +131,11 @@ class AccountsStatements:
         self.link_group_license = d.insert_ignore("group_licenses", "group_id, license_id")
         self.unlink_group_license = q("DELETE FROM group_licenses WHERE group_id = ? AND license_id = ?")
         self.group_license_ids = q("SELECT license_id FROM group_licenses WHERE group_id = ?")
+        # A group's members and license links go first: the tables reference the group.
+        _of_group = "group_id IN (SELECT id FROM user_groups WHERE account_id = ? AND id = ?)"
+        self.delete_group_members = q(f"DELETE FROM group_members WHERE {_of_group}")
+        self.delete_group_licenses = q(f"DELETE FROM group_licenses WHERE {_of_group}")
+        self.delete_group = q("DELETE FROM user_groups WHERE account_id = ? AND id = ?")
         self.organization_license_ids = q(
             "SELECT id FROM licenses WHERE account_id = ? AND owner_organization_id = ?"
         )
@@ -294,6 +299,13 @@ class AccountsSQL(SQLPart):
 
     def group_license_ids(self, group_id: str) -> frozenset[str]:
         return frozenset(r[0] for r in self._c.execute(self._uq.group_license_ids, (group_id,)))
+
+    def delete_group(self, account_id: str, group_id: str) -> tuple[int, int]:
+        args = (account_id, group_id)
+        members = self._c.execute(self._uq.delete_group_members, args).rowcount
+        licenses = self._c.execute(self._uq.delete_group_licenses, args).rowcount
+        self._c.execute(self._uq.delete_group, args)
+        return members, licenses
 
     def visible_license_ids(self, account_id: str, user: User) -> frozenset[str]:
         """An organization admin sees every license of the organization; a user sees the licenses
