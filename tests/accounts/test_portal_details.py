@@ -48,7 +48,7 @@ def test_roles_are_shown_as_words_never_as_their_value(site: Site) -> None:
     row = re.search(
         r"<tr>\s*<th scope=\"row\"><a href=\"/organization/users/" + user2.id + r".*?</tr>", users.text, re.S
     )
-    assert row and "<td>User</td>" in row.group(0)
+    assert row and re.search(r"<td[^>]*>User</td>", row.group(0))
 
 
 @pytest.mark.parametrize(

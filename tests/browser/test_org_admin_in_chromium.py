@@ -127,6 +127,8 @@ def test_admin_adds_a_user_and_a_group_and_the_user_sets_a_password_and_download
     theirs.get_by_role("button", name="Log in").click()
     theirs.wait_for_load_state("networkidle")
     expect(theirs).to_have_url(f"{portal.url}/")
+    # On a phone the main menu is folded away behind its button.
+    theirs.get_by_role("button", name="Menu").click()
     theirs.get_by_role("link", name="Licenses").click()
     theirs.wait_for_load_state("networkidle")
     expect(theirs.get_by_role("heading", name="Licenses")).to_be_visible()
@@ -139,6 +141,7 @@ def test_admin_adds_a_user_and_a_group_and_the_user_sets_a_password_and_download
     version = f"5.{secrets.randbelow(10**6)}.0"
     vendor(portal, "release", "publish", "--product", portal.product_id, "--version", version, installer)
     sha256 = hashlib.sha256(data).hexdigest()
+    theirs.get_by_role("button", name="Menu").click()
     theirs.get_by_role("link", name="Downloads").click()
     theirs.wait_for_load_state("networkidle")
     expect(theirs.get_by_role("heading", name=f"Version {version}")).to_be_visible()

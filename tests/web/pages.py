@@ -19,6 +19,15 @@ from offline_service.web.auth import CSRF_COOKIE
 from tests.db import table
 from tests.web.site import EMAILS, PASSWORD, Site
 
+# The one script a page may load: the portal's own, from its static files, with nothing inline.
+STATIC_SCRIPT = '<script src="/static/portal.js" defer></script>'
+
+
+def has_inline_script(html: str) -> bool:
+    """Whether ``html`` has a script other than the portal's static one (the CSP allows no other)."""
+    return "<script" in html.replace(STATIC_SCRIPT, "", 1).lower()
+
+
 # Everyone the fixture world has, and the anonymous visitor.
 PEOPLE = ("user1", "user2", "admin_a", "admin_b", "other")
 ADMINS = ("admin_a", "admin_b")

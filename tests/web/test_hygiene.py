@@ -16,6 +16,7 @@ from offline_service.licensing.pages import download_name
 from offline_service.web.auth import CSRF_COOKIE, SESSION_COOKIE
 from tests import people
 from tests.factories import NOW
+from tests.web.pages import has_inline_script
 from tests.web.portal import (
     PAGES,
     PASSWORD,
@@ -47,7 +48,7 @@ def every_page(portal: Portal) -> Iterator[tuple[str, Any]]:
 def test_pages_have_no_inline_script_or_style_and_carry_security_headers(portal: Portal) -> None:
     for name, response in every_page(portal):
         html = response.text
-        assert "<script" not in html.lower(), name
+        assert not has_inline_script(html), name
         assert "<style" not in html.lower() and "style=" not in html.lower(), name
         assert not re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE), name
         assert "http://" not in html and "https://" not in html, name  # no third-party assets
@@ -92,6 +93,12 @@ def test_stylesheet_is_served_locally_and_is_responsive(portal: Portal) -> None:
     assert "@import" not in response.text and "url(" not in response.text
 
 
+def test_script_is_served_locally_and_only_folds_the_menu(portal: Portal) -> None:
+    response = portal.client().get("/static/portal.js")
+    assert response.status_code == 200 and "javascript" in response.headers["content-type"]
+    assert "aria-expanded" in response.text and "fetch(" not in response.text and "http" not in response.text
+
+
 def test_user_controlled_text_is_escaped(portal: Portal) -> None:
     people.create_user(
         portal.svc.store,
@@ -114,7 +121,7 @@ def test_user_controlled_text_is_escaped(portal: Portal) -> None:
     )
     client = portal.login("mallory@example.com")
     page = client.get("/")
-    assert "&lt;script&gt;x&lt;/script&gt;" in page.text and "<script" not in page.text
+    assert "&lt;script&gt;x&lt;/script&gt;" in page.text and not has_inline_script(page.text)
     data = activation(portal, lic, "mal", hostname="<b>evil</b>", os='"><img src=x>')
     posted = submit(client, "/activate", {}, files=upload(data))
     result = client.get(posted.headers["location"]).text
@@ -127,7 +134,7 @@ def test_user_controlled_text_is_escaped(portal: Portal) -> None:
     failed = submit(client, "/activate", {"text": "<i>pasted</i>"})
     assert "&lt;i&gt;pasted&lt;/i&gt;" in failed.text and "<i>pasted" not in failed.text
     login = portal.client().get("/login", params={"next": '/"><script>'})
-    assert "<script" not in login.text
+    assert not has_inline_script(login.text)
 
 
 @pytest.mark.parametrize(
