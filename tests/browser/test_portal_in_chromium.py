@@ -139,11 +139,14 @@ def test_wrong_password_stays_on_the_login_page_without_a_session(page: Page, po
 def test_a_refused_form_puts_the_focus_on_its_message(page: Page, portal: Portal, console: Console) -> None:
     page.goto(f"{portal.url}/login")
     log_in(page, portal)
+    page.wait_for_load_state("networkidle")  # each page's favicon and script: leaving earlier aborts them
     page.goto(f"{portal.url}/activate")
+    page.wait_for_load_state("networkidle")
     page.get_by_label("Or paste the request text").fill("not a request file")
     page.get_by_role("button", name="Get response file").click()
     alert = page.get_by_role("alert")
     expect(alert).to_be_visible()
     expect(alert).to_be_focused()
+    page.wait_for_load_state("networkidle")  # the page's own script too: leaving earlier aborts it
     # The refused form's answer is a 400, which the console reports; nothing else.
     assert [p for p in console.problems if "status of 400" not in p] == []
