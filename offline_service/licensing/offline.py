@@ -210,10 +210,7 @@ class _Run:
         for group in self._groups.values():
             outcomes = group.outcomes
             if outcomes is None:
-                outcomes = [
-                    o if o.ok else OfflineServiceError(o.code, o.message)
-                    for o in self._svc.engine.sign_many(group.items)
-                ]
+                outcomes = [_result(o) for o in self._svc.engine.sign_many(group.items)]
             for i, outcome in zip(group.indexes, outcomes, strict=True):
                 self._results[i] = outcome
         return [self._results[i] for i in range(len(self._jobs))]
@@ -231,7 +228,12 @@ def _engine(
         license_filter=caller.may_use,
         kinds=frozenset(kinds),
     )
-    return [o if o.ok else RequestRefused(o.code, o.message, kind=o.kind) for o in outcomes]
+    return [_result(o) for o in outcomes]
+
+
+def _result(outcome: Outcome) -> Outcome | Exception:
+    """A granted outcome as it is; a refused one as the error its caller raises."""
+    return outcome if outcome.ok else RequestRefused(outcome.code, outcome.message, kind=outcome.kind)
 
 
 def _one(

@@ -69,6 +69,12 @@ def _state(license: License, now: int) -> str:
     return license.status.value
 
 
+def _row(license: License, product: str, now: int) -> LicenseRow:
+    return LicenseRow(
+        license=license, product=product, state=_state(license, now), masked_key=mask_key(license.key)
+    )
+
+
 def license_rows(svc: Services, caller: Caller) -> list[LicenseRow]:
     """The licenses ``caller`` may use, oldest first, as the pages list them (blocking)."""
     now = svc.now()
@@ -76,16 +82,7 @@ def license_rows(svc: Services, caller: Caller) -> list[LicenseRow]:
     products = queries.product_names(svc.store, account_id)
     found = queries.visible_licenses(svc.store, account_id, caller.license_ids)
     licenses = sorted(found, key=lambda x: (x.created_at, x.id))
-    return [
-        LicenseRow(
-            license=x,
-            product=products.get(x.product_id, x.product_id),
-            state=_state(x, now),
-            masked_key=mask_key(x.key),
-        )
-        for x in licenses
-        if caller.may_use(x)
-    ]
+    return [_row(x, products.get(x.product_id, x.product_id), now) for x in licenses if caller.may_use(x)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +165,7 @@ def _detail(svc: Services, caller: Caller, license_id: str) -> dict[str, Any]:
     view = queries.license_view(svc.store, caller.user.account_id, caller.license_ids, license_id)
     if not caller.may_use(view.license):
         raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no such license")
-    row = LicenseRow(
-        license=view.license,
-        product=view.product.name if view.product else view.license.product_id,
-        state=_state(view.license, svc.now()),
-        masked_key=mask_key(view.license.key),
-    )
+    row = _row(view.license, view.product.name if view.product else view.license.product_id, svc.now())
     return {"row": row, "activations": view.activations}
 
 
@@ -300,16 +292,15 @@ def _recall(svc: Services, caller: Caller, page: _Page, cookie: str) -> Result |
         return None
     if parsed.kind is not page.kind:
         return None
-    account_id = caller.user.account_id
-    with svc.store.read() as tx:
-        activation = tx.activation_in_account(account_id, parsed.activation_id)
-    if activation is None:
-        return None
     try:
-        detail = _detail(svc, caller, activation.license_id)
+        activation, license, product = queries.activation_view(
+            svc.store, caller.user.account_id, caller.license_ids, parsed.activation_id
+        )
     except OfflineServiceError:
         return None
-    row: LicenseRow = detail["row"]
+    if not caller.may_use(license):
+        return None
+    row = _row(license, product.name if product else license.product_id, svc.now())
     return Result(response=parsed, text=text, reissued=flag == "1", activation=activation, row=row)
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "ActivationPage",
     "LicenseView",
     "account_of_product",
+    "activation_view",
     "audit_entries",
     "check_product",
     "find_activations",
@@ -64,6 +65,24 @@ def license_activations(
     found = visible_license(store, account_id, license_ids, license_id)
     with store.read() as tx:
         return list(tx.activations(found.id))
+
+
+def activation_view(
+    store: Store, account_id: str, license_ids: frozenset[str], activation_id: str
+) -> tuple[Activation, License, Product | None]:
+    """An activation of a license the person may see, with its license and product, in one read
+    (LICENSE_NOT_FOUND otherwise, as for a license of theirs that does not exist)."""
+    with store.read() as tx:
+        activation = tx.activation_in_account(account_id, activation_id)
+        found = (
+            tx.license_by_id(account_id, activation.license_id)
+            if activation is not None and activation.license_id in license_ids
+            else None
+        )
+        product = tx.product(account_id, found.product_id) if found is not None else None
+    if activation is None or found is None or found.account_id != account_id:
+        raise _not_found()
+    return activation, found, product
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,9 +288,9 @@ class LicensingSQL(SQLPart):
         self, requests: Sequence[tuple[str, str, str, str | None]], *, account_id: str | None = None
     ) -> None:
         q, size = self._lq, self._lq.dialect.max_list
-        products_of = "" if account_id is None else account_id
-        product_ids = (
-            sorted({p for p, _, _, _ in requests if (products_of, p) not in self._products})
+        # (account id, product id) of the requests' products not yet known, when asked for.
+        wanted = (
+            sorted({(account_id, p) for p, _, _, _ in requests} - self._products.keys())
             if account_id is not None
             else []
         )
@@ -306,8 +306,8 @@ class LicensingSQL(SQLPart):
         # The products, licenses, their live activations and the nonces: one round trip for all.
         with together(self._c):
             products = [
-                self._c.execute(q.products_by_ids(len(group)), [products_of, *group])
-                for group in groups(product_ids, size - 1)
+                self._c.execute(q.products_by_ids(len(group)), [account_id, *(p for _, p in group)])
+                for group in groups(wanted, size - 1)
             ]
             licenses = [
                 self._c.execute(q.licenses_by_hashes(len(group)), group)
@@ -315,8 +315,8 @@ class LicensingSQL(SQLPart):
             ]
             live = [self._c.execute(sql, args) for sql, args in q.live_activations.statements(sorted(pairs))]
             nonces = [self._c.execute(sql, args) for sql, args in q.nonces.statements(nonce_keys)]
-        for product_id in product_ids:
-            self._products[(products_of, product_id)] = None  # unless found below
+        for product_key in wanted:
+            self._products[product_key] = None  # unless found below
         for cursor in products:
             for row in cursor:
                 self._products[(row[1], row[0])] = _product(row)
