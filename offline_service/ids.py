@@ -41,6 +41,7 @@ ID_PREFIXES: Mapping[str, str] = {
     "credential": "crd",  # a session, an API login or a personal access token (its public id)
     "release": "rel",
     "file": "file",
+    "batch": "bat",  # a portal batch's kept result (licensing.batch_results)
 }
 _ID_DIGITS = "[0-9a-f]{24,32}"
 _IDS = {kind: re.compile(rf"{prefix}_{_ID_DIGITS}") for kind, prefix in ID_PREFIXES.items()}

@@ -40,9 +40,12 @@ from offline_service.licensing.engine import Engine, LicenseFilter
 from offline_service.settings import Settings
 from offline_service.store import open_store
 
-__all__ = ["REPORT_FIELDS", "BatchSummary", "run_batch"]
+__all__ = ["DETAIL_FIELDS", "REPORT_FIELDS", "BatchSummary", "run_batch"]
 
 REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
+# A row's details beyond the report, kept in the journal and handed to ``on_row``; empty when unknown
+# (a file that was not read, a row of a journal written before they were kept).
+DETAIL_FIELDS = ("reissued", "license_id", "hostname", "fingerprint")
 JOURNAL = ".batch-journal.jsonl"
 CHUNK = 512  # files per transaction: fewer commits, while the write lock is held for ~20 ms
 
@@ -246,6 +249,13 @@ def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
             "",
             outcome.message,
         )
+        # What the engine knew besides the report's columns, for the journal (and a portal batch's
+        # result page): whether the request was granted before, its license and its machine.
+        request = outcome.request
+        row["reissued"] = "1" if outcome.reissued else ""
+        row["license_id"] = outcome.license_id or ""
+        row["hostname"] = request.hostname if request is not None else ""
+        row["fingerprint"] = request.fingerprint if request is not None else ""
         if outcome.response is not None:
             out = response_name(name)
             body = outcome.response.encode() + b"\n"
@@ -432,6 +442,7 @@ def _run(
     engine: Engine | None,
     limits: ArchiveLimits | None,
     progress: Callable[[int, int], None] | None,
+    on_row: Callable[[dict[str, str]], None] | None,
 ) -> tuple[int, int, int, int]:
     """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)."""
     names = _list_inputs(Path(spec.input), limits or ArchiveLimits())
@@ -465,6 +476,8 @@ def _run(
                 else:
                     rejected += 1
                 journal.write(json.dumps(row) + "\n")
+                if on_row is not None:
+                    on_row(row)
             journal.flush()
             finished += len(rows)
             if progress:
@@ -484,6 +497,7 @@ def run_batch(
     response_validity: int | None = None,
     limits: ArchiveLimits | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[dict[str, str]], None] | None = None,
     actor: str = "batch",
     allowed_licenses: frozenset[str] | None = None,
     kinds: frozenset[Kind] | None = None,
@@ -494,7 +508,8 @@ def run_batch(
     with this engine (a server's, shared by its threads) instead of stores of the batch's own;
     ``workers`` must then be 1. With ``allowed_licenses``, requests for any other license are
     refused as LICENSE_NOT_FOUND (a portal user's batch); with ``kinds``, requests of other kinds
-    are refused unrecorded; ``now`` fixes the time (default: the clock)."""
+    are refused unrecorded; ``now`` fixes the time (default: the clock). ``on_row`` is given each
+    file's row as it is recorded, in input order: the report's fields and DETAIL_FIELDS."""
     started = time.perf_counter()
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
@@ -524,7 +539,7 @@ def run_batch(
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(spec,))
         pool.submit(int)
     try:
-        accepted, rejected, skipped, total = _run(spec, pool, workers, engine, limits, progress)
+        accepted, rejected, skipped, total = _run(spec, pool, workers, engine, limits, progress, on_row)
     finally:
         if pool is not None:
             # After a failure, the chunks not begun are dropped; those begun end their transaction

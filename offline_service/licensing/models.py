@@ -1,4 +1,5 @@
-"""Licensing records: products, licenses, activations and trials. No behaviour, no I/O."""
+"""Licensing records: products, licenses, activations, trials and the kept results of portal
+batches. No behaviour, no I/O."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["UNLIMITED", "Activation", "ActivationFilter", "License", "LicenseStatus", "Product", "Trial"]
+__all__ = [
+    "UNLIMITED",
+    "Activation",
+    "ActivationFilter",
+    "BatchFile",
+    "BatchResult",
+    "License",
+    "LicenseStatus",
+    "Product",
+    "Trial",
+]
 
 
 UNLIMITED = -1
@@ -112,3 +123,32 @@ class Trial:
     hostname: str = ""
     os: str = ""
     app_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFile:
+    """What became of one file of a portal batch: its report row, and what the engine knew of it
+    besides (whether it was the same request again, its license, its machine)."""
+
+    file: str
+    kind: str  # "activation", "deactivation", or "" when the file could not be read
+    code: str  # "OK" or the code it was refused with
+    reissued: bool = False  # granted before: the same response again, nothing counted
+    activation_id: str = ""
+    license_id: str = ""
+    hostname: str = ""
+    fingerprint: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A portal batch's outcome, kept for the person who uploaded it until ``expires_at``; the
+    zip of responses is stored beside it and read on its own (it may be large)."""
+
+    id: str
+    account_id: str
+    user_id: str
+    created_at: int
+    expires_at: int
+    files: tuple[BatchFile, ...]

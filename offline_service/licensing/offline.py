@@ -18,6 +18,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing.batch import run_batch
 from offline_service.licensing.engine import Outcome, Pending
+from offline_service.licensing.models import BatchFile
 from offline_service.web.auth import API_KINDS, Caller, resolve_caller
 from offline_service.web.services import Services
 
@@ -250,6 +251,22 @@ class ZipResult:
     archive: bytes  # the responses, and report.csv
     accepted: int
     rejected: int
+    files: tuple[BatchFile, ...] = ()  # what became of each file, in the report's order
+
+
+def _batch_file(row: dict[str, str]) -> BatchFile:
+    """A batch's report row and its details (``batch.DETAIL_FIELDS``) as a record."""
+    return BatchFile(
+        file=row["file"],
+        kind=row["kind"],
+        code=row["code"],
+        reissued=row.get("reissued") == "1",
+        activation_id=row["activation_id"],
+        license_id=row.get("license_id", ""),
+        hostname=row.get("hostname", ""),
+        fingerprint=row.get("fingerprint", ""),
+        message=row["message"],
+    )
 
 
 # A person's zip may activate and deactivate; trials need no license and have their own endpoint.
@@ -265,6 +282,7 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
             f.write(upload)
         # In this thread, with the app's engine and store (threads take turns on its connection);
         # the run's state lives in this call only, so uploads at the same time never share it.
+        files: list[BatchFile] = []
         summary = run_batch(
             svc.settings,
             account_id=caller.user.account_id,
@@ -277,6 +295,7 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
             allowed_licenses=caller.license_ids,
             kinds=_ZIP_KINDS,
             now=svc.now(),
+            on_row=lambda row: files.append(_batch_file(row)),
         )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
@@ -285,14 +304,20 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
                     for info in responses.infolist():
                         out.writestr(info.filename, responses.read(info))
             out.writestr("report.csv", report.read_bytes())
-        return ZipResult(archive=buffer.getvalue(), accepted=summary.accepted, rejected=summary.rejected)
+        return ZipResult(
+            archive=buffer.getvalue(),
+            accepted=summary.accepted,
+            rejected=summary.rejected,
+            files=tuple(files),
+        )
 
 
 async def process_zip(
     svc: Services, caller: Caller, upload: bytes, *, validity: int | None = None
 ) -> ZipResult:
     """Every request in an uploaded zip (checked like the CLI's: entries, sizes, ratio, names),
-    for the licenses ``caller`` may use; the responses and a CSV report come back as one zip."""
+    for the licenses ``caller`` may use; the responses and a CSV report come back as one zip,
+    and what became of each file as records (for the portal's result page)."""
     if not upload:
         raise OfflineServiceError(Code.BAD_ARCHIVE, "the upload is empty")
     return await run_in_threadpool(_process_zip, svc, caller, upload, validity)

@@ -1,5 +1,7 @@
 """The licensing pages of the portal: the dashboard, the licenses a person may use and each one's
-detail, and offline activation, deactivation and batches by uploading request files.
+detail, and offline activation, deactivation and batches by uploading request files, each
+answered with a redirect to its result page (a batch's result is kept in the database:
+licensing.batch_results).
 
 Every page works without JavaScript; every form carries the CSRF token; every read is scoped to the
 logged-in person (licensing.queries), and every request file goes through the engine
@@ -9,8 +11,10 @@ logged-in person (licensing.queries), and every request file goes through the en
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,11 +29,11 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.fileformat.messages import Response as ParsedResponse
-from offline_service.ids import check_id
-from offline_service.licensing import queries
+from offline_service.ids import check_id, is_id
+from offline_service.licensing import batch_results, queries
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
-from offline_service.licensing.models import UNLIMITED, Activation, License, LicenseStatus
+from offline_service.licensing.models import UNLIMITED, Activation, BatchFile, License, LicenseStatus
 from offline_service.licensing.offline import RequestRefused, process_request, process_zip
 from offline_service.web.auth import Caller, check_csrf, services
 from offline_service.web.errors import status_of
@@ -43,8 +47,18 @@ from offline_service.web.kit import (
     to_login,
 )
 from offline_service.web.services import Services
+from offline_service.web.words import PLAIN_WORDS
 
-__all__ = ["DEFAULT_VALIDITY_DAYS", "VALIDITY_DAYS", "LicenseRow", "download_name", "license_rows", "routes"]
+__all__ = [
+    "BATCH_PAGE_SIZE",
+    "DEFAULT_VALIDITY_DAYS",
+    "VALIDITY_DAYS",
+    "BatchRow",
+    "LicenseRow",
+    "download_name",
+    "license_rows",
+    "routes",
+]
 
 VALIDITY_DAYS = (1, 3, 7, 30)  # the engine caps each at the product's maximum
 DEFAULT_VALIDITY_DAYS = 7
@@ -419,6 +433,7 @@ async def batch(request: Request) -> Response:
     context: dict[str, Any] = {
         "section": "batch",
         "max_mib": svc.settings.max_upload_bytes // (1024 * 1024),
+        "hours": batch_results.RESULT_SECONDS // 3600,
         **_offline_context(),
     }
     if request.method in ("GET", "HEAD"):
@@ -442,15 +457,133 @@ async def batch(request: Request) -> Response:
             return render(
                 request, "batch.html", {**context, **problem}, caller=caller, status=status_of(exc.code)
             )
-    stamp = dt.datetime.fromtimestamp(svc.now(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    # Post/redirect/get: the result is kept in the database (any instance shows it, a reload
+    # repeats nothing), for the person who uploaded it only.
+    kept = await run_in_threadpool(
+        functools.partial(
+            batch_results.save,
+            svc.store,
+            account_id=caller.user.account_id,
+            user_id=caller.user.id,
+            files=result.files,
+            archive=result.archive,
+            now=svc.now(),
+        )
+    )
+    return RedirectResponse(f"/batch/result/{kept.id}", status_code=303)
+
+
+BATCH_PAGE_SIZE = 200  # files per page of a batch's result; its summary always counts them all
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """One file of a batch's result as the page shows it; ``license`` only if the person may see it."""
+
+    file: BatchFile
+    outcome: str  # batch_results.ACCEPTED, REISSUED or REFUSED
+    license: LicenseRow | None
+
+
+def _plain(code: str) -> str:
+    try:
+        return PLAIN_WORDS.get(Code(code), "")
+    except ValueError:
+        return ""
+
+
+def _no_result() -> OfflineServiceError:
+    # One answer for a malformed id, an unknown one, another person's and an expired one.
+    return OfflineServiceError(Code.NOT_FOUND, "no such batch result, or it has expired")
+
+
+def _batch_page_number(params: Mapping[str, str]) -> int:
+    value = params.get("page", "1")
+    if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= 1):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "page must be a whole number from 1")
+    return int(value)
+
+
+def _batch_view(svc: Services, caller: Caller, result_id: str, number: int) -> dict[str, Any]:
+    """What a batch's result page shows: the summary of every file, and one page of them (blocking)."""
+    now = svc.now()
+    result = batch_results.find(
+        svc.store, account_id=caller.user.account_id, user_id=caller.user.id, result_id=result_id, now=now
+    )
+    if result is None:
+        raise _no_result()
+    files = result.files
+    pages = max(1, -(-len(files) // BATCH_PAGE_SIZE))
+    if number > pages:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"this result has {pages} page(s)")
+    shown = files[(number - 1) * BATCH_PAGE_SIZE : number * BATCH_PAGE_SIZE]
+    # The licenses of this page's files that the person may see now, looked up afresh.
+    wanted = caller.license_ids & {f.license_id for f in shown if f.license_id}
+    products = queries.product_names(svc.store, caller.user.account_id) if wanted else {}
+    visible = {
+        x.id: _row(x, products.get(x.product_id, x.product_id), now)
+        for x in queries.visible_licenses(svc.store, caller.user.account_id, wanted)
+        if caller.may_use(x)
+    }
+    summary = batch_results.summarize(files)
+    path = f"/batch/result/{result.id}"
+    return {
+        "result": result,
+        "summary": summary,
+        "refused": [(code, n, _plain(code)) for code, n in summary.refused],
+        "rows": [BatchRow(f, batch_results.outcome(f), visible.get(f.license_id)) for f in shown],
+        "first": (number - 1) * BATCH_PAGE_SIZE + 1,
+        "number": number,
+        "pages": pages,
+        "page_size": BATCH_PAGE_SIZE,
+        "previous": f"{path}?page={number - 1}" if number > 1 else None,
+        "next": f"{path}?page={number + 1}" if number < pages else None,
+        "download": f"{path}/download",
+        "hours": batch_results.RESULT_SECONDS // 3600,
+    }
+
+
+async def batch_result(request: Request) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    try:
+        result_id = request.path_params["id"]
+        if not is_id(result_id, "batch"):
+            raise _no_result()
+        number = _batch_page_number(request.query_params)
+        data = await run_in_threadpool(_batch_view, services(request), caller, result_id, number)
+    except OfflineServiceError as exc:
+        return error_page(request, caller, exc)
+    return render(request, "batch_result.html", {"section": "batch", **data}, caller=caller)
+
+
+async def batch_download(request: Request) -> Response:
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    svc = services(request)
+    result_id = request.path_params["id"]
+    found = None
+    if is_id(result_id, "batch"):
+        found = await run_in_threadpool(
+            functools.partial(
+                batch_results.find_archive,
+                svc.store,
+                account_id=caller.user.account_id,
+                user_id=caller.user.id,
+                result_id=result_id,
+                now=svc.now(),
+            )
+        )
+    if found is None:
+        return error_page(request, caller, _no_result())
+    created_at, archive = found
+    stamp = dt.datetime.fromtimestamp(created_at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(
-        result.archive,
+        archive,
         media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="responses-{stamp}.zip"',
-            "X-Accepted": str(result.accepted),
-            "X-Rejected": str(result.rejected),
-        },
+        headers={"Content-Disposition": f'attachment; filename="responses-{stamp}.zip"'},
     )
 
 
@@ -465,4 +598,6 @@ routes: list[BaseRoute] = [
     Route("/deactivate/result", deactivate_result, name="portal_deactivate_result"),
     Route("/deactivate/result/download", deactivate_download, name="portal_deactivate_download"),
     Route("/batch", batch, methods=["GET", "POST"], name="portal_batch"),
+    Route("/batch/result/{id}", batch_result, name="portal_batch_result"),
+    Route("/batch/result/{id}/download", batch_download, name="portal_batch_download"),
 ]

@@ -1,5 +1,6 @@
-"""What licensing needs from a transaction: products, licenses, activations, request nonces and
-trials. One of the domain parts ``store.Transaction`` is composed of; backends implement them all."""
+"""What licensing needs from a transaction: products, licenses, activations, request nonces,
+trials, the trial endpoint's limits and the kept results of portal batches. One of the domain
+parts ``store.Transaction`` is composed of; backends implement them all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Protocol
 from offline_service.licensing.models import (
     Activation,
     ActivationFilter,
+    BatchResult,
     License,
     LicenseStatus,
     Product,
@@ -89,4 +91,21 @@ class LicensingTransaction(Protocol):
     def prune_trial_limits(self, before: float, limit: int) -> int:
         """Delete at most ``limit`` rows untouched since ``before`` (their bucket full, their day
         over: the same as no row); returns how many were deleted."""
+        ...
+
+    # the kept results of portal batches (``licensing.batch_results``)
+    def insert_batch_result(self, result: BatchResult, archive: bytes) -> None: ...
+    def batch_result(self, account_id: str, user_id: str, result_id: str, now: int) -> BatchResult | None:
+        """The result if it is this person's (account and user) and has not expired at ``now``."""
+        ...
+
+    def batch_result_archive(
+        self, account_id: str, user_id: str, result_id: str, now: int
+    ) -> tuple[int, bytes] | None:
+        """(created_at, the zip of responses) of ``batch_result``'s result, under the same
+        conditions, without reading its files."""
+        ...
+
+    def prune_batch_results(self, now: int, limit: int) -> int:
+        """Delete at most ``limit`` results expired at ``now``; returns how many were deleted."""
         ...

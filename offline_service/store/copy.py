@@ -59,6 +59,7 @@ TABLES = (
     "release_files",
     "account_branding",
     "trial_limits",
+    "batch_results",
 )
 MIGRATIONS_TABLE = "schema_migrations"
 

@@ -22,6 +22,10 @@ STATE_WORDS: Mapping[str, str] = {
     # users
     "enabled": "Enabled",
     "disabled": "Disabled",
+    # the files of a batch (licensing.batch_results.outcome)
+    "accepted": "Accepted",
+    "reissued": "Reissued",
+    "refused": "Refused",
 }
 
 ROLE_WORDS: Mapping[str, str] = {

@@ -21,7 +21,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.licensing import batch
-from offline_service.licensing.batch import REPORT_FIELDS, BatchSummary, run_batch
+from offline_service.licensing.batch import DETAIL_FIELDS, REPORT_FIELDS, BatchSummary, run_batch
 from offline_service.licensing.batch_names import check_batch_names, response_name
 from offline_service.licensing.models import License
 from offline_service.settings import Settings
@@ -191,6 +191,32 @@ def test_reports_in_csv_and_json(world: World, tmp_path: Path) -> None:
     assert outcomes(as_json) == outcomes(as_csv)
     assert world.reload_license(lic.key).used_activations == 1
     assert not list(tmp_path.glob(".*"))  # no temp files beside the reports
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_on_row_gets_every_row_in_input_order_with_its_details(
+    world: World, tmp_path: Path, workers: int
+) -> None:
+    lic = world.license(activations=5)
+    src = tmp_path / "in"
+    write(src / "a.req", activation(world, lic, "a", hostname="host-a"))
+    write(src / "b.req", b"garbage")
+    run(world, src, tmp_path / "first", tmp_path / "first.csv", workers=workers)
+    write(src / "c.req", activation(world, lic, "c", hostname="host-c"))
+    seen: list[dict[str, str]] = []
+
+    run(world, src, tmp_path / "out", tmp_path / "report.csv", workers=workers, on_row=seen.append)
+
+    assert [r["file"] for r in seen] == ["a.req", "b.req", "c.req"]
+    assert {r["file"]: tuple(r[k] for k in DETAIL_FIELDS) for r in seen} == {
+        "a.req": ("1", lic.id, "host-a", "fp-a"),  # granted by the first run: the same answer again
+        "b.req": ("", "", "", ""),
+        "c.req": ("", lic.id, "host-c", "fp-c"),
+    }
+    assert outcomes(seen) == outcomes(read_report(tmp_path / "report.csv"))
+    with open(tmp_path / "report.csv", newline="") as f:
+        assert next(csv.reader(f)) == list(REPORT_FIELDS)  # the details stay out of the report
+    assert world.reload_license(lic.key).used_activations == 2
 
 
 @pytest.mark.parametrize("report", ["report.txt", "report", "report.CSV.bak"])

@@ -21,7 +21,14 @@ from offline_service.accounts.models import (
 from offline_service.audit import AuditEntry
 from offline_service.branding.models import Branding
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.licensing.models import ActivationFilter, LicenseStatus, Product, Trial
+from offline_service.licensing.models import (
+    ActivationFilter,
+    BatchFile,
+    BatchResult,
+    LicenseStatus,
+    Product,
+    Trial,
+)
 from offline_service.releases.models import Release, ReleaseFile
 from offline_service.store import Store
 from tests import db
@@ -509,6 +516,48 @@ def test_branding_saves_replaces_and_finds_by_domain(store: Store, s: Seed) -> N
     with store.read() as tx:
         assert tx.branding(s.account.id) == replaced and tx.branding(s.other.id) is None
         assert tx.branding_by_domain("portal.acme.example") is None
+
+
+def test_batch_results_are_found_by_their_person_only_until_they_expire(store: Store, s: Seed) -> None:
+    files = (
+        BatchFile("a.request", "activation", "OK", True, "act_1", "lic_1", "höst-1", "fp-1", ""),
+        BatchFile('b/ü "q".request', "", "MALFORMED_REQUEST", message="cannot read: \\x00\n"),
+    )
+    result = BatchResult("bat_1", s.account.id, s.user.id, NOW, NOW + 10, files)
+    archive = bytes(range(256)) * 64  # every byte value, NUL included
+    with store.write() as tx:
+        tx.insert_batch_result(result, archive)
+        assert tx.batch_result(s.account.id, s.user.id, "bat_1", NOW) == result  # its own write
+    with store.read() as tx:
+        assert tx.batch_result(s.account.id, s.user.id, "bat_1", NOW + 9) == result
+        assert tx.batch_result_archive(s.account.id, s.user.id, "bat_1", NOW + 9) == (NOW, archive)
+        for account, user, result_id, at in (
+            (s.account.id, s.admin.id, "bat_1", NOW),  # another person of the account
+            (s.other.id, s.user.id, "bat_1", NOW),  # another account
+            (s.account.id, s.user.id, "bat_2", NOW),  # another id
+            (s.account.id, s.user.id, "bat_1", NOW + 10),  # expired
+        ):
+            assert tx.batch_result(account, user, result_id, at) is None
+            assert tx.batch_result_archive(account, user, result_id, at) is None
+
+
+def test_pruning_batch_results_deletes_expired_ones_only_and_at_most_the_limit(store: Store, s: Seed) -> None:
+    with store.write() as tx:
+        for n in range(6):
+            tx.insert_batch_result(BatchResult(f"bat_{n}", s.account.id, s.user.id, NOW, NOW + n, ()), b"z")
+    with store.write() as tx:
+        assert tx.prune_batch_results(NOW + 3, 2) == 2  # four have expired; the two oldest go
+    assert sorted(r[0] for r in db.rows(store, "SELECT id FROM batch_results")) == [
+        "bat_2",
+        "bat_3",
+        "bat_4",
+        "bat_5",
+    ]
+    with store.write() as tx:
+        assert tx.prune_batch_results(NOW + 3, 16) == 2
+        assert tx.prune_batch_results(NOW + 3, 16) == 0
+    with store.read() as tx:
+        assert tx.batch_result(s.account.id, s.user.id, "bat_4", NOW + 3) is not None
 
 
 def test_audit_entries_are_newest_first_limited_and_scoped(store: Store) -> None:

@@ -21,6 +21,8 @@ from offline_service.branding import services as branding
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
+from offline_service.licensing import batch_results
+from offline_service.licensing.models import BatchFile
 from offline_service.releases import services as releases
 from offline_service.store import SQLiteStore, Store
 from offline_service.store.copy import TABLES, copy_database, copy_url, digest_rows
@@ -30,6 +32,7 @@ from tests.db import execute, rows
 from tests.factories import NOW, Machine
 from tests.pg import database_url
 from tests.store.old import old_sqlite_database
+from tests.web.pages import user
 from tests.web.site import Site, activation_request
 
 # The source of the copies is the web tests' site on SQLite (its ``backend``); the targets are
@@ -40,6 +43,7 @@ BYTES_COLUMNS = {
     "licenses": "key_hash",
     "activations": "machine_key",
     "credentials": "token_hash",
+    "batch_results": "archive",
 }
 
 
@@ -72,7 +76,7 @@ def _digests(store: Store, columns: dict[str, list[str]]) -> dict[str, str]:
 def populated(site: Site) -> Site:
     """The web tests' site (two accounts, organizations, users, groups, licenses) with activity on
     top: activations, a deactivation, a trial and its address limit, sessions, a failed login, a
-    customization and a release."""
+    customization, a release and a batch's kept result."""
     for role, name in (("user1", "user1"), ("admin_a", "org_a"), ("other", "other")):
         response = site.activate(role, activation_request(site, role, name))
         assert response.status_code == 200, response.text
@@ -107,10 +111,18 @@ def populated(site: Site) -> Site:
         now=NOW,
         notes="first",
     )
+    batch_results.save(
+        site.svc.store,
+        account_id=site.acme.id,
+        user_id=user(site, "user1").id,
+        files=(BatchFile("a.request", "activation", "OK", False, "act_x", "lic_x", "höst", "fp-x", ""),),
+        archive=b"PK\x05\x06" + b"\0" * 18,  # an empty zip: bytes, NULs included
+        now=NOW,
+    )
     counts = _counts(site.svc.store)
     for table in ("activations", "request_nonces", "trials", "audit_log", "credentials", "login_failures"):
         assert counts[table] > 0, table
-    for table in ("trial_limits", "account_branding", "releases", "release_files"):
+    for table in ("trial_limits", "account_branding", "releases", "release_files", "batch_results"):
         assert counts[table] > 0, table
     assert rows(site.svc.store, "SELECT COUNT(*) FROM activations WHERE deactivated_at IS NOT NULL") == [(1,)]
     return site

@@ -162,8 +162,8 @@ def submit(
 
 
 def result_file(client: TestClient, posted: Any) -> Any:
-    """An activation or deactivation form's answer followed as a browser would: its redirect to
-    the result page, then the file that page offers for download."""
+    """An activation, deactivation or batch form's answer followed as a browser would: its
+    redirect to the result page, then the file that page offers for download."""
     assert posted.status_code == 303, posted.text
     page = client.get(posted.headers["location"])
     assert page.status_code == 200, page.text

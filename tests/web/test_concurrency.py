@@ -225,9 +225,14 @@ def _race(
         shown = client.get("/batch")
         found = re.search(r'name="csrf" value="([^"]+)"', shown.text)
         assert shown.status_code == 200 and found, shown.text[:500]
-        response = client.post(
+        posted = client.post(
             "/batch", data={"csrf": found.group(1)}, files={"archive": ("r.zip", upload, "application/zip")}
         )
+        # Post/redirect/get: the result page, kept in the database, then the zip it offers.
+        assert posted.status_code == 303, f"portal of {t.role}: {posted.status_code} {posted.text[:500]}"
+        page = client.get(posted.headers["location"])
+        assert page.status_code == 200, page.text[:500]
+        response = client.get(posted.headers["location"] + "/download")
         _read_answer(t, "portal", response, keyring, tally)
 
     def singles(t: Tenant, tag: str) -> None:

@@ -177,6 +177,8 @@ def _portal_routes(site: Site) -> list[tuple[str, str, dict[str, str]]]:
         ("GET", "/activations?product={v}", {}),
         ("GET", "/activations.csv?license={v}", {}),
         ("GET", "/activations.csv?product={v}", {}),
+        ("GET", "/batch/result/{v}", {}),
+        ("GET", "/batch/result/{v}/download", {}),
     ]
 
 

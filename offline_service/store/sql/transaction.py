@@ -8,6 +8,7 @@ import functools
 from offline_service.store.sql._base import Connection
 from offline_service.store.sql.accounts import AccountsSQL, AccountsStatements
 from offline_service.store.sql.audit import AuditSQL, AuditStatements
+from offline_service.store.sql.batch_results import BatchResultsSQL, BatchResultsStatements
 from offline_service.store.sql.branding import BrandingSQL, BrandingStatements
 from offline_service.store.sql.dialect import Dialect
 from offline_service.store.sql.licensing import LicensingSQL, LicensingStatements
@@ -20,7 +21,7 @@ __all__ = ["SQLTransaction", "Statements"]
 class Statements:
     """Every domain's statements in one dialect, built once per dialect (``for_dialect``)."""
 
-    __slots__ = ("accounts", "audit", "branding", "licensing", "limits", "releases")
+    __slots__ = ("accounts", "audit", "batch_results", "branding", "licensing", "limits", "releases")
 
     def __init__(self, dialect: Dialect) -> None:
         self.licensing = LicensingStatements(dialect)
@@ -29,6 +30,7 @@ class Statements:
         self.branding = BrandingStatements(dialect)
         self.audit = AuditStatements(dialect)
         self.limits = LimitsStatements(dialect)
+        self.batch_results = BatchResultsStatements(dialect)
 
     @staticmethod
     @functools.cache
@@ -37,7 +39,9 @@ class Statements:
         return Statements(dialect)
 
 
-class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditSQL, LimitsSQL):
+class SQLTransaction(
+    LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditSQL, LimitsSQL, BatchResultsSQL
+):
     """A ``store.Transaction`` over one DB-API connection. The licensing part and the audit trail
     buffer their writes; ``flush()`` writes them, and the store calls it before commit."""
 
@@ -58,6 +62,7 @@ class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditS
         "_nonces",
         "_products",
         "_rq",
+        "_tq",
         "_uq",
     )
 
@@ -78,6 +83,7 @@ class SQLTransaction(LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditS
         self._bq = statements.branding
         self._aq = statements.audit
         self._mq = statements.limits
+        self._tq = statements.batch_results
         self._audits = []
 
     def flush(self) -> None:
