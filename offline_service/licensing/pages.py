@@ -484,6 +484,11 @@ class BatchRow:
     outcome: str  # batch_results.ACCEPTED, REISSUED or REFUSED
     license: LicenseRow | None
 
+    @property
+    def plain(self) -> str:
+        """What a refused file's code means, in words; empty for the others."""
+        return _plain(self.file.code) if self.outcome == "refused" else ""
+
 
 def _plain(code: str) -> str:
     try:

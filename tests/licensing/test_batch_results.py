@@ -140,8 +140,10 @@ def test_the_result_page_lists_each_file_with_its_machine_license_and_outcome(
     assert cells["c/old-deactivate.request"].startswith("Deactivation old-host")
     assert cells["c/old-deactivate.request"].endswith("Accepted")
     assert cells["d/theirs.request"].startswith("Activation theirs-host")
-    assert "None Refused LICENSE_NOT_FOUND" in cells["d/theirs.request"]
-    assert cells["e/notes.txt"].startswith("Unknown Unknown None Refused MALFORMED_REQUEST")
+    assert "Not known Refused LICENSE_NOT_FOUND" in cells["d/theirs.request"]
+    # A refused file says why in plain words, not in the engine's terms.
+    assert cells["d/theirs.request"].endswith(PLAIN_WORDS[Code.LICENSE_NOT_FOUND])
+    assert cells["e/notes.txt"].startswith("Unknown Unknown Not known Refused MALFORMED_REQUEST")
     # The license links go where the person may go; the license they may not use stays unnamed.
     assert f'href="/licenses/{portal.bobs.id}"' in html and f'href="/licenses/{portal.org_linked.id}"' in html
     assert portal.carols.id not in html and mask_key(portal.carols.key) not in html
