@@ -55,6 +55,7 @@ class Code(enum.StrEnum):
     WRONG_PASSWORD = "WRONG_PASSWORD"  # noqa: S105 (a code, not a password)
     RATE_LIMITED = "RATE_LIMITED"
     TRIAL_DAILY_LIMIT = "TRIAL_DAILY_LIMIT"
+    RELEASE_NOT_ALLOWED = "RELEASE_NOT_ALLOWED"
     # Operations (CLI, keyring, storage, archives)
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     NOT_FOUND = "NOT_FOUND"

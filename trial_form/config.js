@@ -5,6 +5,10 @@ window.TRIAL_FORM_CONFIG = {
   // Where the offline service answers: scheme, host, port and any path prefix, no trailing slash.
   apiBaseUrl: "http://127.0.0.1:8000",
 
+  // Optional: the customer portal's address. When set, the page links to it where it sends people
+  // there (an activation request given to this trial page); when left out, it names it in words.
+  // portalUrl: "https://portal.example.com/activate",
+
   // The products offered, in this order. id: the product id (`offline-service product list`).
   // jwks (optional): the product's public keys, exactly as `offline-service keys jwks --product ID`
   // prints them. When given, responses are verified against these keys only; when left out, the

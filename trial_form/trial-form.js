@@ -29,8 +29,20 @@
     "trialEndsAt", "iat", "applyBefore", "requestNonce",
   ];
 
-  // A failure to show the person, in plain words.
-  class Problem extends Error {}
+  // A failure to show the person, in plain words. ``parts``: the same words as text and links
+  // ({text, href}), for a message that points somewhere; built as DOM nodes, never as markup.
+  class Problem extends Error {
+    constructor(message, parts) {
+      super(message);
+      this.parts = parts || [message];
+    }
+  }
+
+  // A Problem whose ``words`` become a link to ``href`` when there is one, else stay plain words.
+  function problemWithLink(before, words, href, after) {
+    const parts = href ? [before, { text: words, href }, after] : [before + words + after];
+    return new Problem(before + words + after, parts);
+  }
 
   const $ = (id) => document.getElementById(id);
   const form = $("trial-form");
@@ -54,8 +66,19 @@
     statusLine.textContent = text;
   }
 
-  function showProblem(text) {
-    problemBox.textContent = text;
+  // ``what``: a Problem (its text and links) or plain text.
+  function showProblem(what) {
+    const parts = what instanceof Problem ? what.parts : [String(what)];
+    problemBox.replaceChildren(
+      ...parts.map((part) => {
+        if (typeof part === "string") return document.createTextNode(part);
+        const link = document.createElement("a");
+        link.href = part.href;
+        link.rel = "noreferrer";
+        link.textContent = part.text;
+        return link;
+      }),
+    );
     problemBox.hidden = false;
     say("");
   }
@@ -80,13 +103,28 @@
     return new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
   }
 
+  // Times as the person reads them: in the browser's time zone, with the zone's short name and its
+  // IANA name ("Friday, January 29, 2027 at 5:00 PM GMT+9 (Asia/Tokyo)"). The machine-readable UTC
+  // time stays in each <time>'s datetime attribute.
+  const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {
+    weekday: "long",
+    year: "numeric",
+    month: "long",
+    day: "numeric",
+    hour: "numeric",
+    minute: "2-digit",
+    timeZoneName: "short",
+  });
+  const ZONE = LOCAL_TIME.resolvedOptions().timeZone;
+
   function localTime(seconds) {
-    return new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+    const text = LOCAL_TIME.format(new Date(seconds * 1000));
+    return ZONE ? `${text} (${ZONE})` : text;
   }
 
   function setTime(element, seconds) {
     element.dateTime = isoTime(seconds);
-    element.textContent = `${localTime(seconds)} (${isoTime(seconds)})`;
+    element.textContent = localTime(seconds);
   }
 
   function duration(seconds) {
@@ -181,6 +219,7 @@
     if (!["https:", "http:"].includes(api.protocol) || api.username || api.password || api.search || api.hash) {
       throw new Problem("apiBaseUrl in config.js must be an http(s) URL without user, query or fragment.");
     }
+    const portal = readPortalUrl(raw.portalUrl);
     if (!Array.isArray(raw.products) || raw.products.length === 0 || raw.products.length > 200) {
       throw new Problem("products in config.js must list between 1 and 200 products.");
     }
@@ -202,7 +241,22 @@
     if (new Set(products.map((p) => p.id)).size !== products.length) {
       throw new Problem("products in config.js lists a product id twice.");
     }
-    return { api: api.href.replace(/\/+$/, ""), origin: api.origin, products };
+    return { api: api.href.replace(/\/+$/, ""), origin: api.origin, products, portal };
+  }
+
+  // The customer portal's address, optional: the page links to it where it names the portal.
+  function readPortalUrl(value) {
+    if (value === undefined || value === null || value === "") return null;
+    let portal;
+    try {
+      portal = new URL(String(value));
+    } catch (_) {
+      throw new Problem("portalUrl in config.js is not a URL.");
+    }
+    if (!["https:", "http:"].includes(portal.protocol) || portal.username || portal.password) {
+      throw new Problem("portalUrl in config.js must be an http(s) URL without user or password.");
+    }
+    return portal.href;
   }
 
   // kid -> raw public key of a JWKS's keys that may sign for productId, as the client SDK picks
@@ -296,9 +350,11 @@
       throw new Problem(`${NOT_A_REQUEST}: it is damaged (no valid machine key).`);
     }
     if (payload.kind === "activation") {
-      throw new Problem(
-        "This is an activation request (it is for a license key), not a trial request. " +
-          "Activate it on the customer portal, or make a trial request in the app.",
+      throw problemWithLink(
+        "This is an activation request (it is for a license key), not a trial request. Activate it on the ",
+        "customer portal",
+        config.portal,
+        ", or make a trial request in the app.",
       );
     }
     if (payload.kind === "deactivation") {
@@ -615,7 +671,7 @@
         console.error(error); // a bug of this page: shown in the console for whoever debugs it
         showProblem("Something went wrong on this page; nothing was sent or offered. Reload it and try again.");
       } else {
-        showProblem(error.message);
+        showProblem(error);
       }
     } finally {
       submit.disabled = false;
@@ -650,7 +706,7 @@
     });
     $("service").textContent = config.api;
     if (config.products.length > 1) {
-      productSelect.append(new Option("Choose a product", ""));
+      productSelect.append(new Option("Choose one", "")); // not the label again
     }
     for (const product of config.products) productSelect.append(new Option(product.name, product.id));
 

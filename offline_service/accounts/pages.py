@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts import organization_pages, password_links, password_reset, profile
+from offline_service.accounts import organization_pages, password_links, password_reset, profile, time_zones
 from offline_service.accounts.auth import (
     LoginThrottled,
     authenticate,
@@ -255,11 +255,14 @@ def _profile_page(
     request: Request, caller: Caller, extra: dict[str, Any] | None = None, status: int = 200
 ) -> Response:
     user = caller.user
+    zones = time_zones.choices(services(request).now())
     context = {
         "section": "profile",
         "tab": "profile",
         "person": user,
-        "zones": profile.time_zones(),
+        "zones": zones,
+        # The person's zone as the list labels it; a zone the list does not offer, by its name.
+        "zone_shown": next((z.label for z in zones if z.name == user.time_zone), user.time_zone),
         "values": {"first_name": user.first_name, "last_name": user.last_name, "email": ""},
         "failed": "",
         "notice": DONE.get(request.query_params.get("done", "")),

@@ -8,13 +8,12 @@ write transaction and is audited under the person.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import secrets
-import zoneinfo
 from dataclasses import dataclass, replace
 
 from offline_service import audit
+from offline_service.accounts import time_zones
 from offline_service.accounts.auth import (
     check_email,
     login_subject,
@@ -39,7 +38,6 @@ __all__ = [
     "create_personal_token",
     "credentials",
     "revoke",
-    "time_zones",
     "update_name",
     "update_preferences",
 ]
@@ -51,12 +49,6 @@ MAX_TOKEN_NAME = 100
 # random bits, and only the SHA-256 of the whole is stored.
 PERSONAL_TOKEN_PREFIX = "ofs_pat_"  # noqa: S105 (a prefix, not a secret)
 SIGN_IN_KINDS = frozenset({"session", "access"})
-
-
-@functools.cache
-def time_zones() -> tuple[str, ...]:
-    """The IANA time zones this system knows, sorted; UTC always among them."""
-    return tuple(sorted(zoneinfo.available_timezones() | {"UTC"}))
 
 
 def _audit(tx: Transaction, user: User, action: str, now: int, code: str = "OK", **detail: str) -> None:
@@ -168,8 +160,9 @@ def update_preferences(
     notify_license_expiry: bool,
     now: int,
 ) -> User:
-    if time_zone not in time_zones():
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "choose a time zone from the list")
+    """The time zone (a name or a label of ``time_zones``; INVALID_ARGUMENT for anything else)
+    and the mail preferences."""
+    time_zone = time_zones.parse(time_zone, now=now, keep=user.time_zone)
     with store.write() as tx:
         current = _current(tx, user)
         updated = replace(

@@ -198,7 +198,11 @@ def _workers(text: str) -> int:
 
 # Identifiers named on the command line (argument -> kind of id), checked by shape before anything
 # is opened: a product id becomes a directory name in the keyring.
-_ID_ARGUMENTS = {"product": ("product", "--product"), "activation_id": ("activation", "ACTIVATION_ID")}
+_ID_ARGUMENTS = {
+    "product": ("product", "--product"),
+    "product_id": ("product", "PRODUCT_ID"),
+    "activation_id": ("activation", "ACTIVATION_ID"),
+}
 _KID = re.compile(r"[A-Za-z0-9_-]{43}")  # an RFC 7638 thumbprint, base64url
 
 

@@ -54,10 +54,39 @@ def cmd_product_create(ctx: Context) -> int:
         now=now(),
         trial_days=a.trial_days,
         max_response_validity=a.max_response_validity,
+        customer_release=a.customer_release == "on",
     )
     kid = ctx.keyring.signer(product.id).kid
-    data = {"id": product.id, "name": product.name, "trialDays": product.trial_days, "kid": kid}
-    emit(a, data, f"product {product.id} ({product.name}); trials {product.trial_days} days; key {kid}")
+    data = {
+        "id": product.id,
+        "name": product.name,
+        "trialDays": product.trial_days,
+        "customerRelease": product.customer_release,
+        "kid": kid,
+    }
+    emit(
+        a,
+        data,
+        f"product {product.id} ({product.name}); trials {product.trial_days} days;"
+        f" customer release {_on(product.customer_release)}; key {kid}",
+    )
+    return EXIT_OK
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def cmd_product_update(ctx: Context) -> int:
+    a = ctx.args
+    product = licensing.set_customer_release(
+        ctx.store, ctx.account(), a.product_id, a.customer_release == "on", now=now()
+    )
+    emit(
+        a,
+        {"id": product.id, "customerRelease": product.customer_release},
+        f"product {product.id}: customer release {_on(product.customer_release)}",
+    )
     return EXIT_OK
 
 
@@ -69,13 +98,18 @@ def cmd_product_list(ctx: Context) -> int:
             "name": p.name,
             "trialDays": p.trial_days,
             "maxResponseValidity": p.max_response_validity,
+            "customerRelease": p.customer_release,
         }
         for p in products
     ]
     emit(
         ctx.args,
         data,
-        "\n".join(f"{p.id}  {p.name}  trials={p.trial_days}d" for p in products) or "no products",
+        "\n".join(
+            f"{p.id}  {p.name}  trials={p.trial_days}d  customer-release={_on(p.customer_release)}"
+            for p in products
+        )
+        or "no products",
     )
     return EXIT_OK
 
@@ -334,7 +368,7 @@ def cmd_audit(ctx: Context) -> int:
 
 
 def _products(verbs: Any) -> None:
-    product = verbs.add_parser("product", help="create and list products").add_subparsers(
+    product = verbs.add_parser("product", help="create, change and list products").add_subparsers(
         dest="sub", required=True, metavar="ACTION"
     )
     p = verb(product, "create", cmd_product_create, "create a product and its first signing key")
@@ -349,7 +383,23 @@ def _products(verbs: Any) -> None:
         metavar="DURATION",
         help="cap on how long a response may be applied for (default 30d)",
     )
+    _add_customer_release(p, default="off")
+    p = verb(product, "update", cmd_product_update, "change a product's settings")
+    p.add_argument("product_id", metavar="PRODUCT_ID")
+    _add_customer_release(p, default=None)
     verb(product, "list", cmd_product_list, "list products")
+
+
+def _add_customer_release(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    p.add_argument(
+        "--customer-release",
+        choices=("on", "off"),
+        required=default is None,
+        default=default,
+        help="whether organization admins may release, in the portal, the seat of a lost machine;"
+        " each release counts as one of the license's deactivations"
+        + (f" (default {default})" if default else ""),
+    )
 
 
 def _licenses(verbs: Any) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "ActivationVerdict",
     "Policy",
     "Verdict",
+    "check_deactivations_left",
     "check_license",
     "check_request_time",
     "decide_activation",
@@ -120,12 +121,18 @@ def decide_deactivation(license: License, activation: Activation, request: Reque
         raise _reject(Code.MACHINE_KEY_MISMATCH, "the request was not signed by the activated machine")
     if activation.deactivated_at is not None:
         return Verdict.REISSUE
+    check_deactivations_left(license)
+    return Verdict.NEW
+
+
+def check_deactivations_left(license: License) -> None:
+    """DEACTIVATION_LIMIT when the license has used every deactivation it allows: the rule of a
+    deactivation request and of an organization admin's release (``licensing.seat_release``)."""
     if (
         license.allowed_deactivations != UNLIMITED
         and license.used_deactivations >= license.allowed_deactivations
     ):
         raise _reject(Code.DEACTIVATION_LIMIT, "no deactivations are left on this license")
-    return Verdict.NEW
 
 
 def decide_trial(product: Product, existing: Trial | None, now: int) -> tuple[Verdict, int]:

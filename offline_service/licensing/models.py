@@ -38,6 +38,9 @@ class Product:
     trial_days: int
     max_response_validity: int  # seconds
     created_at: int
+    # Whether an organization admin may release, in the portal, the seat of a lost machine of one of
+    # the organization's licenses (counted as a deactivation). The vendor's choice; off by default.
+    customer_release: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The licensing pages of the portal: the dashboard, the licenses a person may use and each one's
-detail, and offline activation, deactivation and batches by uploading request files, each
-answered with a redirect to its result page (a batch's result is kept in the database:
-licensing.batch_results).
+detail, offline activation, deactivation and batches by uploading request files, each answered
+with a redirect to its result page (a batch's result is kept in the database:
+licensing.batch_results), and an organization admin's release of a lost machine's seat (when the
+product allows it).
 
 Every page works without JavaScript; every form carries the CSRF token; every read is scoped to the
 logged-in person (licensing.queries), and every request file goes through the engine
@@ -30,7 +31,7 @@ from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind, parse_response
 from offline_service.fileformat.messages import Response as ParsedResponse
 from offline_service.ids import check_id, is_id
-from offline_service.licensing import batch_results, queries
+from offline_service.licensing import batch_results, queries, seat_release
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
 from offline_service.licensing.models import UNLIMITED, Activation, BatchFile, License, LicenseStatus
@@ -40,9 +41,11 @@ from offline_service.web.errors import status_of
 from offline_service.web.kit import (
     FIELD_BYTES,
     Problem,
+    back,
     error_page,
     mask_key,
     page_caller,
+    posted_form,
     render,
     to_login,
 )
@@ -115,6 +118,7 @@ _ACTIONS = {
     "license.suspended": "License suspended",
     "license.revoked": "License revoked",
     "activation.release": "Seat released by the vendor",
+    seat_release.ACTION: "Seat of a lost machine released by an organization admin",
     "license.max_version": "Newest version allowed changed",
 }
 
@@ -180,7 +184,14 @@ def _detail(svc: Services, caller: Caller, license_id: str) -> dict[str, Any]:
     if not caller.may_use(view.license):
         raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no such license")
     row = _row(view.license, view.product.name if view.product else view.license.product_id, svc.now())
-    return {"row": row, "activations": view.activations}
+    offers = seat_release.offers_release(caller.user, view.license, view.product)
+    return {"row": row, "activations": view.activations, "offers_release": offers}
+
+
+# What a finished change says on the license's page; the query names a key, never the text.
+_DONE = {
+    "released": "The seat is free again. The release counted as one of this license's deactivations.",
+}
 
 
 async def license_detail(request: Request) -> Response:
@@ -195,7 +206,53 @@ async def license_detail(request: Request) -> Response:
             raise
         return error_page(request, caller, exc)
     reveal = request.query_params.get("reveal") == "1"
-    return render(request, "license.html", {"section": "licenses", "reveal": reveal, **data}, caller=caller)
+    notice = _DONE.get(request.query_params.get("done", ""))
+    context = {"section": "licenses", "reveal": reveal, "notice": notice, **data}
+    return render(request, "license.html", context, caller=caller)
+
+
+async def release_seat(request: Request) -> Response:
+    """GET: the page that asks an organization admin to confirm releasing a machine's seat;
+    POST: release it, then back to the license's page (post/redirect/get)."""
+    caller = await page_caller(request)
+    if caller is None:
+        return to_login(request)
+    svc = services(request)
+    problem: OfflineServiceError | None = None
+    try:
+        license_id = check_id(request.path_params["id"], "license")
+        activation_id = check_id(request.path_params["activation"], "activation")
+        if request.method == "POST":
+            await posted_form(request)
+            try:
+                await run_in_threadpool(
+                    lambda: seat_release.release_seat(
+                        svc.store, caller.user, license_id, activation_id, now=svc.now()
+                    )
+                )
+            except OfflineServiceError as exc:
+                problem = exc  # shown on the page again, if the person may still see it
+            else:
+                return back(f"/licenses/{license_id}", "released")
+        view = await run_in_threadpool(
+            seat_release.release_view, svc.store, caller.user, license_id, activation_id
+        )
+    except OfflineServiceError as exc:
+        return error_page(request, caller, exc)
+    problem = problem or view.refusal
+    context = {
+        "section": "licenses",
+        "view": view,
+        "row": _row(view.license, view.product.name, svc.now()),
+        "problem": Problem.of(problem) if problem else None,
+    }
+    return render(
+        request,
+        "release_seat.html",
+        context,
+        caller=caller,
+        status=status_of(problem.code) if problem else 200,
+    )
 
 
 def download_name(text: str, fallback: str = "machine") -> str:
@@ -596,6 +653,12 @@ routes: list[BaseRoute] = [
     Route("/", dashboard, name="portal_dashboard"),
     Route("/licenses", licenses, name="portal_licenses"),
     Route("/licenses/{id}", license_detail, name="portal_license"),
+    Route(
+        "/licenses/{id}/release/{activation}",
+        release_seat,
+        methods=["GET", "POST"],
+        name="portal_release_seat",
+    ),
     Route("/activate", activate, methods=["GET", "POST"], name="portal_activate"),
     Route("/deactivate", deactivate, methods=["GET", "POST"], name="portal_deactivate"),
     Route("/activate/result", activate_result, name="portal_activate_result"),

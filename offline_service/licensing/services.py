@@ -27,6 +27,7 @@ __all__ = [
     "ensure_account",
     "license_details",
     "release_activation",
+    "set_customer_release",
     "set_license_max_version",
     "set_license_status",
 ]
@@ -65,9 +66,11 @@ def create_product(
     now: int,
     trial_days: int = 0,
     max_response_validity: int = DEFAULT_MAX_RESPONSE_VALIDITY,
+    customer_release: bool = False,
     actor: str = "cli",
 ) -> Product:
-    """A product with its first signing key. Trials are on when ``trial_days`` > 0."""
+    """A product with its first signing key. Trials are on when ``trial_days`` > 0;
+    ``customer_release``: organization admins may release lost machines (off by default)."""
     if not name.strip() or len(name) > 200:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "product name must be 1-200 characters")
     if trial_days < 0 or trial_days > 3650:
@@ -82,6 +85,7 @@ def create_product(
         trial_days=trial_days,
         max_response_validity=max_response_validity,
         created_at=now,
+        customer_release=customer_release,
     )
     # Key first: a product row without a key could not sign; a key without a row is harmless.
     keyring.create(product.id, now=now)
@@ -91,6 +95,28 @@ def create_product(
             tx, account_id=account.id, actor=actor, action="product.create", now=now, product_id=product.id
         )
     return product
+
+
+def set_customer_release(
+    store: Store, account: Account, product_id: str, allowed: bool, *, now: int, actor: str = "cli"
+) -> Product:
+    """Whether organization admins may release, in the portal, the seat of a lost machine of their
+    organization's licenses of this product (each release counted as a deactivation)."""
+    with store.write() as tx:
+        product = tx.product(account.id, product_id)
+        if product is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+        tx.set_customer_release(account.id, product.id, allowed)
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="product.customer_release",
+            now=now,
+            product_id=product.id,
+            **{"customerRelease": "on" if allowed else "off"},
+        )
+    return replace(product, customer_release=allowed)
 
 
 def create_license(

@@ -36,6 +36,7 @@ PLAIN_WORDS: Mapping[Code, str] = {
     Code.CSRF_FAILED: "The form is out of date. Reload the page and try again.",
     # people administration and profiles
     Code.FORBIDDEN: "Only an organization admin may do this.",
+    Code.RELEASE_NOT_ALLOWED: "The vendor does not let customers release machines of this product. Ask the vendor.",
     Code.CONFLICT: "This clashes with what is already there.",
     Code.USER_LIMIT: "Your organization has all the users it may have. Disable one, or ask your vendor for more.",
     Code.SELF_LOCKOUT: "You cannot disable yourself or take the admin role from yourself. Ask another admin.",

@@ -5,6 +5,7 @@ and a revoke end sessions at once, tokens are shown once, and no secret reaches 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -221,6 +222,52 @@ def test_the_time_zone_is_used_for_times_on_the_pages(site: Site) -> None:
         refused = post(browser, "/profile/preferences", {"time_zone": zone})
         assert refused.status_code == 400 and "INVALID_ARGUMENT" in refused.text
     assert _fresh(site, site.acme.id, user(site, "user1").id).time_zone == "Asia/Tokyo"
+
+
+def test_the_time_zone_is_typed_with_suggestions_of_canonical_zones_and_their_offsets(site: Site) -> None:
+    browser = log_in(site, "user1")
+    html = browser.get("/profile").text
+    # A text field tied to a list of suggestions (searchable by typing; without the list it still
+    # takes a typed name), showing the person's zone with its offset.
+    field = re.search(r"<input [^>]*id=\"time_zone\"[^>]*>", html)
+    assert field and 'list="time-zones"' in field.group(0) and 'value="UTC (UTC+00:00)"' in field.group(0)
+    assert "<select" not in html.split('id="preferences-heading"', 1)[1]
+    datalist = re.search(r'<datalist id="time-zones">(.*?)</datalist>', html, re.S)
+    assert datalist
+    options = re.findall(r'<option value="([^"]*)"></option>', datalist.group(1))
+    assert "Europe/Paris (UTC+01:00)" in options and "UTC (UTC+00:00)" in options
+    assert not [o for o in options if o.startswith(("Factory", "Etc/", "GMT", "US/", "posixrules"))]
+    assert options.index("America/New_York (UTC-05:00)") < options.index("UTC (UTC+00:00)")
+    assert options.index("UTC (UTC+00:00)") < options.index("Europe/Paris (UTC+01:00)")
+
+    # The label is read back as the zone's name.
+    assert post(browser, "/profile/preferences", {"time_zone": "Europe/Paris (UTC+01:00)"}).status_code == 303
+    assert _fresh(site, site.acme.id, user(site, "user1").id).time_zone == "Europe/Paris"
+    assert 'value="Europe/Paris (UTC+01:00)"' in browser.get("/profile").text
+
+    # Anything not in the list is refused in words, the typed value shown again, nothing changed.
+    before = people_state(site)
+    for zone in ("Factory", "Etc/GMT+3", "Europe/Paris (UTC+09:00)", "<b>Paris</b>"):
+        refused = post(browser, "/profile/preferences", {"time_zone": zone, "notify_new_activation": "1"})
+        assert refused.status_code == 400 and "INVALID_ARGUMENT" in refused.text, zone
+        assert "choose a time zone from the list" in refused.text
+        assert "<b>Paris" not in refused.text
+    assert 'value="Factory"' in post(browser, "/profile/preferences", {"time_zone": "Factory"}).text
+    assert people_state(site) == before
+
+
+def test_a_zone_chosen_before_the_list_was_narrowed_can_be_kept(site: Site) -> None:
+    browser = log_in(site, "user1")
+    me = user(site, "user1")
+    with site.svc.store.write() as tx:  # what the old list let a person choose
+        tx.update_user(replace(me, time_zone="US/Eastern"))
+    assert 'value="US/Eastern"' in browser.get("/profile").text  # by its name: the list has no label
+    saved = post(browser, "/profile/preferences", {"time_zone": "US/Eastern", "notify_license_expiry": "1"})
+    assert saved.status_code == 303
+    kept = _fresh(site, site.acme.id, me.id)
+    assert (kept.time_zone, kept.notify_license_expiry) == ("US/Eastern", True)
+    refused = post(browser, "/profile/preferences", {"time_zone": "US/Pacific"})
+    assert refused.status_code == 400
 
 
 IPHONE = (

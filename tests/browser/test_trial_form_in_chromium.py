@@ -14,14 +14,16 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Download, Page, Route, expect
+from playwright.sync_api import Browser, Download, Page, Route, expect
 
 from offline_service.fileformat.keyring import Keyring
-from tests.browser.harness import Console, FormSite, TrialService, copy_form
+from tests.browser.harness import CSP_REPORTER, Console, FormSite, TrialService, copy_form
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +133,7 @@ def unexpected(console: Console, *known: str) -> list[str]:
 
 def submit(page: Page, product: str, request: Path) -> None:
     page.get_by_label("Product to try").select_option(label=product)
-    page.get_by_label("Request file", exact=True).set_input_files(request)
+    page.get_by_label("The file the app wrote").set_input_files(request)
     page.get_by_role("button", name="Get the trial response").click()
 
 
@@ -169,7 +171,7 @@ def test_a_trial_from_the_form_is_accepted_by_offline_client(
     assert granted["kind"] == "trial" and granted["fingerprint"] == machine.fingerprint
     assert granted["trialEndsAt"] - granted["iat"] == 14 * DAY
     result = page.get_by_role("region", name=GRANTED)
-    expect(result).to_contain_text(iso(granted["trialEndsAt"]))
+    expect(result.locator("#result-ends")).to_have_attribute("datetime", iso(granted["trialEndsAt"]))
     expect(result).to_contain_text("Trial App")
     expect(result).to_contain_text("(published by the service)")
 
@@ -282,7 +284,7 @@ def test_a_machine_that_had_its_trial_gets_the_same_trial_again(
     expect(result).to_contain_text(
         "This machine already had its trial of Trial App; a trial is never extended."
     )
-    expect(result).to_contain_text(iso(ends))
+    expect(result.locator("#result-ends")).to_have_attribute("datetime", iso(ends))  # the same end
     expect(page.get_by_role("status")).to_have_text("This machine already had its trial.")
     again = tmp_path / "again.response"
     download(page).save_as(again)
@@ -304,7 +306,7 @@ def test_an_ended_trial_is_shown_as_ended_and_not_offered(
     submit(page, "Trial App", machine.trial_request(trial_service.product_id, "b.req"))
     result = page.get_by_role("region", name="Trial already used")
     expect(result).to_contain_text("This machine already had its trial of Trial App, and it ended on")
-    expect(result).to_contain_text(iso(ends))
+    expect(result.locator("#result-ends")).to_have_attribute("datetime", iso(ends))
     expect_no_download(page)
     assert console.problems == [], "\n".join(console.problems)
 
@@ -413,9 +415,9 @@ def test_what_is_not_a_trial_request_is_refused_before_sending(
     page.goto(form())
     page.get_by_label("Product to try").select_option(label="Trial App")
     if callable(given):
-        page.get_by_label("Request file", exact=True).set_input_files(given(tmp_path, trial_service))
+        page.get_by_label("The file the app wrote").set_input_files(given(tmp_path, trial_service))
     elif given is not None:
-        page.get_by_label("Or paste the request file's text").fill(given)
+        page.get_by_label("Or paste its text").fill(given)
     page.get_by_role("button", name="Get the trial response").click()
     expect(page.get_by_role("alert")).to_contain_text(says)
     expect(page.get_by_role("region", name=GRANTED)).to_be_hidden()
@@ -592,7 +594,7 @@ def test_keyboard_only_on_a_phone_screen(
     page.keyboard.press("Tab")
     assert focused() == "product"
     focus_is_visible()
-    page.keyboard.press("ArrowDown")  # from "Choose a product" to the first product
+    page.keyboard.press("ArrowDown")  # from "Choose one" to the first product
     assert page.get_by_label("Product to try").input_value() == trial_service.product_id
     page.keyboard.press("Tab")
     assert focused() == "request-file"
@@ -658,8 +660,10 @@ def expect_violation(page: Page, console: Console, directive: str) -> None:
         ({"products": []}, "products in config.js must list between 1 and 200 products."),
         ({"apiBaseUrl": "javascript:alert(1)"}, "apiBaseUrl in config.js must be an http(s) URL"),
         ({"products": [{"name": "X", "id": "bad id!"}]}, "product 1 in config.js needs an id"),
+        ({"portalUrl": "javascript:alert(1)"}, "portalUrl in config.js must be an http(s) URL"),
+        ({"portalUrl": "not a url"}, "portalUrl in config.js is not a URL."),
     ],
-    ids=["no-products", "not-http", "bad-id"],
+    ids=["no-products", "not-http", "bad-id", "portal-not-http", "portal-not-a-url"],
 )
 def test_a_page_that_is_not_set_up_says_so(
     page: Page, form: Callable[..., str], console: Console, config: dict[str, Any], says: str
@@ -667,4 +671,121 @@ def test_a_page_that_is_not_set_up_says_so(
     page.goto(form(**config))
     expect(page.get_by_role("alert")).to_contain_text(f"This page is not set up: {says}")
     expect(page.get_by_role("button", name="Get the trial response")).to_be_disabled()
+    assert console.problems == [], "\n".join(console.problems)
+
+
+# -- each label said once; times in the browser's zone; the portal's address ----------------------
+
+# For every control of the form: what assistive technology says of it. Its fieldset's legend, its
+# label, aria-label, placeholder, title, description, and a select's empty choice.
+_SAID = """
+form => Array.from(form.querySelectorAll("input, select, textarea")).map(control => {
+  const text = el => (el ? el.textContent.replace(/\\s+/g, " ").trim() : "");
+  const legend = control.closest("fieldset")?.querySelector("legend");
+  const described = (control.getAttribute("aria-describedby") || "").split(/\\s+/)
+    .map(id => text(document.getElementById(id)));
+  const empty = control.tagName === "SELECT" ? Array.from(control.options).filter(o => !o.value) : [];
+  return {
+    id: control.id,
+    said: [
+      text(legend),
+      ...Array.from(control.labels || [], text),
+      control.getAttribute("aria-label") || "",
+      control.getAttribute("placeholder") || "",
+      control.getAttribute("title") || "",
+      ...described,
+      ...empty.map(text),
+    ].filter(Boolean),
+  };
+})
+"""
+
+
+def test_each_control_is_named_once(
+    page: Page, form: Callable[..., str], trial_service: TrialService, console: Console
+) -> None:
+    page.goto(form())
+    controls = page.locator("#trial-form").evaluate(_SAID)
+    assert {c["id"] for c in controls} == {"product", "request-file", "request-text"}
+    for control in controls:
+        said = [s.lower().rstrip(".") for s in control["said"]]
+        assert said, control  # every control is named
+        for i, one in enumerate(said):
+            for other in said[i + 1 :]:
+                assert one not in other and other not in one, (control["id"], control["said"])
+    # What the accessibility tree holds: one group, each control by one name.
+    expect(page.get_by_role("group")).to_have_count(1)
+    expect(page.get_by_role("group", name="Trial request file")).to_be_visible()
+    expect(page.get_by_role("combobox", name="Product to try", exact=True)).to_be_visible()
+    expect(page.get_by_role("textbox", name="Or paste its text", exact=True)).to_be_visible()
+    expect(page.get_by_label("The file the app wrote", exact=True)).to_have_attribute("type", "file")
+    assert console.problems == [], "\n".join(console.problems)
+
+
+def test_times_are_shown_in_the_browsers_zone_with_its_names(
+    browser: Browser, form: Callable[..., str], trial_service: TrialService, tmp_path: Path
+) -> None:
+    console = Console()
+    context = browser.new_context(accept_downloads=True, timezone_id="Asia/Tokyo", locale="en-US")
+    context.add_init_script(CSP_REPORTER)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("console", console.on_console)
+    page.on("pageerror", lambda exc: console.problems.append(f"page error: {exc}"))
+    try:
+        request = Machine(tmp_path, "tokyo").trial_request(trial_service.product_id)
+        page.goto(form())
+        submit(page, "Trial App", request)
+        result = page.get_by_role("region", name=GRANTED)
+        expect(result).to_be_visible()
+        ends_at = result.locator("#result-ends")
+        ends = int(
+            datetime.strptime(ends_at.get_attribute("datetime") or "", "%Y-%m-%dT%H:%M:%SZ")
+            .replace(tzinfo=UTC)
+            .timestamp()
+        )
+        in_tokyo = datetime.fromtimestamp(ends, ZoneInfo("Asia/Tokyo"))
+        for shown in (ends_at.inner_text(), result.locator("#result-apply").inner_text()):
+            # The zone's short name and its IANA name; not the raw UTC of the datetime attribute.
+            assert shown.endswith("GMT+9 (Asia/Tokyo)"), shown
+            assert "Z" not in shown and "UTC" not in shown, shown
+        date = f"{in_tokyo.strftime('%B')} {in_tokyo.day}, {in_tokyo.year}"
+        assert date in ends_at.inner_text() and in_tokyo.strftime("%A") in ends_at.inner_text()
+        expect(result.locator("#result-note")).to_contain_text("GMT+9 (Asia/Tokyo)")
+        assert console.problems == [], "\n".join(console.problems)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("portal", ["https://portal.example.com/activate?account=acme", None])
+def test_the_customer_portal_is_a_link_when_its_address_is_configured(
+    page: Page,
+    form: Callable[..., str],
+    trial_service: TrialService,
+    console: Console,
+    tmp_path: Path,
+    api_calls: list[str],
+    portal: str | None,
+) -> None:
+    page.goto(form(portalUrl=portal) if portal else form())
+    page.get_by_label("Product to try").select_option(label="Trial App")
+    page.get_by_label("The file the app wrote").set_input_files(_activation_request(tmp_path, trial_service))
+    page.get_by_role("button", name="Get the trial response").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(
+        "This is an activation request (it is for a license key), not a trial request. Activate it on"
+        " the customer portal, or make a trial request in the app."
+    )
+    link = alert.get_by_role("link", name="customer portal")
+    if portal:
+        expect(link).to_have_attribute("href", portal)
+        expect(link).to_have_attribute("rel", "noreferrer")
+        # Reachable by keyboard, next after the form's button, and its focus shows.
+        page.get_by_role("button", name="Get the trial response").focus()
+        page.keyboard.press("Tab")
+        expect(link).to_be_focused()
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    else:
+        expect(link).to_have_count(0)
+    assert api_calls == []  # refused before anything was sent
     assert console.problems == [], "\n".join(console.problems)

@@ -158,9 +158,40 @@ def test_product_create_and_list(cli: Cli) -> None:
     assert created["id"].startswith("prod_")
     assert created["trialDays"] == 7
     assert created["kid"]
+    assert created["customerRelease"] is False  # off unless the vendor says so
     listed = cli.ok("product", "list")
-    assert listed == [{"id": created["id"], "name": "App", "trialDays": 7, "maxResponseValidity": 2 * 86400}]
+    assert listed == [
+        {
+            "id": created["id"],
+            "name": "App",
+            "trialDays": 7,
+            "maxResponseValidity": 2 * 86400,
+            "customerRelease": False,
+        }
+    ]
     assert created["id"] in cli("product", "list").out
+
+
+def test_product_customer_release_is_set_at_creation_and_by_update(cli: Cli) -> None:
+    cli.ok("init")
+    created = cli.ok("product", "create", "--name", "App", "--customer-release", "on")
+    assert created["customerRelease"] is True
+    pid = created["id"]
+    assert cli.ok("product", "update", pid, "--customer-release", "off") == {
+        "id": pid,
+        "customerRelease": False,
+    }
+    assert [p["customerRelease"] for p in cli.ok("product", "list")] == [False]
+    assert f"{pid}: customer release off" in cli("product", "update", pid, "--customer-release", "off").out
+    cli.ok("product", "update", pid, "--customer-release", "on")
+    assert "customer-release=on" in cli("product", "list").out
+    entries = [e for e in cli.ok("audit") if e["action"] == "product.customer_release"]
+    assert [e["detail"]["customerRelease"] for e in entries] == ["on", "off", "off"]  # newest first
+    # Only "on" or "off", and the option is required: usage errors, nothing changed.
+    for bad in (["--customer-release", "yes"], []):
+        assert cli("product", "update", pid, *bad).code == 2
+    cli.fails(Code.PRODUCT_NOT_FOUND, "product", "update", "prod_" + "0" * 32, "--customer-release", "on")
+    assert [p["customerRelease"] for p in cli.ok("product", "list")] == [True]
 
 
 def test_product_create_refuses_a_bad_name(cli: Cli) -> None:
@@ -371,6 +402,7 @@ def test_keys_of_an_unknown_product(cli: Cli, product: str) -> None:
         ["keys", "remove", "--product", "{v}", "--kid", "A" * 43],
         ["license", "list", "--product", "{v}"],
         ["activation", "release", "{v}"],
+        ["product", "update", "{v}", "--customer-release", "on"],
         ["release", "list", "--product", "{v}"],
         ["product", "list", "--account", "{v}"],
     ],

@@ -5,6 +5,7 @@ and rollback. A new backend adds one entry there and must pass all of this uncha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,22 @@ def test_products_round_trip_scoped_and_ordered(store: Store, s: Seed) -> None:
         tx.insert_product(Product("prd_0", s.account.id, "Earlier", False, 0, 60, NOW - 1))
     with store.read() as tx:
         assert [p.id for p in tx.products(s.account.id)] == ["prd_0", s.product.id]
+
+
+def test_customer_release_is_set_per_product_within_the_account(store: Store, s: Seed) -> None:
+    assert s.product.customer_release is False
+    with store.write() as tx:
+        assert tx.product(s.account.id, s.product.id) == s.product  # read, so cached in the transaction
+        tx.set_customer_release(s.account.id, s.product.id, True)
+        assert tx.product(s.account.id, s.product.id) == replace(s.product, customer_release=True)
+        tx.set_customer_release(s.account.id, s.other_product.id, True)  # another account's: no row
+    with store.read() as tx:
+        assert tx.product(s.account.id, s.product.id) == replace(s.product, customer_release=True)
+        assert tx.product_by_id(s.other_product.id) == s.other_product
+    with store.write() as tx:
+        tx.set_customer_release(s.account.id, s.product.id, False)
+    with store.read() as tx:
+        assert tx.products(s.account.id) == [s.product]
 
 
 def test_licenses_round_trip_by_key_and_id_scoped_to_the_account(store: Store, s: Seed) -> None:

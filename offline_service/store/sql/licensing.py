@@ -58,7 +58,9 @@ _ACTIVATION_TYPES = [
     ("deactivated_at", "bigint"),
 ]
 _ACTIVATION_COLS = ", ".join(name for name, _ in _ACTIVATION_TYPES)
-_PRODUCT_COLS = "id, account_id, name, trials_enabled, trial_days, max_response_validity, created_at"
+_PRODUCT_COLS = (
+    "id, account_id, name, trials_enabled, trial_days, max_response_validity, created_at, customer_release"
+)
 _TRIAL_COLS = (
     "id, product_id, fingerprint, machine_key_thumbprint, created_at, ends_at, hostname, os, app_version"
 )
@@ -122,6 +124,7 @@ def _product(row: Sequence[Any]) -> Product:
         trial_days=row[4],
         max_response_validity=row[5],
         created_at=row[6],
+        customer_release=bool(row[7]),
     )
 
 
@@ -140,6 +143,9 @@ class LicensingStatements:
             f"SELECT {_PRODUCT_COLS} FROM products WHERE account_id = ? ORDER BY created_at, id"
         )
         self.insert_product = q(f"INSERT INTO products ({_PRODUCT_COLS}) VALUES {_values(_PRODUCT_COLS)}")
+        self.set_customer_release = q(
+            "UPDATE products SET customer_release = ? WHERE id = ? AND account_id = ?"
+        )
         self.license_by_key = q(f"SELECT {LICENSE_COLS} FROM licenses WHERE key_hash = ?")
         self.license_by_id = q(f"SELECT {LICENSE_COLS} FROM licenses WHERE id = ?")
         self.licenses_by_hashes = SizedStatement(
@@ -369,8 +375,13 @@ class LicensingSQL(SQLPart):
                 product.trial_days,
                 product.max_response_validity,
                 product.created_at,
+                int(product.customer_release),
             ),
         )
+
+    def set_customer_release(self, account_id: str, product_id: str, allowed: bool) -> None:
+        self._products.pop((account_id, product_id), None)
+        self._c.execute(self._lq.set_customer_release, (int(allowed), product_id, account_id))
 
     def _remember(self, row: Sequence[Any] | None) -> License | None:
         if row is None:
