@@ -134,7 +134,7 @@ class Problem:
             plain, link = chosen[1], chosen[2]
         else:
             variant, plain, link = "", PLAIN_WORDS.get(code, _NO_WORDS), LINKS.get(code)
-        if code is Code.RATE_LIMITED and seconds is not None and 0 < seconds <= MAX_WAIT:
+        if code is Code.RATE_LIMITED and seconds is not None and 0 < seconds <= _MAX_WAIT:
             plain = wait_words(seconds)
         else:
             seconds = None
@@ -161,7 +161,7 @@ class Problem:
 
 _NO_WORDS = "This could not be done. The code below says why."
 _DETAILED = frozenset(c.value for c in DETAILED)
-MAX_WAIT = 24 * 3600
+_MAX_WAIT = 24 * 3600
 
 
 def render(
@@ -283,7 +283,7 @@ def refuse(
         "c": problem.code,
         "w": problem.variant,
         "s": problem.seconds,
-        "m": problem.message[:MESSAGE_CHARS],
+        "m": problem.detail[:MESSAGE_CHARS],  # the rest is for the logs, not for the page
         "f": form,
         "v": values,
     }
