@@ -4,14 +4,13 @@ set-password link) and user groups (create, rename, delete, members, linked lice
 Thin: every decision is in ``accounts.membership``, the same operations the vendor's CLI uses.
 Anyone but an organization admin gets FORBIDDEN on every page here; an id outside the admin's
 organization is NOT_FOUND. Each change answers with a redirect to the page that shows it
-(post/redirect/get), or with the page again and the problem when it was refused. What cannot be
-undone in a click (disabling a user, deleting a group) is asked on a page of its own first.
+(post/redirect/get), also when it is refused: then to the page of its form, which says why. What
+cannot be undone in a click (disabling a user, deleting a group) is asked on a page of its own first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,7 +25,6 @@ from offline_service.errors import OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.licensing.models import License
 from offline_service.web.auth import Caller, services
-from offline_service.web.errors import status_of
 from offline_service.web.kit import (
     Problem,
     back,
@@ -34,6 +32,7 @@ from offline_service.web.kit import (
     mask_key,
     page_caller,
     posted_form,
+    refuse,
     render,
     to_login,
 )
@@ -102,16 +101,18 @@ def _mail_password_link(svc: Services, user: User, token: str, *, base: str) -> 
     )
 
 
-def _problem(exc: OfflineServiceError) -> dict[str, Any]:
-    return {"problem": Problem.of(exc)}
+def _refused(
+    request: Request, page: str, exc: OfflineServiceError, form: str, fields: dict[str, str] | None = None
+) -> Response:
+    """Post/redirect/get for a refused change: back to ``page``, which shows the problem, with the
+    fields it keeps (kit.KEPT: names, emails, roles; never anything else)."""
+    return refuse(request, page, Problem.of(exc), form=form, fields=fields)
 
 
 # -- users ---------------------------------------------------------------------------------------
 
 
-async def _users_page(
-    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
-) -> Response:
+async def _users_page(request: Request, caller: Caller, scope: Scope) -> Response:
     view = await run_in_threadpool(_view, services(request), scope)
     groups_of = {u.id: [g.group.name for g in view.groups if u.id in g.member_ids] for u in view.users}
     context = {
@@ -121,9 +122,8 @@ async def _users_page(
         "roles": [r.value for r in Role],
         "values": {"role": Role.USER.value},
         "notice": _done(request),
-        **(extra or {}),
     }
-    return render(request, "organization_users.html", context, caller=caller, status=status)
+    return render(request, "organization_users.html", context, caller=caller)
 
 
 async def users(request: Request, caller: Caller, scope: Scope) -> Response:
@@ -146,17 +146,14 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
             )
         )
     except OfflineServiceError as exc:
-        extra = {**_problem(exc), "values": form}
-        return await _users_page(request, caller, scope, extra, status=status_of(exc.code))
+        return _refused(request, "/organization/users", exc, "create", form)
     user, token = created.user, created.link
     assert token is not None, "a link was asked for"
     await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
     return back(f"/organization/users/{user.id}", "created")
 
 
-async def _user_page(
-    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
-) -> Response:
+async def _user_page(request: Request, caller: Caller, scope: Scope) -> Response:
     view = await run_in_threadpool(_view, services(request), scope)
     user = view.user(request.path_params["id"])
     context = {
@@ -168,9 +165,8 @@ async def _user_page(
         "values": {"first_name": user.first_name, "last_name": user.last_name, "role": user.role.value},
         "is_self": user.id == caller.user.id,
         "notice": _done(request),
-        **(extra or {}),
     }
-    return render(request, "organization_user.html", context, caller=caller, status=status)
+    return render(request, "organization_user.html", context, caller=caller)
 
 
 async def user_detail(request: Request, caller: Caller, scope: Scope) -> Response:
@@ -192,8 +188,7 @@ async def user_detail(request: Request, caller: Caller, scope: Scope) -> Respons
         )
     except OfflineServiceError as exc:
         # Shown on the user's page; for a user outside the organization that page is NOT_FOUND.
-        extra = {**_problem(exc), "values": form}
-        return await _user_page(request, caller, scope, extra, status=status_of(exc.code))
+        return _refused(request, f"/organization/users/{user_id}", exc, "edit", form)
     return back(f"/organization/users/{user_id}", "saved")
 
 
@@ -219,7 +214,7 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
                 lambda: membership.set_disabled(svc.store, scope, user_id, disabled, now=svc.now())
             )
     except OfflineServiceError as exc:
-        return await _user_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
+        return _refused(request, f"/organization/users/{user_id}", exc, action)
     return back(f"/organization/users/{user_id}", action)
 
 
@@ -244,12 +239,10 @@ async def user_link(request: Request, caller: Caller, scope: Scope) -> Response:
 # -- groups --------------------------------------------------------------------------------------
 
 
-async def _groups_page(
-    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
-) -> Response:
+async def _groups_page(request: Request, caller: Caller, scope: Scope) -> Response:
     view = await run_in_threadpool(_view, services(request), scope)
-    context = {"section": "groups", "view": view, "values": {}, "notice": _done(request), **(extra or {})}
-    return render(request, "organization_groups.html", context, caller=caller, status=status)
+    context = {"section": "groups", "view": view, "values": {}, "notice": _done(request)}
+    return render(request, "organization_groups.html", context, caller=caller)
 
 
 async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
@@ -262,8 +255,7 @@ async def groups(request: Request, caller: Caller, scope: Scope) -> Response:
             lambda: membership.create_group(svc.store, scope, name=form.get("name", ""), now=svc.now())
         )
     except OfflineServiceError as exc:
-        extra = {**_problem(exc), "values": form}
-        return await _groups_page(request, caller, scope, extra, status=status_of(exc.code))
+        return _refused(request, "/organization/groups", exc, "create", form)
     return back(f"/organization/groups/{group.id}", "group-created")
 
 
@@ -272,9 +264,7 @@ def _shown(view: OrganizationView, license: License) -> tuple[License, str]:
     return license, f"{mask_key(license.key)} ({view.products.get(license.product_id, license.product_id)})"
 
 
-async def _group_page(
-    request: Request, caller: Caller, scope: Scope, extra: dict[str, Any] | None = None, status: int = 200
-) -> Response:
+async def _group_page(request: Request, caller: Caller, scope: Scope) -> Response:
     view = await run_in_threadpool(_view, services(request), scope)
     group = view.group(request.path_params["id"])
     context = {
@@ -287,9 +277,8 @@ async def _group_page(
         "unlinked": [_shown(view, x) for x in view.licenses if x.id not in group.license_ids],
         "values": {"name": group.group.name},
         "notice": _done(request),
-        **(extra or {}),
     }
-    return render(request, "organization_group.html", context, caller=caller, status=status)
+    return render(request, "organization_group.html", context, caller=caller)
 
 
 async def group_detail(request: Request, caller: Caller, scope: Scope) -> Response:
@@ -305,8 +294,7 @@ async def group_detail(request: Request, caller: Caller, scope: Scope) -> Respon
         )
     except OfflineServiceError as exc:
         # Shown on the group's page; for a group outside the organization that page is NOT_FOUND.
-        extra = {**_problem(exc), "values": form}
-        return await _group_page(request, caller, scope, extra, status=status_of(exc.code))
+        return _refused(request, f"/organization/groups/{group_id}", exc, "rename", form)
     return back(f"/organization/groups/{group_id}", "saved")
 
 
@@ -341,7 +329,7 @@ async def group_delete(request: Request, caller: Caller, scope: Scope) -> Respon
     try:
         await run_in_threadpool(lambda: membership.delete_group(svc.store, scope, group_id, now=svc.now()))
     except OfflineServiceError as exc:
-        return await _group_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
+        return _refused(request, f"/organization/groups/{group_id}", exc, "delete")
     return back("/organization/groups", "group-deleted")
 
 
@@ -360,7 +348,7 @@ def _group_change(change: Change, field: str | None, kind: str, done: str) -> Pa
             check_id(other, kind, field or "id")
             await run_in_threadpool(change, svc, scope, group_id, other)
         except OfflineServiceError as exc:
-            return await _group_page(request, caller, scope, _problem(exc), status=status_of(exc.code))
+            return _refused(request, f"/organization/groups/{group_id}", exc, done, form)
         return back(f"/organization/groups/{group_id}", done)
 
     return handler
@@ -400,7 +388,7 @@ routes: list[BaseRoute] = [
     ),
     Route(
         "/organization/groups/{id}/members/{other}/remove",
-        _admin(_group_change(_remove, None, "user", "member-removed"), id="group"),
+        _admin(_group_change(_remove, None, "user", "member-removed"), id="group", other="user"),
         methods=_POST,
     ),
     Route(
@@ -410,7 +398,7 @@ routes: list[BaseRoute] = [
     ),
     Route(
         "/organization/groups/{id}/licenses/{other}/unlink",
-        _admin(_group_change(_unlink, None, "license", "license-unlinked"), id="group"),
+        _admin(_group_change(_unlink, None, "license", "license-unlinked"), id="group", other="license"),
         methods=_POST,
     ),
 ]

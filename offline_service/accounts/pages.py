@@ -14,7 +14,6 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 from urllib.parse import urlencode
 
 from starlette.background import BackgroundTask
@@ -25,7 +24,6 @@ from starlette.routing import BaseRoute, Route
 
 from offline_service.accounts import organization_pages, password_links, password_reset, profile, time_zones
 from offline_service.accounts.auth import (
-    LoginThrottled,
     authenticate,
     check_email,
     issue_credential,
@@ -54,6 +52,7 @@ from offline_service.web.kit import (
     form_field,
     page_caller,
     posted_form,
+    refuse,
     render,
     safe_next,
     to_login,
@@ -95,6 +94,16 @@ def _person(handler: Page) -> Callable[[Request], Awaitable[Response]]:
 # -- login and logout ------------------------------------------------------------------------
 
 
+def _login_again(request: Request, target: str) -> str:
+    """The login page a refused login goes back to: with where to go after it and the account the
+    page was for (``?account=``), as the form was posted."""
+    query = {"next": target} if target != "/" else {}
+    named = request.query_params.get("account", "")
+    if is_alias(named):
+        query["account"] = named
+    return f"/login?{urlencode(query)}" if query else "/login"
+
+
 async def login(request: Request) -> Response:
     if request.method in ("GET", "HEAD"):
         if await page_caller(request) is not None:
@@ -107,15 +116,11 @@ async def login(request: Request) -> Response:
         password = form_field(form, "password", 1024)
         target = safe_next(form.get("next"))
     svc = services(request)
-    context: dict[str, Any] = {"next": target, "account": account_alias, "email": email}
+    kept = {"account": account_alias, "email": email}  # never the password
     try:
         if not (account_alias and email and password):
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "fill in the account, email and password")
         check_alias(account_alias, "the account")
-    except OfflineServiceError as exc:
-        context["account"] = account_alias[:64]
-        return render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=400)
-    try:
         user = await run_in_threadpool(
             authenticate,
             svc.store,
@@ -126,23 +131,11 @@ async def login(request: Request) -> Response:
             now=svc.now(),
             cost=svc.settings.password_cost,
         )
-    except LoginThrottled as exc:
-        problem = Problem(
-            code=exc.code.value,
-            plain=f"Too many failed logins. Wait {exc.retry_after} seconds, then try again.",
-            message=exc.message,
-        )
-        return render(
-            request,
-            "login.html",
-            {**context, "problem": problem},
-            status=429,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
     except OfflineServiceError as exc:
-        if exc.code is not Code.INVALID_CREDENTIALS:
+        if exc.code not in (Code.INVALID_ARGUMENT, Code.INVALID_CREDENTIALS, Code.RATE_LIMITED):
             raise
-        return render(request, "login.html", {**context, "problem": Problem.of(exc)}, status=401)
+        # The login page again (post/redirect/get): a reload asks again, it does not log in again.
+        return refuse(request, _login_again(request, target), Problem.of(exc), fields=kept)
     token = await run_in_threadpool(
         issue_credential,
         svc.store,
@@ -217,7 +210,7 @@ async def forgot_password(request: Request) -> Response:
             return render(
                 request, "forgot_password.html", {"notice": _sent(svc), "sent": True, "query": query}
             )
-        return render(request, "forgot_password.html", {"account": named[:64], "query": query})
+        return render(request, "forgot_password.html", {"values": {"account": named[:64]}, "query": query})
     async with request.form(max_files=0, max_fields=10, max_part_size=FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))
         account_alias = form_field(form, "account", 1024).strip()
@@ -241,8 +234,8 @@ async def forgot_password(request: Request) -> Response:
         )
     except OfflineServiceError as exc:
         # Refusals of the form itself, the same whoever the email is: not a word about a person.
-        context = {"account": account_alias[:64], "email": email, "problem": Problem.of(exc), "query": query}
-        return render(request, "forgot_password.html", context, status=status_of(exc.code))
+        again = f"/forgot-password?{urlencode(query)}" if query else "/forgot-password"
+        return refuse(request, again, Problem.of(exc), fields={"account": account_alias, "email": email})
     target = f"/forgot-password?{urlencode({'sent': '1', **query})}"
     task = BackgroundTask(_mail_reset, svc, reset) if reset is not None else None
     return RedirectResponse(target, status_code=303, background=task)
@@ -251,9 +244,7 @@ async def forgot_password(request: Request) -> Response:
 # -- profile -------------------------------------------------------------------------------------
 
 
-def _profile_page(
-    request: Request, caller: Caller, extra: dict[str, Any] | None = None, status: int = 200
-) -> Response:
+async def profile_page(request: Request, caller: Caller) -> Response:
     user = caller.user
     zones = time_zones.choices(services(request).now())
     context = {
@@ -264,15 +255,9 @@ def _profile_page(
         # The person's zone as the list labels it; a zone the list does not offer, by its name.
         "zone_shown": next((z.label for z in zones if z.name == user.time_zone), user.time_zone),
         "values": {"first_name": user.first_name, "last_name": user.last_name, "email": ""},
-        "failed": "",
         "notice": DONE.get(request.query_params.get("done", "")),
-        **(extra or {}),
     }
-    return render(request, "profile.html", context, caller=caller, status=status)
-
-
-async def profile_page(request: Request, caller: Caller) -> Response:
-    return _profile_page(request, caller)
+    return render(request, "profile.html", context, caller=caller)
 
 
 # What each profile form may give back to the page when it is refused (never a password).
@@ -337,16 +322,10 @@ def _change(which: str) -> Page:
         try:
             await run_in_threadpool(run)
         except OfflineServiceError as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
-            # The other forms of the page keep what is stored: a refused email or password change
-            # must not show the name fields empty (saving them next would erase the name).
+            # Only the refused form keeps what was typed; the other forms show what is stored (a
+            # refused email change must not show the name fields empty: saving them would erase it).
             kept = {k: v for k, v in form.items() if k in _FORM_FIELDS[which]}
-            stored = {"first_name": user.first_name, "last_name": user.last_name, "email": ""}
-            extra = {"problem": Problem.of(exc), "failed": which, "values": {**stored, **kept}}
-            response = _profile_page(request, caller, extra, status=status_of(exc.code))
-            if headers:
-                response.headers.update(headers)
-            return response
+            return refuse(request, "/profile", Problem.of(exc), form=which, fields=kept)
         return back("/profile", which)
 
     return handler
@@ -373,9 +352,7 @@ def _new_token(request: Request, personal: Sequence[Credential]) -> tuple[Creden
     return None
 
 
-async def _security_page(
-    request: Request, caller: Caller, extra: dict[str, Any] | None = None, status: int = 200
-) -> Response:
+async def security_page(request: Request, caller: Caller) -> Response:
     svc = services(request)
     found = await run_in_threadpool(lambda: profile.credentials(svc.store, caller.user, now=svc.now()))
     mine = token_hash(caller.token)
@@ -388,9 +365,8 @@ async def _security_page(
         "values": {"days": "90"},
         "new_token": _new_token(request, found.personal),
         "notice": DONE.get(request.query_params.get("done", "")),
-        **(extra or {}),
     }
-    response = render(request, "profile_security.html", context, caller=caller, status=status)
+    response = render(request, "profile_security.html", context, caller=caller)
     if NEW_TOKEN_COOKIE in request.cookies:  # shown once, or not at all
         response.delete_cookie(
             NEW_TOKEN_COOKIE,
@@ -402,22 +378,28 @@ async def _security_page(
     return response
 
 
-async def security_page(request: Request, caller: Caller) -> Response:
-    return await _security_page(request, caller)
+def _not_revoked(request: Request, exc: OfflineServiceError) -> Response:
+    """A revoke button refused (most often: a page older than the session's or token's end)."""
+    problem = Problem.of(exc, variant="already-ended" if exc.code is Code.NOT_FOUND else "")
+    return refuse(request, "/profile/security", problem)
 
 
 async def revoke_session(request: Request, caller: Caller) -> Response:
     await posted_form(request)
     svc = services(request)
-    found = await run_in_threadpool(
-        lambda: profile.revoke(
-            svc.store,
-            caller.user,
-            check_id(request.path_params["id"], "credential"),
-            personal=False,
-            now=svc.now(),
+    credential_id = check_id(request.path_params["id"], "credential")  # a bad path: the error page
+    try:
+        found = await run_in_threadpool(
+            lambda: profile.revoke(
+                svc.store,
+                caller.user,
+                credential_id,
+                personal=False,
+                now=svc.now(),
+            )
         )
-    )
+    except OfflineServiceError as exc:
+        return _not_revoked(request, exc)
     if hmac.compare_digest(found.token_hash, token_hash(caller.token)):
         # This very session: the same as logging out.
         response = RedirectResponse("/login", status_code=303)
@@ -441,8 +423,8 @@ async def create_token(request: Request, caller: Caller) -> Response:
             )
         )
     except OfflineServiceError as exc:
-        extra = {"problem": Problem.of(exc), "values": form}
-        return await _security_page(request, caller, extra, status_of(exc.code))
+        kept = {"name": form.get("name", ""), "days": days}
+        return refuse(request, _NEW_TOKEN_PATH, Problem.of(exc), form="token", fields=kept)
     response = back(_NEW_TOKEN_PATH, "token-created")
     response.set_cookie(
         NEW_TOKEN_COOKIE,
@@ -459,15 +441,19 @@ async def create_token(request: Request, caller: Caller) -> Response:
 async def revoke_token(request: Request, caller: Caller) -> Response:
     await posted_form(request)
     svc = services(request)
-    await run_in_threadpool(
-        lambda: profile.revoke(
-            svc.store,
-            caller.user,
-            check_id(request.path_params["id"], "credential"),
-            personal=True,
-            now=svc.now(),
+    credential_id = check_id(request.path_params["id"], "credential")  # a bad path: the error page
+    try:
+        await run_in_threadpool(
+            lambda: profile.revoke(
+                svc.store,
+                caller.user,
+                credential_id,
+                personal=True,
+                now=svc.now(),
+            )
         )
-    )
+    except OfflineServiceError as exc:
+        return _not_revoked(request, exc)
     return back("/profile/security", "token-revoked")
 
 
@@ -497,18 +483,12 @@ async def set_password(request: Request) -> Response:
             )
         )
     except OfflineServiceError as exc:
-        context: dict[str, Any] = {"problem": Problem.of(exc)}
-        try:  # while the link still works, the form again
-            holder = await run_in_threadpool(lambda: password_links.holder(svc.store, token, now=svc.now()))
-            context.update(token=token, email=holder.email)
-        except OfflineServiceError as gone:
-            context["problem"] = Problem.of(gone)
-        return render(request, "set_password.html", context, status=status_of(context["problem"].code))
+        # The link's page again (post/redirect/get): its form while the link works, else why not.
+        return refuse(request, f"{password_links.PATH}?{urlencode({'token': token})}", Problem.of(exc))
     alias = await run_in_threadpool(password_links.account_alias, svc.store, user)
     context = {
         "next": "/",
-        "account": alias,
-        "email": user.email,
+        "values": {"account": alias, "email": user.email},
         "notice": "Your password is set. Log in with it.",
     }
     return render(request, "login.html", context)

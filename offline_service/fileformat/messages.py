@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from offline_service._b64 import b64url_decode
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
 
@@ -19,6 +20,7 @@ __all__ = [
     "Kind",
     "Request",
     "Response",
+    "looks_like_response",
     "parse_request",
     "parse_response",
     "request_payload",
@@ -200,6 +202,20 @@ def parse_request(data: bytes) -> Request:
         )
     except ValueError as exc:
         raise OfflineServiceError(Code.MALFORMED_REQUEST, str(exc)) from None
+
+
+def looks_like_response(data: bytes) -> bool:
+    """Whether ``data`` says it is a response file (its header's ``typ``), read without checking
+    anything else: only to tell a person who uploads a response where it belongs, never to decide."""
+    if len(data) > jws.MAX_FILE_BYTES:
+        return False
+    header, dot, _ = jws.unarmor(data).partition(b".")
+    if not dot:
+        return False
+    try:
+        return jws.strict_json(b64url_decode(header)).get("typ") == jws.RESPONSE_TYP
+    except ValueError:
+        return False
 
 
 def request_payload(

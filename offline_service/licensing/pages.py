@@ -16,7 +16,7 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
-from offline_service.fileformat.messages import Kind, parse_response
+from offline_service.fileformat.messages import Kind, looks_like_response, parse_response
 from offline_service.fileformat.messages import Response as ParsedResponse
 from offline_service.ids import check_id, is_id
 from offline_service.licensing import batch_results, queries, seat_release
@@ -43,9 +43,11 @@ from offline_service.web.kit import (
     Problem,
     back,
     error_page,
+    form_field,
     mask_key,
     page_caller,
     posted_form,
+    refuse,
     render,
     to_login,
 )
@@ -218,7 +220,6 @@ async def release_seat(request: Request) -> Response:
     if caller is None:
         return to_login(request)
     svc = services(request)
-    problem: OfflineServiceError | None = None
     try:
         license_id = check_id(request.path_params["id"], "license")
         activation_id = check_id(request.path_params["activation"], "activation")
@@ -231,15 +232,16 @@ async def release_seat(request: Request) -> Response:
                     )
                 )
             except OfflineServiceError as exc:
-                problem = exc  # shown on the page again, if the person may still see it
-            else:
-                return back(f"/licenses/{license_id}", "released")
+                # Shown on the confirmation page again (post/redirect/get), if the person may
+                # still see it; else that page is the error page.
+                return refuse(request, request.url.path, Problem.of(exc))
+            return back(f"/licenses/{license_id}", "released")
         view = await run_in_threadpool(
             seat_release.release_view, svc.store, caller.user, license_id, activation_id
         )
     except OfflineServiceError as exc:
         return error_page(request, caller, exc)
-    problem = problem or view.refusal
+    problem = view.refusal
     context = {
         "section": "licenses",
         "view": view,
@@ -403,57 +405,44 @@ async def _result(request: Request, page: _Page, *, download: bool) -> Response:
     return render(request, "result.html", context, caller=caller, status=200 if result else 404)
 
 
-# Where a request file of each kind belongs, for a file uploaded on the wrong page.
-_RIGHT_PAGE = {
-    Kind.ACTIVATION: "Upload it on the Activate offline page",
-    Kind.DEACTIVATION: "Upload it on the Deactivate offline page",
-}  # a trial request is refused before its kind is compared (TRIAL_NOT_ALLOWED)
+def _problem(exc: OfflineServiceError, page: _Page, data: bytes) -> Problem:
+    """The error as ``page`` shows it; a file that belongs elsewhere is told where: a request of
+    another kind (the engine read its kind), or a response file (its header says so)."""
+    if exc.code is Code.MALFORMED_REQUEST:
+        kind = exc.kind if isinstance(exc, RequestRefused) else None
+        if kind is not None and kind is not page.kind:
+            return Problem.of(exc, variant=f"{kind.value}-request")
+        if kind is None and looks_like_response(data):
+            return Problem.of(exc, variant="response-file")
+    return Problem.of(exc)
 
 
-def _problem(exc: OfflineServiceError, page: _Page) -> Problem:
-    """The error as ``page`` shows it; a request of another kind is told which page takes it."""
-    problem = Problem.of(exc)
-    kind = exc.kind if isinstance(exc, RequestRefused) else None
-    if exc.code is Code.MALFORMED_REQUEST and kind in _RIGHT_PAGE and kind is not page.kind:
-        article = "an" if kind is Kind.ACTIVATION else "a"
-        plain = (
-            f"This is {article} {kind} request. {_RIGHT_PAGE[kind]};"
-            f" this page takes {page.kind} requests only."
-        )
-        return replace(problem, plain=plain)
-    return problem
-
-
-def _offline_context(form: FormData | None = None) -> dict[str, Any]:
-    chosen = form.get("validity") if form is not None else None
-    pasted = form.get("text") if form is not None else None
-    return {
-        "validities": VALIDITY_DAYS,
-        "chosen": int(chosen) if isinstance(chosen, str) and chosen.isdigit() else DEFAULT_VALIDITY_DAYS,
-        "text": pasted[:MAX_FILE_BYTES] if isinstance(pasted, str) else "",
-    }
+def _offline_context() -> dict[str, Any]:
+    return {"validities": VALIDITY_DAYS, "chosen": DEFAULT_VALIDITY_DAYS}
 
 
 async def _offline(request: Request, page: _Page) -> Response:
     caller = await page_caller(request)
     if caller is None:
         return to_login(request)
-    context = {"section": page.section}
     if request.method in ("GET", "HEAD"):
-        return render(request, page.template, {**context, **_offline_context()}, caller=caller)
+        context = {"section": page.section, **_offline_context()}
+        return render(request, page.template, context, caller=caller)
     svc = services(request)
     async with request.form(max_files=1, max_fields=10, max_part_size=FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))
-        context.update(_offline_context(form))
+        data = b""
         try:
             data = await _request_file(form)
             validity = _validity(form) if page.kind is Kind.ACTIVATION else None
             outcome = await process_request(svc, caller, data, validity=validity, kinds=(page.kind,))
         except OfflineServiceError as exc:
-            problem = {"problem": _problem(exc, page)}
-            return render(
-                request, page.template, {**context, **problem}, caller=caller, status=status_of(exc.code)
-            )
+            # The page again (post/redirect/get), with the choice made and the pasted text, if any.
+            kept = {
+                "validity": form_field(form, "validity", 4),
+                "text": form_field(form, "text", MAX_FILE_BYTES),
+            }
+            return refuse(request, page.path, _problem(exc, page, data), fields=kept)
     assert outcome.response is not None and outcome.activation_id is not None
     return _remember(request, page, outcome)
 
@@ -497,7 +486,6 @@ async def batch(request: Request) -> Response:
         return render(request, "batch.html", context, caller=caller)
     async with request.form(max_files=1, max_fields=10, max_part_size=FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))
-        context.update(_offline_context(form))
         upload = form.get("archive")
         try:
             validity = _validity(form)
@@ -510,13 +498,11 @@ async def batch(request: Request) -> Response:
                 )
             result = await process_zip(svc, caller, data, validity=validity)
         except OfflineServiceError as exc:
-            problem = {"problem": Problem.of(exc)}
-            return render(
-                request, "batch.html", {**context, **problem}, caller=caller, status=status_of(exc.code)
-            )
+            kept = {"validity": form_field(form, "validity", 4)}
+            return refuse(request, "/batch", Problem.of(exc), fields=kept)
     # Post/redirect/get: the result is kept in the database (any instance shows it, a reload
     # repeats nothing), for the person who uploaded it only.
-    kept = await run_in_threadpool(
+    saved = await run_in_threadpool(
         functools.partial(
             batch_results.save,
             svc.store,
@@ -527,7 +513,7 @@ async def batch(request: Request) -> Response:
             now=svc.now(),
         )
     )
-    return RedirectResponse(f"/batch/result/{kept.id}", status_code=303)
+    return RedirectResponse(f"/batch/result/{saved.id}", status_code=303)
 
 
 BATCH_PAGE_SIZE = 200  # files per page of a batch's result; its summary always counts them all

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
@@ -19,7 +18,6 @@ from offline_service.accounts import api as accounts_api
 from offline_service.accounts import pages as accounts_pages
 from offline_service.accounts.mail import Mailer
 from offline_service.branding import pages as branding_pages
-from offline_service.errors import OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing import activations, pages, trials
 from offline_service.licensing import api as licensing_api
@@ -29,9 +27,10 @@ from offline_service.settings import Settings
 from offline_service.web import (
     api,
     brand,
+    kit,
     openapi,
 )
-from offline_service.web.errors import handle_error, handle_http_error, handle_unexpected
+from offline_service.web.errors import exception_handlers
 from offline_service.web.security import BodyLimit, SecurityHeaders
 from offline_service.web.services import Services
 
@@ -80,14 +79,11 @@ def create_app(
         middleware=[
             Middleware(SecurityHeaders),
             trials.cors(settings),
-            Middleware(BodyLimit, limit=body_limit),
+            # The look of the page first: a portal upload over the limit is refused in it.
             Middleware(brand.BrandResolver),
+            Middleware(BodyLimit, limit=body_limit, portal=kit.too_large),
         ],
-        exception_handlers={
-            OfflineServiceError: handle_error,
-            HTTPException: handle_http_error,
-            Exception: handle_unexpected,
-        },
+        exception_handlers=exception_handlers(kit.problem_page),
         lifespan=lifespan,
     )
     app.state.services = svc

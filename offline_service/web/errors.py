@@ -1,9 +1,13 @@
-"""One place that turns errors into responses: JSON ``{"code", "message"}`` for the API, a plain
-page for the portal, and never a stack trace."""
+"""One place that turns errors into responses: JSON ``{"code", "message"}`` for the API, the
+portal's own error page (in its frame, with its brand) for every other path, and never a stack
+trace."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from html import escape
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -11,8 +15,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.web.security import SECURITY_HEADERS
+from offline_service.web.words import PLAIN_WORDS
 
-__all__ = ["STATUS", "handle_error", "handle_http_error", "handle_unexpected", "status_of", "wants_json"]
+__all__ = ["STATUS", "PortalPage", "exception_handlers", "handle_unexpected", "status_of", "wants_json"]
 
 log = logging.getLogger("offline_service.web")
 
@@ -64,61 +69,65 @@ def wants_json(request: Request) -> bool:
     return request.url.path.startswith(("/v1/", "/.well-known/", "/openapi.json", "/healthz", "/readyz"))
 
 
-def _page(title: str, message: str, status: int) -> HTMLResponse:
-    from html import escape
-
-    body = (
-        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        f"<link rel=stylesheet href='/static/portal.css'><link rel=icon href='/static/favicon.svg'><title>{escape(title)}</title>"
-        f"<main class=narrow><h1>{escape(title)}</h1><p>{escape(message)}</p><p><a href='/'>Back</a></p></main>"
-    )
-    return HTMLResponse(body, status_code=status)
+# The portal's error page for an error no page showed itself (kit.problem_page): the code, what it
+# said, and the status. Passed in by the app, because the page kit itself imports this module.
+PortalPage = Callable[[Request, Code, str, int, Mapping[str, str]], Awaitable[Response]]
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-async def handle_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, OfflineServiceError)
-    status = status_of(exc.code)
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    if status >= 500:
-        log.error("service error %s: %s", exc.code.value, exc.message)
-    if wants_json(request):
-        return JSONResponse(
-            {"code": exc.code.value, "message": exc.message}, status_code=status, headers=headers
+def exception_handlers(portal_page: PortalPage) -> dict[Any, Handler]:
+    """The app's handlers: an OfflineServiceError or an HTTP error becomes JSON ``{code, message}``
+    on the API's paths and ``portal_page`` on every other; anything else, a 500 without internals."""
+
+    async def handle_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OfflineServiceError)
+        status = status_of(exc.code)
+        headers = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if status >= 500:
+            log.error("service error %s: %s", exc.code.value, exc.message)
+        if wants_json(request):
+            return JSONResponse(
+                {"code": exc.code.value, "message": exc.message}, status_code=status, headers=headers
+            )
+        return await portal_page(request, exc.code, exc.message, status, headers)
+
+    async def handle_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: Code.NOT_FOUND, 405: Code.INVALID_ARGUMENT, 413: Code.REQUEST_TOO_LARGE}.get(
+            exc.status_code, Code.INVALID_ARGUMENT
         )
-    return _page(
-        f"{exc.code.value.replace('_', ' ').capitalize()}", f"{exc.message} ({exc.code.value})", status
-    )
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        # Starlette's own headers stay: a 405 names the allowed methods in Allow (RFC 9110).
+        if wants_json(request):
+            return JSONResponse(
+                {"code": code.value, "message": message}, status_code=exc.status_code, headers=exc.headers
+            )
+        return await portal_page(request, code, message, exc.status_code, exc.headers or {})
 
-
-async def handle_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = {404: Code.NOT_FOUND, 405: Code.INVALID_ARGUMENT, 413: Code.REQUEST_TOO_LARGE}.get(
-        exc.status_code, Code.INVALID_ARGUMENT
-    )
-    message = exc.detail if isinstance(exc.detail, str) else "request refused"
-    # Starlette's own headers stay: a 405 names the allowed methods in Allow (RFC 9110).
-    if wants_json(request):
-        return JSONResponse(
-            {"code": code.value, "message": message}, status_code=exc.status_code, headers=exc.headers
-        )
-    response = _page(message, f"{message} ({code.value})", exc.status_code)
-    response.headers.update(exc.headers or {})
-    return response
+    return {OfflineServiceError: handle_error, HTTPException: handle_http_error, Exception: handle_unexpected}
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # The one place a broad catch is right: whatever went wrong is logged here with its traceback
-    # for the operator, and the client gets a stable code and no internals.
+    # for the operator, and the client gets a stable code and no internals. No template and no
+    # database here: whatever failed may be one of them.
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     if wants_json(request):
         response: Response = JSONResponse(
             {"code": Code.INTERNAL_ERROR.value, "message": "internal error"}, status_code=500
         )
     else:
-        response = _page("Something went wrong", "An internal error occurred; it has been logged.", 500)
+        response = HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            "<link rel=stylesheet href='/static/portal.css'><link rel=icon href='/static/favicon.svg'>"
+            "<title>Something went wrong</title><main class=narrow><h1>Something went wrong</h1>"
+            f"<p>{escape(PLAIN_WORDS[Code.INTERNAL_ERROR])}</p><p class=code>Code: INTERNAL_ERROR</p>"
+            "<p><a href='/'>Back to the portal</a></p></main>",
+            status_code=500,
+        )
     # Starlette answers unexpected errors outside every middleware: add the headers here.
     for name, value in SECURITY_HEADERS:
         response.headers.setdefault(name.decode(), value.decode())

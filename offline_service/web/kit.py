@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
 import zoneinfo
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -24,18 +26,23 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.fileformat.jws import MAX_FILE_BYTES
+from offline_service.fileformat.jws import MAX_FILE_BYTES, strict_json
 from offline_service.licensing.models import UNLIMITED
 from offline_service.web.agents import describe as describe_agent
 from offline_service.web.auth import SESSION_COOKIE, Caller, check_csrf, csrf_token, portal_caller
 from offline_service.web.brand import brand_context
 from offline_service.web.errors import status_of
 from offline_service.web.labels import role_word, state_word
-from offline_service.web.words import PLAIN_WORDS
+from offline_service.web.security import Receive, Scope, Send
+from offline_service.web.words import DETAILED, LINKS, PLAIN_WORDS, VARIANTS, Link, wait_words
 
 __all__ = [
     "FIELD_BYTES",
+    "FLASH_COOKIE",
+    "FLASH_SECONDS",
+    "KEPT",
     "TEMPLATES",
+    "Flash",
     "Problem",
     "back",
     "error_page",
@@ -45,10 +52,13 @@ __all__ = [
     "mask_key",
     "page_caller",
     "posted_form",
+    "problem_page",
+    "refuse",
     "render",
     "safe_next",
     "templates",
     "to_login",
+    "too_large",
     "when",
     "zone",
 ]
@@ -104,15 +114,54 @@ templates.env.filters.update(
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """An error as a page shows it: plain words, the engine's message, and the stable code."""
+    """An error as a page shows it: one plain sentence (what happened, what to do next), perhaps
+    with a link to the page that helps; the engine's message, shown as a detail only where it says
+    what exactly is wrong (words.DETAILED); and the stable code."""
 
     code: str
     plain: str
-    message: str
+    message: str = ""
+    link: Link | None = None
+    variant: str = ""  # a name in words.VARIANTS when the page chose that sentence
+    seconds: int | None = None  # RATE_LIMITED: how long to wait
 
     @classmethod
-    def of(cls, exc: OfflineServiceError) -> Problem:
-        return cls(code=exc.code.value, plain=PLAIN_WORDS.get(exc.code, ""), message=exc.message)
+    def make(cls, code: Code, message: str = "", *, variant: str = "", seconds: int | None = None) -> Problem:
+        """The problem of ``code``: its own words, or those of ``variant`` when it is a variant of
+        that code, or the time to wait when ``seconds`` is given for RATE_LIMITED."""
+        chosen = VARIANTS.get(variant)
+        if chosen is not None and chosen[0] is code:
+            plain, link = chosen[1], chosen[2]
+        else:
+            variant, plain, link = "", PLAIN_WORDS.get(code, _NO_WORDS), LINKS.get(code)
+        if code is Code.RATE_LIMITED and seconds is not None and 0 < seconds <= _MAX_WAIT:
+            plain = wait_words(seconds)
+        else:
+            seconds = None
+        return cls(code=code.value, plain=plain, message=message, link=link, variant=variant, seconds=seconds)
+
+    @classmethod
+    def of(cls, exc: OfflineServiceError, *, variant: str = "") -> Problem:
+        retry_after = getattr(exc, "retry_after", None)
+        seconds = retry_after if type(retry_after) is int else None
+        return cls.make(exc.code, exc.message, variant=variant, seconds=seconds)
+
+    @property
+    def detail(self) -> str:
+        """The message, where it says what exactly is wrong; else nothing (it is for the logs)."""
+        return self.message if self.code in _DETAILED else ""
+
+    @property
+    def parts(self) -> tuple[str, str, str]:
+        """The sentence as (before, the linked words, after); the linked words are empty without a link."""
+        if self.link is None or self.link[1] not in self.plain:
+            return self.plain, "", ""
+        return self.plain.partition(self.link[1])
+
+
+_NO_WORDS = "This could not be done. The code below says why."
+_DETAILED = frozenset(c.value for c in DETAILED)
+_MAX_WAIT = 24 * 3600
 
 
 def render(
@@ -124,28 +173,247 @@ def render(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """A page from ``template``, with the CSRF token, the path and ``caller`` in its context."""
+    """A page from ``template``, with the CSRF token, the path and ``caller`` in its context, and
+    the problem of a refused form (see :func:`refuse`) when this page is the one it was meant for:
+    shown once, then dropped."""
     token = csrf_token(request)
+    full: dict[str, Any] = {
+        "caller": caller,
+        "csrf": token,
+        "path": request.url.path,
+        "values": {},
+        "failed": "",
+        "dropped": (),
+    }
+    full.update(context or {})
+    flash = _recall_flash(request) if FLASH_COOKIE in request.cookies else None
+    if flash is not None:
+        if full.get("problem") is None:  # an error page's own problem comes first
+            full["problem"] = flash.problem
+        full.update(failed=flash.form, dropped=flash.dropped, values={**full["values"], **flash.values})
     previous = _TIME_ZONE.set(caller.user.time_zone if caller else "UTC")
     try:  # the template is rendered here, in the constructor
-        response = templates.TemplateResponse(
-            request,
-            template,
-            {"caller": caller, "csrf": token, "path": request.url.path, **(context or {})},
-            status_code=status,
-            headers=headers,
-        )
+        response = templates.TemplateResponse(request, template, full, status_code=status, headers=headers)
     finally:
         _TIME_ZONE.reset(previous)
     csrf_token(request, response)  # sets the cookie the token above came from, if it is new
+    if FLASH_COOKIE in request.cookies:
+        # Shown (or unreadable): gone, so that a reload shows the page as it is. A flash for a page
+        # under this one is not at this path, and stays.
+        response.delete_cookie(
+            FLASH_COOKIE, path=request.url.path, httponly=True, samesite="strict", secure=_secure(request)
+        )
     return response
+
+
+# -- refused forms: post/redirect/get ------------------------------------------------------------
+
+# A refused form answers like an accepted one, with a 303 to the page of the form (so a reload
+# repeats nothing: no second login attempt, no second upload). What that page shows travels in a
+# cookie: HttpOnly, SameSite=Strict, for that page's path only, FLASH_SECONDS at most, and dropped
+# by the page that shows it. It is the browser's to change, so everything read back is checked
+# (see _recall_flash): an unknown code shows nothing, the words come from words.py by code and
+# variant name, the fields are those of KEPT only, each cut to its length, and Jinja escapes them.
+FLASH_COOKIE = "ofs_flash"
+FLASH_SECONDS = 60
+# The cookie's value at most: browsers keep 4096 bytes of a cookie's name, value and attributes.
+FLASH_BYTES = 3600
+MESSAGE_CHARS = 300
+# Every field a refused form may keep, with its length: names, emails and chosen options. Never a
+# password, a token or the CSRF token: a field not named here is not kept.
+KEPT: Mapping[str, int] = MappingProxyType(
+    {
+        "account": 64,
+        "email": 254,
+        "first_name": 100,
+        "last_name": 100,
+        "role": 32,
+        "name": 200,
+        "time_zone": 64,
+        "notify_new_activation": 1,
+        "notify_license_expiry": 1,
+        "days": 5,
+        "user": 64,
+        "license": 64,
+        "validity": 4,
+        "text": MAX_FILE_BYTES,  # a pasted request: kept when it fits in FLASH_BYTES
+    }
+)
+_FORM = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Flash:
+    """What a refused form left for its page: the problem, which form of the page it was, the
+    fields it keeps, and those it had to drop (too long to carry)."""
+
+    problem: Problem
+    form: str
+    values: dict[str, str]
+    dropped: tuple[str, ...]
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _flash_value(payload: dict[str, Any]) -> str:
+    return quote(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), safe="")
+
+
+def refuse(
+    request: Request,
+    to: str,
+    problem: Problem,
+    *,
+    form: str = "",
+    fields: Mapping[str, str] | None = None,
+) -> Response:
+    """Post/redirect/get for a refused form: a 303 to ``to`` (the form's page, with its query if
+    it has one), which shows ``problem`` once, knowing which ``form`` of the page it was and with
+    the ``fields`` in KEPT filled in again. A field that does not fit in the cookie is dropped, and
+    the page says so (``dropped``)."""
+    assert not form or _FORM.fullmatch(form), form
+    path = urlsplit(to).path
+    values = {k: v[: KEPT[k]] for k, v in (fields or {}).items() if k in KEPT and isinstance(v, str) and v}
+    payload: dict[str, Any] = {
+        "p": path,
+        "c": problem.code,
+        "w": problem.variant,
+        "s": problem.seconds,
+        "m": problem.detail[:MESSAGE_CHARS],  # the rest is for the logs, not for the page
+        "f": form,
+        "v": values,
+    }
+    value, dropped = _flash_value(payload), []
+    while len(value) > FLASH_BYTES and values:
+        largest = max(values, key=lambda k: len(values[k]))
+        del values[largest]
+        dropped.append(largest)
+        payload["x"] = dropped
+        value = _flash_value(payload)
+    response = RedirectResponse(to, status_code=303)
+    response.set_cookie(
+        FLASH_COOKIE,
+        value,
+        max_age=FLASH_SECONDS,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+def _text(value: object, limit: int, *, lines: bool = False) -> str:
+    if not isinstance(value, str):
+        return ""
+    return (_CONTROL_BUT_LINES if lines else _CONTROL).sub("", value[:limit])
+
+
+def _recall_flash(request: Request) -> Flash | None:
+    """The flash cookie's problem and fields, when it is for this page and well-formed."""
+    raw = request.cookies.get(FLASH_COOKIE, "")
+    if not raw or len(raw) > 2 * FLASH_BYTES:
+        return None
+    try:
+        data = strict_json(unquote(raw, errors="strict").encode("utf-8"))
+    except (ValueError, UnicodeError):
+        return None
+    code = data.get("c")
+    if data.get("p") != request.url.path or not isinstance(code, str) or code == Code.OK.value:
+        return None
+    try:
+        known = Code(code)
+    except ValueError:
+        return None
+    if known not in PLAIN_WORDS:  # no page refuses a form with it
+        return None
+    seconds = data.get("s")
+    problem = Problem.make(
+        known,
+        _text(data.get("m"), MESSAGE_CHARS),
+        variant=_text(data.get("w"), 32),
+        seconds=seconds if type(seconds) is int else None,
+    )
+    form = data.get("f")
+    kept = data.get("v")
+    values = {
+        k: _text(v, KEPT[k], lines=k == "text")
+        for k, v in (kept.items() if isinstance(kept, dict) else ())
+        if k in KEPT and isinstance(v, str)
+    }
+    dropped = data.get("x")
+    return Flash(
+        problem=problem,
+        form=form if isinstance(form, str) and _FORM.fullmatch(form) else "",
+        values=values,
+        dropped=tuple(x for x in dropped if isinstance(x, str) and x in KEPT)
+        if isinstance(dropped, list)
+        else (),
+    )
 
 
 def error_page(request: Request, caller: Caller | None, exc: OfflineServiceError) -> Response:
     """The error page for ``exc``, with the status its code has in the API."""
+    status = status_of(exc.code)
     return render(
-        request, "error.html", {"problem": Problem.of(exc)}, caller=caller, status=status_of(exc.code)
+        request, "error.html", _error_context(Problem.of(exc), status), caller=caller, status=status
     )
+
+
+def _error_context(problem: Problem, status: int) -> dict[str, Any]:
+    if problem.code == Code.CSRF_FAILED.value:
+        heading = "This form is out of date"
+    else:
+        heading = _HEADINGS.get(status, "Something went wrong on our side" if status >= 500 else "")
+    return {"problem": problem, "heading": heading or "Something went wrong"}
+
+
+_HEADINGS = {
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not available this way",
+    413: "Too large",
+    429: "Too many attempts",
+}
+
+
+async def problem_page(
+    request: Request, code: Code, message: str, status: int, headers: Mapping[str, str]
+) -> Response:
+    """The error page for what no page showed itself (an unknown path, a method a path does not
+    take, an error a handler let through): in the portal's frame, with the menu for a person who
+    is logged in. The app's exception handlers use it for every path but the API's."""
+    try:
+        caller = await page_caller(request)
+    except OfflineServiceError:
+        caller = None  # the database, most likely: the page is still shown, without the menu
+    variant = "wrong-method" if status == 405 else ""
+    problem = Problem.make(code, message, variant=variant)
+    context = _error_context(problem, status)
+    return render(request, "error.html", context, caller=caller, status=status, headers=headers)
+
+
+# The pages whose form takes a file: a body over the limit goes back to the page (post/redirect/get).
+_UPLOAD_PAGES = ("/activate", "/deactivate", "/batch")
+
+
+async def too_large(scope: Scope, limit: int, receive: Receive, send: Send) -> None:
+    """A portal request whose body is over ``limit`` (web.security.BodyLimit): an upload form is
+    refused back to its page; anything else gets the error page."""
+    request = Request(scope, receive)
+    size = f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
+    message = f"the upload is larger than this page takes ({size} at most)"
+    response: Response
+    if request.method == "POST" and request.url.path in _UPLOAD_PAGES:
+        response = refuse(request, request.url.path, Problem.make(Code.REQUEST_TOO_LARGE, message))
+    else:
+        response = await problem_page(request, Code.REQUEST_TOO_LARGE, message, 413, {})
+    await response(scope, receive, send)
 
 
 def mask_key(key: str) -> str:

@@ -72,13 +72,22 @@ class RedactTokens(logging.Filter):
         return self._TOKEN.sub(r"\1[redacted]", text)
 
 
+# What a portal path answers to a body over its limit (kit.too_large): called with the scope, the
+# limit, and the ASGI receive and send. Passed in by the app, which knows the portal's pages.
+PortalRefusal = Callable[[Scope, int, Receive, Send], Awaitable[None]]
+
+
 class BodyLimit:
     """Refuses bodies over ``limit(path)`` bytes with 413, by Content-Length up front and by counting
-    while streaming, so a client cannot make the server read or buffer more than the limit."""
+    while streaming, so a client cannot make the server read or buffer more than the limit. The
+    API's paths get JSON; the portal's get ``portal`` when given, else a plain page."""
 
-    def __init__(self, app: ASGIApp, *, limit: Callable[[str], int]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: Callable[[str], int], portal: PortalRefusal | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.portal = portal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +101,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await _refuse(scope, send, limit)
+                    await self._refuse(scope, receive, send, limit)
                     return
         seen = 0
 
@@ -108,6 +117,12 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
+            await self._refuse(scope, receive, send, limit)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        if self.portal is not None and not scope["path"].startswith(_API_PATHS):
+            await self.portal(scope, limit, receive, send)
+        else:
             await _refuse(scope, send, limit)
 
 
@@ -115,9 +130,12 @@ class _TooLarge(Exception):
     pass
 
 
+_API_PATHS = ("/v1/", "/.well-known/")
+
+
 async def _refuse(scope: Scope, send: Send, limit: int) -> None:
     message = f"the upload is larger than {limit} bytes"
-    if scope["path"].startswith(("/v1/", "/.well-known/")):
+    if scope["path"].startswith(_API_PATHS):
         body = json.dumps({"code": "REQUEST_TOO_LARGE", "message": message}).encode()
         kind = b"application/json"
     else:  # a portal page: plain words, like every other portal error

@@ -26,7 +26,7 @@ from offline_service.web.auth import CSRF_COOKIE
 from tests import people
 from tests.db import table
 from tests.factories import NOW, database_for
-from tests.web.pages import client, csrf_of, link_in, log_in, mails, post, text, user
+from tests.web.pages import client, csrf_of, link_in, log_in, mails, post, refused, text, user
 from tests.web.site import EMAILS, PASSWORD, Site, SiteFactory
 
 NEW_PASSWORD = "a brand new passphrase 7"
@@ -113,17 +113,18 @@ def test_the_mailed_link_sets_the_password_once_and_asking_ends_no_session(site:
     done = post(browser, "/set-password", data)
     assert done.status_code == 200 and "Your password is set." in done.text
     again = post(browser, "/set-password", {**data, "password": "yet another phrase 9", "confirm": "x"})
-    assert again.status_code == 400 and "INVALID_PASSWORD_LINK" in again.text
-    second = post(browser, "/set-password", data)
-    assert second.status_code == 400 and "INVALID_PASSWORD_LINK" in second.text
+    gone = refused(browser, again, "INVALID_PASSWORD_LINK", status=400)
+    assert 'name="password"' not in gone.text  # no form for a link that no longer works
+    assert '<a href="/forgot-password">Forgot password?</a>' in gone.text  # where to get a new one
+    refused(browser, post(browser, "/set-password", data), "INVALID_PASSWORD_LINK", status=400)
     log_in(site, "user1", NEW_PASSWORD)
     # The old password is gone; the same person in the other account is untouched.
-    refused = client(site)
-    csrf = csrf_of(refused.get("/login").text)
-    wrong = refused.post(
+    stranger = client(site)
+    csrf = csrf_of(stranger.get("/login").text)
+    wrong = stranger.post(
         "/login", data={"csrf": csrf, "account": "acme", "email": EMAILS["user1"], "password": PASSWORD}
     )
-    assert wrong.status_code == 401
+    refused(stranger, wrong, "INVALID_CREDENTIALS")
     log_in(site, "other")
 
 
@@ -190,9 +191,9 @@ def test_the_form_needs_its_csrf_token(site: Site, token: str | None) -> None:
     [("", EMAILS["user1"]), ("acme", ""), ("not an alias!", EMAILS["user1"]), ("acme", "not-an-email")],
 )
 def test_an_incomplete_form_is_shown_again_and_counts_nothing(site: Site, account: str, email: str) -> None:
-    response = _ask(client(site), email, account)
-    assert response.status_code == 400 and "INVALID_ARGUMENT" in response.text
-    assert 'name="email"' in response.text
+    browser = client(site)
+    response = refused(browser, _ask(browser, email, account), "INVALID_ARGUMENT")
+    assert 'name="email"' in response.text and f'value="{email}"' in response.text
     assert mails(site) == [] and table(site.svc.store, "trial_limits") == [] and _requests(site) == []
 
 
@@ -219,9 +220,10 @@ def test_without_a_public_url_every_email_gets_the_same_refusal_and_nothing_coun
     make_site: SiteFactory,
 ) -> None:
     site = make_site(public_url=None)
-    person, stranger = _ask(client(site), EMAILS["user1"]), _ask(client(site), "nobody@acme.example")
-    for response in (person, stranger):
-        assert response.status_code == 400 and "OFFLINE_SERVICE_PUBLIC_URL" in text(response.text)
+    for email in (EMAILS["user1"], "nobody@acme.example"):
+        browser = client(site)
+        response = refused(browser, _ask(browser, email), "INVALID_ARGUMENT")
+        assert "OFFLINE_SERVICE_PUBLIC_URL" in text(response.text)
     assert mails(site) == [] and table(site.svc.store, "trial_limits") == []
 
 

@@ -3,14 +3,16 @@ and the CSRF check on every form."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+import re
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
 
 from offline_service.accounts import auth
 from offline_service.web.auth import CSRF_COOKIE, SESSION_COOKIE
-from offline_service.web.kit import mask_key, safe_next
+from offline_service.web.kit import FLASH_COOKIE, mask_key, safe_next
+from tests.db import table
 from tests.web.portal import (
     OTHER_PASSWORD,
     PAGES,
@@ -18,6 +20,8 @@ from tests.web.portal import (
     Portal,
     activation,
     csrf_of,
+    refused,
+    shown_text,
     submit,
     upload,
 )
@@ -69,32 +73,80 @@ def test_failed_login_says_invalid_credentials_and_sets_no_session(
     portal: Portal, account: str, email: str, password: str
 ) -> None:
     client = portal.client()
-    response = submit(client, "/login", {"account": account, "email": email, "password": password})
-    assert response.status_code == 401
-    assert "INVALID_CREDENTIALS" in response.text
-    assert 'role="alert"' in response.text
+    posted = submit(client, "/login", {"account": account, "email": email, "password": password})
+    page = refused(client, posted, "INVALID_CREDENTIALS")
+    assert "The account, email or password is not right. Check them and try again." in page.text
     assert SESSION_COOKIE not in client.cookies
-    assert password not in response.text  # the form is re-shown without the password
+    # The form is shown again with the account and email, never the password.
+    assert f'value="{account}"' in page.text and f'value="{email}"' in page.text
+    assert password not in page.text and quote(password) not in posted.headers["set-cookie"]
     assert client.get("/").status_code == 303
+
+
+def test_a_refused_login_is_shown_once_and_a_reload_counts_no_attempt(portal: Portal) -> None:
+    client = portal.client()
+    posted = submit(
+        client, "/login", {"account": "acme", "email": "bob@example.com", "password": "wrong 12345"}
+    )
+    cookie = posted.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/login" in cookie
+    assert "max-age=60" in cookie
+    counted = table(portal.svc.store, "login_failures")
+    assert counted  # the refused attempt was counted, once
+    page = refused(client, posted, "INVALID_CREDENTIALS")
+    assert FLASH_COOKIE not in client.cookies  # shown, then dropped
+    reload = client.get("/login")
+    assert (
+        reload.status_code == 200
+        and 'role="alert"' not in reload.text
+        and "INVALID_CREDENTIALS" not in reload.text
+    )
+    assert table(portal.svc.store, "login_failures") == counted  # neither GET counted an attempt
+    assert 'role="alert"' in page.text
+
+
+def test_a_refused_login_keeps_where_to_go_after_it(portal: Portal) -> None:
+    client = portal.client()
+    form = client.get(client.get("/licenses?x=1").headers["location"])
+    wrong = {
+        "account": "acme",
+        "email": "bob@example.com",
+        "password": "wrong 12345",
+        "next": "/licenses?x=1",
+    }
+    posted = client.post("/login", data={"csrf": csrf_of(form.text), **wrong})
+    assert posted.headers["location"] == "/login?next=%2Flicenses%3Fx%3D1"
+    page = refused(client, posted, "INVALID_CREDENTIALS")
+    assert 'name="next" value="/licenses?x=1"' in page.text
+    right = client.post("/login", data={"csrf": csrf_of(page.text), **wrong, "password": PASSWORD})
+    assert right.status_code == 303 and right.headers["location"] == "/licenses?x=1"
+    # A next that leaves the site is not carried round.
+    assert client.post("/logout", data={"csrf": client.cookies[CSRF_COOKIE]}).status_code == 303
+    form = client.get("/login")
+    posted = client.post("/login", data={"csrf": csrf_of(form.text), **wrong, "next": "//evil.example/"})
+    assert posted.headers["location"] == "/login"
+    assert 'name="next" value="/"' in refused(client, posted, "INVALID_CREDENTIALS").text
 
 
 def test_login_with_an_empty_field_is_refused_without_counting(portal: Portal) -> None:
     client = portal.client()
-    response = submit(client, "/login", {"account": "acme", "email": "bob@example.com", "password": ""})
-    assert response.status_code == 400
-    assert "INVALID_ARGUMENT" in response.text
+    posted = submit(client, "/login", {"account": "acme", "email": "bob@example.com", "password": ""})
+    refused(client, posted, "INVALID_ARGUMENT")
+    assert table(portal.svc.store, "login_failures") == []
 
 
 def test_login_backs_off_after_five_failures_with_a_plain_wait(portal: Portal) -> None:
     client = portal.client()
     wrong = {"account": "acme", "email": "bob@example.com", "password": "wrong password 123"}
     for _ in range(auth.FREE_FAILURES + 1):
-        assert submit(client, "/login", wrong).status_code == 401
-    throttled = submit(client, "/login", {**wrong, "password": PASSWORD})
-    assert throttled.status_code == 429
-    wait = int(throttled.headers["retry-after"])
+        refused(client, submit(client, "/login", wrong), "INVALID_CREDENTIALS")
+    throttled = refused(client, submit(client, "/login", {**wrong, "password": PASSWORD}), "RATE_LIMITED")
+    found = re.search(
+        r"Too many failed attempts\. Wait (\d+) seconds, then try again\.", shown_text(throttled.text)
+    )
+    assert found, shown_text(throttled.text)
+    wait = int(found.group(1))
     assert wait > 0
-    assert f"Wait {wait} seconds" in throttled.text and "RATE_LIMITED" in throttled.text
     assert SESSION_COOKIE not in client.cookies
     portal.clock.now += wait
     assert submit(client, "/login", {**wrong, "password": PASSWORD}).status_code == 303

@@ -14,7 +14,7 @@ from offline_service.branding import services as branding
 from offline_service.branding.services import theme
 from tests.factories import NOW
 from tests.images import png
-from tests.web.pages import has_inline_script
+from tests.web.pages import has_inline_script, refused
 from tests.web.site import EMAILS, PASSWORD, Site
 
 DOMAIN = "portal.acme.example"
@@ -174,7 +174,8 @@ def test_login_with_account_in_the_query_shows_that_accounts_look(branded: Site)
         "/login?account=acme",
         data={"csrf": csrf.group(1), "account": "acme", "email": EMAILS["user1"], "password": "wrong one!"},
     )
-    assert wrong.status_code == 401 and "Log in to Acme &lt;Downloads&gt;" in wrong.text
+    assert wrong.headers["location"] == "/login?account=acme"  # the page keeps the account's look
+    assert "Log in to Acme &lt;Downloads&gt;" in refused(c, wrong, "INVALID_CREDENTIALS").text
     log_in(c, "user1", login_path="/login?account=acme")
 
 

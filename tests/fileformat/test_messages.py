@@ -9,7 +9,7 @@ import pytest
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
-from offline_service.fileformat.messages import Kind, parse_response
+from offline_service.fileformat.messages import Kind, looks_like_response, parse_response
 from tests.factories import World
 
 
@@ -82,3 +82,29 @@ def test_request_is_not_a_response(world: World) -> None:
     with pytest.raises(OfflineServiceError) as info:
         parse_response(data, world.keyring.public_keys())
     assert info.value.code is Code.MALFORMED_RESPONSE
+
+
+def test_a_response_file_is_told_from_a_request_by_its_header(world: World) -> None:
+    """Only to word a refusal: the header's typ, read without any check, and never an error."""
+    header, payload = _signed_response(world)
+    response = _resign(world, header, payload)
+    assert looks_like_response(response)
+    assert looks_like_response(b"\n" + response + b"\r\n")  # as downloaded, or pasted
+    armored = b"-----BEGIN OFFLINE RESPONSE-----\n" + response + b"\n-----END OFFLINE RESPONSE-----"
+    assert looks_like_response(armored)
+    unsigned = jws.encode_header(header).encode() + b".e30.AAAA"  # the header alone decides
+    assert looks_like_response(unsigned)
+    assert not looks_like_response(
+        world.machine().request(Kind.ACTIVATION, world.product.id, license_key="K")
+    )
+    for data in (
+        b"",
+        b"not a file",
+        b"...",
+        b"\xff\xfe.x.y",
+        jws.encode_header({**header, "typ": "offline-request+jws"}).encode() + b".e30.AAAA",
+        b"W10.e30.AAAA",  # a header that is not an object
+        b"eyJ0eXAiOiJvZmZsaW5lLXJlc3BvbnNlK2p3cyIsInR5cCI6IngifQ.e30.AAAA",  # typ twice
+        response + b"x" * jws.MAX_FILE_BYTES,
+    ):
+        assert not looks_like_response(data), data[:40]

@@ -21,6 +21,7 @@ from tests.web.portal import (
     SAFE_FILENAME,
     Portal,
     activation,
+    refused,
     result_file,
     shown_text,
     submit,
@@ -185,11 +186,10 @@ def test_response_validity_is_capped_by_the_product(portal: Portal) -> None:
 def test_activation_for_a_license_the_user_cannot_see_records_nothing(portal: Portal) -> None:
     client = portal.login("bob@example.com")
     before = portal.snapshot()
-    response = submit(client, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.carols)))
-    assert response.status_code == 404
-    assert "LICENSE_NOT_FOUND" in response.text
-    assert "you may not use" in response.text
-    assert "content-disposition" not in response.headers
+    posted = submit(client, "/activate", {"validity": "7"}, files=upload(activation(portal, portal.carols)))
+    response = refused(client, posted, "LICENSE_NOT_FOUND")
+    assert "you may not use it" in response.text
+    assert "content-disposition" not in posted.headers and "content-disposition" not in response.headers
     assert portal.snapshot() == before
 
 
@@ -197,34 +197,32 @@ def test_trial_request_on_the_activation_page_is_refused_and_records_nothing(por
     client = portal.login("bob@example.com")
     before = portal.snapshot()
     trial = Machine(fingerprint="fp-trial").request(Kind.TRIAL, portal.product.id, issued_at=NOW)
-    response = submit(client, "/activate", {"validity": "7"}, files=upload(trial))
-    assert response.status_code == 400
-    assert "MALFORMED_REQUEST" in response.text and "trial" in response.text
+    response = refused(client, submit(client, "/activate", {"validity": "7"}, files=upload(trial)))
+    assert "Code: MALFORMED_REQUEST" in response.text
+    assert "This is a trial request, and trials are not started in the portal." in shown_text(response.text)
     assert portal.snapshot() == before
 
 
 @pytest.mark.parametrize(
-    ("form", "files", "status", "code"),
+    ("form", "files", "code"),
     [
-        ({}, None, 400, "INVALID_ARGUMENT"),
-        ({"text": "   "}, None, 400, "INVALID_ARGUMENT"),
-        ({"text": "not a request"}, None, 400, "MALFORMED_REQUEST"),
-        ({"text": "x" * (MAX_FILE_BYTES + 1)}, None, 413, "REQUEST_TOO_LARGE"),
-        ({}, upload(b"x" * (MAX_FILE_BYTES + 1)), 413, "REQUEST_TOO_LARGE"),
-        ({"validity": "9999"}, "valid", 400, "INVALID_ARGUMENT"),
-        ({"validity": "-1"}, "valid", 400, "INVALID_ARGUMENT"),
+        ({}, None, "INVALID_ARGUMENT"),
+        ({"text": "   "}, None, "INVALID_ARGUMENT"),
+        ({"text": "not a request"}, None, "MALFORMED_REQUEST"),
+        ({"text": "x" * (MAX_FILE_BYTES + 1)}, None, "REQUEST_TOO_LARGE"),
+        ({}, upload(b"x" * (MAX_FILE_BYTES + 1)), "REQUEST_TOO_LARGE"),
+        ({"validity": "9999"}, "valid", "INVALID_ARGUMENT"),
+        ({"validity": "-1"}, "valid", "INVALID_ARGUMENT"),
     ],
 )
 def test_bad_activation_forms_are_explained(
-    portal: Portal, form: dict[str, str], files: Any, status: int, code: str
+    portal: Portal, form: dict[str, str], files: Any, code: str
 ) -> None:
     client = portal.login("bob@example.com")
     if files == "valid":
         files = upload(activation(portal, portal.bobs))
     before = portal.snapshot()
-    response = submit(client, "/activate", form, files=files)
-    assert response.status_code == status
-    assert code in response.text and 'role="alert"' in response.text
+    response = refused(client, submit(client, "/activate", form, files=files), code)
     assert "<form" in response.text  # the form is shown again
     assert portal.snapshot() == before
 
@@ -238,9 +236,9 @@ def test_activation_limit_is_explained_in_plain_words(portal: Portal) -> None:
             ).status_code
             == 303
         )
-    response = submit(client, "/activate", {}, files=upload(activation(portal, portal.carols, "c4")))
-    assert response.status_code == 409
-    assert "ACTIVATION_LIMIT" in response.text and "no activations left" in response.text
+    posted = submit(client, "/activate", {}, files=upload(activation(portal, portal.carols, "c4")))
+    response = refused(client, posted, "ACTIVATION_LIMIT")
+    assert "This license has no activations left. Deactivate a machine you no longer use" in response.text
 
 
 def test_the_same_request_twice_reissues_without_counting_twice(portal: Portal) -> None:
@@ -291,15 +289,16 @@ def test_a_request_on_the_wrong_page_names_the_right_page_and_changes_nothing(po
     client = portal.login("bob@example.com")
     machine = Machine(fingerprint="fp-wrong-page")
     activate = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=NOW)
-    on_deactivate = submit(client, "/deactivate", {}, files=upload(activate))
-    assert on_deactivate.status_code == 400 and "MALFORMED_REQUEST" in on_deactivate.text
+    on_deactivate = refused(
+        client, submit(client, "/deactivate", {}, files=upload(activate)), "MALFORMED_REQUEST"
+    )
     text = shown_text(on_deactivate.text)
     assert (
-        "This is an activation request. Upload it on the Activate offline page;"
-        " this page takes deactivation requests only." in text
+        "This is an activation request, which this page does not take. Upload it on Activate offline" in text
     )
-    assert "this is an activation request; only deactivation requests are taken here" in text
-    assert "a activation" not in text and "requests only here" not in text
+    assert '<a href="/activate">Activate offline</a>' in on_deactivate.text
+    # The engine's words are for the logs, not for the person.
+    assert "only deactivation requests are taken here" not in text
     assert "0 of 3 used" in shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
     # And the other way round: a deactivation request on the Activate page.
     activated = parse_response(
@@ -309,13 +308,48 @@ def test_a_request_on_the_wrong_page_names_the_right_page_and_changes_nothing(po
     deactivate = machine.request(
         Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
     )
-    on_activate = submit(client, "/activate", {}, files=upload(deactivate))
-    assert on_activate.status_code == 400
-    assert (
-        "This is a deactivation request. Upload it on the Deactivate offline page;"
-        " this page takes activation requests only." in shown_text(on_activate.text)
+    on_activate = refused(
+        client, submit(client, "/activate", {}, files=upload(deactivate)), "MALFORMED_REQUEST"
     )
+    assert (
+        "This is a deactivation request, which this page does not take. Upload it on Deactivate offline"
+        in shown_text(on_activate.text)
+    )
+    assert '<a href="/deactivate">Deactivate offline</a>' in on_activate.text
     assert "1 of 3 used" in shown_text(client.get(f"/licenses/{portal.bobs.id}").text)
+
+
+RESPONSE_WORDS = (
+    "This is a response file, not a request. Apply it on the machine with the app; it is not uploaded here."
+)
+
+
+@pytest.mark.parametrize("page", ["/activate", "/deactivate"])
+def test_a_file_that_belongs_elsewhere_is_recognised_and_changes_nothing(portal: Portal, page: str) -> None:
+    client = portal.login("bob@example.com")
+    machine = Machine(fingerprint="fp-elsewhere")
+    request = machine.request(Kind.ACTIVATION, portal.product.id, license_key=portal.bobs.key, issued_at=NOW)
+    response = result_file(client, submit(client, "/activate", {}, files=upload(request))).content
+    receipt_request = machine.request(
+        Kind.DEACTIVATION,
+        portal.product.id,
+        activation_id=parse_response(response, portal.svc.keyring.public_keys()).activation_id,
+        issued_at=NOW,
+    )
+    trial = Machine(fingerprint="fp-trial-elsewhere").request(Kind.TRIAL, portal.product.id, issued_at=NOW)
+    before = portal.snapshot()
+    wrong_kind = receipt_request if page == "/activate" else request
+    right_page = "Deactivate offline" if page == "/activate" else "Activate offline"
+    for data, as_text, says in (
+        (response, False, RESPONSE_WORDS),
+        (response, True, RESPONSE_WORDS),  # pasted: the same file
+        (trial, False, "This is a trial request, and trials are not started in the portal."),
+        (wrong_kind, False, f"which this page does not take. Upload it on {right_page}"),
+    ):
+        form, files = ({"text": data.decode()}, None) if as_text else ({}, upload(data, "machine.response"))
+        shown = refused(client, submit(client, page, form, files=files), "MALFORMED_REQUEST")
+        assert says in shown_text(shown.text), (page, says)
+    assert portal.snapshot() == before
 
 
 def test_deactivation_of_another_persons_activation_is_refused(portal: Portal) -> None:
@@ -330,16 +364,16 @@ def test_deactivation_of_another_persons_activation_is_refused(portal: Portal) -
         Kind.DEACTIVATION, portal.product.id, activation_id=activated.activation_id, issued_at=NOW
     )
     before = portal.snapshot()
-    response = submit(bob, "/deactivate", {"text": request.decode()})
-    assert response.status_code == 404 and "ACTIVATION_NOT_FOUND" in response.text
+    response = refused(bob, submit(bob, "/deactivate", {"text": request.decode()}), "ACTIVATION_NOT_FOUND")
+    assert request.decode() in response.text  # the pasted text is there again
     assert portal.snapshot() == before
 
 
 def test_an_activation_request_on_the_deactivation_page_is_refused(portal: Portal) -> None:
     client = portal.login("bob@example.com")
     before = portal.snapshot()
-    response = submit(client, "/deactivate", {}, files=upload(activation(portal, portal.bobs)))
-    assert response.status_code == 400 and "MALFORMED_REQUEST" in response.text
+    posted = submit(client, "/deactivate", {}, files=upload(activation(portal, portal.bobs)))
+    refused(client, posted, "MALFORMED_REQUEST")
     assert portal.snapshot() == before
 
 
@@ -405,9 +439,12 @@ def test_batch_refuses_trial_requests(portal: Portal) -> None:
 def test_hostile_zip_is_refused_with_bad_archive(portal: Portal, archive: bytes) -> None:
     client = portal.login("bob@example.com")
     before = portal.snapshot()
-    response = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
-    assert response.status_code == 400
-    assert "BAD_ARCHIVE" in response.text and "cannot be processed" in response.text
+    posted = submit(
+        client, "/batch", {"validity": "3"}, files={"archive": ("x.zip", archive, "application/zip")}
+    )
+    response = refused(client, posted, "BAD_ARCHIVE")
+    assert "This zip file cannot be processed." in response.text
+    assert '<option value="3" selected>' in response.text  # the choice made is kept
     assert portal.snapshot() == before
 
 
@@ -420,9 +457,9 @@ def test_batch_whose_responses_clash_is_refused_before_any_seat_is_used(portal: 
         }
     )
     before = portal.snapshot()
-    response = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
-    assert response.status_code == 400
-    assert "BAD_ARCHIVE" in response.text and "a.response/b.request" in response.text
+    posted = submit(client, "/batch", {}, files={"archive": ("x.zip", archive, "application/zip")})
+    response = refused(client, posted, "BAD_ARCHIVE")
+    assert "a.response/b.request" in response.text  # the details name the entry
     assert portal.snapshot() == before
 
 

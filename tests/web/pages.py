@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from offline_service.accounts.mail import MAIL_DIR
 from offline_service.accounts.models import User, UserGroup
 from offline_service.web.auth import CSRF_COOKIE
+from offline_service.web.kit import FLASH_COOKIE
 from tests.db import table
 from tests.web.site import EMAILS, PASSWORD, Site
 
@@ -73,6 +74,19 @@ def post(browser: TestClient, path: str, data: dict[str, str] | None = None, **k
     """POST a form as the page would, with the browser's CSRF token."""
     token = browser.cookies.get(CSRF_COOKIE) or csrf_of(browser.get("/login").text)
     return browser.post(path, data={"csrf": token, **(data or {})}, **kw)
+
+
+def refused(browser: TestClient, posted: Any, code: str | None = None, *, status: int = 200) -> Any:
+    """A refused form's answer, followed as a browser would: a 303 back to the page of the form
+    (never a page of its own, which a reload would post again) with the problem in a flash cookie;
+    then that page, with ``status``, showing the problem's ``code``. Returns the page."""
+    assert posted.status_code == 303, (posted.status_code, text(posted.text)[:1000])
+    assert f"{FLASH_COOKIE}=" in posted.headers.get("set-cookie", ""), posted.headers
+    page = browser.get(posted.headers["location"])
+    assert page.status_code == status, (page.status_code, text(page.text)[:1000])
+    if code is not None:
+        assert 'role="alert"' in page.text and f"Code: {code}" in page.text, text(page.text)[:2000]
+    return page
 
 
 def user(site: Site, role: str) -> User:

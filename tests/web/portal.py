@@ -23,6 +23,7 @@ from offline_service.web.services import Services
 from tests import people
 from tests.db import table
 from tests.factories import NOW, Machine, database_for
+from tests.web.pages import refused as refused  # the page tests of this fixture follow refusals too
 
 PASSWORD = "correct horse battery"
 OTHER_PASSWORD = "another staple 42"

@@ -24,6 +24,7 @@ from tests.web.portal import (
     Portal,
     activation,
     csrf_of,
+    refused,
     result_file,
     submit,
     upload,
@@ -39,7 +40,14 @@ def every_page(portal: Portal) -> Iterator[tuple[str, Any]]:
     for path in (*PAGES, f"/licenses/{portal.bobs.id}", f"/licenses/{portal.bobs.id}?reveal=1"):
         yield path, bob.get(path)
     yield "404", bob.get(f"/licenses/{portal.carols.id}")
-    yield "error", submit(bob, "/activate", {"text": "nonsense"})
+    yield "unknown path", bob.get("/no/such/page")
+    yield "unknown path, anonymous", anonymous.get("/no/such/page")
+    yield "405", bob.get("/logout")
+    yield "error", refused(bob, submit(bob, "/activate", {"text": "nonsense"}), "MALFORMED_REQUEST")
+    yield (
+        "refused login",
+        refused(anonymous, submit(anonymous, "/login", {"account": "acme"}), "INVALID_ARGUMENT"),
+    )
     alice = portal.login("alice@example.com")
     for path in (*PAGES, f"/licenses/{portal.org_only.id}"):
         yield f"admin {path}", alice.get(path)
@@ -131,7 +139,7 @@ def test_user_controlled_text_is_escaped(portal: Portal) -> None:
     assert 'filename="b_evil_b-' in response.headers["content-disposition"]
     detail = client.get(f"/licenses/{lic.id}").text
     assert "&lt;b&gt;evil&lt;/b&gt;" in detail and "<b>evil" not in detail and "<img" not in detail
-    failed = submit(client, "/activate", {"text": "<i>pasted</i>"})
+    failed = refused(client, submit(client, "/activate", {"text": "<i>pasted</i>"}), "MALFORMED_REQUEST")
     assert "&lt;i&gt;pasted&lt;/i&gt;" in failed.text and "<i>pasted" not in failed.text
     login = portal.client().get("/login", params={"next": '/"><script>'})
     assert not has_inline_script(login.text)

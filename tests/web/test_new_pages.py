@@ -13,7 +13,7 @@ from offline_service.accounts import membership
 from offline_service.accounts.scope import Scope
 from tests.db import rows
 from tests.factories import NOW
-from tests.web.pages import client, has_inline_script, link_in, log_in, mails, post, team_a, user
+from tests.web.pages import client, has_inline_script, link_in, log_in, mails, post, refused, team_a, user
 from tests.web.site import Site
 
 NEW_PASSWORD = "a brand new passphrase 7"
@@ -65,8 +65,10 @@ def _every_new_page(site: Site) -> list[tuple[str, str, dict[str, str]]]:
     made = admin.get(post(admin, "/profile/tokens", {"name": "t", "days": "7"}).headers["location"])
     assert "ofs_pat_" in made.text
     pages.append(("new token", made.text, dict(made.headers)))
-    refused = post(admin, "/organization/users", {"email": "bad", "role": "user"})
-    pages.append(("refused", refused.text, dict(refused.headers)))
+    shown = refused(
+        admin, post(admin, "/organization/users", {"email": "bad", "role": "user"}), "INVALID_ARGUMENT"
+    )
+    pages.append(("refused", shown.text, dict(shown.headers)))
     _, token = membership.create_user(
         site.svc.store,
         Scope.of_admin(user(site, "admin_a")),
