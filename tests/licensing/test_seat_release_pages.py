@@ -14,7 +14,7 @@ from offline_service.accounts.passwords import Cost
 from offline_service.licensing import seat_release
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License
-from offline_service.web.kit import mask_key
+from offline_service.web.kit import FLASH_COOKIE, mask_key
 from tests import people
 from tests.factories import NOW
 from tests.web.portal import PASSWORD, Portal, activation, csrf_of, shown_text, submit, upload
@@ -43,9 +43,17 @@ def _path(license: License, activation_id: str) -> str:
 
 
 def _post(client: TestClient, license: License, activation_id: str) -> Any:
-    """POST the release with a valid CSRF token (taken from the dashboard, which every person sees)."""
+    """POST the release with a valid CSRF token (taken from the dashboard, which every person sees).
+    A refusal answers like a release, with a 303 (a reload repeats nothing): back to the
+    confirmation page with the problem in a flash cookie; that page is returned, as a browser
+    shows it."""
     token = csrf_of(client.get("/").text)
-    return client.post(_path(license, activation_id), data={"csrf": token})
+    path = _path(license, activation_id)
+    posted = client.post(path, data={"csrf": token})
+    if posted.status_code == 303 and posted.headers["location"] == path:
+        assert f"{FLASH_COOKIE}=" in posted.headers.get("set-cookie", ""), posted.headers
+        return client.get(path)
+    return posted
 
 
 def _usage(portal: Portal, license: License) -> tuple[int, int]:
