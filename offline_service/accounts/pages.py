@@ -50,6 +50,7 @@ from offline_service.web.kit import (
     error_page,
     forget_session,
     form_field,
+    forward,
     page_caller,
     posted_form,
     refuse,
@@ -108,7 +109,10 @@ async def login(request: Request) -> Response:
     if request.method in ("GET", "HEAD"):
         if await page_caller(request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-        return render(request, "login.html", {"next": safe_next(request.query_params.get("next"))})
+        context = {"next": safe_next(request.query_params.get("next"))}
+        if request.query_params.get("done") == "password-set":
+            context["notice"] = "Your password is set. Log in with it."
+        return render(request, "login.html", context)
     async with request.form(max_files=0, max_fields=10, max_part_size=FIELD_BYTES) as form:
         check_csrf(request, form.get("csrf"))
         account_alias = form_field(form, "account", 1024).strip()
@@ -485,13 +489,10 @@ async def set_password(request: Request) -> Response:
     except OfflineServiceError as exc:
         # The link's page again (post/redirect/get): its form while the link works, else why not.
         return refuse(request, f"{password_links.PATH}?{urlencode({'token': token})}", Problem.of(exc))
+    # Post/redirect/get: to the login page, filled in with the person's account and email (carried
+    # as a refused form's fields are, not in the address, which logs keep), saying the password is set.
     alias = await run_in_threadpool(password_links.account_alias, svc.store, user)
-    context = {
-        "next": "/",
-        "values": {"account": alias, "email": user.email},
-        "notice": "Your password is set. Log in with it.",
-    }
-    return render(request, "login.html", context)
+    return forward(request, "/login?done=password-set", fields={"account": alias, "email": user.email})
 
 
 routes: list[BaseRoute] = [

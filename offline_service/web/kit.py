@@ -48,6 +48,7 @@ __all__ = [
     "error_page",
     "forget_session",
     "form_field",
+    "forward",
     "iso",
     "mask_key",
     "page_caller",
@@ -188,7 +189,7 @@ def render(
     full.update(context or {})
     flash = _recall_flash(request) if FLASH_COOKIE in request.cookies else None
     if flash is not None:
-        if full.get("problem") is None:  # an error page's own problem comes first
+        if full.get("problem") is None and flash.problem is not None:  # an error page's own comes first
             full["problem"] = flash.problem
         full.update(failed=flash.form, dropped=flash.dropped, values={**full["values"], **flash.values})
     previous = _TIME_ZONE.set(caller.user.time_zone if caller else "UTC")
@@ -247,9 +248,10 @@ _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 @dataclass(frozen=True, slots=True)
 class Flash:
     """What a refused form left for its page: the problem, which form of the page it was, the
-    fields it keeps, and those it had to drop (too long to carry)."""
+    fields it keeps, and those it had to drop (too long to carry). An accepted form (see
+    :func:`forward`) leaves fields only."""
 
-    problem: Problem
+    problem: Problem | None
     form: str
     values: dict[str, str]
     dropped: tuple[str, ...]
@@ -275,18 +277,35 @@ def refuse(
     it has one), which shows ``problem`` once, knowing which ``form`` of the page it was and with
     the ``fields`` in KEPT filled in again. A field that does not fit in the cookie is dropped, and
     the page says so (``dropped``)."""
+    return _with_flash(request, to, problem, form=form, fields=fields)
+
+
+def forward(request: Request, to: str, *, fields: Mapping[str, str]) -> Response:
+    """Post/redirect/get for an accepted form whose next page needs some of its ``fields`` (in
+    KEPT), such as the login form filled in after a password is set: as :func:`refuse`, with no
+    problem to show."""
+    return _with_flash(request, to, None, fields=fields)
+
+
+def _with_flash(
+    request: Request,
+    to: str,
+    problem: Problem | None,
+    *,
+    form: str = "",
+    fields: Mapping[str, str] | None = None,
+) -> Response:
     assert not form or _FORM.fullmatch(form), form
     path = urlsplit(to).path
     values = {k: v[: KEPT[k]] for k, v in (fields or {}).items() if k in KEPT and isinstance(v, str) and v}
-    payload: dict[str, Any] = {
-        "p": path,
-        "c": problem.code,
-        "w": problem.variant,
-        "s": problem.seconds,
-        "m": problem.detail[:MESSAGE_CHARS],  # the rest is for the logs, not for the page
-        "f": form,
-        "v": values,
-    }
+    payload: dict[str, Any] = {"p": path, "c": Code.OK.value, "f": form, "v": values}
+    if problem is not None:
+        payload.update(
+            c=problem.code,
+            w=problem.variant,
+            s=problem.seconds,
+            m=problem.detail[:MESSAGE_CHARS],  # the rest is for the logs, not for the page
+        )
     value, dropped = _flash_value(payload), []
     while len(value) > FLASH_BYTES and values:
         largest = max(values, key=lambda k: len(values[k]))
@@ -323,21 +342,23 @@ def _recall_flash(request: Request) -> Flash | None:
     except (ValueError, UnicodeError):
         return None
     code = data.get("c")
-    if data.get("p") != request.url.path or not isinstance(code, str) or code == Code.OK.value:
+    if data.get("p") != request.url.path or not isinstance(code, str):
         return None
     try:
         known = Code(code)
     except ValueError:
         return None
-    if known not in PLAIN_WORDS:  # no page refuses a form with it
-        return None
-    seconds = data.get("s")
-    problem = Problem.make(
-        known,
-        _text(data.get("m"), MESSAGE_CHARS),
-        variant=_text(data.get("w"), 32),
-        seconds=seconds if type(seconds) is int else None,
-    )
+    problem: Problem | None = None  # OK: an accepted form's fields only (see forward)
+    if known is not Code.OK:
+        if known not in PLAIN_WORDS:  # no page refuses a form with it
+            return None
+        seconds = data.get("s")
+        problem = Problem.make(
+            known,
+            _text(data.get("m"), MESSAGE_CHARS),
+            variant=_text(data.get("w"), 32),
+            seconds=seconds if type(seconds) is int else None,
+        )
     form = data.get("f")
     kept = data.get("v")
     values = {

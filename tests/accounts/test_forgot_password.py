@@ -110,8 +110,11 @@ def test_the_mailed_link_sets_the_password_once_and_asking_ends_no_session(site:
     form = browser.get(link)
     assert form.status_code == 200 and EMAILS["user1"] in form.text
     data = {"token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
-    done = post(browser, "/set-password", data)
+    posted = post(browser, "/set-password", data)
+    assert posted.status_code == 303 and posted.headers["location"] == "/login?done=password-set"
+    done = browser.get(posted.headers["location"])
     assert done.status_code == 200 and "Your password is set." in done.text
+    assert f'value="{EMAILS["user1"]}"' in done.text  # the login form, filled in
     again = post(browser, "/set-password", {**data, "password": "yet another phrase 9", "confirm": "x"})
     gone = refused(browser, again, "INVALID_PASSWORD_LINK", status=400)
     assert 'name="password"' not in gone.text  # no form for a link that no longer works

@@ -210,15 +210,19 @@ def test_creating_a_user_mails_a_link_that_sets_the_password_and_logs_in(site: S
         carls, "/set-password", {"token": link.split("=", 1)[1], "password": "short", "confirm": "short"}
     )
     assert 'name="token"' in refused(carls, weak, "INVALID_ARGUMENT").text
-    done = post(
+    posted = post(
         carls,
         "/set-password",
         {"token": link.split("=", 1)[1], "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
     )
+    assert posted.status_code == 303 and "carl@acme.example" not in posted.headers["location"]
+    done = carls.get(posted.headers["location"])
     assert done.status_code == 200 and "Your password is set." in done.text
     assert (
         'value="acme"' in done.text and 'value="carl@acme.example"' in done.text
     )  # the login form, filled in
+    reloaded = carls.get(posted.headers["location"])  # a reload: the fields were shown once
+    assert 'value="carl@acme.example"' not in reloaded.text
     assert SESSION_COOKIE not in carls.cookies  # logging in is still needed
     again = carls.get(link)
     assert (
