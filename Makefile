@@ -14,7 +14,7 @@ TRIAL_ORIGINS ?= http://127.0.0.1:8001,http://localhost:8001
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := request_files response_files archives json_bodies
 
-.PHONY: run demo test lint format typecheck bench bench-http chromium nginx postgresql wrk fuzz fuzz-toolchain clean
+.PHONY: run demo test lint format typecheck bench bench-http screenshots chromium nginx postgresql wrk fuzz fuzz-toolchain clean
 
 $(STAMP): pyproject.toml | fuzz-toolchain
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine
+
+# The portal filled with a realistic volume of records (made with the project's own operations,
+# fixed clock), photographed in Debian's Chromium into docs/screenshots/ (tests/browser/screenshots.py).
+screenshots: $(STAMP) chromium
+	$(BIN)/python -m tests.browser.screenshots --out docs/screenshots
 
 bench-http: $(STAMP) wrk
 	$(BIN)/python -m benchmarks.http
