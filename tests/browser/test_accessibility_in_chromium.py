@@ -15,8 +15,10 @@ it, and it loads nothing from anywhere: every request the pages make is checked 
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +70,7 @@ EXCLUDED = {
     "/activations.csv": "a CSV download",
     "/activate/result/download": "the response file's download",
     "/deactivate/result/download": "the receipt's download",
+    "/batch/result/{id}/download": "the zip's download",
     "/branding/{account}/theme.css": "a stylesheet",
     "/branding/{account}/logo": "an image",
 }
@@ -81,13 +84,19 @@ class Records:
 
     license_id: str
     license_key: str
+    activation_id: str  # a live machine of that license, whose seat its organization admin may release
     user_email: str
     user_id: str
     group_id: str
     set_password_link: str  # an unused link of a user who has no password yet
 
     def fill(self, template: str) -> str:
-        return template.format(license_id=self.license_id, user_id=self.user_id, group_id=self.group_id)
+        return template.format(
+            license_id=self.license_id,
+            activation_id=self.activation_id,
+            user_id=self.user_id,
+            group_id=self.group_id,
+        )
 
 
 def _request(root: Path, name: str, portal: Portal, license_key: str, hostname: str) -> tuple[Client, str]:
@@ -104,11 +113,12 @@ def _request(root: Path, name: str, portal: Portal, license_key: str, hostname: 
 
 
 @pytest.fixture(scope="module")
-def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Records:
+def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Records]:
     """Made with the vendor's operations on the running server's data: a license of the demo
     organization with four machines (one deactivated) and licenses in every other state, in a group
     with a plain user who has a password; a disabled user; a user with only a set-password link; a
-    release of the demo product."""
+    release of the demo product; organization admins allowed to release seats of the demo product
+    (until the module ends: the other browser tests share this server)."""
     root = tmp_path_factory.mktemp("a11y")
     store, keyring, now = SQLiteStore(portal.data), Keyring(portal.keys), int(time.time())
     try:
@@ -129,6 +139,7 @@ def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Records
             )
 
         lic = new_license()
+        licensing.set_customer_release(store, account, portal.product_id, True, now=now)
         machines = [
             _request(root, f"pc-{i}", portal, lic.key, hostname)
             for i, hostname in enumerate(
@@ -138,6 +149,8 @@ def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Records
         engine = Engine(store=store, keyring=keyring)
         outcomes = engine.process_many([t.encode() for _, t in machines], account_id=account.id, now=now)
         assert all(o.ok for o in outcomes), outcomes
+        live = outcomes[0].activation_id
+        assert live is not None
         app = machines[1][0]
         response = outcomes[1].response
         assert response is not None
@@ -197,14 +210,20 @@ def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Records
         )
     finally:
         store.close()
-    return Records(
+    yield Records(
         license_id=lic.id,
         license_key=lic.key,
+        activation_id=live,
         user_email=user.email,
         user_id=user.id,
         group_id=group.id,
         set_password_link=password_links.link(portal.url, token),
     )
+    store = SQLiteStore(portal.data)
+    try:
+        licensing.set_customer_release(store, account, portal.product_id, False, now=int(time.time()))
+    finally:
+        store.close()
 
 
 # -- one person's browser, and what it saw ----------------------------------------------------
@@ -371,6 +390,24 @@ def _batch_refused(tour: Tour) -> str:
     return "/batch"
 
 
+def _batch_done(tour: Tour) -> str:
+    """A zip of a new machine's request and of a file that is no request, uploaded on the Batch
+    page: its result page (one accepted, one refused)."""
+    n = next(_MACHINES)
+    _, text = _request(tour.scratch, f"m{n}", tour.portal, tour.records.license_key, f"kiosk-{n:03}")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"kiosk-{n:03}.request", text)
+        zf.writestr("notes.txt", "not a request")
+    tour.go("/batch")
+    tour.page.locator("main input[type=file]").set_input_files(
+        {"name": "requests.zip", "mimeType": "application/zip", "buffer": archive.getvalue()}
+    )
+    tour.submit()
+    expect(tour.page.get_by_role("heading", name="2 files processed")).to_be_visible()
+    return urlsplit(tour.page.url).path
+
+
 def _token_made(tour: Tour) -> str:
     """A token made on the security page: shown once, and listed with the sessions."""
     tour.go("/profile/security")
@@ -479,6 +516,21 @@ VISITS = [
     Visit("/deactivate/result", "/deactivate/result", PEOPLE, "deactivated", reach=_deactivate),
     Visit("/batch", "/batch", PEOPLE, "empty"),
     Visit("/batch", "/batch", PEOPLE, "refused", reach=_batch_refused),
+    Visit("/batch/result/{id}", "/batch/result/<id>", PEOPLE, "one accepted, one refused", reach=_batch_done),
+    Visit("/batch/result/{id}", "/batch/result/bat_" + "0" * 32, PEOPLE, "not found", 404),
+    Visit(
+        "/licenses/{id}/release/{activation}",
+        "/licenses/{license_id}/release/{activation_id}",
+        (ADMIN,),
+        "confirm",
+    ),
+    Visit(
+        "/licenses/{id}/release/{activation}",
+        "/licenses/{license_id}/release/{activation_id}",
+        (USER,),
+        "not allowed",
+        403,
+    ),
     Visit("/downloads", "/downloads", PEOPLE, "a release"),
     Visit("/downloads/f/{id}", "/downloads/f/<file>", PEOPLE, "tampered link", reach=_tampered_link),
     Visit("/profile", "/profile", PEOPLE),
@@ -591,9 +643,7 @@ def test_no_serious_accessibility_violation_on_the_trial_form(
             ("No Trials", trial_service.no_trials_id, "with an error", None),
         ):
             page.get_by_label("Product to try").select_option(label=product)
-            page.get_by_label("Request file", exact=True).set_input_files(
-                _trial_request(tmp_path, product_id)
-            )
+            page.get_by_label("The file the app wrote").set_input_files(_trial_request(tmp_path, product_id))
             page.get_by_role("button", name="Get the trial response").click()
             if shown:
                 expect(page.get_by_role("button", name=shown)).to_be_visible()
