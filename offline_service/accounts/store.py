@@ -46,6 +46,13 @@ class AccountsTransaction(Protocol):
     def link_group_license(self, group_id: str, license_id: str) -> None: ...
     def unlink_group_license(self, group_id: str, license_id: str) -> None: ...
     def group_license_ids(self, group_id: str) -> frozenset[str]: ...
+    def license_groups(
+        self, account_id: str, license_id: str, *, member_id: str | None = None
+    ) -> Sequence[UserGroup]:
+        """The account's groups a license is linked to, by name; with ``member_id``, only those
+        that person is a member of."""
+        ...
+
     def delete_group(self, account_id: str, group_id: str) -> tuple[int, int]:
         """Delete the account's group with its memberships and license links (nothing for a group
         of another account); how many memberships and links went with it."""

@@ -12,7 +12,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,7 +25,7 @@ from offline_service.csvcell import csv_cell
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.licensing import queries
-from offline_service.licensing.models import Activation, ActivationFilter
+from offline_service.licensing.models import ACTIVATION_ORDERS, Activation, ActivationFilter
 from offline_service.licensing.pages import license_rows
 from offline_service.licensing.representations import activation_json
 from offline_service.web.auth import Caller, api_caller, services
@@ -127,7 +127,13 @@ async def page(request: Request) -> Response:
     svc = services(request)
     params = request.query_params
     try:
-        query = parse_filter(params, product="product", license="license")
+        # The order is the page's only (the CSV and the API list newest first); any other value
+        # falls back to newest first.
+        order = params.get("sort", "")
+        query = replace(
+            parse_filter(params, product="product", license="license"),
+            order=order if order in ACTIVATION_ORDERS else "newest",
+        )
         number = _whole(params, "page", 1, 1, 1_000_000)
         total, rows = await run_in_threadpool(_find, svc, caller, query, PAGE_SIZE, (number - 1) * PAGE_SIZE)
     except OfflineServiceError as exc:
@@ -138,6 +144,9 @@ async def page(request: Request) -> Response:
         kept["status"] = "live" if query.live else "deactivated"
     if query.text:
         kept["q"] = query.text
+    csv_link = "/activations.csv" + (f"?{urlencode(kept)}" if kept else "")
+    if query.order != "newest":
+        kept["sort"] = query.order
     pages = max(1, -(-total // PAGE_SIZE))
 
     def at(n: int) -> str:
@@ -153,7 +162,8 @@ async def page(request: Request) -> Response:
         "pages": pages,
         "previous": at(number - 1) if number > 1 else None,
         "next": at(number + 1) if number < pages else None,
-        "export": "/activations.csv" + (f"?{urlencode(kept)}" if kept else ""),
+        "export": csv_link,
+        "order": query.order,
         "csv_limit": CSV_LIMIT,
         "page_size": PAGE_SIZE,
         **choices,

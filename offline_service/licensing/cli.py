@@ -137,8 +137,20 @@ def cmd_license_create(ctx: Context) -> int:
         owner_user_email=a.user,
         owner_organization=a.organization,
         max_version=a.max_version,
+        name=a.name,
     )
     emit(a, license_json(license), f"license {license.id}\nkey {license.key}")
+    return EXIT_OK
+
+
+def cmd_license_update(ctx: Context) -> int:
+    a = ctx.args
+    license = licensing.update_license(ctx.store, ctx.account(), a.key, name=a.name, owner=a.owner, now=now())
+    emit(
+        a,
+        {"id": license.id, "name": license.name, "owner": license.owner},
+        f"license {license.id}: name {license.name or '(none)'}, owner {license.owner or '(none)'}",
+    )
     return EXIT_OK
 
 
@@ -166,6 +178,8 @@ def cmd_license_show(ctx: Context) -> int:
     live = [x for x in d["activations"] if x["deactivatedAt"] is None]
     lines = [
         f"license {d['id']} ({d['status']}) for product {d['productId']}",
+        *([f"name {d['name']}"] if d["name"] else []),
+        *([f"owner {d['owner']}"] if d["owner"] else []),
         f"activations {d['usedActivations']}/{_limit(d['allowedActivations'])},"
         f" deactivations {d['usedDeactivations']}/{_limit(d['allowedDeactivations'])}",
         f"expires {iso(d['expiresAt'])}"
@@ -180,6 +194,7 @@ def cmd_license_list(ctx: Context) -> int:
     licenses = queries.licenses(ctx.store, ctx.account(), ctx.args.product)
     text = "\n".join(
         f"{x.id}  {x.product_id}  {x.status}  {x.used_activations}/{_limit(x.allowed_activations)}"
+        + (f"  {x.name}" if x.name else "")
         for x in licenses
     )
     emit(ctx.args, [license_json(x) for x in licenses], text or "no licenses")
@@ -415,6 +430,7 @@ def _licenses(verbs: Any) -> None:
     when.add_argument(
         "--validity-days", type=int, metavar="D", help="expires D days after the first activation"
     )
+    p.add_argument("--name", help="a name that tells it apart from the customer's other licenses")
     p.add_argument("--owner", help="a free-text note of who holds the license")
     whose = p.add_mutually_exclusive_group()
     whose.add_argument("--user", metavar="EMAIL", help="the portal user the license is assigned to")
@@ -427,6 +443,10 @@ def _licenses(verbs: Any) -> None:
         p = verb(lic, name, cmd_license_status, f"{text} a license")
         p.add_argument("key", metavar="KEY")
         p.set_defaults(verb=name)
+    p = verb(lic, "update", cmd_license_update, "change a license's name or owner note")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--name", help="the new name ('' clears it)")
+    p.add_argument("--owner", help="the new owner note ('' clears it)")
     p = verb(lic, "show", cmd_license_show, "show a license and its activations")
     p.add_argument("key", metavar="KEY")
     p = verb(lic, "list", cmd_license_list, "list licenses")

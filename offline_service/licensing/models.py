@@ -8,19 +8,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ACTIVATION_ORDERS",
+    "ATTENTION",
+    "LICENSE_SORTS",
+    "LICENSE_STATES",
+    "NEAR_EXPIRY_SECONDS",
+    "NEAR_LIMIT_PERCENT",
     "UNLIMITED",
     "Activation",
     "ActivationFilter",
     "BatchFile",
     "BatchResult",
     "License",
+    "LicenseFilter",
     "LicenseStatus",
+    "LicenseSummary",
+    "ListedLicense",
     "Product",
     "Trial",
 ]
 
 
 UNLIMITED = -1
+# What a person sees of a license: its status, or "expired" for an active one past its expiry.
+LICENSE_STATES = ("active", "expired", "suspended", "revoked")
+# A license "near its limit" has used at least this share of its allowed activations (not unlimited).
+NEAR_LIMIT_PERCENT = 80
+# A license "near its expiry" expires within this many seconds (and has not yet expired).
+NEAR_EXPIRY_SECONDS = 30 * 86400
+# near-limit, near-expiry, or any: suspended, or usable (active, not expired) and near either.
+ATTENTION = ("near-limit", "near-expiry", "any")
+LICENSE_SORTS = ("created", "product", "name", "expiry", "seats")
+ACTIVATION_ORDERS = ("newest", "hostname")
 
 
 class LicenseStatus(enum.StrEnum):
@@ -62,6 +81,7 @@ class License:
     owner_user_id: str | None = None
     owner_organization_id: str | None = None
     max_version: str | None = None  # the newest release version it entitles to; None: every one
+    name: str | None = None  # the vendor's name for it, to tell licenses apart; None: none
 
     def with_usage(
         self, *, used_activations: int, used_deactivations: int, expires_at: int | None
@@ -86,6 +106,7 @@ class License:
             self.owner_user_id,
             self.owner_organization_id,
             self.max_version,
+            self.name,
         )
 
 
@@ -113,6 +134,38 @@ class ActivationFilter:
     license_id: str | None = None
     live: bool | None = None  # True: live only; False: deactivated only; None: both
     text: str = ""  # part of the hostname or the fingerprint, case-insensitive
+    order: str = "newest"  # ACTIVATION_ORDERS: newest first, or by hostname (none last)
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseFilter:
+    """Which licenses a list shows, within the licenses the person may see, and in which order."""
+
+    text: str = ""  # the end of the key, or part of the product's name, the license's name or owner
+    state: str | None = None  # one of LICENSE_STATES; None: every one
+    product_id: str | None = None
+    attention: str | None = None  # one of ATTENTION; None: every license
+    sort: str = "created"  # one of LICENSE_SORTS; ties go by creation, then id
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListedLicense:
+    """A license as a list shows it: with its product's name and who holds it."""
+
+    license: License
+    product: str  # the product's name
+    holder: str  # the owning organization's name, or the owning user's name or email; "" if none
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseSummary:
+    """What a person's licenses add up to."""
+
+    total: int  # licenses
+    states: Mapping[str, int]  # how many in each of LICENSE_STATES
+    used: int  # activations used, over every license
+    allowed: int  # activations allowed, over every license; UNLIMITED if any is unlimited
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ _SCHEMAS: dict[str, Schema] = {
         [
             "id",
             "key",
+            "name",
             "productId",
             "status",
             "expiresAt",
@@ -69,6 +70,7 @@ _SCHEMAS: dict[str, Schema] = {
         {
             "id": TEXT,
             "key": TEXT,
+            "name": nullable("string", "The vendor's name for the license, to tell it apart; null: none"),
             "productId": TEXT,
             "status": {"type": "string", "enum": [s.value for s in LicenseStatus]},
             "expiresAt": nullable("integer", "Unix time, seconds"),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +30,23 @@ from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind, looks_like_response, parse_response
 from offline_service.fileformat.messages import Response as ParsedResponse
 from offline_service.ids import check_id, is_id
-from offline_service.licensing import batch_results, queries, seat_release
+from offline_service.licensing import batch_results, listing, queries, seat_release
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.engine import Outcome
-from offline_service.licensing.models import UNLIMITED, Activation, BatchFile, License, LicenseStatus
+from offline_service.licensing.models import (
+    ACTIVATION_ORDERS,
+    ATTENTION,
+    LICENSE_SORTS,
+    LICENSE_STATES,
+    NEAR_EXPIRY_SECONDS,
+    NEAR_LIMIT_PERCENT,
+    UNLIMITED,
+    Activation,
+    BatchFile,
+    License,
+    LicenseStatus,
+    ListedLicense,
+)
 from offline_service.licensing.offline import RequestRefused, process_request, process_zip
 from offline_service.web.auth import Caller, check_csrf, services
 from offline_service.web.errors import status_of
@@ -55,6 +67,7 @@ from offline_service.web.services import Services
 from offline_service.web.words import PLAIN_WORDS
 
 __all__ = [
+    "ATTENTION_SHOWN",
     "BATCH_PAGE_SIZE",
     "DEFAULT_VALIDITY_DAYS",
     "VALIDITY_DAYS",
@@ -68,6 +81,7 @@ __all__ = [
 VALIDITY_DAYS = (1, 3, 7, 30)  # the engine caps each at the product's maximum
 DEFAULT_VALIDITY_DAYS = 7
 RECENT_ACTIVITY = 15
+ATTENTION_SHOWN = 5  # licenses that need attention on the dashboard; the Licenses list has the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,8 @@ class LicenseRow:
     product: str
     state: str  # active, expired, suspended or revoked
     masked_key: str
+    label: str = ""  # what tells it apart: its name, else its owner note, else who holds it
+    holder: str = ""  # the owning organization's name, or the owning user's name or email
 
 
 def _state(license: License, now: int) -> str:
@@ -88,20 +104,51 @@ def _state(license: License, now: int) -> str:
     return license.status.value
 
 
-def _row(license: License, product: str, now: int) -> LicenseRow:
+def _row(license: License, product: str, now: int, holder: str = "") -> LicenseRow:
     return LicenseRow(
-        license=license, product=product, state=_state(license, now), masked_key=mask_key(license.key)
+        license=license,
+        product=product,
+        state=_state(license, now),
+        masked_key=mask_key(license.key),
+        label=license.name or license.owner or holder,
+        holder=holder,
     )
 
 
+def _listed(found: ListedLicense, now: int) -> LicenseRow:
+    return _row(found.license, found.product, now, found.holder)
+
+
 def license_rows(svc: Services, caller: Caller) -> list[LicenseRow]:
-    """The licenses ``caller`` may use, oldest first, as the pages list them (blocking)."""
+    """The licenses ``caller`` may use, oldest first, for choosing one in a form (blocking)."""
     now = svc.now()
     account_id = caller.user.account_id
     products = queries.product_names(svc.store, account_id)
     found = queries.visible_licenses(svc.store, account_id, caller.license_ids)
-    licenses = sorted(found, key=lambda x: (x.created_at, x.id))
-    return [_row(x, products.get(x.product_id, x.product_id), now) for x in licenses if caller.may_use(x)]
+    return [_row(x, products.get(x.product_id, x.product_id), now) for x in found if caller.may_use(x)]
+
+
+def _near_limit(license: License) -> bool:
+    """At least NEAR_LIMIT_PERCENT of its allowed activations used (never for unlimited)."""
+    allowed = license.allowed_activations
+    return allowed != UNLIMITED and license.used_activations * 100 >= allowed * NEAR_LIMIT_PERCENT
+
+
+def _attention_reasons(row: LicenseRow, now: int) -> list[str]:
+    """Why a license needs attention, in words: suspended, or usable and near its activation limit
+    or its expiry (the dashboard's selection, ``LicenseFilter(attention="any")``)."""
+    lic = row.license
+    if row.state == "suspended":
+        return ["Suspended"]
+    if row.state != "active":
+        return []
+    reasons = []
+    if _near_limit(lic):
+        reasons.append(f"{lic.used_activations} of {lic.allowed_activations} activations used")
+    if lic.expires_at is not None and lic.expires_at - now <= NEAR_EXPIRY_SECONDS:
+        days = -(-(lic.expires_at - now) // DAY)
+        reasons.append(f"Expires in {days} day{'s' if days != 1 else ''}")
+    return reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +169,7 @@ _ACTIONS = {
     "activation.release": "Seat released by the vendor",
     seat_release.ACTION: "Seat of a lost machine released by an organization admin",
     "license.max_version": "Newest version allowed changed",
+    "license.update": "License name or owner changed",
 }
 
 
@@ -139,20 +187,32 @@ def _who(actor: str, caller: Caller) -> str:
 
 
 def _dashboard(svc: Services, caller: Caller) -> dict[str, Any]:
-    rows = license_rows(svc, caller)
-    by_id = {r.license.id: r for r in rows}
-    # Only entries about licenses this person may see: never another customer's activity.
-    mine = queries.recent_activity(svc.store, caller.user.account_id, frozenset(by_id), limit=RECENT_ACTIVITY)
-    states = Counter(r.state for r in rows)
+    now = svc.now()
+    # Only licenses this person may see, and entries about them: never another customer's.
+    found = queries.dashboard(
+        svc.store,
+        caller.user.account_id,
+        caller.license_ids,
+        now=now,
+        attention=ATTENTION_SHOWN,
+        activity=RECENT_ACTIVITY,
+    )
+    by_id = {
+        i: _row(x, found.products.get(x.product_id, x.product_id), now)
+        for i, x in found.licenses.items()
+        if caller.may_use(x)
+    }
+    attention = [_listed(x, now) for x in found.attention.rows if caller.may_use(x.license)]
+    summary = found.summary
+    mine = found.activity
     return {
-        "rows": rows,
-        "states": [(s, states[s]) for s in ("active", "expired", "suspended", "revoked") if states[s]],
-        "used": sum(r.license.used_activations for r in rows),
-        "allowed": (
-            UNLIMITED
-            if any(r.license.allowed_activations == UNLIMITED for r in rows)
-            else sum(r.license.allowed_activations for r in rows)
-        ),
+        "total": summary.total,
+        "states": [(s, summary.states[s]) for s in LICENSE_STATES if summary.states[s]],
+        "used": summary.used,
+        "allowed": summary.allowed,
+        "attention": [(r, _attention_reasons(r, now)) for r in attention],
+        "attention_total": found.attention.matching,
+        "near_expiry_days": NEAR_EXPIRY_SECONDS // DAY,
         "activity": [
             Activity(
                 entry=e,
@@ -173,21 +233,94 @@ async def dashboard(request: Request) -> Response:
     return render(request, "dashboard.html", {"section": "dashboard", **data}, caller=caller)
 
 
+_SORT_WORDS = {
+    "created": "Created",
+    "product": "Product",
+    "name": "Name",
+    "expiry": "Expiry",
+    "seats": "Activations used",
+}
+_ATTENTION_WORDS = {
+    "near-limit": f"Near the activation limit ({NEAR_LIMIT_PERCENT}% or more used)",
+    "near-expiry": f"Expiring within {NEAR_EXPIRY_SECONDS // DAY} days",
+    "any": "Needing attention (either, or suspended)",
+}
+
+
+def _licenses(svc: Services, caller: Caller, params: Mapping[str, str]) -> dict[str, Any]:
+    """The Licenses list: one page of the person's licenses that match the query string."""
+    now = svc.now()
+    account_id = caller.user.account_id
+    products = queries.license_choices(svc.store, account_id, caller.license_ids)
+    query = listing.license_query(params, {p.id for p in products})
+    size = listing.LICENSES_PER_PAGE
+    found = queries.find_licenses(
+        svc.store,
+        account_id,
+        caller.license_ids,
+        query,
+        now=now,
+        page=listing.page_number(params),
+        size=size,
+    )
+    rows = [_listed(x, now) for x in found.rows if caller.may_use(x.license)]
+    first = (found.number - 1) * size + 1
+    return {
+        "rows": rows,
+        "query": query,
+        "matching": found.matching,
+        "total": found.total,
+        "first": first,
+        "last": first + len(rows) - 1,
+        "pager": listing.Pager("/licenses", listing.license_params(query), found.number, found.pages),
+        "page_size": size,
+        "products": [(p.id, p.name) for p in products],
+        "states": LICENSE_STATES,
+        "attentions": [(a, _ATTENTION_WORDS[a]) for a in ATTENTION],
+        "sorts": [(s, _SORT_WORDS[s]) for s in LICENSE_SORTS],
+    }
+
+
 async def licenses(request: Request) -> Response:
     caller = await page_caller(request)
     if caller is None:
         return to_login(request)
-    rows = await run_in_threadpool(license_rows, services(request), caller)
-    return render(request, "licenses.html", {"section": "licenses", "rows": rows}, caller=caller)
+    data = await run_in_threadpool(_licenses, services(request), caller, request.query_params)
+    return render(request, "licenses.html", {"section": "licenses", **data}, caller=caller)
 
 
-def _detail(svc: Services, caller: Caller, license_id: str) -> dict[str, Any]:
-    view = queries.license_view(svc.store, caller.user.account_id, caller.license_ids, license_id)
+def _detail(svc: Services, caller: Caller, license_id: str, params: Mapping[str, str]) -> dict[str, Any]:
+    query = listing.activation_query(params)
+    view = queries.license_view(
+        svc.store,
+        caller.user,
+        caller.license_ids,
+        license_id,
+        query,
+        page=listing.page_number(params),
+        size=listing.LICENSE_ACTIVATIONS_PER_PAGE,
+    )
     if not caller.may_use(view.license):
         raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no such license")
-    row = _row(view.license, view.product.name if view.product else view.license.product_id, svc.now())
-    offers = seat_release.offers_release(caller.user, view.license, view.product)
-    return {"row": row, "activations": view.activations, "offers_release": offers}
+    product = view.product.name if view.product else view.license.product_id
+    row = _row(view.license, product, svc.now(), view.holder)
+    path = f"/licenses/{view.license.id}"
+    return {
+        "row": row,
+        "groups": view.groups,
+        "groups_managed": view.groups_managed,
+        "activations": view.activations,
+        "matching": view.matching,
+        "activations_total": view.total,
+        "query": query,
+        "status": listing.activation_params(query).get("status", ""),
+        "orders": ACTIVATION_ORDERS,
+        "pager": listing.Pager(
+            path, listing.activation_params(query), view.number, view.pages, fragment="#activations"
+        ),
+        "page_size": listing.LICENSE_ACTIVATIONS_PER_PAGE,
+        "offers_release": seat_release.offers_release(caller.user, view.license, view.product),
+    }
 
 
 # What a finished change says on the license's page; the query names a key, never the text.
@@ -202,7 +335,7 @@ async def license_detail(request: Request) -> Response:
         return to_login(request)
     try:
         license_id = check_id(request.path_params["id"], "license")
-        data = await run_in_threadpool(_detail, services(request), caller, license_id)
+        data = await run_in_threadpool(_detail, services(request), caller, license_id, request.query_params)
     except OfflineServiceError as exc:
         if exc.code is not Code.LICENSE_NOT_FOUND:
             raise

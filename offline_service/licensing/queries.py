@@ -8,23 +8,37 @@ like one that does not exist, so ids are never confirmed. Vendor reads are scope
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from offline_service.accounts.models import Account
+from offline_service.accounts.models import Account, Role, User, UserGroup
 from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.licensing.models import Activation, ActivationFilter, License, Product
-from offline_service.store import Store
+from offline_service.licensing.models import (
+    Activation,
+    ActivationFilter,
+    License,
+    LicenseFilter,
+    LicenseSummary,
+    ListedLicense,
+    Product,
+)
+from offline_service.store import Store, Transaction
 
 __all__ = [
     "ActivationPage",
+    "Dashboard",
+    "LicensePage",
     "LicenseView",
     "account_of_product",
     "activation_view",
     "audit_entries",
     "check_product",
+    "dashboard",
     "find_activations",
+    "find_licenses",
     "license_activations",
+    "license_choices",
+    "license_summary",
     "license_view",
     "licenses",
     "product_names",
@@ -43,10 +57,66 @@ def _not_found() -> OfflineServiceError:
 
 
 def visible_licenses(store: Store, account_id: str, license_ids: frozenset[str]) -> list[License]:
-    """The licenses in ``license_ids`` that exist in the account, by id."""
+    """The licenses in ``license_ids`` that exist in the account, oldest first (one statement)."""
     with store.read() as tx:
-        found = [tx.license_by_id(account_id, i) for i in sorted(license_ids)]
-    return [x for x in found if x is not None and x.account_id == account_id]
+        found = tx.licenses_by_ids(account_id, license_ids)
+    return [x for x in found if x.account_id == account_id and x.id in license_ids]
+
+
+@dataclass(frozen=True, slots=True)
+class LicensePage:
+    """One page of the licenses that match a list's query."""
+
+    matching: int  # how many match
+    total: int  # how many the person may see in all
+    number: int  # of this page, from 1: the last page when the one asked for is past the end
+    pages: int  # at least 1
+    rows: list[ListedLicense]
+
+
+def _pages(count: int, size: int) -> int:
+    return max(1, -(-count // size))
+
+
+def find_licenses(
+    store: Store,
+    account_id: str,
+    license_ids: frozenset[str],
+    query: LicenseFilter,
+    *,
+    now: int,
+    page: int,
+    size: int,
+) -> LicensePage:
+    """Page ``page`` (from 1; past the end: the last) of the licenses in ``license_ids`` that match,
+    with how many match and how many there are, in one read."""
+    with store.read() as tx:
+        matching, total, rows = tx.find_licenses(
+            account_id, license_ids, query, now=now, limit=size, offset=(page - 1) * size
+        )
+        pages = _pages(matching, size)
+        if page > pages:
+            page = pages
+            matching, total, rows = tx.find_licenses(
+                account_id, license_ids, query, now=now, limit=size, offset=(page - 1) * size
+            )
+            pages = _pages(matching, size)
+    shown = [r for r in rows if r.license.account_id == account_id and r.license.id in license_ids]
+    return LicensePage(matching=matching, total=total, number=page, pages=pages, rows=shown)
+
+
+def license_summary(
+    store: Store, account_id: str, license_ids: frozenset[str], *, now: int
+) -> LicenseSummary:
+    """The person's licenses counted by state, with the activations they use and allow."""
+    with store.read() as tx:
+        return tx.license_summary(account_id, license_ids, now=now)
+
+
+def license_choices(store: Store, account_id: str, license_ids: frozenset[str]) -> list[Product]:
+    """The products of the person's licenses, by name: what a list's product filter offers."""
+    with store.read() as tx:
+        return list(tx.license_products(account_id, license_ids))
 
 
 def visible_license(store: Store, account_id: str, license_ids: frozenset[str], license_id: str) -> License:
@@ -87,22 +157,127 @@ def activation_view(
 
 @dataclass(frozen=True, slots=True)
 class LicenseView:
-    """A license with its product and its activations, newest first: one page's worth."""
+    """A license with its product, the groups the viewer may see it linked to, and one page of
+    its activations that match."""
 
     license: License
     product: Product | None
+    holder: str  # the owning organization's name, or the owning user's name or email; "" if none
+    groups: list[UserGroup]  # by name
+    groups_managed: bool  # the viewer administers these groups (the page links to them)
     activations: list[Activation]
+    matching: int  # activations that match the query
+    total: int  # activations of the license in all
+    number: int  # of this page of activations, from 1: the last when the one asked for is past the end
+    pages: int  # at least 1
 
 
-def license_view(store: Store, account_id: str, license_ids: frozenset[str], license_id: str) -> LicenseView:
-    """A license the person may see, its product and its activations (LICENSE_NOT_FOUND otherwise)."""
+def _holder(tx: Transaction, license: License) -> str:
+    if license.owner_organization_id is not None:
+        org = tx.organization(license.account_id, license.owner_organization_id)
+        return org.name if org else ""
+    if license.owner_user_id is not None:
+        user = tx.user(license.account_id, license.owner_user_id)
+        if user is None:
+            return ""
+        return " ".join(x for x in (user.first_name, user.last_name) if x) or user.email
+    return ""
+
+
+def _viewer_groups(tx: Transaction, viewer: User, license: License) -> tuple[list[UserGroup], bool]:
+    """The groups linked to ``license`` that ``viewer`` may see: every one for an admin of the
+    organization that owns it (who manages them); otherwise only the viewer's own."""
+    if (
+        viewer.role is Role.ORGANIZATION_ADMIN
+        and viewer.organization_id is not None
+        and viewer.organization_id == license.owner_organization_id
+    ):
+        return list(tx.license_groups(viewer.account_id, license.id)), True
+    return list(tx.license_groups(viewer.account_id, license.id, member_id=viewer.id)), False
+
+
+def license_view(
+    store: Store,
+    viewer: User,
+    license_ids: frozenset[str],
+    license_id: str,
+    query: ActivationFilter | None = None,
+    *,
+    page: int = 1,
+    size: int = 1000,
+) -> LicenseView:
+    """A license ``viewer`` may see, with its product, holder and linked groups, and page ``page``
+    (from 1; past the end: the last) of its activations that match ``query``, in one read
+    (LICENSE_NOT_FOUND for a license the viewer may not see)."""
+    account_id = viewer.account_id
+    wanted = replace(query or ActivationFilter(), license_id=license_id, product_id=None)
     with store.read() as tx:
         found = tx.license_by_id(account_id, license_id) if license_id in license_ids else None
         if found is None or found.account_id != account_id:
             raise _not_found()
         product = tx.product(account_id, found.product_id)
-        activations = sorted(tx.activations(found.id), key=lambda a: (a.created_at, a.id), reverse=True)
-    return LicenseView(license=found, product=product, activations=activations)
+        groups, managed = _viewer_groups(tx, viewer, found)
+        scope = frozenset({found.id})
+        matching, activations = tx.find_activations(
+            account_id, scope, wanted, limit=size, offset=(page - 1) * size
+        )
+        pages = _pages(matching, size)
+        if page > pages:
+            page = pages
+            matching, activations = tx.find_activations(
+                account_id, scope, wanted, limit=size, offset=(page - 1) * size
+            )
+        total = (
+            matching
+            if wanted == ActivationFilter(license_id=license_id, order=wanted.order)
+            else tx.find_activations(account_id, scope, ActivationFilter(), limit=0)[0]
+        )
+        holder = _holder(tx, found)
+    return LicenseView(
+        license=found,
+        product=product,
+        holder=holder,
+        groups=groups,
+        groups_managed=managed,
+        activations=list(activations),
+        matching=matching,
+        total=total,
+        number=page,
+        pages=pages,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What the dashboard shows of a person's licenses, read at once."""
+
+    summary: LicenseSummary
+    attention: LicensePage  # the first few licenses that need attention
+    activity: list[AuditEntry]  # newest first
+    licenses: dict[str, License]  # the licenses the activity is about, by id
+    products: dict[str, str]  # product names by id
+
+
+def dashboard(
+    store: Store, account_id: str, license_ids: frozenset[str], *, now: int, attention: int, activity: int
+) -> Dashboard:
+    """A person's licenses summed up, the first ``attention`` that need attention (soonest expiry
+    first) and the newest ``activity`` audit entries about them (never another's), in one read."""
+    wanted = LicenseFilter(attention="any", sort="expiry")
+    with store.read() as tx:
+        summary = tx.license_summary(account_id, license_ids, now=now)
+        matching, total, rows = tx.find_licenses(account_id, license_ids, wanted, now=now, limit=attention)
+        entries = list(tx.audit_entries_for_licenses(account_id, license_ids, limit=activity))
+        about = frozenset(e.license_id for e in entries if e.license_id and e.license_id in license_ids)
+        licenses = {x.id: x for x in tx.licenses_by_ids(account_id, about) if x.id in license_ids}
+        products = {p.id: p.name for p in tx.products(account_id)}
+    return Dashboard(
+        summary=summary,
+        attention=LicensePage(matching=matching, total=total, number=1, pages=1, rows=list(rows)),
+        activity=entries,
+        licenses=licenses,
+        products=products,
+    )
 
 
 def product_names(store: Store, account_id: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ def license_json(license: License) -> dict[str, Any]:
     return {
         "id": license.id,
         "key": license.key,
+        "name": license.name,
         "productId": license.product_id,
         "status": license.status.value,
         "expiresAt": license.expires_at,

@@ -30,10 +30,26 @@ __all__ = [
     "set_customer_release",
     "set_license_max_version",
     "set_license_status",
+    "update_license",
 ]
 
 DEFAULT_ACCOUNT = "default"
 DEFAULT_MAX_RESPONSE_VALIDITY = 30 * DAY
+MAX_LICENSE_TEXT = 200  # characters of a license's name or owner note
+
+
+def _license_text(value: str | None, what: str) -> str | None:
+    """A license's name or owner note: trimmed, at most MAX_LICENSE_TEXT characters, no control
+    characters; None when absent or empty."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_LICENSE_TEXT or not value.isprintable():
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            f"a license's {what} is at most {MAX_LICENSE_TEXT} characters, without control characters",
+        )
+    return value or None
 
 
 def ensure_account(store: Store, alias: str, *, now: int, name: str | None = None) -> tuple[Account, bool]:
@@ -135,15 +151,18 @@ def create_license(
     owner_organization: str | None = None,
     actor: str = "cli",
     max_version: str | None = None,
+    name: str | None = None,
 ) -> License:
     """A new active license. Expiry is a fixed time or a duration from the first activation;
-    ``max_version`` is the newest release it entitles to (None: every release)."""
-    for name, value in (
+    ``max_version`` is the newest release it entitles to (None: every release); ``name`` tells it
+    apart from the customer's other licenses."""
+    name, owner = _license_text(name, "name"), _license_text(owner, "owner")
+    for what, value in (
         ("allowed activations", allowed_activations),
         ("allowed deactivations", allowed_deactivations),
     ):
         if value < UNLIMITED or value > MAX_COUNT:
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be -1 (unlimited) or a count")
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{what} must be -1 (unlimited) or a count")
     if expires_at is not None and validity_days is not None:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
     if validity_days is not None and not 0 < validity_days <= 36500:
@@ -187,6 +206,7 @@ def create_license(
             owner_user_id=owner_user.id if owner_user else None,
             owner_organization_id=owner_org.id if owner_org else None,
             max_version=max_version,
+            name=name,
         )
         tx.insert_license(license)
         audit.record(
@@ -219,6 +239,44 @@ def set_license_status(
             license_id=license.id,
         )
     return replace(license, status=status)
+
+
+def update_license(
+    store: Store,
+    account: Account,
+    key: str,
+    *,
+    now: int,
+    name: str | None = None,
+    owner: str | None = None,
+    actor: str = "cli",
+) -> License:
+    """Change a license's name or owner note: None leaves one as it is, "" clears it."""
+    if name is None and owner is None:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "give a name or an owner to change")
+    new_name, new_owner = _license_text(name, "name"), _license_text(owner, "owner")
+    with store.write() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        changed = replace(
+            license,
+            name=license.name if name is None else new_name,
+            owner=license.owner if owner is None else new_owner,
+        )
+        tx.set_license_name(license.id, name=changed.name, owner=changed.owner)
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="license.update",
+            now=now,
+            product_id=license.product_id,
+            license_id=license.id,
+            name=changed.name or "",
+            owner=changed.owner or "",
+        )
+    return changed
 
 
 def set_license_max_version(

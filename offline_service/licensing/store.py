@@ -12,7 +12,10 @@ from offline_service.licensing.models import (
     ActivationFilter,
     BatchResult,
     License,
+    LicenseFilter,
     LicenseStatus,
+    LicenseSummary,
+    ListedLicense,
     Product,
     Trial,
 )
@@ -41,8 +44,13 @@ class LicensingTransaction(Protocol):
     def license_by_key(self, account_id: str, key: str) -> License | None: ...
     def license_by_id(self, account_id: str, license_id: str) -> License | None: ...
     def licenses(self, account_id: str, product_id: str | None = None) -> Sequence[License]: ...
+    def licenses_by_ids(self, account_id: str, license_ids: frozenset[str]) -> Sequence[License]:
+        """The account's licenses among these ids, oldest first: one statement for any number."""
+        ...
+
     def insert_license(self, license: License) -> None: ...
     def set_license_status(self, license_id: str, status: LicenseStatus) -> None: ...
+    def set_license_name(self, license_id: str, *, name: str | None, owner: str | None) -> None: ...
     def update_license_usage(
         self,
         license_id: str,
@@ -52,6 +60,27 @@ class LicensingTransaction(Protocol):
         expires_at: int | None,
     ) -> None: ...
     def organization_licenses(self, account_id: str, organization_id: str) -> Sequence[License]: ...
+    def find_licenses(
+        self,
+        account_id: str,
+        license_ids: frozenset[str],
+        query: LicenseFilter,
+        *,
+        now: int,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[int, int, Sequence[ListedLicense]]:
+        """How many of these licenses match ``query`` (its states and "near expiry" as of
+        ``now``), how many there are in all, and one page of the matching ones in its order."""
+        ...
+
+    def license_summary(self, account_id: str, license_ids: frozenset[str], *, now: int) -> LicenseSummary:
+        """These licenses counted by state (as of ``now``) with their activations used and allowed."""
+        ...
+
+    def license_products(self, account_id: str, license_ids: frozenset[str]) -> Sequence[Product]:
+        """The products of these licenses, by name."""
+        ...
 
     # activations and request nonces
     def preload(
@@ -80,8 +109,8 @@ class LicensingTransaction(Protocol):
         limit: int,
         offset: int = 0,
     ) -> tuple[int, Sequence[Activation]]:
-        """One page of the activations of these licenses that match, newest first, and how many
-        match in all."""
+        """One page of the activations of these licenses that match, in the query's order (newest
+        first, or by hostname), and how many match in all."""
         ...
 
     # trials

@@ -284,6 +284,26 @@ def test_bad_option_values_are_usage_errors(cli: Cli, product: str, bad: list[st
     assert run.err.startswith("usage: ")
 
 
+def test_license_name_at_creation_and_update(cli: Cli, product: str) -> None:
+    created = new_license(cli, product, "--name", "Line 3 readers", "--owner", "Plant")
+    assert created["name"] == "Line 3 readers"
+    shown = cli.ok("license", "show", created["key"])
+    assert (shown["name"], shown["owner"]) == ("Line 3 readers", "Plant")
+    assert "name Line 3 readers" in cli("license", "show", created["key"]).out
+    changed = cli.ok("license", "update", created["key"], "--name", "Line 4")
+    assert (changed["name"], changed["owner"]) == ("Line 4", "Plant")  # the owner note is kept
+    cleared = cli.ok("license", "update", created["key"], "--name", "", "--owner", "Night shift")
+    assert (cleared["name"], cleared["owner"]) == (None, "Night shift")
+    [listed] = cli.ok("license", "list")
+    assert listed["name"] is None and listed["id"] == created["id"]
+    cli.fails(Code.INVALID_ARGUMENT, "license", "update", created["key"])  # nothing to change
+    cli.fails(Code.INVALID_ARGUMENT, "license", "update", created["key"], "--name", "x" * 201)
+    cli.fails(Code.LICENSE_NOT_FOUND, "license", "update", "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", "--name", "x")
+    assert cli.ok("license", "show", created["key"])["name"] is None  # the refusals changed nothing
+    update = [e for e in cli.ok("audit") if e["action"] == "license.update"]
+    assert len(update) == 2
+
+
 def test_license_metadata(cli: Cli, product: str) -> None:
     created = new_license(cli, product, "--metadata", "tier=gold", "--metadata", "seats=5", "--owner", "a@b")
     shown = cli.ok("license", "show", created["key"])
@@ -848,7 +868,7 @@ def test_license_create_and_list_print_the_license_json_of_the_api(cli: Cli, pro
     api_fields = {
         "id", "key", "productId", "status", "expiresAt", "validityDays", "allowedActivations",
         "usedActivations", "allowedDeactivations", "usedDeactivations", "metadata", "createdAt",
-        "maxVersion",
+        "maxVersion", "name",
     }  # fmt: skip
     assert set(created) == api_fields
     assert (created["productId"], created["maxVersion"], created["metadata"]) == (

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from offline_service.licensing.models import (
     ActivationFilter,
     BatchFile,
     BatchResult,
+    LicenseFilter,
     LicenseStatus,
     Product,
     Trial,
@@ -284,6 +286,168 @@ def test_find_activations_pages_filters_and_stays_in_its_licenses(store: Store, 
         assert tx.find_activations(s.account.id, both, one, limit=9)[0] == 1
         assert tx.find_activations(s.account.id, frozenset({mine.id}), one, limit=9) == (0, [])
         assert tx.find_activations(s.other.id, both, ActivationFilter(), limit=9) == (0, [])
+
+
+def test_find_activations_by_hostname_puts_machines_without_one_last(store: Store, s: Seed) -> None:
+    lic = new_license(s, 0)
+    with store.write() as tx:
+        tx.insert_license(lic)
+        for n, hostname in enumerate(["bravo", "", "Alpha", "charlie", "alpha"]):
+            tx.insert_activation(new_activation(lic, n, hostname=hostname))
+    with store.read() as tx:
+        by_host = ActivationFilter(order="hostname")
+        _, page = tx.find_activations(s.account.id, frozenset({lic.id}), by_host, limit=9)
+        # case ignored; equal hostnames newest first; no hostname last
+        assert [a.fingerprint for a in page] == ["fp-4", "fp-2", "fp-0", "fp-3", "fp-1"]
+        _, page = tx.find_activations(s.account.id, frozenset({lic.id}), by_host, limit=2, offset=2)
+        assert [a.fingerprint for a in page] == ["fp-0", "fp-3"]
+
+
+# Licenses of every kind a list tells apart, by their number in ``_listed_licenses``.
+LISTED = 5
+
+
+def _listed_licenses(store: Store, s: Seed) -> frozenset[str]:
+    """lic_0: named, 2 of 2 used, expires in 10 days. lic_1: an owner note, another product,
+    unlimited, 5 used. lic_2: the organization's, suspended. lic_3: Ann's, expired, 1 of 5 used.
+    lic_4: named, revoked, 8 of 10 used. Also, not among the ids returned: lic_5 of the same
+    account (named like lic_0) and lic_6 of another account (its id passed all the same)."""
+    bench = Product("prd_c", s.account.id, "Bench tool", False, 0, 3600, NOW)
+    day = 86400
+    licenses = [
+        new_license(s, 0, name="Line 3 readers", used_activations=2, expires_at=NOW + 10 * day),
+        new_license(s, 1, owner="ACME lab", product_id=bench.id, allowed_activations=-1, used_activations=5),
+        new_license(s, 2, owner_organization_id=s.organization.id, status=LicenseStatus.SUSPENDED),
+        new_license(s, 3, owner_user_id=s.user.id, allowed_activations=5, used_activations=1, expires_at=NOW - 1),
+        new_license(s, 4, name="zeta", status=LicenseStatus.REVOKED, allowed_activations=10, used_activations=8),
+        new_license(s, 5, name="Line 3 hidden", used_activations=2),
+        new_license(s, 6, account_id=s.other.id, product_id=s.other_product.id, name="Line 3 other"),
+    ]  # fmt: skip
+    with store.write() as tx:
+        tx.insert_product(bench)
+        for lic in licenses:
+            tx.insert_license(lic)
+    return frozenset({*(f"lic_{n}" for n in range(LISTED)), "lic_6"})
+
+
+def test_find_licenses_searches_filters_and_stays_in_its_licenses(store: Store, s: Seed) -> None:
+    mine = _listed_licenses(store, s)
+
+    def found(**query: Any) -> list[str]:
+        with store.read() as tx:
+            matching, total, rows = tx.find_licenses(
+                s.account.id, mine, LicenseFilter(**query), now=NOW, limit=50
+            )
+        assert total == LISTED and matching == len(rows)
+        return [r.license.id.removeprefix("lic_") for r in rows]
+
+    assert found() == ["0", "1", "2", "3", "4"]  # oldest first; never lic_5 or lic_6
+    assert found(text="line 3") == ["0"]  # the name, whatever the case
+    assert found(text="eeeee") == ["0"] and found(text="AAAAA-BBBBB-CCCCC-DDDDD-EEEEE") == ["0"]
+    assert found(text="ccccc") == []  # the end of the key only
+    assert found(text="bench") == ["1"] and found(text="acme") == ["1"]  # product, owner note
+    assert found(text="org a") == ["2"] and found(text="ANN") == ["3"]  # organization, user
+    assert found(text="user@a.example") == ["3"]  # the owning user's email
+    assert found(text="%") == [] and found(text="_") == []  # LIKE's wildcards are plain text
+    assert found(text="other") == [] and found(text="hidden") == []
+    assert found(state="active") == ["0", "1"] and found(state="expired") == ["3"]
+    assert found(state="suspended") == ["2"] and found(state="revoked") == ["4"]
+    assert found(product_id="prd_c") == ["1"] and found(product_id=s.other_product.id) == []
+    assert found(attention="near-limit") == ["0", "4"]  # 2 of 2 and 8 of 10; never unlimited
+    assert found(attention="near-expiry") == ["0"]  # lic_3 has expired already
+    assert found(attention="any") == ["0", "2"]  # usable and near, or suspended
+    assert found(attention="near-limit", state="active") == ["0"]
+    assert found(text="line", attention="near-limit", product_id=s.product.id) == ["0"]
+    with store.read() as tx:  # the other account's person sees only its own among the same ids
+        matching, total, rows = tx.find_licenses(s.other.id, mine, LicenseFilter(), now=NOW, limit=50)
+        assert (matching, total, [r.license.id for r in rows]) == (1, 1, ["lic_6"])
+        assert tx.find_licenses(s.other.id, mine, LicenseFilter(text="line 3 r"), now=NOW, limit=50)[0] == 0
+        # An id that would end the bound list early and name another is one id, matching none.
+        for odd in ('x","lic_0', 'x"]', "x,lic_0", "{lic_0}", "lic_0\\"):
+            assert tx.find_licenses(s.account.id, frozenset({odd}), LicenseFilter(), now=NOW, limit=9) == (
+                0,
+                0,
+                [],
+            )
+
+
+def test_find_licenses_sorts_both_ways_and_pages(store: Store, s: Seed) -> None:
+    mine = _listed_licenses(store, s)
+
+    def order(sort: str, descending: bool = False, limit: int = 50, offset: int = 0) -> list[str]:
+        query = LicenseFilter(sort=sort, descending=descending)
+        with store.read() as tx:
+            _, _, rows = tx.find_licenses(s.account.id, mine, query, now=NOW, limit=limit, offset=offset)
+        return [r.license.id.removeprefix("lic_") for r in rows]
+
+    assert order("created", descending=True) == ["4", "3", "2", "1", "0"]
+    # The line that tells them apart: ACME lab, Ann, Line 3 readers, Org A, zeta (case ignored).
+    assert order("name") == ["1", "3", "0", "2", "4"]
+    assert order("name", descending=True) == ["4", "2", "0", "3", "1"]
+    assert order("product") == ["0", "2", "3", "4", "1"]  # App, then Bench tool; ties by creation
+    assert order("product", descending=True) == ["1", "4", "3", "2", "0"]
+    # Licenses that never expire come last both ways.
+    assert order("expiry") == ["3", "0", "1", "2", "4"]
+    assert order("expiry", descending=True) == ["0", "3", "4", "2", "1"]
+    assert order("seats") == ["2", "3", "0", "1", "4"]
+    assert order("seats", descending=True) == ["4", "1", "0", "3", "2"]
+    assert order("created", limit=2, offset=2) == ["2", "3"]
+    assert order("created", limit=2, offset=4) == ["4"]
+    assert order("created", limit=2, offset=6) == []
+    with store.read() as tx:
+        listed = tx.find_licenses(s.account.id, mine, LicenseFilter(text="ann"), now=NOW, limit=1)[2]
+    assert [(x.product, x.holder) for x in listed] == [("App", "Ann")]
+
+
+def test_license_summary_products_and_licenses_by_ids_stay_in_their_licenses(store: Store, s: Seed) -> None:
+    mine = _listed_licenses(store, s)
+    with store.read() as tx:
+        summary = tx.license_summary(s.account.id, mine, now=NOW)
+        assert dict(summary.states) == {"active": 2, "expired": 1, "suspended": 1, "revoked": 1}
+        assert (summary.total, summary.used, summary.allowed) == (5, 16, -1)  # lic_1 is unlimited
+        limited = tx.license_summary(s.account.id, mine - {"lic_1"}, now=NOW)
+        assert (limited.used, limited.allowed) == (11, 19)
+        assert tx.license_summary(s.other.id, frozenset({"lic_0"}), now=NOW).total == 0
+        empty = tx.license_summary(s.account.id, frozenset(), now=NOW)
+        assert (empty.total, empty.used, empty.allowed) == (0, 0, 0)
+        assert [p.name for p in tx.license_products(s.account.id, mine)] == ["App", "Bench tool"]
+        assert [p.name for p in tx.license_products(s.account.id, frozenset({"lic_1"}))] == ["Bench tool"]
+        assert tx.license_products(s.other.id, frozenset({"lic_0"})) == []
+        assert [x.id for x in tx.licenses_by_ids(s.account.id, mine)] == [f"lic_{n}" for n in range(LISTED)]
+        assert [x.id for x in tx.licenses_by_ids(s.other.id, mine)] == ["lic_6"]
+        assert tx.licenses_by_ids(s.account.id, frozenset()) == []
+
+
+def test_a_license_name_and_owner_change_and_clear(store: Store, s: Seed) -> None:
+    lic = new_license(s, 0, name="Lab", owner="Ann")
+    with store.write() as tx:
+        tx.insert_license(lic)
+    with store.write() as tx:
+        assert tx.license_by_id(s.account.id, lic.id) == lic  # read first: the change is seen after
+        tx.set_license_name(lic.id, name="Line 4", owner=None)
+        found = tx.license_by_id(s.account.id, lic.id)
+        assert found is not None and (found.name, found.owner) == ("Line 4", None)
+    with store.read() as tx:
+        found = tx.license_by_key(s.account.id, lic.key)
+        assert found is not None and (found.name, found.owner) == ("Line 4", None)
+
+
+def test_license_groups_are_the_accounts_and_a_members_own(store: Store, s: Seed) -> None:
+    lic, other = new_license(s, 0, owner_organization_id=s.organization.id), new_license(s, 1)
+    alpha = UserGroup("grp_alpha", s.account.id, s.organization.id, "Alpha", NOW)
+    with store.write() as tx:
+        tx.insert_license(lic)
+        tx.insert_license(other)
+        tx.insert_group(alpha)
+        for group in (s.group, alpha):
+            tx.link_group_license(group.id, lic.id)
+        tx.add_group_member(s.group.id, s.user.id)
+    with store.read() as tx:
+        assert [g.name for g in tx.license_groups(s.account.id, lic.id)] == ["Alpha", "Team"]  # by name
+        assert tx.license_groups(s.account.id, lic.id, member_id=s.user.id) == [s.group]
+        assert tx.license_groups(s.account.id, lic.id, member_id=s.admin.id) == []
+        assert tx.license_groups(s.account.id, other.id) == []
+        assert tx.license_groups(s.other.id, lic.id) == []
 
 
 def test_trials_round_trip_by_product_and_machine(store: Store, s: Seed) -> None:

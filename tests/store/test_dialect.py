@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from offline_service.licensing.models import ATTENTION, LICENSE_SORTS, LICENSE_STATES, LicenseFilter
+from offline_service.store.postgresql import POSTGRESQL
 from offline_service.store.sql import Dialect, Statements
 from offline_service.store.sql._base import Lookup, RowsInsert, SizedStatement
 from offline_service.store.sqlite import SQLITE
@@ -36,6 +38,15 @@ def _every_statement(statements: Statements) -> list[str]:
     found += [statements.audit.insert.sql, statements.audit.entries, statements.audit.entries_for_licenses(2)]
     for live in (None, True, False):
         found += statements.licensing.find_activations(product=True, license=True, live=live, text=True)
+    found += statements.licensing.find_activations(
+        product=False, license=True, live=None, text=True, order="hostname"
+    )
+    for state in (None, *LICENSE_STATES):
+        for attention in (None, *ATTENTION):
+            query = LicenseFilter(text="x", state=state, product_id="p", attention=attention)
+            found += statements.licensing.find_licenses(query)
+    for sort in LICENSE_SORTS:
+        found += statements.licensing.find_licenses(LicenseFilter(sort=sort, descending=True))
     return found
 
 
@@ -123,3 +134,14 @@ def test_statements_are_built_once_per_dialect_and_lists_once_per_length() -> No
     licensing = Statements.for_dialect(SQLITE).licensing
     first = licensing.find_activations(product=True, license=False, live=True, text=False)
     assert licensing.find_activations(product=True, license=False, live=True, text=False) is first
+    listed = licensing.find_licenses(LicenseFilter(text="a", attention="any", sort="name"))
+    assert licensing.find_licenses(LicenseFilter(text="b", attention="any", sort="name")) is listed
+
+
+def test_postgresqls_bound_list_is_one_text_array_literal_whatever_the_items() -> None:
+    """Quoted and escaped, so that no item can end the literal or split into two (the statement
+    casts it: ``= ANY(%s::text[])``); the contract tests run it against the server."""
+    assert POSTGRESQL.in_bound_list == "= ANY(?::text[])"
+    assert POSTGRESQL.bound_list(["lic_1", "lic_2"]) == '{"lic_1","lic_2"}'
+    assert POSTGRESQL.bound_list(['a"b', "c\\d", "e,f", "{}", ""]) == '{"a\\"b","c\\\\d","e,f","{}",""}'
+    assert POSTGRESQL.bound_list([]) == "{}"

@@ -131,6 +131,16 @@ class AccountsStatements:
         self.link_group_license = d.insert_ignore("group_licenses", "group_id, license_id")
         self.unlink_group_license = q("DELETE FROM group_licenses WHERE group_id = ? AND license_id = ?")
         self.group_license_ids = q("SELECT license_id FROM group_licenses WHERE group_id = ?")
+        linked = (
+            f"SELECT {', '.join('g.' + c.strip() for c in _GROUP_COLS.split(','))} FROM user_groups g"
+            " JOIN group_licenses gl ON gl.group_id = g.id WHERE g.account_id = ? AND gl.license_id = ?"
+        )
+        self.license_groups = q(linked + " ORDER BY g.name, g.id")
+        self.member_license_groups = q(
+            linked
+            + " AND EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND gm.user_id = ?)"
+            " ORDER BY g.name, g.id"
+        )
         # A group's members and license links go first: the tables reference the group.
         _of_group = "group_id IN (SELECT id FROM user_groups WHERE account_id = ? AND id = ?)"
         self.delete_group_members = q(f"DELETE FROM group_members WHERE {_of_group}")
@@ -299,6 +309,15 @@ class AccountsSQL(SQLPart):
 
     def group_license_ids(self, group_id: str) -> frozenset[str]:
         return frozenset(r[0] for r in self._c.execute(self._uq.group_license_ids, (group_id,)))
+
+    def license_groups(
+        self, account_id: str, license_id: str, *, member_id: str | None = None
+    ) -> Sequence[UserGroup]:
+        if member_id is None:
+            rows = self._c.execute(self._uq.license_groups, (account_id, license_id))
+        else:
+            rows = self._c.execute(self._uq.member_license_groups, (account_id, license_id, member_id))
+        return [UserGroup(*r) for r in rows]
 
     def delete_group(self, account_id: str, group_id: str) -> tuple[int, int]:
         args = (account_id, group_id)

@@ -12,15 +12,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from offline_service.ids import normalize_license_key
 from offline_service.licensing.models import (
+    LICENSE_STATES,
+    NEAR_EXPIRY_SECONDS,
+    NEAR_LIMIT_PERCENT,
+    UNLIMITED,
     Activation,
     ActivationFilter,
     License,
+    LicenseFilter,
     LicenseStatus,
+    LicenseSummary,
+    ListedLicense,
     Product,
     Trial,
 )
@@ -40,7 +47,7 @@ def key_hash(key: str) -> bytes:
 LICENSE_COLS = (
     "id, account_id, product_id, key, allowed_activations, allowed_deactivations, status, created_at,"
     " expires_at, validity_days, owner, metadata, used_activations, used_deactivations, owner_user_id,"
-    " owner_organization_id, max_version"
+    " owner_organization_id, max_version, name"
 )
 # An activation's columns with their SQL types (inserts of many rows bind one array per column).
 _ACTIVATION_TYPES = [
@@ -95,6 +102,7 @@ def license_from_row(row: Sequence[Any]) -> License:
         owner_user_id=row[14],
         owner_organization_id=row[15],
         max_version=row[16],
+        name=row[17],
     )
 
 
@@ -128,6 +136,81 @@ def _product(row: Sequence[Any]) -> Product:
     )
 
 
+# Who holds a license, for a list: the owning organization's name, or the owning user's name, or
+# their email; "" for a license of neither.
+_HOLDER = "COALESCE(o.name, NULLIF(TRIM(u.first_name || ' ' || u.last_name), ''), u.email, '')"
+# The line a list shows to tell a license apart (``ListedLicense.label``), for sorting by name.
+_LABEL = f"LOWER(COALESCE(NULLIF(l.name, ''), NULLIF(l.owner, ''), {_HOLDER}))"
+_USABLE = "l.status = 'active' AND (l.expires_at IS NULL OR l.expires_at > ?)"  # ? = now
+# Each state a person sees (``LICENSE_STATES``) as a condition on ``l``; ? = now.
+_STATE_SQL = {
+    "active": f"({_USABLE})",
+    "expired": "(l.status = 'active' AND l.expires_at <= ?)",
+    "suspended": "l.status = 'suspended'",
+    "revoked": "l.status = 'revoked'",
+}
+_NEAR_LIMIT = (
+    f"(l.allowed_activations <> {UNLIMITED}"
+    f" AND l.used_activations * 100 >= l.allowed_activations * {NEAR_LIMIT_PERCENT})"
+)
+_NEAR_EXPIRY = "(l.expires_at > ? AND l.expires_at <= ?)"  # ? = now, now + NEAR_EXPIRY_SECONDS
+_ATTENTION_SQL = {
+    "near-limit": _NEAR_LIMIT,
+    "near-expiry": _NEAR_EXPIRY,
+    # ? = now, now + NEAR_EXPIRY_SECONDS (a usable license's expiry is after now already)
+    "any": f"(l.status = 'suspended' OR (({_USABLE}) AND ({_NEAR_LIMIT} OR l.expires_at <= ?)))",
+}
+# The sort keys of each order, before the ties (created, id). A key in parentheses keeps its own
+# direction: licenses that never expire come last either way.
+_LICENSE_ORDER = {
+    "created": [],
+    "product": ["LOWER(p.name)"],
+    "name": [_LABEL],
+    "expiry": ["(l.expires_at IS NULL)", "l.expires_at"],
+    "seats": ["l.used_activations"],
+}
+_ACTIVATION_ORDER = {
+    "newest": "a.created_at DESC, a.id DESC",
+    # Machines without a hostname last; then by hostname, ignoring case; the newest first among equals.
+    "hostname": "(a.hostname = ''), LOWER(a.hostname), a.created_at DESC, a.id DESC",
+}
+_TEXT_FIELDS = ("p.name", "l.name", "l.owner", "o.name", "(u.first_name || ' ' || u.last_name)", "u.email")
+
+
+def _license_conditions(query: LicenseFilter, like: str) -> list[str]:
+    """The conditions of ``query`` on ``l``, in the order ``_filter_args`` gives their values."""
+    where = []
+    if query.text:
+        fields = [f"l.key {like} ? ESCAPE '\\'"] + [f"{f} {like} ? ESCAPE '\\'" for f in _TEXT_FIELDS]
+        where.append("(" + " OR ".join(fields) + ")")
+    if query.state is not None:
+        where.append(_STATE_SQL[query.state])
+    if query.product_id is not None:
+        where.append("l.product_id = ?")
+    if query.attention is not None:
+        where.append(_ATTENTION_SQL[query.attention])
+    return where
+
+
+def _filter_args(query: LicenseFilter, now: int) -> list[object]:
+    """The values of ``_license_conditions(query)``, in order."""
+    args: list[object] = []
+    if query.text:
+        escaped = _escape_like(query.text)
+        args += [f"%{escaped}"] + [f"%{escaped}%"] * len(_TEXT_FIELDS)  # the key: its end only
+    if query.state in ("active", "expired"):
+        args.append(now)
+    if query.product_id is not None:
+        args.append(query.product_id)
+    if query.attention in ("near-expiry", "any"):
+        args += [now, now + NEAR_EXPIRY_SECONDS]
+    return args
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class LicensingStatements:
     """Licensing's statements in one dialect, built once (``Statements.for_dialect``)."""
 
@@ -159,6 +242,27 @@ class LicensingStatements:
             f"INSERT INTO licenses ({LICENSE_COLS}, key_hash) VALUES {_values(LICENSE_COLS + ', key_hash')}"
         )
         self.set_license_status = q("UPDATE licenses SET status = ? WHERE id = ?")
+        self.set_license_name = q("UPDATE licenses SET name = ?, owner = ? WHERE id = ?")
+        # A person's licenses go in as one bound list: any number of them, one statement.
+        mine = f"l.id {d.in_bound_list} AND l.account_id = ?"
+        self.licenses_by_ids = q(
+            f"SELECT {_prefixed('l', LICENSE_COLS)} FROM licenses l WHERE {mine} ORDER BY l.created_at, l.id"
+        )
+        self.license_summary = q(
+            "SELECT "
+            + ", ".join(
+                f"COALESCE(SUM(CASE WHEN {_STATE_SQL[s]} THEN 1 ELSE 0 END), 0)" for s in LICENSE_STATES
+            )
+            + ", COALESCE(SUM(l.used_activations), 0),"
+            f" COALESCE(SUM(CASE WHEN l.allowed_activations = {UNLIMITED} THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN l.allowed_activations > 0 THEN l.allowed_activations ELSE 0 END), 0),"
+            f" COUNT(*) FROM licenses l WHERE {mine}"
+        )
+        self.license_products = q(
+            f"SELECT DISTINCT {_prefixed('p', _PRODUCT_COLS)} FROM licenses l JOIN products p"
+            f" ON p.id = l.product_id AND p.account_id = l.account_id WHERE {mine} ORDER BY p.name, p.id"
+        )
+        self._listed: dict[tuple[object, ...], tuple[str, str]] = {}
         self.update_usage = q(_USAGE)
         self.live_activation = q(
             f"SELECT {_ACTIVATION_COLS} FROM activations"
@@ -204,14 +308,14 @@ class LicensingStatements:
         )
         self.trial = q(f"SELECT {_TRIAL_COLS} FROM trials WHERE product_id = ? AND fingerprint = ?")
         self.insert_trial = q(f"INSERT INTO trials ({_TRIAL_COLS}) VALUES {_values(_TRIAL_COLS)}")
-        self._found: dict[tuple[bool, bool, bool | None, bool], tuple[str, str]] = {}
+        self._found: dict[tuple[bool, bool, bool | None, bool, str], tuple[str, str]] = {}
 
     def find_activations(
-        self, *, product: bool, license: bool, live: bool | None, text: bool
+        self, *, product: bool, license: bool, live: bool | None, text: bool, order: str = "newest"
     ) -> tuple[str, str]:
         """The count and page statements of ``find_activations`` for the filters given: built on
         first use of each of the few combinations, then reused."""
-        shape = (product, license, live, text)
+        shape = (product, license, live, text, order)
         found = self._found.get(shape)
         if found is None:
             where = [f"a.license_id {self.dialect.in_bound_list}", "l.account_id = ?"]
@@ -229,7 +333,44 @@ class LicensingStatements:
                 self.dialect.sql(f"SELECT COUNT(*) {sql}"),
                 self.dialect.sql(
                     f"SELECT {_prefixed('a', _ACTIVATION_COLS)} {sql}"
-                    " ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?"
+                    f" ORDER BY {_ACTIVATION_ORDER.get(order, _ACTIVATION_ORDER['newest'])} LIMIT ? OFFSET ?"
+                ),
+            )
+        return found
+
+    def find_licenses(self, query: LicenseFilter) -> tuple[str, str]:
+        """The count and page statements of ``find_licenses`` for the query's shape (which filters,
+        which order), built on first use of each shape, then reused. Their parameters, in order:
+        the count's, ``_filter_args`` then ``mine``'s (license ids, account); the page's, ``mine``'s
+        then ``_filter_args``, then limit and offset."""
+        shape = (
+            bool(query.text),
+            query.state,
+            query.product_id is not None,
+            query.attention,
+            query.sort,
+            query.descending,
+        )
+        found = self._listed.get(shape)
+        if found is None:
+            where = _license_conditions(query, self.dialect.like)
+            matches = " AND ".join(where) if where else "1 = 1"
+            base = (
+                "FROM licenses l JOIN products p ON p.id = l.product_id AND p.account_id = l.account_id"
+                " LEFT JOIN organizations o ON o.id = l.owner_organization_id AND o.account_id = l.account_id"
+                " LEFT JOIN users u ON u.id = l.owner_user_id AND u.account_id = l.account_id"
+                f" WHERE l.id {self.dialect.in_bound_list} AND l.account_id = ?"
+            )
+            direction = " DESC" if query.descending else ""
+            keys = [*_LICENSE_ORDER.get(query.sort, _LICENSE_ORDER["created"]), "l.created_at", "l.id"]
+            order = ", ".join(k if k.startswith("(") else k + direction for k in keys)
+            found = self._listed[shape] = (
+                self.dialect.sql(
+                    f"SELECT COALESCE(SUM(CASE WHEN {matches} THEN 1 ELSE 0 END), 0), COUNT(*) {base}"
+                ),
+                self.dialect.sql(
+                    f"SELECT {_prefixed('l', LICENSE_COLS)}, p.name, {_HOLDER} {base} AND {matches}"
+                    f" ORDER BY {order} LIMIT ? OFFSET ?"
                 ),
             )
         return found
@@ -419,6 +560,55 @@ class LicensingSQL(SQLPart):
         rows = self._c.execute(self._lq.organization_licenses, (account_id, organization_id))
         return [license_from_row(r) for r in rows]
 
+    def _mine(self, account_id: str, license_ids: frozenset[str]) -> list[object]:
+        return [self._lq.dialect.bound_list(sorted(license_ids)), account_id]
+
+    def licenses_by_ids(self, account_id: str, license_ids: frozenset[str]) -> Sequence[License]:
+        self.flush()
+        rows = self._c.execute(self._lq.licenses_by_ids, self._mine(account_id, license_ids))
+        return [license_from_row(r) for r in rows]
+
+    def find_licenses(
+        self,
+        account_id: str,
+        license_ids: frozenset[str],
+        query: LicenseFilter,
+        *,
+        now: int,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[int, int, Sequence[ListedLicense]]:
+        self.flush()
+        count, page = self._lq.find_licenses(query)
+        mine, matching = self._mine(account_id, license_ids), _filter_args(query, now)
+        counted = self._one(count, [*matching, *mine])
+        found, total = (int(counted[0]), int(counted[1])) if counted else (0, 0)
+        rows: Iterable[Sequence[Any]] = (
+            self._c.execute(page, [*mine, *matching, limit, offset]) if found > offset else []
+        )
+        width = len(LICENSE_COLS.split(","))
+        return (
+            found,
+            total,
+            [ListedLicense(license_from_row(r), product=r[width], holder=r[width + 1]) for r in rows],
+        )
+
+    def license_summary(self, account_id: str, license_ids: frozenset[str], *, now: int) -> LicenseSummary:
+        self.flush()
+        row = self._one(self._lq.license_summary, [now, now, *self._mine(account_id, license_ids)])
+        counts = [int(x) for x in row] if row else [0] * (len(LICENSE_STATES) + 4)
+        n = len(LICENSE_STATES)
+        states = dict(zip(LICENSE_STATES, counts[:n], strict=True))
+        used, unlimited, allowed, total = counts[n:]
+        return LicenseSummary(
+            total=total, states=states, used=used, allowed=UNLIMITED if unlimited else allowed
+        )
+
+    def license_products(self, account_id: str, license_ids: frozenset[str]) -> Sequence[Product]:
+        self.flush()
+        rows = self._c.execute(self._lq.license_products, self._mine(account_id, license_ids))
+        return [_product(r) for r in rows]
+
     def insert_license(self, license: License) -> None:
         self._c.execute(
             self._lq.insert_license,
@@ -440,6 +630,7 @@ class LicensingSQL(SQLPart):
                 license.owner_user_id,
                 license.owner_organization_id,
                 license.max_version,
+                license.name,
                 key_hash(license.key),
             ),
         )
@@ -448,6 +639,11 @@ class LicensingSQL(SQLPart):
         self.flush()
         self._forget_license(license_id)
         self._c.execute(self._lq.set_license_status, (status.value, license_id))
+
+    def set_license_name(self, license_id: str, *, name: str | None, owner: str | None) -> None:
+        self.flush()
+        self._forget_license(license_id)
+        self._c.execute(self._lq.set_license_name, (name, owner, license_id))
 
     def _forget_license(self, license_id: str) -> None:
         found = self._licenses.pop(license_id, None)
@@ -534,7 +730,7 @@ class LicensingSQL(SQLPart):
         if query.license_id is not None:
             args.append(query.license_id)
         if query.text:
-            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            escaped = _escape_like(query.text)
             pattern = f"%{escaped}%"
             args += [pattern, pattern]
         count, page = q.find_activations(
@@ -542,6 +738,7 @@ class LicensingSQL(SQLPart):
             license=query.license_id is not None,
             live=query.live,
             text=bool(query.text),
+            order=query.order,
         )
         total = self._one(count, args)
         rows = self._c.execute(page, (*args, limit, offset))
