@@ -21,7 +21,7 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import services as licensing
 from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
-from offline_service.store import Store, open_store
+from offline_service.store import Store, database_location, open_store
 
 __all__ = [
     "EXIT_ERROR",
@@ -58,8 +58,33 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.settings)
+            self._store = self.open_store()
         return self._store
+
+    def open_store(self, *, migrate: bool = True) -> Store:
+        """The database the settings name. Only a verb that sets ``creates`` (``init``) may create
+        it; for every other one a missing database is ``NOT_FOUND`` naming where it was looked for,
+        and nothing is created (no directory, no empty file)."""
+        try:
+            return open_store(self.settings, migrate=migrate, create=getattr(self.args, "creates", False))
+        except OfflineServiceError as exc:
+            if exc.code is not Code.NOT_FOUND:
+                raise
+            raise OfflineServiceError(Code.NOT_FOUND, f"{exc.message}; {self.elsewhere()}") from None
+
+    def elsewhere(self) -> str:
+        """How to create the database the settings name, or point at another one."""
+        backend, _ = database_location(self.settings)
+        if backend == "postgresql":
+            return (
+                "run `offline-service init` to give it one, or point at another database with"
+                " --database-url URL or OFFLINE_SERVICE_DATABASE_URL"
+            )
+        return (
+            "run `offline-service init` to create it, or point at another data directory with"
+            " --data DIR or OFFLINE_SERVICE_DATA (a database elsewhere: --database-url URL or"
+            " OFFLINE_SERVICE_DATABASE_URL)"
+        )
 
     @property
     def keyring(self) -> Keyring:
@@ -68,7 +93,20 @@ class Context:
         return self._keyring
 
     def account(self) -> Account:
-        return licensing.account(self.store, self.args.account)
+        store = self.store  # a missing database is its own error, not a missing account
+        try:
+            return licensing.account(store, self.args.account)
+        except OfflineServiceError as exc:
+            if exc.code is not Code.NOT_FOUND:
+                raise
+            backend, location = database_location(self.settings)
+            where = f"the SQLite database {location}" if backend == "sqlite" else location
+            init = "init" if self.args.account == licensing.DEFAULT_ACCOUNT else "init --account ALIAS"
+            raise OfflineServiceError(
+                Code.NOT_FOUND,
+                f"no account {self.args.account!r} in {where}; run `offline-service {init}` first,"
+                f" or {self.elsewhere().partition(', or ')[2]}",
+            ) from None
 
     def engine(self) -> Engine:
         return Engine(store=self.store, keyring=self.keyring, policy=self.settings.policy)

@@ -8,14 +8,13 @@ from typing import Any
 
 from offline_service import health
 from offline_service.cli.context import EXIT_ERROR, EXIT_OK, Context, emit, verb
-from offline_service.store import open_store
 from offline_service.store.copy import copy_url, shown_url
 
 __all__ = ["register"]
 
 
 def _status(ctx: Context) -> int:
-    store = open_store(ctx.settings, migrate=False)
+    store = ctx.open_store(migrate=False)
     try:
         status = health.schema_status(store)
     finally:
@@ -36,7 +35,7 @@ def _status(ctx: Context) -> int:
 
 
 def _upgrade(ctx: Context) -> int:
-    store = open_store(ctx.settings, migrate=False)
+    store = ctx.open_store(migrate=False)
     try:
         before = store.schema_version
         applied = store.upgrade()
