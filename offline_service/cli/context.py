@@ -64,26 +64,27 @@ class Context:
     def open_store(self, *, migrate: bool = True) -> Store:
         """The database the settings name. Only a verb that sets ``creates`` (``init``) may create
         it; for every other one a missing database is ``NOT_FOUND`` naming where it was looked for,
-        and nothing is created (no directory, no empty file)."""
+        and nothing is created (no directory, no empty file, no schema)."""
         try:
             return open_store(self.settings, migrate=migrate, create=getattr(self.args, "creates", False))
         except OfflineServiceError as exc:
             if exc.code is not Code.NOT_FOUND:
                 raise
-            raise OfflineServiceError(Code.NOT_FOUND, f"{exc.message}; {self.elsewhere()}") from None
+            backend, _ = database_location(self.settings)
+            create = "give it one" if backend == "postgresql" else "create it"
+            raise OfflineServiceError(
+                Code.NOT_FOUND,
+                f"{exc.message}; run `offline-service init` to {create}, or {self._elsewhere()}",
+            ) from None
 
-    def elsewhere(self) -> str:
-        """How to create the database the settings name, or point at another one."""
+    def _elsewhere(self) -> str:
+        """How to point the command at another database."""
         backend, _ = database_location(self.settings)
         if backend == "postgresql":
-            return (
-                "run `offline-service init` to give it one, or point at another database with"
-                " --database-url URL or OFFLINE_SERVICE_DATABASE_URL"
-            )
+            return "point at another database with --database-url URL or OFFLINE_SERVICE_DATABASE_URL"
         return (
-            "run `offline-service init` to create it, or point at another data directory with"
-            " --data DIR or OFFLINE_SERVICE_DATA (a database elsewhere: --database-url URL or"
-            " OFFLINE_SERVICE_DATABASE_URL)"
+            "point at another data directory with --data DIR or OFFLINE_SERVICE_DATA"
+            " (a database elsewhere: --database-url URL or OFFLINE_SERVICE_DATABASE_URL)"
         )
 
     @property
@@ -101,11 +102,15 @@ class Context:
                 raise
             backend, location = database_location(self.settings)
             where = f"the SQLite database {location}" if backend == "sqlite" else location
-            init = "init" if self.args.account == licensing.DEFAULT_ACCOUNT else "init --account ALIAS"
+            init = (
+                "init"
+                if self.args.account == licensing.DEFAULT_ACCOUNT
+                else f"init --account {self.args.account}"
+            )
             raise OfflineServiceError(
                 Code.NOT_FOUND,
                 f"no account {self.args.account!r} in {where}; run `offline-service {init}` first,"
-                f" or {self.elsewhere().partition(', or ')[2]}",
+                f" or {self._elsewhere()}",
             ) from None
 
     def engine(self) -> Engine:

@@ -179,7 +179,7 @@ def test_a_missing_account_names_the_database_it_looked_in(
     assert (code, out) == (1, "")
     assert err.startswith(
         f"error: NOT_FOUND: no account 'other' in the SQLite database {_empty_cwd / 'data' / DB_FILE};"
-        " run `offline-service init --account ALIAS` first, or point at another data directory with --data"
+        " run `offline-service init --account other` first, or point at another data directory with --data"
     ), err
 
 
