@@ -62,7 +62,7 @@ class Context:
         return self._store
 
     def open_store(self, *, migrate: bool = True) -> Store:
-        """The database the settings name. Only a verb that sets ``creates`` (``init``) may create
+        """The database the settings name. Only a verb that sets ``creates`` (``init``, ``db upgrade``) may create
         it; for every other one a missing database is ``NOT_FOUND`` naming where it was looked for,
         and nothing is created (no directory, no empty file, no schema)."""
         try:

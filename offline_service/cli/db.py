@@ -87,7 +87,10 @@ def register(subparsers: Any) -> None:
         "show the schema version, the newest this release knows and the pending migrations"
         " (exit 0 when current, 1 when migrations are pending)",
     )
-    verb(db, "upgrade", _upgrade, "apply the pending migrations and print which were applied")
+    # Upgrading from nothing is creating: the one verb besides init that may make the database.
+    verb(db, "upgrade", _upgrade, "apply the pending migrations and print which were applied").set_defaults(
+        creates=True
+    )
     p = verb(
         db,
         "copy",

@@ -41,7 +41,8 @@ def open_store(
     ``pending_migrations()`` itself (upgrading is ``offline-service db upgrade``).
 
     ``create``: False, a missing or empty database is ``NOT_FOUND`` naming where it was looked
-    for, and nothing (directory, file, schema) is created: every CLI command but ``init``."""
+    for, and nothing (directory, file, schema) is created: every CLI command but ``init`` and
+    ``db upgrade``."""
     url = settings.database_url
     if url is None:
         return SQLiteStore(

@@ -135,7 +135,7 @@ class PostgreSQLStore:
     ) -> None:
         """``migrate``: apply pending migrations on open (``False``: leave that to ``upgrade()``).
         ``create``: False, a database without the schema is ``NOT_FOUND`` rather than given one
-        by ``migrate`` (the CLI's commands other than ``init``; ``db upgrade`` opens with neither).
+        by ``migrate`` (the CLI's commands other than ``init``; ``db upgrade`` does not migrate on open).
         ``pool_size``: the most connections transactions hold at once (one more is the lock's)."""
         if isinstance(pool_size, bool) or not isinstance(pool_size, int):
             raise TypeError("pool_size must be an int")

@@ -92,7 +92,7 @@ class SQLiteStore:
         (``offline-service db upgrade``) and N instances never race to migrate.
 
         ``create``: make the directory and the database file if they are missing. False (the CLI's
-        commands other than ``init``): a missing or empty database is ``NOT_FOUND``, naming the file,
+        commands but ``init`` and ``db upgrade``): a missing or empty database is ``NOT_FOUND``, naming the file,
         and nothing is created."""
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILE

@@ -119,7 +119,6 @@ COMMANDS = [
     ["license", "show", "ABCD-EFGH"],
     ["audit"],
     ["db", "status"],
-    ["db", "upgrade"],
     ["account", "show"],
     ["release", "list"],
     ["keys", "jwks"],
