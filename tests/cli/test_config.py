@@ -197,3 +197,16 @@ def test_an_empty_postgresql_database_is_given_no_schema(
         store.close()
     assert run(capsys, "init", "--database-url", url)[0] == 0
     assert run(capsys, "license", "list", "--database-url", url)[0] == 0
+
+
+def test_a_product_without_keys_names_the_keys_directory_looked_in(
+    tmp_path: Path, _empty_cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "init")[0] == 0
+    code, out, _ = run(capsys, "product", "create", "--name", "App", "--json")
+    assert code == 0
+    product = json.loads(out)["id"]
+    code, _, err = run(capsys, "keys", "rotate", "--product", product, "--keys", tmp_path / "other-keys")
+    assert code == 1
+    assert err == f"error: NOT_FOUND: product {product} has no keys in {tmp_path / 'other-keys'}\n"
+    assert not (tmp_path / "other-keys").exists()
