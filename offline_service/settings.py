@@ -368,7 +368,7 @@ def effective(
     for setting in SETTINGS:
         if setting.flag is not None and flags.get(setting.flag):
             source: Source = "flag"
-        elif environ.get(setting.env, "").strip():
+        elif environ.get(setting.env):  # set and not empty, as from_env reads it
             source = "environment"
         else:
             source = "default"
