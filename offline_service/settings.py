@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.decisions import Policy
 
-__all__ = ["DATABASE_SCHEMES", "Settings", "database_scheme"]
+__all__ = [
+    "DATABASE_SCHEMES",
+    "SETTINGS",
+    "Effective",
+    "Setting",
+    "Settings",
+    "Source",
+    "database_scheme",
+    "effective",
+    "markdown_table",
+    "shown_url",
+]
 
 
 def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -46,47 +57,33 @@ def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, *, least: int | None = None) -> int:
+    """The variable ``name`` as a whole number (``default`` when unset), refused by name if it is
+    not one or is below ``least``."""
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a whole number") from None
+    if least is not None and value < least:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a whole number of at least {least}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Where data and keys live, and the engine's policy.
-
-    Environment variables (all optional):
-      OFFLINE_SERVICE_DATA           data directory (default ./data)
-      OFFLINE_SERVICE_DATABASE_URL   where the data is kept: sqlite://DIR (an SQLite file in DIR, e.g.
-                                     sqlite:///srv/data) or postgresql://user@host:port/dbname
-                                     (default: SQLite in the data directory)
-      OFFLINE_SERVICE_DATABASE_POOL_SIZE   PostgreSQL connections each process may hold (default 10,
-                                           1 to 1000); the server's max_connections must exceed
-                                           instances x workers x (this + 1)
-      OFFLINE_SERVICE_KEYS           keyring directory (default ./keys)
-      OFFLINE_SERVICE_KEY_PASSPHRASE_FILE  file holding the passphrase that encrypts private keys
-      OFFLINE_SERVICE_MAX_REQUEST_AGE      seconds (default 30 days)
-      OFFLINE_SERVICE_MAX_FUTURE_SKEW      seconds (default 300)
-      OFFLINE_SERVICE_PASSWORD_COST        interactive (default), moderate, or minimum (tests only)
-      OFFLINE_SERVICE_PUBLIC_URL           the portal's address as people reach it (https://portal.example),
-                                           where links in mails start (an account with a custom domain:
-                                           https://<domain>); never taken from a request's Host header.
-                                           Unset, the server warns at start-up and refuses to mail links
-      OFFLINE_SERVICE_PASSWORD_LINK_HOURS  how long a set-password link works (default 72)
-      OFFLINE_SERVICE_MAIL_FROM            the From of the portal's mails
-                                           (default "License portal <noreply@localhost>")
-      OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
-      OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
-      OFFLINE_SERVICE_RELEASES             directory of published release files (default DATA/releases)
-      OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES  how long a signed download link works (default 60)
-      OFFLINE_SERVICE_MAX_UPLOAD_MB        largest zip a batch upload may be (default 64)
-      OFFLINE_SERVICE_TRIAL_ORIGINS        comma-separated origins allowed to call the trial endpoint
-                                           from a browser ("null" for pages opened from disk)
-      OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
-      OFFLINE_SERVICE_TRIAL_DAILY_CAP      new trials a day per client address (default 50); kept in
-                                           the database, shared by every process and instance
-    """
+    """Where data and keys live, and the engine's policy. Every field is set by an environment
+    variable (some also by a command-line flag); ``SETTINGS`` below lists them all with their
+    defaults and help, and docs/CONFIGURATION.md is generated from it."""
 
     data_dir: Path = Path("data")
     database_url: str | None = None  # None: SQLite in data_dir; see database_scheme()
     database_pool_size: int = 10  # PostgreSQL only: the pool of each process
     keys_dir: Path = Path("keys")
     key_passphrase: bytes | None = field(default=None, repr=False)
+    key_passphrase_file: Path | None = None  # where key_passphrase was read from
     policy: Policy = field(default_factory=Policy)
     password_cost: Cost = Cost.INTERACTIVE
     public_url: str | None = None  # no trailing slash
@@ -129,34 +126,25 @@ class Settings:
                     Code.KEY_ERROR, f"cannot read the key passphrase file: {exc.strerror}"
                 ) from None
         defaults = Policy()
-        try:
-            policy = Policy(
-                max_request_age=int(env.get("OFFLINE_SERVICE_MAX_REQUEST_AGE", defaults.max_request_age)),
-                max_future_skew=int(env.get("OFFLINE_SERVICE_MAX_FUTURE_SKEW", defaults.max_future_skew)),
-            )
-        except ValueError:
-            raise OfflineServiceError(
-                Code.INVALID_ARGUMENT, "request age and skew must be whole seconds"
-            ) from None
+        policy = Policy(
+            max_request_age=_whole(env, "OFFLINE_SERVICE_MAX_REQUEST_AGE", defaults.max_request_age),
+            max_future_skew=_whole(env, "OFFLINE_SERVICE_MAX_FUTURE_SKEW", defaults.max_future_skew),
+        )
         try:
             cost = Cost[env.get("OFFLINE_SERVICE_PASSWORD_COST", "interactive").upper()]
         except KeyError:
             raise OfflineServiceError(
-                Code.INVALID_ARGUMENT, "password cost must be interactive, moderate or minimum"
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_PASSWORD_COST must be interactive, moderate or minimum",
             ) from None
-        try:
-            web: dict[str, Any] = dict(
-                session_lifetime=int(env.get("OFFLINE_SERVICE_SESSION_HOURS", "12")) * 3600,
-                token_lifetime=int(env.get("OFFLINE_SERVICE_TOKEN_MINUTES", "60")) * 60,
-                download_link_lifetime=int(env.get("OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES", "60")) * 60,
-                max_upload_bytes=int(env.get("OFFLINE_SERVICE_MAX_UPLOAD_MB", "64")) * 1024 * 1024,
-                trial_rate_per_minute=int(env.get("OFFLINE_SERVICE_TRIAL_RATE", "10")),
-                trial_daily_cap=int(env.get("OFFLINE_SERVICE_TRIAL_DAILY_CAP", "50")),
-            )
-        except ValueError:
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be whole numbers") from None
-        if min(web.values()) <= 0:
-            raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be positive")
+        web: dict[str, Any] = dict(
+            session_lifetime=_whole(env, "OFFLINE_SERVICE_SESSION_HOURS", 12, least=1) * 3600,
+            token_lifetime=_whole(env, "OFFLINE_SERVICE_TOKEN_MINUTES", 60, least=1) * 60,
+            download_link_lifetime=_whole(env, "OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES", 60, least=1) * 60,
+            max_upload_bytes=_whole(env, "OFFLINE_SERVICE_MAX_UPLOAD_MB", 64, least=1) * 1024 * 1024,
+            trial_rate_per_minute=_whole(env, "OFFLINE_SERVICE_TRIAL_RATE", 10, least=1),
+            trial_daily_cap=_whole(env, "OFFLINE_SERVICE_TRIAL_DAILY_CAP", 50, least=1),
+        )
         people = _people_settings(env)
         origins = tuple(
             o.strip() for o in env.get("OFFLINE_SERVICE_TRIAL_ORIGINS", "").split(",") if o.strip()
@@ -171,6 +159,7 @@ class Settings:
             database_pool_size=int(pool_size),
             keys_dir=Path(keys_dir or env.get("OFFLINE_SERVICE_KEYS") or "keys"),
             key_passphrase=passphrase,
+            key_passphrase_file=Path(passphrase_file) if passphrase_file else None,
             policy=policy,
             releases_dir=Path(env["OFFLINE_SERVICE_RELEASES"])
             if env.get("OFFLINE_SERVICE_RELEASES")
@@ -197,3 +186,224 @@ def database_scheme(url: str) -> str:
             "the database URL must be sqlite://DIR or postgresql://user@host:port/dbname",
         )
     return scheme
+
+
+# -- the list of settings ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setting:
+    """One setting as people see it: its environment variable, the command-line flag that overrides
+    it (if any), its default in words, what it does, and how ``offline-service config`` shows the
+    value a ``Settings`` holds (None: unset). A secret is shown masked."""
+
+    env: str
+    default: str
+    help: str
+    shown: Callable[[Settings], str | None]
+    flag: str | None = None
+    secret: bool = False
+
+
+def _hours(seconds: int) -> str:
+    return str(seconds // 3600)
+
+
+def _minutes(seconds: int) -> str:
+    return str(seconds // 60)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        env="OFFLINE_SERVICE_DATA",
+        flag="--data",
+        default="`./data`",
+        help="the data directory: the SQLite database (unless `OFFLINE_SERVICE_DATABASE_URL` names another),"
+        " the secret of download links, published releases, logos and mail files",
+        shown=lambda s: str(s.data_dir.absolute()),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_DATABASE_URL",
+        flag="--database-url",
+        default="SQLite in the data directory",
+        help="where the data is kept: `sqlite://DIR` (the SQLite file in DIR, e.g. `sqlite:///srv/data`) or"
+        " `postgresql://user@host:port/dbname`, shared by several instances",
+        shown=lambda s: s.database_url,
+        secret=True,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_DATABASE_POOL_SIZE",
+        default="`10`",
+        help="PostgreSQL connections each process may hold (1 to 1000); the server's `max_connections`"
+        " must exceed instances x workers x (this + 1)",
+        shown=lambda s: str(s.database_pool_size),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_KEYS",
+        flag="--keys",
+        default="`./keys`",
+        help="the keyring directory: each product's signing keys",
+        shown=lambda s: str(s.keys_dir.absolute()),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_KEY_PASSPHRASE_FILE",
+        default="unset (private keys unencrypted)",
+        help="a file holding the passphrase that encrypts the private keys on disk (the passphrase"
+        " itself is never shown)",
+        shown=lambda s: None if s.key_passphrase_file is None else str(s.key_passphrase_file.absolute()),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_MAX_REQUEST_AGE",
+        default="`2592000` (30 days)",
+        help="seconds: how old a request file may be when it is processed",
+        shown=lambda s: str(s.policy.max_request_age),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_MAX_FUTURE_SKEW",
+        default="`300`",
+        help="seconds: how far ahead of the service's clock a request's time may be",
+        shown=lambda s: str(s.policy.max_future_skew),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_PASSWORD_COST",
+        default="`interactive`",
+        help="the Argon2id cost of portal passwords: `interactive`, `moderate`, or `minimum` (tests only)",
+        shown=lambda s: s.password_cost.name.lower(),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_PUBLIC_URL",
+        default="unset (`serve --demo`: `http://HOST:PORT`)",
+        help="the portal's address as people reach it (`https://portal.example`), where links in mails"
+        " start (an account with a custom domain: `https://<domain>`); never taken from a request's Host"
+        " header. Unset, the server warns at start-up and refuses to mail links"
+        " (`user password-link --base-url` overrides it for one link)",
+        shown=lambda s: s.public_url,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_PASSWORD_LINK_HOURS",
+        default="`72`",
+        help="how long a set-password link works, in hours (1 to 2160)",
+        shown=lambda s: _hours(s.password_link_lifetime),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_MAIL_FROM",
+        default="`License portal <noreply@localhost>`",
+        help="the From of the portal's mails",
+        shown=lambda s: s.mail_from,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SESSION_HOURS",
+        default="`12`",
+        help="how long a browser session lasts, in hours",
+        shown=lambda s: _hours(s.session_lifetime),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_TOKEN_MINUTES",
+        default="`60`",
+        help="how long an API access token lasts, in minutes",
+        shown=lambda s: _minutes(s.token_lifetime),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_RELEASES",
+        default="`DATA/releases`",
+        help="the directory of published release files",
+        shown=lambda s: str(s.release_root.absolute()),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES",
+        default="`60`",
+        help="how long a signed download link works, in minutes",
+        shown=lambda s: _minutes(s.download_link_lifetime),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_MAX_UPLOAD_MB",
+        default="`64`",
+        help="the largest zip a batch upload may be, in MiB",
+        shown=lambda s: str(s.max_upload_bytes // (1024 * 1024)),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_TRIAL_ORIGINS",
+        default="none",
+        help="comma-separated origins whose pages may call the trial endpoint from a browser"
+        " (`null` for pages opened from disk)",
+        shown=lambda s: ",".join(s.trial_origins) or None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_TRIAL_RATE",
+        default="`10`",
+        help="trial requests a minute per client address",
+        shown=lambda s: str(s.trial_rate_per_minute),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_TRIAL_DAILY_CAP",
+        default="`50`",
+        help="new trials a day per client address; kept in the database, shared by every process and instance",
+        shown=lambda s: str(s.trial_daily_cap),
+    ),
+)
+
+Source = Literal["flag", "environment", "default"]
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """A setting's value in effect (masked if secret; None: unset) and where it came from."""
+
+    setting: Setting
+    value: str | None
+    source: Source
+
+
+def effective(
+    settings: Settings,
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Effective]:
+    """Every setting's value in ``settings`` and its source: a flag given (``flags``: flag ->
+    value, None when not given), else the environment, else the default, as ``from_env`` decides.
+    ``settings`` should be what ``from_env`` made of the same flags and environment."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    found = []
+    for setting in SETTINGS:
+        if setting.flag is not None and flags.get(setting.flag):
+            source: Source = "flag"
+        elif environ.get(setting.env):  # set and not empty, as from_env reads it
+            source = "environment"
+        else:
+            source = "default"
+        value = setting.shown(settings)
+        if setting.secret and value is not None:
+            value = shown_url(value) if "://" in value else "***"
+        found.append(Effective(setting, value, source))
+    return found
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table of docs/CONFIGURATION.md."""
+    rows = ["| variable | flag | default | what it does |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        flag = f"`{s.flag}`" if s.flag else ""
+        secret = " (a secret: `offline-service config` masks it)" if s.secret else ""
+        text = s.help.replace("|", "\\|")
+        rows.append(f"| `{s.env}` | {flag} | {s.default} | {text}{secret} |")
+    return "\n".join(rows) + "\n"
+
+
+_SECRET_PARAMETERS = {"password", "sslpassword"}
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password, if any, hidden (in the user part or the query): for messages,
+    summaries and ``offline-service config``."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and not any(k in _SECRET_PARAMETERS for k, _ in pairs):
+        return url  # as it was written (urlunsplit would turn sqlite:///DIR into sqlite:/DIR)
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if any(k in _SECRET_PARAMETERS for k, _ in pairs):
+        masked = [(k, "***" if k in _SECRET_PARAMETERS else v) for k, v in pairs]
+        parts = parts._replace(query=urlencode(masked, safe="*"))
+    return urlunsplit(parts)

@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from offline_service._files import private_dir
@@ -27,16 +28,17 @@ from offline_service.ids import check_alias, check_id
 from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as licensing
 from offline_service.releases import cli as releases_cli
-from offline_service.settings import Settings
+from offline_service.settings import Settings, effective
+from offline_service.store import database_location
 
 __all__ = ["build_parser", "main", "worker_environment"]
 
 _EPILOG = """\
 exit status: 0 success; 1 error (the message names its code); 2 bad usage;
 3 `process` or `batch` finished but rejected at least one request (see the output or report).
-environment: OFFLINE_SERVICE_DATA, OFFLINE_SERVICE_KEYS, OFFLINE_SERVICE_KEY_PASSPHRASE_FILE,
-OFFLINE_SERVICE_MAX_REQUEST_AGE, OFFLINE_SERVICE_MAX_FUTURE_SKEW (see docs/),
-OFFLINE_SERVICE_RELEASES (where `release publish` puts files; default DATA/releases)."""
+settings: OFFLINE_SERVICE_DATA (--data), OFFLINE_SERVICE_KEYS (--keys), OFFLINE_SERVICE_DATABASE_URL
+(--database-url) and the others of docs/CONFIGURATION.md; a flag wins over the environment, which
+wins over the default. `offline-service config` prints those in effect and where each came from."""
 
 # -- verbs ---------------------------------------------------------------------------------------
 
@@ -125,6 +127,40 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def cmd_config(ctx: _Context) -> int:
+    # Reads the settings only: no database is opened, nothing is created.
+    a = ctx.args
+    rows = effective(ctx.settings, {"--data": a.data, "--keys": a.keys, "--database-url": a.database_url})
+    backend, location = database_location(ctx.settings)
+    exists = Path(location).is_file() if backend == "sqlite" else None
+    data = {
+        "settings": [
+            {
+                "name": r.setting.env,
+                "flag": r.setting.flag,
+                "value": r.value,
+                "source": r.source,
+                "secret": r.setting.secret,
+            }
+            for r in rows
+        ],
+        "database": {"backend": backend, "location": location, "exists": exists},
+    }
+    width = max(len(r.setting.env) for r in rows)
+    lines = [f"{'setting':<{width}}  value  (from)"]
+    for r in rows:
+        source = f"flag {r.setting.flag}" if r.source == "flag" else r.source
+        lines.append(f"{r.setting.env:<{width}}  {'(unset)' if r.value is None else r.value}  ({source})")
+    if backend == "sqlite":
+        state = "there" if exists else "not there yet: `offline-service init` creates it"
+        lines.append(f"database: SQLite file {location} ({state})")
+    else:
+        lines.append(f"database: PostgreSQL {location}")
+    lines.append("secrets are masked; every setting: docs/CONFIGURATION.md")
+    _emit(a, data, "\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_demo(ctx: _Context) -> int:
     from offline_service.cli.demo import run_demo
 
@@ -144,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    verb(verbs, "init", cmd_init, "create the data directory, database and account")
+    verb(verbs, "init", cmd_init, "create the data directory, database and account").set_defaults(
+        creates=True
+    )
     db_cli.register(verbs)
     licensing_cli.register(verbs)
 
@@ -184,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         " and print how to log in; what `make run` runs",
     )
 
+    verb(
+        verbs,
+        "config",
+        cmd_config,
+        "print the settings in effect and where each came from (flag, environment or default),"
+        " secrets masked; opens no database",
+    )
     verb(verbs, "demo", cmd_demo, "set up a demo product and license and walk through the offline flow")
     releases_cli.register(verbs)
     branding_cli.register(verbs)

@@ -21,7 +21,7 @@ from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import services as licensing
 from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
-from offline_service.store import Store, open_store
+from offline_service.store import Store, database_location, open_store
 
 __all__ = [
     "EXIT_ERROR",
@@ -58,8 +58,34 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.settings)
+            self._store = self.open_store()
         return self._store
+
+    def open_store(self, *, migrate: bool = True) -> Store:
+        """The database the settings name. Only a verb that sets ``creates`` (``init``, ``db upgrade``) may create
+        it; for every other one a missing database is ``NOT_FOUND`` naming where it was looked for,
+        and nothing is created (no directory, no empty file, no schema)."""
+        try:
+            return open_store(self.settings, migrate=migrate, create=getattr(self.args, "creates", False))
+        except OfflineServiceError as exc:
+            if exc.code is not Code.NOT_FOUND:
+                raise
+            backend, _ = database_location(self.settings)
+            create = "give it one" if backend == "postgresql" else "create it"
+            raise OfflineServiceError(
+                Code.NOT_FOUND,
+                f"{exc.message}; run `offline-service init` to {create}, or {self._elsewhere()}",
+            ) from None
+
+    def _elsewhere(self) -> str:
+        """How to point the command at another database."""
+        backend, _ = database_location(self.settings)
+        if backend == "postgresql":
+            return "point at another database with --database-url URL or OFFLINE_SERVICE_DATABASE_URL"
+        return (
+            "point at another data directory with --data DIR or OFFLINE_SERVICE_DATA"
+            " (a database elsewhere: --database-url URL or OFFLINE_SERVICE_DATABASE_URL)"
+        )
 
     @property
     def keyring(self) -> Keyring:
@@ -68,7 +94,24 @@ class Context:
         return self._keyring
 
     def account(self) -> Account:
-        return licensing.account(self.store, self.args.account)
+        store = self.store  # a missing database is its own error, not a missing account
+        try:
+            return licensing.account(store, self.args.account)
+        except OfflineServiceError as exc:
+            if exc.code is not Code.NOT_FOUND:
+                raise
+            backend, location = database_location(self.settings)
+            where = f"the SQLite database {location}" if backend == "sqlite" else location
+            init = (
+                "init"
+                if self.args.account == licensing.DEFAULT_ACCOUNT
+                else f"init --account {self.args.account}"
+            )
+            raise OfflineServiceError(
+                Code.NOT_FOUND,
+                f"no account {self.args.account!r} in {where}; run `offline-service {init}` first,"
+                f" or {self._elsewhere()}",
+            ) from None
 
     def engine(self) -> Engine:
         return Engine(store=self.store, keyring=self.keyring, policy=self.settings.policy)

@@ -8,14 +8,13 @@ from typing import Any
 
 from offline_service import health
 from offline_service.cli.context import EXIT_ERROR, EXIT_OK, Context, emit, verb
-from offline_service.store import open_store
 from offline_service.store.copy import copy_url, shown_url
 
 __all__ = ["register"]
 
 
 def _status(ctx: Context) -> int:
-    store = open_store(ctx.settings, migrate=False)
+    store = ctx.open_store(migrate=False)
     try:
         status = health.schema_status(store)
     finally:
@@ -36,7 +35,7 @@ def _status(ctx: Context) -> int:
 
 
 def _upgrade(ctx: Context) -> int:
-    store = open_store(ctx.settings, migrate=False)
+    store = ctx.open_store(migrate=False)
     try:
         before = store.schema_version
         applied = store.upgrade()
@@ -88,7 +87,10 @@ def register(subparsers: Any) -> None:
         "show the schema version, the newest this release knows and the pending migrations"
         " (exit 0 when current, 1 when migrations are pending)",
     )
-    verb(db, "upgrade", _upgrade, "apply the pending migrations and print which were applied")
+    # Upgrading from nothing is creating: the one verb besides init that may make the database.
+    verb(db, "upgrade", _upgrade, "apply the pending migrations and print which were applied").set_defaults(
+        creates=True
+    )
     p = verb(
         db,
         "copy",

@@ -182,7 +182,9 @@ class Keyring:
         """Make a new active key and retire the current one. Returns the new kid."""
         infos = self._infos(product_id)
         if not infos:
-            raise OfflineServiceError(Code.NOT_FOUND, f"product {product_id} has no keys")
+            raise OfflineServiceError(
+                Code.NOT_FOUND, f"product {product_id} has no keys in {self.directory.absolute()}"
+            )
         # Each step leaves a usable keyring if interrupted: pending (old key still signs), then two
         # active keys (the newer signs), then the old one retired; last, ``active`` tells every
         # process that shares the directory to load the key again.

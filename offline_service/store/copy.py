@@ -14,11 +14,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
-from offline_service.settings import Settings, database_scheme
+from offline_service.settings import Settings, database_scheme, shown_url
 from offline_service.store.backends import open_store
 from offline_service.store.base import Store
 from offline_service.store.migrate import migrations
@@ -307,12 +306,3 @@ def _identity(url: str) -> tuple[str, str]:
     if scheme == "sqlite":
         return scheme, str(Path(rest).resolve())
     return scheme, rest
-
-
-def shown_url(url: str) -> str:
-    """The URL with its password, if any, hidden: for messages and summaries."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.settings import shown_url
 from offline_service.store.migrate import migrations, split_statements
 from offline_service.store.sql import Dialect, SQLTransaction, Statements
 from offline_service.store.sql.tables import TableAccess
@@ -129,8 +130,12 @@ class _Connection:
 class PostgreSQLStore:
     """Store in one PostgreSQL database, shared by any number of processes and machines."""
 
-    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE, create: bool = True
+    ) -> None:
         """``migrate``: apply pending migrations on open (``False``: leave that to ``upgrade()``).
+        ``create``: False, a database without the schema is ``NOT_FOUND`` rather than given one
+        by ``migrate`` (the CLI's commands other than ``init``; ``db upgrade`` does not migrate on open).
         ``pool_size``: the most connections transactions hold at once (one more is the lock's)."""
         if isinstance(pool_size, bool) or not isinstance(pool_size, int):
             raise TypeError("pool_size must be an int")
@@ -165,6 +170,10 @@ class PostgreSQLStore:
         )
         try:
             self._pool.open(wait=True, timeout=30)
+            if migrate and not create and self.schema_version == 0:
+                raise OfflineServiceError(
+                    Code.NOT_FOUND, f"the database {shown_url(url)} holds no offline-service schema"
+                )
             if migrate:
                 self.upgrade()
         except BaseException as exc:

@@ -45,6 +45,34 @@ SQLITE = Dialect(
 )
 
 
+def _existing(path: Path) -> str:
+    """The URI that opens the database file ``path`` only if it exists."""
+    return f"{path.absolute().as_uri()}?mode=rw"
+
+
+def _check_exists(path: Path) -> None:
+    """``NOT_FOUND`` naming ``path`` unless it is a database with the schema (even an old one);
+    creates nothing, not even the writers' lock file."""
+    if not path.is_file():
+        raise OfflineServiceError(Code.NOT_FOUND, f"no database at {path.absolute()}")
+    try:
+        conn = sqlite3.connect(_existing(path), uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR, f"cannot open database {path.absolute()}: {exc}"
+        ) from None
+    if not found:
+        raise OfflineServiceError(
+            Code.NOT_FOUND, f"no database at {path.absolute()} (the file holds no offline-service schema)"
+        )
+
+
 class SQLiteStore:
     """Store backed by one SQLite file in ``data_dir``; safe to share between processes."""
 
@@ -54,16 +82,24 @@ class SQLiteStore:
         *,
         background_checkpoints: bool = False,
         migrate: bool = True,
+        create: bool = True,
     ) -> None:
         """``background_checkpoints``: for a long-running server, checkpoint the WAL on a thread
         of its own (``Checkpointer``) instead of inside the commits of request handlers.
 
         ``migrate``: apply pending migrations on open (the CLI's vendor commands, tests). A server
         opens with False and refuses an old schema, so that upgrading stays an operator's step
-        (``offline-service db upgrade``) and N instances never race to migrate."""
+        (``offline-service db upgrade``) and N instances never race to migrate.
+
+        ``create``: make the directory and the database file if they are missing. False (the CLI's
+        commands but ``init`` and ``db upgrade``): a missing or empty database is ``NOT_FOUND``, naming the file,
+        and nothing is created."""
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.data_dir / DB_FILE
+        if create:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        else:
+            _check_exists(self.path)
         self._lock_fd = os.open(self.data_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o600)
         # One connection per store: threads of one process take turns (the web layer's workers).
         self._thread_lock = threading.RLock()
@@ -72,7 +108,9 @@ class SQLiteStore:
         self._statements = Statements.for_dialect(SQLITE)
         try:
             self._conn = sqlite3.connect(
-                self.path,
+                # mode=rw: opening never creates the file (another process may have removed it).
+                self.path if create else _existing(self.path),
+                uri=not create,
                 isolation_level=None,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,

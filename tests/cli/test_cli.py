@@ -799,6 +799,8 @@ def test_errors_in_real_processes_print_no_traceback(cli: Cli, tmp_path: Path) -
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     for args, status, code in [
+        (["license", "list", *where], 1, "NOT_FOUND"),  # no database yet: only init creates it
+        (["init", *where], 0, None),
         (["license", "list", *where, "--account", "nobody"], 1, "NOT_FOUND"),
         (["init", "--data", a_file, "--keys", tmp_path / "keys", *database], 1, "STORAGE_ERROR"),
         (["process", tmp_path / "missing.req", "--out", tmp_path / "out", *where], 1, "INVALID_ARGUMENT"),

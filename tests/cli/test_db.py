@@ -89,18 +89,30 @@ def test_upgrade_prints_what_it_applied(tmp_path: Path, capsys: pytest.CaptureFi
 def test_status_and_upgrade_of_an_empty_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
-    """Nothing applied yet is version 0 on every backend (PostgreSQL once failed on the missing
-    ``schema_migrations`` table), and the upgrade applies the whole history."""
+    """An empty PostgreSQL database is version 0 (PostgreSQL once failed on the missing
+    ``schema_migrations`` table); a missing SQLite file is not created by ``db status`` but named.
+    The upgrade applies the whole history on both."""
     where: list[str | Path] = ["--data", tmp_path / "data"]
     if backend == "postgresql":
         where += ["--database-url", database_url(tmp_path / "pg")]
     everything = list(range(1, LATEST + 1))
-    code, out, _ = run(capsys, "db", "status", *where, "--json")
+    code, out, err = run(capsys, "db", "status", *where, "--json")
     assert code == 1
-    assert json.loads(out) == {"schemaVersion": 0, "latest": LATEST, "pending": everything, "current": False}
+    if backend == "postgresql":
+        assert json.loads(out) == {
+            "schemaVersion": 0,
+            "latest": LATEST,
+            "pending": everything,
+            "current": False,
+        }
+    else:
+        assert json.loads(out)["code"] == "NOT_FOUND"
+        assert f"no database at {tmp_path / 'data' / DB_FILE}" in err
+        assert not (tmp_path / "data").exists()
     code, out, _ = run(capsys, "db", "upgrade", *where, "--json")
     assert code == 0
     assert json.loads(out) == {"applied": everything, "from": 0, "schemaVersion": LATEST}
+    assert run(capsys, "db", "status", *where)[0] == 0
 
 
 def test_create_app_refuses_an_old_schema_and_creates_an_empty_one(tmp_path: Path) -> None:

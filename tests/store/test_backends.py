@@ -167,3 +167,29 @@ def test_the_pool_size_defaults_to_the_stores_own() -> None:
 def test_a_store_refuses_a_bad_pool_size_before_connecting(value: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         PostgreSQLStore("postgresql://postgres@127.0.0.1:1/nothing", pool_size=value)  # type: ignore[arg-type]
+
+
+def test_create_false_opens_an_existing_database_and_creates_none(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(OfflineServiceError) as info:
+        open_store(Settings.from_env({}, data_dir=str(data)), create=False)
+    assert info.value.code is Code.NOT_FOUND
+    assert str(data / "offline-service.sqlite3") in info.value.message
+    assert not data.exists()
+    open_store(Settings.from_env({}, data_dir=str(data))).close()  # created, with the schema
+    store = open_store(Settings.from_env({}, data_dir=str(data)), create=False)
+    try:
+        assert store.pending_migrations() == []
+    finally:
+        store.close()
+
+
+def test_create_false_gives_an_empty_postgresql_database_no_schema(tmp_path: Path) -> None:
+    url = database_url(tmp_path)
+    with pytest.raises(OfflineServiceError) as info:
+        open_store(Settings.from_env({}, database_url=url), create=False)
+    assert info.value.code is Code.NOT_FOUND
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+    open_store(Settings.from_env({}, database_url=url)).close()
+    open_store(Settings.from_env({}, database_url=url), create=False).close()
