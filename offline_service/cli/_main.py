@@ -15,6 +15,7 @@ from typing import Any
 from offline_service._files import private_dir
 from offline_service.accounts import cli as accounts_cli
 from offline_service.branding import cli as branding_cli
+from offline_service.cli import backup as backup_cli
 from offline_service.cli import db as db_cli
 from offline_service.cli.context import EXIT_OK, fail, verb
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb(verbs, "init", cmd_init, "create the data directory, database and account")
     db_cli.register(verbs)
+    backup_cli.register(verbs)
     licensing_cli.register(verbs)
 
     accounts_cli.register(verbs, verb)
