@@ -253,8 +253,14 @@ def verify_backup(src: Path) -> dict[str, Any]:
         raise _bad(f"{src / MANIFEST} is not a backup manifest of format {FORMAT}")
     files, tables = manifest.get("files"), manifest.get("tables")
     version = manifest.get("schemaVersion")
-    if not (isinstance(files, dict) and isinstance(tables, dict) and type(version) is int):
-        raise _bad(f"{src / MANIFEST} lacks its files, tables or schema version")
+    if not (
+        isinstance(files, dict)
+        and isinstance(tables, dict)
+        and type(version) is int
+        and isinstance(manifest.get("createdAt"), str)
+        and isinstance(manifest.get("accounts"), list)
+    ):
+        raise _bad(f"{src / MANIFEST} lacks its files, tables, schema version, time or accounts")
     if DB_FILE not in files:
         raise _bad(f"{src / MANIFEST} lists no database")
     present = {
@@ -270,7 +276,9 @@ def verify_backup(src: Path) -> dict[str, Any]:
         path = src / name
         if not _safe_name(name) or not isinstance(entry, dict):
             raise _bad(f"the manifest names {name!r}, which is no file of a backup")
-        if name not in present or path.is_symlink() or not path.is_file():
+        # No link anywhere on the way: a linked folder would let the manifest name any file.
+        links = [src / KEYS, path.parent] if name != DB_FILE else []
+        if name not in present or any(p.is_symlink() for p in (*links, path)) or not path.is_file():
             raise _bad(f"{name} is missing from the backup")
         if _file_entry(path) != {"size": entry.get("size"), "sha256": entry.get("sha256")}:
             raise _bad(f"{name} does not match its size or SHA-256 in the manifest")
@@ -319,7 +327,8 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         )
     database = data_dir / DB_FILE
     occupied = [p.name for p in _products(keys_dir)]
-    in_use = _rows(database) if database.exists() else 0
+    # With --force the database is set aside whatever it holds (even one that no longer opens).
+    in_use = _rows(database) if database.exists() and not force else 0
     if (in_use or occupied) and not force:
         what = []
         if in_use:

@@ -31,6 +31,9 @@ from offline_service.store.copy import TABLES, digest_rows
 from offline_service.store.sqlite import DB_FILE
 from offline_service.web.app import create_app
 from tests.factories import NOW, Machine, World
+from tests.store.old import LATEST, old_sqlite_database
+
+OLD = 3
 
 pytestmark = pytest.mark.sqlite_only("backup and restore handle the SQLite file; PostgreSQL is refused")
 
@@ -258,6 +261,19 @@ def _manifest_names_a_path_outside(backup: Path) -> None:
     (backup / MANIFEST).write_text(json.dumps(manifest))
 
 
+def _no_time(backup: Path) -> None:
+    manifest = json.loads((backup / MANIFEST).read_text())
+    del manifest["createdAt"]
+    (backup / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _key_folder_is_a_link(backup: Path) -> None:
+    folder = _key_file(backup).parent
+    elsewhere = backup.parent / "elsewhere"
+    folder.rename(elsewhere)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+
+
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -269,6 +285,8 @@ def _manifest_names_a_path_outside(backup: Path) -> None:
         _change_a_digest_with_its_file,
         _no_manifest,
         _manifest_names_a_path_outside,
+        _no_time,
+        _key_folder_is_a_link,
     ],
 )
 def test_a_changed_backup_is_refused_and_nothing_is_restored(
@@ -363,3 +381,19 @@ def test_a_backup_killed_midway_leaves_no_backup(world: World, tmp_path: Path) -
         check=False,
     )
     assert done.returncode == 1 and "BAD_BACKUP" in done.stderr
+
+
+def test_an_older_backup_is_restored_and_db_upgrade_brings_it_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_sqlite_database(tmp_path / "old" / "data", OLD)
+    code, _, err = run(capsys, "backup", tmp_path / "backup", *where(tmp_path / "old"))
+    assert code == 0, err
+    code, out, err = run(capsys, "restore", tmp_path / "backup", *where(tmp_path / "new"))
+    assert code == 0, err
+    assert (
+        f"the schema is at version {OLD}, this release needs {LATEST}: run `offline-service db upgrade`"
+        in out
+    )
+    code, out, _ = run(capsys, "db", "upgrade", *where(tmp_path / "new"), "--json")
+    assert code == 0 and json.loads(out)["schemaVersion"] == LATEST
