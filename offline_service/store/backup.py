@@ -369,24 +369,33 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         if old:
             aside = data_dir / f"before-restore-{stamp}-{token}"
             aside.mkdir(mode=0o700)
+            set_aside.append(aside)
             for path in old:
                 os.rename(path, aside / path.name)
-            set_aside.append(aside)
         old_keys = _products(keys_dir)
         if old_keys:
             # A dot folder inside the keys directory: the keyring reads none, and it stays on the
             # same file system (the keys directory may be a mount).
             aside = keys_dir / f".before-restore-{stamp}-{token}"
             aside.mkdir(mode=0o700)
+            set_aside.append(aside)
             for path in old_keys:
                 os.rename(path, aside / path.name)
-            set_aside.append(aside)
         os.rename(staged_db, database)
         fsync_dir(data_dir)
         for folder in sorted(staged_keys.iterdir()):
             os.rename(folder, keys_dir / folder.name)
         staged_keys.rmdir()
         fsync_dir(keys_dir)
+    except OSError as exc:
+        if not set_aside:
+            raise  # nothing was moved: the command's usual STORAGE_ERROR
+        kept = ", ".join(str(p) for p in set_aside)
+        raise OfflineServiceError(
+            Code.STORAGE_ERROR,
+            f"the restore failed half-way ({exc.filename or ''}: {exc.strerror or exc}); what was"
+            f" there before is in {kept}: move it back, or restore again with --force",
+        ) from None
     finally:
         staged_db.unlink(missing_ok=True)
         shutil.rmtree(staged_keys, ignore_errors=True)

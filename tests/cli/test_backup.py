@@ -121,6 +121,7 @@ def test_a_backup_under_load_restores_to_one_moment(
     load.thread.start()
     try:
         load.wait_for(20)
+        before_backup = len(load)
         code, out, err = run(capsys, "backup", tmp_path / "backup", *where(world.root), "--json")
         assert code == 0, err
         after_backup = len(load)
@@ -136,7 +137,8 @@ def test_a_backup_under_load_restores_to_one_moment(
     }
     assert manifest["accounts"] == [{"id": world.account.id, "alias": "default"}]
     taken = manifest["tables"]["activations"]["rows"]
-    assert 20 <= taken <= after_backup < len(load.committed)
+    # Every activation committed before the backup began is in it (even those still in the WAL).
+    assert 20 <= before_backup <= taken <= after_backup < len(load.committed)
 
     target = tmp_path / "restored"
     code, out, err = run(capsys, "restore", tmp_path / "backup", *where(target))
@@ -397,3 +399,28 @@ def test_an_older_backup_is_restored_and_db_upgrade_brings_it_up(
     )
     code, out, _ = run(capsys, "db", "upgrade", *where(tmp_path / "new"), "--json")
     assert code == 0 and json.loads(out)["schemaVersion"] == LATEST
+
+
+def test_a_restore_failing_half_way_names_where_the_old_database_is(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backup = _backup(world, tmp_path, capsys)
+    world.store.close()
+    before = contents(world.root / "data" / DB_FILE)
+    rename = os.rename
+
+    def failing(src: Any, dst: Any) -> None:
+        if Path(src).name.startswith(f".{DB_FILE}.restore-"):
+            raise OSError(28, "No space left on device", str(dst))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    code, out, err = run(capsys, "restore", backup, *where(world.root), "--force", "--json")
+    monkeypatch.undo()
+    world.store = SQLiteStore(world.root / "data")  # for the fixture to close
+    assert code == 1 and json.loads(out)["code"] == "STORAGE_ERROR"
+    (aside,) = [p for p in (world.root / "data").iterdir() if p.name.startswith("before-restore-")]
+    assert str(aside) in err and "move it back" in err
+    assert contents(aside / DB_FILE) == before
+    # Nothing half-written is left beside the database.
+    assert not [p for p in (world.root / "data").iterdir() if ".restore-" in p.name]
