@@ -70,18 +70,49 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-class Load:
-    """Activations written one transaction at a time on a store of their own, on a thread, while
-    the test backs up; ``committed`` lists the activation ids in the order they were committed."""
+# The writer of ``Load`` in a process of its own: one activation per transaction, each id printed
+# once committed, until the stop file exists.
+_WRITER = """
+import pathlib, sys
+from offline_service.fileformat.keyring import Keyring
+from offline_service.fileformat.messages import Kind
+from offline_service.licensing.engine import Engine
+from offline_service.store import SQLiteStore
+from tests.factories import NOW, Machine
+root, product, account, key, stop = sys.argv[1:]
+store = SQLiteStore(pathlib.Path(root) / "data")
+engine = Engine(store=store, keyring=Keyring(pathlib.Path(root) / "keys"))
+i = 0
+while not pathlib.Path(stop).exists():
+    data = Machine(fingerprint=f"fp-load-{i}").request(Kind.ACTIVATION, product, license_key=key)
+    outcome = engine.process(data, account_id=account, now=NOW)
+    if not outcome.ok:
+        sys.exit(f"refused: {outcome.code} {outcome.message}")
+    print(outcome.activation_id, flush=True)
+    i += 1
+store.close()
+"""
+REPOSITORY = Path(__file__).resolve().parents[2]
 
-    def __init__(self, world: World) -> None:
+
+class Load:
+    """Activations written one transaction at a time, on a store of their own, while the test backs
+    up: on a thread of this process, or in another process; ``committed`` lists the activation
+    ids in the order they were committed."""
+
+    def __init__(self, world: World, where: str) -> None:
         self.world = world
         self.license = world.license(activations=-1, deactivations=-1)
         self.committed: list[str] = []
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.count = threading.Condition()
-        self.thread = threading.Thread(target=self._run)
+        self.thread = threading.Thread(target=self._run if where == "thread" else self._child)
+
+    def _record(self, activation_id: str) -> None:
+        with self.count:
+            self.committed.append(activation_id)
+            self.count.notify_all()
 
     def _run(self) -> None:
         store = SQLiteStore(self.world.root / "data")
@@ -93,14 +124,40 @@ class Load:
                 data = machine.request(Kind.ACTIVATION, self.world.product.id, license_key=self.license.key)
                 outcome = engine.process(data, account_id=self.world.account.id, now=NOW)
                 assert outcome.ok and outcome.activation_id, outcome
-                with self.count:
-                    self.committed.append(outcome.activation_id)
-                    self.count.notify_all()
+                self._record(outcome.activation_id)
                 i += 1
         except BaseException as exc:  # reported by the test, which joins the thread
             self.error = exc
         finally:
             store.close()
+
+    def _child(self) -> None:
+        stop = self.world.root / "stop-writing"
+        w = self.world
+        argv = [
+            sys.executable,
+            "-c",
+            _WRITER,
+            str(w.root),
+            w.product.id,
+            w.account.id,
+            self.license.key,
+            str(stop),
+        ]
+        try:
+            with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY) as proc:
+                assert proc.stdout is not None
+                waiter = threading.Thread(target=lambda: (self.stop.wait(), stop.touch()))
+                waiter.start()
+                for line in proc.stdout:  # every id the child committed, to its end
+                    self._record(line.strip())
+                waiter.join()
+            assert proc.returncode == 0, f"the writer exited with {proc.returncode}"
+        except BaseException as exc:  # reported by the test, which joins the thread
+            self.error = exc
+            self.stop.set()
+            with self.count:
+                self.count.notify_all()
 
     def wait_for(self, n: int) -> None:
         with self.count:
@@ -114,10 +171,11 @@ class Load:
             return len(self.committed)
 
 
+@pytest.mark.parametrize("writer", ["thread", "process"])
 def test_a_backup_under_load_restores_to_one_moment(
-    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], writer: str
 ) -> None:
-    load = Load(world)
+    load = Load(world, writer)
     load.thread.start()
     try:
         load.wait_for(20)
