@@ -271,7 +271,7 @@ def verify_backup(src: Path) -> dict[str, Any]:
     }
     for name in sorted(set(files) | present):
         if name not in files:
-            raise _bad(f"{name} is in the backup but not in its manifest")
+            raise _bad(f"{name!r} is in the backup but not in its manifest")
         entry = files[name]
         path = src / name
         if not _safe_name(name) or not isinstance(entry, dict):
@@ -279,9 +279,9 @@ def verify_backup(src: Path) -> dict[str, Any]:
         # No link anywhere on the way: a linked folder would let the manifest name any file.
         links = [src / KEYS, path.parent] if name != DB_FILE else []
         if name not in present or any(p.is_symlink() for p in (*links, path)) or not path.is_file():
-            raise _bad(f"{name} is missing from the backup")
+            raise _bad(f"{name!r} is missing from the backup")
         if _file_entry(path) != {"size": entry.get("size"), "sha256": entry.get("sha256")}:
-            raise _bad(f"{name} does not match its size or SHA-256 in the manifest")
+            raise _bad(f"{name!r} does not match its size or SHA-256 in the manifest")
     try:
         with _read_only(src / DB_FILE) as conn:
             check = conn.execute("PRAGMA integrity_check").fetchall()
@@ -289,7 +289,10 @@ def verify_backup(src: Path) -> dict[str, Any]:
         raise _bad(f"the backup's database cannot be read ({exc})") from None
     if check != [("ok",)]:
         raise _bad("the backup's database fails its integrity check")
-    described = _describe(src / DB_FILE)
+    try:
+        described = _describe(src / DB_FILE)
+    except OfflineServiceError as exc:  # a SQLite file, but not one of this service
+        raise _bad(f"the backup's database is not the service's ({exc.message})") from None
     if described["tables"] != tables or described["schemaVersion"] != version:
         raise _bad(
             "the backup's database does not match the row counts, digests or schema version of its manifest"

@@ -482,3 +482,20 @@ def test_a_restore_failing_half_way_names_where_the_old_database_is(
     assert contents(aside / DB_FILE) == before
     # Nothing half-written is left beside the database.
     assert not [p for p in (world.root / "data").iterdir() if ".restore-" in p.name]
+
+
+def test_a_backup_of_another_database_is_refused(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backup = _backup(world, tmp_path, capsys)
+    (backup / DB_FILE).unlink()
+    conn = sqlite3.connect(backup / DB_FILE)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    manifest = json.loads((backup / MANIFEST).read_text())
+    data = (backup / DB_FILE).read_bytes()
+    manifest["files"][DB_FILE] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (backup / MANIFEST).write_text(json.dumps(manifest))
+    code, out, err = run(capsys, "restore", backup, *where(tmp_path / "target"), "--json")
+    assert code == 1 and json.loads(out)["code"] == "BAD_BACKUP", err
+    assert not (tmp_path / "target").exists()
