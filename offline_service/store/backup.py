@@ -194,6 +194,8 @@ def _copy_keys(keys_dir: Path, target: Path, files: dict[str, dict[str, Any]]) -
             copy = target / folder.name / item.name
             _write_new(copy, item.read_bytes())
             files[f"{KEYS}/{folder.name}/{item.name}"] = _file_entry(copy)
+        fsync_dir(target / folder.name)
+    fsync_dir(target)
 
 
 def _check_keys(products: list[str], keyring: Keyring) -> None:
@@ -387,6 +389,7 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         os.rename(staged_db, database)
         fsync_dir(data_dir)
         for folder in sorted(staged_keys.iterdir()):
+            fsync_dir(folder)
             os.rename(folder, keys_dir / folder.name)
         staged_keys.rmdir()
         fsync_dir(keys_dir)
