@@ -70,6 +70,8 @@ class Code(enum.StrEnum):
     LINK_INVALID = "LINK_INVALID"
     RANGE_NOT_SATISFIABLE = "RANGE_NOT_SATISFIABLE"
     BAD_IMAGE = "BAD_IMAGE"
+    # Backups (CLI)
+    BAD_BACKUP = "BAD_BACKUP"
 
 
 class OfflineServiceError(Exception):

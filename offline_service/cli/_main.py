@@ -16,6 +16,7 @@ from typing import Any
 from offline_service._files import private_dir
 from offline_service.accounts import cli as accounts_cli
 from offline_service.branding import cli as branding_cli
+from offline_service.cli import backup as backup_cli
 from offline_service.cli import db as db_cli
 from offline_service.cli.context import EXIT_OK, fail, verb
 
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         creates=True
     )
     db_cli.register(verbs)
+    backup_cli.register(verbs)
     licensing_cli.register(verbs)
 
     accounts_cli.register(verbs, verb)

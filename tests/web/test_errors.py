@@ -30,8 +30,8 @@ CLIENT_CODES = {
     Code.NOT_ACTIVATED,
     Code.UNEXPECTED_RESPONSE,
 }
-# The CLI's only (account customize --logo).
-CLI_CODES = {Code.BAD_IMAGE}
+# The CLI's only (account customize --logo; restore).
+CLI_CODES = {Code.BAD_IMAGE, Code.BAD_BACKUP}
 JARGON = re.compile(r"\b(JWS|typ|compact|serialization|payload|base64\w*|JSON|nonce|jwk|kid|HTTP)\b", re.I)
 
 # -- the words -----------------------------------------------------------------------------------
