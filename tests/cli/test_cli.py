@@ -18,6 +18,7 @@ from offline_service.cli import main
 from offline_service.errors import Code
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind, Response, parse_response
+from offline_service.next_steps import next_step
 from tests.factories import Machine, database_for, wall_now
 
 TIMEOUT = 60
@@ -646,7 +647,9 @@ def test_an_unknown_account_with_json_prints_the_error_as_json(cli: Cli) -> None
     assert run.code == 1
     assert run.json()["ok"] is False
     assert run.json()["code"] == "NOT_FOUND"
+    assert run.json()["nextStep"] == next_step(Code.NOT_FOUND)
     assert run.err.startswith("error: NOT_FOUND: ")
+    assert run.err.endswith(f"\nnext: {next_step(Code.NOT_FOUND)}\n")
 
 
 def test_another_account_cannot_see_the_first_accounts_records(cli: Cli, product: str) -> None:
