@@ -23,7 +23,7 @@ NEXT_STEPS: Mapping[Code, str] = MappingProxyType(
         Code.REQUEST_FROM_FUTURE: "Correct the machine's clock (or the service's), then make a new request.",
         Code.REQUEST_TOO_LARGE: "Send the request file the app wrote, unchanged; check that the right file was picked.",
         Code.REQUEST_REPLAYED: "This request was already used: make a new request on the machine.",
-        Code.PRODUCT_NOT_FOUND: "Process the file in the account that owns the product; `offline-service product list` shows the products.",
+        Code.PRODUCT_NOT_FOUND: "Check the product id (`offline-service product list`); a request file goes to the account that owns its product.",
         Code.LICENSE_NOT_FOUND: "Check the license key as issued; `offline-service license list` shows the account's licenses.",
         Code.PRODUCT_MISMATCH: "Use a license key of the product the app is for.",
         Code.LICENSE_SUSPENDED: "Lift the suspension with `offline-service license reinstate KEY`, then process the request again.",

@@ -74,12 +74,13 @@ class Cli:
         return run.json()
 
     def fails(self, code: Code, *args: str | Path, account: str | None = None) -> Run:
-        """Expect exit status 1 with ``error: CODE: message`` on stderr and nothing on stdout."""
+        """Expect exit status 1 with ``error: CODE: message`` and ``next: STEP`` on stderr and
+        nothing on stdout."""
         run = self(*args, account=account)
         assert run.code == 1, run
         assert run.out == ""
         assert run.err.startswith(f"error: {code.value}: "), run.err
-        assert run.err.count("\n") == 1
+        assert run.err.count("\n") == 2 and run.err.endswith(f"\nnext: {next_step(code)}\n"), run.err
         return run
 
 
