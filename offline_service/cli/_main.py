@@ -32,7 +32,7 @@ from offline_service.settings import Settings
 __all__ = ["build_parser", "main", "worker_environment"]
 
 _EPILOG = """\
-exit status: 0 success; 1 error (the message names its code); 2 bad usage;
+exit status: 0 success; 1 error (the message names its code, a `next:` line what to do); 2 bad usage;
 3 `process` or `batch` finished but rejected at least one request (see the output or report).
 environment: OFFLINE_SERVICE_DATA, OFFLINE_SERVICE_KEYS, OFFLINE_SERVICE_KEY_PASSPHRASE_FILE,
 OFFLINE_SERVICE_MAX_REQUEST_AGE, OFFLINE_SERVICE_MAX_FUTURE_SKEW (see docs/),

@@ -864,6 +864,28 @@ def test_demo_runs_twice(cli: Cli) -> None:
     assert len(json.loads(run_process("license", "list", *where, "--json").stdout)) == 1
 
 
+@pytest.mark.slow
+def test_demo_runs_after_the_portal_walkthrough_activated_this_computer(cli: Cli) -> None:
+    assert run_process("demo", *cli.where).returncode == 0
+    [product] = json.loads(run_process("product", "list", *cli.where, "--json").stdout)
+    [lic] = json.loads(run_process("license", "list", *cli.where, "--json").stdout)
+    # The README's portal walkthrough: this computer (its own fingerprint) takes a seat of the demo
+    # license with an installation of its own.
+    req = cli.root / "activation.req"
+    wrote = run_process(
+        "request", "--product", product["id"], "--key", lic["key"], "--state", cli.root / "machine-a",
+        "--witness-dir", cli.root / "witness-a", "--out", req, module="offline_service.client.cli",
+    )  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    [result] = cli.ok("process", req, "--out", cli.root / "portal")
+    assert result["ok"], result
+
+    again = run_process("demo", *cli.where)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "MACHINE_KEY_MISMATCH" not in again.stdout
+    assert "activations 1/3, deactivations 2/unlimited" in again.stdout  # the walkthrough's seat stays
+
+
 def test_license_create_and_list_print_the_license_json_of_the_api(cli: Cli, product: str) -> None:
     """`license create` and `license list` --json are licensing.representations.license_json: the
     fields they printed before (id, key, productId, expiresAt, maxVersion; status, used and allowed
