@@ -270,6 +270,15 @@ def test_expiry_options_are_mutually_exclusive(cli: Cli, product: str) -> None:
     assert cli.ok("license", "list") == []
 
 
+def test_license_create_refuses_an_expiry_in_the_past(cli: Cli, product: str) -> None:
+    run = cli.fails(
+        Code.INVALID_ARGUMENT, "license", "create", "--product", product,
+        "--allowed-activations", "1", "--allowed-deactivations", "1", "--expires-at", "2020-01-02",
+    )  # fmt: skip
+    assert "the expiry date 2020-01-02T00:00:00Z is not in the future" in run.err
+    assert cli.ok("license", "list") == []
+
+
 @pytest.mark.parametrize(
     "bad",
     [
