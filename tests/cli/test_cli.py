@@ -469,10 +469,10 @@ def test_process_one_good_and_one_garbage_file(cli: Cli, product: str) -> None:
     assert [r["file"] for r in results] == [str(good), str(garbage)]
     ok, bad = results
     assert ok["ok"] is True and ok["code"] == "OK" and ok["kind"] == "activation"
-    assert ok["reissued"] is False
+    assert ok["reissued"] is False and ok["nextStep"] is None
     assert ok["response"] == str(out / "good.response")
     assert bad["ok"] is False and bad["code"] == "MALFORMED_REQUEST" and bad["response"] is None
-    assert bad["message"]
+    assert bad["message"] and bad["nextStep"] == next_step(Code.MALFORMED_REQUEST)
     assert sorted(p.name for p in out.iterdir()) == ["good.response"]  # no temp files left
 
     response = verify(cli, ok["response"])
@@ -487,6 +487,7 @@ def test_process_one_good_and_one_garbage_file(cli: Cli, product: str) -> None:
     assert text.code == 3
     assert f"{good}: OK activation {ok['activationId']} (reissued) -> {out / 'good.response'}" in text.out
     assert f"{garbage}: MALFORMED_REQUEST: " in text.out
+    assert f"\n  next: {next_step(Code.MALFORMED_REQUEST)}\n" in text.out
 
 
 def test_process_refuses_files_answered_in_names_that_differ_only_in_case(cli: Cli, product: str) -> None:
