@@ -22,7 +22,7 @@ from offline_service import cli
 PACKAGE = Path(__file__).resolve().parents[1] / "offline_service"
 # The client side, and the kernel modules it may use (whose own imports must stay as narrow).
 CLIENT_SIDE = ("client", "fileformat")
-ALLOWED_KERNEL = ("errors", "ids", "_b64", "_files")
+ALLOWED_KERNEL = ("errors", "next_steps", "ids", "_b64", "_files")
 ALLOWED_PACKAGES = {f"offline_service.{name}" for name in CLIENT_SIDE + ALLOWED_KERNEL}
 # The base install's only dependency (pyproject.toml): not even `cryptography`, which it does not have.
 ALLOWED_THIRD_PARTY = {"nacl"}

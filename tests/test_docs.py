@@ -14,6 +14,7 @@ from offline_service.errors import Code
 from offline_service.fileformat.messages import Kind
 from offline_service.ids import normalize_license_key
 from offline_service.licensing import services as admin
+from offline_service.next_steps import markdown_table, next_step
 from tests.factories import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("code", list(Code))
 def test_every_error_code_is_documented(code: Code) -> None:
     assert f"`{code.value}`" in (ROOT / "docs" / "ERRORS.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("code", [code for code in Code if code is not Code.OK])
+def test_every_error_code_has_a_next_step(code: Code) -> None:
+    step = next_step(code)
+    assert step.strip() and "\n" not in step and "|" not in step
+
+
+def test_docs_errors_lists_the_same_next_steps() -> None:
+    text = (ROOT / "docs" / "ERRORS.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- next-steps: begin -->\n(.*?)<!-- next-steps: end -->", text, re.S)
+    assert found, "docs/ERRORS.md has lost its Next steps table"
+    # Made with `python -m offline_service.next_steps`; paste its output between the markers.
+    assert found.group(1) == markdown_table()
 
 
 def _verbs(parser: argparse.ArgumentParser, prefix: str = "") -> set[str]:

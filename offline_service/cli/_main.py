@@ -35,7 +35,7 @@ from offline_service.store import database_location
 __all__ = ["build_parser", "main", "worker_environment"]
 
 _EPILOG = """\
-exit status: 0 success; 1 error (the message names its code); 2 bad usage;
+exit status: 0 success; 1 error (the message names its code, a `next:` line what to do); 2 bad usage;
 3 `process` or `batch` finished but rejected at least one request (see the output or report).
 settings: OFFLINE_SERVICE_DATA (--data), OFFLINE_SERVICE_KEYS (--keys), OFFLINE_SERVICE_DATABASE_URL
 (--database-url) and the others of docs/CONFIGURATION.md; a flag wins over the environment, which

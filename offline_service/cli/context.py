@@ -20,6 +20,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.keyring import Keyring
 from offline_service.licensing import services as licensing
 from offline_service.licensing.engine import Engine
+from offline_service.next_steps import next_step
 from offline_service.settings import Settings
 from offline_service.store import Store, database_location, open_store
 
@@ -136,10 +137,12 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def fail(args: argparse.Namespace, exc: OfflineServiceError) -> int:
-    """Report an error once, at the top: JSON on stdout with ``--json``, always a line on stderr."""
+    """Report an error once, at the top: JSON on stdout with ``--json``, always the code, the message
+    and the next step (``next_steps.py``) on stderr."""
+    step = next_step(exc.code)
     if getattr(args, "json", False):
-        print(json.dumps({"ok": False, "code": exc.code.value, "message": exc.message}))
-    print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        print(json.dumps({"ok": False, "code": exc.code.value, "message": exc.message, "nextStep": step}))
+    print(f"error: {exc.code.value}: {exc.message}\nnext: {step}", file=sys.stderr)
     return EXIT_ERROR
 
 

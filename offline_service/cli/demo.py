@@ -34,6 +34,10 @@ DEMO_PRODUCT = "Demo App"
 DEMO_ORGANIZATION = "Demo Organization"
 DEMO_EMAIL = "demo@example.com"
 CREDENTIALS_FILE = "demo-credentials.txt"
+# The demo's machine is a machine of its own, not this computer: the README's portal walkthrough
+# activates the demo license for this computer's fingerprint with another installation key, and a
+# demo run on the same fingerprint would then be refused (MACHINE_KEY_MISMATCH).
+DEMO_FINGERPRINT = "offline-service-demo-machine"
 T = TypeVar("T")
 
 
@@ -215,6 +219,8 @@ def run_demo(settings: Settings, *, account_alias: str) -> int:
                 product.id,
                 "--key",
                 license.key,
+                "--fingerprint",
+                DEMO_FINGERPRINT,
                 "--state",
                 str(state),
                 "--witness-dir",

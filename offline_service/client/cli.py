@@ -15,6 +15,7 @@ from offline_service.client.sdk import Client
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
 from offline_service.fileformat.messages import Kind, Response
+from offline_service.next_steps import next_step
 
 __all__ = ["main"]
 
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except OfflineServiceError as exc:
-        print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.code.value}: {exc.message}\nnext: {next_step(exc.code)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

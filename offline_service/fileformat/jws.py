@@ -70,6 +70,13 @@ class Token:
     public_key: bytes
 
 
+# Said when a file of another type is given: a response where a request is expected, or the reverse.
+_WRONG_TYPE = {
+    REQUEST_TYP: "this is not a request file (it may be a response file, which is applied on the machine)",
+    RESPONSE_TYP: "this is not a response file (it may be a request file, which the vendor processes)",
+}
+
+
 def _fail(code: Code, message: str) -> OfflineServiceError:
     return OfflineServiceError(code, message)
 
@@ -215,36 +222,46 @@ def decode(
         raise _fail(too_large, f"file is larger than {MAX_FILE_BYTES} bytes")
     token = unarmor(data)
     if not _COMPACT.match(token):
-        raise _fail(malformed, "not a JWS compact serialization")
+        raise _fail(
+            malformed,
+            "this is not a signed request or response file: its text is damaged or it is another file",
+        )
     h64, p64, s64 = token.split(b".")
     try:
         header = strict_json(b64url_decode(h64))
     except ValueError as exc:
-        raise _fail(malformed, f"protected header is not valid JSON: {exc}") from None
+        raise _fail(malformed, f"the file's header cannot be read ({exc}): the file is damaged") from None
     alg = header.get("alg")
     # A list or object "alg" is unhashable: check the type first so it is refused, not a TypeError.
     if not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
         raise _fail(Code.BAD_SIGNATURE, "invalid signature algorithm")
     if header.get("typ") != typ:
-        raise _fail(malformed, f"typ must be {typ!r}")
+        raise _fail(malformed, _WRONG_TYPE.get(typ, f"this is not a file of type {typ}"))
     if set(header) != _HEADER_MEMBERS[typ]:
-        raise _fail(malformed, "unexpected protected header members")
+        raise _fail(
+            malformed,
+            "the file's header is not the one the format allows: the file was not written by the app",
+        )
     if typ == REQUEST_TYP:
         try:
             public_key = public_key_from_jwk(header["jwk"])
         except ValueError as exc:
-            raise _fail(malformed, f"bad jwk: {exc}") from None
+            raise _fail(malformed, f"the machine's public key in the file is not valid ({exc})") from None
     else:
         kid = header["kid"]
         found = keys.get(kid) if keys is not None and isinstance(kid, str) else None
         if found is None:
-            raise _fail(unknown_key, "signed by an unknown key")
+            raise _fail(
+                unknown_key,
+                "signed by a key this app has not pinned: a response made for another set-up or product,"
+                " or signed after a key rotation this app version does not know",
+            )
         public_key = found
     try:
         signature = b64url_decode(s64)
         payload_bytes = b64url_decode(p64)
     except ValueError:
-        raise _fail(malformed, "bad base64url") from None
+        raise _fail(malformed, "the file's text is damaged (a character that does not belong)") from None
     if len(signature) != 64:
         raise _fail(Code.BAD_SIGNATURE, "invalid signature")
     try:
@@ -254,5 +271,5 @@ def decode(
     try:
         payload = strict_json(payload_bytes)
     except ValueError as exc:
-        raise _fail(malformed, f"payload is not valid JSON: {exc}") from None
+        raise _fail(malformed, f"the file's content cannot be read ({exc}): the file is damaged") from None
     return Token(header=header, payload=payload, public_key=public_key)

@@ -178,11 +178,14 @@ def parse_request(data: bytes) -> Request:
     try:
         kind = Kind(str(p.get("kind")))
     except ValueError:
-        raise OfflineServiceError(Code.MALFORMED_REQUEST, "unknown request kind") from None
+        raise OfflineServiceError(
+            Code.MALFORMED_REQUEST,
+            "this request is of a kind this service does not know (activation, deactivation or trial)",
+        ) from None
     unexpected = set(p) - _REQUEST_MEMBERS[kind]
     try:
         if unexpected:
-            raise ValueError(f"unexpected members: {', '.join(sorted(unexpected))}")
+            raise ValueError(f"members this kind of request does not have: {', '.join(sorted(unexpected))}")
         issued_at = _int(p, "iat")
         assert issued_at is not None
         return Request(

@@ -78,7 +78,11 @@ async def offline_input(request: Request, *fields: str) -> OfflineInput:
                 elif name in fields and name not in values and isinstance(value, str):
                     values[name] = value
                 else:
-                    raise OfflineServiceError(Code.INVALID_ARGUMENT, f"unexpected form field {name[:64]!r}")
+                    expected = ", ".join(["offlineRequest", *fields])
+                    raise OfflineServiceError(
+                        Code.INVALID_ARGUMENT,
+                        f"unexpected form field {name[:64]!r}: the fields are {expected} (each once)",
+                    )
     else:
         body = await json_body(request)
         data = body.get("offlineRequest")

@@ -42,7 +42,9 @@ from offline_service.store import open_store
 
 __all__ = ["DETAIL_FIELDS", "REPORT_FIELDS", "BatchSummary", "run_batch"]
 
-REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message")
+# New columns go at the end, so that a reader by position keeps working. ``reissued``: granted
+# before and answered again (the same activation, no seat used), "yes" in CSV and true in JSON.
+REPORT_FIELDS = ("file", "kind", "code", "activation_id", "response_file", "message", "reissued")
 # A row's details beyond the report, kept in the journal and handed to ``on_row``; empty when unknown
 # (a file that was not read, a row of a journal written before they were kept).
 DETAIL_FIELDS = ("reissued", "license_id", "hostname", "fingerprint")
@@ -388,13 +390,21 @@ def _write_report(report: Path, journal: Path) -> None:
         if report.suffix == ".json":
             dst.write("[")
             for n, row in enumerate(rows):
-                dst.write(("," if n else "") + "\n  " + json.dumps({k: row[k] for k in REPORT_FIELDS}))
+                item: dict[str, object] = {k: row.get(k, "") for k in REPORT_FIELDS}
+                item["reissued"] = row.get("reissued") == "1"
+                dst.write(("," if n else "") + "\n  " + json.dumps(item))
             dst.write("\n]\n")
         else:
             writer = csv.DictWriter(dst, fieldnames=REPORT_FIELDS, extrasaction="ignore")
             writer.writeheader()
             # A file name or message may start like a formula: made inert as on the portal's exports.
-            writer.writerows({k: csv_cell(str(v)) for k, v in row.items()} for row in rows)
+            writer.writerows(
+                {
+                    **{k: csv_cell(str(v)) for k, v in row.items()},
+                    "reissued": "yes" if row.get("reissued") == "1" else "",
+                }
+                for row in rows
+            )
     os.replace(tmp, report)
 
 

@@ -37,6 +37,7 @@ from offline_service.licensing.batch import run_batch
 from offline_service.licensing.batch_names import check_response_names, response_name
 from offline_service.licensing.models import UNLIMITED, LicenseStatus
 from offline_service.licensing.representations import license_json
+from offline_service.next_steps import next_step
 
 __all__ = ["register"]
 
@@ -291,6 +292,7 @@ def cmd_process(ctx: Context) -> int:
                 "reissued": outcome.reissued,
                 "response": str(written) if written else None,
                 "message": outcome.message,
+                "nextStep": None if outcome.ok else next_step(outcome.code),
             }
         )
     if a.json:
@@ -301,7 +303,7 @@ def cmd_process(ctx: Context) -> int:
                 again = " (reissued)" if r["reissued"] else ""
                 print(f"{r['file']}: OK {r['kind']} {r['activationId']}{again} -> {r['response']}")
             else:
-                print(f"{r['file']}: {r['code']}: {r['message']}")
+                print(f"{r['file']}: {r['code']}: {r['message']}\n  next: {r['nextStep']}")
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_REJECTED
 
 

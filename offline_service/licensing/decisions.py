@@ -102,7 +102,7 @@ def decide_activation(
             raise _reject(
                 Code.MACHINE_KEY_MISMATCH,
                 f"this machine is already activated ({live.id}) by another installation; deactivate it"
-                " there, or ask the vendor to release that activation",
+                f" there, or have the vendor run `offline-service activation release {live.id}`",
             )
         return ActivationVerdict(Verdict.REISSUE, live, expires_at)
     if license.allowed_activations != UNLIMITED and license.used_activations >= license.allowed_activations:

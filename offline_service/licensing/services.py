@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from offline_service import audit
@@ -135,6 +136,10 @@ def set_customer_release(
     return replace(product, customer_release=allowed)
 
 
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def create_license(
     store: Store,
     account: Account,
@@ -165,6 +170,14 @@ def create_license(
             raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{what} must be -1 (unlimited) or a count")
     if expires_at is not None and validity_days is not None:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
+    if expires_at is not None and expires_at <= now:
+        # A license born expired is a typo (a year, a day and month swapped), never what was meant:
+        # every activation would be refused with LICENSE_EXPIRED.
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            f"the expiry date {_iso(expires_at)} is not in the future (now is {_iso(now)});"
+            " give a later date, or a validity counted from the first activation",
+        )
     if validity_days is not None and not 0 < validity_days <= 36500:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "validity days must be between 1 and 36500")
     try:

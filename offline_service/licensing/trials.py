@@ -33,6 +33,7 @@ from offline_service.licensing.trial_limits import (
 from offline_service.settings import Settings
 from offline_service.web.api import JWKS_PATH
 from offline_service.web.auth import client_address, services
+from offline_service.web.errors import error_body
 from offline_service.web.security import ASGIApp, Message, Receive, Scope, Send
 from offline_service.web.services import Services
 
@@ -99,9 +100,7 @@ class TrialCors:
 async def _preflight(send: Send, origin: bytes | None, method: bytes) -> None:
     headers = [(b"vary", b"Origin")]
     if origin is None:
-        body = json.dumps(
-            {"code": Code.FORBIDDEN.value, "message": "this origin or method may not be used here"}
-        ).encode()
+        body = json.dumps(error_body(Code.FORBIDDEN, "this origin or method may not be used here")).encode()
         status = 403
         headers.append((b"content-type", b"application/json"))
     else:

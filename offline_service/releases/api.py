@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from offline_service.releases import delivery
 from offline_service.releases.representations import release_file_json, release_json
 from offline_service.web.auth import api_caller
+from offline_service.web.errors import error_body
 
 __all__ = ["api_download", "api_releases", "routes"]
 
@@ -45,7 +46,7 @@ async def api_download(request: Request) -> Response:
         return await delivery.deliver(request, caller, request.path_params["id"])
     except delivery.RangeNotSatisfiable as exc:
         return JSONResponse(
-            {"code": exc.code.value, "message": exc.message},
+            error_body(exc.code, exc.message),
             status_code=416,
             headers={"content-range": f"bytes */{exc.size}"},
         )

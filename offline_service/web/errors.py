@@ -1,4 +1,4 @@
-"""One place that turns errors into responses: JSON ``{"code", "message"}`` for the API, the
+"""One place that turns errors into responses: JSON ``{"code", "message", "nextStep"}`` for the API, the
 portal's own error page (in its frame, with its brand) for every other path, and never a stack
 trace."""
 
@@ -14,10 +14,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.next_steps import next_step
 from offline_service.web.security import SECURITY_HEADERS
 from offline_service.web.words import PLAIN_WORDS
 
-__all__ = ["STATUS", "PortalPage", "exception_handlers", "handle_unexpected", "status_of", "wants_json"]
+__all__ = [
+    "STATUS",
+    "PortalPage",
+    "error_body",
+    "exception_handlers",
+    "handle_unexpected",
+    "status_of",
+    "wants_json",
+]
 
 log = logging.getLogger("offline_service.web")
 
@@ -60,6 +69,11 @@ STATUS: dict[Code, int] = {
 }
 
 
+def error_body(code: Code, message: str) -> dict[str, str]:
+    """The JSON API's error body: the stable code, the message for people, and what to do next."""
+    return {"code": code.value, "message": message, "nextStep": next_step(code)}
+
+
 def status_of(code: Code | str) -> int:
     """The HTTP status of a code; 400 for the rest (malformed input of some kind)."""
     return STATUS.get(Code(code), 400)
@@ -76,7 +90,7 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def exception_handlers(portal_page: PortalPage) -> dict[Any, Handler]:
-    """The app's handlers: an OfflineServiceError or an HTTP error becomes JSON ``{code, message}``
+    """The app's handlers: an OfflineServiceError or an HTTP error becomes JSON ``{code, message, nextStep}``
     on the API's paths and ``portal_page`` on every other; anything else, a 500 without internals."""
 
     async def handle_error(request: Request, exc: Exception) -> Response:
@@ -89,9 +103,7 @@ def exception_handlers(portal_page: PortalPage) -> dict[Any, Handler]:
         if status >= 500:
             log.error("service error %s: %s", exc.code.value, exc.message)
         if wants_json(request):
-            return JSONResponse(
-                {"code": exc.code.value, "message": exc.message}, status_code=status, headers=headers
-            )
+            return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
         return await portal_page(request, exc.code, exc.message, status, headers)
 
     async def handle_http_error(request: Request, exc: Exception) -> Response:
@@ -102,9 +114,7 @@ def exception_handlers(portal_page: PortalPage) -> dict[Any, Handler]:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
         # Starlette's own headers stay: a 405 names the allowed methods in Allow (RFC 9110).
         if wants_json(request):
-            return JSONResponse(
-                {"code": code.value, "message": message}, status_code=exc.status_code, headers=exc.headers
-            )
+            return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
         return await portal_page(request, code, message, exc.status_code, exc.headers or {})
 
     return {OfflineServiceError: handle_error, HTTPException: handle_http_error, Exception: handle_unexpected}
@@ -116,9 +126,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # database here: whatever failed may be one of them.
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     if wants_json(request):
-        response: Response = JSONResponse(
-            {"code": Code.INTERNAL_ERROR.value, "message": "internal error"}, status_code=500
-        )
+        response: Response = JSONResponse(error_body(Code.INTERNAL_ERROR, "internal error"), status_code=500)
     else:
         response = HTMLResponse(
             "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"

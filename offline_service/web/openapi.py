@@ -42,7 +42,7 @@ __all__ = ["SECTION", "document", "endpoint", "merge", "routes"]
 
 _SCHEMAS: dict[str, Schema] = {
     "Error": obj(
-        ["code", "message"],
+        ["code", "message", "nextStep"],
         {
             "code": {
                 "type": "string",
@@ -50,6 +50,10 @@ _SCHEMAS: dict[str, Schema] = {
                 "description": "Stable; see docs/ERRORS.md",
             },
             "message": {"type": "string", "description": "For people; may change"},
+            "nextStep": {
+                "type": "string",
+                "description": "What to do next, one line for people; the same for every error of the code; may change",
+            },
         },
         "Every error answer.",
     ),
@@ -170,7 +174,7 @@ def document() -> dict[str, Any]:
             "title": "Offline activation service",
             "version": __version__,
             "summary": "Offline license activation: signed request and response files for air-gapped machines.",
-            "description": "Errors are JSON `{code, message}`; the codes are stable and listed in docs/ERRORS.md.",
+            "description": "Errors are JSON `{code, message, nextStep}`; the codes are stable and listed in docs/ERRORS.md.",
         },
         "tags": [{"name": n} for n in tags],
         "security": [{"bearerAuth": []}],

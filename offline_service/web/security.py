@@ -8,6 +8,9 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from offline_service.errors import Code
+from offline_service.next_steps import next_step
+
 __all__ = ["SECURITY_HEADERS", "BodyLimit", "RedactTokens", "SecurityHeaders"]
 
 Scope = MutableMapping[str, Any]
@@ -136,7 +139,9 @@ _API_PATHS = ("/v1/", "/.well-known/")
 async def _refuse(scope: Scope, send: Send, limit: int) -> None:
     message = f"the upload is larger than {limit} bytes"
     if scope["path"].startswith(_API_PATHS):
-        body = json.dumps({"code": "REQUEST_TOO_LARGE", "message": message}).encode()
+        body = json.dumps(
+            {"code": "REQUEST_TOO_LARGE", "message": message, "nextStep": next_step(Code.REQUEST_TOO_LARGE)}
+        ).encode()
         kind = b"application/json"
     else:  # a portal page: plain words, like every other portal error
         body = (

@@ -133,7 +133,7 @@ def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 product_id=portal.product_id,
                 allowed_activations=50,
                 allowed_deactivations=50,
-                now=now,
+                now=more.pop("now", now),
                 owner_organization=ORGANIZATION,
                 **more,
             )
@@ -166,7 +166,7 @@ def records(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         suspended, revoked = new_license(), new_license()
         licensing.set_license_status(store, account, suspended.key, LicenseStatus.SUSPENDED, now=now)
         licensing.set_license_status(store, account, revoked.key, LicenseStatus.REVOKED, now=now)
-        expired = new_license(expires_at=now - 86_400)
+        expired = new_license(expires_at=now - 86_400, now=now - 2 * 86_400)
         for linked in (lic, suspended, revoked, expired):
             membership.link_license(store, vendor, group.id, linked.id, now=now)
 

@@ -18,6 +18,7 @@ from offline_service.cli import main
 from offline_service.errors import Code
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind, Response, parse_response
+from offline_service.next_steps import next_step
 from tests.factories import Machine, database_for, wall_now
 
 TIMEOUT = 60
@@ -73,12 +74,13 @@ class Cli:
         return run.json()
 
     def fails(self, code: Code, *args: str | Path, account: str | None = None) -> Run:
-        """Expect exit status 1 with ``error: CODE: message`` on stderr and nothing on stdout."""
+        """Expect exit status 1 with ``error: CODE: message`` and ``next: STEP`` on stderr and
+        nothing on stdout."""
         run = self(*args, account=account)
         assert run.code == 1, run
         assert run.out == ""
         assert run.err.startswith(f"error: {code.value}: "), run.err
-        assert run.err.count("\n") == 1
+        assert run.err.count("\n") == 2 and run.err.endswith(f"\nnext: {next_step(code)}\n"), run.err
         return run
 
 
@@ -265,6 +267,15 @@ def test_expiry_options_are_mutually_exclusive(cli: Cli, product: str) -> None:
     )
     assert run.code == 2
     assert "not allowed with argument" in run.err
+    assert cli.ok("license", "list") == []
+
+
+def test_license_create_refuses_an_expiry_in_the_past(cli: Cli, product: str) -> None:
+    run = cli.fails(
+        Code.INVALID_ARGUMENT, "license", "create", "--product", product,
+        "--allowed-activations", "1", "--allowed-deactivations", "1", "--expires-at", "2020-01-02",
+    )  # fmt: skip
+    assert "the expiry date 2020-01-02T00:00:00Z is not in the future" in run.err
     assert cli.ok("license", "list") == []
 
 
@@ -458,10 +469,10 @@ def test_process_one_good_and_one_garbage_file(cli: Cli, product: str) -> None:
     assert [r["file"] for r in results] == [str(good), str(garbage)]
     ok, bad = results
     assert ok["ok"] is True and ok["code"] == "OK" and ok["kind"] == "activation"
-    assert ok["reissued"] is False
+    assert ok["reissued"] is False and ok["nextStep"] is None
     assert ok["response"] == str(out / "good.response")
     assert bad["ok"] is False and bad["code"] == "MALFORMED_REQUEST" and bad["response"] is None
-    assert bad["message"]
+    assert bad["message"] and bad["nextStep"] == next_step(Code.MALFORMED_REQUEST)
     assert sorted(p.name for p in out.iterdir()) == ["good.response"]  # no temp files left
 
     response = verify(cli, ok["response"])
@@ -476,6 +487,7 @@ def test_process_one_good_and_one_garbage_file(cli: Cli, product: str) -> None:
     assert text.code == 3
     assert f"{good}: OK activation {ok['activationId']} (reissued) -> {out / 'good.response'}" in text.out
     assert f"{garbage}: MALFORMED_REQUEST: " in text.out
+    assert f"\n  next: {next_step(Code.MALFORMED_REQUEST)}\n" in text.out
 
 
 def test_process_refuses_files_answered_in_names_that_differ_only_in_case(cli: Cli, product: str) -> None:
@@ -646,7 +658,9 @@ def test_an_unknown_account_with_json_prints_the_error_as_json(cli: Cli) -> None
     assert run.code == 1
     assert run.json()["ok"] is False
     assert run.json()["code"] == "NOT_FOUND"
+    assert run.json()["nextStep"] == next_step(Code.NOT_FOUND)
     assert run.err.startswith("error: NOT_FOUND: ")
+    assert run.err.endswith(f"\nnext: {next_step(Code.NOT_FOUND)}\n")
 
 
 def test_another_account_cannot_see_the_first_accounts_records(cli: Cli, product: str) -> None:
@@ -860,6 +874,28 @@ def test_demo_runs_twice(cli: Cli) -> None:
     products = json.loads(run_process("product", "list", *where, "--json").stdout)
     assert [p["name"] for p in products] == ["Demo App"]
     assert len(json.loads(run_process("license", "list", *where, "--json").stdout)) == 1
+
+
+@pytest.mark.slow
+def test_demo_runs_after_the_portal_walkthrough_activated_this_computer(cli: Cli) -> None:
+    assert run_process("demo", *cli.where).returncode == 0
+    [product] = json.loads(run_process("product", "list", *cli.where, "--json").stdout)
+    [lic] = json.loads(run_process("license", "list", *cli.where, "--json").stdout)
+    # The README's portal walkthrough: this computer (its own fingerprint) takes a seat of the demo
+    # license with an installation of its own.
+    req = cli.root / "activation.req"
+    wrote = run_process(
+        "request", "--product", product["id"], "--key", lic["key"], "--state", cli.root / "machine-a",
+        "--witness-dir", cli.root / "witness-a", "--out", req, module="offline_service.client.cli",
+    )  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    [result] = cli.ok("process", req, "--out", cli.root / "portal")
+    assert result["ok"], result
+
+    again = run_process("demo", *cli.where)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "MACHINE_KEY_MISMATCH" not in again.stdout
+    assert "activations 1/3, deactivations 2/unlimited" in again.stdout  # the walkthrough's seat stays
 
 
 def test_license_create_and_list_print_the_license_json_of_the_api(cli: Cli, product: str) -> None:

@@ -19,6 +19,7 @@ from offline_service.cli.context import (
     verb,
 )
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.next_steps import NEXT_STEPS
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("3600", 3600), ("90m", 5400), ("12h", 43200), ("3d", 259200)])
@@ -69,8 +70,9 @@ def test_emit_and_fail(capsys: pytest.CaptureFixture[str]) -> None:
     code = fail(argparse.Namespace(json=True), OfflineServiceError(Code.NOT_FOUND, "gone"))
     captured = capsys.readouterr()
     assert code == EXIT_ERROR
-    assert json.loads(captured.out) == {"ok": False, "code": "NOT_FOUND", "message": "gone"}
-    assert captured.err == "error: NOT_FOUND: gone\n"
+    step = NEXT_STEPS[Code.NOT_FOUND]
+    assert json.loads(captured.out) == {"ok": False, "code": "NOT_FOUND", "message": "gone", "nextStep": step}
+    assert captured.err == f"error: NOT_FOUND: gone\nnext: {step}\n"
 
 
 def test_verb_has_the_common_options() -> None:

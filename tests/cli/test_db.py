@@ -21,6 +21,7 @@ from offline_service.accounts.passwords import Cost
 from offline_service.cli import build_parser, main
 from offline_service.cli.demo import prepare_portal
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.next_steps import next_step
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 from offline_service.store.copy import TABLES, shown_url
@@ -146,7 +147,7 @@ def test_serve_exits_before_binding_on_an_old_schema(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1, done
-    assert done.stderr == f"error: STORAGE_ERROR: {BEHIND}\n"
+    assert done.stderr == f"error: STORAGE_ERROR: {BEHIND}\nnext: {next_step(Code.STORAGE_ERROR)}\n"
     assert "Uvicorn running" not in done.stdout + done.stderr
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from offline_service.client.cli import main
+from offline_service.errors import Code
+from offline_service.next_steps import next_step
 from tests.factories import World, wall_now
 
 
@@ -125,7 +127,10 @@ def test_trial_request_and_activate(
     doc = json.loads(capsys.readouterr().out)
     assert doc["valid"] and doc["kind"] == "trial"
     assert main(["deactivate", "--state", str(state), "--out", str(tmp_path / "d.req")]) == 1
-    assert capsys.readouterr().err.startswith("error: NOT_ACTIVATED: ")
+    err = capsys.readouterr().err
+    assert err.startswith("error: NOT_ACTIVATED: ") and err.endswith(
+        f"\nnext: {next_step(Code.NOT_ACTIVATED)}\n"
+    )
     assert not (tmp_path / "d.req").exists()
 
 

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from offline_service.errors import Code
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.messages import Kind
 from offline_service.licensing import batch
 from offline_service.licensing.decisions import Policy
 from offline_service.licensing.offline import RequestQueue
 from offline_service.licensing.services import DEFAULT_MAX_RESPONSE_VALIDITY
+from offline_service.next_steps import next_step
 from tests.factories import NOW, Machine
 from tests.web.site import (
     ACTIVATE,
@@ -81,9 +83,12 @@ def test_offline_activate_multipart(site: Site) -> None:
 def test_multipart_without_the_request_or_with_extra_files_is_refused(site: Site) -> None:
     data = activation_request(site, "user1", "user1")
     missing = site.client.post(
-        ACTIVATE, files={"other": ("a.req", data, "application/octet-stream")}, headers=site.auth("user1")
+        ACTIVATE, files={"file": ("a.req", data, "application/octet-stream")}, headers=site.auth("user1")
     )
     assert error(missing) == (400, "INVALID_ARGUMENT")
+    # The answer names the fields the call takes, not only the one it did not expect.
+    assert "'file'" in missing.json()["message"]
+    assert "offlineRequest, responseValidity" in missing.json()["message"]
     two = site.client.post(
         ACTIVATE,
         files=[
@@ -377,7 +382,11 @@ def test_an_unexpected_failure_fails_only_its_own_request(
     # last-resort handler sits outside every middleware, so it adds them itself).
     client = TestClient(site.client.app, raise_server_exceptions=False)
     response = client.post(ACTIVATE, json={"offlineRequest": poison.decode()}, headers=site.auth("user1"))
-    assert response.json() == {"code": "INTERNAL_ERROR", "message": "internal error"}
+    assert response.json() == {
+        "code": "INTERNAL_ERROR",
+        "message": "internal error",
+        "nextStep": next_step(Code.INTERNAL_ERROR),
+    }
     assert response.status_code == 500 and "boom" not in response.text and "Traceback" not in response.text
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"

@@ -475,3 +475,20 @@ def test_hostile_response_headers_raise_only_our_error() -> None:
         with pytest.raises(OfflineServiceError) as info:
             messages.parse_response(token, {"k": b"\x00" * 32})
         assert info.value.code in {Code.MALFORMED_RESPONSE, Code.BAD_SIGNATURE, Code.UNKNOWN_SIGNING_KEY}
+
+
+def test_a_file_that_is_no_signed_file_is_told_in_plain_words(world: World) -> None:
+    outcome = world.process(b"hello, this is not a request")
+    assert outcome.code is Code.MALFORMED_REQUEST
+    assert "not a signed request or response file" in outcome.message
+    assert "JWS" not in outcome.message
+
+
+def test_a_response_file_given_as_a_request_is_named(world: World) -> None:
+    lic = world.license()
+    granted = world.process(world.machine().request(Kind.ACTIVATION, world.product.id, license_key=lic.key))
+    assert granted.response is not None
+    outcome = world.process(granted.response.encode())
+    assert outcome.code is Code.MALFORMED_REQUEST
+    assert "not a request file (it may be a response file" in outcome.message
+    assert "typ" not in outcome.message

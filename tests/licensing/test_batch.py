@@ -184,10 +184,13 @@ def test_reports_in_csv_and_json(world: World, tmp_path: Path) -> None:
         "",
     )
     assert bad["message"]
+    assert REPORT_FIELDS[-1] == "reissued" and (ok["reissued"], bad["reissued"]) == ("", "")
 
     run(world, src, tmp_path / "out", tmp_path / "report.json")
     as_json = read_report(tmp_path / "report.json")
     assert all(list(row) == list(REPORT_FIELDS) for row in as_json)
+    # The second run answers a.req again from the database: reissued (a boolean in JSON), no seat used.
+    assert [row["reissued"] for row in as_json] == [True, False]
     assert outcomes(as_json) == outcomes(as_csv)
     assert world.reload_license(lic.key).used_activations == 1
     assert not list(tmp_path.glob(".*"))  # no temp files beside the reports
@@ -213,9 +216,11 @@ def test_on_row_gets_every_row_in_input_order_with_its_details(
         "b.req": ("", "", "", ""),
         "c.req": ("", lic.id, "host-c", "fp-c"),
     }
-    assert outcomes(seen) == outcomes(read_report(tmp_path / "report.csv"))
+    report = read_report(tmp_path / "report.csv")
+    assert outcomes(seen) == outcomes(report)
+    assert [r["reissued"] for r in report] == ["yes", "", ""]  # a.req was answered by the first run
     with open(tmp_path / "report.csv", newline="") as f:
-        assert next(csv.reader(f)) == list(REPORT_FIELDS)  # the details stay out of the report
+        assert next(csv.reader(f)) == list(REPORT_FIELDS)  # the other details stay out of the report
     assert world.reload_license(lic.key).used_activations == 2
 
 

@@ -159,8 +159,18 @@ def test_license_reactivated_after_suspension_works_again(world: World) -> None:
 
 
 def test_license_expired_at_a_fixed_date(world: World) -> None:
-    lic = world.license(expires_at=NOW)
+    lic = world.license(expires_at=NOW, now=NOW - 1)
     rejected(world, activation(world, world.machine(), lic), Code.LICENSE_EXPIRED)
+
+
+@pytest.mark.parametrize("expires_at", [NOW - DAY, NOW])
+def test_a_license_is_never_created_expired(world: World, expires_at: int) -> None:
+    before = world.snapshot()
+    with pytest.raises(OfflineServiceError) as raised:
+        world.license(expires_at=expires_at)
+    assert raised.value.code is Code.INVALID_ARGUMENT
+    assert "is not in the future" in raised.value.message
+    assert world.snapshot() == before
 
 
 def test_license_not_yet_expired(world: World) -> None:
@@ -374,7 +384,9 @@ def test_another_installation_cannot_take_over_a_machines_seat(world: World) -> 
     assert first.activation_id is not None
     intruder = Machine(fingerprint=old.fingerprint)  # same fingerprint, another installation key
     before = world.snapshot()
-    rejected(world, activation(world, intruder, lic), Code.MACHINE_KEY_MISMATCH)
+    refused = rejected(world, activation(world, intruder, lic), Code.MACHINE_KEY_MISMATCH)
+    # The message names the command that frees the seat, with the activation's id.
+    assert f"offline-service activation release {first.activation_id}" in refused.message
     assert world.snapshot() == before
     # The intruder cannot free the seat either; the rightful installation still can.
     rejected(world, deactivation(world, intruder, first.activation_id), Code.MACHINE_KEY_MISMATCH)

@@ -47,13 +47,14 @@ def _license(
         allowed_activations=allowed,
         allowed_deactivations=2,
         now=NOW + n,
-        expires_at=expires_at,
+        # A license is never created expired: one that has expired since gets its date below.
+        expires_at=expires_at if expires_at is None or expires_at > NOW + n else None,
         name=name,
         owner=owner,
         owner_organization=None if user else "Globex",
         owner_user_email=user,
     )
-    if used:
+    if used or (expires_at is not None and expires_at <= NOW + n):
         with store.write() as tx:
             tx.update_license_usage(
                 lic.id, used_activations=used, used_deactivations=0, expires_at=expires_at

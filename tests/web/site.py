@@ -26,6 +26,7 @@ from offline_service.accounts.passwords import Cost
 from offline_service.fileformat.messages import Kind, Response, parse_response
 from offline_service.licensing import services as admin
 from offline_service.licensing.models import License, Product
+from offline_service.next_steps import next_step
 from offline_service.settings import Settings
 from offline_service.web.app import create_app
 from offline_service.web.services import Services
@@ -106,8 +107,9 @@ def check_response(response: httpx.Response) -> None:
     if response.status_code >= 400:
         assert response.headers["content-type"] == "application/json"
         body = response.json()
-        assert set(body) == {"code", "message"}, body
+        assert set(body) == {"code", "message", "nextStep"}, body
         assert isinstance(body["code"], str) and isinstance(body["message"], str)
+        assert body["nextStep"] == next_step(body["code"]), body
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from offline_service.errors import Code
+from offline_service.next_steps import next_step
 from offline_service.web.kit import FLASH_BYTES, FLASH_COOKIE, KEPT
 from offline_service.web.words import DETAILED, LINKS, PLAIN_WORDS, VARIANTS, wait_words
 from tests.web.pages import has_inline_script, text
@@ -133,7 +134,10 @@ def test_the_api_keeps_its_json_errors(portal: Portal) -> None:
     ):
         response = client.get(path)
         assert response.status_code == status and response.headers["content-type"] == "application/json"
-        assert set(response.json()) == {"code", "message"} and response.json()["code"] == code, path
+        assert set(response.json()) == {"code", "message", "nextStep"} and response.json()["code"] == code, (
+            path
+        )
+        assert response.json()["nextStep"] == next_step(code)
     wrong = client.delete("/v1/accounts/login")
     assert (
         wrong.status_code == 405 and wrong.json()["code"] == "INVALID_ARGUMENT" and "allow" in wrong.headers

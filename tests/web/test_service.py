@@ -90,7 +90,7 @@ def test_openapi_document_describes_every_route(site: Site) -> None:
         "description": components["securitySchemes"]["bearerAuth"]["description"],
     }
     error_schema = components["schemas"]["Error"]
-    assert error_schema["required"] == ["code", "message"]
+    assert error_schema["required"] == ["code", "message", "nextStep"]
     assert set(error_schema["properties"]["code"]["enum"]) == {c.value for c in Code if c is not Code.OK}
     routes = [
         r
