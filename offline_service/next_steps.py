@@ -61,6 +61,7 @@ NEXT_STEPS: Mapping[Code, str] = MappingProxyType(
         Code.NOT_FOUND: "Check the name or id; the `list` commands (or the API's list routes) show what exists.",
         Code.CONFLICT: "Do the step it waits for first (rotate, deactivate, make a new request), or choose another value.",
         Code.BAD_ARCHIVE: "Make a plain zip of the request files only, or process the directory.",
+        Code.BAD_BACKUP: "Use another backup, or take a new one with `offline-service backup DEST`; a backup must be restored unchanged.",
         Code.KEY_ERROR: "Fix the keys directory or the passphrase (see keys/README.md), then try again.",
         Code.INSECURE_KEY_FILE: "`chmod 600` the key file and `chmod 700` its directory, then try again.",
         Code.STORAGE_ERROR: "Check disk space, permissions and other processes holding the database, then retry; reprocessing is safe.",
