@@ -14,7 +14,7 @@ from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.decisions import Policy
 
-__all__ = ["DATABASE_SCHEMES", "Settings", "database_scheme"]
+__all__ = ["DATABASE_SCHEMES", "LOG_FORMATS", "Settings", "database_scheme"]
 
 
 def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -43,6 +43,30 @@ def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 "OFFLINE_SERVICE_MAIL_FROM must be an address like Portal <portal@example.com>",
             )
         found["mail_from"] = mail_from
+    return found
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The metrics token, the log format and the workers' metrics directory, checked."""
+    found: dict[str, Any] = {}
+    token = env.get("OFFLINE_SERVICE_METRICS_TOKEN", "").strip()
+    if token:
+        if not (16 <= len(token) <= 200 and token.isascii() and token.isprintable() and " " not in token):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_METRICS_TOKEN must be 16 to 200 printable ASCII characters without spaces",
+            )
+        found["metrics_token"] = token
+    log_format = env.get("OFFLINE_SERVICE_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_LOG_FORMAT must be text or json")
+    found["log_format"] = log_format
+    metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if metrics_dir:
+        found["metrics_dir"] = Path(metrics_dir)
     return found
 
 
@@ -80,6 +104,12 @@ class Settings:
       OFFLINE_SERVICE_TRIAL_RATE           trial requests per minute per client address (default 10)
       OFFLINE_SERVICE_TRIAL_DAILY_CAP      new trials a day per client address (default 50); kept in
                                            the database, shared by every process and instance
+      OFFLINE_SERVICE_METRICS_TOKEN        bearer token that GET /metrics requires (16 to 200 printable
+                                           characters); unset, /metrics answers loopback clients only
+      OFFLINE_SERVICE_LOG_FORMAT           text (default) or json: one JSON object per log line
+                                           (`serve --log-format` wins)
+      PROMETHEUS_MULTIPROC_DIR             set by `serve --workers N` for its workers (never by hand):
+                                           where each worker keeps its metrics for /metrics to sum
     """
 
     data_dir: Path = Path("data")
@@ -100,6 +130,9 @@ class Settings:
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
     trial_daily_cap: int = 50
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # or "json"
+    metrics_dir: Path | None = None  # prometheus-client's multiprocess mode: serve --workers N
 
     @classmethod
     def from_env(
@@ -158,12 +191,14 @@ class Settings:
         if min(web.values()) <= 0:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, "web settings must be positive")
         people = _people_settings(env)
+        observability = _observability_settings(env)
         origins = tuple(
             o.strip() for o in env.get("OFFLINE_SERVICE_TRIAL_ORIGINS", "").split(",") if o.strip()
         )
         return cls(
             **web,
             **people,
+            **observability,
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
