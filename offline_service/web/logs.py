@@ -8,8 +8,8 @@ import copy
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -61,7 +61,7 @@ class RequestId:
                 text = value.decode("latin-1")
                 request_id = text if _GOOD_ID.fullmatch(text) else None
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or secrets.token_hex(16)
         # Not reset on the way out: the handler of an unexpected error logs, and answers, outside
         # every middleware (Starlette's ServerErrorMiddleware), and the task ends with the request.
         _request_id.set(request_id)

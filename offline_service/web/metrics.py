@@ -99,13 +99,24 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )
+        # The labelled children, looked up once per label set: ``labels()`` takes a lock and checks
+        # its arguments on every call, the larger part of the cost per request. A bounded cache
+        # (label values are routes, codes and kinds) whose entries never change once made; two
+        # threads making the same entry get the same child from ``labels()``.
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._decision_children: dict[tuple[str, str], Any] = {}
 
     # -- the engine's Observer ---------------------------------------------------------------
 
     def decided(self, outcome: Outcome) -> None:
-        kind = outcome.kind.value if outcome.kind is not None else "unknown"
-        code = "REISSUED" if outcome.reissued else outcome.code.value
-        self.decisions.labels(kind, code).inc()
+        key = (
+            outcome.kind.value if outcome.kind is not None else "unknown",
+            "REISSUED" if outcome.reissued else outcome.code.value,
+        )
+        child = self._decision_children.get(key)
+        if child is None:
+            child = self._decision_children[key] = self.decisions.labels(*key)
+        child.inc()
 
     def transaction(self, seconds: float) -> None:
         self.transaction_seconds.observe(seconds)
@@ -117,8 +128,15 @@ class Metrics:
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in _METHODS else "OTHER"
-        self.requests.labels(method, route, f"{status // 100}xx").inc()
-        self.request_seconds.labels(method, route).observe(seconds)
+        key = (method, route, f"{status // 100}xx")
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(*key),
+                self.request_seconds.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def batch(self, summary: BatchSummary) -> None:
         """One batch upload, done."""
