@@ -66,6 +66,10 @@ def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
     found["log_format"] = log_format
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
     if metrics_dir:
+        if not Path(metrics_dir).is_dir():  # prometheus-client would fail at the first metric
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "PROMETHEUS_MULTIPROC_DIR must be an existing directory"
+            )
         found["metrics_dir"] = Path(metrics_dir)
     return found
 

@@ -174,12 +174,14 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
     supervised: list[tuple[uvicorn.Config, int]] = []
+    seen_by_workers: list[Settings] = []
 
     class Supervisor:
         def __init__(self, config: uvicorn.Config, count: int) -> None:
             supervised.append((config, count))
 
         def run(self) -> int:
+            seen_by_workers.append(Settings.from_env())  # what a worker reads while serve runs
             return 0
 
     monkeypatch.setattr(workers, "Workers", Supervisor)
@@ -206,7 +208,7 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     assert config.log_config["handlers"]["access"]["filters"] == ["request_id", "redact"]
     # The demo's records were made here, once; a worker builds the same settings from its environment.
     assert "log in at http://127.0.0.1:8124/login" in capsys.readouterr().out
-    worker = Settings.from_env()
+    [worker] = seen_by_workers
     assert worker.data_dir == data and worker.keys_dir == keys
     assert worker.public_url == "http://127.0.0.1:8124"
     # The workers log as the parent was told, and sum their metrics in a directory of this run,

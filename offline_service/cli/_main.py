@@ -114,6 +114,7 @@ def cmd_serve(ctx: _Context) -> int:
         uvicorn.run(factory, factory=True, workers=a.workers, **options)
         return EXIT_OK
     finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # names the directory removed here
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
