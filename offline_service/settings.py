@@ -16,6 +16,7 @@ from offline_service.licensing.decisions import Policy
 
 __all__ = [
     "DATABASE_SCHEMES",
+    "LOG_FORMATS",
     "SETTINGS",
     "Effective",
     "Setting",
@@ -72,6 +73,34 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, least: int | None
     return value
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The metrics token, the log format and the workers' metrics directory, checked."""
+    found: dict[str, Any] = {}
+    token = env.get("OFFLINE_SERVICE_METRICS_TOKEN", "").strip()
+    if token:
+        if not (16 <= len(token) <= 200 and token.isascii() and token.isprintable() and " " not in token):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                "OFFLINE_SERVICE_METRICS_TOKEN must be 16 to 200 printable ASCII characters without spaces",
+            )
+        found["metrics_token"] = token
+    log_format = env.get("OFFLINE_SERVICE_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_LOG_FORMAT must be text or json")
+    found["log_format"] = log_format
+    metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if metrics_dir:
+        if not Path(metrics_dir).is_dir():  # prometheus-client would fail at the first metric
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "PROMETHEUS_MULTIPROC_DIR must be an existing directory"
+            )
+        found["metrics_dir"] = Path(metrics_dir)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Where data and keys live, and the engine's policy. Every field is set by an environment
@@ -97,6 +126,9 @@ class Settings:
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
     trial_daily_cap: int = 50
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # or "json"
+    metrics_dir: Path | None = None  # prometheus-client's multiprocess mode: serve --workers N
 
     @classmethod
     def from_env(
@@ -146,12 +178,14 @@ class Settings:
             trial_daily_cap=_whole(env, "OFFLINE_SERVICE_TRIAL_DAILY_CAP", 50, least=1),
         )
         people = _people_settings(env)
+        observability = _observability_settings(env)
         origins = tuple(
             o.strip() for o in env.get("OFFLINE_SERVICE_TRIAL_ORIGINS", "").split(",") if o.strip()
         )
         return cls(
             **web,
             **people,
+            **observability,
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
@@ -339,6 +373,28 @@ SETTINGS: tuple[Setting, ...] = (
         default="`50`",
         help="new trials a day per client address; kept in the database, shared by every process and instance",
         shown=lambda s: str(s.trial_daily_cap),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_METRICS_TOKEN",
+        default="none: loopback clients only",
+        help="the bearer token that `GET /metrics` requires (16 to 200 printable ASCII characters, no"
+        " spaces); unset, /metrics answers loopback clients only (docs/OBSERVABILITY.md)",
+        shown=lambda s: s.metrics_token,
+        secret=True,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_LOG_FORMAT",
+        flag="--log-format",
+        default="`text`",
+        help="`text` or `json` (one JSON object per line, with the request id); `serve --log-format` wins",
+        shown=lambda s: s.log_format,
+    ),
+    Setting(
+        env="PROMETHEUS_MULTIPROC_DIR",
+        default="none",
+        help="set by `serve --workers N` for its workers, never by hand: an existing directory where"
+        " each worker keeps its metrics for /metrics to sum",
+        shown=lambda s: str(s.metrics_dir) if s.metrics_dir else None,
     ),
 )
 

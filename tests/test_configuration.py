@@ -42,6 +42,9 @@ SAMPLES = {
     "OFFLINE_SERVICE_TRIAL_ORIGINS": "https://www.example.com,null",
     "OFFLINE_SERVICE_TRIAL_RATE": "4",
     "OFFLINE_SERVICE_TRIAL_DAILY_CAP": "8",
+    "OFFLINE_SERVICE_METRICS_TOKEN": "sample-metrics-token-0123456789",
+    "OFFLINE_SERVICE_LOG_FORMAT": "json",
+    "PROMETHEUS_MULTIPROC_DIR": "METRICS_DIR",  # replaced by a real directory
 }
 
 
@@ -67,7 +70,13 @@ class Recording(Mapping[str, str]):
 def samples(tmp_path: Path) -> dict[str, str]:
     passphrase = tmp_path / "passphrase"
     passphrase.write_text("correct horse\n")
-    return {**SAMPLES, "OFFLINE_SERVICE_KEY_PASSPHRASE_FILE": str(passphrase)}
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    return {
+        **SAMPLES,
+        "OFFLINE_SERVICE_KEY_PASSPHRASE_FILE": str(passphrase),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
 
 
 def test_every_setting_has_a_sample() -> None:
@@ -115,7 +124,14 @@ def test_secrets_are_masked() -> None:
     shown = [e.value for e in effective(Settings.from_env(env), environ=env)]
     assert not any("hunter" in (v or "") for v in shown)
     assert "postgresql://app:***@db.example:5432/licenses?sslmode=require&password=***" in shown
-    assert [s.env for s in SETTINGS if s.secret] == ["OFFLINE_SERVICE_DATABASE_URL"]
+    assert [s.env for s in SETTINGS if s.secret] == [
+        "OFFLINE_SERVICE_DATABASE_URL",
+        "OFFLINE_SERVICE_METRICS_TOKEN",
+    ]
+    token = "a-metrics-token-0123456789"
+    env = {"OFFLINE_SERVICE_METRICS_TOKEN": token}
+    shown = [e.value for e in effective(Settings.from_env(env), environ=env)]
+    assert token not in shown and "***" in shown
 
 
 def test_shown_url_leaves_a_url_without_password_as_it_is() -> None:

@@ -21,7 +21,7 @@ from offline_service.licensing import services as admin
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore
 from offline_service.web import workers
-from offline_service.web.security import RedactTokens
+from offline_service.web.logs import RedactSecrets
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -137,13 +137,16 @@ def test_serve_keeps_set_password_tokens_out_of_the_access_log(
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw) or app.state.services.close())
     assert main(["serve", "--data", str(tmp_path / "d"), "--keys", str(tmp_path / "k")]) == 0
     config = calls[0]["log_config"]
-    assert config["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    for handler in config["handlers"].values():
+        assert handler["filters"] == ["request_id", "redact"]
     assert config["loggers"]["offline_service"] == {
         "handlers": ["default"],
         "level": "INFO",
         "propagate": False,
     }
-    assert config["formatters"] == uvicorn.config.LOGGING_CONFIG["formatters"]  # uvicorn's own format
+    # uvicorn's own text format; its access line ends with the request's id.
+    assert config["formatters"]["default"] == uvicorn.config.LOGGING_CONFIG["formatters"]["default"]
+    assert config["formatters"]["access"]["fmt"].endswith("[request %(request_id)s]")
     # The filter at work, on a record shaped like uvicorn's access log line.
     logging.config.dictConfig(config)
     try:
@@ -153,14 +156,15 @@ def test_serve_keeps_set_password_tokens_out_of_the_access_log(
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     out = capsys.readouterr().out
-    assert '"GET /set-password?token=[redacted]&x=1 HTTP/1.1" 200' in out
+    assert '"GET /set-password?token=[redacted]&x=1 HTTP/1.1" 200 OK [request -]' in out
     assert "SECRET" not in out
     # A message with the token in its text is redacted too.
     record = logging.LogRecord(
         "x", logging.INFO, __file__, 1, "GET /set-password?a=b&token=SECRET-2 done", None, None
     )
     assert (
-        RedactTokens().filter(record) and record.getMessage() == "GET /set-password?a=b&token=[redacted] done"
+        RedactSecrets().filter(record)
+        and record.getMessage() == "GET /set-password?a=b&token=[redacted] done"
     )
 
 
@@ -170,21 +174,30 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
     supervised: list[tuple[uvicorn.Config, int]] = []
+    seen_by_workers: list[Settings] = []
 
     class Supervisor:
         def __init__(self, config: uvicorn.Config, count: int) -> None:
             supervised.append((config, count))
 
         def run(self) -> int:
+            seen_by_workers.append(Settings.from_env())  # what a worker reads while serve runs
             return 0
 
     monkeypatch.setattr(workers, "Workers", Supervisor)
     monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
-    for name in ("OFFLINE_SERVICE_DATA", "OFFLINE_SERVICE_KEYS", "OFFLINE_SERVICE_PUBLIC_URL"):
+    for name in (
+        "OFFLINE_SERVICE_DATA",
+        "OFFLINE_SERVICE_KEYS",
+        "OFFLINE_SERVICE_PUBLIC_URL",
+        "OFFLINE_SERVICE_LOG_FORMAT",
+        "PROMETHEUS_MULTIPROC_DIR",
+    ):
         monkeypatch.setenv(name, "restored after the test")
         monkeypatch.delenv(name)
     data, keys = tmp_path / "d", tmp_path / "k"
     argv = ["serve", "--demo", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]
+    argv += ["--log-format", "json"]
     assert main(argv) == 0
     # On Linux, the project's supervisor: a socket per worker (tests/web/test_workers.py).
     assert workers.port_sharing() and not calls
@@ -192,18 +205,24 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     assert config.app == "offline_service.web.app:app_from_env" and config.factory is True and count == 2
     assert config.port == 8124 and config.proxy_headers is False and config.server_header is False
     assert isinstance(config.log_config, dict)
-    assert config.log_config["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    assert config.log_config["handlers"]["access"]["filters"] == ["request_id", "redact"]
     # The demo's records were made here, once; a worker builds the same settings from its environment.
     assert "log in at http://127.0.0.1:8124/login" in capsys.readouterr().out
-    worker = Settings.from_env()
+    [worker] = seen_by_workers
     assert worker.data_dir == data and worker.keys_dir == keys
     assert worker.public_url == "http://127.0.0.1:8124"
+    # The workers log as the parent was told, and sum their metrics in a directory of this run,
+    # removed when it ends.
+    assert worker.log_format == "json"
+    assert worker.metrics_dir is not None and worker.metrics_dir.name.startswith("offline-service-metrics-")
+    assert not worker.metrics_dir.exists()
+    assert config.log_config["formatters"] == {"json": {"()": "offline_service.web.logs.JsonFormatter"}}
     # Where ports cannot be shared, uvicorn's own workers, with the same settings.
     monkeypatch.setattr(workers, "port_sharing", lambda: False)
     assert main(["serve", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]) == 0
     app, kw = calls[0]
     assert app == "offline_service.web.app:app_from_env" and kw["factory"] is True and kw["workers"] == 2
-    assert kw["log_config"]["loggers"]["uvicorn.access"]["filters"] == ["redact_tokens"]
+    assert kw["log_config"]["handlers"]["access"]["filters"] == ["request_id", "redact"]
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--workers", "0"])
     assert exit_.value.code == 2

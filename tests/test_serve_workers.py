@@ -191,3 +191,31 @@ def test_every_worker_logs_with_the_token_filter(workers: World) -> None:
     # uvicorn's access log goes to standard output (banner.txt), the rest to server.log.
     access, log = ((workers.root / name).read_text() for name in ("banner.txt", "server.log"))
     assert "SECRET" not in access + log and access.count("/set-password?token=[redacted]") == 16, access
+
+
+def test_metrics_from_any_worker_sum_every_worker(workers: World) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answers = _race(workers, workers.plenty, 12, "metrics")
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        with httpx.Client(base_url=workers.url, timeout=TIMEOUT) as client:  # a new connection each
+            response = client.get("/metrics")
+        assert response.status_code == 200, response.text
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples
+        }
+
+    ok = ("offline_service_decisions_total", frozenset({("kind", "activation"), ("code", "OK")}))
+    login = (
+        "offline_service_http_requests_total",
+        frozenset({("method", "POST"), ("route", "/v1/accounts/login"), ("status", "2xx")}),
+    )
+    # Whichever worker answers (the kernel spreads new connections over both), it answers the sum:
+    # the twelve activations, spread over both workers, and the fixture's one login.
+    for _ in range(8):
+        samples = scrape()
+        assert samples[ok] == 12 and samples[login] == 1

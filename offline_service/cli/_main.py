@@ -4,10 +4,11 @@ registers its own verbs (``<domain>/cli.py``); decisions live in the engine and 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from offline_service.ids import check_alias, check_id
 from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as licensing
 from offline_service.releases import cli as releases_cli
-from offline_service.settings import Settings, effective
+from offline_service.settings import LOG_FORMATS, Settings, effective
 from offline_service.store import database_location
 
 __all__ = ["build_parser", "main", "worker_environment"]
@@ -64,6 +65,7 @@ def cmd_init(ctx: _Context) -> int:
 def cmd_serve(ctx: _Context) -> int:
     import uvicorn
 
+    from offline_service.web import logs
     from offline_service.web.app import create_app
     from offline_service.web.workers import Workers, port_sharing
 
@@ -79,16 +81,11 @@ def cmd_serve(ctx: _Context) -> int:
         if ctx.settings.public_url is None:  # the demo's mails link to where it listens
             ctx.settings = replace(ctx.settings, public_url=f"http://{shown}:{a.port}")
     ctx.close()
-    # uvicorn's own logging, and a filter that keeps set-password tokens out of its access log;
-    # the service's loggers (offline_service.*, such as the mail sender's) go to the same stream.
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["filters"] = {"redact_tokens": {"()": "offline_service.web.security.RedactTokens"}}
-    log_config["loggers"]["uvicorn.access"]["filters"] = ["redact_tokens"]
-    log_config["loggers"]["offline_service"] = {
-        "handlers": ["default"],
-        "level": a.log_level.upper(),
-        "propagate": False,
-    }
+    # uvicorn's own logging, with the request id and the redaction of secrets on every line (see
+    # web/logs.py); the service's loggers (offline_service.*, such as the mail sender's) go to the
+    # same stream, as text or JSON.
+    log_format = a.log_format or ctx.settings.log_format
+    log_config = logs.log_config(a.log_level, log_format, uvicorn.config.LOGGING_CONFIG)
     options: dict[str, Any] = {
         "log_config": log_config,
         "host": a.host,
@@ -105,12 +102,21 @@ def cmd_serve(ctx: _Context) -> int:
         return EXIT_OK
     # Each worker imports the app factory and reads the settings resolved here from the
     # environment it inherits; the demo's records above were made once, before any worker.
-    os.environ.update(worker_environment(ctx.settings))
-    factory = "offline_service.web.app:app_from_env"
-    if port_sharing():  # a listening socket per worker: see web/workers.py
-        return Workers(uvicorn.Config(factory, factory=True, **options), a.workers).run()
-    uvicorn.run(factory, factory=True, workers=a.workers, **options)
-    return EXIT_OK
+    # A scrape of /metrics reaches one worker: the workers keep their metrics in files of a fresh
+    # directory of this run, which every worker's /metrics sums (prometheus-client's multiprocess
+    # mode, chosen when it is imported: in the workers, after this environment is set).
+    metrics_dir = Path(tempfile.mkdtemp(prefix="offline-service-metrics-"))
+    try:
+        settings = replace(ctx.settings, metrics_dir=metrics_dir, log_format=log_format)
+        os.environ.update(worker_environment(settings))
+        factory = "offline_service.web.app:app_from_env"
+        if port_sharing():  # a listening socket per worker: see web/workers.py
+            return Workers(uvicorn.Config(factory, factory=True, **options), a.workers).run()
+        uvicorn.run(factory, factory=True, workers=a.workers, **options)
+        return EXIT_OK
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # names the directory removed here
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
@@ -125,6 +131,9 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         env["OFFLINE_SERVICE_PUBLIC_URL"] = settings.public_url
     if settings.database_url is not None:
         env["OFFLINE_SERVICE_DATABASE_URL"] = settings.database_url
+    if settings.metrics_dir is not None:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir.absolute())
+    env["OFFLINE_SERVICE_LOG_FORMAT"] = settings.log_format
     return env
 
 
@@ -198,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
         default="info",
         help="uvicorn's log level; info (default) logs every request",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="text, or json: one JSON object per line, each with the request's id"
+        " (default: OFFLINE_SERVICE_LOG_FORMAT, else text)",
     )
     p.add_argument(
         "--proxy-headers",

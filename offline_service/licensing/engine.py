@@ -9,9 +9,11 @@ again reissues the same activations without counting them twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, assert_never
+from time import perf_counter
+from typing import NamedTuple, Protocol, assert_never
 
 from offline_service import audit
 from offline_service.errors import Code, OfflineServiceError
@@ -31,7 +33,7 @@ from offline_service.licensing.decisions import (
 from offline_service.licensing.models import Activation, License, Product, Trial
 from offline_service.store import Store, Transaction
 
-__all__ = ["Engine", "Outcome", "Pending"]
+__all__ = ["Engine", "Observer", "Outcome", "Pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,20 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.code is Code.OK
+
+
+class Observer(Protocol):
+    """What the engine reports to whoever counts (the server's metrics, web/metrics.py). Passed
+    in, never looked up: an engine without one does no timing at all."""
+
+    def decided(self, outcome: Outcome) -> None:
+        """One request file's final outcome (granted, reissued or refused), after its commit."""
+
+    def transaction(self, seconds: float) -> None:
+        """One write transaction, from asking for the writers' lock to its commit."""
+
+    def signed(self, seconds: float) -> None:
+        """One response signature (Ed25519 and the JWS encoding around it)."""
 
 
 # A license filter lets an adapter narrow which licenses a caller may use (portal users).
@@ -79,10 +95,18 @@ class Engine:
     protected header), is immutable data derived from the kid, the same in every process. Every
     limit (seats, nonces, trials) is decided in the store transaction that records it."""
 
-    def __init__(self, *, store: Store, keyring: Keyring, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        keyring: Keyring,
+        policy: Policy | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         self.store = store
         self.keyring = keyring
         self.policy = policy or Policy()
+        self.observer = observer
         self._headers: dict[str, str] = {}  # kid -> encoded protected header
 
     def process(
@@ -126,7 +150,7 @@ class Engine:
         if not files:
             return []  # no transaction for nothing (a batch chunk taken whole from its journal)
         items = self.verify_many(files, now=now, kinds=kinds)
-        with self.store.write() as tx:
+        with self.write() as tx:
             self.decide_many(
                 tx,
                 items,
@@ -137,6 +161,21 @@ class Engine:
                 license_filter=license_filter,
             )
         return self.sign_many(items)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """The store's write transaction, timed for the observer (if any): phase 2 runs in it."""
+        observer = self.observer
+        if observer is None:
+            with self.store.write() as tx:
+                yield tx
+            return
+        started = perf_counter()
+        try:
+            with self.store.write() as tx:
+                yield tx
+        finally:
+            observer.transaction(perf_counter() - started)
 
     # The three phases, for a caller that holds the transaction itself (the API's queue takes the
     # writers' lock only for phase 2). ``process_many`` is the three in a row.
@@ -179,7 +218,11 @@ class Engine:
 
     def sign_many(self, items: Sequence[Pending]) -> list[Outcome]:
         """Phase 3, after the commit: one Outcome per item, in order, granted ones signed."""
-        return [self._sign(item) for item in items]
+        outcomes = [self._sign(item) for item in items]
+        if self.observer is not None:
+            for outcome in outcomes:
+                self.observer.decided(outcome)
+        return outcomes
 
     # -- phase 1: parse and verify, no lock --------------------------------------------------
 
@@ -268,7 +311,14 @@ class Engine:
             header = self._headers[kid] = jws.encode_header(
                 {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": kid}
             )
-        token = jws.encode(header, response_payload(item.response), item.signer.secret_key)
+        payload = response_payload(item.response)
+        observer = self.observer
+        if observer is None:
+            token = jws.encode(header, payload, item.signer.secret_key)
+        else:
+            started = perf_counter()
+            token = jws.encode(header, payload, item.signer.secret_key)
+            observer.signed(perf_counter() - started)
         return Outcome(
             code=o.code,
             kind=o.kind,

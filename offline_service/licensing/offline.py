@@ -185,7 +185,7 @@ class _Run:
         for group in self._groups.values():
             caller = group.caller
             try:
-                with svc.store.write() as tx:
+                with svc.engine.write() as tx:
                     svc.engine.decide_many(
                         tx,
                         group.items,
@@ -297,6 +297,7 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
             now=svc.now(),
             on_row=lambda row: files.append(_batch_file(row)),
         )
+        svc.metrics.batch(summary)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
             if output.exists():

@@ -28,9 +28,11 @@ from offline_service.web import (
     api,
     brand,
     kit,
+    metrics,
     openapi,
 )
 from offline_service.web.errors import exception_handlers
+from offline_service.web.logs import RequestId
 from offline_service.web.security import BodyLimit, SecurityHeaders
 from offline_service.web.services import Services
 
@@ -65,7 +67,13 @@ def create_app(
         yield
         svc.close()
 
-    routes: list[BaseRoute] = [*api.routes, *openapi.routes, *accounts_api.routes, *accounts_pages.routes]
+    routes: list[BaseRoute] = [
+        *api.routes,
+        *metrics.routes,
+        *openapi.routes,
+        *accounts_api.routes,
+        *accounts_pages.routes,
+    ]
     routes += [*licensing_api.routes, *trials.routes(settings), *pages.routes, *activations.routes]
     routes += [
         *releases_pages.routes,
@@ -77,6 +85,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            # First the request's id, so that every line logged while it is answered carries it;
+            # then its count and time, which include every refusal the middleware below makes.
+            Middleware(RequestId),
+            Middleware(metrics.RequestMetrics, metrics=svc.metrics),
             Middleware(SecurityHeaders),
             trials.cors(settings),
             # The look of the page first: a portal upload over the limit is refused in it.

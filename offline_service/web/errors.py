@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.next_steps import next_step
+from offline_service.web.logs import REQUEST_ID_HEADER, current_request_id
 from offline_service.web.security import SECURITY_HEADERS
 from offline_service.web.words import PLAIN_WORDS
 
@@ -80,7 +81,9 @@ def status_of(code: Code | str) -> int:
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith(("/v1/", "/.well-known/", "/openapi.json", "/healthz", "/readyz"))
+    return request.url.path.startswith(
+        ("/v1/", "/.well-known/", "/openapi.json", "/healthz", "/readyz", "/metrics")
+    )
 
 
 # The portal's error page for an error no page showed itself (kit.problem_page): the code, what it
@@ -139,4 +142,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette answers unexpected errors outside every middleware: add the headers here.
     for name, value in SECURITY_HEADERS:
         response.headers.setdefault(name.decode(), value.decode())
+    request_id = current_request_id()
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
     return response

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from offline_service.errors import Code
 from offline_service.next_steps import next_step
 
-__all__ = ["SECURITY_HEADERS", "BodyLimit", "RedactTokens", "SecurityHeaders"]
+__all__ = ["SECURITY_HEADERS", "BodyLimit", "SecurityHeaders"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,23 +54,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class RedactTokens(logging.Filter):
-    """For access logs, which print each request's path with its query: the secret of a
-    set-password link (``?token=...``) becomes ``[redacted]``, in the message and its arguments."""
-
-    _TOKEN = re.compile(r"([?&]token=)[^&\s\"]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = self._redact(record.msg)
-        return True
-
-    def _redact(self, text: str) -> str:
-        return self._TOKEN.sub(r"\1[redacted]", text)
 
 
 # What a portal path answers to a body over its limit (kit.too_large): called with the scope, the

@@ -1,5 +1,5 @@
 """What every request handler needs, built once per application: settings, store, keyring, engine,
-the mail sender, and the clock (injectable, so tests control time)."""
+the mail sender, the metrics, and the clock (injectable, so tests control time)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from offline_service.health import prepare_schema
 from offline_service.licensing.engine import Engine
 from offline_service.settings import Settings
 from offline_service.store import Store, open_store
+from offline_service.web.metrics import Metrics
 
 __all__ = ["Services"]
 
@@ -25,6 +26,7 @@ class Services:
     keyring: Keyring
     engine: Engine
     mailer: Mailer
+    metrics: Metrics
     clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
@@ -41,9 +43,18 @@ class Services:
             store.close()
             raise
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
-        engine = Engine(store=store, keyring=keyring, policy=settings.policy)
+        metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+        engine = Engine(store=store, keyring=keyring, policy=settings.policy, observer=metrics)
         mailer = mailer or FileMailer.in_data_dir(settings.data_dir, clock=clock)
-        return cls(settings=settings, store=store, keyring=keyring, engine=engine, mailer=mailer, clock=clock)
+        return cls(
+            settings=settings,
+            store=store,
+            keyring=keyring,
+            engine=engine,
+            mailer=mailer,
+            metrics=metrics,
+            clock=clock,
+        )
 
     def send(self, message: EmailMessage) -> None:
         """Send a mail with the configured sender (blocking)."""
