@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from offline_service.accounts.mail import DEFAULT_PORTS, Security, SmtpConfig
 from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.decisions import Policy
@@ -46,6 +47,47 @@ def _people_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
+def _number(env: Mapping[str, str], name: str, default: str, low: int, high: int) -> int:
+    value = env.get(name, default).strip()
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a whole number, {low} to {high}")
+    return int(value)
+
+
+def _smtp_settings(env: Mapping[str, str]) -> SmtpConfig | None:
+    """The SMTP relay, when OFFLINE_SERVICE_SMTP_HOST is set; checked (SmtpConfig refuses the rest)."""
+    host = env.get("OFFLINE_SERVICE_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    try:
+        security = Security(env.get("OFFLINE_SERVICE_SMTP_SECURITY", "starttls").strip().lower())
+    except ValueError:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_SMTP_SECURITY must be starttls, tls or none"
+        ) from None
+    username = env.get("OFFLINE_SERVICE_SMTP_USERNAME", "").strip() or None
+    password = env.get("OFFLINE_SERVICE_SMTP_PASSWORD") or None
+    ca_file = env.get("OFFLINE_SERVICE_SMTP_CA_FILE", "").strip()
+    if ca_file and not Path(ca_file).is_file():
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_SMTP_CA_FILE is not a readable file"
+        )
+    config = SmtpConfig(
+        host=host,
+        port=_number(env, "OFFLINE_SERVICE_SMTP_PORT", str(DEFAULT_PORTS[security]), 1, 65535),
+        security=security,
+        username=username,
+        password=password,
+        ca_file=Path(ca_file) if ca_file else None,
+        connect_timeout=_number(env, "OFFLINE_SERVICE_SMTP_CONNECT_TIMEOUT", "10", 1, 300),
+        timeout=_number(env, "OFFLINE_SERVICE_SMTP_TIMEOUT", "30", 1, 600),
+        attempts=_number(env, "OFFLINE_SERVICE_SMTP_ATTEMPTS", "4", 1, 10),
+        retry_seconds=_number(env, "OFFLINE_SERVICE_SMTP_RETRY_SECONDS", "30", 0, 600),
+    )
+    config.tls_context()  # an unusable CA file stops start-up, not the first mail
+    return config
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Where data and keys live, and the engine's policy.
@@ -70,6 +112,20 @@ class Settings:
       OFFLINE_SERVICE_PASSWORD_LINK_HOURS  how long a set-password link works (default 72)
       OFFLINE_SERVICE_MAIL_FROM            the From of the portal's mails
                                            (default "License portal <noreply@localhost>")
+      OFFLINE_SERVICE_SMTP_HOST            the SMTP relay mails go through; unset, every mail is
+                                           written as a file into DATA/mail instead (docs/MAIL.md)
+      OFFLINE_SERVICE_SMTP_SECURITY        starttls (default), tls (implicit, port 465) or none (only
+                                           for a relay on a loopback address)
+      OFFLINE_SERVICE_SMTP_PORT            default 587 (starttls), 465 (tls) or 25 (none)
+      OFFLINE_SERVICE_SMTP_USERNAME        the relay's login, with OFFLINE_SERVICE_SMTP_PASSWORD
+      OFFLINE_SERVICE_SMTP_PASSWORD        (never logged nor shown in a repr)
+      OFFLINE_SERVICE_SMTP_CA_FILE         a PEM CA to trust besides the system's (a private relay);
+                                           certificates and host names are always verified
+      OFFLINE_SERVICE_SMTP_CONNECT_TIMEOUT seconds to connect (default 10)
+      OFFLINE_SERVICE_SMTP_TIMEOUT         seconds each read or write may take once connected (default 30)
+      OFFLINE_SERVICE_SMTP_ATTEMPTS        tries per mail, the first included (default 4, 1 to 10)
+      OFFLINE_SERVICE_SMTP_RETRY_SECONDS   the most time spent waiting between tries (default 30);
+                                           the waits double from 1 second
       OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
       OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
       OFFLINE_SERVICE_RELEASES             directory of published release files (default DATA/releases)
@@ -92,6 +148,7 @@ class Settings:
     public_url: str | None = None  # no trailing slash
     password_link_lifetime: int = 72 * 3600
     mail_from: str = "License portal <noreply@localhost>"
+    smtp: SmtpConfig | None = None  # None: mails are files in DATA/mail; its repr masks the password
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
     releases_dir: Path | None = None  # None: DATA/releases
@@ -164,6 +221,7 @@ class Settings:
         return cls(
             **web,
             **people,
+            smtp=_smtp_settings(env),
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),

@@ -45,7 +45,8 @@ UPLOAD_PATHS = ("/v1/batches", "/batch")
 def create_app(
     settings: Settings | None = None, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
 ) -> Starlette:
-    """``mailer`` sends the portal's mails; by default each one is written to <data>/mail."""
+    """``mailer`` sends the portal's mails; by default through the configured SMTP relay, or else
+    each one is written to <data>/mail."""
     settings = settings or Settings.from_env()
     svc = Services.open(settings, clock=clock, mailer=mailer)
 

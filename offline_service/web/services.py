@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from offline_service.accounts.mail import FileMailer, Mailer
+from offline_service.accounts.mail import Mailer, open_mailer
 from offline_service.fileformat.keyring import Keyring
 from offline_service.health import prepare_schema
 from offline_service.licensing.engine import Engine
@@ -31,7 +31,8 @@ class Services:
     def open(
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
     ) -> Services:
-        """``mailer``: how the portal sends mail; by default each mail is a file in <data>/mail."""
+        """``mailer``: how the portal sends mail; by default the configured SMTP relay, or else a
+        file per mail in <data>/mail."""
         # Never migrates (see offline_service.health): an old schema stops the server here, before
         # it binds; an empty database is created.
         store = open_store(settings, migrate=False, background_checkpoints=True)
@@ -42,7 +43,7 @@ class Services:
             raise
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
         engine = Engine(store=store, keyring=keyring, policy=settings.policy)
-        mailer = mailer or FileMailer.in_data_dir(settings.data_dir, clock=clock)
+        mailer = mailer or open_mailer(smtp=settings.smtp, data_dir=settings.data_dir, clock=clock)
         return cls(settings=settings, store=store, keyring=keyring, engine=engine, mailer=mailer, clock=clock)
 
     def send(self, message: EmailMessage) -> None:
