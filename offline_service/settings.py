@@ -126,6 +126,8 @@ class Settings:
       OFFLINE_SERVICE_SMTP_ATTEMPTS        tries per mail, the first included (default 4, 1 to 10)
       OFFLINE_SERVICE_SMTP_RETRY_SECONDS   the most time spent waiting between tries (default 30);
                                            the waits double from 1 second
+      OFFLINE_SERVICE_OUTBOX_SECONDS       how often the server sends queued notification mails
+                                           (default 60; 0: never, leave it to `offline-service notify`)
       OFFLINE_SERVICE_SESSION_HOURS        browser session lifetime (default 12)
       OFFLINE_SERVICE_TOKEN_MINUTES        API access token lifetime (default 60)
       OFFLINE_SERVICE_RELEASES             directory of published release files (default DATA/releases)
@@ -149,6 +151,7 @@ class Settings:
     password_link_lifetime: int = 72 * 3600
     mail_from: str = "License portal <noreply@localhost>"
     smtp: SmtpConfig | None = None  # None: mails are files in DATA/mail; its repr masks the password
+    outbox_seconds: int = 60  # 0: the server sends no notification mails itself
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
     releases_dir: Path | None = None  # None: DATA/releases
@@ -222,6 +225,7 @@ class Settings:
             **web,
             **people,
             smtp=_smtp_settings(env),
+            outbox_seconds=_number(env, "OFFLINE_SERVICE_OUTBOX_SECONDS", "60", 0, 86400),
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),

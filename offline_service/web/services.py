@@ -12,6 +12,8 @@ from offline_service.accounts.mail import Mailer, open_mailer
 from offline_service.fileformat.keyring import Keyring
 from offline_service.health import prepare_schema
 from offline_service.licensing.engine import Engine
+from offline_service.notifications import outbox
+from offline_service.notifications.outbox import Delivery
 from offline_service.settings import Settings
 from offline_service.store import Store, open_store
 
@@ -49,6 +51,10 @@ class Services:
     def send(self, message: EmailMessage) -> None:
         """Send a mail with the configured sender (blocking)."""
         self.mailer.send(message)
+
+    def deliver_outbox(self) -> Delivery:
+        """Send the queued notification mails (blocking: call it in a thread)."""
+        return outbox.deliver(self.store, self.mailer, sender=self.settings.mail_from, now=self.now())
 
     def now(self) -> int:
         return int(self.clock())

@@ -5,35 +5,22 @@ logged without the body or the link it carries."""
 
 from __future__ import annotations
 
-import datetime as dt
-import email
-import email.policy
-import ipaddress
 import logging
-import socket
-import ssl
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from offline_service.accounts.mail import FileMailer, Security, SmtpConfig, SmtpMailer, open_mailer
+from offline_service.accounts.mail import FileMailer, Security, SmtpMailer, open_mailer
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.settings import Settings
+from tests.smtp_relay import LOGIN, PASSWORD, Certificates, Relay, Server, free_port, relay_config
 from tests.web.pages import log_in, mails, post, text, user_by_email
 from tests.web.site import SiteFactory
 
 SECRET = "the-secret-part-of-a-link"
-LOGIN, PASSWORD = "portal", "relay password 42"
 
 
 def _mail(to: str = "ann@example.com", subject: str = "Hello") -> EmailMessage:
@@ -45,170 +32,13 @@ def _mail(to: str = "ann@example.com", subject: str = "Hello") -> EmailMessage:
     return message
 
 
-@dataclass
-class Relay:
-    """What the server received, and how many DATA commands it should refuse first."""
-
-    received: list[EmailMessage] = field(default_factory=list)
-    refuse: int = 0  # refuse this many mails with a 4xx first
-    always: str | None = None  # refuse every mail with this answer
-    tried: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.tried += 1
-        if self.always is not None:
-            return self.always
-        if self.refuse > 0:
-            self.refuse -= 1
-            return "451 4.3.0 try again later"
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(parsed)
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Certificates:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert_file, self.key_file)
-        return context
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    """A test CA and a server certificate it signed, for localhost and 127.0.0.1."""
-    root = tmp_path_factory.mktemp("tls")
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "offline-service test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    found = Certificates(root / "ca.pem", root / "cert.pem", root / "key.pem")
-    found.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    found.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    found.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return found
-
-
-def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        LOGIN.encode(),
-        PASSWORD.encode(),
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-Server = Callable[..., tuple[Relay, int]]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Server]:
-    """Starts aiosmtpd servers on 127.0.0.1: ``tls`` "starttls" (required before anything else),
-    "tls" (implicit) or None; ``auth``: a login is required."""
-    started: list[Controller] = []
-
-    def start(
-        relay: Relay | None = None,
-        *,
-        tls: str | None = None,
-        certs: Certificates | None = None,
-        auth: bool = False,
-    ) -> tuple[Relay, int]:
-        relay = relay or Relay()
-        port = _free_port()
-        kwargs: dict[str, Any] = {}
-        if tls == "starttls":
-            assert certs is not None
-            kwargs.update(tls_context=certs.server_context(), require_starttls=True)
-        if tls == "tls":
-            assert certs is not None
-            kwargs.update(ssl_context=certs.server_context())
-        if auth:
-            kwargs.update(authenticator=_authenticator, auth_required=True, auth_require_tls=tls is not None)
-        controller = Controller(relay, hostname="127.0.0.1", port=port, **kwargs)
-        controller.start()
-        started.append(controller)
-        return relay, port
-
-    yield start
-    for controller in started:
-        controller.stop()
-
-
-def _config(port: int, **kw: Any) -> SmtpConfig:
-    kw.setdefault("security", Security.NONE)
-    return SmtpConfig(host="127.0.0.1", port=port, connect_timeout=5, timeout=5, **kw)
-
-
 def _no_sleep(waits: list[float]) -> Callable[[float], None]:
     return waits.append
 
 
 def test_plain_smtp_to_a_loopback_relay_delivers_the_mail(smtp_server: Server) -> None:
     relay, port = smtp_server()
-    SmtpMailer(_config(port)).send(_mail())
+    SmtpMailer(relay_config(port)).send(_mail())
     [got] = relay.received
     assert got["To"] == "ann@example.com" and got["Subject"] == "Hello"
     assert SECRET in got.get_content()
@@ -218,7 +48,7 @@ def test_starttls_is_verified_against_the_ca_file_and_carries_a_login(
     smtp_server: Server, certificates: Certificates
 ) -> None:
     relay, port = smtp_server(tls="starttls", certs=certificates, auth=True)
-    config = _config(
+    config = relay_config(
         port,
         security=Security.STARTTLS,
         username=LOGIN,
@@ -241,7 +71,7 @@ def test_a_wrong_relay_password_is_refused_and_not_retried(
 ) -> None:
     relay, port = smtp_server(tls="starttls", certs=certificates, auth=True)
     waits: list[float] = []
-    config = _config(
+    config = relay_config(
         port, security=Security.STARTTLS, username=LOGIN, password="not it", ca_file=certificates.ca_file
     )
     with pytest.raises(OfflineServiceError) as caught:
@@ -252,14 +82,14 @@ def test_a_wrong_relay_password_is_refused_and_not_retried(
 
 def test_implicit_tls_delivers_with_the_ca_file(smtp_server: Server, certificates: Certificates) -> None:
     relay, port = smtp_server(tls="tls", certs=certificates)
-    SmtpMailer(_config(port, security=Security.TLS, ca_file=certificates.ca_file)).send(_mail())
+    SmtpMailer(relay_config(port, security=Security.TLS, ca_file=certificates.ca_file)).send(_mail())
     assert [m["Subject"] for m in relay.received] == ["Hello"]
 
 
 def test_starttls_is_never_skipped_when_the_relay_does_not_offer_it(smtp_server: Server) -> None:
     relay, port = smtp_server()  # no TLS at all
     with pytest.raises(OfflineServiceError) as caught:
-        SmtpMailer(_config(port, security=Security.STARTTLS)).send(_mail())
+        SmtpMailer(relay_config(port, security=Security.STARTTLS)).send(_mail())
     assert "STARTTLS" in caught.value.message and relay.received == [] and relay.tried == 0
 
 
@@ -269,7 +99,7 @@ def test_transient_failures_are_retried_with_back_off_then_sent(
     relay, port = smtp_server(Relay(refuse=2))
     waits: list[float] = []
     caplog.set_level(logging.INFO, logger="offline_service.accounts.mail")
-    SmtpMailer(_config(port, attempts=4, backoff=1.0), sleep=_no_sleep(waits)).send(_mail())
+    SmtpMailer(relay_config(port, attempts=4, backoff=1.0), sleep=_no_sleep(waits)).send(_mail())
     assert relay.tried == 3 and len(relay.received) == 1
     assert waits == [1.0, 2.0]  # doubling
     failed = [r for r in caplog.records if "attempt" in r.getMessage()]
@@ -283,7 +113,7 @@ def test_a_relay_that_always_fails_gives_up_within_bounds_and_logs_no_body(
     relay, port = smtp_server(Relay(always=f"452 4.3.1 no room for {SECRET}"))
     waits: list[float] = []
     caplog.set_level(logging.INFO, logger="offline_service.accounts.mail")
-    mailer = SmtpMailer(_config(port, attempts=5, backoff=1.0, retry_seconds=3), sleep=_no_sleep(waits))
+    mailer = SmtpMailer(relay_config(port, attempts=5, backoff=1.0, retry_seconds=3), sleep=_no_sleep(waits))
     with pytest.raises(OfflineServiceError) as caught:
         mailer.send(_mail())
     # 1 + 2 seconds fit in 3; the next wait (4) would not, so the third attempt is the last.
@@ -297,14 +127,14 @@ def test_a_permanent_refusal_is_not_retried(smtp_server: Server) -> None:
     relay, port = smtp_server(Relay(always="554 5.7.1 rejected"))
     waits: list[float] = []
     with pytest.raises(OfflineServiceError):
-        SmtpMailer(_config(port), sleep=_no_sleep(waits)).send(_mail())
+        SmtpMailer(relay_config(port), sleep=_no_sleep(waits)).send(_mail())
     assert relay.tried == 1 and waits == []
 
 
 def test_nothing_listening_is_a_transient_failure(caplog: pytest.LogCaptureFixture) -> None:
     waits: list[float] = []
     with pytest.raises(OfflineServiceError):
-        SmtpMailer(_config(_free_port(), attempts=2), sleep=_no_sleep(waits)).send(_mail())
+        SmtpMailer(relay_config(free_port(), attempts=2), sleep=_no_sleep(waits)).send(_mail())
     assert waits == [1.0]
 
 
@@ -363,7 +193,7 @@ def test_no_tls_is_allowed_to_loopback_relays(host: str) -> None:
 
 def test_adding_a_user_through_smtp_mails_the_link(make_site: SiteFactory, smtp_server: Server) -> None:
     relay, port = smtp_server()
-    site = make_site(smtp=_config(port))
+    site = make_site(smtp=relay_config(port))
     admin = log_in(site, "admin_a")
     response = post(admin, "/organization/users", {"email": "carl@acme.example", "role": "user"})
     assert response.headers["location"].endswith("?done=created")
@@ -376,7 +206,7 @@ def test_when_the_relay_always_fails_the_user_is_added_and_the_page_says_no_mail
     make_site: SiteFactory, smtp_server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     relay, port = smtp_server(Relay(always="451 4.3.0 down for maintenance"))
-    site = make_site(smtp=_config(port, attempts=2, backoff=0))
+    site = make_site(smtp=relay_config(port, attempts=2, backoff=0))
     caplog.set_level(logging.INFO)
     admin = log_in(site, "admin_a")
     response = post(admin, "/organization/users", {"email": "carl@acme.example", "role": "user"})
