@@ -5,8 +5,13 @@ with their event and sent after commit, never twice; and once through a real SMT
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from offline_service.accounts import profile
 from offline_service.accounts.mail import SmtpMailer
@@ -16,7 +21,10 @@ from offline_service.licensing.models import NEAR_EXPIRY_SECONDS, LicenseStatus
 from offline_service.notifications import events, outbox
 from offline_service.notifications.events import crossed_near_limit
 from offline_service.releases import services as releases
-from tests.factories import NOW, Machine
+from offline_service.settings import Settings
+from offline_service.store import open_store
+from tests.cli.test_cli import Cli
+from tests.factories import NOW, Machine, database_for
 from tests.smtp_relay import Relay, Server, relay_config
 from tests.web.pages import mails, user
 from tests.web.site import EMAILS, Site, activation_request
@@ -192,3 +200,34 @@ def test_notifications_go_through_smtp(site: Site, smtp_server: Server) -> None:
     [got] = relay.received
     assert got["To"] == EMAILS["admin_a"] and got["From"] == site.svc.settings.mail_from
     assert relay.tried == 2 and mails(site) == []
+
+
+def test_the_notify_command_queues_reminders_once_and_sends_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("OFFLINE_SERVICE_"):
+            monkeypatch.delenv(name)
+    cli = Cli(tmp_path, capsys, database_url=database_for(tmp_path, backend))
+    cli.ok("init")
+    product = cli.ok("product", "create", "--name", "App")["id"]
+    cli.ok("user", "create", "--email", "ann@example.com", "--role", "user")
+    soon = dt.datetime.fromtimestamp(time.time() + 5 * DAY, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cli.ok(
+        "license", "create", "--product", product, "--allowed-activations", "2",
+        "--allowed-deactivations", "1", "--user", "ann@example.com", "--expires-at", soon,
+    )  # fmt: skip
+    store = open_store(Settings(data_dir=cli.data, database_url=cli.database_url))
+    try:
+        with store.write() as tx:
+            account = tx.account_by_alias("default")
+            assert account is not None
+            ann = tx.user_by_email(account.id, "ann@example.com")
+            assert ann is not None
+            tx.update_user(replace(ann, notify_license_expiry=True))
+    finally:
+        store.close()
+    assert cli.ok("notify") == {"queued": 1, "sent": 1, "failed": 0}
+    assert cli.ok("notify") == {"queued": 0, "sent": 0, "failed": 0}
+    [mail] = list((cli.data / "mail").glob("*.eml"))
+    assert b"To: ann@example.com" in mail.read_bytes()
