@@ -27,7 +27,7 @@ from tests.cli.test_cli import Cli
 from tests.factories import NOW, Machine, database_for
 from tests.smtp_relay import Relay, Server, relay_config
 from tests.web.pages import mails, user
-from tests.web.site import EMAILS, Site, activation_request
+from tests.web.site import EMAILS, Site, SiteFactory, activation_request
 
 DAY = 86400
 
@@ -231,3 +231,15 @@ def test_the_notify_command_queues_reminders_once_and_sends_them(
     assert cli.ok("notify") == {"queued": 0, "sent": 0, "failed": 0}
     [mail] = list((cli.data / "mail").glob("*.eml"))
     assert b"To: ann@example.com" in mail.read_bytes()
+
+
+def test_the_server_sends_the_outbox_by_itself(make_site: SiteFactory) -> None:
+    site = make_site(outbox_seconds=1)
+    _license(site, "soon", owner_user_email=EMAILS["user1"], expires_at=NOW + DAY)
+    _opt_in(site, "user1", expiry=True)
+    assert events.expiry_reminders(site.svc.store, now=NOW) == 1
+    for _ in range(100):  # the server's next round, a second or so away
+        if mails(site):
+            break
+        time.sleep(0.1)
+    assert [m["To"] for _, m in mails(site)] == [EMAILS["user1"]]
