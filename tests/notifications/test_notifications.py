@@ -6,6 +6,7 @@ with their event and sent after commit, never twice; and once through a real SMT
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from dataclasses import replace
@@ -208,6 +209,11 @@ def test_the_notify_command_queues_reminders_once_and_sends_them(
     for name in list(os.environ):
         if name.startswith("OFFLINE_SERVICE_"):
             monkeypatch.delenv(name)
+    # A `serve` test earlier in the process leaves the service's logger writing to a stream pytest
+    # has closed since; the mail sender's log line must go to this test's capture instead.
+    service_log = logging.getLogger("offline_service")
+    monkeypatch.setattr(service_log, "handlers", [])
+    monkeypatch.setattr(service_log, "propagate", True)
     cli = Cli(tmp_path, capsys, database_url=database_for(tmp_path, backend))
     cli.ok("init")
     product = cli.ok("product", "create", "--name", "App")["id"]
