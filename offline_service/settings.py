@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from offline_service.accounts.mail import DEFAULT_PORTS, Security, SmtpConfig
 from offline_service.accounts.passwords import Cost
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.decisions import Policy
@@ -101,6 +102,64 @@ def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
+def _number(env: Mapping[str, str], name: str, default: str, low: int, high: int) -> int:
+    value = env.get(name, default).strip()
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a whole number, {low} to {high}")
+    return int(value)
+
+
+_SMTP_VARIABLES = (
+    "OFFLINE_SERVICE_SMTP_SECURITY",
+    "OFFLINE_SERVICE_SMTP_PORT",
+    "OFFLINE_SERVICE_SMTP_USERNAME",
+    "OFFLINE_SERVICE_SMTP_PASSWORD",
+    "OFFLINE_SERVICE_SMTP_CA_FILE",
+    "OFFLINE_SERVICE_SMTP_CONNECT_TIMEOUT",
+    "OFFLINE_SERVICE_SMTP_TIMEOUT",
+    "OFFLINE_SERVICE_SMTP_ATTEMPTS",
+    "OFFLINE_SERVICE_SMTP_RETRY_SECONDS",
+)
+
+
+def _smtp_settings(env: Mapping[str, str]) -> SmtpConfig | None:
+    """The SMTP relay, when OFFLINE_SERVICE_SMTP_HOST is set; checked (SmtpConfig refuses the rest)."""
+    host = env.get("OFFLINE_SERVICE_SMTP_HOST", "").strip()
+    for name in _SMTP_VARIABLES:
+        # Each is read, set or not, so that what is read is exactly what SETTINGS lists
+        # (tests/test_configuration.py); without a host, they have nothing to configure.
+        env.get(name)
+    if not host:
+        return None
+    try:
+        security = Security(env.get("OFFLINE_SERVICE_SMTP_SECURITY", "starttls").strip().lower())
+    except ValueError:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_SMTP_SECURITY must be starttls, tls or none"
+        ) from None
+    username = env.get("OFFLINE_SERVICE_SMTP_USERNAME", "").strip() or None
+    password = env.get("OFFLINE_SERVICE_SMTP_PASSWORD") or None
+    ca_file = env.get("OFFLINE_SERVICE_SMTP_CA_FILE", "").strip()
+    if ca_file and not Path(ca_file).is_file():
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "OFFLINE_SERVICE_SMTP_CA_FILE is not a readable file"
+        )
+    config = SmtpConfig(
+        host=host,
+        port=_number(env, "OFFLINE_SERVICE_SMTP_PORT", str(DEFAULT_PORTS[security]), 1, 65535),
+        security=security,
+        username=username,
+        password=password,
+        ca_file=Path(ca_file) if ca_file else None,
+        connect_timeout=_number(env, "OFFLINE_SERVICE_SMTP_CONNECT_TIMEOUT", "10", 1, 300),
+        timeout=_number(env, "OFFLINE_SERVICE_SMTP_TIMEOUT", "30", 1, 600),
+        attempts=_number(env, "OFFLINE_SERVICE_SMTP_ATTEMPTS", "4", 1, 10),
+        retry_seconds=_number(env, "OFFLINE_SERVICE_SMTP_RETRY_SECONDS", "30", 0, 600),
+    )
+    config.tls_context()  # an unusable CA file stops start-up, not the first mail
+    return config
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Where data and keys live, and the engine's policy. Every field is set by an environment
@@ -118,6 +177,8 @@ class Settings:
     public_url: str | None = None  # no trailing slash
     password_link_lifetime: int = 72 * 3600
     mail_from: str = "License portal <noreply@localhost>"
+    smtp: SmtpConfig | None = None  # None: mails are files in DATA/mail; its repr masks the password
+    outbox_seconds: int = 60  # 0: the server sends no notification mails itself
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
     releases_dir: Path | None = None  # None: DATA/releases
@@ -186,6 +247,8 @@ class Settings:
             **web,
             **people,
             **observability,
+            smtp=_smtp_settings(env),
+            outbox_seconds=_number(env, "OFFLINE_SERVICE_OUTBOX_SECONDS", "60", 0, 86400),
             trial_origins=origins,
             password_cost=cost,
             data_dir=Path(data_dir or env.get("OFFLINE_SERVICE_DATA") or "data"),
@@ -373,6 +436,73 @@ SETTINGS: tuple[Setting, ...] = (
         default="`50`",
         help="new trials a day per client address; kept in the database, shared by every process and instance",
         shown=lambda s: str(s.trial_daily_cap),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_HOST",
+        default="none: mails are files in DATA/mail",
+        help="the SMTP relay mails go through; unset, every mail is written as a file into DATA/mail instead (docs/MAIL.md)",
+        shown=lambda s: s.smtp.host if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_SECURITY",
+        default="`starttls`",
+        help="`starttls`, `tls` (implicit, port 465) or `none` (only for a relay on a loopback address)",
+        shown=lambda s: s.smtp.security.value if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_PORT",
+        default="587, 465 or 25 by security",
+        help="the relay's port",
+        shown=lambda s: str(s.smtp.port) if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_USERNAME",
+        default="none",
+        help="the relay's login, with OFFLINE_SERVICE_SMTP_PASSWORD",
+        shown=lambda s: s.smtp.username if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_PASSWORD",
+        default="none",
+        help="the relay's password (never logged nor shown in a repr)",
+        shown=lambda s: s.smtp.password if s.smtp else None,
+        secret=True,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_CA_FILE",
+        default="none",
+        help="a PEM CA to trust besides the system's (a private relay); certificates and host names are always verified",
+        shown=lambda s: str(s.smtp.ca_file) if s.smtp and s.smtp.ca_file else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_CONNECT_TIMEOUT",
+        default="`10`",
+        help="seconds to connect to the relay",
+        shown=lambda s: f"{s.smtp.connect_timeout:g}" if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_TIMEOUT",
+        default="`30`",
+        help="seconds each read or write may take once connected",
+        shown=lambda s: f"{s.smtp.timeout:g}" if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_ATTEMPTS",
+        default="`4`",
+        help="tries per mail, the first included (1 to 10)",
+        shown=lambda s: str(s.smtp.attempts) if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SMTP_RETRY_SECONDS",
+        default="`30`",
+        help="the most time spent waiting between tries; the waits double from 1 second",
+        shown=lambda s: f"{s.smtp.retry_seconds:g}" if s.smtp else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_OUTBOX_SECONDS",
+        default="`60`",
+        help="how often the server sends queued notification mails (0: never, leave it to `offline-service notify`)",
+        shown=lambda s: str(s.outbox_seconds),
     ),
     Setting(
         env="OFFLINE_SERVICE_METRICS_TOKEN",

@@ -20,13 +20,14 @@ import pytest
 
 from tests.factories import BACKENDS, World, make_world
 from tests.pg import pg_test_databases  # noqa: F401  (the session's PostgreSQL, dropped at its end)
+from tests.smtp_relay import certificates, smtp_server  # noqa: F401
 
 # The web tests of every domain share the app fixtures: imported here so that pytest finds them
 # wherever the tests live.
 from tests.web.portal import portal  # noqa: F401
 from tests.web.site import make_site, site  # noqa: F401
 
-BOTH_BACKENDS = ("accounts", "branding", "cli", "licensing", "releases", "store", "web")
+BOTH_BACKENDS = ("accounts", "branding", "cli", "licensing", "notifications", "releases", "store", "web")
 TESTS = Path(__file__).resolve().parent
 
 

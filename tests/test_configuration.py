@@ -12,6 +12,7 @@ import pytest
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.settings import SETTINGS, Settings, effective, markdown_table, shown_url
+from tests.smtp_relay import Certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "offline_service"
@@ -45,6 +46,23 @@ SAMPLES = {
     "OFFLINE_SERVICE_METRICS_TOKEN": "sample-metrics-token-0123456789",
     "OFFLINE_SERVICE_LOG_FORMAT": "json",
     "PROMETHEUS_MULTIPROC_DIR": "METRICS_DIR",  # replaced by a real directory
+    "OFFLINE_SERVICE_SMTP_HOST": "smtp.example",
+    "OFFLINE_SERVICE_SMTP_SECURITY": "tls",
+    "OFFLINE_SERVICE_SMTP_PORT": "2465",
+    "OFFLINE_SERVICE_SMTP_USERNAME": "portal",
+    "OFFLINE_SERVICE_SMTP_PASSWORD": "relay-secret-42",
+    "OFFLINE_SERVICE_SMTP_CA_FILE": "CA_FILE",  # replaced by a real CA certificate
+    "OFFLINE_SERVICE_SMTP_CONNECT_TIMEOUT": "7",
+    "OFFLINE_SERVICE_SMTP_TIMEOUT": "11",
+    "OFFLINE_SERVICE_SMTP_ATTEMPTS": "2",
+    "OFFLINE_SERVICE_SMTP_RETRY_SECONDS": "5",
+    "OFFLINE_SERVICE_OUTBOX_SECONDS": "0",
+}
+# The relay's other settings configure nothing without a host: each is tried with this one.
+SMTP_HOST = {"OFFLINE_SERVICE_SMTP_HOST": "smtp.example"}
+LOGIN = {
+    "OFFLINE_SERVICE_SMTP_USERNAME": "OFFLINE_SERVICE_SMTP_PASSWORD",
+    "OFFLINE_SERVICE_SMTP_PASSWORD": "OFFLINE_SERVICE_SMTP_USERNAME",
 }
 
 
@@ -67,7 +85,7 @@ class Recording(Mapping[str, str]):
 
 
 @pytest.fixture
-def samples(tmp_path: Path) -> dict[str, str]:
+def samples(tmp_path: Path, certificates: Certificates) -> dict[str, str]:
     passphrase = tmp_path / "passphrase"
     passphrase.write_text("correct horse\n")
     metrics = tmp_path / "metrics"
@@ -76,6 +94,7 @@ def samples(tmp_path: Path) -> dict[str, str]:
         **SAMPLES,
         "OFFLINE_SERVICE_KEY_PASSPHRASE_FILE": str(passphrase),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "OFFLINE_SERVICE_SMTP_CA_FILE": str(certificates.ca_file),
     }
 
 
@@ -95,14 +114,25 @@ def test_each_listed_variable_sets_what_config_shows(samples: dict[str, str]) ->
     defaults = {e.setting.env: e for e in effective(Settings.from_env({}), environ={})}
     assert all(e.source == "default" for e in defaults.values())
     for name, value in samples.items():
-        env = {name: value}
+        relay = name.startswith("OFFLINE_SERVICE_SMTP_") and name not in SMTP_HOST
+        # A relay's login is a username and a password together: each is tried with the other.
+        pair = LOGIN.get(name)
+        env = {**(SMTP_HOST if relay else {}), **({pair: samples[pair]} if pair else {}), name: value}
         changed = {
             e.setting.env: e
             for e in effective(Settings.from_env(env), environ=env)
             if e != defaults[e.setting.env]
         }
-        # RELEASES defaults to DATA/releases: setting DATA moves it too.
+        # RELEASES defaults to DATA/releases: setting DATA moves it too. A relay's host shows the
+        # relay's defaults (port, security, timeouts...): compared with the host alone.
         expected = {name, "OFFLINE_SERVICE_RELEASES"} if name == "OFFLINE_SERVICE_DATA" else {name}
+        if name == "OFFLINE_SERVICE_SMTP_SECURITY":  # the port's default follows the security
+            expected.add("OFFLINE_SERVICE_SMTP_PORT")
+        if pair:
+            expected.add(pair)
+        if relay or name in SMTP_HOST:
+            base = {e.setting.env: e for e in effective(Settings.from_env(SMTP_HOST), environ=SMTP_HOST)}
+            changed = {k: e for k, e in changed.items() if k == name or e != base[k]}
         assert set(changed) == expected, name
         assert changed[name].source == "environment"
 
@@ -126,6 +156,7 @@ def test_secrets_are_masked() -> None:
     assert "postgresql://app:***@db.example:5432/licenses?sslmode=require&password=***" in shown
     assert [s.env for s in SETTINGS if s.secret] == [
         "OFFLINE_SERVICE_DATABASE_URL",
+        "OFFLINE_SERVICE_SMTP_PASSWORD",
         "OFFLINE_SERVICE_METRICS_TOKEN",
     ]
     token = "a-metrics-token-0123456789"

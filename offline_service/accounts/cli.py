@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from offline_service.accounts import membership, password_links
-from offline_service.accounts.mail import FileMailer
+from offline_service.accounts.mail import FileMailer, open_mailer
 from offline_service.accounts.models import Role
 from offline_service.accounts.scope import Scope
 from offline_service.cli.context import EXIT_OK, Context, emit, iso, now
@@ -97,23 +97,21 @@ def cmd_user_password_link(ctx: Context) -> int:
     at = now()
     lifetime = ctx.settings.password_link_lifetime
     user, token = membership.send_password_link(ctx.store, scope, user.id, now=at, link_lifetime=lifetime)
-    mailer = FileMailer.in_data_dir(ctx.settings.data_dir)
+    mailer = open_mailer(smtp=ctx.settings.smtp, data_dir=ctx.settings.data_dir)
     mailer.send(
         password_links.mail(
             ctx.store, user, token, sender=ctx.settings.mail_from, base=base, expires_at=at + lifetime, now=at
         )
     )
     # The link is a secret: it goes into the mail only, never to the terminal.
+    where = f"written to {mailer.directory}" if isinstance(mailer, FileMailer) else "sent by SMTP"
+    data: dict[str, Any] = {"id": user.id, "email": user.email, "expiresAt": at + lifetime}
+    if isinstance(mailer, FileMailer):
+        data["mailDirectory"] = str(mailer.directory)
     emit(
         ctx.args,
-        {
-            "id": user.id,
-            "email": user.email,
-            "mailDirectory": str(mailer.directory),
-            "expiresAt": at + lifetime,
-        },
-        f"set-password link for {user.email} mailed (written to {mailer.directory});"
-        f" it works once, until {iso(at + lifetime)}",
+        data,
+        f"set-password link for {user.email} mailed ({where}); it works once, until {iso(at + lifetime)}",
     )
     return EXIT_OK
 

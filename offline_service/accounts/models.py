@@ -47,6 +47,7 @@ class User:
     time_zone: str = "UTC"  # an IANA zone name; the portal shows times in it
     notify_new_activation: bool = False
     notify_license_expiry: bool = False
+    notify_new_release: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ cannot be undone in a click (disabling a user, deleting a group) is asked on a p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +41,8 @@ from offline_service.web.services import Services
 
 __all__ = ["routes"]
 
+log = logging.getLogger("offline_service.accounts.organization_pages")
+
 # What a finished change says on the page it leads to; the query names a key, never the text.
 DONE = {
     "created": "The user was added and sent a link to set their password.",
@@ -47,6 +50,10 @@ DONE = {
     "disabled": "The user is disabled; their sessions and tokens have ended.",
     "enabled": "The user is enabled again.",
     "link-sent": "A new set-password link was sent; any earlier link no longer works.",
+    "created-unmailed": "The user was added, but the mail with their set-password link could not be"
+    " sent. Send a new link from this page once mail works again.",
+    "link-unmailed": "A new set-password link was made, but its mail could not be sent; any earlier"
+    " link no longer works. Try again later.",
     "group-created": "The group was created.",
     "group-deleted": "The group was deleted.",
     "member-added": "The user was added to the group.",
@@ -91,14 +98,22 @@ def _link_base(svc: Services, account_id: str) -> str:
     return password_links.link_base(svc.store, account_id, public_url=svc.settings.public_url)
 
 
-def _mail_password_link(svc: Services, user: User, token: str, *, base: str) -> None:
-    """Mail ``user`` their set-password link, which starts with ``base`` (blocking)."""
+def _mail_password_link(svc: Services, user: User, token: str, *, base: str) -> bool:
+    """Mail ``user`` their set-password link, which starts with ``base`` (blocking, no transaction
+    held); whether it was sent. A failure is logged by the sender, without the link; the change it
+    follows is kept, and the page says the mail is missing."""
     now = svc.now()
     expires_at = now + svc.settings.password_link_lifetime
     sender = svc.settings.mail_from
-    svc.send(
-        password_links.mail(svc.store, user, token, sender=sender, base=base, expires_at=expires_at, now=now)
+    mail = password_links.mail(
+        svc.store, user, token, sender=sender, base=base, expires_at=expires_at, now=now
     )
+    try:
+        svc.send(mail)
+    except OfflineServiceError as exc:
+        log.error("no set-password mail for user %s: %s", user.id, exc.code.value)
+        return False
+    return True
 
 
 def _refused(
@@ -149,8 +164,8 @@ async def users(request: Request, caller: Caller, scope: Scope) -> Response:
         return _refused(request, "/organization/users", exc, "create", form)
     user, token = created.user, created.link
     assert token is not None, "a link was asked for"
-    await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
-    return back(f"/organization/users/{user.id}", "created")
+    sent = await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
+    return back(f"/organization/users/{user.id}", "created" if sent else "created-unmailed")
 
 
 async def _user_page(request: Request, caller: Caller, scope: Scope) -> Response:
@@ -207,7 +222,8 @@ async def _user_action(request: Request, caller: Caller, scope: Scope, action: s
                     link_lifetime=svc.settings.password_link_lifetime,
                 )
             )
-            await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base))
+            if not await run_in_threadpool(lambda: _mail_password_link(svc, user, token, base=base)):
+                action = "link-unmailed"
         else:
             disabled = action == "disabled"
             await run_in_threadpool(

@@ -269,7 +269,9 @@ _FORM_FIELDS = {
     "name": frozenset({"first_name", "last_name"}),
     "email": frozenset({"email"}),
     "password": frozenset[str](),
-    "preferences": frozenset({"time_zone", "notify_new_activation", "notify_license_expiry"}),
+    "preferences": frozenset(
+        {"time_zone", "notify_new_activation", "notify_license_expiry", "notify_new_release"}
+    ),
 }
 
 
@@ -320,6 +322,7 @@ def _change(which: str) -> Page:
                     time_zone=form.get("time_zone", ""),
                     notify_new_activation=form.get("notify_new_activation") == "1",
                     notify_license_expiry=form.get("notify_license_expiry") == "1",
+                    notify_new_release=form.get("notify_new_release") == "1",
                     now=now,
                 )
 

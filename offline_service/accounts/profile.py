@@ -159,9 +159,10 @@ def update_preferences(
     notify_new_activation: bool,
     notify_license_expiry: bool,
     now: int,
+    notify_new_release: bool = False,
 ) -> User:
     """The time zone (a name or a label of ``time_zones``; INVALID_ARGUMENT for anything else)
-    and the mail preferences."""
+    and the mail preferences (``offline_service.notifications`` sends what they ask for)."""
     time_zone = time_zones.parse(time_zone, now=now, keep=user.time_zone)
     with store.write() as tx:
         current = _current(tx, user)
@@ -170,6 +171,7 @@ def update_preferences(
             time_zone=time_zone,
             notify_new_activation=notify_new_activation,
             notify_license_expiry=notify_license_expiry,
+            notify_new_release=notify_new_release,
         )
         if updated != current:
             tx.update_user(updated)
@@ -181,6 +183,7 @@ def update_preferences(
                 time_zone=time_zone,
                 notify_new_activation=str(notify_new_activation).lower(),
                 notify_license_expiry=str(notify_license_expiry).lower(),
+                notify_new_release=str(notify_new_release).lower(),
             )
     return updated
 

@@ -29,6 +29,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_alias, check_id
 from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as licensing
+from offline_service.notifications import cli as notifications_cli
 from offline_service.releases import cli as releases_cli
 from offline_service.settings import LOG_FORMATS, Settings, effective
 from offline_service.store import database_location
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb(verbs, "demo", cmd_demo, "set up a demo product and license and walk through the offline flow")
     releases_cli.register(verbs)
     branding_cli.register(verbs)
+    notifications_cli.register(verbs)
     return parser
 
 

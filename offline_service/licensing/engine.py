@@ -31,6 +31,7 @@ from offline_service.licensing.decisions import (
     response_validity,
 )
 from offline_service.licensing.models import Activation, License, Product, Trial
+from offline_service.notifications.events import crossed_near_limit, near_limit
 from offline_service.store import Store, Transaction
 
 __all__ = ["Engine", "Observer", "Outcome", "Pending"]
@@ -391,6 +392,11 @@ def _activation(
             used_deactivations=license.used_deactivations,
             expires_at=av.expires_at,
         )
+        if crossed_near_limit(license.allowed_activations, used - 1, used):  # rare: a few reads then
+            updated = license.with_usage(
+                used_activations=used, used_deactivations=license.used_deactivations, expires_at=av.expires_at
+            )
+            near_limit(tx, updated, before=used - 1, activation_id=activation.id, now=now)
     else:
         assert av.activation is not None
         activation = av.activation

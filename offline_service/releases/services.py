@@ -27,6 +27,7 @@ from offline_service.accounts.models import Account
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import new_id
 from offline_service.licensing.models import License, LicenseStatus, Product
+from offline_service.notifications import events
 from offline_service.releases.models import Release, ReleaseFile
 from offline_service.releases.versions import Version, parse_version
 from offline_service.store import Store
@@ -234,6 +235,15 @@ def publish(
         with store.write() as tx:
             _refuse_duplicate(tx.releases(account.id, product_id), parsed, channel)
             tx.insert_release(release, recorded)
+            # Mailed after commit (notifications.outbox); queued here so a mail is never lost.
+            events.new_release(
+                tx,
+                account_id=account.id,
+                product_id=product_id,
+                release_id=release.id,
+                version=version,
+                now=now,
+            )
             audit.record(
                 tx,
                 account_id=account.id,

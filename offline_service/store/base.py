@@ -15,6 +15,7 @@ from offline_service.accounts.store import AccountsTransaction
 from offline_service.audit import AuditEntry
 from offline_service.branding.store import BrandingTransaction
 from offline_service.licensing.store import LicensingTransaction
+from offline_service.notifications.store import NotificationsTransaction
 from offline_service.releases.store import ReleasesTransaction
 
 __all__ = ["AuditTransaction", "Store", "Transaction"]
@@ -37,6 +38,7 @@ class Transaction(
     AccountsTransaction,
     ReleasesTransaction,
     BrandingTransaction,
+    NotificationsTransaction,
     AuditTransaction,
     Protocol,
 ):

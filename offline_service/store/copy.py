@@ -59,6 +59,7 @@ TABLES = (
     "account_branding",
     "trial_limits",
     "batch_results",
+    "mail_outbox",
 )
 MIGRATIONS_TABLE = "schema_migrations"
 

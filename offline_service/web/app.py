@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
@@ -18,6 +20,7 @@ from offline_service.accounts import api as accounts_api
 from offline_service.accounts import pages as accounts_pages
 from offline_service.accounts.mail import Mailer
 from offline_service.branding import pages as branding_pages
+from offline_service.errors import OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.licensing import activations, pages, trials
 from offline_service.licensing import api as licensing_api
@@ -47,7 +50,8 @@ UPLOAD_PATHS = ("/v1/batches", "/batch")
 def create_app(
     settings: Settings | None = None, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
 ) -> Starlette:
-    """``mailer`` sends the portal's mails; by default each one is written to <data>/mail."""
+    """``mailer`` sends the portal's mails; by default through the configured SMTP relay, or else
+    each one is written to <data>/mail."""
     settings = settings or Settings.from_env()
     svc = Services.open(settings, clock=clock, mailer=mailer)
 
@@ -64,8 +68,19 @@ def create_app(
                 " for accounts with a custom domain) until it is set to the portal's address, like"
                 " https://portal.example; links never take their address from a request's Host header"
             )
-        yield
-        svc.close()
+        sender = (
+            asyncio.create_task(_send_outbox(svc, settings.outbox_seconds))
+            if settings.outbox_seconds
+            else None
+        )
+        try:
+            yield
+        finally:
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+            svc.close()
 
     routes: list[BaseRoute] = [
         *api.routes,
@@ -100,6 +115,17 @@ def create_app(
     )
     app.state.services = svc
     return app
+
+
+async def _send_outbox(svc: Services, seconds: int) -> None:
+    """Send the queued notification mails every ``seconds``, in a thread (SMTP blocks), never on the
+    event loop. Every worker and instance may run this: claims keep them off each other's mails."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(svc.deliver_outbox)
+        except OfflineServiceError as exc:  # the database is away: the next round tries again
+            log.error("notification mails not sent this round: %s", exc.code.value)
 
 
 def app_from_env() -> Starlette:

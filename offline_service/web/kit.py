@@ -233,6 +233,7 @@ KEPT: Mapping[str, int] = MappingProxyType(
         "time_zone": 64,
         "notify_new_activation": 1,
         "notify_license_expiry": 1,
+        "notify_new_release": 1,
         "days": 5,
         "user": 64,
         "license": 64,

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from offline_service.accounts.mail import FileMailer, Mailer
+from offline_service.accounts.mail import Mailer, open_mailer
 from offline_service.fileformat.keyring import Keyring
 from offline_service.health import prepare_schema
 from offline_service.licensing.engine import Engine
+from offline_service.notifications import outbox
+from offline_service.notifications.outbox import Delivery
 from offline_service.settings import Settings
 from offline_service.store import Store, open_store
 from offline_service.web.metrics import Metrics
@@ -33,7 +35,8 @@ class Services:
     def open(
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, mailer: Mailer | None = None
     ) -> Services:
-        """``mailer``: how the portal sends mail; by default each mail is a file in <data>/mail."""
+        """``mailer``: how the portal sends mail; by default the configured SMTP relay, or else a
+        file per mail in <data>/mail."""
         # Never migrates (see offline_service.health): an old schema stops the server here, before
         # it binds; an empty database is created.
         store = open_store(settings, migrate=False, background_checkpoints=True)
@@ -45,7 +48,7 @@ class Services:
         keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
         engine = Engine(store=store, keyring=keyring, policy=settings.policy, observer=metrics)
-        mailer = mailer or FileMailer.in_data_dir(settings.data_dir, clock=clock)
+        mailer = mailer or open_mailer(smtp=settings.smtp, data_dir=settings.data_dir, clock=clock)
         return cls(
             settings=settings,
             store=store,
@@ -59,6 +62,10 @@ class Services:
     def send(self, message: EmailMessage) -> None:
         """Send a mail with the configured sender (blocking)."""
         self.mailer.send(message)
+
+    def deliver_outbox(self) -> Delivery:
+        """Send the queued notification mails (blocking: call it in a thread)."""
+        return outbox.deliver(self.store, self.mailer, sender=self.settings.mail_from, now=self.now())
 
     def now(self) -> int:
         return int(self.clock())

@@ -539,3 +539,19 @@ def test_a_refused_change_keeps_the_stored_name_in_the_name_form(
     assert 'role="alert"' in page.text
     assert 'value="Ada"' in page.text and 'value="Lovelace"' in page.text
     assert form.get("password", "no password sent") not in page.text
+
+
+def test_the_new_release_preference_is_offered_and_saved(site: Site) -> None:
+    browser = log_in(site, "user1")
+    me = user(site, "user1")
+    page = browser.get("/profile").text
+    assert 'name="notify_new_release"' in page and "does not send" not in page
+    saved = post(browser, "/profile/preferences", {"time_zone": "UTC", "notify_new_release": "1"})
+    assert saved.status_code == 303
+    kept = _fresh(site, site.acme.id, me.id)
+    assert (kept.notify_new_release, kept.notify_new_activation, kept.notify_license_expiry) == (
+        True,
+        False,
+        False,
+    )
+    assert 'name="notify_new_release" type="checkbox" value="1" checked' in browser.get("/profile").text

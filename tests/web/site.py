@@ -261,6 +261,7 @@ def settings_for(root: Path, **overrides: Any) -> Settings:
         password_cost=Cost.MINIMUM,
         trial_origins=(ORIGIN, "null"),
         public_url="http://testserver",  # links in mails; the test client's own address
+        outbox_seconds=0,  # tests send the outbox themselves (svc.deliver_outbox)
     )
     return replace(base, **overrides)
 

@@ -19,14 +19,14 @@ from offline_service.ids import email_key, new_id
 from offline_service.store.sql._base import SQLPart
 from offline_service.store.sql.dialect import Dialect
 
-__all__ = ["AccountsSQL", "AccountsStatements"]
+__all__ = ["USER_COLS", "AccountsSQL", "AccountsStatements", "user_from_row"]
 
 _ACCOUNT_COLS = "id, alias, name, created_at"
 _ORGANIZATION_COLS = "id, account_id, name, created_at, allowed_users"
 _GROUP_COLS = "id, account_id, organization_id, name, created_at"
-_USER_COLS = (
+USER_COLS = (
     "id, account_id, email, role, created_at, organization_id, password_hash, first_name, last_name, disabled,"
-    " time_zone, notify_new_activation, notify_license_expiry"
+    " time_zone, notify_new_activation, notify_license_expiry, notify_new_release"
 )
 _CREDENTIAL_COLS = (
     "token_hash, kind, user_id, account_id, created_at, expires_at, revoked_at, user_agent, address, id,"
@@ -41,7 +41,7 @@ def _values(columns: str) -> str:
     return "(" + ", ".join("?" for _ in columns.split(",")) + ")"
 
 
-def _user(row: Sequence[Any]) -> User:
+def user_from_row(row: Sequence[Any]) -> User:
     return User(
         id=row[0],
         account_id=row[1],
@@ -56,6 +56,7 @@ def _user(row: Sequence[Any]) -> User:
         time_zone=row[10],
         notify_new_activation=bool(row[11]),
         notify_license_expiry=bool(row[12]),
+        notify_new_release=bool(row[13]),
     )
 
 
@@ -65,7 +66,7 @@ def _credential_holder() -> str:
     NULL), then a row per license id (everything else NULL). One statement is one snapshot, so
     the store can run it alone: on PostgreSQL one round trip instead of five."""
     cred = [f"c.{c.strip()}" for c in _CREDENTIAL_COLS.split(",")]
-    user = [f"u.{c.strip()} AS u_{c.strip()}" for c in _USER_COLS.split(",")]
+    user = [f"u.{c.strip()} AS u_{c.strip()}" for c in USER_COLS.split(",")]
     width = len(cred) + len(user)
     blanks = ", ".join(["NULL"] * width)
     admin = f"h.u_role = '{Role.ORGANIZATION_ADMIN.value}' AND h.u_organization_id IS NOT NULL"
@@ -101,20 +102,20 @@ class AccountsStatements:
             f"SELECT {_ORGANIZATION_COLS} FROM organizations WHERE account_id = ? AND id = ?"
         )
         self.insert_user = q(
-            f"INSERT INTO users ({_USER_COLS}, email_key) VALUES {_values(_USER_COLS + ', k')}"
+            f"INSERT INTO users ({USER_COLS}, email_key) VALUES {_values(USER_COLS + ', k')}"
         )
-        self.user_by_email = q(f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND email_key = ?")
-        self.user = q(f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND id = ?")
+        self.user_by_email = q(f"SELECT {USER_COLS} FROM users WHERE account_id = ? AND email_key = ?")
+        self.user = q(f"SELECT {USER_COLS} FROM users WHERE account_id = ? AND id = ?")
         self.organization_users = q(
-            f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND organization_id = ? ORDER BY email_key, id"
+            f"SELECT {USER_COLS} FROM users WHERE account_id = ? AND organization_id = ? ORDER BY email_key, id"
         )
         self.enabled_user_count = q(
             "SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ? AND disabled = 0"
         )
         self.update_user = q(
             "UPDATE users SET email = ?, email_key = ?, first_name = ?, last_name = ?, role = ?, disabled = ?,"
-            " password_hash = ?, time_zone = ?, notify_new_activation = ?, notify_license_expiry = ?"
-            " WHERE account_id = ? AND id = ?"
+            " password_hash = ?, time_zone = ?, notify_new_activation = ?, notify_license_expiry = ?,"
+            " notify_new_release = ? WHERE account_id = ? AND id = ?"
         )
         self.insert_group = q(f"INSERT INTO user_groups ({_GROUP_COLS}) VALUES {_values(_GROUP_COLS)}")
         self.groups_by_name = q(
@@ -221,7 +222,10 @@ class AccountsSQL(SQLPart):
         return Organization(*row) if row else None
 
     def organization_users(self, account_id: str, organization_id: str) -> Sequence[User]:
-        return [_user(r) for r in self._c.execute(self._uq.organization_users, (account_id, organization_id))]
+        return [
+            user_from_row(r)
+            for r in self._c.execute(self._uq.organization_users, (account_id, organization_id))
+        ]
 
     def enabled_user_count(self, account_id: str, organization_id: str) -> int:
         row = self._one(self._uq.enabled_user_count, (account_id, organization_id))
@@ -244,17 +248,18 @@ class AccountsSQL(SQLPart):
                 u.time_zone,
                 int(u.notify_new_activation),
                 int(u.notify_license_expiry),
+                int(u.notify_new_release),
                 email_key(u.email),
             ),
         )
 
     def user_by_email(self, account_id: str, email_key: str) -> User | None:
         row = self._one(self._uq.user_by_email, (account_id, email_key))
-        return _user(row) if row else None
+        return user_from_row(row) if row else None
 
     def user(self, account_id: str, user_id: str) -> User | None:
         row = self._one(self._uq.user, (account_id, user_id))
-        return _user(row) if row else None
+        return user_from_row(row) if row else None
 
     def update_user(self, u: User) -> None:
         self._c.execute(
@@ -270,6 +275,7 @@ class AccountsSQL(SQLPart):
                 u.time_zone,
                 int(u.notify_new_activation),
                 int(u.notify_license_expiry),
+                int(u.notify_new_release),
                 u.account_id,
                 u.id,
             ),
@@ -366,7 +372,7 @@ class AccountsSQL(SQLPart):
             if row[-1] is not None:
                 ids.add(row[-1])
             else:
-                credential, user = Credential(*row[:width]), _user(row[width:-1])
+                credential, user = Credential(*row[:width]), user_from_row(row[width:-1])
         if credential is None or user is None:
             return None
         return credential, user, frozenset(ids)

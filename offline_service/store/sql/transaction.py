@@ -13,6 +13,7 @@ from offline_service.store.sql.branding import BrandingSQL, BrandingStatements
 from offline_service.store.sql.dialect import Dialect
 from offline_service.store.sql.licensing import LicensingSQL, LicensingStatements
 from offline_service.store.sql.limits import LimitsSQL, LimitsStatements
+from offline_service.store.sql.notifications import NotificationsSQL, NotificationsStatements
 from offline_service.store.sql.releases import ReleasesSQL, ReleasesStatements
 
 __all__ = ["SQLTransaction", "Statements"]
@@ -21,7 +22,16 @@ __all__ = ["SQLTransaction", "Statements"]
 class Statements:
     """Every domain's statements in one dialect, built once per dialect (``for_dialect``)."""
 
-    __slots__ = ("accounts", "audit", "batch_results", "branding", "licensing", "limits", "releases")
+    __slots__ = (
+        "accounts",
+        "audit",
+        "batch_results",
+        "branding",
+        "licensing",
+        "limits",
+        "notifications",
+        "releases",
+    )
 
     def __init__(self, dialect: Dialect) -> None:
         self.licensing = LicensingStatements(dialect)
@@ -31,6 +41,7 @@ class Statements:
         self.audit = AuditStatements(dialect)
         self.limits = LimitsStatements(dialect)
         self.batch_results = BatchResultsStatements(dialect)
+        self.notifications = NotificationsStatements(dialect)
 
     @staticmethod
     @functools.cache
@@ -40,7 +51,14 @@ class Statements:
 
 
 class SQLTransaction(
-    LicensingSQL, AccountsSQL, ReleasesSQL, BrandingSQL, AuditSQL, LimitsSQL, BatchResultsSQL
+    LicensingSQL,
+    AccountsSQL,
+    ReleasesSQL,
+    BrandingSQL,
+    AuditSQL,
+    LimitsSQL,
+    BatchResultsSQL,
+    NotificationsSQL,
 ):
     """A ``store.Transaction`` over one DB-API connection. The licensing part and the audit trail
     buffer their writes; ``flush()`` writes them, and the store calls it before commit."""
@@ -60,6 +78,7 @@ class SQLTransaction(
         "_lq",
         "_mq",
         "_nonces",
+        "_nq",
         "_products",
         "_rq",
         "_tq",
@@ -84,6 +103,7 @@ class SQLTransaction(
         self._aq = statements.audit
         self._mq = statements.limits
         self._tq = statements.batch_results
+        self._nq = statements.notifications
         self._audits = []
 
     def flush(self) -> None:
