@@ -67,6 +67,7 @@ EXCLUDED = {
     "/readyz": "JSON readiness check, no page",
     "/.well-known/jwks.json": "JSON key set, no page",
     "/openapi.json": "JSON API description, no page",
+    "/metrics": "Prometheus metrics, plain text, no page",
     "/activations.csv": "a CSV download",
     "/activate/result/download": "the response file's download",
     "/deactivate/result/download": "the receipt's download",

@@ -14,7 +14,7 @@ from tests.web.contract import Contract
 from tests.web.site import CheckedClient, Site
 
 CONTRACT = Contract(openapi.document())
-ERROR = {"code": "NOT_FOUND", "message": "no such thing"}
+ERROR = {"code": "NOT_FOUND", "message": "no such thing", "nextStep": "Check the name or id."}
 
 
 def answer(
@@ -43,7 +43,7 @@ def test_documented_answers_pass() -> None:
     not_ready = {"status": "not ready", "code": "KEY_ERROR", "reasons": ["keyring: unreadable"]}
     CONTRACT.check(answer("GET", "/readyz", 503, not_ready))
     CONTRACT.check(answer("GET", "/v1/licenses/lic_x", 404, ERROR))
-    CONTRACT.check(answer("GET", "/v1/me", 401, {"code": "UNAUTHENTICATED", "message": "log in"}))
+    CONTRACT.check(answer("GET", "/v1/me", 401, {**ERROR, "code": "UNAUTHENTICATED", "message": "log in"}))
     CONTRACT.check(answer("POST", "/v1/batches", 200, content_type="application/zip"))
     empty = httpx.Response(204, request=httpx.Request("POST", "http://testserver/v1/accounts/logout"))
     CONTRACT.check(empty)
