@@ -107,9 +107,9 @@ def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 # What uvicorn runs on: the event loop and the HTTP/1.1 parser. uvloop and httptools (C, in the
-# `server` extra) served about 1.4x the requests of the pure-Python asyncio loop and h11 in
-# benchmarks/http.py on this project's 2-core machine (docs/PERFORMANCE.md); `auto` takes them when
-# they are installed (uvloop has no Windows build) and the pure-Python pair otherwise.
+# `server` extra) served 1.3x the offline activations of the pure-Python asyncio loop and h11 (1.8x
+# on a bare endpoint) in benchmarks/http.py on this project's 2-core machine (docs/PERFORMANCE.md);
+# `auto` takes them when they are installed (uvloop has no Windows build), else the pure-Python pair.
 SERVER_LOOPS = ("auto", "uvloop", "asyncio")
 SERVER_HTTP = ("auto", "httptools", "h11")
 _FAST = {"SERVER_LOOP": "uvloop", "SERVER_HTTP": "httptools"}
@@ -589,8 +589,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         env="OFFLINE_SERVICE_SERVER_LOOP",
         default="`auto`",
-        help="the event loop `serve` and its workers run: `uvloop` (C, in the `server` extra; about 1.4x"
-        " the requests a second), `asyncio` (pure Python), or `auto`: uvloop when it is installed",
+        help="the event loop `serve` and its workers run: `uvloop` (C, in the `server` extra; with"
+        " httptools, 1.3x the offline activations a second), `asyncio` (pure Python), or `auto`: uvloop"
+        " when it is installed",
         shown=lambda s: f"auto ({s.loop})" if s.server_loop == "auto" else s.server_loop,
     ),
     Setting(
