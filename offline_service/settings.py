@@ -107,7 +107,7 @@ def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 # What uvicorn runs on: the event loop and the HTTP/1.1 parser. uvloop and httptools (C, in the
-# `server` extra) served 1.3x the offline activations of the pure-Python asyncio loop and h11 (1.8x
+# `server` extra) served 1.3-1.4x the offline activations of the pure-Python asyncio loop and h11 (1.8-1.9x
 # on a bare endpoint) in benchmarks/http.py on this project's 2-core machine (docs/PERFORMANCE.md);
 # `auto` takes them when they are installed (uvloop has no Windows build), else the pure-Python pair.
 SERVER_LOOPS = ("auto", "uvloop", "asyncio")
@@ -590,7 +590,7 @@ SETTINGS: tuple[Setting, ...] = (
         env="OFFLINE_SERVICE_SERVER_LOOP",
         default="`auto`",
         help="the event loop `serve` and its workers run: `uvloop` (C, in the `server` extra; with"
-        " httptools, 1.3x the offline activations a second), `asyncio` (pure Python), or `auto`: uvloop"
+        " httptools, 1.3-1.4x the offline activations a second), `asyncio` (pure Python), or `auto`: uvloop"
         " when it is installed",
         shown=lambda s: f"auto ({s.loop})" if s.server_loop == "auto" else s.server_loop,
     ),
