@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from offline_service.licensing.decisions import Policy
 __all__ = [
     "DATABASE_SCHEMES",
     "LOG_FORMATS",
+    "SERVER_HTTP",
+    "SERVER_LOOPS",
     "SETTINGS",
     "Effective",
     "Setting",
@@ -25,6 +28,7 @@ __all__ = [
     "Source",
     "database_scheme",
     "effective",
+    "in_use",
     "markdown_table",
     "shown_url",
 ]
@@ -99,6 +103,49 @@ def _observability_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 Code.INVALID_ARGUMENT, "PROMETHEUS_MULTIPROC_DIR must be an existing directory"
             )
         found["metrics_dir"] = Path(metrics_dir)
+    return found
+
+
+# What uvicorn runs on: the event loop and the HTTP/1.1 parser. uvloop and httptools (C, in the
+# `server` extra) served 1.3-1.4x the offline activations of the pure-Python asyncio loop and h11 (1.8-1.9x
+# on a bare endpoint) in benchmarks/http.py on this project's 2-core machine (docs/PERFORMANCE.md);
+# `auto` takes them when they are installed (uvloop has no Windows build), else the pure-Python pair.
+SERVER_LOOPS = ("auto", "uvloop", "asyncio")
+SERVER_HTTP = ("auto", "httptools", "h11")
+_FAST = {"SERVER_LOOP": "uvloop", "SERVER_HTTP": "httptools"}
+_SLOW = {"SERVER_LOOP": "asyncio", "SERVER_HTTP": "h11"}
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def in_use(choice: str, what: Literal["SERVER_LOOP", "SERVER_HTTP"]) -> str:
+    """The event loop (``what="SERVER_LOOP"``) or HTTP parser (``"SERVER_HTTP"``) that ``choice``
+    means: ``auto`` is the C one when it can be imported, else the pure-Python one."""
+    if choice != "auto":
+        return choice
+    return _FAST[what] if _importable(_FAST[what]) else _SLOW[what]
+
+
+def _server_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The event loop and HTTP parser of ``serve``, checked: one asked for by name must be installed,
+    so that a missing one stops start-up with this message rather than an ImportError in uvicorn."""
+    found: dict[str, Any] = {}
+    for what, choices in (("SERVER_LOOP", SERVER_LOOPS), ("SERVER_HTTP", SERVER_HTTP)):
+        name = f"OFFLINE_SERVICE_{what}"
+        choice = env.get(name, "auto").strip().lower() or "auto"
+        if choice not in choices:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}"
+            )
+        if choice == _FAST[what] and not _importable(choice):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT,
+                f"{name} is {choice}, which is not installed: install offline-service[server],"
+                f" or set {name} to auto or {_SLOW[what]}",
+            )
+        found[what.lower()] = choice
     return found
 
 
@@ -190,6 +237,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # or "json"
     metrics_dir: Path | None = None  # prometheus-client's multiprocess mode: serve --workers N
+    server_loop: str = "auto"  # SERVER_LOOPS; in_use() resolves auto
+    server_http: str = "auto"  # SERVER_HTTP; in_use() resolves auto
 
     @classmethod
     def from_env(
@@ -247,6 +296,7 @@ class Settings:
             **web,
             **people,
             **observability,
+            **_server_settings(env),
             smtp=_smtp_settings(env),
             outbox_seconds=_number(env, "OFFLINE_SERVICE_OUTBOX_SECONDS", "60", 0, 86400),
             trial_origins=origins,
@@ -262,6 +312,16 @@ class Settings:
             if env.get("OFFLINE_SERVICE_RELEASES")
             else None,
         )
+
+    @property
+    def loop(self) -> str:
+        """The event loop uvicorn runs: ``uvloop`` or ``asyncio`` (``server_loop`` with auto resolved)."""
+        return in_use(self.server_loop, "SERVER_LOOP")
+
+    @property
+    def http(self) -> str:
+        """The HTTP parser uvicorn runs: ``httptools`` or ``h11`` (``server_http`` with auto resolved)."""
+        return in_use(self.server_http, "SERVER_HTTP")
 
     @property
     def release_root(self) -> Path:
@@ -525,6 +585,21 @@ SETTINGS: tuple[Setting, ...] = (
         help="set by `serve --workers N` for its workers, never by hand: an existing directory where"
         " each worker keeps its metrics for /metrics to sum",
         shown=lambda s: str(s.metrics_dir) if s.metrics_dir else None,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SERVER_LOOP",
+        default="`auto`",
+        help="the event loop `serve` and its workers run: `uvloop` (C, in the `server` extra; with"
+        " httptools, 1.3-1.4x the offline activations a second), `asyncio` (pure Python), or `auto`: uvloop"
+        " when it is installed",
+        shown=lambda s: f"auto ({s.loop})" if s.server_loop == "auto" else s.server_loop,
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_SERVER_HTTP",
+        default="`auto`",
+        help="the HTTP/1.1 parser `serve` and its workers run: `httptools` (C, in the `server` extra),"
+        " `h11` (pure Python), or `auto`: httptools when it is installed",
+        shown=lambda s: f"auto ({s.http})" if s.server_http == "auto" else s.server_http,
     ),
 )
 

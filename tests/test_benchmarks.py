@@ -60,11 +60,50 @@ def test_http_benchmark_quick_on_both_backends() -> None:
         assert _number(config["medianPostgresqlCpuShare"]) == (config["backend"] == "postgresql")
         for run in config["runs"]:
             assert run["non2xx"] == 0 and run["allFresh"], run
-    targets = {t["target"].split(" ")[0]: t for t in r["targets"]}
-    assert set(targets) == {"sqlite_w1", "postgresql_w1", "postgresql_w2"}
-    for t in targets.values():
+    ratios = {t["target"].split(" ")[0]: t for t in r["targets"] if "ratio" in t}
+    assert set(ratios) == {"sqlite_w1", "postgresql_w1", "postgresql_w2"}
+    for t in ratios.values():
         assert _number(t["ratio"]) and _number(t["minimum"]) and isinstance(t["met"], bool), t
+    assert (
+        ratios["sqlite_w1"]["target"].startswith("sqlite_w1 / echo")
+        and ratios["sqlite_w1"]["minimum"] == 0.65
+    )
+    [latency] = [t for t in r["targets"] if "maximum" in t]
+    assert latency["target"].startswith("sqlite_w1 p99") and latency["maximum"] == 20
+    assert _number(latency["value"]) and isinstance(latency["met"], bool)
     assert len(r["machine"]["loadAverageAtEnd"]) == 3
+    assert r["allFresh"] is True and r["rounds"] == 1 and r["machine"]["wrk"].startswith("-t1 -c8")
+    # One server, the one serve runs: its figures are the top-level ones.
+    assert r["servers"] == [r["server"]] == ["uvloop/httptools"] and r["overFirst"] == {}
+    assert _number(r["a_medianPerSecond"]) and _number(r["a_medianP99us"])
+
+
+def test_http_benchmark_pairs_the_servers_it_is_given() -> None:
+    r = _run("benchmarks.http", "--server", "asyncio/h11,uvloop/httptools")
+    assert r["servers"] == ["asyncio/h11", "uvloop/httptools"]
+    # The top-level figures are those of what serve runs by default, whichever is listed first.
+    assert r["server"] == "uvloop/httptools"
+    assert r["b_offlineActivate"] == r["byServer"]["uvloop/httptools"]["b_offlineActivate"]
+    for server, figures in r["byServer"].items():
+        assert _number(figures["a_medianPerSecond"]) and _number(figures["a_medianP99us"]), server
+        [(key, b)] = figures["b_offlineActivate"].items()
+        assert key == "sqlite_w1" and b["server"] == server and _number(b["medianP99us"])
+        assert all(run["allFresh"] and run["requests"] < run["bodies"] for run in b["runs"]), server
+    over = r["overFirst"]["uvloop/httptools"]
+    assert _number(over["a_perSecond"]) and _number(over["b_offlineActivate"]["sqlite_w1"]["perSecond"])
+    assert set(r["overFirst"]) == {"uvloop/httptools"} and r["allFresh"] is True
+
+
+def test_http_benchmark_refuses_an_unknown_server() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http", "--server", "uvloop/h2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "must be LOOP/HTTP" in done.stderr
 
 
 def test_engine_benchmark_quick_on_both_backends() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from offline_service import settings as settings_module
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.settings import SETTINGS, Settings, effective, markdown_table, shown_url
 from tests.smtp_relay import Certificates
@@ -57,6 +58,8 @@ SAMPLES = {
     "OFFLINE_SERVICE_SMTP_ATTEMPTS": "2",
     "OFFLINE_SERVICE_SMTP_RETRY_SECONDS": "5",
     "OFFLINE_SERVICE_OUTBOX_SECONDS": "0",
+    "OFFLINE_SERVICE_SERVER_LOOP": "asyncio",
+    "OFFLINE_SERVICE_SERVER_HTTP": "h11",
 }
 # The relay's other settings configure nothing without a host: each is tried with this one.
 SMTP_HOST = {"OFFLINE_SERVICE_SMTP_HOST": "smtp.example"}
@@ -184,6 +187,8 @@ def test_shown_url_leaves_a_url_without_password_as_it_is() -> None:
         "OFFLINE_SERVICE_TRIAL_RATE",
         "OFFLINE_SERVICE_MAX_REQUEST_AGE",
         "OFFLINE_SERVICE_PASSWORD_COST",
+        "OFFLINE_SERVICE_SERVER_LOOP",
+        "OFFLINE_SERVICE_SERVER_HTTP",
     ],
 )
 def test_a_refused_value_names_its_variable(name: str) -> None:
@@ -191,6 +196,40 @@ def test_a_refused_value_names_its_variable(name: str) -> None:
         Settings.from_env({name: "ten"})
     assert info.value.code is Code.INVALID_ARGUMENT
     assert name in info.value.message
+
+
+def test_the_server_loop_and_parser_are_named_or_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = Settings.from_env(
+        {"OFFLINE_SERVICE_SERVER_LOOP": " UVLoop ", "OFFLINE_SERVICE_SERVER_HTTP": "h11"}
+    )
+    assert (chosen.server_loop, chosen.loop, chosen.server_http, chosen.http) == (
+        "uvloop",
+        "uvloop",
+        "h11",
+        "h11",
+    )
+    # auto: the C loop and parser where they are installed (the server extra), else the pure-Python ones.
+    default = Settings.from_env({})
+    assert (default.server_loop, default.server_http) == ("auto", "auto")
+    assert (default.loop, default.http) == ("uvloop", "httptools")
+    monkeypatch.setattr(settings_module, "_importable", lambda module: False)
+    assert (default.loop, default.http) == ("asyncio", "h11")
+    shown = {e.setting.env: e.value for e in effective(default, environ={})}
+    assert shown["OFFLINE_SERVICE_SERVER_LOOP"] == "auto (asyncio)"
+    assert shown["OFFLINE_SERVICE_SERVER_HTTP"] == "auto (h11)"
+    # One asked for by name but not installed stops start-up with a message, not an ImportError.
+    for name, value in (
+        ("OFFLINE_SERVICE_SERVER_LOOP", "uvloop"),
+        ("OFFLINE_SERVICE_SERVER_HTTP", "httptools"),
+    ):
+        with pytest.raises(OfflineServiceError) as info:
+            Settings.from_env({name: value})
+        assert info.value.code is Code.INVALID_ARGUMENT
+        assert f"{name} is {value}, which is not installed" in info.value.message
+    # Refused with the choices spelled out.
+    with pytest.raises(OfflineServiceError) as info:
+        Settings.from_env({"OFFLINE_SERVICE_SERVER_HTTP": "httptool"})
+    assert info.value.message == "OFFLINE_SERVICE_SERVER_HTTP must be auto, httptools or h11"
 
 
 def test_the_doc_holds_the_table_generated_from_settings() -> None:

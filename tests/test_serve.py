@@ -107,6 +107,8 @@ def test_serve_runs_uvicorn_with_the_app_and_safe_defaults(
     assert app.state.services.settings.public_url == "http://127.0.0.1:8123"
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123 and kw.get("workers", 1) == 1
     assert kw["proxy_headers"] is False and kw["log_level"] == "info"
+    # The C event loop and parser, named (auto resolved: they are installed with the server extra).
+    assert (kw["loop"], kw["http"]) == ("uvloop", "httptools")
     out = capsys.readouterr().out
     assert "log in at http://127.0.0.1:8123/login" in out and "password  " in out
     assert (
@@ -198,12 +200,16 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     data, keys = tmp_path / "d", tmp_path / "k"
     argv = ["serve", "--demo", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]
     argv += ["--log-format", "json"]
+    monkeypatch.setenv("OFFLINE_SERVICE_SERVER_LOOP", "asyncio")
+    monkeypatch.setenv("OFFLINE_SERVICE_SERVER_HTTP", "h11")
     assert main(argv) == 0
     # On Linux, the project's supervisor: a socket per worker (tests/web/test_workers.py).
     assert workers.port_sharing() and not calls
     config, count = supervised[0]
     assert config.app == "offline_service.web.app:app_from_env" and config.factory is True and count == 2
     assert config.port == 8124 and config.proxy_headers is False and config.server_header is False
+    # Every worker runs the loop and parser the settings name.
+    assert (config.loop, config.http) == ("asyncio", "h11")
     assert isinstance(config.log_config, dict)
     assert config.log_config["handlers"]["access"]["filters"] == ["request_id", "redact"]
     # The demo's records were made here, once; a worker builds the same settings from its environment.
@@ -222,6 +228,7 @@ def test_serve_with_workers_hands_uvicorn_the_factory_and_the_settings_in_the_en
     assert main(["serve", "--workers", "2", "--data", str(data), "--keys", str(keys), "--port", "8124"]) == 0
     app, kw = calls[0]
     assert app == "offline_service.web.app:app_from_env" and kw["factory"] is True and kw["workers"] == 2
+    assert (kw["loop"], kw["http"]) == ("asyncio", "h11")
     assert kw["log_config"]["handlers"]["access"]["filters"] == ["request_id", "redact"]
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--workers", "0"])

@@ -97,6 +97,10 @@ def cmd_serve(ctx: _Context) -> int:
         "proxy_headers": a.proxy_headers,
         "forwarded_allow_ips": a.forwarded_allow_ips,
         "server_header": False,
+        # Named, not uvicorn's "auto": what runs is what `offline-service config` shows (the C
+        # loop and parser when installed; OFFLINE_SERVICE_SERVER_LOOP / _HTTP choose).
+        "loop": ctx.settings.loop,
+        "http": ctx.settings.http,
     }
     if a.workers == 1:
         uvicorn.run(create_app(ctx.settings), **options)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.testclient import TestClient
 
 from offline_service.ids import new_id
@@ -39,6 +39,18 @@ def _path(site: Site, route: Route) -> str:
             path = head + "/" + value + path[len(prefix) :]
     kinds = {"id": "lic", "other": "usr", "account": "acc"}
     return re.sub(r"\{(\w+)\}", lambda m: new_id(kinds.get(m.group(1), "file")), path)
+
+
+def test_the_offline_routes_come_first_and_no_other_route_matches_their_paths(site: Site) -> None:
+    routes = list(site.client.app.routes)
+    first = [r.path for r in routes[:2] if isinstance(r, Route)]
+    assert first == ["/v1/activations/offline-activate", "/v1/activations/offline-deactivate"]
+    # Tried first for speed; safe because nothing after them could have answered their paths.
+    for path in first:
+        for method in METHODS:
+            scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+            matching = [r for r in routes if r.matches(scope)[0] is not Match.NONE]
+            assert matching == [routes[first.index(path)]], (path, method)
 
 
 def test_every_route_answers_a_method_it_does_not_allow_with_405_and_allow(site: Site) -> None:
