@@ -59,7 +59,9 @@ fuzz: $(STAMP)
 	    --corpus .fuzz/corpus/$$t --artifacts .fuzz/crashes || exit 1; \
 	done
 
-bench: $(STAMP)
+# Every figure of the performance targets with its target (docs/PERFORMANCE.md, Method); its HTTP
+# figures come from benchmarks.http, which drives wrk. Several minutes and ~2 GB of temporary disk.
+bench: $(STAMP) wrk
 	$(BIN)/python -m benchmarks.engine
 
 # The portal filled with a realistic volume of records (made with the project's own operations,

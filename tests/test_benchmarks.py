@@ -106,16 +106,65 @@ def test_http_benchmark_refuses_an_unknown_server() -> None:
     assert done.returncode == 2 and "must be LOOP/HTTP" in done.stderr
 
 
+ENGINE_ROWS = ["b", "b_prime", "c", "scale", "http_ratio", "http_p99_ms", "rss_mb", "rss_flat"]
+
+
 def test_engine_benchmark_quick_on_both_backends() -> None:
-    r = _run("benchmarks.engine", "--backend", "both")
+    r = _run("benchmarks.engine", "--backend", "both", "--no-http")
     assert r["benchmark"] == "engine" and r["quick"] is True
-    assert r["b_engineOneCorePerSecond"] > 0 and r["c_batchAllCoresPerSecond"] > 0
+    assert len(r["loadAverage"]["start"]) == 3 and len(r["loadAverage"]["end"]) == 3
+    assert r["machine"]["cores"] >= 1
+    # One row per line of issue 14's table (peak RSS as MB and as flatness), each with its target.
+    assert [t["id"] for t in r["targets"]] == ENGINE_ROWS
+    for t in r["targets"]:
+        assert set(t) == {"id", "figure", "value", "target", "met"}, t
+        assert t["target"].startswith((">= ", "<= ")), t
+        if t["id"].startswith("http_"):
+            assert t["value"] is None and t["met"] is None, t  # --no-http: not measured
+        else:
+            assert _number(t["value"]) and isinstance(t["met"], bool), t
+    assert r["http"] == {"skipped": True}
+    for key in ("b", "b_prime", "c", "d"):
+        run = r["runs"][key]
+        assert run["perSecond"] > 0 and run["peakRssMB"]["total"] > 0, run
+        assert run["output"] == ("folder" if key == "b_prime" else "zip"), run
+    scale = r["scale"]
+    assert scale["licenses"]["large"] > scale["licenses"]["small"]
+    assert all(len(v) == scale["rounds"] for v in scale["microsecondsPerRequest"].values())
     pg = r["postgresql"]
-    assert pg["b_engineOneCorePerSecond"] > 0 and pg["c_batchAllCoresPerSecond"] > 0
-    assert [t["target"] for t in pg["targets"]] == [
+    assert [t["figure"] for t in pg["targets"]] == [
         "b on PostgreSQL / b on SQLite",
+        "b_prime on PostgreSQL / b_prime on SQLite",
         "c on PostgreSQL / c on SQLite",
     ]
     for t in pg["targets"]:
-        assert _number(t["ratio"]) and t["minimum"] == 0.7 and isinstance(t["met"], bool), t
-    assert set(r["meetsTargets"]) == {"b", "c", "d"}
+        assert _number(t["value"]) and t["target"] == ">= 0.7" and isinstance(t["met"], bool), t
+
+
+def test_engine_benchmark_reads_the_http_figures() -> None:
+    """The HTTP figures are read from benchmarks.http's JSON as it is today, and from what it may
+    become: a figure missing is None, never an error."""
+    from benchmarks.engine import http_figures
+
+    today = {
+        "targets": [{"target": "sqlite_w1 / echo (b over a)", "ratio": 0.61, "minimum": 0.5, "met": True}],
+        "a_medianPerSecond": 2000.0,
+        "b_offlineActivate": {"sqlite_w1": {"medianPerSecond": 1200.0, "medianP99us": 15400, "runs": []}},
+        "rounds": 5,
+        "allFresh": True,
+    }
+    got = http_figures(today)
+    assert (got["ratio"], got["p99ms"], got["allFresh"]) == (0.61, 15.4, True)
+    runs_only = {
+        "b_offlineActivate": {
+            "sqlite_w1": {
+                "runs": [
+                    {"ratioToEcho": 0.5, "p99us": 9000},
+                    {"ratioToEcho": 0.7, "p99us": 11000},
+                    {"ratioToEcho": 0.6},
+                ]
+            }
+        }
+    }
+    assert (http_figures(runs_only)["ratio"], http_figures(runs_only)["p99ms"]) == (0.6, 10.0)
+    assert (http_figures({})["ratio"], http_figures({})["p99ms"]) == (None, None)
