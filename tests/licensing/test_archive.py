@@ -184,7 +184,9 @@ def test_a_name_twice() -> None:
     assert "'a.req' appears twice" in refused(buf.getvalue())
 
 
-@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+@pytest.mark.parametrize(
+    "compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+)
 def test_read_entry_reads_at_most_one_byte_more_than_a_request(compression: int) -> None:
     data = make_zip([("big.req", os.urandom(100 * 1024)), ("small.req", b"hello")], compression)
     assert len(read(data, "big.req")) == MAX_FILE_BYTES + 1
