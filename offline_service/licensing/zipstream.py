@@ -36,6 +36,7 @@ _CENTRAL = struct.Struct("<4s4B4H3L5H2L")
 _LOCAL = struct.Struct("<4s2B4H3L2H")
 _SIG_EOCD, _SIG_LOCATOR, _SIG_EOCD64 = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
 _SIG_CENTRAL, _SIG_LOCAL = b"PK\x01\x02", b"PK\x03\x04"
+_ONE_READ = 64 * 1024
 _DOS_1980 = (0 << 11, (0 << 9) | (1 << 5) | 1)  # time, date: 1980-01-01 00:00
 
 
@@ -261,11 +262,15 @@ def read_lean(source: int | str | os.PathLike[str], entry: Entry) -> bytes:
 def _read(fd: int, entry: Entry) -> bytes:
     name = entry.name
     try:
-        head = _pread(fd, _LOCAL.size, entry.offset)
-        if len(head) < _LOCAL.size or head[:4] != _SIG_LOCAL:
+        # One read for a request-sized entry: its header, name, extra field and data all lie before
+        # the next entry (checked when the archive was listed).
+        buf = _pread(fd, min(entry.limit - entry.offset, _ONE_READ), entry.offset)
+        if len(buf) < _LOCAL.size or buf[:4] != _SIG_LOCAL:
             raise _bad(f"entry {name!r} has no local header where the central directory says")
-        _, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = _LOCAL.unpack(head)
-        var = _pread(fd, name_len + extra_len, entry.offset + _LOCAL.size)
+        _, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = _LOCAL.unpack_from(buf)
+        var = buf[_LOCAL.size : _LOCAL.size + name_len + extra_len]
+        if len(var) < name_len + extra_len:
+            var = _pread(fd, name_len + extra_len, entry.offset + _LOCAL.size)
         if _decode(var[:name_len], flags) != name or method != entry.method:
             raise _bad(f"entry {name!r}: its local header does not match the central directory")
         if flags & _ENCRYPTED:
@@ -284,13 +289,21 @@ def _read(fd: int, entry: Entry) -> bytes:
         end = start + entry.compress_size
         if end > entry.limit:
             raise _bad(f"entry {name!r} overlaps the next entry or the central directory")
+        inside = slice(start - entry.offset, end - entry.offset) if end - entry.offset <= len(buf) else None
         if method == STORED:
             if entry.compress_size != entry.file_size:
                 raise _bad(f"entry {name!r} is stored with two different sizes")
-            data = _pread(fd, min(entry.file_size, MAX_FILE_BYTES + 1), start)
+            want = min(entry.file_size, MAX_FILE_BYTES + 1)
+            data = buf[inside][:want] if inside is not None else _pread(fd, want, start)
             whole = entry.file_size <= MAX_FILE_BYTES
             if len(data) < min(entry.file_size, MAX_FILE_BYTES + 1):
                 raise _bad(f"entry {name!r} is truncated")
+        elif method == DEFLATED and inside is not None:
+            dec = zlib.decompressobj(-15)
+            data = dec.decompress(buf[inside], MAX_FILE_BYTES + 1)
+            whole = len(data) <= MAX_FILE_BYTES
+            if whole and not dec.eof:
+                raise _bad(f"entry {name!r} cannot be read: its compressed data is cut short")
         elif method in (DEFLATED, BZIP2, LZMA):
             data, ended = _inflate(fd, method, start, end)
             whole = len(data) <= MAX_FILE_BYTES
@@ -396,7 +409,7 @@ class ZipWriter:
             self._replaced[name] = self._replaced.get(name, 0) + 1
             del self.resumed[name]
         self._buf += (_local_header(raw, len(data), crc), raw, data)
-        self._lines.append(json.dumps([name, self._offset, len(data), crc]) + "\n")
+        self._lines.append(f"[{json.dumps(name)}, {self._offset}, {len(data)}, {crc}]\n")
         self._offset += _LOCAL.size + len(raw) + len(data)
 
     def add_file(self, name: str, path: Path) -> None:
