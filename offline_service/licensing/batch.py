@@ -6,6 +6,11 @@ responses are written, its report rows are appended to a journal. Running the sa
 reuses a journal row only when the input file is unchanged (same SHA-256) and its response file is
 still there at the recorded size; everything else is processed again, which is idempotent in the
 engine, so nothing is ever counted twice, after a killed process or a power loss alike.
+
+A zip is read and written without a file per request: workers read their chunk's entries at the
+offsets the checked central directory gives (``zipstream.read_lean``) and hand the responses back;
+this process appends them to ``OUT.zip.partial`` (``zipstream.ZipWriter``), whose journal is made
+durable per chunk before the chunk's report rows are journaled.
 """
 
 from __future__ import annotations
@@ -17,11 +22,9 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import stat
 import sys
 import time
-import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,9 +37,10 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
 from offline_service.fileformat.keyring import Keyring
 from offline_service.fileformat.messages import Kind
-from offline_service.licensing.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
+from offline_service.licensing.archive import ArchiveLimits, Entries, Entry, checked_entries, read_entry
 from offline_service.licensing.batch_names import check_batch_names, file_label, response_name
 from offline_service.licensing.engine import Engine, LicenseFilter
+from offline_service.licensing.zipstream import ZipWriter
 from offline_service.settings import Settings
 from offline_service.store import open_store
 
@@ -71,7 +75,7 @@ class _Spec:
     settings: Settings
     account_id: str
     input: str
-    staging: str
+    staging: str  # the output folder; "" for a zip, whose responses come back to the coordinator
     validity: int | None
     actor: str
     allowed_licenses: frozenset[str] | None
@@ -87,7 +91,7 @@ class _Run:
 
     spec: _Spec
     engine: Engine
-    zip: zipfile.ZipFile | None
+    zip: int | None  # the input zip's descriptor, read with pread
     owns_store: bool  # opened for this run, closed with it; not the web app's store
     dirs: set[str] = field(default_factory=set)  # response folders already made
 
@@ -102,7 +106,7 @@ class _Run:
             keyring = Keyring(settings.keys_dir, passphrase=settings.key_passphrase)
             engine = Engine(store=store, keyring=keyring, policy=settings.policy)
         try:
-            zf = zipfile.ZipFile(spec.input) if spec.input.endswith(".zip") else None
+            zf = os.open(spec.input, os.O_RDONLY) if spec.input.endswith(".zip") else None
         except BaseException:
             if owns:
                 engine.store.close()
@@ -115,7 +119,7 @@ class _Run:
 
     def close(self) -> None:
         if self.zip is not None:
-            self.zip.close()
+            os.close(self.zip)
         if self.owns_store:
             self.engine.store.close()
 
@@ -138,7 +142,7 @@ def _init_pool_worker(spec: _Spec) -> None:
         _pool_run = exc
 
 
-def _process_pool_chunk(task: _Task) -> tuple[list[dict[str, str]], int]:
+def _process_pool_chunk(task: _Task) -> _Result:
     assert _pool_run is not None, "called outside a batch pool's worker"
     if isinstance(_pool_run, OfflineServiceError):
         raise _pool_run
@@ -147,7 +151,11 @@ def _process_pool_chunk(task: _Task) -> tuple[list[dict[str, str]], int]:
 
 # -- worker side -----------------------------------------------------------------------------
 
-_Task = tuple[Sequence[str], dict[str, dict[str, str]]]
+# A chunk's input names, the journal rows of earlier runs for them, and where a zip's entries lie.
+_Task = tuple[Sequence[str], dict[str, dict[str, str]], Sequence[Entry] | None]
+# Its report rows in input order, how many came from the journal, and the responses still to be
+# written (into a zip output, by the coordinator) by response name.
+_Result = tuple[list[dict[str, str]], int, dict[str, bytes]]
 _KINDS_OF_FILE = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFSOCK: "a socket",
@@ -166,10 +174,9 @@ class _NotRead(Exception):
         self.message = message
 
 
-def _read_input(run: _Run, name: str) -> bytes:
-    zf = run.zip
-    if zf is not None:
-        return read_entry(zf, zf.getinfo(name))
+def _read_input(run: _Run, name: str, entry: Entry | None) -> bytes:
+    if run.zip is not None and entry is not None:
+        return read_entry(run.zip, entry)
     path = os.path.join(run.spec.input, name)
     # Only regular files are opened: a FIFO would block the run, a device might do anything on
     # open. lstat first; then O_NOFOLLOW | O_NONBLOCK and fstat, should the file be swapped between.
@@ -199,15 +206,17 @@ def _regular(mode: int) -> None:
         raise _NotRead(f"cannot read: {kind}, not a regular file")
 
 
-def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
-    """Process one chunk; returns its report rows in input order and how many came from the journal."""
-    names, done = task
+def _process_chunk(run: _Run, task: _Task) -> _Result:
+    """Process one chunk; returns its report rows in input order, how many came from the journal
+    and, for a zip output, the responses to write."""
+    names, done, entries = task
     spec = run.spec
     rows: list[dict[str, str] | None] = [None] * len(names)
     todo: list[int] = []
     datas: list[bytes] = []
     digests: list[str] = []
     reused = 0
+    bodies: dict[str, bytes] = {}
     for i, name in enumerate(names):
         label = file_label(name)
         if label != name:
@@ -215,7 +224,7 @@ def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
             rows[i] = _row(label, "", Code.MALFORMED_REQUEST.value, "", "", message)
             continue
         try:
-            data = _read_input(run, name)
+            data = _read_input(run, name, entries[i] if entries is not None else None)
         except _NotRead as exc:
             rows[i] = _row(name, "", Code.MALFORMED_REQUEST.value, "", "", exc.message)
             continue
@@ -262,7 +271,10 @@ def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
             out = response_name(name)
             body = outcome.response.encode() + b"\n"
             try:
-                _write_response(run, out, body)
+                if spec.staging:
+                    _write_response(run, out, body)
+                else:
+                    bodies[out] = body
             except OSError as exc:
                 # Recorded but not written: the row says so and has no digest, so that running the
                 # batch again processes the file again, and the engine reissues the same answer.
@@ -277,7 +289,7 @@ def _process_chunk(run: _Run, task: _Task) -> tuple[list[dict[str, str]], int]:
             row["size"] = str(len(body))
         row["digest"] = digest
         rows[i] = row
-    return [r for r in rows if r is not None], reused
+    return [r for r in rows if r is not None], reused, bodies
 
 
 def _write_response(run: _Run, out: str, body: bytes) -> None:
@@ -302,8 +314,9 @@ def _write_response(run: _Run, out: str, body: bytes) -> None:
 
 
 def _still_written(run: _Run, row: dict[str, str]) -> bool:
-    """A journal row is reusable only if its response file survived (nothing was fsync'd)."""
-    if not row.get("response_file"):
+    """A journal row is reusable only if its response file survived (nothing was fsync'd); for a
+    zip output, the coordinator passes on only rows whose entry the ZipWriter kept."""
+    if not row.get("response_file") or not run.spec.staging:
         return True
     try:
         return os.stat(os.path.join(run.spec.staging, row["response_file"])).st_size == int(
@@ -329,21 +342,20 @@ def _row(
 # -- coordinator side --------------------------------------------------------------------------
 
 
-def _list_inputs(input_path: Path, limits: ArchiveLimits) -> list[str]:
+def _list_inputs(input_path: Path, limits: ArchiveLimits) -> tuple[list[str], Entries | None]:
     """The inputs in name order, after checking that their responses can all be written apart:
-    a zip's entries (BAD_ARCHIVE), or every file and link of a directory but hidden ones
-    (INVALID_ARGUMENT; what is not a regular file gets its own report row, so does a name that is
-    not UTF-8, which is not answered and so not checked)."""
+    a zip's entries (BAD_ARCHIVE) and where they lie, or every file and link of a directory but
+    hidden ones (INVALID_ARGUMENT; what is not a regular file gets its own report row, so does a
+    name that is not UTF-8, which is not answered and so not checked)."""
     if input_path.suffix == ".zip":
         try:
-            with zipfile.ZipFile(input_path) as zf:
-                names = [info.filename for info in checked_entries(zf, limits)]
-        except ZIP_ERRORS as exc:
+            entries = checked_entries(input_path, limits)
+        except OSError as exc:
             raise OfflineServiceError(
-                Code.BAD_ARCHIVE, f"{input_path.name} is not a readable zip: {exc}"
+                Code.BAD_ARCHIVE, f"{input_path.name} is not a readable zip: {exc.strerror or exc}"
             ) from None
-        check_batch_names(names, code=Code.BAD_ARCHIVE)
-        return names
+        check_batch_names(entries.names, code=Code.BAD_ARCHIVE)
+        return entries.names, entries
     if not input_path.is_dir():
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{input_path} is neither a directory nor a .zip")
     names = []
@@ -356,7 +368,7 @@ def _list_inputs(input_path: Path, limits: ArchiveLimits) -> list[str]:
                 names.append(os.path.relpath(os.path.join(root, f), input_path).replace(os.sep, "/"))
     names.sort()
     check_batch_names(n for n in names if file_label(n) == n)
-    return names
+    return names, None
 
 
 def _load_journal(path: Path) -> dict[str, dict[str, str]]:
@@ -408,29 +420,13 @@ def _write_report(report: Path, journal: Path) -> None:
     os.replace(tmp, report)
 
 
-def _zip_directory(staging: Path, output: Path) -> None:
-    tmp = output.with_name(f".{output.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for root, dirs, files in os.walk(staging):
-            dirs.sort()
-            for f in sorted(files):
-                # Only the journal: a response may start with a dot, as its zip entry did.
-                if root == str(staging) and f in (JOURNAL, JOURNAL + ".new", JOURNAL + ".tmp"):
-                    continue
-                full = Path(root, f)
-                zf.write(full, full.relative_to(staging).as_posix())
-    os.replace(tmp, output)
-
-
-def _bounded(
-    pool: ProcessPoolExecutor, tasks: Iterator[_Task], *, window: int
-) -> Iterator[tuple[list[dict[str, str]], int]]:
+def _bounded(pool: ProcessPoolExecutor, tasks: Iterator[_Task], *, window: int) -> Iterator[_Result]:
     """Results in task order with at most ``window`` chunks in flight, so memory stays flat in
     the number of files (Executor.map would queue every task and buffer every early result).
     A worker that dies (killed, out of memory) fails the run instead of leaving it waiting
     forever for the chunk it took, as a ``multiprocessing.Pool`` would: its chunk's transaction
     committed or not, and running the batch again resumes either way."""
-    pending: deque[Future[tuple[list[dict[str, str]], int]]] = deque()
+    pending: deque[Future[_Result]] = deque()
     try:
         for task in tasks:
             pending.append(pool.submit(_process_pool_chunk, task))
@@ -445,54 +441,95 @@ def _bounded(
         ) from None
 
 
+def _journal_path(spec: _Spec, output: Path) -> Path:
+    """The report rows' journal: in the output folder, or beside a zip output."""
+    return Path(spec.staging) / JOURNAL if spec.staging else output.with_name(output.name + JOURNAL)
+
+
 def _run(
     spec: _Spec,
+    output: Path,
     pool: ProcessPoolExecutor | None,
     workers: int,
     engine: Engine | None,
     limits: ArchiveLimits | None,
     progress: Callable[[int, int], None] | None,
     on_row: Callable[[dict[str, str]], None] | None,
-) -> tuple[int, int, int, int]:
-    """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)."""
-    names = _list_inputs(Path(spec.input), limits or ArchiveLimits())
-    staging = Path(spec.staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    journal_path = staging / JOURNAL
-    done = _load_journal(journal_path)
-    # Each chunk carries only the journal rows of its own files.
-    tasks: Iterator[_Task] = (
-        (chunk, {n: done[n] for n in chunk if n in done})
-        for chunk in (names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
-    )
-    accepted = rejected = skipped = finished = 0
-    # This run's journal, in input order; rows of earlier runs come back through the workers for
-    # files that did not change, so they are not processed again.
-    with contextlib.ExitStack() as stack:
-        journal = stack.enter_context(open(journal_path.with_name(JOURNAL + ".new"), "w", encoding="utf-8"))
-        if pool is None:
-            run = _Run.open(spec, engine)
-            stack.callback(run.close)
-            results: Iterator[tuple[list[dict[str, str]], int]] = (
-                _process_chunk(run, task) for task in tasks
+) -> tuple[int, int, int, int, ZipWriter | None]:
+    """List and check the inputs, then process them; returns (accepted, rejected, skipped, total)
+    and, for a zip output, its writer, still to be finished."""
+    names, entries = _list_inputs(Path(spec.input), limits or ArchiveLimits())
+    (Path(spec.staging) if spec.staging else output.parent).mkdir(parents=True, exist_ok=True)
+    writer = None if spec.staging else ZipWriter.open(output)
+    try:
+        journal_path = _journal_path(spec, output)
+        done = _load_journal(journal_path)
+        if writer is not None:
+            # A row is reused only with its response kept whole in the zip (what _still_written
+            # checks of a response file); any other is processed again, and its entry replaced.
+            kept = writer.resumed
+            done = {
+                n: row
+                for n, row in done.items()
+                if not row.get("response_file")
+                or kept.get(row["response_file"], (-1,))[0] == _int(row.get("size"))
+            }
+        # Each chunk carries only the journal rows of its own files, and where its entries lie.
+        tasks: Iterator[_Task] = (
+            (
+                names[i : i + CHUNK],
+                {n: done[n] for n in names[i : i + CHUNK] if n in done},
+                entries[i : i + CHUNK] if entries is not None else None,
             )
-        else:
-            results = _bounded(pool, tasks, window=2 * workers)
-        for rows, reused in results:
-            skipped += reused
-            for row in rows:
-                if row["code"] == "OK":
-                    accepted += 1
-                else:
-                    rejected += 1
-                journal.write(json.dumps(row) + "\n")
-                if on_row is not None:
-                    on_row(row)
-            journal.flush()
-            finished += len(rows)
-            if progress:
-                progress(finished, len(names))
-    return accepted, rejected, skipped, len(names)
+            for i in range(0, len(names), CHUNK)
+        )
+        accepted = rejected = skipped = finished = 0
+        # This run's journal, in input order; rows of earlier runs come back through the workers for
+        # files that did not change, so they are not processed again.
+        with contextlib.ExitStack() as stack:
+            journal = stack.enter_context(
+                open(journal_path.with_name(journal_path.name + ".new"), "w", encoding="utf-8")
+            )
+            if pool is None:
+                run = _Run.open(spec, engine)
+                stack.callback(run.close)
+                results: Iterator[_Result] = (_process_chunk(run, task) for task in tasks)
+            else:
+                results = _bounded(pool, tasks, window=2 * workers)
+            for rows, reused, bodies in results:
+                skipped += reused
+                if writer is not None:
+                    for row in rows:
+                        body = bodies.get(row.get("response_file", ""))
+                        if body is not None:
+                            writer.add(row["response_file"], body)
+                    # The chunk's responses are durable before its rows are journaled: a row in the
+                    # journal always has its entry, and the database committed the chunk before.
+                    writer.sync()
+                for row in rows:
+                    if row["code"] == "OK":
+                        accepted += 1
+                    else:
+                        rejected += 1
+                    journal.write(json.dumps(row) + "\n")
+                    if on_row is not None:
+                        on_row(row)
+                journal.flush()
+                finished += len(rows)
+                if progress:
+                    progress(finished, len(names))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    return accepted, rejected, skipped, len(names), writer
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return -2
 
 
 def run_batch(
@@ -512,6 +549,7 @@ def run_batch(
     allowed_licenses: frozenset[str] | None = None,
     kinds: frozenset[Kind] | None = None,
     now: int | None = None,
+    report_entry: str | None = None,
 ) -> BatchSummary:
     """Process every request file under ``input_path``; write responses to ``output`` and one
     report row per input file to ``report`` (.csv or .json). ``engine``: process in this process
@@ -519,20 +557,23 @@ def run_batch(
     ``workers`` must then be 1. With ``allowed_licenses``, requests for any other license are
     refused as LICENSE_NOT_FOUND (a portal user's batch); with ``kinds``, requests of other kinds
     are refused unrecorded; ``now`` fixes the time (default: the clock). ``on_row`` is given each
-    file's row as it is recorded, in input order: the report's fields and DETAIL_FIELDS."""
+    file's row as it is recorded, in input order: the report's fields and DETAIL_FIELDS.
+    ``report_entry``: a zip output also holds the report, as its last entry of this name."""
     started = time.perf_counter()
     if report.suffix not in (".csv", ".json"):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "the report must be a .csv or .json file")
     if engine is not None and workers not in (None, 1):
         raise ValueError("a batch given an engine runs in this process: workers must be 1")
     zip_out = output.suffix == ".zip"
-    staging = output.with_name(output.name + ".partial") if zip_out else output
+    if report_entry is not None and not zip_out:
+        raise ValueError("only a zip output holds the report as an entry")
+    staging = "" if zip_out else str(output)
     workers = 1 if engine is not None else max(1, workers or os.cpu_count() or 1)
     spec = _Spec(
         settings=settings,
         account_id=account_id,
         input=str(input_path),
-        staging=str(staging),
+        staging=staging,
         validity=response_validity,
         actor=actor,
         allowed_licenses=allowed_licenses,
@@ -549,20 +590,26 @@ def run_batch(
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(spec,))
         pool.submit(int)
     try:
-        accepted, rejected, skipped, total = _run(spec, pool, workers, engine, limits, progress, on_row)
+        accepted, rejected, skipped, total, writer = _run(
+            spec, output, pool, workers, engine, limits, progress, on_row
+        )
     finally:
         if pool is not None:
             # After a failure, the chunks not begun are dropped; those begun end their transaction
             # (their journal rows are lost, so a new run processes them again, idempotently).
             pool.shutdown(wait=True, cancel_futures=True)
-    journal_path = staging / JOURNAL
-    os.replace(journal_path.with_name(JOURNAL + ".new"), journal_path)
-    _write_report(report, journal_path)
-    if zip_out:
-        _zip_directory(staging, output)
-        shutil.rmtree(staging)
-    else:
+    journal_path = _journal_path(spec, output)
+    try:
+        os.replace(journal_path.with_name(journal_path.name + ".new"), journal_path)
+        _write_report(report, journal_path)
+        if writer is not None:
+            if report_entry is not None:
+                writer.add_file(report_entry, report)
+            writer.finish()
         journal_path.unlink()
+    finally:
+        if writer is not None:
+            writer.close()
     return BatchSummary(
         total=total,
         accepted=accepted,

@@ -296,17 +296,11 @@ def _process_zip(svc: Services, caller: Caller, upload: bytes, validity: int | N
             kinds=_ZIP_KINDS,
             now=svc.now(),
             on_row=lambda row: files.append(_batch_file(row)),
+            report_entry="report.csv",
         )
         svc.metrics.batch(summary)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
-            if output.exists():
-                with zipfile.ZipFile(output) as responses:
-                    for info in responses.infolist():
-                        out.writestr(info.filename, responses.read(info))
-            out.writestr("report.csv", report.read_bytes())
         return ZipResult(
-            archive=buffer.getvalue(),
+            archive=output.read_bytes(),
             accepted=summary.accepted,
             rejected=summary.rejected,
             files=tuple(files),

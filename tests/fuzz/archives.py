@@ -1,14 +1,16 @@
-"""Uploaded zips: opened as the batch opens them, then ``archive.checked_entries`` and
-``archive.read_entry`` on every entry, with limits small enough for the fuzzer to reach."""
+"""Uploaded zips: listed as the batch lists them (``archive.checked_entries``, the streaming
+central directory parse), then ``archive.read_entry`` (``zipstream.read_lean``) on every entry,
+with limits small enough for the fuzzer to reach. The input lives in a memory file (memfd)."""
 
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
-from offline_service.licensing.archive import ZIP_ERRORS, ArchiveLimits, checked_entries, read_entry
+from offline_service.licensing.archive import ArchiveLimits, checked_entries, read_entry
 from tests.fuzz.request_files import seeds as request_seeds
 
 MAX_LEN = 64 * 1024
@@ -42,24 +44,24 @@ def seeds() -> list[bytes]:
     ]
 
 
-def open_zip(data: bytes) -> zipfile.ZipFile:
-    """As the batch does, refusing what zipfile cannot read as BAD_ARCHIVE."""
-    try:
-        return zipfile.ZipFile(io.BytesIO(data))
-    except ZIP_ERRORS as exc:
-        raise OfflineServiceError(Code.BAD_ARCHIVE, f"not a readable zip: {exc}") from None
-
-
 def one_input(data: bytes) -> None:
+    fd = os.memfd_create("fuzz.zip")
     try:
-        with open_zip(data) as zf:
-            entries = checked_entries(zf, _LIMITS)
-            names = [info.filename for info in entries]
-            # What passed is what the checks promise: sorted, unique, plain relative file names.
-            assert names == sorted(set(names)), names
-            for info in entries:
-                assert not info.is_dir() and not info.filename.startswith("/")
-                assert ".." not in info.filename.split("/") and "\\" not in info.filename
-                assert len(read_entry(zf, info)) <= MAX_FILE_BYTES + 1
+        os.write(fd, data)
+        entries = checked_entries(fd, _LIMITS)
+        names = [entry.name for entry in entries]
+        # What passed is what the checks promise: sorted, unique, plain relative file names, each
+        # with its data inside the file and apart from the others'.
+        assert names == sorted(set(names)), names
+        for entry in entries:
+            assert not entry.name.endswith("/") and not entry.name.startswith("/")
+            assert ".." not in entry.name.split("/") and "\\" not in entry.name
+            assert entry.offset < entry.limit <= len(data)
+            try:
+                assert len(read_entry(fd, entry)) <= MAX_FILE_BYTES + 1
+            except OfflineServiceError as exc:  # one entry refused; the others are still read
+                assert exc.code is Code.BAD_ARCHIVE, exc.code
     except OfflineServiceError as exc:
         assert exc.code is Code.BAD_ARCHIVE, exc.code
+    finally:
+        os.close(fd)

@@ -403,7 +403,9 @@ def test_check_batch_names_takes_names_that_are_apart() -> None:
 # -- a response that cannot be written --------------------------------------------------------
 
 
-@pytest.mark.parametrize("output", ["out", "out.zip"])
+# A zip output's responses go to one file written by the coordinator: failing to write it fails
+# the run, which resumes when run again (tests/licensing/test_zip_batch.py).
+@pytest.mark.parametrize("output", ["out"])
 def test_a_response_that_cannot_be_written_is_reported_and_reissued_by_a_rerun(
     world: World, tmp_path: Path, output: str
 ) -> None:
@@ -411,7 +413,7 @@ def test_a_response_that_cannot_be_written_is_reported_and_reissued_by_a_rerun(
     src = tmp_path / "in"
     for name in ("a", "b", "c"):
         write(src / f"{name}.req", activation(world, lic, name))
-    staging = tmp_path / ("out.zip.partial" if output.endswith(".zip") else "out")
+    staging = tmp_path / output
     (staging / "b.response").mkdir(parents=True)  # where b's response must go: it cannot be written
 
     summary = run(world, src, tmp_path / output, tmp_path / "first.json")
@@ -424,8 +426,7 @@ def test_a_response_that_cannot_be_written_is_reported_and_reissued_by_a_rerun(
     assert failed["activation_id"]  # recorded: the seat is used, and a re-run reissues it
     assert world.reload_license(lic.key).used_activations == 3
 
-    if staging.exists():  # a zip output's staging folder is gone once the zip is written
-        (staging / "b.response").rmdir()
+    (staging / "b.response").rmdir()
     summary = run(world, src, tmp_path / output, tmp_path / "second.json")
 
     assert (summary.total, summary.accepted, summary.rejected) == (3, 3, 0)
@@ -541,12 +542,16 @@ def test_a_name_that_is_not_utf8_is_reported_escaped_and_resumes(
     assert world.reload_license(lic.key).used_activations == 2
 
     # A run killed after its first chunk: the journal holds these rows, the next run resumes.
-    staging = tmp_path / (output + ".partial" if output.endswith(".zip") else output)
     if output.endswith(".zip"):
         with zipfile.ZipFile(tmp_path / output) as zf:
-            zf.extractall(staging)
-    journal = journal_rows(src, staging, rows[:2]) + rows[2:]
-    (staging / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in journal))
+            zf.extractall(tmp_path / "extracted")
+        journal = journal_rows(src, tmp_path / "extracted", rows[:2]) + rows[2:]
+        unfinished(tmp_path / output)
+        journal_path = tmp_path / (output + JOURNAL)
+    else:
+        journal = journal_rows(src, tmp_path / output, rows[:2]) + rows[2:]
+        journal_path = tmp_path / output / JOURNAL
+    journal_path.write_text("".join(json.dumps(e) + "\n" for e in journal))
     audits = batch_audits(world)
 
     summary = run_bounded(world, src, tmp_path / output, tmp_path / report)
@@ -822,33 +827,76 @@ def test_a_journal_left_by_a_crashed_run_is_resumed_by_the_cli(
     assert sorted(p.name for p in out.iterdir()) == [f"r{n}.response" for n in range(6)]
 
 
-def test_a_crashed_zip_batch_resumes_from_its_partial_directory(world: World, tmp_path: Path) -> None:
+def unfinished(output: Path, keep: int | None = None) -> None:
+    """Turn a finished zip output back into what a run killed before its end leaves: the entries
+    (``keep``: only the first ones) in OUT.zip.partial with no central directory, and the
+    writer's journal of them beside it."""
+    with zipfile.ZipFile(output) as zf:
+        infos = zf.infolist()[:keep]
+    data = output.read_bytes()
+    end = (
+        infos[-1].header_offset + 30 + len(infos[-1].filename.encode()) + infos[-1].file_size if infos else 0
+    )
+    output.with_name(output.name + ".partial").write_bytes(data[:end])
+    lines = [json.dumps([i.filename, i.header_offset, i.file_size, i.CRC]) + "\n" for i in infos]
+    output.with_name(output.name + ".journal").write_text("".join(lines))
+    output.unlink()
+
+
+def test_a_crashed_zip_batch_resumes_from_its_partial_file(world: World, tmp_path: Path) -> None:
     lic = world.license(activations=-1)
     src = tmp_path / "in.zip"
     with zipfile.ZipFile(src, "w") as zf:
         for n in range(4):
             zf.writestr(f"r{n}.req", activation(world, lic, f"m{n}"))
-    run(world, src, tmp_path / "first", tmp_path / "first.csv")
+    out = tmp_path / "out.zip"
+    run(world, src, out, tmp_path / "first.csv")
     rows = read_report(tmp_path / "first.csv")
-    # What a run into out.zip leaves when killed before zipping: its staging directory and journal.
-    partial = tmp_path / "out.zip.partial"
-    for row in rows[:2]:
-        write(partial / row["response_file"], (tmp_path / "first" / row["response_file"]).read_bytes())
+    with zipfile.ZipFile(out) as zf:
+        first = {name: zf.read(name) for name in zf.namelist()}
+        sizes = {name: zf.getinfo(name).file_size for name in zf.namelist()}
+    # What a run into out.zip leaves when killed after its first two files: their entries in
+    # out.zip.partial, the writer's journal, and the rows' journal.
+    unfinished(out, keep=2)
     with zipfile.ZipFile(src) as zf:
-        journal = []
-        for row in rows[:2]:
-            entry = dict(row, digest=hashlib.sha256(zf.read(row["file"])).hexdigest())
-            entry["size"] = str((partial / row["response_file"]).stat().st_size)
-            journal.append(entry)
-    (partial / JOURNAL).write_text("".join(json.dumps(e) + "\n" for e in journal))
+        journal = [
+            dict(
+                row,
+                digest=hashlib.sha256(zf.read(row["file"])).hexdigest(),
+                size=str(sizes[row["response_file"]]),
+            )
+            for row in rows[:2]
+        ]
+    (tmp_path / ("out.zip" + JOURNAL)).write_text("".join(json.dumps(e) + "\n" for e in journal))
+    audits = batch_audits(world)
 
-    summary = run(world, src, tmp_path / "out.zip", tmp_path / "second.csv")
+    summary = run(world, src, out, tmp_path / "second.csv")
 
     assert (summary.total, summary.accepted, summary.skipped) == (4, 4, 2)
-    assert not partial.exists()
-    with zipfile.ZipFile(tmp_path / "out.zip") as zf:
-        assert sorted(zf.namelist()) == [f"r{n}.response" for n in range(4)]
+    assert batch_audits(world) == audits + 2
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out"))
+    assert leftovers == ["out.zip"]  # no partial file, no journals
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist() == [f"r{n}.response" for n in range(4)]
+        assert zf.testzip() is None
+        for name in zf.namelist()[:2]:
+            assert zf.read(name) == first[name]  # kept from the first run, not rewritten
     assert world.reload_license(lic.key).used_activations == 4
+
+
+def test_the_staging_folder_of_an_earlier_version_is_explained(world: World, tmp_path: Path) -> None:
+    lic = world.license(activations=-1)
+    write(tmp_path / "in" / "a.req", activation(world, lic, "a"))
+    (tmp_path / "out.zip.partial").mkdir()
+    before = world.snapshot()
+    with pytest.raises(OfflineServiceError) as caught:
+        run(world, tmp_path / "in", tmp_path / "out.zip", tmp_path / "r.csv")
+    assert caught.value.code is Code.INVALID_ARGUMENT
+    assert (
+        "earlier version" in caught.value.message
+        and "delete it and run the batch again" in caught.value.message
+    )
+    assert world.snapshot() == before
 
 
 # -- the batch command ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +26,7 @@ from offline_service.licensing.models import License
 from offline_service.settings import Settings
 from tests.db import rows
 from tests.factories import Machine, World, wall_now
+from tests.licensing.test_zipstream import unzip_t
 from tests.pg import database_url
 
 pytestmark = pytest.mark.slow
@@ -106,13 +108,20 @@ def _check_granted(world: World, lic: License, granted: set[str]) -> None:
 
 
 def _check_responses(world: World, out: Path, report: dict[str, dict[str, str]]) -> None:
-    """One verified response file per granted row, and none for any other."""
-    written = sorted(p.name for p in out.iterdir())
-    assert written == sorted(row["response_file"] for row in report.values() if row["code"] == "OK")
+    """One verified response file (or zip entry) per granted row, and none for any other."""
+    if out.suffix == ".zip":
+        unzip_t(out)
+        with zipfile.ZipFile(out) as zf:
+            assert zf.testzip() is None
+            bodies = {name: zf.read(name) for name in zf.namelist()}
+        assert len(bodies) == len(zf.namelist()), "an entry written twice"
+    else:
+        bodies = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(bodies) == sorted(row["response_file"] for row in report.values() if row["code"] == "OK")
     keys = world.keyring.public_keys(world.product.id)
     for row in report.values():
         if row["code"] == "OK":
-            answer = parse_response((out / row["response_file"]).read_bytes(), keys)
+            answer = parse_response(bodies[row["response_file"]], keys)
             assert answer.activation_id == row["activation_id"], row
 
 
@@ -152,13 +161,21 @@ def test_three_batch_processes_over_overlapping_files_never_over_grant(world: Wo
         _check_granted(world, lic, granted)
 
 
+@pytest.mark.parametrize("io", ["folder", "zip"])
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_batch_killed_mid_run_and_run_again_ends_as_one_uninterrupted_run(
-    world: World, tmp_path: Path, workers: int
+    world: World, tmp_path: Path, workers: int, io: str
 ) -> None:
     lic = world.license(activations=7)
-    src = _write(tmp_path / "in", _files(world, lic, "r", 20))
-    out, report = tmp_path / "out", tmp_path / "report.csv"
+    files = _files(world, lic, "r", 20)
+    if io == "zip":  # zip in, zip out: the responses go to out.zip.partial and its journal
+        src, out = tmp_path / "in.zip", tmp_path / "out.zip"
+        with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        src, out = _write(tmp_path / "in", files), tmp_path / "out"
+    report = tmp_path / "report.csv"
 
     # Killed just after a process committed its second chunk, before that chunk's responses and
     # journal rows were written.
@@ -170,8 +187,14 @@ def test_a_batch_killed_mid_run_and_run_again_ends_as_one_uninterrupted_run(
     if workers == 1:
         # In order: the first chunk answered and journaled, the second decided and never answered.
         assert len(before) == 2 * CHUNK
-        assert len(list(out.glob("*.response"))) == CHUNK
-        assert len((out / ".batch-journal.jsonl.new").read_text().splitlines()) == CHUNK
+        if io == "zip":
+            assert not out.exists()
+            assert len(tmp_path.joinpath("out.zip.journal").read_text().splitlines()) == CHUNK
+            rows_journal = tmp_path / "out.zip.batch-journal.jsonl.new"
+        else:
+            assert len(list(out.glob("*.response"))) == CHUNK
+            rows_journal = out / ".batch-journal.jsonl.new"
+        assert len(rows_journal.read_text().splitlines()) == CHUNK
     else:  # each worker's chunks, in whatever order they came: the killer's two at least
         assert len(before) >= min(2 * CHUNK, lic.allowed_activations)
 
@@ -190,6 +213,8 @@ def test_a_batch_killed_mid_run_and_run_again_ends_as_one_uninterrupted_run(
     assert before <= granted  # every seat taken before the kill was answered: none lost
     _check_granted(world, lic, granted)
     _check_responses(world, out, found)
+    if io == "zip":
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.zip"]
 
 
 def test_a_batch_whose_worker_is_killed_fails_at_once_and_resumes(world: World, tmp_path: Path) -> None:
