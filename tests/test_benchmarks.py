@@ -131,6 +131,12 @@ def test_engine_benchmark_quick_on_both_backends() -> None:
     scale = r["scale"]
     assert scale["licenses"]["large"] > scale["licenses"]["small"]
     assert all(len(v) == scale["rounds"] for v in scale["microsecondsPerRequest"].values())
+    # The profile beside the figure: CPU split and page I/O per request, on both databases.
+    for which in ("large", "small"):
+        profile = scale["medianPerRequest"][which]
+        assert set(profile) >= {"us", "userUs", "sysUs", "readCalls", "readBytes", "writeCalls", "writeBytes"}
+        assert profile["userUs"] > 0 and profile["writeBytes"] > 0
+    assert scale["cpuRatio"] > 0
     pg = r["postgresql"]
     assert [t["figure"] for t in pg["targets"]] == [
         "b on PostgreSQL / b on SQLite",
