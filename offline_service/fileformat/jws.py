@@ -52,7 +52,9 @@ EMITTED_ALG = "EdDSA"
 ACCEPTED_ALGS = frozenset({"EdDSA", "Ed25519"})
 
 _ARMOR = re.compile(rb"\A-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)\r?\n-----END \1-----\Z", re.DOTALL)
-_COMPACT = re.compile(rb"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
+# The compact form's characters: base64url and the two dots. ``bytes.translate`` deletes them at C
+# speed; what is left is a character that does not belong (cheaper than a regular expression).
+_COMPACT_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _HEADER_MEMBERS = {
     REQUEST_TYP: frozenset({"alg", "typ", "jwk"}),
     RESPONSE_TYP: frozenset({"alg", "typ", "kid"}),
@@ -221,12 +223,13 @@ def decode(
     if len(data) > MAX_FILE_BYTES:
         raise _fail(too_large, f"file is larger than {MAX_FILE_BYTES} bytes")
     token = unarmor(data)
-    if not _COMPACT.match(token):
+    parts = token.split(b".")
+    if len(parts) != 3 or not all(parts) or token.translate(None, _COMPACT_CHARS):
         raise _fail(
             malformed,
             "this is not a signed request or response file: its text is damaged or it is another file",
         )
-    h64, p64, s64 = token.split(b".")
+    h64, p64, s64 = parts
     try:
         header = strict_json(b64url_decode(h64))
     except ValueError as exc:
