@@ -31,6 +31,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_header",
+    "encode_json",
     "jwk_thumbprint",
     "okp_jwk",
     "public_key_from_jwk",
@@ -197,7 +198,14 @@ def encode(header: Mapping[str, Any] | str, payload: Mapping[str, Any], secret_k
     """Sign ``payload`` with a 64-byte libsodium Ed25519 secret key; return the compact JWS.
     ``header`` is a dict, or the output of ``encode_header``."""
     h = header if isinstance(header, str) else encode_header(header)
-    p = b64url_encode(_ENCODER.encode(payload).encode())
+    return encode_json(h, _ENCODER.encode(payload), secret_key)
+
+
+def encode_json(header: str, payload: str, secret_key: bytes) -> str:
+    """``encode`` of a payload already written as compact JSON text (``messages.response_json``),
+    under a header from ``encode_header``."""
+    h = header
+    p = b64url_encode(payload.encode())
     signing_input = f"{h}.{p}".encode("ascii")
     signature = nacl.bindings.crypto_sign(signing_input, secret_key)[:64]
     return f"{h}.{p}.{b64url_encode(signature)}"

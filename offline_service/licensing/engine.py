@@ -19,7 +19,7 @@ from offline_service import audit
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
 from offline_service.fileformat.keyring import Keyring, Signer
-from offline_service.fileformat.messages import Kind, Request, Response, parse_request, response_payload
+from offline_service.fileformat.messages import Kind, Request, Response, parse_request, response_json
 from offline_service.ids import new_id
 from offline_service.licensing.decisions import (
     Policy,
@@ -312,13 +312,13 @@ class Engine:
             header = self._headers[kid] = jws.encode_header(
                 {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": kid}
             )
-        payload = response_payload(item.response)
+        payload = response_json(item.response)
         observer = self.observer
         if observer is None:
-            token = jws.encode(header, payload, item.signer.secret_key)
+            token = jws.encode_json(header, payload, item.signer.secret_key)
         else:
             started = perf_counter()
-            token = jws.encode(header, payload, item.signer.secret_key)
+            token = jws.encode_json(header, payload, item.signer.secret_key)
             observer.signed(perf_counter() - started)
         return Outcome(
             code=o.code,
