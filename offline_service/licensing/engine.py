@@ -286,17 +286,20 @@ class Engine:
             detail["message"] = o.message[:200]
         elif o.reissued:
             detail["reissued"] = "true"
-        audit.record(
-            tx,
-            account_id=account_id,
-            actor=actor,
-            action=o.kind.value if o.kind else "unknown",
-            now=now,
-            code=o.code,
-            product_id=o.product_id,
-            license_id=o.license_id,
-            activation_id=o.activation_id,
-            **detail,
+        # The entry made here rather than by audit.record: one per request, every detail already
+        # text, so its checks and keyword arguments would be cost without use.
+        tx.audit(
+            audit.AuditEntry(
+                now,
+                actor,
+                o.kind.value if o.kind else "unknown",
+                o.code.value,
+                account_id,
+                o.product_id,
+                o.license_id,
+                o.activation_id,
+                detail or audit.NO_DETAIL,
+            )
         )
 
     # -- phase 3: sign, after commit ---------------------------------------------------------
