@@ -12,9 +12,10 @@ from typing import NamedTuple, Protocol
 
 from offline_service.errors import Code
 
-__all__ = ["AuditEntry", "AuditLog", "record"]
+__all__ = ["NO_DETAIL", "AuditEntry", "AuditLog", "record"]
 
-_NO_DETAIL: Mapping[str, str] = MappingProxyType({})
+# The detail of an entry that has none: one shared, read-only empty mapping.
+NO_DETAIL: Mapping[str, str] = MappingProxyType({})
 
 
 class AuditEntry(NamedTuple):
@@ -30,7 +31,7 @@ class AuditEntry(NamedTuple):
     product_id: str | None = None
     license_id: str | None = None
     activation_id: str | None = None
-    detail: Mapping[str, str] = _NO_DETAIL
+    detail: Mapping[str, str] = NO_DETAIL
 
 
 class AuditLog(Protocol):
@@ -68,7 +69,7 @@ def record(
         product_id,
         license_id,
         activation_id,
-        detail or _NO_DETAIL,
+        detail or NO_DETAIL,
     )
     log.audit(entry)
     return entry

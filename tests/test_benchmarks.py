@@ -174,3 +174,40 @@ def test_engine_benchmark_reads_the_http_figures() -> None:
     }
     assert (http_figures(runs_only)["ratio"], http_figures(runs_only)["p99ms"]) == (0.6, 10.0)
     assert (http_figures({})["ratio"], http_figures({})["p99ms"]) == (None, None)
+
+
+def test_hotpath_benchmark_quick() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hotpath", "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout)
+    assert r["benchmark"] == "hotpath" and r["quick"] is True and r["count"] == 200
+    for field in ("perRequestUs", "cryptoUs", "perSecond", "engineVsCrypto"):
+        assert _number(r[field]) and r[field] > 0, field
+    assert isinstance(r["restUs"], int | float) and "callgrind" not in r
+
+
+def test_hotpath_callgrind_self_cost_by_object(tmp_path: Path) -> None:
+    """Names are given once and then referred to as (n); a call's inclusive cost (the line after
+    ``calls=``) belongs to the callee, not to the caller's object."""
+    from benchmarks.hotpath import self_cost_by_object
+
+    out = tmp_path / "callgrind.out"
+    out.write_text(
+        "events: Ir\n"
+        "ob=(1) /usr/lib/libpython3.11.so\nfn=(1) main\n"
+        "10 100\n+1 5\n"
+        "cob=(2) /site-packages/nacl/_sodium.abi3.so\ncfn=(2) sign\ncalls=1 0\n12 900\n"
+        "ob=(2)\nfn=(2)\n0 900\n"
+        "ob=(1)\nfn=(1)\n* 7\n"
+    )
+    assert self_cost_by_object(out) == {
+        "/usr/lib/libpython3.11.so": 112,
+        "/site-packages/nacl/_sodium.abi3.so": 900,
+    }

@@ -31,6 +31,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_header",
+    "encode_json",
     "jwk_thumbprint",
     "okp_jwk",
     "public_key_from_jwk",
@@ -52,7 +53,9 @@ EMITTED_ALG = "EdDSA"
 ACCEPTED_ALGS = frozenset({"EdDSA", "Ed25519"})
 
 _ARMOR = re.compile(rb"\A-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n(.*?)\r?\n-----END \1-----\Z", re.DOTALL)
-_COMPACT = re.compile(rb"\A[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
+# The compact form's characters: base64url and the two dots. ``bytes.translate`` deletes them at C
+# speed; what is left is a character that does not belong (cheaper than a regular expression).
+_COMPACT_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 _HEADER_MEMBERS = {
     REQUEST_TYP: frozenset({"alg", "typ", "jwk"}),
     RESPONSE_TYP: frozenset({"alg", "typ", "kid"}),
@@ -195,7 +198,14 @@ def encode(header: Mapping[str, Any] | str, payload: Mapping[str, Any], secret_k
     """Sign ``payload`` with a 64-byte libsodium Ed25519 secret key; return the compact JWS.
     ``header`` is a dict, or the output of ``encode_header``."""
     h = header if isinstance(header, str) else encode_header(header)
-    p = b64url_encode(_ENCODER.encode(payload).encode())
+    return encode_json(h, _ENCODER.encode(payload), secret_key)
+
+
+def encode_json(header: str, payload: str, secret_key: bytes) -> str:
+    """``encode`` of a payload already written as compact JSON text (``messages.response_json``),
+    under a header from ``encode_header``."""
+    h = header
+    p = b64url_encode(payload.encode())
     signing_input = f"{h}.{p}".encode("ascii")
     signature = nacl.bindings.crypto_sign(signing_input, secret_key)[:64]
     return f"{h}.{p}.{b64url_encode(signature)}"
@@ -221,12 +231,13 @@ def decode(
     if len(data) > MAX_FILE_BYTES:
         raise _fail(too_large, f"file is larger than {MAX_FILE_BYTES} bytes")
     token = unarmor(data)
-    if not _COMPACT.match(token):
+    parts = token.split(b".")
+    if len(parts) != 3 or not all(parts) or token.translate(None, _COMPACT_CHARS):
         raise _fail(
             malformed,
             "this is not a signed request or response file: its text is damaged or it is another file",
         )
-    h64, p64, s64 = token.split(b".")
+    h64, p64, s64 = parts
     try:
         header = strict_json(b64url_decode(h64))
     except ValueError as exc:

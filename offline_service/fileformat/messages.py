@@ -6,6 +6,7 @@ docs/FORMAT.md is the normative description; this module is its executable form.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "parse_request",
     "parse_response",
     "request_payload",
+    "response_json",
     "response_payload",
     "validate_metadata",
 ]
@@ -284,6 +286,45 @@ def response_payload(response: Response) -> dict[str, Any]:
         requestNonce=response.request_nonce,
     )
     return payload
+
+
+# JSON string literal of a text, as the payload encoder (``ensure_ascii=False``) writes it; in C.
+_quote = json.encoder.encode_basestring
+_METADATA_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def response_json(response: Response) -> str:
+    """``response_payload(response)`` as compact JSON, the same text ``jws.encode`` would write,
+    filled into a fixed template: the engine signs one per request, and a dict plus the encoder
+    cost several times more."""
+    r = response
+    kind = r.kind
+    head = (
+        f'{{"v":{FORMAT_VERSION},"kind":{_quote(kind.value)},"productId":{_quote(r.product_id)},'
+        f'"activationId":{_quote(r.activation_id)},"fingerprint":{_quote(r.fingerprint)},'
+        f'"machineKeyThumbprint":{_quote(r.machine_key_thumbprint)}'
+    )
+    tail = f'"iat":{r.issued_at},"applyBefore":{r.apply_before},"requestNonce":{_quote(r.request_nonce)}}}'
+    if kind is Kind.TRIAL:
+        return f'{head},"trialEndsAt":{_number(r.trial_ends_at)},{tail}'
+    metadata = _METADATA_ENCODER.encode(dict(r.metadata)) if r.metadata else "{}"
+    license = (
+        f'"licenseId":{"null" if r.license_id is None else _quote(r.license_id)},'
+        f'"status":{"null" if r.status is None else _quote(r.status)},'
+        f'"expiresAt":{_number(r.expires_at)},'
+        f'"allowedActivations":{_number(r.allowed_activations)},'
+        f'"usedActivations":{_number(r.used_activations)},'
+        f'"allowedDeactivations":{_number(r.allowed_deactivations)},'
+        f'"usedDeactivations":{_number(r.used_deactivations)},'
+        f'"metadata":{metadata}'
+    )
+    if kind is Kind.DEACTIVATION:
+        return f'{head},{license},"deactivatedAt":{_number(r.deactivated_at)},{tail}'
+    return f"{head},{license},{tail}"
 
 
 _RESPONSE_COMMON = frozenset(

@@ -19,7 +19,7 @@ from offline_service import audit
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
 from offline_service.fileformat.keyring import Keyring, Signer
-from offline_service.fileformat.messages import Kind, Request, Response, parse_request, response_payload
+from offline_service.fileformat.messages import Kind, Request, Response, parse_request, response_json
 from offline_service.ids import new_id
 from offline_service.licensing.decisions import (
     Policy,
@@ -80,13 +80,15 @@ LicenseFilter = Callable[[License], bool]
 @dataclass(slots=True)
 class Pending:
     """One request file on its way through the three phases (``Engine.verify_many``,
-    ``decide_many``, ``sign_many``): its verified request, or the outcome that refused it early,
-    then the decision and what to sign. Opaque to callers: they hand it from phase to phase."""
+    ``decide_many``, ``sign_many``): its verified request, or the outcome that refused it, or the
+    grant (what to sign, by which key, and whether it is a reissue). A grant's Outcome is made
+    once, when it is signed. Opaque to callers: they hand it from phase to phase."""
 
     request: Request | None
-    outcome: Outcome | None = None
+    outcome: Outcome | None = None  # a refusal
     signer: Signer | None = None
-    response: Response | None = None
+    response: Response | None = None  # a grant
+    reissued: bool = False
 
 
 class Engine:
@@ -210,7 +212,7 @@ class Engine:
             if item.outcome is None:
                 assert item.request is not None
                 try:
-                    item.signer, item.response, item.outcome = self._decide(
+                    item.signer, item.response, item.reissued = self._decide(
                         tx, item.request, account_id, now, response_validity, license_filter
                     )
                 except OfflineServiceError as exc:
@@ -258,8 +260,9 @@ class Engine:
         now: int,
         requested_validity: int | None,
         license_filter: LicenseFilter | None,
-    ) -> tuple[Signer, Response, Outcome]:
-        """The checks every kind shares, then the kind's own decision (one function per kind)."""
+    ) -> tuple[Signer, Response, bool]:
+        """The checks every kind shares, then the kind's own decision (one function per kind):
+        the key to sign with, the response and whether it is a reissue."""
         product = tx.product(account_id, req.product_id)
         if product is None:
             raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, "no such product in this account")
@@ -268,68 +271,86 @@ class Engine:
         validity = response_validity(requested_validity, product, self.policy)
         issue = _Issue(req=req, kid=signer.kid, now=now, apply_before=now + validity)
         if req.kind is Kind.ACTIVATION:
-            response, outcome = _activation(tx, issue, product, account_id, license_filter)
+            response, verdict = _activation(tx, issue, product, account_id, license_filter)
         elif req.kind is Kind.DEACTIVATION:
-            response, outcome = _deactivation(tx, issue, product, account_id, license_filter)
+            response, verdict = _deactivation(tx, issue, product, account_id, license_filter)
         elif req.kind is Kind.TRIAL:
-            response, outcome = _trial(tx, issue, product)
+            response, verdict = _trial(tx, issue, product)
         else:
             assert_never(req.kind)
-        return signer, response, outcome
+        return signer, response, verdict is Verdict.REISSUE
 
     @staticmethod
     def _audit(tx: Transaction, item: Pending, account_id: str, now: int, actor: str) -> None:
-        o = item.outcome
-        assert o is not None
-        detail = {"fingerprint": item.request.fingerprint} if item.request else {}
-        if not o.ok:
-            detail["message"] = o.message[:200]
-        elif o.reissued:
-            detail["reissued"] = "true"
-        audit.record(
-            tx,
-            account_id=account_id,
-            actor=actor,
-            action=o.kind.value if o.kind else "unknown",
-            now=now,
-            code=o.code,
-            product_id=o.product_id,
-            license_id=o.license_id,
-            activation_id=o.activation_id,
-            **detail,
-        )
+        # The entries made here rather than by audit.record: one per request, every detail already
+        # text, so its checks and keyword arguments would be cost without use.
+        granted = item.response
+        if granted is not None:
+            assert item.request is not None
+            detail = {"fingerprint": item.request.fingerprint}
+            if item.reissued:
+                detail["reissued"] = "true"
+            entry = audit.AuditEntry(
+                now,
+                actor,
+                granted.kind.value,
+                Code.OK.value,
+                account_id,
+                granted.product_id,
+                granted.license_id,
+                granted.activation_id,
+                detail,
+            )
+        else:
+            o = item.outcome
+            assert o is not None
+            refused = {"fingerprint": item.request.fingerprint} if item.request else {}
+            if not o.ok:
+                refused["message"] = o.message[:200]
+            entry = audit.AuditEntry(
+                now,
+                actor,
+                o.kind.value if o.kind else "unknown",
+                o.code.value,
+                account_id,
+                o.product_id,
+                o.license_id,
+                o.activation_id,
+                refused,
+            )
+        tx.audit(entry)
 
     # -- phase 3: sign, after commit ---------------------------------------------------------
 
     def _sign(self, item: Pending) -> Outcome:
-        o = item.outcome
-        assert o is not None
-        if item.response is None or item.signer is None:
-            return o
+        response, req = item.response, item.request
+        if response is None or item.signer is None or req is None:
+            assert item.outcome is not None
+            return item.outcome
         kid = item.signer.kid
         header = self._headers.get(kid)
         if header is None:
             header = self._headers[kid] = jws.encode_header(
                 {"alg": jws.EMITTED_ALG, "typ": jws.RESPONSE_TYP, "kid": kid}
             )
-        payload = response_payload(item.response)
+        payload = response_json(response)
         observer = self.observer
         if observer is None:
-            token = jws.encode(header, payload, item.signer.secret_key)
+            token = jws.encode_json(header, payload, item.signer.secret_key)
         else:
             started = perf_counter()
-            token = jws.encode(header, payload, item.signer.secret_key)
+            token = jws.encode_json(header, payload, item.signer.secret_key)
             observer.signed(perf_counter() - started)
         return Outcome(
-            code=o.code,
-            kind=o.kind,
-            product_id=o.product_id,
-            license_id=o.license_id,
-            activation_id=o.activation_id,
+            code=Code.OK,
+            kind=req.kind,
+            product_id=req.product_id,
+            license_id=response.license_id,
+            activation_id=response.activation_id,
             response=token,
-            reissued=o.reissued,
-            trial_ends_at=o.trial_ends_at,
-            request=o.request,
+            reissued=item.reissued,
+            trial_ends_at=response.trial_ends_at,
+            request=req,
         )
 
 
@@ -353,7 +374,7 @@ class _Issue(NamedTuple):
 
 def _activation(
     tx: Transaction, issue: _Issue, product: Product, account_id: str, license_filter: LicenseFilter | None
-) -> tuple[Response, Outcome]:
+) -> tuple[Response, Verdict]:
     """A new activation uses a seat; the same machine again (or a replayed file) is reissued."""
     req, now = issue.req, issue.now
     assert req.license_key is not None
@@ -402,13 +423,12 @@ def _activation(
         activation = av.activation
     if nonce_owner is None:
         tx.record_nonce(product.id, req.nonce, req.kind.value, activation.id, now)
-    response = _response(issue, activation.id, license=_reread(tx, license))
-    return response, _granted(req, activation.id, license.id, av.verdict)
+    return _response(issue, activation.id, license=_reread(tx, license)), av.verdict
 
 
 def _deactivation(
     tx: Transaction, issue: _Issue, product: Product, account_id: str, license_filter: LicenseFilter | None
-) -> tuple[Response, Outcome]:
+) -> tuple[Response, Verdict]:
     """A deactivation frees a seat once; deactivating the same activation again is reissued."""
     req, now = issue.req, issue.now
     assert req.activation_id is not None
@@ -430,11 +450,10 @@ def _deactivation(
         license = _reread(tx, license)
     if tx.nonce_activation(product.id, req.nonce) is None:
         tx.record_nonce(product.id, req.nonce, req.kind.value, found.id, now)
-    response = _response(issue, found.id, license=license, deactivated_at=deactivated_at)
-    return response, _granted(req, found.id, license.id, verdict)
+    return _response(issue, found.id, license=license, deactivated_at=deactivated_at), verdict
 
 
-def _trial(tx: Transaction, issue: _Issue, product: Product) -> tuple[Response, Outcome]:
+def _trial(tx: Transaction, issue: _Issue, product: Product) -> tuple[Response, Verdict]:
     """One trial per machine and product; asking again is reissued with the original end."""
     req, now = issue.req, issue.now
     existing = tx.trial(product.id, req.fingerprint)
@@ -452,8 +471,7 @@ def _trial(tx: Transaction, issue: _Issue, product: Product) -> tuple[Response, 
             app_version=req.app_version,
         )
         tx.insert_trial(existing)
-    response = _response(issue, existing.id, trial_ends_at=ends_at)
-    return response, _granted(req, existing.id, None, verdict, trial_ends_at=ends_at)
+    return _response(issue, existing.id, trial_ends_at=ends_at), verdict
 
 
 def _reread(tx: Transaction, license: License) -> License:
@@ -493,26 +511,6 @@ def _response(
         allowed_deactivations=license.allowed_deactivations if license else None,
         used_deactivations=license.used_deactivations if license else None,
         metadata=license.metadata if license else {},
-    )
-
-
-def _granted(
-    req: Request,
-    activation_id: str,
-    license_id: str | None,
-    verdict: Verdict,
-    *,
-    trial_ends_at: int | None = None,
-) -> Outcome:
-    return Outcome(
-        code=Code.OK,
-        kind=req.kind,
-        product_id=req.product_id,
-        license_id=license_id,
-        activation_id=activation_id,
-        reissued=verdict is Verdict.REISSUE,
-        trial_ends_at=trial_ends_at,
-        request=req,
     )
 
 

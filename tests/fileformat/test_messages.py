@@ -6,10 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat import jws
-from offline_service.fileformat.messages import Kind, looks_like_response, parse_response
+from offline_service.fileformat.messages import (
+    Kind,
+    Response,
+    looks_like_response,
+    parse_response,
+    response_json,
+    response_payload,
+)
 from tests.factories import World
 
 
@@ -108,3 +117,51 @@ def test_a_response_file_is_told_from_a_request_by_its_header(world: World) -> N
         response + b"x" * jws.MAX_FILE_BYTES,
     ):
         assert not looks_like_response(data), data[:40]
+
+
+_texts = st.text(max_size=20)  # any text: quotes, backslashes, controls, non-ASCII
+_counts = st.none() | st.integers(min_value=-1, max_value=2**31 - 1)
+
+
+@given(
+    kind=st.sampled_from(Kind),
+    strings=st.lists(_texts, min_size=6, max_size=6),
+    license_id=st.none() | _texts,
+    status=st.none() | _texts,
+    numbers=st.lists(_counts, min_size=7, max_size=7),
+    times=st.lists(st.integers(min_value=0, max_value=2**40), min_size=2, max_size=2),
+    metadata=st.dictionaries(_texts, _texts, max_size=3),
+)
+def test_response_json_is_the_payload_as_jws_encodes_it(
+    kind: Kind,
+    strings: list[str],
+    license_id: str | None,
+    status: str | None,
+    numbers: list[int | None],
+    times: list[int],
+    metadata: dict[str, str],
+) -> None:
+    """The engine signs ``response_json``; it must be byte for byte what ``jws.encode`` writes for
+    ``response_payload``, which the client SDK and docs/FORMAT.md describe."""
+    response = Response(
+        kind=kind,
+        kid=strings[0],
+        product_id=strings[1],
+        activation_id=strings[2],
+        fingerprint=strings[3],
+        machine_key_thumbprint=strings[4],
+        issued_at=times[0],
+        apply_before=times[1],
+        request_nonce=strings[5],
+        license_id=license_id,
+        status=status,
+        expires_at=numbers[0],
+        allowed_activations=numbers[1],
+        used_activations=numbers[2],
+        allowed_deactivations=numbers[3],
+        used_deactivations=numbers[4],
+        trial_ends_at=numbers[5],
+        deactivated_at=numbers[6],
+        metadata=metadata,
+    )
+    assert response_json(response) == jws._ENCODER.encode(response_payload(response))

@@ -3,13 +3,35 @@ statements whose ``IN (?, ...)`` list grows with its arguments, built once per l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from offline_service.store.sql.dialect import Dialect
 
-__all__ = ["Connection", "Cursor", "Lookup", "RowsInsert", "SQLPart", "SizedStatement", "groups", "together"]
+__all__ = [
+    "Connection",
+    "Cursor",
+    "Lookup",
+    "RowsInsert",
+    "SQLPart",
+    "SizedStatement",
+    "groups",
+    "text_map_json",
+    "together",
+]
+
+_quote = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes it; in C
+
+
+def text_map_json(items: Mapping[str, str]) -> str:
+    """``json.dumps(dict(items))`` of a text-to-text mapping (a request's metadata, an audit
+    entry's detail), the same text, written directly: two per request on the hot path, and
+    json.dumps builds an encoder on every call."""
+    if not items:
+        return "{}"
+    return "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in items.items()) + "}"
 
 
 class Cursor(Protocol):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from offline_service.audit import AuditEntry
-from offline_service.store.sql._base import RowsInsert, SizedStatement, SQLPart, groups
+from offline_service.store.sql._base import RowsInsert, SizedStatement, SQLPart, groups, text_map_json
 from offline_service.store.sql.dialect import Dialect
 
 __all__ = ["AuditSQL", "AuditStatements"]
@@ -86,7 +86,7 @@ class AuditSQL(SQLPart):
                 e.product_id,
                 e.license_id,
                 e.activation_id,
-                json.dumps(dict(e.detail)) if e.detail else "{}",
+                text_map_json(e.detail),
             )
         )
 

@@ -31,7 +31,15 @@ from offline_service.licensing.models import (
     Product,
     Trial,
 )
-from offline_service.store.sql._base import Lookup, RowsInsert, SizedStatement, SQLPart, groups, together
+from offline_service.store.sql._base import (
+    Lookup,
+    RowsInsert,
+    SizedStatement,
+    SQLPart,
+    groups,
+    text_map_json,
+    together,
+)
 from offline_service.store.sql.dialect import Dialect
 
 __all__ = ["LICENSE_COLS", "LicensingSQL", "LicensingStatements", "key_hash", "license_from_row"]
@@ -413,7 +421,7 @@ class LicensingSQL(SQLPart):
                         a.hostname,
                         a.os,
                         a.app_version,
-                        json.dumps(dict(a.metadata)),
+                        text_map_json(a.metadata),
                         a.deactivated_at,
                     )
                     for a in self._activations.values()
