@@ -248,7 +248,9 @@ def run_batch_process(
 class _TreeMemory(threading.Thread):
     """Samples a process and its children every 10 ms from /proc: the peak of their summed RSS,
     and each one's VmHWM (the kernel's own peak-RSS counter; getrusage's ru_maxrss over-reports
-    for a process that forks). With ``watch``, also whether that path existed at some sample."""
+    for a process that forks). With ``watch``, also whether that path was a folder at some sample
+    (a zip batch's staging folder of response files; today's ``OUT.zip.partial`` is a file, the
+    zip being written, and does not count)."""
 
     def __init__(self, pid: int, watch: Path | None = None) -> None:
         super().__init__(daemon=True)
@@ -291,7 +293,7 @@ class _TreeMemory(threading.Thread):
                 self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
             self.peak_total_kb = max(self.peak_total_kb, total)
             if self.watch is not None and not self.watch_seen:
-                self.watch_seen = self.watch.exists()
+                self.watch_seen = self.watch.is_dir()
             self._stop_event.wait(0.01)
 
     def stop(self) -> None:

@@ -143,6 +143,36 @@ def test_zip_in_zip_out(world: World, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_zip_batch_makes_no_file_per_request_on_disk(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Zip in, zip out: while the batch runs (seen at every chunk's progress), the output's folder
+    holds only the zip being written and its journals, never a response file or a staging folder."""
+    monkeypatch.setattr(batch, "CHUNK", 4)
+    lic = world.license(activations=-1)
+    src = tmp_path / "in.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for i in range(20):
+            zf.writestr(f"m{i:02d}.req", activation(world, lic, f"m{i}"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    seen: list[list[str]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(sorted(p.name for p in out_dir.iterdir()))
+
+    summary = run(
+        world, src, out_dir / "out.zip", tmp_path / "report.csv", workers=workers, progress=progress
+    )
+
+    assert summary.accepted == 20
+    assert len(seen) >= 2  # the check ran mid-batch, more than once
+    for names in seen:
+        assert all(n.startswith("out.zip.") and not (out_dir / n).is_dir() for n in names), names
+    assert sorted(p.name for p in out_dir.iterdir()) == ["out.zip"]
+
+
 def test_directory_in_zip_out_and_zip_in_directory_out(world: World, tmp_path: Path) -> None:
     lic = world.license(activations=10)
     write(tmp_path / "in" / "x" / "a.req", activation(world, lic, "a"))
