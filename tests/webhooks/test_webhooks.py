@@ -19,6 +19,7 @@ from offline_service.webhooks.models import Endpoint
 from offline_service.webhooks.sender import SenderConfig, retry_delay, send_due
 from offline_service.webhooks.urls import URLPolicy, URLRefused
 from tests.factories import World, table
+from tests.web.site import SiteFactory
 from tests.webhooks.receiver import Receiver, receiver
 
 PUBLIC = {"hooks.example.com": ["93.184.215.14"]}  # no DNS in the tests: a public address by hand
@@ -308,3 +309,34 @@ def test_the_send_time_check_refuses_an_address_allowed_no_more(world: World) ->
         assert send_due(world.store, strict, now=now).failed == 1
     (d,) = services.deliveries(world.store, world.account, e.id)
     assert "WEBHOOK_URL_REFUSED (loopback)" in d.last_error and r.seen == []
+
+
+def test_trials_are_events_too(world: World) -> None:
+    now = _now()
+    with receiver() as r:
+        _endpoint(world, r, "trial.created")
+        m = world.machine()
+        assert world.process(m.request(Kind.TRIAL, world.product.id, issued_at=now), now=now).ok
+        assert world.process(m.request(Kind.TRIAL, world.product.id, issued_at=now), now=now).ok  # reissue
+        assert _send(world, now).sent == 1
+    (body,) = r.verified
+    assert body["type"] == "trial.created" and body["data"]["fingerprint"] == m.fingerprint
+    assert body["data"]["endsAt"] == now + 14 * 86400
+
+
+def test_the_server_sends_the_webhooks_by_itself(make_site: SiteFactory) -> None:
+    site = make_site(webhook_seconds=1, webhook_allow_loopback=True)
+    site.clock.now = time.time()  # the receiver checks the signed timestamp against its clock
+    with receiver() as r:
+        r.secret = services.add_endpoint(
+            site.svc.store, site.acme, url=r.url, events=["license.created"], policy=LOOPBACK, now=_now()
+        ).secret
+        license = admin.create_license(
+            site.svc.store, site.acme, product_id=site.product.id, allowed_activations=1,
+            allowed_deactivations=1, now=_now(),
+        )  # fmt: skip
+        for _ in range(100):  # the server's next round, a second or so away
+            if r.verified:
+                break
+            time.sleep(0.1)
+    assert [b["data"]["id"] for b in r.verified] == [license.id]
