@@ -62,6 +62,7 @@ NEXT_STEPS: Mapping[Code, str] = MappingProxyType(
         Code.CONFLICT: "Do the step it waits for first (rotate, deactivate, make a new request), or choose another value.",
         Code.BAD_ARCHIVE: "Make a plain zip of the request files only, or process the directory.",
         Code.BAD_BACKUP: "Use another backup, or take a new one with `offline-service backup DEST`; a backup must be restored unchanged.",
+        Code.WEBHOOK_URL_REFUSED: "Give an https URL whose host resolves to public addresses only, or allow private targets (docs/WEBHOOKS.md, URL rules).",
         Code.KEY_ERROR: "Fix the keys directory or the passphrase (see keys/README.md), then try again.",
         Code.INSECURE_KEY_FILE: "`chmod 600` the key file and `chmod 700` its directory, then try again.",
         Code.STORAGE_ERROR: "Check disk space, permissions and other processes holding the database, then retry; reprocessing is safe.",

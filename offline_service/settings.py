@@ -169,6 +169,23 @@ _SMTP_VARIABLES = (
 )
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "false", "true"):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be 1 or 0 (true or false)")
+    return value in ("1", "true")
+
+
+def _webhook_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    return dict(
+        webhook_seconds=_number(env, "OFFLINE_SERVICE_WEBHOOK_SECONDS", "10", 0, 86400),
+        webhook_timeout=_number(env, "OFFLINE_SERVICE_WEBHOOK_TIMEOUT", "10", 1, 60),
+        webhook_disable_days=_number(env, "OFFLINE_SERVICE_WEBHOOK_DISABLE_DAYS", "3", 1, 90),
+        webhook_allow_private=_switch(env, "OFFLINE_SERVICE_WEBHOOK_ALLOW_PRIVATE"),
+        webhook_allow_loopback=_switch(env, "OFFLINE_SERVICE_WEBHOOK_ALLOW_LOOPBACK"),
+    )
+
+
 def _smtp_settings(env: Mapping[str, str]) -> SmtpConfig | None:
     """The SMTP relay, when OFFLINE_SERVICE_SMTP_HOST is set; checked (SmtpConfig refuses the rest)."""
     host = env.get("OFFLINE_SERVICE_SMTP_HOST", "").strip()
@@ -226,6 +243,11 @@ class Settings:
     mail_from: str = "License portal <noreply@localhost>"
     smtp: SmtpConfig | None = None  # None: mails are files in DATA/mail; its repr masks the password
     outbox_seconds: int = 60  # 0: the server sends no notification mails itself
+    webhook_seconds: int = 10  # 0: the server sends no webhooks itself
+    webhook_timeout: int = 10  # seconds per delivery attempt
+    webhook_disable_days: int = 3  # an endpoint failing this long is disabled
+    webhook_allow_private: bool = False  # private, loopback and link-local targets (not metadata)
+    webhook_allow_loopback: bool = False  # loopback targets, over http too (development)
     session_lifetime: int = 12 * 3600
     token_lifetime: int = 3600
     releases_dir: Path | None = None  # None: DATA/releases
@@ -298,6 +320,7 @@ class Settings:
             **observability,
             **_server_settings(env),
             smtp=_smtp_settings(env),
+            **_webhook_settings(env),
             outbox_seconds=_number(env, "OFFLINE_SERVICE_OUTBOX_SECONDS", "60", 0, 86400),
             trial_origins=origins,
             password_cost=cost,
@@ -563,6 +586,40 @@ SETTINGS: tuple[Setting, ...] = (
         default="`60`",
         help="how often the server sends queued notification mails (0: never, leave it to `offline-service notify`)",
         shown=lambda s: str(s.outbox_seconds),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_WEBHOOK_SECONDS",
+        default="`10`",
+        help="how often the server sends due webhook deliveries, in seconds (0: never, leave it to"
+        " `offline-service webhook send`; docs/WEBHOOKS.md)",
+        shown=lambda s: str(s.webhook_seconds),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_WEBHOOK_TIMEOUT",
+        default="`10`",
+        help="how long one webhook delivery attempt may take, in seconds (1 to 60); longer is a failure",
+        shown=lambda s: str(s.webhook_timeout),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_WEBHOOK_DISABLE_DAYS",
+        default="`3`",
+        help="a webhook endpoint whose deliveries have all failed for this many days is disabled (1 to 90)",
+        shown=lambda s: str(s.webhook_disable_days),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_WEBHOOK_ALLOW_PRIVATE",
+        default="`0`",
+        help="`1`: webhook URLs may resolve to private, loopback and link-local addresses (a vendor"
+        " whose receivers are on its own network); cloud metadata, unspecified, multicast and"
+        " reserved addresses stay refused",
+        shown=lambda s: "1" if s.webhook_allow_private else "0",
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_WEBHOOK_ALLOW_LOOPBACK",
+        default="`0`",
+        help="`1`: webhook URLs may resolve to loopback addresses, and use plain `http://` there"
+        " (development and tests; every other address needs `https://`)",
+        shown=lambda s: "1" if s.webhook_allow_loopback else "0",
     ),
     Setting(
         env="OFFLINE_SERVICE_METRICS_TOKEN",

@@ -33,6 +33,7 @@ from offline_service.notifications import cli as notifications_cli
 from offline_service.releases import cli as releases_cli
 from offline_service.settings import LOG_FORMATS, Settings, effective
 from offline_service.store import database_location
+from offline_service.webhooks import cli as webhooks_cli
 
 __all__ = ["build_parser", "main", "worker_environment"]
 
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     releases_cli.register(verbs)
     branding_cli.register(verbs)
     notifications_cli.register(verbs)
+    webhooks_cli.register(verbs)
     return parser
 
 

@@ -33,6 +33,7 @@ from offline_service.licensing.decisions import (
 from offline_service.licensing.models import Activation, License, Product, Trial
 from offline_service.notifications.events import crossed_near_limit, near_limit
 from offline_service.store import Store, Transaction
+from offline_service.webhooks import events as webhooks
 
 __all__ = ["Engine", "Observer", "Outcome", "Pending"]
 
@@ -218,6 +219,10 @@ class Engine:
                 except OfflineServiceError as exc:
                     item.outcome = _rejected(exc, item.request)
             self._audit(tx, item, account_id, now, actor)
+        # One read per chunk: for an account without webhook endpoints, that is all they cost.
+        wanted = webhooks.subscribers(tx, account_id)
+        if wanted:
+            webhooks.emit(tx, account_id, _events(items, wanted, now), now=now, wanted=wanted)
 
     def sign_many(self, items: Sequence[Pending]) -> list[Outcome]:
         """Phase 3, after the commit: one Outcome per item, in order, granted ones signed."""
@@ -418,6 +423,12 @@ def _activation(
                 used_activations=used, used_deactivations=license.used_deactivations, expires_at=av.expires_at
             )
             near_limit(tx, updated, before=used - 1, activation_id=activation.id, now=now)
+            webhooks.emit(
+                tx,
+                account_id,
+                [("license.near_limit", {**webhooks.license_data(updated), "activationId": activation.id})],
+                now=now,
+            )
     else:
         assert av.activation is not None
         activation = av.activation
@@ -472,6 +483,49 @@ def _trial(tx: Transaction, issue: _Issue, product: Product) -> tuple[Response, 
         )
         tx.insert_trial(existing)
     return _response(issue, existing.id, trial_ends_at=ends_at), verdict
+
+
+def _events(
+    items: Sequence[Pending], wanted: webhooks.Subscribers, now: int
+) -> list[tuple[str, dict[str, object]]]:
+    """The webhook events of a decided chunk that some endpoint wants: a new activation, a reissue,
+    a deactivation, a new trial (reissued deactivations and trials are no event)."""
+    found: list[tuple[str, dict[str, object]]] = []
+    for item in items:
+        r, req = item.response, item.request
+        if r is None or req is None:
+            continue
+        if r.kind is Kind.ACTIVATION:
+            event = "activation.reissued" if item.reissued else "activation.created"
+        elif r.kind is Kind.DEACTIVATION and not item.reissued:
+            event = "activation.deactivated"
+        elif r.kind is Kind.TRIAL and not item.reissued:
+            event = "trial.created"
+        else:
+            continue
+        if event not in wanted:
+            continue
+        data: dict[str, object] = {
+            "id": r.activation_id,
+            "productId": r.product_id,
+            "fingerprint": r.fingerprint,
+            "machineKeyThumbprint": r.machine_key_thumbprint,
+            "hostname": req.hostname,
+            "os": req.os,
+            "appVersion": req.app_version,
+            "at": now,
+        }
+        if r.kind is Kind.TRIAL:
+            data["endsAt"] = r.trial_ends_at
+        else:
+            data.update(
+                licenseId=r.license_id,
+                usedActivations=r.used_activations,
+                allowedActivations=r.allowed_activations,
+                deactivatedAt=r.deactivated_at,
+            )
+        found.append((event, data))
+    return found
 
 
 def _reread(tx: Transaction, license: License) -> License:

@@ -16,7 +16,7 @@ or released), DEACTIVATION_LIMIT (no deactivation left). A refusal changes nothi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from offline_service import audit
 from offline_service.accounts.models import Role, User
@@ -25,6 +25,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.licensing.decisions import check_deactivations_left
 from offline_service.licensing.models import UNLIMITED, Activation, License, Product
 from offline_service.store import Store, Transaction
+from offline_service.webhooks import events as webhooks
 
 __all__ = ["ACTION", "ReleaseView", "check_release", "offers_release", "release_seat", "release_view"]
 
@@ -154,6 +155,13 @@ def release_seat(store: Store, user: User, license_id: str, activation_id: str, 
             activation_id=activation.id,
             fingerprint=activation.fingerprint,
             hostname=activation.hostname,
+        )
+        released = replace(activation, deactivated_at=now)
+        webhooks.emit(
+            tx,
+            user.account_id,
+            [("activation.released", webhooks.activation_data(released, actor=scope.actor))],
+            now=now,
         )
         updated = tx.license_by_id(user.account_id, license.id)
     assert updated is not None

@@ -18,6 +18,7 @@ from offline_service.licensing.models import UNLIMITED, License, LicenseStatus, 
 from offline_service.licensing.representations import activation_json, license_json
 from offline_service.releases.versions import parse_version
 from offline_service.store import Store
+from offline_service.webhooks import events as webhooks
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -231,6 +232,7 @@ def create_license(
             product_id=product_id,
             license_id=license.id,
         )
+        webhooks.emit(tx, account.id, [("license.created", webhooks.license_data(license))], now=now)
     return license
 
 
@@ -251,7 +253,12 @@ def set_license_status(
             product_id=license.product_id,
             license_id=license.id,
         )
-    return replace(license, status=status)
+        changed = replace(license, status=status)
+        if status is not LicenseStatus.ACTIVE:  # reinstating has no event of its own
+            webhooks.emit(
+                tx, account.id, [(f"license.{status.value}", webhooks.license_data(changed))], now=now
+            )
+    return changed
 
 
 def update_license(
@@ -347,6 +354,17 @@ def release_activation(
             product_id=license.product_id,
             license_id=license.id,
             activation_id=activation.id,
+        )
+        webhooks.emit(
+            tx,
+            account.id,
+            [
+                (
+                    "activation.released",
+                    webhooks.activation_data(replace(activation, deactivated_at=now), actor=actor),
+                )
+            ],
+            now=now,
         )
 
 

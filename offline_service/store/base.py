@@ -17,6 +17,7 @@ from offline_service.branding.store import BrandingTransaction
 from offline_service.licensing.store import LicensingTransaction
 from offline_service.notifications.store import NotificationsTransaction
 from offline_service.releases.store import ReleasesTransaction
+from offline_service.webhooks.store import WebhooksTransaction
 
 __all__ = ["AuditTransaction", "Store", "Transaction"]
 
@@ -39,6 +40,7 @@ class Transaction(
     ReleasesTransaction,
     BrandingTransaction,
     NotificationsTransaction,
+    WebhooksTransaction,
     AuditTransaction,
     Protocol,
 ):

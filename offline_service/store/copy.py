@@ -60,6 +60,8 @@ TABLES = (
     "trial_limits",
     "batch_results",
     "mail_outbox",
+    "webhook_endpoints",
+    "webhook_deliveries",
 )
 MIGRATIONS_TABLE = "schema_migrations"
 

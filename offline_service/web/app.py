@@ -73,13 +73,19 @@ def create_app(
             if settings.outbox_seconds
             else None
         )
+        hooks = (
+            asyncio.create_task(_send_webhooks(svc, settings.webhook_seconds))
+            if settings.webhook_seconds
+            else None
+        )
         try:
             yield
         finally:
-            if sender is not None:
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sender
+            for task in (sender, hooks):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             svc.close()
 
     routes: list[BaseRoute] = [
@@ -131,6 +137,14 @@ async def _send_outbox(svc: Services, seconds: int) -> None:
             await run_in_threadpool(svc.deliver_outbox)
         except OfflineServiceError as exc:  # the database is away: the next round tries again
             log.error("notification mails not sent this round: %s", exc.code.value)
+
+
+async def _send_webhooks(svc: Services, seconds: int) -> None:
+    """Send the due webhook deliveries every ``seconds``, in a thread (HTTP blocks). Every worker
+    and instance may run this: claims keep them off each other's deliveries."""
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(svc.send_webhooks)
 
 
 def app_from_env() -> Starlette:

@@ -17,6 +17,8 @@ from offline_service.notifications.outbox import Delivery
 from offline_service.settings import Settings
 from offline_service.store import Store, open_store
 from offline_service.web.metrics import Metrics
+from offline_service.webhooks import sender
+from offline_service.webhooks.sender import Report
 
 __all__ = ["Services"]
 
@@ -66,6 +68,13 @@ class Services:
     def deliver_outbox(self) -> Delivery:
         """Send the queued notification mails (blocking: call it in a thread)."""
         return outbox.deliver(self.store, self.mailer, sender=self.settings.mail_from, now=self.now())
+
+    def send_webhooks(self) -> Report | None:
+        """Send the due webhook deliveries (blocking: call it in a thread); None when the database
+        was away (logged; the next round tries again)."""
+        return sender.send_logged(
+            self.store, sender.SenderConfig.from_settings(self.settings), now=self.now()
+        )
 
     def now(self) -> int:
         return int(self.clock())

@@ -28,10 +28,10 @@ from offline_service.store.copy import TABLES, shown_url
 from offline_service.store.sqlite import DB_FILE
 from offline_service.web.app import create_app
 from tests.pg import database_url
-from tests.store.old import LATEST, old_sqlite_database
+from tests.store.old import LATEST, old_sqlite_database, versions_after
 
 OLD = 3
-PENDING = list(range(OLD + 1, LATEST + 1))
+PENDING = versions_after(OLD)
 BEHIND = (
     f"the database schema is at version {OLD}, this release needs {LATEST}: run `offline-service db upgrade`"
 )
@@ -96,7 +96,7 @@ def test_status_and_upgrade_of_an_empty_database(
     where: list[str | Path] = ["--data", tmp_path / "data"]
     if backend == "postgresql":
         where += ["--database-url", database_url(tmp_path / "pg")]
-    everything = list(range(1, LATEST + 1))
+    everything = versions_after(0)
     code, out, err = run(capsys, "db", "status", *where, "--json")
     assert code == 1
     if backend == "postgresql":

@@ -10,9 +10,17 @@ from offline_service.store import SQLiteStore
 from offline_service.store.migrate import migrations, split_statements
 from tests.factories import NOW
 
-__all__ = ["LATEST", "old_sqlite_database"]
+__all__ = ["LATEST", "VERSIONS", "old_sqlite_database", "versions_after"]
 
 LATEST = max(m.version for m in migrations("sqlite"))
+# Every version, oldest first. Not range(1, LATEST + 1): branches number their migrations ahead of
+# one another, so the history may have a gap until they all merge (the runners apply by version).
+VERSIONS = sorted(m.version for m in migrations("sqlite"))
+
+
+def versions_after(version: int) -> list[int]:
+    """The versions newer than ``version``, oldest first."""
+    return [v for v in VERSIONS if v > version]
 
 
 def old_sqlite_database(data_dir: Path, version: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from offline_service.settings import Settings
 from offline_service.store import SQLiteStore, open_store
-from tests.store.old import LATEST, old_sqlite_database
+from tests.store.old import LATEST, VERSIONS, old_sqlite_database, versions_after
 
 OLD = 3  # an old schema: the first three migrations only
 
@@ -18,8 +18,8 @@ def test_a_fresh_database_opened_without_migrating_has_every_migration_pending(t
     store = SQLiteStore(tmp_path, migrate=False)
     try:
         assert store.schema_version == 0
-        assert store.pending_migrations() == list(range(1, LATEST + 1))
-        assert store.upgrade() == list(range(1, LATEST + 1))
+        assert store.pending_migrations() == versions_after(0)
+        assert store.upgrade() == versions_after(0)
         assert store.schema_version == LATEST and store.pending_migrations() == []
         assert store.upgrade() == []
     finally:
@@ -31,13 +31,13 @@ def test_an_old_database_stays_old_until_upgraded(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path, migrate=False)
     try:
         assert store.schema_version == OLD
-        assert store.pending_migrations() == list(range(OLD + 1, LATEST + 1))
+        assert store.pending_migrations() == versions_after(OLD)
     finally:
         store.close()
     reopened = SQLiteStore(tmp_path, migrate=False)  # opening again changes nothing
     try:
         assert reopened.schema_version == OLD
-        assert reopened.upgrade() == list(range(OLD + 1, LATEST + 1))
+        assert reopened.upgrade() == versions_after(OLD)
         assert reopened.pending_migrations() == [] and reopened.schema_version == LATEST
     finally:
         reopened.close()
@@ -67,8 +67,8 @@ def test_two_stores_upgrading_at_once_apply_each_migration_once(tmp_path: Path) 
     first, second = SQLiteStore(tmp_path, migrate=False), SQLiteStore(tmp_path, migrate=False)
     try:
         applied = first.upgrade() + second.upgrade()
-        assert sorted(applied) == list(range(OLD + 1, LATEST + 1))
-        assert second.debug_query("SELECT COUNT(*) FROM schema_migrations") == [(LATEST,)]
+        assert sorted(applied) == versions_after(OLD)
+        assert second.debug_query("SELECT COUNT(*) FROM schema_migrations") == [(len(VERSIONS),)]
     finally:
         first.close()
         second.close()

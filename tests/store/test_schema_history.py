@@ -112,10 +112,10 @@ def test_a_postgresql_database_the_old_overrides_made_upgrades_to_the_same_schem
         )
     store = PostgreSQLStore(old, migrate=False)
     try:
-        assert store.schema_version == 4 and store.pending_migrations() == list(
-            range(5, max(_portable()) + 1)
+        assert store.schema_version == 4 and store.pending_migrations() == sorted(
+            v for v in _portable() if v > 4
         )
-        assert store.upgrade() == list(range(5, max(_portable()) + 1))
+        assert store.upgrade() == sorted(v for v in _portable() if v > 4)
         # Version 5 gave the existing credential a public id of 32 hex digits, as SQLite's does.
         [(public_id,)] = store.debug_query("SELECT id FROM credentials")
         assert re.fullmatch("crd_[0-9a-f]{32}", public_id)

@@ -262,6 +262,7 @@ def settings_for(root: Path, **overrides: Any) -> Settings:
         trial_origins=(ORIGIN, "null"),
         public_url="http://testserver",  # links in mails; the test client's own address
         outbox_seconds=0,  # tests send the outbox themselves (svc.deliver_outbox)
+        webhook_seconds=0,  # and the webhooks (webhooks.sender.send_due)
     )
     return replace(base, **overrides)
 

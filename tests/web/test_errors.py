@@ -32,7 +32,7 @@ CLIENT_CODES = {
     Code.UNEXPECTED_RESPONSE,
 }
 # The CLI's only (account customize --logo; restore).
-CLI_CODES = {Code.BAD_IMAGE, Code.BAD_BACKUP}
+CLI_CODES = {Code.BAD_IMAGE, Code.BAD_BACKUP, Code.WEBHOOK_URL_REFUSED}
 JARGON = re.compile(r"\b(JWS|typ|compact|serialization|payload|base64\w*|JSON|nonce|jwk|kid|HTTP)\b", re.I)
 
 # -- the words -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from offline_service.store.sql.licensing import LicensingSQL, LicensingStatement
 from offline_service.store.sql.limits import LimitsSQL, LimitsStatements
 from offline_service.store.sql.notifications import NotificationsSQL, NotificationsStatements
 from offline_service.store.sql.releases import ReleasesSQL, ReleasesStatements
+from offline_service.store.sql.webhooks import WebhooksSQL, WebhooksStatements
 
 __all__ = ["SQLTransaction", "Statements"]
 
@@ -31,6 +32,7 @@ class Statements:
         "limits",
         "notifications",
         "releases",
+        "webhooks",
     )
 
     def __init__(self, dialect: Dialect) -> None:
@@ -42,6 +44,7 @@ class Statements:
         self.limits = LimitsStatements(dialect)
         self.batch_results = BatchResultsStatements(dialect)
         self.notifications = NotificationsStatements(dialect)
+        self.webhooks = WebhooksStatements(dialect)
 
     @staticmethod
     @functools.cache
@@ -59,6 +62,7 @@ class SQLTransaction(
     LimitsSQL,
     BatchResultsSQL,
     NotificationsSQL,
+    WebhooksSQL,
 ):
     """A ``store.Transaction`` over one DB-API connection. The licensing part and the audit trail
     buffer their writes; ``flush()`` writes them, and the store calls it before commit."""
@@ -83,6 +87,7 @@ class SQLTransaction(
         "_rq",
         "_tq",
         "_uq",
+        "_wq",
     )
 
     def __init__(self, conn: Connection, statements: Statements) -> None:
@@ -104,6 +109,7 @@ class SQLTransaction(
         self._mq = statements.limits
         self._tq = statements.batch_results
         self._nq = statements.notifications
+        self._wq = statements.webhooks
         self._audits = []
 
     def flush(self) -> None:

@@ -1,0 +1,178 @@
+"""An account's webhook endpoints and their delivery log: the operations the CLI (and, later, the
+admin API) call. Every one is scoped to the account; bad input changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from offline_service import audit
+from offline_service.accounts.models import Account
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import new_id
+from offline_service.store import Store
+from offline_service.webhooks.models import EVENT_TYPES, Delivery, Endpoint
+from offline_service.webhooks.signing import new_secret
+from offline_service.webhooks.urls import URLPolicy, check_url
+
+__all__ = [
+    "MAX_ENDPOINTS",
+    "add_endpoint",
+    "deliveries",
+    "delivery_json",
+    "endpoint_json",
+    "endpoints",
+    "redeliver",
+    "remove_endpoint",
+    "set_enabled",
+]
+
+MAX_ENDPOINTS = 20  # per account: each event is one row per endpoint, written in its transaction
+
+
+def _events(events: Sequence[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(e.strip() for e in events))
+    if not chosen:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "choose at least one event")
+    unknown = [e for e in chosen if e not in EVENT_TYPES]
+    if unknown:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, f"unknown event {unknown[0]!r}; the events are: {', '.join(EVENT_TYPES)}"
+        )
+    return chosen
+
+
+def add_endpoint(
+    store: Store,
+    account: Account,
+    *,
+    url: str,
+    events: Sequence[str],
+    policy: URLPolicy,
+    now: int,
+    actor: str = "cli",
+) -> Endpoint:
+    """Register ``url`` for ``events``; the URL is checked (``urls.check_url``) before anything is
+    written. The returned endpoint carries its new secret: show it once."""
+    chosen = _events(events)
+    check_url(url, policy)
+    endpoint = Endpoint(
+        id=new_id("whk"),
+        account_id=account.id,
+        url=url,
+        events=chosen,
+        secret=new_secret(),
+        enabled=True,
+        created_at=now,
+    )
+    with store.write() as tx:
+        if len(tx.webhook_endpoints(account.id)) >= MAX_ENDPOINTS:
+            raise OfflineServiceError(
+                Code.CONFLICT, f"an account has at most {MAX_ENDPOINTS} webhook endpoints"
+            )
+        tx.insert_webhook_endpoint(endpoint)
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="webhook.add",
+            now=now,
+            endpoint=endpoint.id,
+            url=url,
+        )
+    return endpoint
+
+
+def endpoints(store: Store, account: Account) -> Sequence[Endpoint]:
+    with store.read() as tx:
+        return tx.webhook_endpoints(account.id)
+
+
+def _endpoint(tx: Any, account: Account, endpoint_id: str) -> Endpoint:
+    found: Endpoint | None = tx.webhook_endpoint(account.id, endpoint_id)
+    if found is None:
+        raise OfflineServiceError(Code.NOT_FOUND, f"no webhook endpoint {endpoint_id} in this account")
+    return found
+
+
+def remove_endpoint(
+    store: Store, account: Account, endpoint_id: str, *, now: int, actor: str = "cli"
+) -> None:
+    """Remove an endpoint and its delivery log; undelivered events for it are dropped."""
+    with store.write() as tx:
+        _endpoint(tx, account, endpoint_id)
+        tx.delete_webhook_endpoint(account.id, endpoint_id)
+        audit.record(
+            tx, account_id=account.id, actor=actor, action="webhook.remove", now=now, endpoint=endpoint_id
+        )
+
+
+def set_enabled(
+    store: Store, account: Account, endpoint_id: str, enabled: bool, *, now: int, actor: str = "cli"
+) -> Endpoint:
+    """Enable (its run of failures forgotten; its waiting deliveries go out) or disable an endpoint."""
+    with store.write() as tx:
+        found = _endpoint(tx, account, endpoint_id)
+        tx.set_webhook_endpoint_enabled(account.id, endpoint_id, enabled, now)
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="webhook.enable" if enabled else "webhook.disable",
+            now=now,
+            endpoint=endpoint_id,
+        )
+    return replace(found, enabled=enabled, disabled_at=None if enabled else now, failing_since=None)
+
+
+def deliveries(store: Store, account: Account, endpoint_id: str, *, limit: int = 100) -> Sequence[Delivery]:
+    """The endpoint's delivery log, newest first."""
+    with store.read() as tx:
+        _endpoint(tx, account, endpoint_id)
+        return tx.webhook_deliveries(account.id, endpoint_id, limit)
+
+
+def redeliver(store: Store, account: Account, delivery_id: str, *, now: int, actor: str = "cli") -> Delivery:
+    """Send a delivery again (delivered, given up or waiting), from now, with a fresh schedule."""
+    with store.write() as tx:
+        found = tx.webhook_delivery(account.id, delivery_id)
+        if found is None:
+            raise OfflineServiceError(Code.NOT_FOUND, f"no webhook delivery {delivery_id} in this account")
+        tx.requeue_webhook_delivery(account.id, delivery_id, now)
+        audit.record(
+            tx, account_id=account.id, actor=actor, action="webhook.redeliver", now=now, delivery=delivery_id
+        )
+    return replace(found, delivered_at=None, given_up_at=None, next_attempt_at=now, attempts=0)
+
+
+def endpoint_json(e: Endpoint) -> dict[str, Any]:
+    """An endpoint as the CLI and API show it: never its secret."""
+    return {
+        "id": e.id,
+        "url": e.url,
+        "events": list(e.events),
+        "enabled": e.enabled,
+        "createdAt": e.created_at,
+        "failingSince": e.failing_since,
+        "disabledAt": e.disabled_at,
+    }
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    """A delivery log row (the body is left out: it may be long; the status says what happened)."""
+    state = "delivered" if d.delivered_at else "given up" if d.given_up_at else "pending"
+    return {
+        "id": d.id,
+        "endpointId": d.endpoint_id,
+        "event": d.event_type,
+        "state": state,
+        "createdAt": d.created_at,
+        "attempts": d.attempts,
+        "nextAttemptAt": None if d.delivered_at or d.given_up_at else d.next_attempt_at,
+        "lastAttemptAt": d.last_attempt_at,
+        "lastStatus": d.last_status,
+        "lastLatencyMs": d.last_latency_ms,
+        "lastError": d.last_error or None,
+        "deliveredAt": d.delivered_at,
+    }

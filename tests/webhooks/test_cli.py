@@ -1,0 +1,93 @@
+"""``offline-service webhook ...``: add prints the secret once, list and the delivery log never do;
+send delivers to a real receiver; redeliver, disable, enable and remove; refused URLs exit with
+WEBHOOK_URL_REFUSED and write nothing; another account sees none of it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from offline_service.errors import Code
+from tests.cli.test_cli import Cli, new_license
+from tests.factories import database_for
+from tests.webhooks.receiver import receiver
+
+
+@pytest.fixture
+def cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    monkeypatch.setenv("OFFLINE_SERVICE_WEBHOOK_ALLOW_LOOPBACK", "1")
+    return Cli(tmp_path, capsys, database_url=database_for(tmp_path, backend))
+
+
+def test_the_webhook_verbs_from_add_to_remove(cli: Cli) -> None:
+    cli.ok("init")
+    cli.ok("init", "--account", "other")
+    product = cli.ok("product", "create", "--name", "App")["id"]
+    with receiver() as r:
+        added = cli.ok(
+            "webhook",
+            "add",
+            "--url",
+            r.url,
+            "--event",
+            "license.created",
+            "--event",
+            "license.revoked",
+            "--event",
+            "license.suspended",
+        )
+        r.secret = added["secret"]
+        assert added["secret"].startswith("whsec_") and added["events"] == [
+            "license.created",
+            "license.revoked",
+            "license.suspended",
+        ]
+        listed = cli("webhook", "list")
+        assert added["id"] in listed.out and r.secret not in listed.out
+        assert r.secret not in cli("webhook", "list", "--json").out
+        license = new_license(cli, product)
+        assert cli.ok("webhook", "send") == {"sent": 1, "failed": 0, "disabled": 0}
+        (log,) = cli.ok("webhook", "deliveries", added["id"])
+        assert log["state"] == "delivered" and log["event"] == "license.created" and log["lastStatus"] == 200
+        assert r.secret not in cli("webhook", "deliveries", added["id"]).out
+        assert cli.ok("webhook", "redeliver", log["id"])["state"] == "pending"
+        assert cli.ok("webhook", "send")["sent"] == 1
+        cli.ok("license", "revoke", license["key"])  # queued ...
+        assert cli.ok("webhook", "disable", added["id"])["enabled"] is False
+        assert cli.ok("webhook", "send")["sent"] == 0  # ... and waits while the endpoint is disabled
+        cli.ok("license", "suspend", license["key"])  # no event queued for a disabled endpoint
+        assert cli.ok("webhook", "enable", added["id"])["enabled"] is True
+        assert cli.ok("webhook", "send")["sent"] == 1
+    assert [b["type"] for b in r.verified] == ["license.created", "license.created", "license.revoked"]
+    assert r.verified[0]["data"]["key"] == license["key"]
+    # Another account sees nothing of it.
+    assert cli.ok("webhook", "list", account="other") == []
+    cli.fails(Code.NOT_FOUND, "webhook", "deliveries", added["id"], account="other")
+    cli.fails(Code.NOT_FOUND, "webhook", "remove", added["id"], account="other")
+    cli.fails(Code.NOT_FOUND, "webhook", "redeliver", log["id"], account="other")
+    assert cli.ok("webhook", "remove", added["id"]) == {"removed": added["id"]}
+    assert cli.ok("webhook", "list") == []
+
+
+def test_a_failed_send_exits_non_zero_and_is_tried_again(cli: Cli) -> None:
+    cli.ok("init")
+    product = cli.ok("product", "create", "--name", "App")["id"]
+    with receiver(fail_first=1) as r:
+        r.secret = cli.ok("webhook", "add", "--url", r.url, "--event", "license.created")["secret"]
+        new_license(cli, product)
+        failed = cli("webhook", "send", "--json")
+        assert failed.code == 1 and '"failed": 1' in failed.out
+    assert len(r.seen) == 1 and time.time() > 0
+
+
+def test_refused_urls_and_unknown_events_write_nothing(cli: Cli) -> None:
+    cli.ok("init")
+    for url in ("http://192.0.2.1/x", "https://10.0.0.1/", "https://169.254.169.254/latest/meta-data"):
+        cli.fails(Code.WEBHOOK_URL_REFUSED, "webhook", "add", "--url", url, "--event", "license.created")
+    bad = cli("webhook", "add", "--url", "https://127.0.0.1/", "--event", "license.exploded")
+    assert bad.code == 2 and "invalid choice" in bad.err
+    assert cli.ok("webhook", "list") == []
