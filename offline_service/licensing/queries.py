@@ -18,6 +18,7 @@ from offline_service.licensing.models import (
     ActivationFilter,
     License,
     LicenseFilter,
+    LicenseStatus,
     LicenseSummary,
     ListedLicense,
     Product,
@@ -37,7 +38,9 @@ __all__ = [
     "find_activations",
     "find_licenses",
     "license_activations",
+    "license_by_id",
     "license_choices",
+    "license_page",
     "license_summary",
     "license_view",
     "licenses",
@@ -359,3 +362,31 @@ def audit_entries(store: Store, account: Account, limit: int) -> list[AuditEntry
     """The account's newest audit entries, newest first."""
     with store.read() as tx:
         return list(tx.audit_entries(account.id, limit))
+
+
+def license_by_id(store: Store, account: Account, license_id: str) -> License:
+    """The account's license with this id; LICENSE_NOT_FOUND for another account's or none."""
+    with store.read() as tx:
+        found = tx.license_by_id(account.id, license_id)
+    if found is None:
+        raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this id")
+    return found
+
+
+def license_page(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str | None = None,
+    status: LicenseStatus | None = None,
+    after: str | None = None,
+    limit: int,
+) -> tuple[list[License], str | None]:
+    """One page of the account's licenses by id, after the license ``after``, and the id to ask
+    the next page after (None on the last page). Licenses created meanwhile shift no page."""
+    with store.read() as tx:
+        found = list(
+            tx.licenses_page(account.id, product_id=product_id, status=status, after=after, limit=limit + 1)
+        )
+    more = len(found) > limit
+    return found[:limit], found[limit - 1].id if more else None

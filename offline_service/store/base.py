@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from offline_service.accounts.store import AccountsTransaction
+from offline_service.admin.store import AdminTransaction
 from offline_service.audit import AuditEntry
 from offline_service.branding.store import BrandingTransaction
 from offline_service.licensing.store import LicensingTransaction
@@ -39,6 +40,7 @@ class Transaction(
     ReleasesTransaction,
     BrandingTransaction,
     NotificationsTransaction,
+    AdminTransaction,
     AuditTransaction,
     Protocol,
 ):

@@ -1,0 +1,296 @@
+"""The admin API under ``/v1/admin/`` (admin tokens, JSON): the account's products and licenses.
+
+Thin: each route checks the admin token and its scope (``tokens``), reads its input, and calls the
+same services and queries as the CLI (``licensing.services``, ``licensing.queries``), scoped to the
+token's account; another account's id answers as an unknown one. Audited as ``admin_token:<id>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from offline_service.accounts.models import Account
+from offline_service.admin import idempotency, tokens
+from offline_service.admin.models import AdminToken, Scope
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.messages import MAX_COUNT
+from offline_service.ids import check_id
+from offline_service.licensing import queries
+from offline_service.licensing import services as licensing
+from offline_service.licensing.models import LicenseStatus
+from offline_service.licensing.representations import license_json, product_json
+from offline_service.store import Transaction
+from offline_service.web.api import json_body, json_int
+from offline_service.web.auth import services
+
+__all__ = ["CREATE_MEMBERS", "DEFAULT_LIMIT", "MAX_LIMIT", "PATCH_MEMBERS", "routes"]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_LIMIT = re.compile(r"[1-9][0-9]{0,2}")
+CREATE_MEMBERS = frozenset(
+    {
+        "productId",
+        "allowedActivations",
+        "allowedDeactivations",
+        "expiresAt",
+        "validityDays",
+        "name",
+        "owner",
+        "ownerUserEmail",
+        "ownerOrganization",
+        "metadata",
+        "maxVersion",
+    }
+)
+PATCH_MEMBERS = frozenset({"allowedActivations", "allowedDeactivations", "expiresAt", "maxVersion"})
+REPLAYED_HEADER = "idempotent-replayed"
+
+
+async def _token(request: Request, scope: Scope) -> tuple[AdminToken, Account]:
+    """The admin token of ``Authorization: Bearer``, with ``scope``, and its account."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <admin token>")
+    svc = services(request)
+    token = await run_in_threadpool(tokens.authenticate, svc.store, secret.strip(), now=svc.now())
+    tokens.require(token, scope)
+    account = await run_in_threadpool(tokens.account_of, svc.store, token)
+    return token, account
+
+
+def _members(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            f"unknown member {unknown[0][:64]!r}: the members are {', '.join(sorted(allowed))}",
+        )
+
+
+def _count(body: dict[str, Any], name: str, *, required: bool) -> int | None:
+    if name not in body and not required:
+        return None
+    value = json_int(body.get(name))
+    if value is None or not -1 <= value <= MAX_COUNT:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be -1 (unlimited) or a count")
+    return value
+
+
+def _optional_int(body: dict[str, Any], name: str, *, nullable: bool = False) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if name in body and not nullable:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a whole number")
+        return None
+    number = json_int(value)
+    if number is None or not 0 < number <= 2**53:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be a whole number > 0")
+    return number
+
+
+def _optional_text(body: dict[str, Any], name: str, *, nullable: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if name in body and not nullable:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be text")
+        return None
+    if not isinstance(value, str):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be text")
+    return value
+
+
+def _metadata(body: dict[str, Any]) -> dict[str, str] | None:
+    value = body.get("metadata")
+    if value is None and "metadata" not in body:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "metadata must be an object of text values")
+    return value
+
+
+def _license_id(request: Request) -> str:
+    return check_id(request.path_params["id"], "license")
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return JSONResponse(data, status_code=status)
+
+
+async def products(request: Request) -> Response:
+    _, account = await _token(request, Scope.PRODUCTS_READ)
+    found = await run_in_threadpool(queries.products, services(request).store, account)
+    return _json({"products": [product_json(p) for p in found]})
+
+
+def _cursor(text: str | None) -> str | None:
+    """The license id an opaque cursor stands for (the last one of the previous page)."""
+    if text is None:
+        return None
+    try:
+        if not _CURSOR.fullmatch(text):
+            raise ValueError
+        after = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+        return check_id(after, "license")
+    except (ValueError, binascii.Error, UnicodeDecodeError, OfflineServiceError):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page"
+        ) from None
+
+
+def _encode_cursor(license_id: str) -> str:
+    return base64.urlsafe_b64encode(license_id.encode("ascii")).decode("ascii").rstrip("=")
+
+
+async def license_list(request: Request) -> Response:
+    _, account = await _token(request, Scope.LICENSES_READ)
+    params = request.query_params
+    product = params.get("product") or None
+    if product is not None:
+        check_id(product, "product", "product")
+    status = None
+    if params.get("status"):
+        try:
+            status = LicenseStatus(params["status"])
+        except ValueError:
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "status must be active, suspended or revoked"
+            ) from None
+    limit = DEFAULT_LIMIT
+    if "limit" in params:
+        text = params["limit"]
+        if not _LIMIT.fullmatch(text) or int(text) > MAX_LIMIT:
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"limit must be 1 to {MAX_LIMIT}")
+        limit = int(text)
+    after = _cursor(params.get("cursor"))
+    page, last = await run_in_threadpool(
+        lambda: queries.license_page(
+            services(request).store, account, product_id=product, status=status, after=after, limit=limit
+        )
+    )
+    return _json(
+        {
+            "licenses": [license_json(x) for x in page],
+            "nextCursor": _encode_cursor(last) if last is not None else None,
+        }
+    )
+
+
+async def license_create(request: Request) -> Response:
+    token, account = await _token(request, Scope.LICENSES_WRITE)
+    key_header = request.headers.get("idempotency-key")
+    key = idempotency.check_key(key_header) if key_header is not None else None
+    body = await json_body(request)
+    _members(body, CREATE_MEMBERS)
+    product_id = check_id(body.get("productId"), "product", "productId")
+    fields: dict[str, Any] = {
+        "product_id": product_id,
+        "allowed_activations": _count(body, "allowedActivations", required=True),
+        "allowed_deactivations": _count(body, "allowedDeactivations", required=True),
+        "expires_at": _optional_int(body, "expiresAt"),
+        "validity_days": _optional_int(body, "validityDays"),
+        "name": _optional_text(body, "name"),
+        "owner": _optional_text(body, "owner"),
+        "owner_user_email": _optional_text(body, "ownerUserEmail"),
+        "owner_organization": _optional_text(body, "ownerOrganization"),
+        "metadata": _metadata(body),
+        "max_version": _optional_text(body, "maxVersion"),
+    }
+    svc = services(request)
+    now = svc.now()
+
+    def create(tx: Transaction) -> idempotency.Answer:
+        license = licensing.create_license_in(tx, account, now=now, actor=token.actor, **fields)
+        return idempotency.Answer(201, json.dumps(license_json(license)))
+
+    fingerprint = idempotency.request_hash("POST", request.url.path, body)
+    answer = await run_in_threadpool(idempotency.once, svc.store, token, key, fingerprint, create, now=now)
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
+
+
+async def license_detail(request: Request) -> Response:
+    _, account = await _token(request, Scope.LICENSES_READ)
+    license_id = _license_id(request)
+    store = services(request).store
+
+    def read() -> dict[str, Any]:
+        license = queries.license_by_id(store, account, license_id)
+        return licensing.license_details(store, account, license.key)
+
+    return _json(await run_in_threadpool(read))
+
+
+async def license_change(request: Request) -> Response:
+    token, account = await _token(request, Scope.LICENSES_WRITE)
+    license_id = _license_id(request)
+    body = await json_body(request)
+    _members(body, PATCH_MEMBERS)
+    changes: dict[str, Any] = {
+        "allowed_activations": _count(body, "allowedActivations", required=False),
+        "allowed_deactivations": _count(body, "allowedDeactivations", required=False),
+    }
+    if "expiresAt" in body:
+        changes["expires_at"] = _optional_int(body, "expiresAt", nullable=True)
+    if "maxVersion" in body:
+        changes["max_version"] = _optional_text(body, "maxVersion", nullable=True)
+    svc = services(request)
+
+    def change() -> dict[str, Any]:
+        license = queries.license_by_id(svc.store, account, license_id)
+        changed = licensing.change_license(
+            svc.store, account, license.key, now=svc.now(), actor=token.actor, **changes
+        )
+        return license_json(changed)
+
+    return _json(await run_in_threadpool(change))
+
+
+async def _license_status(request: Request, status: LicenseStatus) -> Response:
+    token, account = await _token(request, Scope.LICENSES_WRITE)
+    license_id = _license_id(request)
+    svc = services(request)
+
+    def change() -> dict[str, Any]:
+        license = queries.license_by_id(svc.store, account, license_id)
+        changed = licensing.set_license_status(
+            svc.store, account, license.key, status, now=svc.now(), actor=token.actor
+        )
+        return license_json(changed)
+
+    return _json(await run_in_threadpool(change))
+
+
+async def license_suspend(request: Request) -> Response:
+    return await _license_status(request, LicenseStatus.SUSPENDED)
+
+
+async def license_reinstate(request: Request) -> Response:
+    return await _license_status(request, LicenseStatus.ACTIVE)
+
+
+async def license_revoke(request: Request) -> Response:
+    return await _license_status(request, LicenseStatus.REVOKED)
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/admin/products", products),
+    Route("/v1/admin/licenses", license_list, methods=["GET"]),
+    Route("/v1/admin/licenses", license_create, methods=["POST"]),
+    Route("/v1/admin/licenses/{id}", license_detail, methods=["GET"]),
+    Route("/v1/admin/licenses/{id}", license_change, methods=["PATCH"]),
+    Route("/v1/admin/licenses/{id}/suspend", license_suspend, methods=["POST"]),
+    Route("/v1/admin/licenses/{id}/reinstate", license_reinstate, methods=["POST"]),
+    Route("/v1/admin/licenses/{id}/revoke", license_revoke, methods=["POST"]),
+]
