@@ -7,8 +7,6 @@ token's account; another account's id answers as an unknown one. Audited as ``ad
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from typing import Any
@@ -23,7 +21,7 @@ from offline_service.admin import idempotency, tokens
 from offline_service.admin.models import AdminToken, Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import MAX_COUNT
-from offline_service.ids import check_id
+from offline_service.ids import ID_PREFIXES, check_id
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.models import LicenseStatus
@@ -32,13 +30,23 @@ from offline_service.store import Transaction
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import services
 
-__all__ = ["CREATE_MEMBERS", "DEFAULT_LIMIT", "MAX_LIMIT", "PATCH_MEMBERS", "routes"]
+__all__ = [
+    "CREATE_MEMBERS",
+    "CURSOR_PATTERN",
+    "DEFAULT_LIMIT",
+    "LIMIT_PATTERN",
+    "MAX_LIMIT",
+    "PATCH_MEMBERS",
+    "routes",
+]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+CURSOR_PATTERN = "^[0-9a-f]{24,32}$"
+_LICENSE_PREFIX = ID_PREFIXES["license"] + "_"
 _CURSOR = re.compile(CURSOR_PATTERN)
-_LIMIT = re.compile(r"[1-9][0-9]{0,2}")
+LIMIT_PATTERN = "^(?:[1-9][0-9]?|1[0-9][0-9]|200)$"  # 1 to MAX_LIMIT
+_LIMIT = re.compile(LIMIT_PATTERN)
 CREATE_MEMBERS = frozenset(
     {
         "productId",
@@ -135,22 +143,17 @@ async def products(request: Request) -> Response:
 
 
 def _cursor(text: str | None) -> str | None:
-    """The license id an opaque cursor stands for (the last one of the previous page)."""
+    """The license id a cursor stands for (the last one of the previous page). Callers treat the
+    cursor as opaque; it is the id's digits, so that its shape alone says whether it is valid."""
     if text is None:
         return None
-    try:
-        if not _CURSOR.fullmatch(text):
-            raise ValueError
-        after = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-        return check_id(after, "license")
-    except (ValueError, binascii.Error, UnicodeDecodeError, OfflineServiceError):
-        raise OfflineServiceError(
-            Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page"
-        ) from None
+    if not _CURSOR.fullmatch(text):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page")
+    return f"{_LICENSE_PREFIX}{text}"
 
 
 def _encode_cursor(license_id: str) -> str:
-    return base64.urlsafe_b64encode(license_id.encode("ascii")).decode("ascii").rstrip("=")
+    return license_id.removeprefix(_LICENSE_PREFIX)
 
 
 async def license_list(request: Request) -> Response:
@@ -170,7 +173,7 @@ async def license_list(request: Request) -> Response:
     limit = DEFAULT_LIMIT
     if "limit" in params:
         text = params["limit"]
-        if not _LIMIT.fullmatch(text) or int(text) > MAX_LIMIT:
+        if not _LIMIT.fullmatch(text):
             raise OfflineServiceError(Code.INVALID_ARGUMENT, f"limit must be 1 to {MAX_LIMIT}")
         limit = int(text)
     after = _cursor(params.get("cursor"))
@@ -284,12 +287,18 @@ async def license_revoke(request: Request) -> Response:
     return await _license_status(request, LicenseStatus.REVOKED)
 
 
+async def licenses(request: Request) -> Response:
+    return await (license_create if request.method == "POST" else license_list)(request)
+
+
+async def license(request: Request) -> Response:
+    return await (license_change if request.method == "PATCH" else license_detail)(request)
+
+
 routes: list[BaseRoute] = [
     Route("/v1/admin/products", products),
-    Route("/v1/admin/licenses", license_list, methods=["GET"]),
-    Route("/v1/admin/licenses", license_create, methods=["POST"]),
-    Route("/v1/admin/licenses/{id}", license_detail, methods=["GET"]),
-    Route("/v1/admin/licenses/{id}", license_change, methods=["PATCH"]),
+    Route("/v1/admin/licenses", licenses, methods=["GET", "POST"]),
+    Route("/v1/admin/licenses/{id}", license, methods=["GET", "PATCH"]),
     Route("/v1/admin/licenses/{id}/suspend", license_suspend, methods=["POST"]),
     Route("/v1/admin/licenses/{id}/reinstate", license_reinstate, methods=["POST"]),
     Route("/v1/admin/licenses/{id}/revoke", license_revoke, methods=["POST"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline_service.admin.api import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
+from offline_service.admin.api import CURSOR_PATTERN, DEFAULT_LIMIT, LIMIT_PATTERN, MAX_LIMIT
 from offline_service.admin.idempotency import KEY_PATTERN
 from offline_service.admin.models import Scope
 from offline_service.fileformat.messages import MAX_COUNT
@@ -164,7 +164,7 @@ _PATHS: dict[str, Any] = {
                 ),
                 query(
                     "limit",
-                    {"type": "string", "pattern": "^[1-9][0-9]{0,2}$"},
+                    {"type": "string", "pattern": LIMIT_PATTERN},
                     f"Licenses per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
                 ),
                 query(
