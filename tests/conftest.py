@@ -27,7 +27,17 @@ from tests.smtp_relay import certificates, smtp_server  # noqa: F401
 from tests.web.portal import portal  # noqa: F401
 from tests.web.site import make_site, site  # noqa: F401
 
-BOTH_BACKENDS = ("accounts", "admin", "branding", "cli", "licensing", "notifications", "releases", "store", "web")
+BOTH_BACKENDS = (
+    "accounts",
+    "admin",
+    "branding",
+    "cli",
+    "licensing",
+    "notifications",
+    "releases",
+    "store",
+    "web",
+)
 TESTS = Path(__file__).resolve().parent
 
 
