@@ -722,6 +722,8 @@ COMMANDS = [
     ["batch"],
     ["audit"],
     ["demo"],
+    ["token"],
+    *(["token", verb] for verb in ("create", "list", "revoke")),
 ]
 
 
