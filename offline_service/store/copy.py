@@ -60,6 +60,8 @@ TABLES = (
     "trial_limits",
     "batch_results",
     "mail_outbox",
+    "admin_tokens",
+    "admin_idempotency",
 )
 MIGRATIONS_TABLE = "schema_migrations"
 
