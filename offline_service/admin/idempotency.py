@@ -16,9 +16,10 @@ from offline_service.admin.models import AdminToken, IdempotentResult
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.store import Store, Transaction
 
-__all__ = ["KEEP_SECONDS", "KEY_PATTERN", "Answer", "check_key", "once", "request_hash"]
+__all__ = ["KEEP_SECONDS", "KEY_PATTERN", "PRUNE_BATCH", "Answer", "check_key", "once", "request_hash"]
 
 KEEP_SECONDS = 24 * 3600
+PRUNE_BATCH = 100  # expired answers deleted by each keyed create: the table stays about a day's size
 KEY_PATTERN = "^[\\x21-\\x7e]{1,255}$"  # printable ASCII without spaces, as Stripe's and IETF's drafts
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -72,6 +73,7 @@ def once(
                 return Answer(kept.status, kept.body, replayed=True)
         answer = create(tx)
         if key is not None:
+            tx.prune_idempotent_results(now, PRUNE_BATCH)
             tx.insert_idempotent_result(
                 IdempotentResult(
                     account_id=token.account_id,

@@ -44,3 +44,22 @@ def test_refusals(cli: Cli) -> None:
     cli.fails(Code.INVALID_ARGUMENT, "token", "revoke", "lic_0123456789abcdef01234567")
     for bad in (["--scope", "everything"], ["--scope", "licenses:read", "--expires-in-days", "367"], []):
         assert cli("token", "create", *bad).code == 2, bad  # usage errors
+
+
+def test_license_change_is_the_admin_apis_change(cli: Cli) -> None:
+    cli.ok("init")
+    product = cli.ok("product", "create", "--name", "App")["id"]
+    lic = cli.ok(
+        "license", "create", "--product", product, "--allowed-activations", "2",
+        "--allowed-deactivations", "1", "--validity-days", "30",
+    )  # fmt: skip
+    changed = cli.ok(
+        "license", "change", lic["key"], "--allowed-activations", "-1", "--expires-at", "2099-01-01"
+    )
+    assert (changed["allowedActivations"], changed["allowedDeactivations"]) == (-1, 1)
+    assert (changed["expiresAt"], changed["validityDays"]) == (4070908800, None)
+    assert cli.ok("license", "change", lic["key"], "--no-expiry")["expiresAt"] is None
+    cli.fails(Code.INVALID_ARGUMENT, "license", "change", lic["key"])  # nothing to change
+    cli.fails(Code.INVALID_ARGUMENT, "license", "change", lic["key"], "--expires-at", "2001-01-01")
+    cli.fails(Code.LICENSE_NOT_FOUND, "license", "change", "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", "--no-expiry")
+    assert [e["action"] for e in cli.ok("audit")][:2] == ["license.change", "license.change"]
