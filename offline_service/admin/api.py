@@ -1,4 +1,5 @@
-"""The admin API under ``/v1/admin/`` (admin tokens, JSON): the account's products and licenses.
+"""The admin API under ``/v1/admin/`` (admin tokens, JSON): the account's products, licenses and
+their activations.
 
 Thin: each route checks the admin token and its scope (``tokens``), reads its input, and calls the
 same services and queries as the CLI (``licensing.services``, ``licensing.queries``), scoped to the
@@ -25,7 +26,7 @@ from offline_service.ids import ID_PREFIXES, check_id
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.models import LicenseStatus
-from offline_service.licensing.representations import license_json, product_json
+from offline_service.licensing.representations import activation_json, license_json, product_json
 from offline_service.store import Transaction
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import services
@@ -275,6 +276,31 @@ async def _license_status(request: Request, status: LicenseStatus) -> Response:
     return _json(await run_in_threadpool(change))
 
 
+async def license_activations(request: Request) -> Response:
+    _, account = await _token(request, Scope.ACTIVATIONS_READ)
+    license_id = _license_id(request)
+    store = services(request).store
+
+    def read() -> list[dict[str, Any]]:
+        license = queries.license_by_id(store, account, license_id)
+        found: list[dict[str, Any]] = licensing.license_details(store, account, license.key)["activations"]
+        return found
+
+    return _json({"activations": await run_in_threadpool(read)})
+
+
+async def activation_release(request: Request) -> Response:
+    token, account = await _token(request, Scope.ACTIVATIONS_WRITE)
+    activation_id = check_id(request.path_params["id"], "activation")
+    svc = services(request)
+
+    def release() -> dict[str, Any]:
+        licensing.release_activation(svc.store, account, activation_id, now=svc.now(), actor=token.actor)
+        return activation_json(queries.account_activation(svc.store, account, activation_id))
+
+    return _json(await run_in_threadpool(release))
+
+
 async def license_suspend(request: Request) -> Response:
     return await _license_status(request, LicenseStatus.SUSPENDED)
 
@@ -302,4 +328,6 @@ routes: list[BaseRoute] = [
     Route("/v1/admin/licenses/{id}/suspend", license_suspend, methods=["POST"]),
     Route("/v1/admin/licenses/{id}/reinstate", license_reinstate, methods=["POST"]),
     Route("/v1/admin/licenses/{id}/revoke", license_revoke, methods=["POST"]),
+    Route("/v1/admin/licenses/{id}/activations", license_activations),
+    Route("/v1/admin/activations/{id}/release", activation_release, methods=["POST"]),
 ]

@@ -77,6 +77,7 @@ _SCHEMAS: dict[str, Schema] = {
             ),
         ]
     },
+    "AdminActivations": obj(["activations"], {"activations": {"type": "array", "items": ref("Activation")}}),
     "AdminLicenseCreate": closed(
         ["productId", "allowedActivations", "allowedDeactivations"],
         {
@@ -200,6 +201,27 @@ _PATHS: dict[str, Any] = {
             "400",
             "404",
             body=body("AdminLicenseChange"),
+        ),
+    },
+    "/v1/admin/licenses/{id}/activations": {
+        "parameters": [_ID],
+        "get": _op(
+            "A license's activations, live and deactivated",
+            Scope.ACTIVATIONS_READ,
+            json_answer(ref("AdminActivations"), "The activations"),
+            "400",
+            "404",
+        ),
+    },
+    "/v1/admin/activations/{id}/release": {
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": id_schema("activation")}],
+        "post": _op(
+            "Release a seat whose machine can no longer deactivate (not counted as a deactivation)",
+            Scope.ACTIVATIONS_WRITE,
+            json_answer(ref("Activation"), "The activation, deactivated"),
+            "400",
+            "404",
+            "409",
         ),
     },
     "/v1/admin/licenses/{id}/suspend": _status("suspend"),

@@ -30,6 +30,7 @@ __all__ = [
     "Dashboard",
     "LicensePage",
     "LicenseView",
+    "account_activation",
     "account_of_product",
     "activation_view",
     "audit_entries",
@@ -390,3 +391,12 @@ def license_page(
         )
     more = len(found) > limit
     return found[:limit], found[limit - 1].id if more else None
+
+
+def account_activation(store: Store, account: Account, activation_id: str) -> Activation:
+    """The account's activation with this id; ACTIVATION_NOT_FOUND for another account's or none."""
+    with store.read() as tx:
+        found = tx.activation_in_account(account.id, activation_id)
+    if found is None:
+        raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, f"no activation {activation_id} in this account")
+    return found

@@ -18,7 +18,7 @@ from offline_service.admin.idempotency import KEEP_SECONDS
 from offline_service.admin.models import Scope
 from offline_service.licensing.decisions import DAY
 from tests.db import table
-from tests.web.site import Site, error
+from tests.web.site import Site, activation_request, error
 
 Call = Callable[[Site], tuple[str, str, dict[str, Any] | None]]
 
@@ -39,6 +39,10 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
     "change license": (
         Scope.LICENSES_WRITE,
         lambda site: ("PATCH", f"/v1/admin/licenses/{site.licenses['nobody'].id}", {"allowedActivations": 9}),
+    ),
+    "list a license's activations": (
+        Scope.ACTIVATIONS_READ,
+        lambda site: ("GET", f"/v1/admin/licenses/{site.licenses['nobody'].id}/activations", None),
     ),
     **{
         f"{verb} license": (
@@ -302,3 +306,32 @@ def test_filters_and_bad_cursors(site: Site) -> None:
         "product=lic_x",
     ):
         assert error(site.client.get(f"/v1/admin/licenses?{query}", headers=headers))[0] == 400, query
+
+
+def test_releasing_a_seat_needs_its_scope_and_the_accounts_activation(site: Site) -> None:
+    granted = site.activate("user1", activation_request(site, "user1", "user1"))
+    assert granted.status_code == 200, granted.text
+    activation_id = granted.json()["activationId"]
+    url = f"/v1/admin/activations/{activation_id}/release"
+    before = site.license("user1")
+    assert error(site.client.post(url, headers=site.admin_auth(Scope.ACTIVATIONS_READ.value))) == (
+        403,
+        "FORBIDDEN",
+    )
+    other = site.admin_auth(account="other")
+    assert error(site.client.post(url, headers=other)) == (404, "ACTIVATION_NOT_FOUND")
+    listed = site.client.get(f"/v1/admin/licenses/{before.id}/activations", headers=other)
+    assert error(listed) == (404, "LICENSE_NOT_FOUND")
+    headers = site.admin_auth(Scope.ACTIVATIONS_READ.value, Scope.ACTIVATIONS_WRITE.value)
+    listed = site.client.get(f"/v1/admin/licenses/{before.id}/activations", headers=headers)
+    assert [(a["id"], a["deactivatedAt"]) for a in listed.json()["activations"]] == [(activation_id, None)]
+    released = site.client.post(url, headers=headers)
+    assert released.status_code == 200 and released.json()["deactivatedAt"] == site.svc.now()
+    after = site.license("user1")
+    assert (after.used_activations, after.used_deactivations) == (
+        before.used_activations - 1,
+        before.used_deactivations,
+    )
+    assert error(site.client.post(url, headers=headers)) == (409, "CONFLICT")
+    entry = next(e for e in site.audit() if e.action == "activation.release")
+    assert entry.actor.startswith("admin_token:adt_") and entry.activation_id == activation_id
