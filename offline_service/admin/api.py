@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from offline_service.accounts.models import Account
 from offline_service.admin import idempotency, tokens
 from offline_service.admin.models import AdminToken, Scope
+from offline_service.audit import AuditEntry
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import MAX_COUNT
 from offline_service.ids import ID_PREFIXES, check_id
@@ -32,12 +33,15 @@ from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import services
 
 __all__ = [
+    "AUDIT_CURSOR_PATTERN",
+    "AUDIT_TEXT_PATTERN",
     "CREATE_MEMBERS",
     "CURSOR_PATTERN",
     "DEFAULT_LIMIT",
     "LIMIT_PATTERN",
     "MAX_LIMIT",
     "PATCH_MEMBERS",
+    "TIME_PATTERN",
     "routes",
 ]
 
@@ -115,8 +119,8 @@ def _optional_text(body: dict[str, Any], name: str, *, nullable: bool = False) -
         if name in body and not nullable:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be text")
         return None
-    if not isinstance(value, str):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be text")
+    if not isinstance(value, str) or not value.isprintable():
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be text without control characters")
     return value
 
 
@@ -124,8 +128,12 @@ def _metadata(body: dict[str, Any]) -> dict[str, str] | None:
     value = body.get("metadata")
     if value is None and "metadata" not in body:
         return None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "metadata must be an object of text values")
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str) and "\x00" not in k + v for k, v in value.items()
+    ):
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "metadata must be an object of text values, without NUL"
+        )
     return value
 
 
@@ -301,6 +309,69 @@ async def activation_release(request: Request) -> Response:
     return _json(await run_in_threadpool(release))
 
 
+AUDIT_CURSOR_PATTERN = "^[1-9][0-9]{0,17}$"
+_AUDIT_CURSOR = re.compile(AUDIT_CURSOR_PATTERN)
+TIME_PATTERN = "^(?:0|[1-9][0-9]{0,11})$"  # Unix seconds, as text
+_TIME = re.compile(TIME_PATTERN)
+AUDIT_TEXT_PATTERN = "^[\\x21-\\x7e]{0,200}$"  # an actor or a code to filter by: printable ASCII
+_AUDIT_TEXT = re.compile(AUDIT_TEXT_PATTERN)
+
+
+def _audit_json(entry_id: int, e: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "code": e.code,
+        "productId": e.product_id,
+        "licenseId": e.license_id,
+        "activationId": e.activation_id,
+        "detail": dict(e.detail),
+    }
+
+
+async def audit_log(request: Request) -> Response:
+    _, account = await _token(request, Scope.AUDIT_READ)
+    params = request.query_params
+    filters: dict[str, Any] = {}
+    for name in ("since", "until"):
+        if name in params:
+            if not _TIME.fullmatch(params[name]):
+                raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be Unix time in seconds")
+            filters[name] = int(params[name])
+    for name, field in (("actor", "actor"), ("code", "code")):
+        if params.get(name):
+            if not _AUDIT_TEXT.fullmatch(params[name]):
+                raise OfflineServiceError(
+                    Code.INVALID_ARGUMENT, f"{name} is at most 200 printable ASCII characters, no spaces"
+                )
+            filters[field] = params[name]
+    if params.get("license"):
+        filters["license_id"] = check_id(params["license"], "license", "license")
+    limit = DEFAULT_LIMIT
+    if "limit" in params:
+        if not _LIMIT.fullmatch(params["limit"]):
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"limit must be 1 to {MAX_LIMIT}")
+        limit = int(params["limit"])
+    before = None
+    if "cursor" in params:
+        if not _AUDIT_CURSOR.fullmatch(params["cursor"]):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page"
+            )
+        before = int(params["cursor"])
+    page, last = await run_in_threadpool(
+        lambda: queries.audit_page(services(request).store, account, limit=limit, before=before, **filters)
+    )
+    return _json(
+        {
+            "entries": [_audit_json(i, e) for i, e in page],
+            "nextCursor": str(last) if last is not None else None,
+        }
+    )
+
+
 async def license_suspend(request: Request) -> Response:
     return await _license_status(request, LicenseStatus.SUSPENDED)
 
@@ -330,4 +401,5 @@ routes: list[BaseRoute] = [
     Route("/v1/admin/licenses/{id}/revoke", license_revoke, methods=["POST"]),
     Route("/v1/admin/licenses/{id}/activations", license_activations),
     Route("/v1/admin/activations/{id}/release", activation_release, methods=["POST"]),
+    Route("/v1/admin/audit", audit_log),
 ]

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline_service.admin.api import CURSOR_PATTERN, DEFAULT_LIMIT, LIMIT_PATTERN, MAX_LIMIT
+from offline_service.admin.api import (
+    AUDIT_CURSOR_PATTERN,
+    AUDIT_TEXT_PATTERN,
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    LIMIT_PATTERN,
+    MAX_LIMIT,
+    TIME_PATTERN,
+)
 from offline_service.admin.idempotency import KEY_PATTERN
 from offline_service.admin.models import Scope
 from offline_service.fileformat.messages import MAX_COUNT
@@ -77,6 +85,29 @@ _SCHEMAS: dict[str, Schema] = {
             ),
         ]
     },
+    "AdminAuditEntry": obj(
+        ["id", "at", "actor", "action", "code", "productId", "licenseId", "activationId", "detail"],
+        {
+            "id": INT,
+            "at": TIME,
+            "actor": {"type": "string", "description": "cli, user:<id>, admin_token:<id>, login, ..."},
+            "action": TEXT,
+            "code": {"type": "string", "description": "OK or an error code"},
+            "productId": nullable("string"),
+            "licenseId": nullable("string"),
+            "activationId": nullable("string"),
+            "detail": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    ),
+    "AdminAuditPage": obj(
+        ["entries", "nextCursor"],
+        {
+            "entries": {"type": "array", "items": ref("AdminAuditEntry"), "description": "Newest first"},
+            "nextCursor": nullable(
+                "string", "Send as cursor for the next (older) page; null on the last page"
+            ),
+        },
+    ),
     "AdminActivations": obj(["activations"], {"activations": {"type": "array", "items": ref("Activation")}}),
     "AdminLicenseCreate": closed(
         ["productId", "allowedActivations", "allowedDeactivations"],
@@ -223,6 +254,39 @@ _PATHS: dict[str, Any] = {
             "404",
             "409",
         ),
+    },
+    "/v1/admin/audit": {
+        "get": _op(
+            "The account's audit log, newest first, a page at a time",
+            Scope.AUDIT_READ,
+            json_answer(ref("AdminAuditPage"), "One page"),
+            "400",
+            parameters=[
+                query(
+                    "since", {"type": "string", "pattern": TIME_PATTERN}, "Entries at or after (Unix seconds)"
+                ),
+                query("until", {"type": "string", "pattern": TIME_PATTERN}, "Entries before (Unix seconds)"),
+                query(
+                    "actor", {"type": "string", "pattern": AUDIT_TEXT_PATTERN}, "Only this actor (empty: any)"
+                ),
+                query("license", optional_id("license"), "Only entries about this license"),
+                query(
+                    "code",
+                    {"type": "string", "pattern": AUDIT_TEXT_PATTERN},
+                    "Only this code (OK or an error code)",
+                ),
+                query(
+                    "limit",
+                    {"type": "string", "pattern": LIMIT_PATTERN},
+                    f"Entries per page, 1 to {MAX_LIMIT}",
+                ),
+                query(
+                    "cursor",
+                    {"type": "string", "pattern": AUDIT_CURSOR_PATTERN},
+                    "nextCursor of the previous page",
+                ),
+            ],
+        )
     },
     "/v1/admin/licenses/{id}/suspend": _status("suspend"),
     "/v1/admin/licenses/{id}/reinstate": _status("reinstate"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from offline_service.accounts.models import Account, Role, User, UserGroup
 from offline_service.audit import AuditEntry
@@ -34,6 +35,7 @@ __all__ = [
     "account_of_product",
     "activation_view",
     "audit_entries",
+    "audit_page",
     "check_product",
     "dashboard",
     "find_activations",
@@ -400,3 +402,15 @@ def account_activation(store: Store, account: Account, activation_id: str) -> Ac
     if found is None:
         raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, f"no activation {activation_id} in this account")
     return found
+
+
+def audit_page(
+    store: Store, account: Account, *, limit: int, before: int | None = None, **filters: Any
+) -> tuple[list[tuple[int, AuditEntry]], int | None]:
+    """One page of the account's audit entries, newest first, with their ids, and the id to ask
+    the next page before (None on the last page). ``filters``: since, until, actor, license_id,
+    code (see ``Transaction.audit_page``)."""
+    with store.read() as tx:
+        found = list(tx.audit_page(account.id, limit=limit + 1, before=before, **filters))
+    more = len(found) > limit
+    return found[:limit], found[limit - 1][0] if more else None

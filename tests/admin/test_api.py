@@ -40,6 +40,7 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
         Scope.LICENSES_WRITE,
         lambda site: ("PATCH", f"/v1/admin/licenses/{site.licenses['nobody'].id}", {"allowedActivations": 9}),
     ),
+    "read the audit log": (Scope.AUDIT_READ, lambda site: ("GET", "/v1/admin/audit", None)),
     "list a license's activations": (
         Scope.ACTIVATIONS_READ,
         lambda site: ("GET", f"/v1/admin/licenses/{site.licenses['nobody'].id}/activations", None),
@@ -335,3 +336,53 @@ def test_releasing_a_seat_needs_its_scope_and_the_accounts_activation(site: Site
     assert error(site.client.post(url, headers=headers)) == (409, "CONFLICT")
     entry = next(e for e in site.audit() if e.action == "activation.release")
     assert entry.actor.startswith("admin_token:adt_") and entry.activation_id == activation_id
+
+
+def test_the_audit_log_pages_newest_first_filters_and_stays_in_the_account(site: Site) -> None:
+    writer = site.admin_auth(Scope.LICENSES_WRITE.value)
+    lid = site.licenses["nobody"].id
+    for verb in ("suspend", "reinstate", "suspend"):
+        site.clock.now += 10
+        assert site.client.post(f"/v1/admin/licenses/{lid}/{verb}", headers=writer).status_code == 200
+    headers = site.admin_auth(Scope.AUDIT_READ.value)
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = site.client.get(
+            f"/v1/admin/audit?license={lid}&limit=2" + (f"&cursor={cursor}" if cursor else ""),
+            headers=headers,
+        ).json()
+        seen += page["entries"]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert [e["action"] for e in seen][:3] == ["license.suspended", "license.active", "license.suspended"]
+    assert [e["id"] for e in seen] == sorted((e["id"] for e in seen), reverse=True)
+    since = int(site.clock.now) - 10
+    recent = site.client.get(f"/v1/admin/audit?since={since}&license={lid}", headers=headers).json()[
+        "entries"
+    ]
+    assert [e["action"] for e in recent] == ["license.suspended", "license.active"]  # the last two
+    actor = seen[0]["actor"]
+    by_actor = site.client.get(f"/v1/admin/audit?actor={actor}", headers=headers).json()["entries"]
+    assert by_actor and all(e["actor"] == actor for e in by_actor)
+    # another account sees none of it
+    other = site.client.get(f"/v1/admin/audit?license={lid}", headers=site.admin_auth(account="other")).json()
+    assert other == {"entries": [], "nextCursor": None}
+    for query in ("cursor=0", "since=-1", "limit=0", "license=x"):
+        assert error(site.client.get(f"/v1/admin/audit?{query}", headers=headers))[0] == 400, query
+
+
+def test_text_with_control_characters_is_refused_before_any_query(site: Site) -> None:
+    headers = site.admin_auth()
+    before = site.state()
+    for extra in (
+        {"ownerUserEmail": "a\x00@example.com"},
+        {"ownerOrganization": "Org\x00"},
+        {"name": "x\x00"},
+        {"metadata": {"k": "v\x00"}},
+    ):
+        answer = site.client.post("/v1/admin/licenses", json=_create_body(site, **extra), headers=headers)
+        assert error(answer) == (400, "INVALID_ARGUMENT"), extra
+    assert error(site.client.get("/v1/admin/audit?actor=%00", headers=headers)) == (400, "INVALID_ARGUMENT")
+    assert site.state() == before

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from offline_service.admin.models import AdminToken, IdempotentResult, Scope
+from offline_service.audit import AuditEntry
 from offline_service.errors import OfflineServiceError
 from offline_service.licensing.models import LicenseStatus
 from offline_service.store import Store
@@ -152,3 +153,31 @@ def test_license_pages_go_by_id_filter_and_stay_in_the_account(store: Store, s: 
         assert ids(limit=10, product_id=s.other_product.id) == []
         assert ids(limit=10, product_id=s.product.id, status=LicenseStatus.ACTIVE, after="lic_3") == ["lic_4"]
         assert [x.id for x in tx.licenses_page(s.other.id, limit=10)] == ["lic_5"]
+
+
+def test_audit_pages_go_newest_first_by_id_with_filters_in_the_account(store: Store, s: Seed) -> None:
+    with store.write() as tx:
+        for n in range(6):
+            tx.audit(
+                AuditEntry(
+                    at=NOW + n,
+                    actor="cli" if n % 2 else "admin_token:adt_1",
+                    action=f"a{n}",
+                    code="OK" if n != 3 else "FORBIDDEN",
+                    account_id=s.account.id,
+                    license_id="lic_1" if n < 3 else None,
+                )
+            )
+        tx.audit(AuditEntry(at=NOW, actor="cli", action="other", code="OK", account_id=s.other.id))
+    with store.read() as tx:
+        page = lambda **kw: [e.action for _, e in tx.audit_page(s.account.id, **kw)]  # noqa: E731
+        everything = tx.audit_page(s.account.id, limit=10)
+        assert [e.action for _, e in everything] == ["a5", "a4", "a3", "a2", "a1", "a0"]
+        ids = [i for i, _ in everything]
+        assert ids == sorted(ids, reverse=True)
+        assert page(limit=2, before=ids[1]) == ["a3", "a2"]
+        assert page(limit=10, since=NOW + 2, until=NOW + 5) == ["a4", "a3", "a2"]
+        assert page(limit=10, actor="cli") == ["a5", "a3", "a1"]
+        assert page(limit=10, license_id="lic_1", before=ids[4]) == ["a0"]
+        assert page(limit=10, code="FORBIDDEN") == ["a3"]
+        assert [e.action for _, e in tx.audit_page(s.other.id, limit=10)] == ["other"]

@@ -5,6 +5,7 @@
 -- at most every few minutes. A create sent with an `Idempotency-Key` header keeps its first answer
 -- in admin_idempotency, written in the same transaction as what it created, so that a retry with
 -- the same key (per account and token) answers the same and creates nothing; rows expire after a day.
+-- The admin API pages an account's audit log newest first by id, hence audit_account_id.
 CREATE TABLE admin_tokens (
     id           TEXT PRIMARY KEY,
     account_id   TEXT NOT NULL REFERENCES accounts(id),
@@ -29,3 +30,4 @@ CREATE TABLE admin_idempotency (
     PRIMARY KEY (account_id, token_id, idempotency_key)
 );
 CREATE INDEX admin_idempotency_expiry ON admin_idempotency(expires_at);
+CREATE INDEX audit_account_id ON audit_log(account_id, id);
