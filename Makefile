@@ -14,7 +14,7 @@ TRIAL_ORIGINS ?= http://127.0.0.1:8001,http://localhost:8001
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := request_files response_files archives json_bodies
 
-.PHONY: run demo test lint format typecheck bench bench-http screenshots chromium nginx postgresql wrk unzip fuzz fuzz-toolchain clean
+.PHONY: run demo test lint format typecheck bench bench-http screenshots chromium nginx postgresql wrk unzip curl fuzz fuzz-toolchain clean
 
 $(STAMP): pyproject.toml | fuzz-toolchain
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,9 @@ demo: $(STAMP)
 # deployment test (tests/test_deploy_doc.py) runs docs/DEPLOY.md's config in Debian's nginx; the
 # PostgreSQL runs use OFFLINE_SERVICE_TEST_DATABASE_URL if set, else a throwaway server the session
 # starts with Debian's postgresql binaries (tests/pg.py); the benchmarks' test (tests/test_benchmarks.py)
-# runs their --quick modes with Debian's wrk; the zip batch tests check their output with Debian's unzip.
-test: $(STAMP) chromium nginx postgresql wrk unzip
+# runs their --quick modes with Debian's wrk; the zip batch tests check their output with Debian's unzip;
+# the README's admin API walkthrough (tests/admin/test_walkthrough.py) runs its curl lines.
+test: $(STAMP) chromium nginx postgresql wrk unzip curl
 	$(BIN)/ruff check offline_service tests benchmarks
 	$(BIN)/ruff format --check offline_service tests benchmarks
 	$(BIN)/mypy
@@ -96,6 +97,9 @@ wrk:
 
 unzip:
 	@command -v unzip >/dev/null || (apt-get update && apt-get install -y --no-install-recommends unzip)
+
+curl:
+	@command -v curl >/dev/null || (apt-get update && apt-get install -y --no-install-recommends curl)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz

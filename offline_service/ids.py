@@ -42,6 +42,7 @@ ID_PREFIXES: Mapping[str, str] = {
     "release": "rel",
     "file": "file",
     "batch": "bat",  # a portal batch's kept result (licensing.batch_results)
+    "admin_token": "adt",  # an admin API token's public id (admin.tokens); never its secret
 }
 _ID_DIGITS = "[0-9a-f]{24,32}"
 _IDS = {kind: re.compile(rf"{prefix}_{_ID_DIGITS}") for kind, prefix in ID_PREFIXES.items()}

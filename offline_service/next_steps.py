@@ -60,6 +60,7 @@ NEXT_STEPS: Mapping[Code, str] = MappingProxyType(
         Code.INVALID_ARGUMENT: "Correct the value the message names, then run the command or request again.",
         Code.NOT_FOUND: "Check the name or id; the `list` commands (or the API's list routes) show what exists.",
         Code.CONFLICT: "Do the step it waits for first (rotate, deactivate, make a new request), or choose another value.",
+        Code.IDEMPOTENCY_KEY_REUSED: "Send a new Idempotency-Key for a new request; reuse a key only to retry the very same request.",
         Code.BAD_ARCHIVE: "Make a plain zip of the request files only, or process the directory.",
         Code.BAD_BACKUP: "Use another backup, or take a new one with `offline-service backup DEST`; a backup must be restored unchanged.",
         Code.WEBHOOK_URL_REFUSED: "Give an https URL whose host resolves to public addresses only, or allow private targets (docs/WEBHOOKS.md, URL rules).",

@@ -29,6 +29,7 @@ from tests.web.site import make_site, site  # noqa: F401
 
 BOTH_BACKENDS = (
     "accounts",
+    "admin",
     "branding",
     "cli",
     "licensing",

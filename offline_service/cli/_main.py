@@ -16,6 +16,7 @@ from typing import Any
 
 from offline_service._files import private_dir
 from offline_service.accounts import cli as accounts_cli
+from offline_service.admin import cli as admin_cli
 from offline_service.branding import cli as branding_cli
 from offline_service.cli import backup as backup_cli
 from offline_service.cli import db as db_cli
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     branding_cli.register(verbs)
     notifications_cli.register(verbs)
     webhooks_cli.register(verbs)
+    admin_cli.register(verbs)
     return parser
 
 

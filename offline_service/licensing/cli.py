@@ -155,6 +155,29 @@ def cmd_license_update(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_license_change(ctx: Context) -> int:
+    a = ctx.args
+    changes: dict[str, Any] = {
+        "allowed_activations": a.allowed_activations,
+        "allowed_deactivations": a.allowed_deactivations,
+    }
+    if a.expires_at is not None or a.no_expiry:
+        changes["expires_at"] = a.expires_at
+    license = licensing.change_license(ctx.store, ctx.account(), a.key, now=now(), **changes)
+    expiry = (
+        f"{license.validity_days} days after its first activation"
+        if license.expires_at is None and license.validity_days
+        else iso(license.expires_at)
+    )
+    emit(
+        a,
+        license_json(license),
+        f"license {license.id}: activations {_limit(license.allowed_activations)},"
+        f" deactivations {_limit(license.allowed_deactivations)}, expires {expiry}",
+    )
+    return EXIT_OK
+
+
 _STATUS = {
     "suspend": LicenseStatus.SUSPENDED,
     "revoke": LicenseStatus.REVOKED,
@@ -449,6 +472,20 @@ def _licenses(verbs: Any) -> None:
     p.add_argument("key", metavar="KEY")
     p.add_argument("--name", help="the new name ('' clears it)")
     p.add_argument("--owner", help="the new owner note ('' clears it)")
+    p = verb(
+        lic, "change", cmd_license_change, "change a license's limits or expiry (as the admin API's PATCH)"
+    )
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--allowed-activations", type=count, metavar="N", help="-1 for unlimited")
+    p.add_argument("--allowed-deactivations", type=count, metavar="M", help="-1 for unlimited")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--expires-at",
+        type=timestamp,
+        metavar="ISO8601",
+        help="a fixed expiry in the future (UTC if no zone)",
+    )
+    when.add_argument("--no-expiry", action="store_true", help="the license never expires")
     p = verb(lic, "show", cmd_license_show, "show a license and its activations")
     p.add_argument("key", metavar="KEY")
     p = verb(lic, "list", cmd_license_list, "list licenses")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from offline_service.accounts.models import Account, Role, User, UserGroup
 from offline_service.audit import AuditEntry
@@ -18,6 +19,7 @@ from offline_service.licensing.models import (
     ActivationFilter,
     License,
     LicenseFilter,
+    LicenseStatus,
     LicenseSummary,
     ListedLicense,
     Product,
@@ -29,15 +31,19 @@ __all__ = [
     "Dashboard",
     "LicensePage",
     "LicenseView",
+    "account_activation",
     "account_of_product",
     "activation_view",
     "audit_entries",
+    "audit_page",
     "check_product",
     "dashboard",
     "find_activations",
     "find_licenses",
     "license_activations",
+    "license_by_id",
     "license_choices",
+    "license_page",
     "license_summary",
     "license_view",
     "licenses",
@@ -359,3 +365,52 @@ def audit_entries(store: Store, account: Account, limit: int) -> list[AuditEntry
     """The account's newest audit entries, newest first."""
     with store.read() as tx:
         return list(tx.audit_entries(account.id, limit))
+
+
+def license_by_id(store: Store, account: Account, license_id: str) -> License:
+    """The account's license with this id; LICENSE_NOT_FOUND for another account's or none."""
+    with store.read() as tx:
+        found = tx.license_by_id(account.id, license_id)
+    if found is None:
+        raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this id")
+    return found
+
+
+def license_page(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str | None = None,
+    status: LicenseStatus | None = None,
+    after: str | None = None,
+    limit: int,
+) -> tuple[list[License], str | None]:
+    """One page of the account's licenses by id, after the license ``after``, and the id to ask
+    the next page after (None on the last page). Licenses created meanwhile shift no page."""
+    with store.read() as tx:
+        found = list(
+            tx.licenses_page(account.id, product_id=product_id, status=status, after=after, limit=limit + 1)
+        )
+    more = len(found) > limit
+    return found[:limit], found[limit - 1].id if more else None
+
+
+def account_activation(store: Store, account: Account, activation_id: str) -> Activation:
+    """The account's activation with this id; ACTIVATION_NOT_FOUND for another account's or none."""
+    with store.read() as tx:
+        found = tx.activation_in_account(account.id, activation_id)
+    if found is None:
+        raise OfflineServiceError(Code.ACTIVATION_NOT_FOUND, f"no activation {activation_id} in this account")
+    return found
+
+
+def audit_page(
+    store: Store, account: Account, *, limit: int, before: int | None = None, **filters: Any
+) -> tuple[list[tuple[int, AuditEntry]], int | None]:
+    """One page of the account's audit entries, newest first, with their ids, and the id to ask
+    the next page before (None on the last page). ``filters``: since, until, actor, license_id,
+    code (see ``Transaction.audit_page``)."""
+    with store.read() as tx:
+        found = list(tx.audit_page(account.id, limit=limit + 1, before=before, **filters))
+    more = len(found) > limit
+    return found[:limit], found[limit - 1][0] if more else None

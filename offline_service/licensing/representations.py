@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline_service.licensing.models import Activation, License
+from offline_service.licensing.models import Activation, License, Product
 
-__all__ = ["activation_json", "license_json"]
+__all__ = ["activation_json", "license_json", "product_json"]
 
 
 def license_json(license: License) -> dict[str, Any]:
@@ -39,4 +39,16 @@ def activation_json(a: Activation) -> dict[str, Any]:
         "appVersion": a.app_version,
         "createdAt": a.created_at,
         "deactivatedAt": a.deactivated_at,
+    }
+
+
+def product_json(p: Product) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "trialsEnabled": p.trials_enabled,
+        "trialDays": p.trial_days,
+        "maxResponseValidity": p.max_response_validity,
+        "customerRelease": p.customer_release,
+        "createdAt": p.created_at,
     }

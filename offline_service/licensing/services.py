@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,14 +18,17 @@ from offline_service.licensing.decisions import DAY
 from offline_service.licensing.models import UNLIMITED, License, LicenseStatus, Product
 from offline_service.licensing.representations import activation_json, license_json
 from offline_service.releases.versions import parse_version
-from offline_service.store import Store
+from offline_service.store import Store, Transaction
 from offline_service.webhooks import events as webhooks
 
 __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_MAX_RESPONSE_VALIDITY",
+    "KEEP",
     "account",
+    "change_license",
     "create_license",
+    "create_license_in",
     "create_product",
     "ensure_account",
     "license_details",
@@ -162,15 +166,36 @@ def create_license(
     """A new active license. Expiry is a fixed time or a duration from the first activation;
     ``max_version`` is the newest release it entitles to (None: every release); ``name`` tells it
     apart from the customer's other licenses."""
-    name, owner = _license_text(name, "name"), _license_text(owner, "owner")
+    with store.write() as tx:
+        return create_license_in(
+            tx,
+            account,
+            product_id=product_id,
+            allowed_activations=allowed_activations,
+            allowed_deactivations=allowed_deactivations,
+            now=now,
+            expires_at=expires_at,
+            validity_days=validity_days,
+            owner=owner,
+            metadata=metadata,
+            owner_user_email=owner_user_email,
+            owner_organization=owner_organization,
+            actor=actor,
+            max_version=max_version,
+            name=name,
+        )
+
+
+def _check_limits(allowed_activations: int, allowed_deactivations: int) -> None:
     for what, value in (
         ("allowed activations", allowed_activations),
         ("allowed deactivations", allowed_deactivations),
     ):
         if value < UNLIMITED or value > MAX_COUNT:
             raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{what} must be -1 (unlimited) or a count")
-    if expires_at is not None and validity_days is not None:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
+
+
+def _check_expiry(expires_at: int | None, now: int) -> None:
     if expires_at is not None and expires_at <= now:
         # A license born expired is a typo (a year, a day and month swapped), never what was meant:
         # every activation would be refused with LICENSE_EXPIRED.
@@ -179,6 +204,33 @@ def create_license(
             f"the expiry date {_iso(expires_at)} is not in the future (now is {_iso(now)});"
             " give a later date, or a validity counted from the first activation",
         )
+
+
+def create_license_in(
+    tx: Transaction,
+    account: Account,
+    *,
+    product_id: str,
+    allowed_activations: int,
+    allowed_deactivations: int,
+    now: int,
+    expires_at: int | None = None,
+    validity_days: int | None = None,
+    owner: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    owner_user_email: str | None = None,
+    owner_organization: str | None = None,
+    actor: str = "cli",
+    max_version: str | None = None,
+    name: str | None = None,
+) -> License:
+    """``create_license`` within the caller's write transaction (the admin API's idempotent create
+    keeps its answer in the same one)."""
+    name, owner = _license_text(name, "name"), _license_text(owner, "owner")
+    _check_limits(allowed_activations, allowed_deactivations)
+    if expires_at is not None and validity_days is not None:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "give an expiry date or a validity, not both")
+    _check_expiry(expires_at, now)
     if validity_days is not None and not 0 < validity_days <= 36500:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "validity days must be between 1 and 36500")
     try:
@@ -192,48 +244,126 @@ def create_license(
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT, "a license belongs to a user or an organization, not both"
         )
-    with store.write() as tx:
-        if tx.product(account.id, product_id) is None:
-            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
-        owner_user = owner_org = None
-        if owner_user_email:
-            owner_user = tx.user_by_email(account.id, email_key(owner_user_email))
-            if owner_user is None:
-                raise OfflineServiceError(Code.NOT_FOUND, f"no user {owner_user_email}")
-        if owner_organization:
-            owner_org = tx.organization_by_name(account.id, owner_organization)
-            if owner_org is None:
-                raise OfflineServiceError(Code.NOT_FOUND, f"no organization {owner_organization!r}")
-        license = License(
-            id=new_id("lic"),
-            account_id=account.id,
-            product_id=product_id,
-            key=new_license_key(),
-            allowed_activations=allowed_activations,
-            allowed_deactivations=allowed_deactivations,
-            status=LicenseStatus.ACTIVE,
-            created_at=now,
-            expires_at=expires_at,
-            validity_days=validity_days,
-            owner=owner,
-            metadata=checked,
-            owner_user_id=owner_user.id if owner_user else None,
-            owner_organization_id=owner_org.id if owner_org else None,
-            max_version=max_version,
-            name=name,
+    if tx.product(account.id, product_id) is None:
+        raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+    owner_user = owner_org = None
+    if owner_user_email:
+        owner_user = tx.user_by_email(account.id, email_key(owner_user_email))
+        if owner_user is None:
+            raise OfflineServiceError(Code.NOT_FOUND, f"no user {owner_user_email}")
+    if owner_organization:
+        owner_org = tx.organization_by_name(account.id, owner_organization)
+        if owner_org is None:
+            raise OfflineServiceError(Code.NOT_FOUND, f"no organization {owner_organization!r}")
+    license = License(
+        id=new_id("lic"),
+        account_id=account.id,
+        product_id=product_id,
+        key=new_license_key(),
+        allowed_activations=allowed_activations,
+        allowed_deactivations=allowed_deactivations,
+        status=LicenseStatus.ACTIVE,
+        created_at=now,
+        expires_at=expires_at,
+        validity_days=validity_days,
+        owner=owner,
+        metadata=checked,
+        owner_user_id=owner_user.id if owner_user else None,
+        owner_organization_id=owner_org.id if owner_org else None,
+        max_version=max_version,
+        name=name,
+    )
+    tx.insert_license(license)
+    audit.record(
+        tx,
+        account_id=account.id,
+        actor=actor,
+        action="license.create",
+        now=now,
+        product_id=product_id,
+        license_id=license.id,
+    )
+    webhooks.emit(tx, account.id, [("license.created", webhooks.license_data(license))], now=now)
+    return license
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+"""Leave this field of a license as it is (``change_license``; None would clear it)."""
+
+
+def change_license(
+    store: Store,
+    account: Account,
+    key: str,
+    *,
+    now: int,
+    allowed_activations: int | None = None,
+    allowed_deactivations: int | None = None,
+    expires_at: int | _Keep | None = KEEP,
+    max_version: str | _Keep | None = KEEP,
+    actor: str = "cli",
+) -> License:
+    """Change a license's limits, expiry or maximum version in one transaction; fields not given
+    stay as they are. A fixed ``expires_at`` replaces a validity counted from the first activation;
+    None: the license never expires. Lowering a limit below what is used frees no seat: further
+    activations are refused until usage is under it."""
+    changes = {
+        "allowedActivations": allowed_activations,
+        "allowedDeactivations": allowed_deactivations,
+        "expiresAt": expires_at,
+        "maxVersion": max_version,
+    }
+    # What the audit trail records: each field given, "" for one cleared.
+    given = {
+        k: "" if v is None else str(v)
+        for k, v in changes.items()
+        if v is not KEEP and not (v is None and k.startswith("allowed"))
+    }
+    if not given:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "give allowed activations or deactivations, an expiry or a maximum version"
         )
-        tx.insert_license(license)
+    if not isinstance(expires_at, _Keep):
+        _check_expiry(expires_at, now)
+    if isinstance(max_version, str):
+        parse_version(max_version)
+    with store.write() as tx:
+        license = tx.license_by_key(account.id, key)
+        if license is None:
+            raise OfflineServiceError(Code.LICENSE_NOT_FOUND, "no license with this key")
+        activations = license.allowed_activations if allowed_activations is None else allowed_activations
+        deactivations = (
+            license.allowed_deactivations if allowed_deactivations is None else allowed_deactivations
+        )
+        _check_limits(activations, deactivations)
+        changed = replace(license, allowed_activations=activations, allowed_deactivations=deactivations)
+        if not isinstance(expires_at, _Keep):
+            changed = replace(changed, expires_at=expires_at, validity_days=None)
+        tx.set_license_terms(
+            license.id,
+            allowed_activations=changed.allowed_activations,
+            allowed_deactivations=changed.allowed_deactivations,
+            expires_at=changed.expires_at,
+            validity_days=changed.validity_days,
+        )
+        if not isinstance(max_version, _Keep):
+            tx.set_license_max_version(license.id, max_version)
+            changed = replace(changed, max_version=max_version)
         audit.record(
             tx,
             account_id=account.id,
             actor=actor,
-            action="license.create",
+            action="license.change",
             now=now,
-            product_id=product_id,
+            product_id=license.product_id,
             license_id=license.id,
+            **given,
         )
-        webhooks.emit(tx, account.id, [("license.created", webhooks.license_data(license))], now=now)
-    return license
+    return changed
 
 
 def set_license_status(

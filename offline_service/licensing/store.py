@@ -51,6 +51,31 @@ class LicensingTransaction(Protocol):
     def insert_license(self, license: License) -> None: ...
     def set_license_status(self, license_id: str, status: LicenseStatus) -> None: ...
     def set_license_name(self, license_id: str, *, name: str | None, owner: str | None) -> None: ...
+    def set_license_terms(
+        self,
+        license_id: str,
+        *,
+        allowed_activations: int,
+        allowed_deactivations: int,
+        expires_at: int | None,
+        validity_days: int | None,
+    ) -> None:
+        """Write a license's limits and expiry (the vendor changed them)."""
+        ...
+
+    def licenses_page(
+        self,
+        account_id: str,
+        *,
+        product_id: str | None = None,
+        status: LicenseStatus | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> Sequence[License]:
+        """Up to ``limit`` of the account's licenses (of the product, in the status) whose id sorts
+        after ``after``, by id: a page of a list that licenses created meanwhile never shift."""
+        ...
+
     def update_license_usage(
         self,
         license_id: str,

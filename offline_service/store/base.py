@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from offline_service.accounts.store import AccountsTransaction
+from offline_service.admin.store import AdminTransaction
 from offline_service.audit import AuditEntry
 from offline_service.branding.store import BrandingTransaction
 from offline_service.licensing.store import LicensingTransaction
@@ -27,6 +28,23 @@ class AuditTransaction(Protocol):
 
     def audit(self, entry: AuditEntry) -> None: ...
     def audit_entries(self, account_id: str, limit: int = 100) -> Sequence[AuditEntry]: ...
+    def audit_page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        before: int | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        actor: str | None = None,
+        license_id: str | None = None,
+        code: str | None = None,
+    ) -> Sequence[tuple[int, AuditEntry]]:
+        """Up to ``limit`` of the account's entries, newest first, each with its id: those with an
+        id below ``before``, at or after ``since``, before ``until``, and of the actor, license and
+        code given (None: any)."""
+        ...
+
     def audit_entries_for_licenses(
         self, account_id: str, license_ids: frozenset[str], limit: int = 100
     ) -> Sequence[AuditEntry]:
@@ -41,6 +59,7 @@ class Transaction(
     BrandingTransaction,
     NotificationsTransaction,
     WebhooksTransaction,
+    AdminTransaction,
     AuditTransaction,
     Protocol,
 ):

@@ -62,6 +62,8 @@ TABLES = (
     "mail_outbox",
     "webhook_endpoints",
     "webhook_deliveries",
+    "admin_tokens",
+    "admin_idempotency",
 )
 MIGRATIONS_TABLE = "schema_migrations"
 

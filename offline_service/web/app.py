@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from offline_service.accounts import api as accounts_api
 from offline_service.accounts import pages as accounts_pages
 from offline_service.accounts.mail import Mailer
+from offline_service.admin import api as admin_api
 from offline_service.branding import pages as branding_pages
 from offline_service.errors import OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
@@ -105,6 +106,7 @@ def create_app(
         *releases_pages.routes,
         *releases_api.routes,
         *branding_pages.routes,
+        *admin_api.routes,
     ]
     if STATIC.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from offline_service import __version__
 from offline_service.accounts import openapi as accounts
+from offline_service.admin import openapi as admin
 from offline_service.errors import Code
 from offline_service.licensing import openapi as licensing
 from offline_service.releases import openapi as releases
@@ -167,7 +168,9 @@ def merge(sections: Iterable[Section]) -> tuple[list[str], dict[str, Any], dict[
 @functools.cache
 def document() -> dict[str, Any]:
     """The OpenAPI document (built once; treat it as read-only)."""
-    tags, paths, schemas = merge([SECTION, accounts.SECTION, licensing.SECTION, releases.SECTION])
+    tags, paths, schemas = merge(
+        [SECTION, accounts.SECTION, licensing.SECTION, releases.SECTION, admin.SECTION]
+    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -186,7 +189,13 @@ def document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "An access token from POST /v1/accounts/login, or a personal access"
                     " token (portal: Profile, Sessions and tokens; or POST /v1/me/tokens)",
-                }
+                },
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An admin token of the account (`offline-service token create`; starts"
+                    " with ofs_admin_), for /v1/admin/ only; each operation names the scope it needs",
+                },
             },
             "schemas": schemas,
             "responses": _responses(),

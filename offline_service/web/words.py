@@ -51,6 +51,7 @@ PLAIN_WORDS: Mapping[Code, str] = MappingProxyType(
         Code.FORBIDDEN: "This page is for organization admins only. Ask an admin of your organization for help.",
         Code.RELEASE_NOT_ALLOWED: "Your vendor does not let customers release machines of this product. Ask your vendor to release the seat.",
         Code.CONFLICT: "This clashes with something that is already there, as the details say. Choose another value.",
+        Code.IDEMPOTENCY_KEY_REUSED: "This retry key was already used for another request. Send a new key with a new request.",
         Code.USER_LIMIT: "Your organization has all the users it may have. Disable a user, or ask your vendor for more.",
         Code.SELF_LOCKOUT: "You cannot disable yourself or take the admin role from yourself. Ask another admin.",
         Code.INVALID_PASSWORD_LINK: "This link no longer works: it was already used, a newer one was sent, or it expired. To get a new one, use Forgot password?",

@@ -713,7 +713,7 @@ COMMANDS = [
     ["product", "create"],
     ["product", "list"],
     ["license"],
-    *(["license", verb] for verb in ("create", "suspend", "revoke", "reinstate", "show", "list")),
+    *(["license", verb] for verb in ("create", "change", "suspend", "revoke", "reinstate", "show", "list")),
     ["activation"],
     ["activation", "release"],
     ["keys"],
@@ -722,6 +722,8 @@ COMMANDS = [
     ["batch"],
     ["audit"],
     ["demo"],
+    ["token"],
+    *(["token", verb] for verb in ("create", "list", "revoke")),
 ]
 
 

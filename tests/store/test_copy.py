@@ -76,7 +76,7 @@ def _digests(store: Store, columns: dict[str, list[str]]) -> dict[str, str]:
 def populated(site: Site) -> Site:
     """The web tests' site (two accounts, organizations, users, groups, licenses) with activity on
     top: activations, a deactivation, a trial and its address limit, sessions, a failed login, a
-    customization, a release and a batch's kept result."""
+    customization, a release, a batch's kept result, and an admin token's idempotent create."""
     for role, name in (("user1", "user1"), ("admin_a", "org_a"), ("other", "other")):
         response = site.activate(role, activation_request(site, role, name))
         assert response.status_code == 200, response.text
@@ -119,7 +119,15 @@ def populated(site: Site) -> Site:
         archive=b"PK\x05\x06" + b"\0" * 18,  # an empty zip: bytes, NULs included
         now=NOW,
     )
+    created = site.client.post(
+        "/v1/admin/licenses",
+        json={"productId": site.product.id, "allowedActivations": 1, "allowedDeactivations": 0},
+        headers={**site.admin_auth("licenses:write"), "idempotency-key": "order-1"},
+    )
+    assert created.status_code == 201, created.text
     counts = _counts(site.svc.store)
+    for table in ("admin_tokens", "admin_idempotency"):
+        assert counts[table] > 0, table
     for table in ("activations", "request_nonces", "trials", "audit_log", "credentials", "login_failures"):
         assert counts[table] > 0, table
     for table in ("trial_limits", "account_branding", "releases", "release_files", "batch_results"):

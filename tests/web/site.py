@@ -146,6 +146,21 @@ class Site:
             self.tokens[role] = response.json()["accessToken"]
         return {"authorization": f"Bearer {self.tokens[role]}"}
 
+    def admin_auth(self, *scopes: str, account: str = "acme") -> dict[str, str]:
+        """Bearer headers of an admin token of ``account`` with these scopes (every scope if none
+        is named), made once per site and set of scopes."""
+        from offline_service.admin import tokens
+        from offline_service.admin.models import Scope
+
+        names = tuple(sorted(scopes or [s.value for s in Scope]))
+        key = f"admin:{account}:{' '.join(names)}"
+        if key not in self.tokens:
+            owner = self.acme if account == "acme" else self.other
+            _, self.tokens[key] = tokens.create_token(
+                self.svc.store, owner, scopes=names, now=self.svc.now(), name="tests"
+            )
+        return {"authorization": f"Bearer {self.tokens[key]}"}
+
     def license(self, name: str) -> License:
         found = self.licenses[name]
         with self.svc.store.read() as tx:

@@ -52,11 +52,35 @@ class AuditStatements:
             ],
         )
         self.entries = q(f"SELECT {_AUDIT_COLS} FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?")
+        self._dialect = d
+        self._pages: dict[tuple[str, ...], str] = {}
         self.entries_for_licenses = SizedStatement(
             d,
             f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE account_id = ?"
             " AND license_id IN {in} ORDER BY id DESC LIMIT ?",
         )
+
+    def page(self, filters: tuple[str, ...]) -> str:
+        """``audit_page``'s statement for the filters it has (each a condition with one
+        parameter), built on first use of each set and reused."""
+        found = self._pages.get(filters)
+        if found is None:
+            where = "".join(f" AND {_PAGE_FILTERS[f]}" for f in filters)
+            found = self._pages[filters] = self._dialect.sql(
+                f"SELECT {_AUDIT_COLS}, id FROM audit_log WHERE account_id = ?{where} ORDER BY id DESC LIMIT ?"
+            )
+        return found
+
+
+# audit_page's filters, in the order their parameters are bound.
+_PAGE_FILTERS = {
+    "before": "id < ?",
+    "since": "at >= ?",
+    "until": "at < ?",
+    "actor": "actor = ?",
+    "license_id": "license_id = ?",
+    "code": "code = ?",
+}
 
 
 class AuditSQL(SQLPart):
@@ -93,6 +117,31 @@ class AuditSQL(SQLPart):
     def audit_entries(self, account_id: str, limit: int = 100) -> Sequence[AuditEntry]:
         self.flush()
         return [_audit_entry(r) for r in self._c.execute(self._aq.entries, (account_id, limit))]
+
+    def audit_page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        before: int | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        actor: str | None = None,
+        license_id: str | None = None,
+        code: str | None = None,
+    ) -> Sequence[tuple[int, AuditEntry]]:
+        self.flush()
+        given = {
+            "before": before,
+            "since": since,
+            "until": until,
+            "actor": actor,
+            "license_id": license_id,
+            "code": code,
+        }
+        filters = tuple(name for name in _PAGE_FILTERS if given[name] is not None)
+        args = [account_id, *(given[name] for name in filters), limit]
+        return [(int(r[9]), _audit_entry(r)) for r in self._c.execute(self._aq.page(filters), args)]
 
     def audit_entries_for_licenses(
         self, account_id: str, license_ids: frozenset[str], limit: int = 100

@@ -251,6 +251,23 @@ class LicensingStatements:
         )
         self.set_license_status = q("UPDATE licenses SET status = ? WHERE id = ?")
         self.set_license_name = q("UPDATE licenses SET name = ?, owner = ? WHERE id = ?")
+        self.set_license_terms = q(
+            "UPDATE licenses SET allowed_activations = ?, allowed_deactivations = ?, expires_at = ?,"
+            " validity_days = ? WHERE id = ?"
+        )
+        # licenses_page, by which filters it has: (product, status, after)
+        self.licenses_page = {
+            (product, status, after): q(
+                licenses
+                + (" AND product_id = ?" if product else "")
+                + (" AND status = ?" if status else "")
+                + (" AND id > ?" if after else "")
+                + " ORDER BY id LIMIT ?"
+            )
+            for product in (False, True)
+            for status in (False, True)
+            for after in (False, True)
+        }
         # A person's licenses go in as one bound list: any number of them, one statement.
         mine = f"l.id {d.in_bound_list} AND l.account_id = ?"
         self.licenses_by_ids = q(
@@ -652,6 +669,35 @@ class LicensingSQL(SQLPart):
         self.flush()
         self._forget_license(license_id)
         self._c.execute(self._lq.set_license_name, (name, owner, license_id))
+
+    def set_license_terms(
+        self,
+        license_id: str,
+        *,
+        allowed_activations: int,
+        allowed_deactivations: int,
+        expires_at: int | None,
+        validity_days: int | None,
+    ) -> None:
+        self.flush()
+        self._forget_license(license_id)
+        args = (allowed_activations, allowed_deactivations, expires_at, validity_days, license_id)
+        self._c.execute(self._lq.set_license_terms, args)
+
+    def licenses_page(
+        self,
+        account_id: str,
+        *,
+        product_id: str | None = None,
+        status: LicenseStatus | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> Sequence[License]:
+        self.flush()
+        sql = self._lq.licenses_page[(product_id is not None, status is not None, after is not None)]
+        args: list[object] = [account_id]
+        args += [x for x in (product_id, status.value if status else None, after) if x is not None]
+        return [license_from_row(r) for r in self._c.execute(sql, [*args, limit])]
 
     def _forget_license(self, license_id: str) -> None:
         found = self._licenses.pop(license_id, None)

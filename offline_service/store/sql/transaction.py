@@ -7,6 +7,7 @@ import functools
 
 from offline_service.store.sql._base import Connection
 from offline_service.store.sql.accounts import AccountsSQL, AccountsStatements
+from offline_service.store.sql.admin import AdminSQL, AdminStatements
 from offline_service.store.sql.audit import AuditSQL, AuditStatements
 from offline_service.store.sql.batch_results import BatchResultsSQL, BatchResultsStatements
 from offline_service.store.sql.branding import BrandingSQL, BrandingStatements
@@ -25,6 +26,7 @@ class Statements:
 
     __slots__ = (
         "accounts",
+        "admin",
         "audit",
         "batch_results",
         "branding",
@@ -45,6 +47,7 @@ class Statements:
         self.batch_results = BatchResultsStatements(dialect)
         self.notifications = NotificationsStatements(dialect)
         self.webhooks = WebhooksStatements(dialect)
+        self.admin = AdminStatements(dialect)
 
     @staticmethod
     @functools.cache
@@ -63,6 +66,7 @@ class SQLTransaction(
     BatchResultsSQL,
     NotificationsSQL,
     WebhooksSQL,
+    AdminSQL,
 ):
     """A ``store.Transaction`` over one DB-API connection. The licensing part and the audit trail
     buffer their writes; ``flush()`` writes them, and the store calls it before commit."""
@@ -74,6 +78,7 @@ class SQLTransaction(
         "_bq",
         "_c",
         "_dirty",
+        "_dq",
         "_known_live",
         "_known_nonces",
         "_known_pairs",
@@ -110,6 +115,7 @@ class SQLTransaction(
         self._tq = statements.batch_results
         self._nq = statements.notifications
         self._wq = statements.webhooks
+        self._dq = statements.admin
         self._audits = []
 
     def flush(self) -> None:

@@ -1,0 +1,296 @@
+"""The admin API's part of ``/openapi.json``: ``/v1/admin/...``, authenticated with an admin token
+(the ``adminToken`` security scheme), each operation naming the scope it needs.
+
+The bounds are the handlers' own (imported from them). An admin route answers 401 for a person's
+token and 403 for an admin token without the scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offline_service.admin.api import (
+    AUDIT_CURSOR_PATTERN,
+    AUDIT_TEXT_PATTERN,
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    LIMIT_PATTERN,
+    MAX_LIMIT,
+    TIME_PATTERN,
+)
+from offline_service.admin.idempotency import KEY_PATTERN
+from offline_service.admin.models import Scope
+from offline_service.fileformat.messages import MAX_COUNT
+from offline_service.licensing.models import LicenseStatus
+from offline_service.licensing.services import MAX_LICENSE_TEXT
+from offline_service.web.openapi_kit import (
+    INT,
+    TEXT,
+    TIME,
+    Schema,
+    Section,
+    body,
+    closed,
+    id_schema,
+    json_answer,
+    nullable,
+    obj,
+    op,
+    optional_id,
+    query,
+    ref,
+)
+
+__all__ = ["SECTION"]
+
+_COUNT: Schema = {"type": "integer", "minimum": -1, "maximum": MAX_COUNT, "description": "-1: unlimited"}
+_FUTURE: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 2**53,
+    "description": "Unix time, seconds; must be in the future",
+}
+_LICENSE_TEXT: Schema = {"type": "string", "maxLength": MAX_LICENSE_TEXT}
+
+_SCHEMAS: dict[str, Schema] = {
+    "AdminProduct": obj(
+        ["id", "name", "trialsEnabled", "trialDays", "maxResponseValidity", "customerRelease", "createdAt"],
+        {
+            "id": TEXT,
+            "name": TEXT,
+            "trialsEnabled": {"type": "boolean"},
+            "trialDays": INT,
+            "maxResponseValidity": {"type": "integer", "description": "Seconds"},
+            "customerRelease": {"type": "boolean"},
+            "createdAt": TIME,
+        },
+    ),
+    "AdminProducts": obj(["products"], {"products": {"type": "array", "items": ref("AdminProduct")}}),
+    "AdminLicensePage": obj(
+        ["licenses", "nextCursor"],
+        {
+            "licenses": {"type": "array", "items": ref("License"), "description": "By id"},
+            "nextCursor": nullable("string", "Send as cursor for the next page; null on the last page"),
+        },
+    ),
+    "AdminLicenseDetails": {
+        "allOf": [
+            ref("License"),
+            obj(
+                ["owner", "activations"],
+                {
+                    "owner": nullable("string", "The vendor's free-text note of who holds it"),
+                    "activations": {"type": "array", "items": ref("Activation")},
+                },
+            ),
+        ]
+    },
+    "AdminAuditEntry": obj(
+        ["id", "at", "actor", "action", "code", "productId", "licenseId", "activationId", "detail"],
+        {
+            "id": INT,
+            "at": TIME,
+            "actor": {"type": "string", "description": "cli, user:<id>, admin_token:<id>, login, ..."},
+            "action": TEXT,
+            "code": {"type": "string", "description": "OK or an error code"},
+            "productId": nullable("string"),
+            "licenseId": nullable("string"),
+            "activationId": nullable("string"),
+            "detail": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    ),
+    "AdminAuditPage": obj(
+        ["entries", "nextCursor"],
+        {
+            "entries": {"type": "array", "items": ref("AdminAuditEntry"), "description": "Newest first"},
+            "nextCursor": nullable(
+                "string", "Send as cursor for the next (older) page; null on the last page"
+            ),
+        },
+    ),
+    "AdminActivations": obj(["activations"], {"activations": {"type": "array", "items": ref("Activation")}}),
+    "AdminLicenseCreate": closed(
+        ["productId", "allowedActivations", "allowedDeactivations"],
+        {
+            "productId": id_schema("product"),
+            "allowedActivations": _COUNT,
+            "allowedDeactivations": _COUNT,
+            "expiresAt": _FUTURE,
+            "validityDays": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 36500,
+                "description": "Expires this many days after the first activation (not with expiresAt)",
+            },
+            "name": _LICENSE_TEXT,
+            "owner": _LICENSE_TEXT,
+            "ownerUserEmail": {"type": "string", "description": "A portal user of the account"},
+            "ownerOrganization": {"type": "string", "description": "An organization's name"},
+            "metadata": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Sent in every response (the request files' metadata limits)",
+            },
+            "maxVersion": {"type": "string", "description": "The newest release it entitles to"},
+        },
+    ),
+    "AdminLicenseChange": closed(
+        [],
+        {
+            "allowedActivations": _COUNT,
+            "allowedDeactivations": _COUNT,
+            "expiresAt": {**_FUTURE, "type": ["integer", "null"], "description": "null: never expires"},
+            "maxVersion": nullable("string", "null: every release"),
+        },
+    ),
+}
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": id_schema("license")}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": KEY_PATTERN},
+    "description": "A retry with the same key and body within 24 h answers the first answer"
+    " (with Idempotent-Replayed: true) and creates nothing; another body: IDEMPOTENCY_KEY_REUSED",
+}
+
+
+def _op(summary: str, scope: Scope, ok: dict[str, Any], *errors: str, **kw: Any) -> dict[str, Any]:
+    operation = op(f"{summary} (scope {scope.value})", ok, "403", *errors, tag="admin", **kw)
+    operation["security"] = [{"adminToken": []}]
+    return operation
+
+
+def _status(verb: str) -> dict[str, Any]:
+    return {
+        "parameters": [_ID],
+        "post": _op(
+            f"{verb.capitalize()} a license",
+            Scope.LICENSES_WRITE,
+            json_answer(ref("License"), f"The license, {verb}d"),
+            "400",
+            "404",
+        ),
+    }
+
+
+_PATHS: dict[str, Any] = {
+    "/v1/admin/products": {
+        "get": _op(
+            "The account's products", Scope.PRODUCTS_READ, json_answer(ref("AdminProducts"), "Products")
+        )
+    },
+    "/v1/admin/licenses": {
+        "get": _op(
+            "The account's licenses, a page at a time by id",
+            Scope.LICENSES_READ,
+            json_answer(ref("AdminLicensePage"), "One page"),
+            "400",
+            parameters=[
+                query("product", optional_id("product"), "Only this product's licenses"),
+                query(
+                    "status",
+                    {"type": "string", "enum": ["", *(s.value for s in LicenseStatus)]},
+                    "Only licenses in this status (as stored; expiry is not a status)",
+                ),
+                query(
+                    "limit",
+                    {"type": "string", "pattern": LIMIT_PATTERN},
+                    f"Licenses per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+                ),
+                query(
+                    "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page"
+                ),
+            ],
+        ),
+        "post": _op(
+            "Create a license",
+            Scope.LICENSES_WRITE,
+            json_answer(ref("License"), "Created"),
+            "400",
+            "404",
+            "409",
+            body=body("AdminLicenseCreate"),
+            parameters=[_IDEMPOTENCY],
+            ok_status="201",
+        ),
+    },
+    "/v1/admin/licenses/{id}": {
+        "parameters": [_ID],
+        "get": _op(
+            "One license with its activations",
+            Scope.LICENSES_READ,
+            json_answer(ref("AdminLicenseDetails"), "The license"),
+            "400",
+            "404",
+        ),
+        "patch": _op(
+            "Change a license's limits, expiry or maximum version",
+            Scope.LICENSES_WRITE,
+            json_answer(ref("License"), "The license, changed"),
+            "400",
+            "404",
+            body=body("AdminLicenseChange"),
+        ),
+    },
+    "/v1/admin/licenses/{id}/activations": {
+        "parameters": [_ID],
+        "get": _op(
+            "A license's activations, live and deactivated",
+            Scope.ACTIVATIONS_READ,
+            json_answer(ref("AdminActivations"), "The activations"),
+            "400",
+            "404",
+        ),
+    },
+    "/v1/admin/activations/{id}/release": {
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": id_schema("activation")}],
+        "post": _op(
+            "Release a seat whose machine can no longer deactivate (not counted as a deactivation)",
+            Scope.ACTIVATIONS_WRITE,
+            json_answer(ref("Activation"), "The activation, deactivated"),
+            "400",
+            "404",
+            "409",
+        ),
+    },
+    "/v1/admin/audit": {
+        "get": _op(
+            "The account's audit log, newest first, a page at a time",
+            Scope.AUDIT_READ,
+            json_answer(ref("AdminAuditPage"), "One page"),
+            "400",
+            parameters=[
+                query(
+                    "since", {"type": "string", "pattern": TIME_PATTERN}, "Entries at or after (Unix seconds)"
+                ),
+                query("until", {"type": "string", "pattern": TIME_PATTERN}, "Entries before (Unix seconds)"),
+                query(
+                    "actor", {"type": "string", "pattern": AUDIT_TEXT_PATTERN}, "Only this actor (empty: any)"
+                ),
+                query("license", optional_id("license"), "Only entries about this license"),
+                query(
+                    "code",
+                    {"type": "string", "pattern": AUDIT_TEXT_PATTERN},
+                    "Only this code (OK or an error code)",
+                ),
+                query(
+                    "limit",
+                    {"type": "string", "pattern": LIMIT_PATTERN},
+                    f"Entries per page, 1 to {MAX_LIMIT}",
+                ),
+                query(
+                    "cursor",
+                    {"type": "string", "pattern": AUDIT_CURSOR_PATTERN},
+                    "nextCursor of the previous page",
+                ),
+            ],
+        )
+    },
+    "/v1/admin/licenses/{id}/suspend": _status("suspend"),
+    "/v1/admin/licenses/{id}/reinstate": _status("reinstate"),
+    "/v1/admin/licenses/{id}/revoke": _status("revoke"),
+}
+
+SECTION = Section(tags=("admin",), paths=_PATHS, schemas=_SCHEMAS)
