@@ -73,7 +73,7 @@ class Code(enum.StrEnum):
     BAD_IMAGE = "BAD_IMAGE"
     # Backups (CLI)
     BAD_BACKUP = "BAD_BACKUP"
-    # Webhooks (CLI; the admin API later): a target URL refused, with a stable ``reason``
+    # Webhooks (CLI and admin API): a target URL refused, with a stable ``reason``
     WEBHOOK_URL_REFUSED = "WEBHOOK_URL_REFUSED"
 
 

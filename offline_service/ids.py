@@ -43,6 +43,8 @@ ID_PREFIXES: Mapping[str, str] = {
     "file": "file",
     "batch": "bat",  # a portal batch's kept result (licensing.batch_results)
     "admin_token": "adt",  # an admin API token's public id (admin.tokens); never its secret
+    "webhook_endpoint": "whk",  # a webhook endpoint (webhooks.services)
+    "webhook_delivery": "msg",  # one event for one endpoint: its webhook-id header
 }
 _ID_DIGITS = "[0-9a-f]{24,32}"
 _IDS = {kind: re.compile(rf"{prefix}_{_ID_DIGITS}") for kind, prefix in ID_PREFIXES.items()}

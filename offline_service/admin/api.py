@@ -1,8 +1,9 @@
-"""The admin API under ``/v1/admin/`` (admin tokens, JSON): the account's products, licenses and
-their activations.
+"""The admin API under ``/v1/admin/`` (admin tokens, JSON): the account's products, licenses,
+their activations, the audit log and webhook endpoints.
 
 Thin: each route checks the admin token and its scope (``tokens``), reads its input, and calls the
-same services and queries as the CLI (``licensing.services``, ``licensing.queries``), scoped to the
+same services and queries as the CLI (``licensing.services``, ``licensing.queries``,
+``webhooks.services``), scoped to the
 token's account; another account's id answers as an unknown one. Audited as ``admin_token:<id>``.
 """
 
@@ -31,6 +32,8 @@ from offline_service.licensing.representations import activation_json, license_j
 from offline_service.store import Transaction
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import services
+from offline_service.webhooks import services as webhooks
+from offline_service.webhooks.sender import SenderConfig
 
 __all__ = [
     "AUDIT_CURSOR_PATTERN",
@@ -42,6 +45,7 @@ __all__ = [
     "MAX_LIMIT",
     "PATCH_MEMBERS",
     "TIME_PATTERN",
+    "WEBHOOK_MEMBERS",
     "routes",
 ]
 
@@ -69,6 +73,7 @@ CREATE_MEMBERS = frozenset(
 )
 PATCH_MEMBERS = frozenset({"allowedActivations", "allowedDeactivations", "expiresAt", "maxVersion"})
 REPLAYED_HEADER = "idempotent-replayed"
+WEBHOOK_MEMBERS = frozenset({"url", "events"})
 
 
 async def _token(request: Request, scope: Scope) -> tuple[AdminToken, Account]:
@@ -199,10 +204,19 @@ async def license_list(request: Request) -> Response:
     )
 
 
+def _idempotency_key(request: Request) -> str | None:
+    key_header = request.headers.get("idempotency-key")
+    return idempotency.check_key(key_header) if key_header is not None else None
+
+
+def _answer(answer: idempotency.Answer) -> Response:
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
+
+
 async def license_create(request: Request) -> Response:
     token, account = await _token(request, Scope.LICENSES_WRITE)
-    key_header = request.headers.get("idempotency-key")
-    key = idempotency.check_key(key_header) if key_header is not None else None
+    key = _idempotency_key(request)
     body = await json_body(request)
     _members(body, CREATE_MEMBERS)
     product_id = check_id(body.get("productId"), "product", "productId")
@@ -228,8 +242,7 @@ async def license_create(request: Request) -> Response:
 
     fingerprint = idempotency.request_hash("POST", request.url.path, body)
     answer = await run_in_threadpool(idempotency.once, svc.store, token, key, fingerprint, create, now=now)
-    headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
-    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
+    return _answer(answer)
 
 
 async def license_detail(request: Request) -> Response:
@@ -392,6 +405,115 @@ async def license(request: Request) -> Response:
     return await (license_change if request.method == "PATCH" else license_detail)(request)
 
 
+def _endpoint_id(request: Request) -> str:
+    return check_id(request.path_params["id"], "webhook_endpoint")
+
+
+async def webhook_list(request: Request) -> Response:
+    _, account = await _token(request, Scope.WEBHOOKS_READ)
+    found = await run_in_threadpool(webhooks.endpoints, services(request).store, account)
+    return _json({"endpoints": [webhooks.endpoint_json(e) for e in found]})
+
+
+async def webhook_create(request: Request) -> Response:
+    """Register an endpoint; the 201 answer is the only one that carries its signing secret (and a
+    retry with the same Idempotency-Key, which answers the first answer: the caller who lost it
+    needs the secret). The URL is checked, its host resolved, before the transaction."""
+    token, account = await _token(request, Scope.WEBHOOKS_WRITE)
+    key = _idempotency_key(request)
+    body = await json_body(request)
+    _members(body, WEBHOOK_MEMBERS)
+    url, events = body.get("url"), body.get("events")
+    if not isinstance(url, str):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "url must be text: the https URL to send to")
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "events must be a list of event types")
+    svc = services(request)
+    now = svc.now()
+    policy = SenderConfig.from_settings(svc.settings).policy
+    endpoint = await run_in_threadpool(
+        lambda: webhooks.new_endpoint(account, url=url, events=events, policy=policy, now=now)
+    )
+
+    def create(tx: Transaction) -> idempotency.Answer:
+        webhooks.add_endpoint_in(tx, endpoint, now=now, actor=token.actor)
+        shown = {**webhooks.endpoint_json(endpoint), "secret": endpoint.secret}
+        return idempotency.Answer(201, json.dumps(shown))
+
+    fingerprint = idempotency.request_hash("POST", request.url.path, body)
+    answer = await run_in_threadpool(idempotency.once, svc.store, token, key, fingerprint, create, now=now)
+    return _answer(answer)
+
+
+async def webhook_detail(request: Request) -> Response:
+    _, account = await _token(request, Scope.WEBHOOKS_READ)
+    endpoint_id = _endpoint_id(request)
+    found = await run_in_threadpool(webhooks.endpoint, services(request).store, account, endpoint_id)
+    return _json(webhooks.endpoint_json(found))
+
+
+async def webhook_remove(request: Request) -> Response:
+    token, account = await _token(request, Scope.WEBHOOKS_WRITE)
+    endpoint_id = _endpoint_id(request)
+    svc = services(request)
+    await run_in_threadpool(
+        lambda: webhooks.remove_endpoint(svc.store, account, endpoint_id, now=svc.now(), actor=token.actor)
+    )
+    return _json({"removed": endpoint_id})
+
+
+async def _webhook_enabled(request: Request, enabled: bool) -> Response:
+    token, account = await _token(request, Scope.WEBHOOKS_WRITE)
+    endpoint_id = _endpoint_id(request)
+    svc = services(request)
+    changed = await run_in_threadpool(
+        lambda: webhooks.set_enabled(
+            svc.store, account, endpoint_id, enabled, now=svc.now(), actor=token.actor
+        )
+    )
+    return _json(webhooks.endpoint_json(changed))
+
+
+async def webhook_enable(request: Request) -> Response:
+    return await _webhook_enabled(request, True)
+
+
+async def webhook_disable(request: Request) -> Response:
+    return await _webhook_enabled(request, False)
+
+
+async def webhook_deliveries(request: Request) -> Response:
+    _, account = await _token(request, Scope.WEBHOOKS_READ)
+    endpoint_id = _endpoint_id(request)
+    limit = DEFAULT_LIMIT
+    if "limit" in request.query_params:
+        if not _LIMIT.fullmatch(request.query_params["limit"]):
+            raise OfflineServiceError(Code.INVALID_ARGUMENT, f"limit must be 1 to {MAX_LIMIT}")
+        limit = int(request.query_params["limit"])
+    found = await run_in_threadpool(
+        lambda: webhooks.deliveries(services(request).store, account, endpoint_id, limit=limit)
+    )
+    return _json({"deliveries": [webhooks.delivery_json(d) for d in found]})
+
+
+async def webhook_redeliver(request: Request) -> Response:
+    token, account = await _token(request, Scope.WEBHOOKS_WRITE)
+    delivery_id = check_id(request.path_params["id"], "webhook_delivery")
+    svc = services(request)
+    queued = await run_in_threadpool(
+        lambda: webhooks.redeliver(svc.store, account, delivery_id, now=svc.now(), actor=token.actor)
+    )
+    return _json(webhooks.delivery_json(queued))
+
+
+async def webhooks_root(request: Request) -> Response:
+    return await (webhook_create if request.method == "POST" else webhook_list)(request)
+
+
+async def webhook(request: Request) -> Response:
+    return await (webhook_remove if request.method == "DELETE" else webhook_detail)(request)
+
+
 routes: list[BaseRoute] = [
     Route("/v1/admin/products", products),
     Route("/v1/admin/licenses", licenses, methods=["GET", "POST"]),
@@ -402,4 +524,10 @@ routes: list[BaseRoute] = [
     Route("/v1/admin/licenses/{id}/activations", license_activations),
     Route("/v1/admin/activations/{id}/release", activation_release, methods=["POST"]),
     Route("/v1/admin/audit", audit_log),
+    Route("/v1/admin/webhooks", webhooks_root, methods=["GET", "POST"]),
+    Route("/v1/admin/webhooks/{id}", webhook, methods=["GET", "DELETE"]),
+    Route("/v1/admin/webhooks/{id}/enable", webhook_enable, methods=["POST"]),
+    Route("/v1/admin/webhooks/{id}/disable", webhook_disable, methods=["POST"]),
+    Route("/v1/admin/webhooks/{id}/deliveries", webhook_deliveries),
+    Route("/v1/admin/webhook-deliveries/{id}/redeliver", webhook_redeliver, methods=["POST"]),
 ]

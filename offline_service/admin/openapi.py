@@ -40,6 +40,9 @@ from offline_service.web.openapi_kit import (
     query,
     ref,
 )
+from offline_service.webhooks.models import EVENT_TYPES
+from offline_service.webhooks.services import MAX_ENDPOINTS
+from offline_service.webhooks.urls import MAX_URL
 
 __all__ = ["SECTION"]
 
@@ -143,9 +146,95 @@ _SCHEMAS: dict[str, Schema] = {
             "maxVersion": nullable("string", "null: every release"),
         },
     ),
+    "AdminWebhookEndpoint": obj(
+        ["id", "url", "events", "enabled", "createdAt", "failingSince", "disabledAt"],
+        {
+            "id": id_schema("webhook_endpoint"),
+            "url": TEXT,
+            "events": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+            "enabled": {"type": "boolean"},
+            "createdAt": TIME,
+            "failingSince": {"type": ["integer", "null"], "description": "Failing since (Unix seconds)"},
+            "disabledAt": {"type": ["integer", "null"], "description": "Disabled at (Unix seconds)"},
+        },
+    ),
+    "AdminWebhookCreated": {
+        "allOf": [
+            ref("AdminWebhookEndpoint"),
+            obj(
+                ["secret"],
+                {
+                    "secret": {
+                        "type": "string",
+                        "description": "The signing secret (whsec_...): shown in this answer only",
+                    }
+                },
+            ),
+        ]
+    },
+    "AdminWebhookEndpoints": obj(
+        ["endpoints"], {"endpoints": {"type": "array", "items": ref("AdminWebhookEndpoint")}}
+    ),
+    "AdminWebhookCreate": closed(
+        ["url", "events"],
+        {
+            "url": {
+                "type": "string",
+                "maxLength": MAX_URL,
+                "description": "https:// (http only to loopback, when the settings allow it)",
+            },
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(EVENT_TYPES)},
+            },
+        },
+    ),
+    "AdminWebhookDelivery": obj(
+        [
+            "id",
+            "endpointId",
+            "event",
+            "state",
+            "createdAt",
+            "attempts",
+            "nextAttemptAt",
+            "lastAttemptAt",
+            "lastStatus",
+            "lastLatencyMs",
+            "lastError",
+            "deliveredAt",
+        ],
+        {
+            "id": {**id_schema("webhook_delivery"), "description": "The webhook-id header"},
+            "endpointId": id_schema("webhook_endpoint"),
+            "event": TEXT,
+            "state": {"type": "string", "enum": ["pending", "delivered", "given up"]},
+            "createdAt": TIME,
+            "attempts": INT,
+            "nextAttemptAt": {"type": ["integer", "null"]},
+            "lastAttemptAt": {"type": ["integer", "null"]},
+            "lastStatus": {"type": ["integer", "null"], "description": "The receiver's HTTP status"},
+            "lastLatencyMs": {"type": ["integer", "null"]},
+            "lastError": nullable("string"),
+            "deliveredAt": {"type": ["integer", "null"]},
+        },
+    ),
+    "AdminWebhookDeliveries": obj(
+        ["deliveries"],
+        {
+            "deliveries": {
+                "type": "array",
+                "items": ref("AdminWebhookDelivery"),
+                "description": "Newest first",
+            }
+        },
+    ),
+    "AdminRemoved": obj(["removed"], {"removed": TEXT}),
 }
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": id_schema("license")}
+_HOOK_ID = {"name": "id", "in": "path", "required": True, "schema": id_schema("webhook_endpoint")}
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -287,6 +376,89 @@ _PATHS: dict[str, Any] = {
                 ),
             ],
         )
+    },
+    "/v1/admin/webhooks": {
+        "get": _op(
+            "The account's webhook endpoints (never their secrets)",
+            Scope.WEBHOOKS_READ,
+            json_answer(ref("AdminWebhookEndpoints"), "Oldest first"),
+        ),
+        "post": _op(
+            f"Register a webhook endpoint (at most {MAX_ENDPOINTS} an account); the answer carries"
+            " its signing secret, once. A refused URL: WEBHOOK_URL_REFUSED with its reason",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminWebhookCreated"), "Created"),
+            "400",
+            "409",
+            body=body("AdminWebhookCreate"),
+            parameters=[_IDEMPOTENCY],
+            ok_status="201",
+        ),
+    },
+    "/v1/admin/webhooks/{id}": {
+        "parameters": [_HOOK_ID],
+        "get": _op(
+            "One webhook endpoint (never its secret)",
+            Scope.WEBHOOKS_READ,
+            json_answer(ref("AdminWebhookEndpoint"), "The endpoint"),
+            "400",
+            "404",
+        ),
+        "delete": _op(
+            "Remove a webhook endpoint and its delivery log",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminRemoved"), "Removed"),
+            "400",
+            "404",
+        ),
+    },
+    **{
+        f"/v1/admin/webhooks/{{id}}/{verb}": {
+            "parameters": [_HOOK_ID],
+            "post": _op(
+                text,
+                Scope.WEBHOOKS_WRITE,
+                json_answer(ref("AdminWebhookEndpoint"), "The endpoint"),
+                "400",
+                "404",
+            ),
+        }
+        for verb, text in (
+            (
+                "enable",
+                "Enable a webhook endpoint (its run of failures forgotten; waiting deliveries go out)",
+            ),
+            ("disable", "Stop sending to a webhook endpoint"),
+        )
+    },
+    "/v1/admin/webhooks/{id}/deliveries": {
+        "parameters": [_HOOK_ID],
+        "get": _op(
+            "A webhook endpoint's delivery log, newest first",
+            Scope.WEBHOOKS_READ,
+            json_answer(ref("AdminWebhookDeliveries"), "The deliveries"),
+            "400",
+            "404",
+            parameters=[
+                query(
+                    "limit",
+                    {"type": "string", "pattern": LIMIT_PATTERN},
+                    f"At most this many, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+                )
+            ],
+        ),
+    },
+    "/v1/admin/webhook-deliveries/{id}/redeliver": {
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": id_schema("webhook_delivery")}
+        ],
+        "post": _op(
+            "Send a delivery again, from now, with a fresh schedule of attempts",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminWebhookDelivery"), "The delivery, queued"),
+            "400",
+            "404",
+        ),
     },
     "/v1/admin/licenses/{id}/suspend": _status("suspend"),
     "/v1/admin/licenses/{id}/reinstate": _status("reinstate"),

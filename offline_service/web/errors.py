@@ -107,7 +107,11 @@ def exception_handlers(portal_page: PortalPage) -> dict[Any, Handler]:
         if status >= 500:
             log.error("service error %s: %s", exc.code.value, exc.message)
         if wants_json(request):
-            return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
+            answer: dict[str, str] = error_body(exc.code, exc.message)
+            reason = getattr(exc, "reason", None)  # a refused webhook URL's stable reason
+            if isinstance(reason, str):
+                answer["reason"] = reason
+            return JSONResponse(answer, status_code=status, headers=headers)
         return await portal_page(request, exc.code, exc.message, status, headers)
 
     async def handle_http_error(request: Request, exc: Exception) -> Response:

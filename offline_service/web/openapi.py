@@ -55,6 +55,10 @@ _SCHEMAS: dict[str, Schema] = {
                 "type": "string",
                 "description": "What to do next, one line for people; the same for every error of the code; may change",
             },
+            "reason": {
+                "type": "string",
+                "description": "WEBHOOK_URL_REFUSED only: why, stable (scheme, private, loopback, ...)",
+            },
         },
         "Every error answer.",
     ),

@@ -1,5 +1,5 @@
-"""An account's webhook endpoints and their delivery log: the operations the CLI (and, later, the
-admin API) call. Every one is scoped to the account; bad input changes nothing."""
+"""An account's webhook endpoints and their delivery log: the operations the CLI and the admin API
+call. Every one is scoped to the account; bad input changes nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from offline_service import audit
 from offline_service.accounts.models import Account
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import new_id
-from offline_service.store import Store
+from offline_service.store import Store, Transaction
 from offline_service.webhooks.models import EVENT_TYPES, Delivery, Endpoint
 from offline_service.webhooks.signing import new_secret
 from offline_service.webhooks.urls import URLPolicy, check_url
@@ -19,10 +19,13 @@ from offline_service.webhooks.urls import URLPolicy, check_url
 __all__ = [
     "MAX_ENDPOINTS",
     "add_endpoint",
+    "add_endpoint_in",
     "deliveries",
     "delivery_json",
+    "endpoint",
     "endpoint_json",
     "endpoints",
+    "new_endpoint",
     "redeliver",
     "remove_endpoint",
     "set_enabled",
@@ -43,6 +46,41 @@ def _events(events: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
+def new_endpoint(
+    account: Account, *, url: str, events: Sequence[str], policy: URLPolicy, now: int
+) -> Endpoint:
+    """An endpoint for ``url`` and ``events``, with a new secret, not yet written: the events and the
+    URL (``urls.check_url``, which resolves the host) are checked here, outside any transaction."""
+    chosen = _events(events)
+    check_url(url, policy)
+    return Endpoint(
+        id=new_id("whk"),
+        account_id=account.id,
+        url=url,
+        events=chosen,
+        secret=new_secret(),
+        enabled=True,
+        created_at=now,
+    )
+
+
+def add_endpoint_in(tx: Transaction, endpoint: Endpoint, *, now: int, actor: str) -> None:
+    """Inside the caller's transaction (an idempotent create's): write ``new_endpoint``'s endpoint,
+    within the account's limit, audited."""
+    if len(tx.webhook_endpoints(endpoint.account_id)) >= MAX_ENDPOINTS:
+        raise OfflineServiceError(Code.CONFLICT, f"an account has at most {MAX_ENDPOINTS} webhook endpoints")
+    tx.insert_webhook_endpoint(endpoint)
+    audit.record(
+        tx,
+        account_id=endpoint.account_id,
+        actor=actor,
+        action="webhook.add",
+        now=now,
+        endpoint=endpoint.id,
+        url=endpoint.url,
+    )
+
+
 def add_endpoint(
     store: Store,
     account: Account,
@@ -55,38 +93,21 @@ def add_endpoint(
 ) -> Endpoint:
     """Register ``url`` for ``events``; the URL is checked (``urls.check_url``) before anything is
     written. The returned endpoint carries its new secret: show it once."""
-    chosen = _events(events)
-    check_url(url, policy)
-    endpoint = Endpoint(
-        id=new_id("whk"),
-        account_id=account.id,
-        url=url,
-        events=chosen,
-        secret=new_secret(),
-        enabled=True,
-        created_at=now,
-    )
+    endpoint = new_endpoint(account, url=url, events=events, policy=policy, now=now)
     with store.write() as tx:
-        if len(tx.webhook_endpoints(account.id)) >= MAX_ENDPOINTS:
-            raise OfflineServiceError(
-                Code.CONFLICT, f"an account has at most {MAX_ENDPOINTS} webhook endpoints"
-            )
-        tx.insert_webhook_endpoint(endpoint)
-        audit.record(
-            tx,
-            account_id=account.id,
-            actor=actor,
-            action="webhook.add",
-            now=now,
-            endpoint=endpoint.id,
-            url=url,
-        )
+        add_endpoint_in(tx, endpoint, now=now, actor=actor)
     return endpoint
 
 
 def endpoints(store: Store, account: Account) -> Sequence[Endpoint]:
     with store.read() as tx:
         return tx.webhook_endpoints(account.id)
+
+
+def endpoint(store: Store, account: Account, endpoint_id: str) -> Endpoint:
+    """One of the account's endpoints, or NOT_FOUND (another account's too)."""
+    with store.read() as tx:
+        return _endpoint(tx, account, endpoint_id)
 
 
 def _endpoint(tx: Any, account: Account, endpoint_id: str) -> Endpoint:

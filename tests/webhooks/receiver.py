@@ -22,6 +22,7 @@ class Receiver:
     fail_first: int = 0
     seen: list[dict[str, Any]] = field(default_factory=list)  # every request, verified or not
     verified: list[dict[str, Any]] = field(default_factory=list)  # bodies whose signature checked
+    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)  # every body and its headers
 
     def ids(self) -> list[str]:
         return [s["id"] for s in self.seen]
@@ -39,6 +40,7 @@ def receiver(*, fail_first: int = 0, path: str = "/hook") -> Iterator[Receiver]:
             r = state["r"]
             with lock:
                 r.seen.append({"id": self.headers.get("webhook-id"), "path": self.path})
+                r.raw.append((body, dict(self.headers.items())))
                 try:
                     r.verified.append(Webhook(r.secret).verify(body, dict(self.headers.items())))
                     ok = True
