@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 
 from offline_service.errors import Code
 
-__all__ = ["NO_DETAIL", "AuditEntry", "AuditLog", "record"]
+__all__ = ["NO_DETAIL", "AuditEntry", "AuditLog", "entry_json", "record"]
 
 # The detail of an entry that has none: one shared, read-only empty mapping.
 NO_DETAIL: Mapping[str, str] = MappingProxyType({})
@@ -38,6 +38,20 @@ class AuditLog(Protocol):
     """Where entries go: a store's write transaction (``store.Transaction`` is one)."""
 
     def audit(self, entry: AuditEntry) -> None: ...
+
+
+def entry_json(entry: AuditEntry) -> dict[str, object]:
+    """An entry as the CLI's ``--json`` and the admin API show it (the account is the caller's)."""
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "code": entry.code,
+        "productId": entry.product_id,
+        "licenseId": entry.license_id,
+        "activationId": entry.activation_id,
+        "detail": dict(entry.detail),
+    }
 
 
 def record(

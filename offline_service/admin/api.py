@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from offline_service import audit
 from offline_service.accounts.models import Account
 from offline_service.admin import idempotency, tokens
 from offline_service.admin.models import AdminToken, Scope
@@ -331,17 +332,7 @@ _AUDIT_TEXT = re.compile(AUDIT_TEXT_PATTERN)
 
 
 def _audit_json(entry_id: int, e: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry_id,
-        "at": e.at,
-        "actor": e.actor,
-        "action": e.action,
-        "code": e.code,
-        "productId": e.product_id,
-        "licenseId": e.license_id,
-        "activationId": e.activation_id,
-        "detail": dict(e.detail),
-    }
+    return {"id": entry_id, **audit.entry_json(e)}
 
 
 async def audit_log(request: Request) -> Response:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from offline_service import audit
 from offline_service.cli.context import (
     EXIT_OK,
     EXIT_REJECTED,
@@ -384,19 +385,7 @@ def cmd_batch(ctx: Context) -> int:
 
 def cmd_audit(ctx: Context) -> int:
     entries = queries.audit_entries(ctx.store, ctx.account(), ctx.args.limit)
-    data = [
-        {
-            "at": e.at,
-            "actor": e.actor,
-            "action": e.action,
-            "code": e.code,
-            "productId": e.product_id,
-            "licenseId": e.license_id,
-            "activationId": e.activation_id,
-            "detail": dict(e.detail),
-        }
-        for e in entries
-    ]
+    data = [audit.entry_json(e) for e in entries]
     text = "\n".join(
         f"{iso(e.at)}  {e.actor:8} {e.action:18} {e.code:22} {e.activation_id or ''}" for e in entries
     )
