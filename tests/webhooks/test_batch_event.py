@@ -1,6 +1,7 @@
 """``batch.completed``: a finished batch run queues one delivery per subscribed endpoint of the
 batch's account, with the run's counts and file names (never its folders); an unsubscribed
-account, another account's endpoint and a refused input get none."""
+account, another account's endpoint and a refused input get none. An upload over the API is a
+batch run too (with the app's engine and store)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from offline_service.licensing import services as admin
 from offline_service.webhooks import services
 from offline_service.webhooks.models import Endpoint
 from offline_service.webhooks.urls import URLPolicy
-from tests.factories import World
+from tests.factories import Machine, World
+from tests.licensing.test_api import _zip
 from tests.licensing.test_batch import activation, run, write
+from tests.web.site import Site, activation_request
 
 LOOPBACK = URLPolicy(allow_loopback=True)
 
@@ -77,3 +80,33 @@ def test_a_refused_input_queues_nothing(world: World, tmp_path: Path) -> None:
     with pytest.raises(OfflineServiceError):
         run(world, tmp_path / "missing", tmp_path / "out", tmp_path / "report.csv")
     assert not services.deliveries(world.store, world.account, e.id)
+
+
+def test_an_upload_over_the_api_is_a_batch_too(site: Site) -> None:
+    e = services.add_endpoint(
+        site.svc.store,
+        site.acme,
+        url="http://127.0.0.1:9/hook",
+        events=["batch.completed"],
+        policy=LOOPBACK,
+        now=site.svc.now(),
+    )
+    upload = _zip(
+        {
+            "a.req": activation_request(site, "user1", "user1", Machine("fp-a")),
+            "theirs.req": activation_request(site, "user1", "org_b", Machine("fp-c")),
+        }
+    )
+    answer = site.client.post(
+        "/v1/batches", content=upload, headers={**site.auth("user1"), "content-type": "application/zip"}
+    )
+    assert answer.status_code == 200, answer.text
+    (delivery,) = services.deliveries(site.svc.store, site.acme, e.id)
+    data = json.loads(delivery.payload)["data"]
+    assert {k: data[k] for k in ("total", "accepted", "rejected", "input", "output")} == {
+        "total": 2,
+        "accepted": 1,
+        "rejected": 1,
+        "input": "requests.zip",
+        "output": "responses.zip",
+    }
