@@ -1,8 +1,9 @@
 """CSV cells a spreadsheet opens as text, never as a formula (CSV or formula injection).
 
-Every CSV the service writes (the activations export, the batch report) holds text that came from
-request files or people, so each cell goes through ``csv_cell``. The rule follows OWASP's
-CSV-injection guidance and ASVS 1.2.10, and closes the ways around a check of the first character:
+Every CSV the service writes (the activations and audit exports, the batch report) holds text
+that came from request files or people, so each cell goes through ``csv_cell``. The rule follows
+OWASP's CSV-injection guidance and ASVS 1.2.10, and closes the ways around a check of the first
+character:
 
 * A cell that would start a formula gets a single quote (``'``) before it, which a spreadsheet
   takes as "this is text" and does not show. A formula starts with ``=``, ``+``, ``-`` or ``@``,

@@ -9,13 +9,18 @@ token's account; another account's id answers as an unknown one. Audited as ``ad
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from offline_service import audit
@@ -23,6 +28,7 @@ from offline_service.accounts.models import Account
 from offline_service.admin import idempotency, tokens
 from offline_service.admin.models import AdminToken, Scope
 from offline_service.audit import AuditEntry
+from offline_service.csvcell import csv_cell
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import MAX_COUNT
 from offline_service.ids import ID_PREFIXES, check_id
@@ -42,6 +48,8 @@ __all__ = [
     "CREATE_MEMBERS",
     "CURSOR_PATTERN",
     "DEFAULT_LIMIT",
+    "EXPORT_FORMATS",
+    "EXPORT_PAGE",
     "LIMIT_PATTERN",
     "MAX_LIMIT",
     "PATCH_MEMBERS",
@@ -52,6 +60,7 @@ __all__ = [
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+EXPORT_PAGE = 500  # audit entries an export reads at a time: its memory is bounded by this
 CURSOR_PATTERN = "^[0-9a-f]{24,32}$"
 _LICENSE_PREFIX = ID_PREFIXES["license"] + "_"
 _CURSOR = re.compile(CURSOR_PATTERN)
@@ -335,9 +344,9 @@ def _audit_json(entry_id: int, e: AuditEntry) -> dict[str, Any]:
     return {"id": entry_id, **audit.entry_json(e)}
 
 
-async def audit_log(request: Request) -> Response:
-    _, account = await _token(request, Scope.AUDIT_READ)
-    params = request.query_params
+def _audit_filters(params: QueryParams) -> dict[str, Any]:
+    """The audit filters of a query (since, until, actor, license, code), checked: the list and the
+    export take the same ones."""
     filters: dict[str, Any] = {}
     for name in ("since", "until"):
         if name in params:
@@ -353,6 +362,13 @@ async def audit_log(request: Request) -> Response:
             filters[field] = params[name]
     if params.get("license"):
         filters["license_id"] = check_id(params["license"], "license", "license")
+    return filters
+
+
+async def audit_log(request: Request) -> Response:
+    _, account = await _token(request, Scope.AUDIT_READ)
+    params = request.query_params
+    filters = _audit_filters(params)
     limit = DEFAULT_LIMIT
     if "limit" in params:
         if not _LIMIT.fullmatch(params["limit"]):
@@ -373,6 +389,54 @@ async def audit_log(request: Request) -> Response:
             "entries": [_audit_json(i, e) for i, e in page],
             "nextCursor": str(last) if last is not None else None,
         }
+    )
+
+
+_CSV_COLUMNS = ("id", "at", "actor", "action", "code", "productId", "licenseId", "activationId", "detail")
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def _csv_line(row: dict[str, Any]) -> str:
+    """One CSV record; every cell made inert for spreadsheets (actors and details come from people
+    and request files). The detail is its JSON text."""
+    out = io.StringIO()
+    cells = [row[c] if c != "detail" else json.dumps(row[c], sort_keys=True) for c in _CSV_COLUMNS]
+    csv.writer(out, lineterminator="\r\n").writerow([csv_cell("" if c is None else str(c)) for c in cells])
+    return out.getvalue()
+
+
+async def audit_export(request: Request) -> Response:
+    """Every entry of the account's audit log the filters keep, newest first, as CSV or JSON lines:
+    streamed, read EXPORT_PAGE entries at a time (each page a read of its own, after the last id of
+    the one before, so entries written meanwhile are not in it)."""
+    _, account = await _token(request, Scope.AUDIT_READ)
+    params = request.query_params
+    fmt = params.get("format") or "csv"
+    if fmt not in EXPORT_FORMATS:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "format must be csv or jsonl")
+    filters = _audit_filters(params)
+    svc = services(request)
+    stamp = dt.datetime.fromtimestamp(svc.now(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    async def lines() -> AsyncIterator[str]:
+        if fmt == "csv":
+            yield ",".join(_CSV_COLUMNS) + "\r\n"
+        before: int | None = None
+        while True:
+            page, last = await run_in_threadpool(
+                queries.audit_page, svc.store, account, limit=EXPORT_PAGE, before=before, **filters
+            )
+            for entry_id, entry in page:
+                row = _audit_json(entry_id, entry)
+                yield _csv_line(row) if fmt == "csv" else json.dumps(row, separators=(",", ":")) + "\n"
+            if last is None:
+                return
+            before = last
+
+    return StreamingResponse(
+        lines(),
+        media_type=EXPORT_FORMATS[fmt],
+        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.{fmt}"'},
     )
 
 
@@ -515,6 +579,7 @@ routes: list[BaseRoute] = [
     Route("/v1/admin/licenses/{id}/activations", license_activations),
     Route("/v1/admin/activations/{id}/release", activation_release, methods=["POST"]),
     Route("/v1/admin/audit", audit_log),
+    Route("/v1/admin/audit/export", audit_export),
     Route("/v1/admin/webhooks", webhooks_root, methods=["GET", "POST"]),
     Route("/v1/admin/webhooks/{id}", webhook, methods=["GET", "DELETE"]),
     Route("/v1/admin/webhooks/{id}/enable", webhook_enable, methods=["POST"]),

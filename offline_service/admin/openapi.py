@@ -14,6 +14,7 @@ from offline_service.admin.api import (
     AUDIT_TEXT_PATTERN,
     CURSOR_PATTERN,
     DEFAULT_LIMIT,
+    EXPORT_FORMATS,
     LIMIT_PATTERN,
     MAX_LIMIT,
     TIME_PATTERN,
@@ -264,6 +265,14 @@ def _status(verb: str) -> dict[str, Any]:
     }
 
 
+_AUDIT_FILTERS = [
+    query("since", {"type": "string", "pattern": TIME_PATTERN}, "Entries at or after (Unix seconds)"),
+    query("until", {"type": "string", "pattern": TIME_PATTERN}, "Entries before (Unix seconds)"),
+    query("actor", {"type": "string", "pattern": AUDIT_TEXT_PATTERN}, "Only this actor (empty: any)"),
+    query("license", optional_id("license"), "Only entries about this license"),
+    query("code", {"type": "string", "pattern": AUDIT_TEXT_PATTERN}, "Only this code (OK or an error code)"),
+]
+
 _PATHS: dict[str, Any] = {
     "/v1/admin/products": {
         "get": _op(
@@ -351,19 +360,7 @@ _PATHS: dict[str, Any] = {
             json_answer(ref("AdminAuditPage"), "One page"),
             "400",
             parameters=[
-                query(
-                    "since", {"type": "string", "pattern": TIME_PATTERN}, "Entries at or after (Unix seconds)"
-                ),
-                query("until", {"type": "string", "pattern": TIME_PATTERN}, "Entries before (Unix seconds)"),
-                query(
-                    "actor", {"type": "string", "pattern": AUDIT_TEXT_PATTERN}, "Only this actor (empty: any)"
-                ),
-                query("license", optional_id("license"), "Only entries about this license"),
-                query(
-                    "code",
-                    {"type": "string", "pattern": AUDIT_TEXT_PATTERN},
-                    "Only this code (OK or an error code)",
-                ),
+                *_AUDIT_FILTERS,
                 query(
                     "limit",
                     {"type": "string", "pattern": LIMIT_PATTERN},
@@ -374,6 +371,34 @@ _PATHS: dict[str, Any] = {
                     {"type": "string", "pattern": AUDIT_CURSOR_PATTERN},
                     "nextCursor of the previous page",
                 ),
+            ],
+        )
+    },
+    "/v1/admin/audit/export": {
+        "get": _op(
+            "Every entry of the account's audit log the filters keep, newest first, streamed as a"
+            " CSV file (a header row; cells that would start a spreadsheet formula begin with ')"
+            " or as JSON lines (one entry a line, as in the audit log's pages)",
+            Scope.AUDIT_READ,
+            {
+                "description": "The entries, as an attachment",
+                "headers": {
+                    "Content-Disposition": {
+                        "schema": {"type": "string"},
+                        "description": "attachment; filename=audit-<UTC time>.csv or .jsonl",
+                    }
+                },
+                "content": {
+                    EXPORT_FORMATS["csv"].split(";")[0]: {"schema": {"type": "string"}},
+                    EXPORT_FORMATS["jsonl"]: {"schema": {"type": "string"}},
+                },
+            },
+            "400",
+            parameters=[
+                query(
+                    "format", {"type": "string", "enum": ["", *EXPORT_FORMATS]}, "csv (the default) or jsonl"
+                ),
+                *_AUDIT_FILTERS,
             ],
         )
     },

@@ -43,6 +43,7 @@ from offline_service.licensing.engine import Engine, LicenseFilter
 from offline_service.licensing.zipstream import ZipWriter
 from offline_service.settings import Settings
 from offline_service.store import open_store
+from offline_service.webhooks import events as webhooks
 
 __all__ = ["DETAIL_FIELDS", "REPORT_FIELDS", "BatchSummary", "run_batch"]
 
@@ -610,10 +611,37 @@ def run_batch(
     finally:
         if writer is not None:
             writer.close()
-    return BatchSummary(
+    summary = BatchSummary(
         total=total,
         accepted=accepted,
         rejected=rejected,
         skipped=skipped,
         seconds=time.perf_counter() - started,
     )
+    _emit_completed(spec, engine, summary, input_path=input_path, output=output)
+    return summary
+
+
+def _emit_completed(
+    spec: _Spec, engine: Engine | None, summary: BatchSummary, *, input_path: Path, output: Path
+) -> None:
+    """Queue ``batch.completed`` for the batch's account, in a write transaction of its own: the
+    batch has no single transaction, and the event says the whole run ended (its chunks committed).
+    Names only, never the caller's folders."""
+    data = {
+        "total": summary.total,
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "skipped": summary.skipped,
+        "input": input_path.name,
+        "output": output.name,
+        "seconds": round(summary.seconds, 3),
+    }
+    now = spec.now if spec.now is not None else int(time.time())
+    store = engine.store if engine is not None else open_store(spec.settings)
+    try:
+        with store.write() as tx:
+            webhooks.emit(tx, spec.account_id, [("batch.completed", data)], now=now)
+    finally:
+        if engine is None:
+            store.close()

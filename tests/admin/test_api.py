@@ -41,6 +41,7 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
         lambda site: ("PATCH", f"/v1/admin/licenses/{site.licenses['nobody'].id}", {"allowedActivations": 9}),
     ),
     "read the audit log": (Scope.AUDIT_READ, lambda site: ("GET", "/v1/admin/audit", None)),
+    "export the audit log": (Scope.AUDIT_READ, lambda site: ("GET", "/v1/admin/audit/export", None)),
     "list a license's activations": (
         Scope.ACTIVATIONS_READ,
         lambda site: ("GET", f"/v1/admin/licenses/{site.licenses['nobody'].id}/activations", None),

@@ -1,0 +1,112 @@
+"""``batch.completed``: a finished batch run queues one delivery per subscribed endpoint of the
+batch's account, with the run's counts and file names (never its folders); an unsubscribed
+account, another account's endpoint and a refused input get none. An upload over the API is a
+batch run too (with the app's engine and store)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offline_service.errors import OfflineServiceError
+from offline_service.licensing import services as admin
+from offline_service.webhooks import services
+from offline_service.webhooks.models import Endpoint
+from offline_service.webhooks.urls import URLPolicy
+from tests.factories import Machine, World
+from tests.licensing.test_api import _zip
+from tests.licensing.test_batch import activation, run, write
+from tests.web.site import Site, activation_request
+
+LOOPBACK = URLPolicy(allow_loopback=True)
+
+
+def _endpoint(world: World, *events: str, account: Any = None) -> Endpoint:
+    return services.add_endpoint(
+        world.store,
+        account or world.account,
+        url="http://127.0.0.1:9/hook",
+        events=events,
+        policy=LOOPBACK,
+        now=int(time.time()),
+    )
+
+
+def _batch(world: World, tmp_path: Path) -> None:
+    """A run of three files: two accepted, one refused (not a request file)."""
+    lic = world.license(activations=5)
+    inputs = tmp_path / "in"
+    write(inputs / "a.req", activation(world, lic, "a"))
+    write(inputs / "b.req", activation(world, lic, "b"))
+    write(inputs / "c.req", b"not a request")
+    run(world, inputs, tmp_path / "out", tmp_path / "report.csv")
+
+
+def test_a_finished_batch_queues_one_delivery_with_its_counts(world: World, tmp_path: Path) -> None:
+    mine = _endpoint(world, "batch.completed")
+    other, _ = admin.ensure_account(world.store, "other", now=int(time.time()))
+    theirs = _endpoint(world, "batch.completed", account=other)
+    _batch(world, tmp_path)
+    (delivery,) = services.deliveries(world.store, world.account, mine.id)
+    body = json.loads(delivery.payload)
+    assert body["type"] == "batch.completed"
+    data = body["data"]
+    seconds = data.pop("seconds")
+    assert isinstance(seconds, float) and seconds >= 0
+    assert data == {
+        "total": 3,
+        "accepted": 2,
+        "rejected": 1,
+        "skipped": 0,
+        "input": "in",
+        "output": "out",
+    }
+    assert not services.deliveries(world.store, other, theirs.id)
+
+
+def test_an_account_not_subscribed_gets_none(world: World, tmp_path: Path) -> None:
+    e = _endpoint(world, "license.created")
+    _batch(world, tmp_path)
+    found = services.deliveries(world.store, world.account, e.id)
+    assert {d.event_type for d in found} == {"license.created"}
+
+
+def test_a_refused_input_queues_nothing(world: World, tmp_path: Path) -> None:
+    e = _endpoint(world, "batch.completed")
+    with pytest.raises(OfflineServiceError):
+        run(world, tmp_path / "missing", tmp_path / "out", tmp_path / "report.csv")
+    assert not services.deliveries(world.store, world.account, e.id)
+
+
+def test_an_upload_over_the_api_is_a_batch_too(site: Site) -> None:
+    e = services.add_endpoint(
+        site.svc.store,
+        site.acme,
+        url="http://127.0.0.1:9/hook",
+        events=["batch.completed"],
+        policy=LOOPBACK,
+        now=site.svc.now(),
+    )
+    upload = _zip(
+        {
+            "a.req": activation_request(site, "user1", "user1", Machine("fp-a")),
+            "theirs.req": activation_request(site, "user1", "org_b", Machine("fp-c")),
+        }
+    )
+    answer = site.client.post(
+        "/v1/batches", content=upload, headers={**site.auth("user1"), "content-type": "application/zip"}
+    )
+    assert answer.status_code == 200, answer.text
+    (delivery,) = services.deliveries(site.svc.store, site.acme, e.id)
+    data = json.loads(delivery.payload)["data"]
+    assert {k: data[k] for k in ("total", "accepted", "rejected", "input", "output")} == {
+        "total": 2,
+        "accepted": 1,
+        "rejected": 1,
+        "input": "requests.zip",
+        "output": "responses.zip",
+    }
