@@ -13,6 +13,7 @@ directly, or takes the marker ``sqlite_only`` with its reason.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def backend(request: pytest.FixtureRequest) -> str:
     """The store backend of the test's fixtures: "sqlite" or "postgresql" (see the module's docstring)."""
     return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(autouse=True)
+def _service_loggers_restored() -> Iterator[None]:
+    """``serve`` gives the service's loggers uvicorn's handler on the stream of its moment (in a
+    test run in process, pytest's capture of that test, closed after it): put them back after each
+    test, so a later test's log line does not go to a closed stream."""
+    logger = logging.getLogger("offline_service")
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate, logger.level = propagate, level
 
 
 @pytest.fixture(autouse=True)
