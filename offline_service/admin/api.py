@@ -569,7 +569,7 @@ async def webhook(request: Request) -> Response:
     return await (webhook_remove if request.method == "DELETE" else webhook_detail)(request)
 
 
-routes: list[BaseRoute] = [
+routes: tuple[BaseRoute, ...] = (  # constant: read once when the app is built
     Route("/v1/admin/products", products),
     Route("/v1/admin/licenses", licenses, methods=["GET", "POST"]),
     Route("/v1/admin/licenses/{id}", license, methods=["GET", "PATCH"]),
@@ -586,4 +586,4 @@ routes: list[BaseRoute] = [
     Route("/v1/admin/webhooks/{id}/disable", webhook_disable, methods=["POST"]),
     Route("/v1/admin/webhooks/{id}/deliveries", webhook_deliveries),
     Route("/v1/admin/webhook-deliveries/{id}/redeliver", webhook_redeliver, methods=["POST"]),
-]
+)

@@ -183,10 +183,11 @@ async def batches(request: Request) -> Response:
 
 
 # The service's busiest routes, which the app tries before all others (web/app.py).
-offline_routes: list[BaseRoute] = [
+# Constant route tables, read once when the app is built.
+offline_routes: tuple[BaseRoute, ...] = (
     Route("/v1/activations/offline-activate", offline_activate, methods=["POST"]),
     Route("/v1/activations/offline-deactivate", offline_deactivate, methods=["POST"]),
-]
+)
 routes: list[BaseRoute] = [
     Route("/v1/licenses", licenses),
     Route("/v1/licenses/{id}", license_detail),
