@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from offline_service import audit
-from offline_service.admin import api
+from offline_service.admin.api import audit as api
 from offline_service.admin.models import Scope
 from tests.web.site import Site, error
 

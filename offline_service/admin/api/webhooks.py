@@ -1,0 +1,135 @@
+"""``/v1/admin/webhooks`` and ``/v1/admin/webhook-deliveries``: the account's webhook endpoints
+(the same services as the CLI's ``webhook`` verbs) and their delivery logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from offline_service.admin.api._kit import admin_token, create_once, json_body, json_response, limit, members
+from offline_service.admin.models import Scope
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import check_id
+from offline_service.store import Transaction
+from offline_service.web.auth import services
+from offline_service.webhooks import services as webhooks
+from offline_service.webhooks.sender import SenderConfig
+
+__all__ = ["WEBHOOK_MEMBERS", "routes"]
+
+WEBHOOK_MEMBERS = frozenset({"url", "events"})
+
+
+def _endpoint_id(request: Request) -> str:
+    return check_id(request.path_params["id"], "webhook_endpoint")
+
+
+async def webhook_list(request: Request) -> Response:
+    _, account = await admin_token(request, Scope.WEBHOOKS_READ)
+    found = await run_in_threadpool(webhooks.endpoints, services(request).store, account)
+    return json_response({"endpoints": [webhooks.endpoint_json(e) for e in found]})
+
+
+async def webhook_create(request: Request) -> Response:
+    """Register an endpoint; the 201 answer is the only one that carries its signing secret (and a
+    retry with the same Idempotency-Key, which answers the first answer: the caller who lost it
+    needs the secret). The URL is checked, its host resolved, before the transaction."""
+    token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
+    body = await json_body(request)
+    members(body, WEBHOOK_MEMBERS)
+    url, events = body.get("url"), body.get("events")
+    if not isinstance(url, str):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "url must be text: the https URL to send to")
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "events must be a list of event types")
+    svc = services(request)
+    now = svc.now()
+    policy = SenderConfig.from_settings(svc.settings).policy
+    endpoint = await run_in_threadpool(
+        lambda: webhooks.new_endpoint(account, url=url, events=events, policy=policy, now=now)
+    )
+
+    def create(tx: Transaction) -> dict[str, Any]:
+        webhooks.add_endpoint_in(tx, endpoint, now=now, actor=token.actor)
+        return {**webhooks.endpoint_json(endpoint), "secret": endpoint.secret}
+
+    return await create_once(request, token, body, create, now=now)
+
+
+async def webhook_detail(request: Request) -> Response:
+    _, account = await admin_token(request, Scope.WEBHOOKS_READ)
+    endpoint_id = _endpoint_id(request)
+    found = await run_in_threadpool(webhooks.endpoint, services(request).store, account, endpoint_id)
+    return json_response(webhooks.endpoint_json(found))
+
+
+async def webhook_remove(request: Request) -> Response:
+    token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
+    endpoint_id = _endpoint_id(request)
+    svc = services(request)
+    await run_in_threadpool(
+        lambda: webhooks.remove_endpoint(svc.store, account, endpoint_id, now=svc.now(), actor=token.actor)
+    )
+    return json_response({"removed": endpoint_id})
+
+
+async def _webhook_enabled(request: Request, enabled: bool) -> Response:
+    token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
+    endpoint_id = _endpoint_id(request)
+    svc = services(request)
+    changed = await run_in_threadpool(
+        lambda: webhooks.set_enabled(
+            svc.store, account, endpoint_id, enabled, now=svc.now(), actor=token.actor
+        )
+    )
+    return json_response(webhooks.endpoint_json(changed))
+
+
+async def webhook_enable(request: Request) -> Response:
+    return await _webhook_enabled(request, True)
+
+
+async def webhook_disable(request: Request) -> Response:
+    return await _webhook_enabled(request, False)
+
+
+async def webhook_deliveries(request: Request) -> Response:
+    _, account = await admin_token(request, Scope.WEBHOOKS_READ)
+    endpoint_id = _endpoint_id(request)
+    size = limit(request.query_params)
+    found = await run_in_threadpool(
+        lambda: webhooks.deliveries(services(request).store, account, endpoint_id, limit=size)
+    )
+    return json_response({"deliveries": [webhooks.delivery_json(d) for d in found]})
+
+
+async def webhook_redeliver(request: Request) -> Response:
+    token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
+    delivery_id = check_id(request.path_params["id"], "webhook_delivery")
+    svc = services(request)
+    queued = await run_in_threadpool(
+        lambda: webhooks.redeliver(svc.store, account, delivery_id, now=svc.now(), actor=token.actor)
+    )
+    return json_response(webhooks.delivery_json(queued))
+
+
+async def webhooks_root(request: Request) -> Response:
+    return await (webhook_create if request.method == "POST" else webhook_list)(request)
+
+
+async def webhook(request: Request) -> Response:
+    return await (webhook_remove if request.method == "DELETE" else webhook_detail)(request)
+
+
+routes: tuple[BaseRoute, ...] = (
+    Route("/v1/admin/webhooks", webhooks_root, methods=["GET", "POST"]),
+    Route("/v1/admin/webhooks/{id}", webhook, methods=["GET", "DELETE"]),
+    Route("/v1/admin/webhooks/{id}/enable", webhook_enable, methods=["POST"]),
+    Route("/v1/admin/webhooks/{id}/disable", webhook_disable, methods=["POST"]),
+    Route("/v1/admin/webhooks/{id}/deliveries", webhook_deliveries),
+    Route("/v1/admin/webhook-deliveries/{id}/redeliver", webhook_redeliver, methods=["POST"]),
+)

@@ -1,0 +1,195 @@
+"""The admin API's webhook endpoints and deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offline_service.admin.models import Scope
+from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.web.openapi_kit import (
+    INT,
+    TEXT,
+    TIME,
+    Schema,
+    body,
+    closed,
+    id_schema,
+    json_answer,
+    nullable,
+    obj,
+    ref,
+)
+from offline_service.webhooks.models import EVENT_TYPES
+from offline_service.webhooks.services import MAX_ENDPOINTS
+from offline_service.webhooks.urls import MAX_URL
+
+__all__ = ["PATHS", "SCHEMAS"]
+
+_HOOK_ID = path_id(id_schema("webhook_endpoint"))
+
+SCHEMAS: dict[str, Schema] = {
+    "AdminWebhookEndpoint": obj(
+        ["id", "url", "events", "enabled", "createdAt", "failingSince", "disabledAt"],
+        {
+            "id": id_schema("webhook_endpoint"),
+            "url": TEXT,
+            "events": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+            "enabled": {"type": "boolean"},
+            "createdAt": TIME,
+            "failingSince": {"type": ["integer", "null"], "description": "Failing since (Unix seconds)"},
+            "disabledAt": {"type": ["integer", "null"], "description": "Disabled at (Unix seconds)"},
+        },
+    ),
+    "AdminWebhookCreated": {
+        "allOf": [
+            ref("AdminWebhookEndpoint"),
+            obj(
+                ["secret"],
+                {
+                    "secret": {
+                        "type": "string",
+                        "description": "The signing secret (whsec_...): shown in this answer only",
+                    }
+                },
+            ),
+        ]
+    },
+    "AdminWebhookEndpoints": obj(
+        ["endpoints"], {"endpoints": {"type": "array", "items": ref("AdminWebhookEndpoint")}}
+    ),
+    "AdminWebhookCreate": closed(
+        ["url", "events"],
+        {
+            "url": {
+                "type": "string",
+                "maxLength": MAX_URL,
+                "description": "https:// (http only to loopback, when the settings allow it)",
+            },
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(EVENT_TYPES)},
+            },
+        },
+    ),
+    "AdminWebhookDelivery": obj(
+        [
+            "id",
+            "endpointId",
+            "event",
+            "state",
+            "createdAt",
+            "attempts",
+            "nextAttemptAt",
+            "lastAttemptAt",
+            "lastStatus",
+            "lastLatencyMs",
+            "lastError",
+            "deliveredAt",
+        ],
+        {
+            "id": {**id_schema("webhook_delivery"), "description": "The webhook-id header"},
+            "endpointId": id_schema("webhook_endpoint"),
+            "event": TEXT,
+            "state": {"type": "string", "enum": ["pending", "delivered", "given up"]},
+            "createdAt": TIME,
+            "attempts": INT,
+            "nextAttemptAt": {"type": ["integer", "null"]},
+            "lastAttemptAt": {"type": ["integer", "null"]},
+            "lastStatus": {"type": ["integer", "null"], "description": "The receiver's HTTP status"},
+            "lastLatencyMs": {"type": ["integer", "null"]},
+            "lastError": nullable("string"),
+            "deliveredAt": {"type": ["integer", "null"]},
+        },
+    ),
+    "AdminWebhookDeliveries": obj(
+        ["deliveries"],
+        {
+            "deliveries": {
+                "type": "array",
+                "items": ref("AdminWebhookDelivery"),
+                "description": "Newest first",
+            }
+        },
+    ),
+}
+
+PATHS: dict[str, Any] = {
+    "/v1/admin/webhooks": {
+        "get": admin_op(
+            "The account's webhook endpoints (never their secrets)",
+            Scope.WEBHOOKS_READ,
+            json_answer(ref("AdminWebhookEndpoints"), "Oldest first"),
+        ),
+        "post": admin_op(
+            f"Register a webhook endpoint (at most {MAX_ENDPOINTS} an account); the answer carries"
+            " its signing secret, once. A refused URL: WEBHOOK_URL_REFUSED with its reason",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminWebhookCreated"), "Created"),
+            "400",
+            "409",
+            body=body("AdminWebhookCreate"),
+            parameters=[IDEMPOTENCY],
+            ok_status="201",
+        ),
+    },
+    "/v1/admin/webhooks/{id}": {
+        "parameters": [_HOOK_ID],
+        "get": admin_op(
+            "One webhook endpoint (never its secret)",
+            Scope.WEBHOOKS_READ,
+            json_answer(ref("AdminWebhookEndpoint"), "The endpoint"),
+            "400",
+            "404",
+        ),
+        "delete": admin_op(
+            "Remove a webhook endpoint and its delivery log",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminRemoved"), "Removed"),
+            "400",
+            "404",
+        ),
+    },
+    **{
+        f"/v1/admin/webhooks/{{id}}/{verb}": {
+            "parameters": [_HOOK_ID],
+            "post": admin_op(
+                text,
+                Scope.WEBHOOKS_WRITE,
+                json_answer(ref("AdminWebhookEndpoint"), "The endpoint"),
+                "400",
+                "404",
+            ),
+        }
+        for verb, text in (
+            (
+                "enable",
+                "Enable a webhook endpoint (its run of failures forgotten; waiting deliveries go out)",
+            ),
+            ("disable", "Stop sending to a webhook endpoint"),
+        )
+    },
+    "/v1/admin/webhooks/{id}/deliveries": {
+        "parameters": [_HOOK_ID],
+        "get": admin_op(
+            "A webhook endpoint's delivery log, newest first",
+            Scope.WEBHOOKS_READ,
+            json_answer(ref("AdminWebhookDeliveries"), "The deliveries"),
+            "400",
+            "404",
+            parameters=[limit_query("Deliveries")],
+        ),
+    },
+    "/v1/admin/webhook-deliveries/{id}/redeliver": {
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": id_schema("webhook_delivery")}
+        ],
+        "post": admin_op(
+            "Send a delivery again, from now, with a fresh schedule of attempts",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminWebhookDelivery"), "The delivery, queued"),
+            "400",
+            "404",
+        ),
+    },
+}
