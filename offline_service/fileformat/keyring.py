@@ -208,6 +208,24 @@ class Keyring:
                 return
         raise OfflineServiceError(Code.NOT_FOUND, f"no key {kid} for product {product_id}")
 
+    def discard(self, product_id: str) -> None:
+        """Delete every key of a product, active ones too, and its folder: only for a product whose
+        creation failed (``licensing.services`` checks that the store has no such product). Nothing
+        to do when it has no folder."""
+        directory = self._product_dir(product_id)
+        try:
+            for path in directory.iterdir():
+                path.unlink()
+            directory.rmdir()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise OfflineServiceError(
+                Code.STORAGE_ERROR, f"cannot remove {directory}: {exc.strerror or exc}"
+            ) from None
+        self._signers.pop(product_id, None)
+        self._checked.pop(product_id, None)
+
     def _new_key(self, product_id: str, *, now: int | None, status: str = "active") -> str:
         seed = nacl.utils.random(32)
         public_key, _ = nacl.bindings.crypto_sign_seed_keypair(seed)

@@ -20,6 +20,7 @@ from offline_service import audit
 from offline_service.cli.context import (
     EXIT_OK,
     EXIT_REJECTED,
+    EXIT_USAGE,
     Context,
     count,
     duration,
@@ -81,14 +82,35 @@ def _on(flag: bool) -> str:
 
 def cmd_product_update(ctx: Context) -> int:
     a = ctx.args
-    product = licensing.set_customer_release(
-        ctx.store, ctx.account(), a.product_id, a.customer_release == "on", now=now()
+    if a.trial_days is None and a.max_response_validity is None and a.customer_release is None:
+        print(
+            "offline-service product update: error: give --trial-days, --max-response-validity"
+            " or --customer-release",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    product = licensing.update_product(
+        ctx.store,
+        ctx.account(),
+        a.product_id,
+        now=now(),
+        trial_days=a.trial_days,
+        max_response_validity=a.max_response_validity,
+        customer_release=None if a.customer_release is None else a.customer_release == "on",
     )
-    emit(
-        a,
-        {"id": product.id, "customerRelease": product.customer_release},
-        f"product {product.id}: customer release {_on(product.customer_release)}",
-    )
+    # The settings given, as they now are.
+    data: dict[str, Any] = {"id": product.id}
+    said = []
+    if a.trial_days is not None:
+        data["trialDays"] = product.trial_days
+        said.append(f"trials {product.trial_days} days" if product.trial_days else "no trials")
+    if a.max_response_validity is not None:
+        data["maxResponseValidity"] = product.max_response_validity
+        said.append(f"maximum response validity {product.max_response_validity} s")
+    if a.customer_release is not None:
+        data["customerRelease"] = product.customer_release
+        said.append(f"customer release {_on(product.customer_release)}")
+    emit(a, data, f"product {product.id}: {'; '.join(said)}")
     return EXIT_OK
 
 
@@ -413,8 +435,15 @@ def _products(verbs: Any) -> None:
         help="cap on how long a response may be applied for (default 30d)",
     )
     _add_customer_release(p, default="off")
-    p = verb(product, "update", cmd_product_update, "change a product's settings")
+    p = verb(product, "update", cmd_product_update, "change a product's settings (at least one)")
     p.add_argument("product_id", metavar="PRODUCT_ID")
+    p.add_argument("--trial-days", type=int, metavar="D", help="trial length from now on; 0 = no trials")
+    p.add_argument(
+        "--max-response-validity",
+        type=duration,
+        metavar="DURATION",
+        help="cap on how long a response issued from now on may be applied for",
+    )
     _add_customer_release(p, default=None)
     verb(product, "list", cmd_product_list, "list products")
 
@@ -423,7 +452,6 @@ def _add_customer_release(p: argparse.ArgumentParser, *, default: str | None) ->
     p.add_argument(
         "--customer-release",
         choices=("on", "off"),
-        required=default is None,
         default=default,
         help="whether organization admins may release, in the portal, the seat of a lost machine;"
         " each release counts as one of the license's deactivations"

@@ -33,6 +33,7 @@ __all__ = [
     "LicenseView",
     "account_activation",
     "account_of_product",
+    "activation_page",
     "activation_view",
     "audit_entries",
     "audit_page",
@@ -47,6 +48,7 @@ __all__ = [
     "license_summary",
     "license_view",
     "licenses",
+    "product",
     "product_names",
     "products",
     "recent_activity",
@@ -390,6 +392,42 @@ def license_page(
     with store.read() as tx:
         found = list(
             tx.licenses_page(account.id, product_id=product_id, status=status, after=after, limit=limit + 1)
+        )
+    more = len(found) > limit
+    return found[:limit], found[limit - 1].id if more else None
+
+
+def product(store: Store, account: Account, product_id: str) -> Product:
+    """The account's product with this id; PRODUCT_NOT_FOUND for another account's or none."""
+    with store.read() as tx:
+        found = tx.product(account.id, product_id)
+    if found is None:
+        raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+    return found
+
+
+def activation_page(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str | None = None,
+    license_id: str | None = None,
+    live: bool | None = None,
+    after: str | None = None,
+    limit: int,
+) -> tuple[list[Activation], str | None]:
+    """One page of the account's activations by id, after the activation ``after``, and the id to
+    ask the next page after (None on the last page). Activations made meanwhile shift no page."""
+    with store.read() as tx:
+        found = list(
+            tx.activations_page(
+                account.id,
+                product_id=product_id,
+                license_id=license_id,
+                live=live,
+                after=after,
+                limit=limit + 1,
+            )
         )
     more = len(found) > limit
     return found[:limit], found[limit - 1].id if more else None

@@ -25,18 +25,25 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_MAX_RESPONSE_VALIDITY",
     "KEEP",
+    "MAX_PRODUCT_NAME",
+    "MAX_RESPONSE_VALIDITY",
+    "MAX_TRIAL_DAYS",
     "account",
     "change_license",
     "create_license",
     "create_license_in",
     "create_product",
+    "discard_unstored_key",
     "ensure_account",
     "license_details",
+    "new_product",
     "release_activation",
     "set_customer_release",
     "set_license_max_version",
     "set_license_status",
+    "store_product",
     "update_license",
+    "update_product",
 ]
 
 DEFAULT_ACCOUNT = "default"
@@ -79,6 +86,86 @@ def account(store: Store, alias: str) -> Account:
     return found
 
 
+MAX_TRIAL_DAYS = 3650
+MAX_RESPONSE_VALIDITY = 3650 * DAY  # the longest cap a product may put on a response's validity
+MAX_PRODUCT_NAME = 200
+
+
+def _check_trial_days(trial_days: int) -> None:
+    if isinstance(trial_days, bool) or not 0 <= trial_days <= MAX_TRIAL_DAYS:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"trial days must be between 0 and {MAX_TRIAL_DAYS}")
+
+
+def _check_max_response_validity(seconds: int) -> None:
+    if isinstance(seconds, bool) or not 0 < seconds <= MAX_RESPONSE_VALIDITY:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            f"maximum response validity must be positive and at most {MAX_RESPONSE_VALIDITY // DAY} days",
+        )
+
+
+def new_product(
+    account: Account,
+    *,
+    name: str,
+    now: int,
+    trial_days: int = 0,
+    max_response_validity: int = DEFAULT_MAX_RESPONSE_VALIDITY,
+    customer_release: bool = False,
+) -> Product:
+    """A product of the account with a new id, its settings checked; not stored yet
+    (``store_product``). Trials are on when ``trial_days`` > 0; ``customer_release``: organization
+    admins may release lost machines (off by default)."""
+    if not name.strip() or len(name) > MAX_PRODUCT_NAME or not name.isprintable():
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT,
+            f"product name must be 1-{MAX_PRODUCT_NAME} characters, without control characters",
+        )
+    _check_trial_days(trial_days)
+    _check_max_response_validity(max_response_validity)
+    return Product(
+        id=new_id("prod"),
+        account_id=account.id,
+        name=name.strip(),
+        trials_enabled=trial_days > 0,
+        trial_days=trial_days,
+        max_response_validity=max_response_validity,
+        created_at=now,
+        customer_release=customer_release,
+    )
+
+
+def store_product(
+    tx: Transaction, keyring: Keyring, product: Product, *, now: int, actor: str = "cli"
+) -> str:
+    """Write ``product`` (from ``new_product``) in the caller's write transaction, with its first
+    signing key; returns the key's kid. The key file is written first (mode 0600): a product row
+    without a key could not sign, a key without a row signs nothing. Should the transaction not
+    commit, the caller removes that key with ``discard_unstored_key``."""
+    kid = keyring.create(product.id, now=now)
+    tx.insert_product(product)
+    audit.record(
+        tx,
+        account_id=product.account_id,
+        actor=actor,
+        action="product.create",
+        now=now,
+        product_id=product.id,
+    )
+    return kid
+
+
+def discard_unstored_key(store: Store, keyring: Keyring, product: Product) -> None:
+    """After a create of ``product`` failed: remove its key files if the store has no such product
+    (its transaction rolled back, or never began). A product that did commit (a failure after
+    the commit, or a commit whose answer was lost) keeps its key. Its id is new, known to no one
+    else, so nothing can store it meanwhile."""
+    with store.read() as tx:
+        stored = tx.product(product.account_id, product.id)
+    if stored is None:
+        keyring.discard(product.id)
+
+
 def create_product(
     store: Store,
     keyring: Keyring,
@@ -91,32 +178,75 @@ def create_product(
     customer_release: bool = False,
     actor: str = "cli",
 ) -> Product:
-    """A product with its first signing key. Trials are on when ``trial_days`` > 0;
-    ``customer_release``: organization admins may release lost machines (off by default)."""
-    if not name.strip() or len(name) > 200:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "product name must be 1-200 characters")
-    if trial_days < 0 or trial_days > 3650:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "trial days must be between 0 and 3650")
-    if max_response_validity <= 0:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "maximum response validity must be positive")
-    product = Product(
-        id=new_id("prod"),
-        account_id=account.id,
-        name=name.strip(),
-        trials_enabled=trial_days > 0,
+    """A product with its first signing key (``new_product`` then ``store_product`` in one write
+    transaction; on failure no key is left behind for it)."""
+    product = new_product(
+        account,
+        name=name,
+        now=now,
         trial_days=trial_days,
         max_response_validity=max_response_validity,
-        created_at=now,
         customer_release=customer_release,
     )
-    # Key first: a product row without a key could not sign; a key without a row is harmless.
-    keyring.create(product.id, now=now)
-    with store.write() as tx:
-        tx.insert_product(product)
-        audit.record(
-            tx, account_id=account.id, actor=actor, action="product.create", now=now, product_id=product.id
-        )
+    try:
+        with store.write() as tx:
+            store_product(tx, keyring, product, now=now, actor=actor)
+    except BaseException:
+        discard_unstored_key(store, keyring, product)
+        raise
     return product
+
+
+def update_product(
+    store: Store,
+    account: Account,
+    product_id: str,
+    *,
+    now: int,
+    trial_days: int | None = None,
+    max_response_validity: int | None = None,
+    customer_release: bool | None = None,
+    actor: str = "cli",
+) -> Product:
+    """Change a product's trial length (0: no trials), its cap on a response's validity and whether
+    organization admins may release lost machines; settings not given stay as they are. Trials
+    already granted keep their end, responses already issued their validity. Audited as
+    ``product.update`` with each setting given."""
+    given: dict[str, str] = {}
+    if trial_days is not None:
+        _check_trial_days(trial_days)
+        given["trialDays"] = str(trial_days)
+    if max_response_validity is not None:
+        _check_max_response_validity(max_response_validity)
+        given["maxResponseValidity"] = str(max_response_validity)
+    if customer_release is not None:
+        given["customerRelease"] = "on" if customer_release else "off"
+    if not given:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "give trial days, a maximum response validity or customer release"
+        )
+    with store.write() as tx:
+        product = tx.product(account.id, product_id)
+        if product is None:
+            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+        changed = product
+        if trial_days is not None:
+            changed = replace(changed, trials_enabled=trial_days > 0, trial_days=trial_days)
+        if max_response_validity is not None:
+            changed = replace(changed, max_response_validity=max_response_validity)
+        if customer_release is not None:
+            changed = replace(changed, customer_release=customer_release)
+        tx.set_product_settings(changed)
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="product.update",
+            now=now,
+            product_id=product.id,
+            **given,
+        )
+    return changed
 
 
 def set_customer_release(
@@ -124,21 +254,7 @@ def set_customer_release(
 ) -> Product:
     """Whether organization admins may release, in the portal, the seat of a lost machine of their
     organization's licenses of this product (each release counted as a deactivation)."""
-    with store.write() as tx:
-        product = tx.product(account.id, product_id)
-        if product is None:
-            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
-        tx.set_customer_release(account.id, product.id, allowed)
-        audit.record(
-            tx,
-            account_id=account.id,
-            actor=actor,
-            action="product.customer_release",
-            now=now,
-            product_id=product.id,
-            **{"customerRelease": "on" if allowed else "off"},
-        )
-    return replace(product, customer_release=allowed)
+    return update_product(store, account, product_id, now=now, customer_release=allowed, actor=actor)
 
 
 def _iso(ts: int) -> str:

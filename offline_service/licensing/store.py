@@ -36,8 +36,9 @@ class LicensingTransaction(Protocol):
 
     def products(self, account_id: str) -> Sequence[Product]: ...
     def insert_product(self, product: Product) -> None: ...
-    def set_customer_release(self, account_id: str, product_id: str, allowed: bool) -> None:
-        """Whether organization admins may release lost machines of the product's licenses."""
+    def set_product_settings(self, product: Product) -> None:
+        """Write a product's settings (trials, response validity cap, customer release) as given;
+        the row is the one of ``product.id`` in ``product.account_id``."""
         ...
 
     # licenses
@@ -121,6 +122,21 @@ class LicensingTransaction(Protocol):
     def activation(self, product_id: str, activation_id: str) -> Activation | None: ...
     def activations(self, license_id: str) -> Sequence[Activation]: ...
     def activation_in_account(self, account_id: str, activation_id: str) -> Activation | None: ...
+    def activations_page(
+        self,
+        account_id: str,
+        *,
+        product_id: str | None = None,
+        license_id: str | None = None,
+        live: bool | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> Sequence[Activation]:
+        """Up to ``limit`` of the account's activations (of the product, of the license, live or
+        deactivated) whose id sorts after ``after``, by id: a page of a list that activations
+        made meanwhile never shift."""
+        ...
+
     def insert_activation(self, activation: Activation) -> None: ...
     def deactivate(self, activation_id: str, at: int) -> None: ...
     def nonce_activation(self, product_id: str, nonce: str) -> str | None: ...

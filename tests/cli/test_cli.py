@@ -187,13 +187,35 @@ def test_product_customer_release_is_set_at_creation_and_by_update(cli: Cli) -> 
     assert f"{pid}: customer release off" in cli("product", "update", pid, "--customer-release", "off").out
     cli.ok("product", "update", pid, "--customer-release", "on")
     assert "customer-release=on" in cli("product", "list").out
-    entries = [e for e in cli.ok("audit") if e["action"] == "product.customer_release"]
+    entries = [e for e in cli.ok("audit") if e["action"] == "product.update"]
     assert [e["detail"]["customerRelease"] for e in entries] == ["on", "off", "off"]  # newest first
     # Only "on" or "off", and the option is required: usage errors, nothing changed.
     for bad in (["--customer-release", "yes"], []):
         assert cli("product", "update", pid, *bad).code == 2
     cli.fails(Code.PRODUCT_NOT_FOUND, "product", "update", "prod_" + "0" * 32, "--customer-release", "on")
     assert [p["customerRelease"] for p in cli.ok("product", "list")] == [True]
+
+
+def test_product_update_changes_the_trial_and_the_response_validity_cap(cli: Cli) -> None:
+    cli.ok("init")
+    pid = cli.ok("product", "create", "--name", "App", "--trial-days", "7")["id"]
+    assert cli.ok("product", "update", pid, "--trial-days", "0", "--max-response-validity", "2d") == {
+        "id": pid,
+        "trialDays": 0,
+        "maxResponseValidity": 2 * 86400,
+    }
+    (listed,) = cli.ok("product", "list")
+    assert (listed["trialDays"], listed["maxResponseValidity"], listed["customerRelease"]) == (
+        0,
+        172800,
+        False,
+    )
+    assert "trials 30 days" in cli("product", "update", pid, "--trial-days", "30").out
+    (entry, *_) = [e for e in cli.ok("audit") if e["action"] == "product.update"]
+    assert entry["detail"] == {"trialDays": "30"}
+    cli.fails(Code.INVALID_ARGUMENT, "product", "update", pid, "--trial-days", "-1")
+    cli.fails(Code.INVALID_ARGUMENT, "product", "update", pid, "--max-response-validity", "4000d")
+    assert cli.ok("product", "list")[0]["trialDays"] == 30
 
 
 def test_product_create_refuses_a_bad_name(cli: Cli) -> None:

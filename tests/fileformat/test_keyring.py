@@ -239,6 +239,23 @@ def test_cannot_remove_the_only_active_key(tmp_path: Path) -> None:
     assert keyring.signer(PRODUCT).kid == kid
 
 
+def test_discard_removes_a_products_keys_and_folder_and_nothing_else(tmp_path: Path) -> None:
+    keyring = Keyring(tmp_path / "keys")
+    kept = keyring.create(PROD_A, now=NOW)
+    keyring.create(PROD_B, now=NOW)
+    keyring.rotate(PROD_B, now=NOW + 1)
+    keyring.signer(PROD_B)  # cached
+    keyring.discard(PROD_B)
+    assert not (keyring.directory / PROD_B).exists()
+    assert [k["kid"] for k in keyring.jwks()["keys"]] == [kept]
+    with pytest.raises(OfflineServiceError) as info:
+        keyring.signer(PROD_B)
+    assert info.value.code is Code.KEY_ERROR
+    keyring.discard(PROD_B)  # nothing left: nothing to do
+    keyring.discard(PROD_ROT)  # never had keys
+    assert keyring.signer(PROD_A).kid == kept
+
+
 def test_rotate_a_product_without_keys(tmp_path: Path) -> None:
     with pytest.raises(OfflineServiceError) as info:
         Keyring(tmp_path / "keys").rotate(PRODUCT, now=NOW)

@@ -108,9 +108,7 @@ def test_the_setting_is_off_by_default_and_the_vendor_turns_it_on_and_off(s: Set
     with s.w.store.read() as tx:
         assert tx.product(s.w.account.id, s.w.product.id).customer_release is False  # type: ignore[union-attr]
     details = [
-        dict(e.detail)
-        for e in db_audit(s)
-        if e.action == "product.customer_release" and e.product_id == s.w.product.id
+        dict(e.detail) for e in db_audit(s) if e.action == "product.update" and e.product_id == s.w.product.id
     ]
     assert details == [{"customerRelease": "off"}, {"customerRelease": "on"}]  # newest first
 

@@ -11,9 +11,9 @@ import pytest
 from offline_service.admin.models import AdminToken, IdempotentResult, Scope
 from offline_service.audit import AuditEntry
 from offline_service.errors import OfflineServiceError
-from offline_service.licensing.models import LicenseStatus
+from offline_service.licensing.models import LicenseStatus, Product
 from offline_service.store import Store
-from tests.store.contract import NOW, Seed, new_license
+from tests.store.contract import NOW, Seed, new_activation, new_license
 from tests.store.test_contract import opener, s, store
 
 __all__ = ["opener", "s", "store"]  # the shared fixtures, found by pytest through this module
@@ -153,6 +153,44 @@ def test_license_pages_go_by_id_filter_and_stay_in_the_account(store: Store, s: 
         assert ids(limit=10, product_id=s.other_product.id) == []
         assert ids(limit=10, product_id=s.product.id, status=LicenseStatus.ACTIVE, after="lic_3") == ["lic_4"]
         assert [x.id for x in tx.licenses_page(s.other.id, limit=10)] == ["lic_5"]
+
+
+def test_activation_pages_go_by_id_across_products_filter_and_stay_in_the_account(
+    store: Store, s: Seed
+) -> None:
+    second = Product("prd_c", s.account.id, "Second", False, 0, 60, NOW)
+    first, other_license = (
+        new_license(s, 1),
+        new_license(s, 2, account_id=s.other.id, product_id=s.other_product.id),
+    )
+    third = new_license(s, 3, product_id=second.id)
+    with store.write() as tx:
+        tx.insert_product(second)
+        for license in (first, other_license, third):
+            tx.insert_license(license)
+        # ids interleaved across the two products; act_5 deactivated; act_9 another account's
+        for n, license in ((4, first), (1, third), (5, first), (2, first), (6, third), (9, other_license)):
+            tx.insert_activation(new_activation(license, n, id=f"act_{n}", fingerprint=f"fp-{n}"))
+        tx.deactivate("act_5", NOW + 10)
+    with store.read() as tx:
+        ids = lambda **kw: [a.id for a in tx.activations_page(s.account.id, **kw)]  # noqa: E731
+        assert ids(limit=10) == ["act_1", "act_2", "act_4", "act_5", "act_6"]
+        assert ids(limit=2) == ["act_1", "act_2"]
+        assert ids(limit=2, after="act_2") == ["act_4", "act_5"]
+        assert ids(limit=2, after="act_6") == []
+        assert ids(limit=10, product_id=s.product.id) == ["act_2", "act_4", "act_5"]
+        assert ids(limit=10, license_id=third.id, after="act_1") == ["act_6"]
+        assert ids(limit=10, license_id=third.id, product_id=s.product.id) == []
+        assert ids(limit=10, live=False) == ["act_5"]
+        assert ids(limit=10, live=True, product_id=s.product.id, after="act_2") == ["act_4"]
+        # another account's product, license or activation: nothing
+        assert ids(limit=10, product_id=s.other_product.id) == []
+        assert ids(limit=10, license_id=other_license.id) == []
+        assert [a.id for a in tx.activations_page(s.other.id, limit=10)] == ["act_9"]
+        assert [a.id for a in tx.activations_page(s.other.id, limit=10, license_id=first.id)] == []
+    with store.write() as tx:  # an insert of this transaction is seen (the buffer is flushed)
+        tx.insert_activation(new_activation(first, 7, id="act_7", fingerprint="fp-7"))
+        assert [a.id for a in tx.activations_page(s.account.id, limit=10, after="act_6")] == ["act_7"]
 
 
 def test_audit_pages_go_newest_first_by_id_with_filters_in_the_account(store: Store, s: Seed) -> None:

@@ -144,18 +144,22 @@ def test_products_round_trip_scoped_and_ordered(store: Store, s: Seed) -> None:
         assert [p.id for p in tx.products(s.account.id)] == ["prd_0", s.product.id]
 
 
-def test_customer_release_is_set_per_product_within_the_account(store: Store, s: Seed) -> None:
+def test_product_settings_are_set_per_product_within_the_account(store: Store, s: Seed) -> None:
     assert s.product.customer_release is False
+    changed = replace(
+        s.product, customer_release=True, trials_enabled=False, trial_days=0, max_response_validity=7
+    )
     with store.write() as tx:
         assert tx.product(s.account.id, s.product.id) == s.product  # read, so cached in the transaction
-        tx.set_customer_release(s.account.id, s.product.id, True)
-        assert tx.product(s.account.id, s.product.id) == replace(s.product, customer_release=True)
-        tx.set_customer_release(s.account.id, s.other_product.id, True)  # another account's: no row
+        tx.set_product_settings(changed)
+        assert tx.product(s.account.id, s.product.id) == changed
+        # another account's product named with this account: no row
+        tx.set_product_settings(replace(s.other_product, account_id=s.account.id, trial_days=99))
     with store.read() as tx:
-        assert tx.product(s.account.id, s.product.id) == replace(s.product, customer_release=True)
+        assert tx.product(s.account.id, s.product.id) == changed
         assert tx.product_by_id(s.other_product.id) == s.other_product
     with store.write() as tx:
-        tx.set_customer_release(s.account.id, s.product.id, False)
+        tx.set_product_settings(s.product)
     with store.read() as tx:
         assert tx.products(s.account.id) == [s.product]
 

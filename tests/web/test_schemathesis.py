@@ -50,8 +50,9 @@ CONFIG = schemathesis.Config.from_dict(
                 # text without control characters: a schema-valid body may still be a 400.
                 # A webhook URL is valid only when it parses and its host resolves to addresses the
                 # settings allow (no schema can say that either): a WEBHOOK_URL_REFUSED 400.
-                "include-name-regex": "^(POST /v1/admin/licenses|PATCH /v1/admin/licenses/\\{id\\}"
-                "|POST /v1/admin/webhooks)$",
+                # A product's name is not only spaces and has no control characters.
+                "include-name-regex": "^(POST /v1/admin/(licenses|products)"
+                "|PATCH /v1/admin/(licenses|products)/\\{id\\}|POST /v1/admin/webhooks)$",
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409"]

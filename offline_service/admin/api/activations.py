@@ -1,7 +1,9 @@
-"""``/v1/admin/activations/...`` and a license's activations."""
+"""``/v1/admin/activations``: the account's activations a page at a time (of a product, of a
+license, live or deactivated), one activation, a release; and a license's activations."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -9,15 +11,73 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import admin_token, json_response
+from offline_service.admin.api._kit import admin_token, json_response, limit
 from offline_service.admin.models import Scope
-from offline_service.ids import check_id
+from offline_service.errors import Code, OfflineServiceError
+from offline_service.ids import ID_PREFIXES, check_id
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.representations import activation_json
 from offline_service.web.auth import services
 
-__all__ = ["routes"]
+__all__ = ["CURSOR_PATTERN", "STATES", "routes"]
+
+CURSOR_PATTERN = "^[0-9a-f]{24,32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_ACTIVATION_PREFIX = ID_PREFIXES["activation"] + "_"
+STATES = {"live": True, "deactivated": False}  # the state filter: which activations it keeps
+
+
+def _cursor(text: str | None) -> str | None:
+    """The activation id a cursor stands for (the last one of the previous page). Callers treat
+    the cursor as opaque; it is the id's digits, so that its shape alone says whether it is valid."""
+    if text is None:
+        return None
+    if not _CURSOR.fullmatch(text):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page")
+    return f"{_ACTIVATION_PREFIX}{text}"
+
+
+async def activation_list(request: Request) -> Response:
+    _, account = await admin_token(request, Scope.ACTIVATIONS_READ)
+    params = request.query_params
+    product = params.get("product") or None
+    if product is not None:
+        check_id(product, "product", "product")
+    license = params.get("license") or None
+    if license is not None:
+        check_id(license, "license", "license")
+    state = params.get("state") or None
+    if state is not None and state not in STATES:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "state must be live or deactivated")
+    size = limit(params)
+    after = _cursor(params.get("cursor"))
+    page, last = await run_in_threadpool(
+        lambda: queries.activation_page(
+            services(request).store,
+            account,
+            product_id=product,
+            license_id=license,
+            live=None if state is None else STATES[state],
+            after=after,
+            limit=size,
+        )
+    )
+    return json_response(
+        {
+            "activations": [activation_json(a) for a in page],
+            "nextCursor": last.removeprefix(_ACTIVATION_PREFIX) if last is not None else None,
+        }
+    )
+
+
+async def activation_detail(request: Request) -> Response:
+    _, account = await admin_token(request, Scope.ACTIVATIONS_READ)
+    activation_id = check_id(request.path_params["id"], "activation")
+    found = await run_in_threadpool(
+        queries.account_activation, services(request).store, account, activation_id
+    )
+    return json_response(activation_json(found))
 
 
 async def license_activations(request: Request) -> Response:
@@ -46,6 +106,8 @@ async def activation_release(request: Request) -> Response:
 
 
 routes: tuple[BaseRoute, ...] = (
+    Route("/v1/admin/activations", activation_list),
+    Route("/v1/admin/activations/{id}", activation_detail),
     Route("/v1/admin/licenses/{id}/activations", license_activations),
     Route("/v1/admin/activations/{id}/release", activation_release, methods=["POST"]),
 )

@@ -4,17 +4,65 @@ from __future__ import annotations
 
 from typing import Any
 
+from offline_service.admin.api.activations import CURSOR_PATTERN, STATES
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import admin_op, path_id
-from offline_service.web.openapi_kit import Schema, id_schema, json_answer, obj, ref
+from offline_service.admin.openapi._kit import admin_op, limit_query, path_id
+from offline_service.web.openapi_kit import (
+    Schema,
+    id_schema,
+    json_answer,
+    nullable,
+    obj,
+    optional_id,
+    query,
+    ref,
+)
 
 __all__ = ["PATHS", "SCHEMAS"]
 
 SCHEMAS: dict[str, Schema] = {
     "AdminActivations": obj(["activations"], {"activations": {"type": "array", "items": ref("Activation")}}),
+    "AdminActivationPage": obj(
+        ["activations", "nextCursor"],
+        {
+            "activations": {"type": "array", "items": ref("Activation"), "description": "By id"},
+            "nextCursor": nullable("string", "Send as cursor for the next page; null on the last page"),
+        },
+    ),
 }
 
 PATHS: dict[str, Any] = {
+    "/v1/admin/activations": {
+        "get": admin_op(
+            "The account's activations, a page at a time by id",
+            Scope.ACTIVATIONS_READ,
+            json_answer(ref("AdminActivationPage"), "One page"),
+            "400",
+            parameters=[
+                query("product", optional_id("product"), "Only this product's activations"),
+                query("license", optional_id("license"), "Only this license's activations"),
+                query(
+                    "state",
+                    {"type": "string", "enum": ["", *STATES]},
+                    "live: not deactivated; deactivated: deactivated or released",
+                ),
+                limit_query("Activations"),
+                query(
+                    "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page"
+                ),
+            ],
+        ),
+    },
+    "/v1/admin/activations/{id}": {
+        "parameters": [path_id(id_schema("activation"))],
+        "get": admin_op(
+            "One activation",
+            Scope.ACTIVATIONS_READ,
+            json_answer(ref("Activation"), "The activation"),
+            "400",
+            "404",
+        ),
+    },
     "/v1/admin/licenses/{id}/activations": {
         "parameters": [path_id(id_schema("license"))],
         "get": admin_op(

@@ -144,6 +144,8 @@ def _product(row: Sequence[Any]) -> Product:
     )
 
 
+# The state filter of a list of activations: both, live only, deactivated only.
+_LIVE_SQL = {None: "", True: " AND a.deactivated_at IS NULL", False: " AND a.deactivated_at IS NOT NULL"}
 # Who holds a license, for a list: the owning organization's name, or the owning user's name, or
 # their email; "" for a license of neither.
 _HOLDER = "COALESCE(o.name, NULLIF(TRIM(u.first_name || ' ' || u.last_name), ''), u.email, '')"
@@ -234,8 +236,9 @@ class LicensingStatements:
             f"SELECT {_PRODUCT_COLS} FROM products WHERE account_id = ? ORDER BY created_at, id"
         )
         self.insert_product = q(f"INSERT INTO products ({_PRODUCT_COLS}) VALUES {_values(_PRODUCT_COLS)}")
-        self.set_customer_release = q(
-            "UPDATE products SET customer_release = ? WHERE id = ? AND account_id = ?"
+        self.set_product_settings = q(
+            "UPDATE products SET trials_enabled = ?, trial_days = ?, max_response_validity = ?,"
+            " customer_release = ? WHERE id = ? AND account_id = ?"
         )
         self.license_by_key = q(f"SELECT {LICENSE_COLS} FROM licenses WHERE key_hash = ?")
         self.license_by_id = q(f"SELECT {LICENSE_COLS} FROM licenses WHERE id = ?")
@@ -309,6 +312,21 @@ class LicensingStatements:
             f"SELECT {_prefixed('a', _ACTIVATION_COLS)} FROM activations a JOIN licenses l ON l.id = a.license_id"
             " WHERE a.id = ? AND l.account_id = ?"
         )
+        # activations_page, by which filters it has: (license, live, after). One product's or one
+        # license's at a time: the ``activations_product`` and ``activations_license`` indexes.
+        self.activations_page = {
+            (license, live, after): q(
+                f"SELECT {_prefixed('a', _ACTIVATION_COLS)} FROM activations a JOIN licenses l"
+                " ON l.id = a.license_id WHERE l.account_id = ?"
+                + (" AND a.license_id = ?" if license else " AND a.product_id = ?")
+                + _LIVE_SQL[live]
+                + (" AND a.id > ?" if after else "")
+                + " ORDER BY a.id LIMIT ?"
+            )
+            for license in (False, True)
+            for live in (None, False, True)
+            for after in (False, True)
+        }
         self.insert_activations = RowsInsert(d, "activations", _ACTIVATION_TYPES)
         self.deactivate = q("UPDATE activations SET deactivated_at = ? WHERE id = ?")
         self.nonce_activation = q(
@@ -545,9 +563,19 @@ class LicensingSQL(SQLPart):
             ),
         )
 
-    def set_customer_release(self, account_id: str, product_id: str, allowed: bool) -> None:
-        self._products.pop((account_id, product_id), None)
-        self._c.execute(self._lq.set_customer_release, (int(allowed), product_id, account_id))
+    def set_product_settings(self, product: Product) -> None:
+        self._products.pop((product.account_id, product.id), None)
+        self._c.execute(
+            self._lq.set_product_settings,
+            (
+                int(product.trials_enabled),
+                product.trial_days,
+                product.max_response_validity,
+                int(product.customer_release),
+                product.id,
+                product.account_id,
+            ),
+        )
 
     def _remember(self, row: Sequence[Any] | None) -> License | None:
         if row is None:
@@ -743,6 +771,36 @@ class LicensingSQL(SQLPart):
         self.flush()
         row = self._one(self._lq.activation_in_account, (activation_id, account_id))
         return _activation(row) if row else None
+
+    def activations_page(
+        self,
+        account_id: str,
+        *,
+        product_id: str | None = None,
+        license_id: str | None = None,
+        live: bool | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> Sequence[Activation]:
+        self.flush()
+        # Activations carry no account: a page is read per license, or per product (each a range
+        # of an index in id order, checked against the account through its license), and the
+        # account's products' pages merged. What a page reads grows with the page and the number of
+        # products, never with other accounts' activations or this account's older pages.
+        if license_id is not None:
+            scopes = [(True, license_id)]
+        elif product_id is not None:
+            scopes = [(False, product_id)]
+        else:
+            scopes = [(False, r[0]) for r in self._c.execute(self._lq.products, (account_id,))]
+        found: list[Activation] = []
+        for by_license, scope in scopes:
+            sql = self._lq.activations_page[(by_license, live, after is not None)]
+            args: list[object] = [account_id, scope, *([after] if after is not None else []), limit]
+            found += [_activation(r) for r in self._c.execute(sql, args)]
+        if product_id is not None:  # with a license too: none unless the license is the product's
+            found = [a for a in found if a.product_id == product_id]
+        return sorted(found, key=lambda a: a.id)[:limit]
 
     def insert_activation(self, a: Activation) -> None:
         self._activations[a.id] = a
