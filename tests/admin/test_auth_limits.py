@@ -1,13 +1,20 @@
 """Failed admin token authentications, limited per client address, on both backends: the service
 (counted in the transaction that decides, refused without a lookup once over, a success clears
 nothing, the window, an IPv6 /64 counted as one, stale counters pruned), the app (429 with
-Retry-After, the settings, another address unaffected), and guesses racing in threads through two
-stores on one database (two instances): never more answered than the limit."""
+Retry-After, the settings, another address unaffected), and guesses racing: in threads through
+two stores on one database (two instances), and through a real server of two worker processes
+behind a trusted proxy: never more answered than the limit."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -16,10 +23,13 @@ import pytest
 from offline_service.admin import tokens
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.licensing import services as admin
 from offline_service.licensing.decisions import DAY
 from offline_service.licensing.trial_limits import RateLimited
+from offline_service.settings import Settings
 from offline_service.store import Store, open_store
 from tests.db import rows
+from tests.servers import serve
 from tests.web.site import CheckedClient, Site, SiteFactory, error
 
 BAD = "ofs_admin_" + "A" * 43  # an admin token's shape, of no token
@@ -186,3 +196,39 @@ def test_the_app_counts_the_address_it_is_given(make_site: SiteFactory) -> None:
     assert error(_wrong(first)) == (401, "UNAUTHENTICATED")
     assert error(_wrong(_from(site, "2001:db8:5:6::abcd"))) == (429, "RATE_LIMITED")
     assert error(_wrong(_from(site, "203.0.113.9"))) == (401, "UNAUTHENTICATED")
+
+
+def _get(url: str, secret: str, forwarded_for: str) -> tuple[int, str, str | None]:
+    headers = {"authorization": f"Bearer {secret}", "x-forwarded-for": forwarded_for}
+    request = urllib.request.Request(f"{url}/v1/admin/licenses", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, "OK", None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())["code"], err.headers.get("retry-after")
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only  # a real server on the default database, as make run starts it
+def test_guesses_at_once_through_two_worker_processes_behind_a_proxy(tmp_path: Path) -> None:
+    data, keys = tmp_path / "data", tmp_path / "keys"
+    store = open_store(Settings(data_dir=data, keys_dir=keys))
+    try:
+        account, _ = admin.ensure_account(store, "acme", now=int(time.time()))
+        _, good = tokens.create_token(store, account, scopes=["licenses:read"], now=int(time.time()))
+    finally:
+        store.close()
+    env = {
+        "OFFLINE_SERVICE_DATA": str(data),
+        "OFFLINE_SERVICE_KEYS": str(keys),
+        "OFFLINE_SERVICE_ADMIN_AUTH_FAILURES": "5",
+    }
+    # The proxy (this test, from 127.0.0.1) names the client: the limit counts that address.
+    args = ("--workers", "2", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1")
+    with serve(tmp_path, *args, env=env) as url:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            answers = list(pool.map(lambda i: _get(url, f"ofs_admin_{i:043d}", "198.51.100.7"), range(24)))
+        assert sorted(a[:2] for a in answers) == [(401, "UNAUTHENTICATED")] * 5 + [(429, "RATE_LIMITED")] * 19
+        assert all(0 < int(a[2] or 0) <= 900 for a in answers if a[0] == 429)
+        assert _get(url, good, "198.51.100.7")[:2] == (429, "RATE_LIMITED")  # its token too
+        assert _get(url, good, "203.0.113.5")[:2] == (200, "OK")  # another client goes on
