@@ -256,6 +256,8 @@ class Settings:
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
     trial_daily_cap: int = 50
+    admin_auth_failures: int = 20  # failed admin token authentications per address and window
+    admin_auth_window: int = 900  # seconds, from an address's first failure
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # or "json"
     metrics_dir: Path | None = None  # prometheus-client's multiprocess mode: serve --workers N
@@ -308,6 +310,8 @@ class Settings:
             max_upload_bytes=_whole(env, "OFFLINE_SERVICE_MAX_UPLOAD_MB", 64, least=1) * 1024 * 1024,
             trial_rate_per_minute=_whole(env, "OFFLINE_SERVICE_TRIAL_RATE", 10, least=1),
             trial_daily_cap=_whole(env, "OFFLINE_SERVICE_TRIAL_DAILY_CAP", 50, least=1),
+            admin_auth_failures=_number(env, "OFFLINE_SERVICE_ADMIN_AUTH_FAILURES", "20", 1, 100_000),
+            admin_auth_window=_number(env, "OFFLINE_SERVICE_ADMIN_AUTH_WINDOW", "900", 1, 86_400),
         )
         people = _people_settings(env)
         observability = _observability_settings(env)
@@ -519,6 +523,20 @@ SETTINGS: tuple[Setting, ...] = (
         default="`50`",
         help="new trials a day per client address; kept in the database, shared by every process and instance",
         shown=lambda s: str(s.trial_daily_cap),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_ADMIN_AUTH_FAILURES",
+        default="`20`",
+        help="failed admin token authentications a client address may make in a window (1 to 100000);"
+        " then every admin API call from it answers `RATE_LIMITED` until the window ends, a valid token's"
+        " too. Kept in the database, shared by every process and instance",
+        shown=lambda s: str(s.admin_auth_failures),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_ADMIN_AUTH_WINDOW",
+        default="`900`",
+        help="seconds (1 to 86400) that window lasts, from the address's first failure in it",
+        shown=lambda s: str(s.admin_auth_window),
     ),
     Setting(
         env="OFFLINE_SERVICE_SMTP_HOST",

@@ -20,6 +20,7 @@ import csv
 import errno
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import stat
@@ -46,6 +47,8 @@ from offline_service.store import open_store
 from offline_service.webhooks import events as webhooks
 
 __all__ = ["DETAIL_FIELDS", "REPORT_FIELDS", "BatchSummary", "run_batch"]
+
+log = logging.getLogger("offline_service.licensing.batch")
 
 # New columns go at the end, so that a reader by position keeps working. ``reissued``: granted
 # before and answered again (the same activation, no seat used), "yes" in CSV and true in JSON.
@@ -627,7 +630,8 @@ def _emit_completed(
 ) -> None:
     """Queue ``batch.completed`` for the batch's account, in a write transaction of its own: the
     batch has no single transaction, and the event says the whole run ended (its chunks committed).
-    Names only, never the caller's folders."""
+    Names only, never the caller's folders. A database failure here is logged, not raised: the
+    run it would announce has succeeded, and its results are still returned."""
     data = {
         "total": summary.total,
         "accepted": summary.accepted,
@@ -638,10 +642,28 @@ def _emit_completed(
         "seconds": round(summary.seconds, 3),
     }
     now = spec.now if spec.now is not None else int(time.time())
-    store = engine.store if engine is not None else open_store(spec.settings)
     try:
-        with store.write() as tx:
-            webhooks.emit(tx, spec.account_id, [("batch.completed", data)], now=now)
-    finally:
-        if engine is None:
-            store.close()
+        store = engine.store if engine is not None else open_store(spec.settings)
+        try:
+            with store.write() as tx:
+                webhooks.emit(tx, spec.account_id, [("batch.completed", data)], now=now)
+        finally:
+            if engine is None:
+                store.close()
+    except OfflineServiceError as exc:
+        # The run succeeded: every result is committed and in its report, and the caller gets
+        # them. Only the notice is lost, which the operator must learn from the log.
+        log.error(
+            "batch.completed was not recorded for account %s (input %s, output %s): %s: %s;"
+            " the batch itself finished (%d files: %d accepted, %d rejected, %d skipped)"
+            " and its report holds every result, but no webhook announces it",
+            spec.account_id,
+            data["input"],
+            data["output"],
+            exc.code.value,
+            exc.message,
+            summary.total,
+            summary.accepted,
+            summary.rejected,
+            summary.skipped,
+        )

@@ -7,8 +7,9 @@ one write transaction, which the store serialises across processes, so two reque
 both spend the last allowance. Rows untouched for a day equal no row and are pruned in the same
 transactions, a few at a time.
 
-The rows also hold another cap under keys of its own (a prefix no address has):
-``accounts.password_reset`` counts forgot-password requests with ``take`` in windows of an hour."""
+The rows also hold other caps under keys of their own (a prefix no address has):
+``accounts.password_reset`` counts forgot-password requests with ``take`` in windows of an hour,
+and ``admin.tokens`` an address's failed admin token authentications in windows of its setting."""
 
 from __future__ import annotations
 

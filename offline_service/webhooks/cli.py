@@ -51,7 +51,10 @@ def _enable(ctx: Context) -> int:
 
 
 def _deliveries(ctx: Context) -> int:
-    found = services.deliveries(ctx.store, ctx.account(), ctx.args.endpoint_id, limit=ctx.args.limit)
+    a = ctx.args
+    found, next_cursor = services.delivery_page(
+        ctx.store, ctx.account(), a.endpoint_id, limit=a.limit, cursor=a.cursor
+    )
     rows = [services.delivery_json(d) for d in found]
     lines = [
         f"{r['id']}  {r['event']}  {r['state']}  attempts {r['attempts']}  last {iso(r['lastAttemptAt'])}"
@@ -59,7 +62,9 @@ def _deliveries(ctx: Context) -> int:
         + (f"  error: {r['lastError']}" if r["lastError"] else "")
         for r in rows
     ]
-    emit(ctx.args, rows, "\n".join(lines) or "no deliveries")
+    if next_cursor is not None:
+        lines.append(f"more: --cursor {next_cursor}")
+    emit(a, {"deliveries": rows, "nextCursor": next_cursor}, "\n".join(lines) or "no deliveries")
     return EXIT_OK
 
 
@@ -111,7 +116,14 @@ def register(subparsers: Any) -> None:
         p.add_argument("endpoint_id", metavar="ID")
     p = verb(hooks, "deliveries", _deliveries, "an endpoint's delivery log, newest first")
     p.add_argument("endpoint_id", metavar="ID")
-    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N deliveries (default 50)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=50,
+        metavar="N",
+        help=f"at most N deliveries a page, 1 to {services.MAX_PAGE} (default 50)",
+    )
+    p.add_argument("--cursor", metavar="CURSOR", help="the page after the one that printed this cursor")
     p = verb(hooks, "redeliver", _redeliver, "send a delivery again, with a fresh schedule of attempts")
     p.add_argument("delivery_id", metavar="DELIVERY_ID")
     verb(hooks, "send", _send, "send the due webhook deliveries now (for a timer; the server sends them too)")

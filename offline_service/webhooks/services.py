@@ -3,6 +3,7 @@ call. Every one is scoped to the account; bad input changes nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,18 +11,21 @@ from typing import Any
 from offline_service import audit
 from offline_service.accounts.models import Account
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import new_id
+from offline_service.ids import ID_PREFIXES, new_id
 from offline_service.store import Store, Transaction
 from offline_service.webhooks.models import EVENT_TYPES, Delivery, Endpoint
 from offline_service.webhooks.signing import new_secret
 from offline_service.webhooks.urls import URLPolicy, check_url
 
 __all__ = [
+    "CURSOR_PATTERN",
     "MAX_ENDPOINTS",
+    "MAX_PAGE",
     "add_endpoint",
     "add_endpoint_in",
     "deliveries",
     "delivery_json",
+    "delivery_page",
     "endpoint",
     "endpoint_json",
     "endpoints",
@@ -32,6 +36,12 @@ __all__ = [
 ]
 
 MAX_ENDPOINTS = 20  # per account: each event is one row per endpoint, written in its transaction
+MAX_PAGE = 200  # deliveries a page at most, as every page of the admin API
+# A page's cursor: the creation time and id digits of its last delivery. Opaque to callers; its
+# shape alone says whether it is one.
+CURSOR_PATTERN = "^[0-9]{1,15}[.][0-9a-f]{24,32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_DELIVERY_PREFIX = ID_PREFIXES["webhook_delivery"] + "_"
 
 
 def _events(events: Sequence[str]) -> tuple[str, ...]:
@@ -148,10 +158,34 @@ def set_enabled(
 
 
 def deliveries(store: Store, account: Account, endpoint_id: str, *, limit: int = 100) -> Sequence[Delivery]:
-    """The endpoint's delivery log, newest first."""
+    """The newest ``limit`` deliveries of the endpoint's log, newest first (``delivery_page``'s first)."""
+    return delivery_page(store, account, endpoint_id, limit=limit)[0]
+
+
+def delivery_page(
+    store: Store, account: Account, endpoint_id: str, *, limit: int, cursor: str | None = None
+) -> tuple[list[Delivery], str | None]:
+    """One page of the endpoint's delivery log, newest first, after the page whose ``cursor`` is
+    given, and the cursor of the next page (None on the last). Deliveries written while a caller
+    pages are newer than every page read, so they shift none: nothing is skipped or repeated.
+    INVALID_ARGUMENT for a limit outside 1 to MAX_PAGE or a cursor no page gave."""
+    if not 0 < limit <= MAX_PAGE:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"limit must be 1 to {MAX_PAGE}")
+    before = None
+    if cursor is not None:
+        if not _CURSOR.fullmatch(cursor):
+            raise OfflineServiceError(
+                Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page"
+            )
+        at, digits = cursor.split(".")
+        before = (int(at), _DELIVERY_PREFIX + digits)
     with store.read() as tx:
         _endpoint(tx, account, endpoint_id)
-        return tx.webhook_deliveries(account.id, endpoint_id, limit)
+        found = list(tx.webhook_deliveries(account.id, endpoint_id, limit + 1, before=before))
+    if len(found) <= limit:
+        return found, None
+    last = found[limit - 1]
+    return found[:limit], f"{last.created_at}.{last.id.removeprefix(_DELIVERY_PREFIX)}"
 
 
 def redeliver(store: Store, account: Account, delivery_id: str, *, now: int, actor: str = "cli") -> Delivery:

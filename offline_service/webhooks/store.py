@@ -65,8 +65,11 @@ class WebhooksTransaction(Protocol):
         ...
 
     def disable_webhook_endpoint(self, endpoint_id: str, now: int) -> None: ...
-    def webhook_deliveries(self, account_id: str, endpoint_id: str, limit: int = 100) -> Sequence[Delivery]:
-        """The endpoint's deliveries, newest first."""
+    def webhook_deliveries(
+        self, account_id: str, endpoint_id: str, limit: int = 100, *, before: tuple[int, str] | None = None
+    ) -> Sequence[Delivery]:
+        """The endpoint's deliveries, newest first (by creation time, then id); with ``before``
+        (a delivery's creation time and id), only those after it in that order."""
         ...
 
     def webhook_delivery(self, account_id: str, delivery_id: str) -> Delivery | None: ...

@@ -18,6 +18,7 @@ from offline_service.admin.idempotency import KEEP_SECONDS
 from offline_service.admin.models import Scope
 from offline_service.licensing.decisions import DAY
 from tests.db import table
+from tests.factories import Machine
 from tests.web.site import Site, activation_request, error
 
 Call = Callable[[Site], tuple[str, str, dict[str, Any] | None]]
@@ -25,6 +26,17 @@ Call = Callable[[Site], tuple[str, str, dict[str, Any] | None]]
 
 def _create_body(site: Site, **extra: Any) -> dict[str, Any]:
     return {"productId": site.product.id, "allowedActivations": 3, "allowedDeactivations": 1, **extra}
+
+
+_MACHINE = Machine(fingerprint="fp-admin-routes")  # one key: activating it again is the same installation
+
+
+def _live_activation(site: Site) -> str:
+    """The id of a live activation of user1's license: its machine's, activated again if it was
+    released (activating a live machine again answers its activation)."""
+    granted = site.activate("user1", activation_request(site, "user1", "user1", _MACHINE))
+    assert granted.status_code == 200, granted.text
+    return str(granted.json()["activationId"])
 
 
 # Every admin route: (method, path, JSON body) for a site, and the scope it needs.
@@ -45,6 +57,10 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
     "list a license's activations": (
         Scope.ACTIVATIONS_READ,
         lambda site: ("GET", f"/v1/admin/licenses/{site.licenses['nobody'].id}/activations", None),
+    ),
+    "release an activation": (
+        Scope.ACTIVATIONS_WRITE,
+        lambda site: ("POST", f"/v1/admin/activations/{_live_activation(site)}/release", None),
     ),
     **{
         f"{verb} license": (

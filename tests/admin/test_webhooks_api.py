@@ -192,6 +192,62 @@ def test_the_delivery_log_and_redelivery(site: Site) -> None:
     assert ("webhook.redeliver", f"admin_token:{token_id}") in [(e.action, e.actor) for e in site.audit()]
 
 
+def _new_delivery(site: Site) -> None:
+    """One more delivery of acme's endpoints: a license created (its license.created event)."""
+    headers = site.admin_auth(Scope.LICENSES_WRITE.value)
+    body = {"productId": site.product.id, "allowedActivations": 1, "allowedDeactivations": 1}
+    assert site.client.post("/v1/admin/licenses", json=body, headers=headers).status_code == 201
+
+
+def _page(site: Site, eid: str, query: str, account: str = "acme") -> httpx.Response:
+    headers = site.admin_auth(Scope.WEBHOOKS_READ.value, account=account)
+    return site.client.get(f"/v1/admin/webhooks/{eid}/deliveries?{query}", headers=headers)
+
+
+def test_the_delivery_log_pages_by_cursor_while_deliveries_are_written(site: Site) -> None:
+    eid, first_delivery = _endpoint(site)
+    for _ in range(4):
+        site.clock.now += 1
+        _new_delivery(site)
+    everything = [d["id"] for d in _page(site, eid, "limit=200").json()["deliveries"]]
+    assert len(everything) == 5 and everything[-1] == first_delivery
+    seen: list[str] = []
+    cursor, pages = "", 0
+    while True:
+        page = _page(site, eid, f"limit=2{'&cursor=' + cursor if cursor else ''}").json()
+        seen += [d["id"] for d in page["deliveries"]]
+        pages += 1
+        _new_delivery(site)  # between pages: newer than every page read, so no page moves
+        site.clock.now += 1  # and later ones at a later time (the cursor holds the time too)
+        if page["nextCursor"] is None:
+            break
+        cursor = page["nextCursor"]
+    assert (seen, pages) == (everything, 3)
+    # The newest ones written meanwhile are on a fresh first page.
+    assert [d["id"] for d in _page(site, eid, "limit=200").json()["deliveries"]][3:] == everything
+
+
+def test_a_delivery_cursor_is_checked_and_finds_nothing_of_another_account(site: Site) -> None:
+    eid, _ = _endpoint(site)
+    _new_delivery(site)
+    cursor = _page(site, eid, "limit=1").json()["nextCursor"]
+    assert cursor
+    for query in ("cursor=abc", "cursor=1.xyz", "limit=201", "limit=1&cursor=" + "9" * 16 + "." + "a" * 32):
+        assert error(_page(site, eid, query)) == (400, "INVALID_ARGUMENT"), query
+    theirs, _ = _endpoint(site, "other")
+    answer = _page(site, eid, f"limit=1&cursor={cursor}", account="other")
+    assert error(answer) == (404, "NOT_FOUND")
+    # Acme's cursor on the other account's endpoint pages the other's log only.
+    listed = _page(site, theirs, f"cursor={cursor}", account="other").json()
+    assert all(d["endpointId"] == theirs for d in listed["deliveries"])
+
+
+def test_the_delivery_pages_are_as_long_as_every_admin_page() -> None:
+    from offline_service.admin.api._kit import MAX_LIMIT
+
+    assert webhooks.MAX_PAGE == MAX_LIMIT
+
+
 # -- end to end --------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ batch run too (with the app's engine and store)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from offline_service.licensing import services as admin
 from offline_service.webhooks import services
 from offline_service.webhooks.models import Endpoint
 from offline_service.webhooks.urls import URLPolicy
+from tests.db import execute, table
 from tests.factories import Machine, World
 from tests.licensing.test_api import _zip
 from tests.licensing.test_batch import activation, run, write
@@ -110,3 +112,51 @@ def test_an_upload_over_the_api_is_a_batch_too(site: Site) -> None:
         "input": "requests.zip",
         "output": "responses.zip",
     }
+
+
+def _refuse_batch_completed(world: World) -> None:
+    """From now on the database refuses to record a batch.completed delivery (a trigger: a real
+    database error in the emitting transaction, on either backend), and nothing else."""
+    if world.database_url is None:
+        execute(
+            world.store,
+            "CREATE TRIGGER refuse_batch_completed BEFORE INSERT ON webhook_deliveries"
+            " WHEN NEW.event_type = 'batch.completed' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
+        )
+    else:
+        execute(
+            world.store,
+            "CREATE FUNCTION refuse_batch_completed() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$",
+        )
+        execute(
+            world.store,
+            "CREATE TRIGGER refuse_batch_completed BEFORE INSERT ON webhook_deliveries FOR EACH ROW"
+            " WHEN (NEW.event_type = 'batch.completed') EXECUTE FUNCTION refuse_batch_completed()",
+        )
+
+
+def test_a_batch_whose_event_cannot_be_recorded_still_reports_its_results(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    e = _endpoint(world, "batch.completed", "activation.created")
+    _refuse_batch_completed(world)
+    lic = world.license(activations=5)
+    inputs = tmp_path / "in"
+    write(inputs / "a.req", activation(world, lic, "a"))
+    write(inputs / "c.req", b"not a request")
+    with caplog.at_level(logging.ERROR, logger="offline_service.licensing.batch"):
+        summary = run(world, inputs, tmp_path / "out", tmp_path / "report.csv")
+    assert (summary.total, summary.accepted, summary.rejected) == (2, 1, 1)
+    assert (tmp_path / "report.csv").read_text().count("\n") == 3  # the header and both files
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.response"]
+    (record,) = [r for r in caplog.records if r.name == "offline_service.licensing.batch"]
+    message = record.getMessage()
+    assert record.levelno == logging.ERROR
+    assert message.startswith(f"batch.completed was not recorded for account {world.account.id}")
+    assert "STORAGE_ERROR" in message and "disk on fire" in message and "1 accepted, 1 rejected" in message
+    # The run's own events were recorded; only the notice of its end is missing.
+    assert {d.event_type for d in services.deliveries(world.store, world.account, e.id)} == {
+        "activation.created"
+    }
+    assert len(table(world.store, "activations")) == 1

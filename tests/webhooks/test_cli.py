@@ -51,7 +51,9 @@ def test_the_webhook_verbs_from_add_to_remove(cli: Cli) -> None:
         assert r.secret not in cli("webhook", "list", "--json").out
         license = new_license(cli, product)
         assert cli.ok("webhook", "send") == {"sent": 1, "failed": 0, "disabled": 0}
-        (log,) = cli.ok("webhook", "deliveries", added["id"])
+        page = cli.ok("webhook", "deliveries", added["id"])
+        assert page["nextCursor"] is None
+        (log,) = page["deliveries"]
         assert log["state"] == "delivered" and log["event"] == "license.created" and log["lastStatus"] == 200
         assert r.secret not in cli("webhook", "deliveries", added["id"]).out
         assert cli.ok("webhook", "redeliver", log["id"])["state"] == "pending"
@@ -91,3 +93,28 @@ def test_refused_urls_and_unknown_events_write_nothing(cli: Cli) -> None:
     bad = cli("webhook", "add", "--url", "https://127.0.0.1/", "--event", "license.exploded")
     assert bad.code == 2 and "invalid choice" in bad.err
     assert cli.ok("webhook", "list") == []
+
+
+def test_the_delivery_log_pages_by_cursor(cli: Cli) -> None:
+    cli.ok("init")
+    product = cli.ok("product", "create", "--name", "App")["id"]
+    added = cli.ok("webhook", "add", "--url", "http://127.0.0.1:9/hook", "--event", "license.created")
+    for _ in range(3):
+        new_license(cli, product)
+    first = cli.ok("webhook", "deliveries", added["id"], "--limit", "2")
+    assert len(first["deliveries"]) == 2 and first["nextCursor"]
+    assert (
+        f"more: --cursor {first['nextCursor']}"
+        in cli("webhook", "deliveries", added["id"], "--limit", "2").out
+    )
+    new_license(cli, product)  # written between pages: newer than every page read
+    second = cli.ok("webhook", "deliveries", added["id"], "--limit", "2", "--cursor", first["nextCursor"])
+    assert len(second["deliveries"]) == 1 and second["nextCursor"] is None
+    seen = [d["id"] for d in first["deliveries"] + second["deliveries"]]
+    assert len(set(seen)) == 3
+    everything = [
+        d["id"] for d in cli.ok("webhook", "deliveries", added["id"], "--limit", "200")["deliveries"]
+    ]
+    assert everything[1:] == seen
+    cli.fails(Code.INVALID_ARGUMENT, "webhook", "deliveries", added["id"], "--limit", "201")
+    cli.fails(Code.INVALID_ARGUMENT, "webhook", "deliveries", added["id"], "--cursor", "bogus")

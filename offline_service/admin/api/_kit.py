@@ -21,7 +21,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import MAX_COUNT
 from offline_service.store import Transaction
 from offline_service.web.api import json_body, json_int
-from offline_service.web.auth import services
+from offline_service.web.auth import client_address, services
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -47,12 +47,22 @@ REPLAYED_HEADER = "idempotent-replayed"
 
 
 async def admin_token(request: Request, scope: Scope) -> tuple[AdminToken, Account]:
-    """The admin token of ``Authorization: Bearer``, with ``scope``, and its account."""
+    """The admin token of ``Authorization: Bearer``, with ``scope``, and its account. A wrong token
+    counts against the client's address (behind a proxy, the address ``serve --proxy-headers``
+    trusts it to give); too many, and RATE_LIMITED (tokens.authenticate)."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise OfflineServiceError(Code.UNAUTHENTICATED, "send Authorization: Bearer <admin token>")
     svc = services(request)
-    token = await run_in_threadpool(tokens.authenticate, svc.store, secret.strip(), now=svc.now())
+    token = await run_in_threadpool(
+        tokens.authenticate,
+        svc.store,
+        secret.strip(),
+        now=svc.now(),
+        address=client_address(request),
+        failures=svc.settings.admin_auth_failures,
+        window=svc.settings.admin_auth_window,
+    )
     tokens.require(token, scope)
     account = await run_in_threadpool(tokens.account_of, svc.store, token)
     return token, account

@@ -101,10 +101,15 @@ async def webhook_deliveries(request: Request) -> Response:
     _, account = await admin_token(request, Scope.WEBHOOKS_READ)
     endpoint_id = _endpoint_id(request)
     size = limit(request.query_params)
-    found = await run_in_threadpool(
-        lambda: webhooks.deliveries(services(request).store, account, endpoint_id, limit=size)
+    cursor = request.query_params.get("cursor")
+    found, next_cursor = await run_in_threadpool(
+        lambda: webhooks.delivery_page(
+            services(request).store, account, endpoint_id, limit=size, cursor=cursor
+        )
     )
-    return json_response({"deliveries": [webhooks.delivery_json(d) for d in found]})
+    return json_response(
+        {"deliveries": [webhooks.delivery_json(d) for d in found], "nextCursor": next_cursor}
+    )
 
 
 async def webhook_redeliver(request: Request) -> Response:

@@ -27,8 +27,9 @@ SCHEMAS: dict[str, Schema] = {
 
 
 def admin_op(summary: str, scope: Scope, ok: dict[str, Any], *errors: str, **kw: Any) -> dict[str, Any]:
-    """An admin operation: its summary names the scope it needs; 403 without it."""
-    operation = op(f"{summary} (scope {scope.value})", ok, "403", *errors, tag="admin", **kw)
+    """An admin operation: its summary names the scope it needs; 403 without it; 429 after too many
+    failed authentications from the client's address."""
+    operation = op(f"{summary} (scope {scope.value})", ok, "403", "429", *errors, tag="admin", **kw)
     operation["security"] = [{"adminToken": []}]
     return operation
 

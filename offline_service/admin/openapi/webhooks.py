@@ -17,10 +17,11 @@ from offline_service.web.openapi_kit import (
     json_answer,
     nullable,
     obj,
+    query,
     ref,
 )
 from offline_service.webhooks.models import EVENT_TYPES
-from offline_service.webhooks.services import MAX_ENDPOINTS
+from offline_service.webhooks.services import CURSOR_PATTERN, MAX_ENDPOINTS
 from offline_service.webhooks.urls import MAX_URL
 
 __all__ = ["PATHS", "SCHEMAS"]
@@ -103,13 +104,14 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
     "AdminWebhookDeliveries": obj(
-        ["deliveries"],
+        ["deliveries", "nextCursor"],
         {
             "deliveries": {
                 "type": "array",
                 "items": ref("AdminWebhookDelivery"),
                 "description": "Newest first",
-            }
+            },
+            "nextCursor": nullable("string", "Send as cursor for the next page; null on the last page"),
         },
     ),
 }
@@ -172,12 +174,17 @@ PATHS: dict[str, Any] = {
     "/v1/admin/webhooks/{id}/deliveries": {
         "parameters": [_HOOK_ID],
         "get": admin_op(
-            "A webhook endpoint's delivery log, newest first",
+            "A webhook endpoint's delivery log, newest first, a page at a time",
             Scope.WEBHOOKS_READ,
-            json_answer(ref("AdminWebhookDeliveries"), "The deliveries"),
+            json_answer(ref("AdminWebhookDeliveries"), "One page"),
             "400",
             "404",
-            parameters=[limit_query("Deliveries")],
+            parameters=[
+                limit_query("Deliveries"),
+                query(
+                    "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page"
+                ),
+            ],
         ),
     },
     "/v1/admin/webhook-deliveries/{id}/redeliver": {

@@ -1,6 +1,7 @@
 """The trial endpoint's limits, written once for every backend: one row per client address (its
 token bucket and its day of new trials), read and written inside the transaction that decides.
-Forgot-password requests are counted in the same rows, under keys starting "pwreset:"."""
+Forgot-password requests are counted in the same rows, under keys starting "pwreset:", and failed
+admin token authentications under keys starting "adminauth:"."""
 
 from __future__ import annotations
 

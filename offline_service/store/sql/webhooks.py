@@ -71,6 +71,11 @@ class WebhooksStatements:
             f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE account_id = ? AND endpoint_id = ?"
             " ORDER BY created_at DESC, id DESC LIMIT ?"
         )
+        # The next page: the rows after (older than) the last one shown, in the same order.
+        self.deliveries_before = q(
+            f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE account_id = ? AND endpoint_id = ?"
+            " AND (created_at < ? OR (created_at = ? AND id < ?)) ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
         self.delivery = q(f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE account_id = ? AND id = ?")
         self.requeue = q(
             "UPDATE webhook_deliveries SET delivered_at = NULL, given_up_at = NULL, next_attempt_at = ?,"
@@ -180,8 +185,17 @@ class WebhooksSQL(SQLPart):
     def disable_webhook_endpoint(self, endpoint_id: str, now: int) -> None:
         self._c.execute(self._wq.disable, (now, endpoint_id))
 
-    def webhook_deliveries(self, account_id: str, endpoint_id: str, limit: int = 100) -> Sequence[Delivery]:
-        return [_delivery(r) for r in self._c.execute(self._wq.deliveries, (account_id, endpoint_id, limit))]
+    def webhook_deliveries(
+        self, account_id: str, endpoint_id: str, limit: int = 100, *, before: tuple[int, str] | None = None
+    ) -> Sequence[Delivery]:
+        if before is None:
+            found = self._c.execute(self._wq.deliveries, (account_id, endpoint_id, limit))
+        else:
+            at, delivery_id = before
+            found = self._c.execute(
+                self._wq.deliveries_before, (account_id, endpoint_id, at, at, delivery_id, limit)
+            )
+        return [_delivery(r) for r in found]
 
     def webhook_delivery(self, account_id: str, delivery_id: str) -> Delivery | None:
         row = self._one(self._wq.delivery, (account_id, delivery_id))
