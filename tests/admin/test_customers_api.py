@@ -18,7 +18,7 @@ from offline_service.accounts.models import Organization, UserGroup
 from offline_service.accounts.passwords import Cost
 from offline_service.admin import tokens
 from offline_service.admin.models import Scope
-from offline_service.errors import OfflineServiceError
+from offline_service.errors import Code, OfflineServiceError
 from tests.db import table
 from tests.web.pages import PEOPLE_TABLES, link_in, mails, user, user_by_email
 from tests.web.site import EMAILS, Site, error
@@ -498,3 +498,24 @@ def test_without_a_public_address_an_invitation_changes_nothing(make_site: Calla
         site.client.post("/v1/admin/users", json={**body, "invite": False}, headers=headers).status_code
         == 201
     )
+
+
+class _Refusing:
+    """A mailer whose relay is away."""
+
+    def send(self, message: Any) -> None:
+        raise OfflineServiceError(Code.STORAGE_ERROR, "cannot use the mail directory /secret/path")
+
+
+def test_a_mail_that_cannot_be_sent_is_a_503_and_the_user_stays(site: Site) -> None:
+    site.svc.mailer = _Refusing()
+    headers = {**site.admin_auth(Scope.CUSTOMERS_WRITE.value), "idempotency-key": "invite-2"}
+    body = {"email": "fay@acme.example", "role": "user", "invite": True}
+    answer = site.client.post("/v1/admin/users", json=body, headers=headers)
+    assert error(answer) == (503, "STORAGE_ERROR") and "/secret" not in answer.text
+    fay = user_by_email(site, "fay@acme.example")
+    assert f"/v1/admin/users/{fay.id}/invite" in answer.json()["message"]
+    again = site.client.post("/v1/admin/users", json=body, headers=headers)  # the kept 201
+    assert again.status_code == 201 and again.json()["id"] == fay.id
+    invite = site.client.post(f"/v1/admin/users/{fay.id}/invite", headers=headers)
+    assert error(invite) == (503, "STORAGE_ERROR") and "/secret" not in invite.text

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts import membership, password_links, queries
+from offline_service.accounts import invitations, membership, password_links, queries
 from offline_service.accounts.membership import MAX_ALLOWED_USERS, NewUser
 from offline_service.accounts.models import User
 from offline_service.accounts.representations import group_json, organization_json, person_json
@@ -184,22 +184,33 @@ def _link_base(svc: Services, account_id: str) -> str:
     return password_links.link_base(svc.store, account_id, public_url=svc.settings.public_url)
 
 
-def _mail_link(svc: Services, user: User, token: str, *, base: str, now: int) -> None:
-    """Mail ``user`` their set-password link (blocking, no transaction held). A failure is logged
-    without the link, and answered STORAGE_ERROR without the mailer's words (they may name a path)."""
-    expires_at = now + svc.settings.password_link_lifetime
-    mail = password_links.mail(
-        svc.store, user, token, sender=svc.settings.mail_from, base=base, expires_at=expires_at, now=now
+def _mail_failed(user: User, exc: OfflineServiceError) -> OfflineServiceError:
+    """A mail that could not be sent, logged without the link and answered without the mailer's
+    words (they may name a path): the link stays issued, and another can be asked for."""
+    log.error("no set-password mail for user %s: %s", user.id, exc.code.value)
+    return OfflineServiceError(
+        Code.STORAGE_ERROR,
+        f"the set-password mail for user {user.id} could not be sent; send another with"
+        f" POST /v1/admin/users/{user.id}/invite",
     )
+
+
+def _mail_link(svc: Services, user: User, token: str, *, base: str, now: int) -> None:
+    """Mail a new user their set-password link (blocking, no transaction held)."""
+    expires_at = now + svc.settings.password_link_lifetime
     try:
-        svc.send(mail)
+        invitations.mail_link(
+            svc.store,
+            svc.mailer,
+            user,
+            token,
+            sender=svc.settings.mail_from,
+            base=base,
+            expires_at=expires_at,
+            now=now,
+        )
     except OfflineServiceError as exc:
-        log.error("no set-password mail for user %s: %s", user.id, exc.code.value)
-        raise OfflineServiceError(
-            Code.STORAGE_ERROR,
-            f"the set-password mail for user {user.id} could not be sent; send another with"
-            f" POST /v1/admin/users/{user.id}/invite",
-        ) from None
+        raise _mail_failed(user, exc) from None
 
 
 async def user_create(request: Request) -> Response:
@@ -287,11 +298,24 @@ async def user_invite(request: Request) -> Response:
     now = svc.now()
     lifetime = svc.settings.password_link_lifetime
     base = await run_in_threadpool(_link_base, svc, scope.account_id)
-    user, link = await run_in_threadpool(
-        lambda: membership.send_password_link(svc.store, scope, user_id, now=now, link_lifetime=lifetime)
-    )
-    await run_in_threadpool(lambda: _mail_link(svc, user, link, base=base, now=now))
-    return json_response({**person_json(user), "invitation": {"expiresAt": now + lifetime}})
+
+    def invite() -> tuple[User, int]:
+        try:
+            return invitations.send_link(
+                svc.store,
+                scope,
+                user_id,
+                mailer=svc.mailer,
+                sender=svc.settings.mail_from,
+                base=base,
+                lifetime=lifetime,
+                now=now,
+            )
+        except invitations.NotMailed as exc:
+            raise _mail_failed(exc.user, exc) from None
+
+    user, expires_at = await run_in_threadpool(invite)
+    return json_response({**person_json(user), "invitation": {"expiresAt": expires_at}})
 
 
 # -- groups --------------------------------------------------------------------------------------
