@@ -39,6 +39,13 @@ class AccountsTransaction(Protocol):
         """The account's users (of ``organization_id`` if given) by id, after the id ``after``."""
         ...
 
+    def organization_group_links(
+        self, account_id: str, organization_id: str
+    ) -> tuple[Sequence[tuple[str, str]], Sequence[tuple[str, str]]]:
+        """The (group id, user id) memberships and (group id, license id) links of every group of
+        the organization: two statements, however many groups."""
+        ...
+
     def organization_counts(self, account_id: str, organization_id: str) -> tuple[int, int, int, int]:
         """The organization's users, enabled users, groups and the licenses it owns, in one statement."""
         ...

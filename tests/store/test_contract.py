@@ -523,6 +523,16 @@ def test_organization_and_user_pages_and_counts_stay_in_the_account(store: Store
         assert tx.organization_counts(s.account.id, "org_a") == (2, 2, 1, 1)
         assert tx.organization_counts(s.account.id, "org_c") == (0, 0, 0, 0)
         assert tx.organization_counts(s.other.id, "org_a") == (0, 0, 0, 0)
+    with store.write() as tx:
+        tx.add_group_member(s.group.id, s.user.id)
+        tx.link_group_license(s.group.id, "lic_1")
+    with store.read() as tx:
+        assert tx.organization_group_links(s.account.id, "org_a") == (
+            [(s.group.id, s.user.id)],
+            [(s.group.id, "lic_1")],
+        )
+        assert tx.organization_group_links(s.other.id, "org_a") == ([], [])
+        assert tx.organization_group_links(s.account.id, "org_c") == ([], [])
 
 
 def test_groups_members_and_licenses(store: Store, s: Seed) -> None:

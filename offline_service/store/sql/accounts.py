@@ -131,6 +131,15 @@ class AccountsStatements:
             for organization in (False, True)
             for after in (False, True)
         }
+        _of_organization = (
+            "JOIN user_groups g ON g.id = x.group_id WHERE g.account_id = ? AND g.organization_id = ?"
+        )
+        self.organization_group_members = q(
+            f"SELECT x.group_id, x.user_id FROM group_members x {_of_organization}"
+        )
+        self.organization_group_licenses = q(
+            f"SELECT x.group_id, x.license_id FROM group_licenses x {_of_organization}"
+        )
         self.organization_counts = q(
             "SELECT (SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ?),"
             " (SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ? AND disabled = 0),"
@@ -270,6 +279,14 @@ class AccountsSQL(SQLPart):
         sql = self._uq.users_page[(organization_id is not None, after is not None)]
         args = [account_id, *(x for x in (organization_id, after) if x is not None), limit]
         return [user_from_row(r) for r in self._c.execute(sql, args)]
+
+    def organization_group_links(
+        self, account_id: str, organization_id: str
+    ) -> tuple[Sequence[tuple[str, str]], Sequence[tuple[str, str]]]:
+        args = (account_id, organization_id)
+        members = [(r[0], r[1]) for r in self._c.execute(self._uq.organization_group_members, args)]
+        licenses = [(r[0], r[1]) for r in self._c.execute(self._uq.organization_group_licenses, args)]
+        return members, licenses
 
     def organization_counts(self, account_id: str, organization_id: str) -> tuple[int, int, int, int]:
         row = self._one(self._uq.organization_counts, (account_id, organization_id) * 4)
