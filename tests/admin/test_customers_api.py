@@ -7,6 +7,7 @@ answer, a kept answer or the audit log."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -303,6 +304,34 @@ def test_the_allowed_users_cap_holds_for_creates_and_enables(site: Site) -> None
         "USER_LIMIT",
     )
     assert user_by_email(site, "one@small.example").disabled
+
+
+def test_two_enables_racing_for_the_last_place_enable_one(site: Site) -> None:
+    headers = site.admin_auth(Scope.CUSTOMERS_WRITE.value)
+    org = site.client.post(
+        "/v1/admin/organizations", json={"name": "Small", "allowedUsers": 1}, headers=headers
+    ).json()
+    ids = []
+    for email in ("one@small.example", "two@small.example"):
+        body = {"email": email, "role": "user", "organizationId": org["id"]}
+        made = site.client.post("/v1/admin/users", json=body, headers=headers).json()
+        site.client.post(f"/v1/admin/users/{made['id']}/disable", headers=headers)
+        ids.append(made["id"])
+    start = threading.Barrier(2)
+    answers: list[httpx.Response] = []
+
+    def enable(user_id: str) -> None:
+        start.wait()
+        answers.append(site.client.post(f"/v1/admin/users/{user_id}/enable", headers=headers))
+
+    threads = [threading.Thread(target=enable, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    with site.svc.store.read() as tx:
+        assert tx.enabled_user_count(site.acme.id, org["id"]) == 1
 
 
 # -- idempotency -------------------------------------------------------------------------------
