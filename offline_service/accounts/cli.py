@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from offline_service.accounts import membership, password_links
+from offline_service.accounts import invitations, membership, password_links
 from offline_service.accounts.mail import FileMailer, open_mailer
 from offline_service.accounts.models import Role
 from offline_service.accounts.scope import Scope
@@ -94,24 +94,26 @@ def cmd_user_password_link(ctx: Context) -> int:
                 exc.code, "give --base-url (the portal's address) or set OFFLINE_SERVICE_PUBLIC_URL"
             ) from None
     user = membership.user_with_email(ctx.store, scope, ctx.args.email)
-    at = now()
-    lifetime = ctx.settings.password_link_lifetime
-    user, token = membership.send_password_link(ctx.store, scope, user.id, now=at, link_lifetime=lifetime)
     mailer = open_mailer(smtp=ctx.settings.smtp, data_dir=ctx.settings.data_dir)
-    mailer.send(
-        password_links.mail(
-            ctx.store, user, token, sender=ctx.settings.mail_from, base=base, expires_at=at + lifetime, now=at
-        )
-    )
     # The link is a secret: it goes into the mail only, never to the terminal.
+    user, expires_at = invitations.send_link(
+        ctx.store,
+        scope,
+        user.id,
+        mailer=mailer,
+        sender=ctx.settings.mail_from,
+        base=base,
+        lifetime=ctx.settings.password_link_lifetime,
+        now=now(),
+    )
     where = f"written to {mailer.directory}" if isinstance(mailer, FileMailer) else "sent by SMTP"
-    data: dict[str, Any] = {"id": user.id, "email": user.email, "expiresAt": at + lifetime}
+    data: dict[str, Any] = {"id": user.id, "email": user.email, "expiresAt": expires_at}
     if isinstance(mailer, FileMailer):
         data["mailDirectory"] = str(mailer.directory)
     emit(
         ctx.args,
         data,
-        f"set-password link for {user.email} mailed ({where}); it works once, until {iso(at + lifetime)}",
+        f"set-password link for {user.email} mailed ({where}); it works once, until {iso(expires_at)}",
     )
     return EXIT_OK
 

@@ -33,6 +33,7 @@ from offline_service.licensing.models import License
 from offline_service.store import Store, Transaction
 
 __all__ = [
+    "MAX_ALLOWED_USERS",
     "MAX_GROUP_NAME",
     "MAX_NAME",
     "MAX_ORGANIZATION_NAME",
@@ -43,8 +44,11 @@ __all__ = [
     "check_person_name",
     "check_user_cap",
     "create_group",
+    "create_group_in",
     "create_organization",
+    "create_organization_in",
     "create_user",
+    "create_user_in",
     "delete_group",
     "group_named",
     "license_with_key",
@@ -62,6 +66,7 @@ __all__ = [
 MAX_NAME = 100  # first and last names
 MAX_GROUP_NAME = 200
 MAX_ORGANIZATION_NAME = 200
+MAX_ALLOWED_USERS = 2**31 - 1  # what the column holds on every backend
 
 
 def _name(value: str, what: str, *, high: int, empty: bool) -> str:
@@ -117,23 +122,33 @@ def create_organization(
     store: Store, scope: Scope, *, name: str, now: int, allowed_users: int | None = None
 ) -> Organization:
     """A new organization of the account; only the vendor makes them (FORBIDDEN for an admin)."""
+    with store.write() as tx:
+        return create_organization_in(tx, scope, name=name, now=now, allowed_users=allowed_users)
+
+
+def create_organization_in(
+    tx: Transaction, scope: Scope, *, name: str, now: int, allowed_users: int | None = None
+) -> Organization:
+    """``create_organization`` within the caller's write transaction (the admin API's idempotent
+    create keeps its answer in the same one); the name is unique within it."""
     name = check_organization_name(name)
-    if allowed_users is not None and allowed_users < 0:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "the allowed users must be 0 or more")
+    if allowed_users is not None and not 0 <= allowed_users <= MAX_ALLOWED_USERS:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, f"the allowed users must be 0 to {MAX_ALLOWED_USERS}"
+        )
     if not scope.is_vendor:
         raise OfflineServiceError(Code.FORBIDDEN, "only the vendor creates organizations")
-    with store.write() as tx:
-        if tx.organization_by_name(scope.account_id, name) is not None:
-            raise OfflineServiceError(Code.CONFLICT, f"organization {name!r} already exists")
-        org = Organization(
-            id=new_id("org"),
-            account_id=scope.account_id,
-            name=name,
-            created_at=now,
-            allowed_users=allowed_users,
-        )
-        tx.insert_organization(org)
-        _audit(tx, scope, "organization.create", now, organization=org.id)
+    if tx.organization_by_name(scope.account_id, name) is not None:
+        raise OfflineServiceError(Code.CONFLICT, f"organization {name!r} already exists")
+    org = Organization(
+        id=new_id("org"),
+        account_id=scope.account_id,
+        name=name,
+        created_at=now,
+        allowed_users=allowed_users,
+    )
+    tx.insert_organization(org)
+    _audit(tx, scope, "organization.create", now, organization=org.id)
     return org
 
 
@@ -145,6 +160,35 @@ class NewUser(NamedTuple):
 
     user: User
     link: str | None  # the secret of their set-password link (for ``password_links.link``), if one was made
+
+
+class _UserFields(NamedTuple):
+    email: str
+    role: Role
+    first_name: str
+    last_name: str
+    organization_id: str | None
+
+
+def _user_fields(
+    scope: Scope,
+    *,
+    email: str,
+    role: Role | str,
+    organization_id: str | None,
+    first_name: str,
+    last_name: str,
+) -> _UserFields:
+    """A new user's fields, checked before anything is read or written."""
+    checked = check_email(email)
+    kind = _role(role)
+    first, last = check_person_name(first_name, "first name"), check_person_name(last_name, "last name")
+    wanted = organization_id or scope.organization_id
+    if kind is Role.ORGANIZATION_ADMIN and wanted is None:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, "an organization admin must belong to an organization"
+        )
+    return _UserFields(checked, kind, first, last, wanted)
 
 
 def create_user(
@@ -164,42 +208,80 @@ def create_user(
     """A new user of ``organization_id`` (an admin: their own organization; the vendor: any, or none
     for a user), with ``password`` or none, and a set-password link when ``link_lifetime`` is
     given. An organization admin must belong to an organization. USER_LIMIT when it is full."""
-    email = check_email(email)
-    kind = _role(role)
-    first, last = check_person_name(first_name, "first name"), check_person_name(last_name, "last name")
-    wanted = organization_id or scope.organization_id
-    if kind is Role.ORGANIZATION_ADMIN and wanted is None:
-        raise OfflineServiceError(
-            Code.INVALID_ARGUMENT, "an organization admin must belong to an organization"
-        )
+    fields = _user_fields(
+        scope,
+        email=email,
+        role=role,
+        organization_id=organization_id,
+        first_name=first_name,
+        last_name=last_name,
+    )
     if password is not None:
-        check_strength(password, email=email)
+        check_strength(password, email=fields.email)
     hashed = hash_password(password, cost) if password is not None else None  # slow: outside the lock
     with store.write() as tx:
-        scope.check(tx)
-        org = scope.organization(tx, wanted) if wanted is not None else None
-        if tx.user_by_email(scope.account_id, email_key(email)) is not None:
-            raise OfflineServiceError(Code.CONFLICT, f"a user with email {email} already exists")
-        if org is not None:
-            check_user_cap(tx, org)
-        user = User(
-            id=new_id("usr"),
-            account_id=scope.account_id,
-            email=email,
-            role=kind,
-            created_at=now,
-            organization_id=org.id if org else None,
-            password_hash=hashed,
-            first_name=first,
-            last_name=last,
-        )
-        tx.insert_user(user)
-        where = {"organization": org.id} if org else {}
-        _audit(tx, scope, "user.create", now, user=user.id, role=kind.value, **where)
-        token = None
-        if link_lifetime is not None:
-            token = password_links.issue(tx, user, now=now, lifetime=link_lifetime)
-            _audit(tx, scope, "user.password_link", now, user=user.id)
+        return _insert_user(tx, scope, fields, now=now, password_hash=hashed, link_lifetime=link_lifetime)
+
+
+def create_user_in(
+    tx: Transaction,
+    scope: Scope,
+    *,
+    email: str,
+    role: Role | str,
+    now: int,
+    organization_id: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+    link_lifetime: int | None = None,
+) -> NewUser:
+    """``create_user`` without a password, within the caller's write transaction (the admin API's
+    idempotent create): the email's uniqueness and the organization's cap are checked in it."""
+    fields = _user_fields(
+        scope,
+        email=email,
+        role=role,
+        organization_id=organization_id,
+        first_name=first_name,
+        last_name=last_name,
+    )
+    return _insert_user(tx, scope, fields, now=now, password_hash=None, link_lifetime=link_lifetime)
+
+
+def _insert_user(
+    tx: Transaction,
+    scope: Scope,
+    fields: _UserFields,
+    *,
+    now: int,
+    password_hash: str | None,
+    link_lifetime: int | None,
+) -> NewUser:
+    scope.check(tx)
+    wanted = fields.organization_id
+    org = scope.organization(tx, wanted) if wanted is not None else None
+    if tx.user_by_email(scope.account_id, email_key(fields.email)) is not None:
+        raise OfflineServiceError(Code.CONFLICT, f"a user with email {fields.email} already exists")
+    if org is not None:
+        check_user_cap(tx, org)
+    user = User(
+        id=new_id("usr"),
+        account_id=scope.account_id,
+        email=fields.email,
+        role=fields.role,
+        created_at=now,
+        organization_id=org.id if org else None,
+        password_hash=password_hash,
+        first_name=fields.first_name,
+        last_name=fields.last_name,
+    )
+    tx.insert_user(user)
+    where = {"organization": org.id} if org else {}
+    _audit(tx, scope, "user.create", now, user=user.id, role=fields.role.value, **where)
+    token = None
+    if link_lifetime is not None:
+        token = password_links.issue(tx, user, now=now, lifetime=link_lifetime)
+        _audit(tx, scope, "user.password_link", now, user=user.id)
     return NewUser(user=user, link=token)
 
 
@@ -275,15 +357,24 @@ def create_group(
     """A new group of ``organization_id`` (an admin: their own organization)."""
     name = check_group_name(name)
     with store.write() as tx:
-        scope.check(tx)
-        org = scope.organization(tx, organization_id)
-        if any(g.name == name for g in tx.organization_groups(scope.account_id, org.id)):
-            raise OfflineServiceError(Code.CONFLICT, f"the organization already has a group {name!r}")
-        group = UserGroup(
-            id=new_id("grp"), account_id=scope.account_id, organization_id=org.id, name=name, created_at=now
-        )
-        tx.insert_group(group)
-        _audit(tx, scope, "group.create", now, group=group.id)
+        return create_group_in(tx, scope, name=name, now=now, organization_id=organization_id)
+
+
+def create_group_in(
+    tx: Transaction, scope: Scope, *, name: str, now: int, organization_id: str | None = None
+) -> UserGroup:
+    """``create_group`` within the caller's write transaction (the admin API's idempotent create);
+    the name is unique in the organization within it."""
+    name = check_group_name(name)
+    scope.check(tx)
+    org = scope.organization(tx, organization_id)
+    if any(g.name == name for g in tx.organization_groups(scope.account_id, org.id)):
+        raise OfflineServiceError(Code.CONFLICT, f"the organization already has a group {name!r}")
+    group = UserGroup(
+        id=new_id("grp"), account_id=scope.account_id, organization_id=org.id, name=name, created_at=now
+    )
+    tx.insert_group(group)
+    _audit(tx, scope, "group.create", now, group=group.id)
     return group
 
 

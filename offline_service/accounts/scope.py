@@ -42,9 +42,10 @@ class Scope:
         )
 
     @classmethod
-    def vendor(cls, account: Account) -> Scope:
-        """The vendor at the command line: every organization of the account, actor ``cli``."""
-        return cls(account_id=account.id, organization_id=None, actor="cli")
+    def vendor(cls, account: Account, *, actor: str = "cli") -> Scope:
+        """The vendor: every organization of the account; ``actor`` ``cli`` at the command line, or
+        the admin API token that acts."""
+        return cls(account_id=account.id, organization_id=None, actor=actor)
 
     @property
     def is_vendor(self) -> bool:

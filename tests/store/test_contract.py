@@ -501,6 +501,44 @@ def test_accounts_organizations_and_users_round_trip_scoped(store: Store, s: See
         ]
 
 
+def test_organization_and_user_pages_and_counts_stay_in_the_account(store: Store, s: Seed) -> None:
+    loner = User("usr_loner", s.account.id, "loner@a.example", Role.USER, NOW, disabled=True)
+    with store.write() as tx:
+        tx.insert_organization(Organization("org_c", s.account.id, "Org C", NOW))
+        tx.insert_organization(Organization("org_z", s.other.id, "Org Z", NOW))
+        tx.insert_user(loner)
+        tx.insert_user(User("usr_z", s.other.id, "z@b.example", Role.USER, NOW))
+        tx.insert_license(new_license(s, 1, owner_organization_id=s.organization.id))
+    with store.read() as tx:
+        assert [o.id for o in tx.organizations_page(s.account.id, limit=10)] == ["org_a", "org_c"]
+        assert tx.organizations_page(s.account.id, limit=1) == [s.organization]
+        assert [o.id for o in tx.organizations_page(s.account.id, after="org_a", limit=10)] == ["org_c"]
+        assert [o.id for o in tx.organizations_page(s.other.id, limit=10)] == ["org_z"]
+        assert [u.id for u in tx.users_page(s.account.id, limit=10)] == ["usr_admin", "usr_loner", "usr_user"]
+        assert tx.users_page(s.account.id, after="usr_admin", limit=1) == [loner]
+        assert [u.id for u in tx.users_page(s.account.id, organization_id="org_a", limit=10)] == [
+            "usr_admin",
+            "usr_user",
+        ]
+        assert [
+            u.id for u in tx.users_page(s.account.id, organization_id="org_a", after="usr_admin", limit=10)
+        ] == ["usr_user"]
+        assert tx.users_page(s.other.id, organization_id="org_a", limit=10) == []
+        assert tx.organization_counts(s.account.id, "org_a") == (2, 2, 1, 1)
+        assert tx.organization_counts(s.account.id, "org_c") == (0, 0, 0, 0)
+        assert tx.organization_counts(s.other.id, "org_a") == (0, 0, 0, 0)
+    with store.write() as tx:
+        tx.add_group_member(s.group.id, s.user.id)
+        tx.link_group_license(s.group.id, "lic_1")
+    with store.read() as tx:
+        assert tx.organization_group_links(s.account.id, "org_a") == (
+            [(s.group.id, s.user.id)],
+            [(s.group.id, "lic_1")],
+        )
+        assert tx.organization_group_links(s.other.id, "org_a") == ([], [])
+        assert tx.organization_group_links(s.account.id, "org_c") == ([], [])
+
+
 def test_groups_members_and_licenses(store: Store, s: Seed) -> None:
     owned, grouped, other = new_license(s, 0, owner_user_id=s.user.id), new_license(s, 1), new_license(s, 2)
     with store.write() as tx:

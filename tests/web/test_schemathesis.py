@@ -51,8 +51,11 @@ CONFIG = schemathesis.Config.from_dict(
                 # A webhook URL is valid only when it parses and its host resolves to addresses the
                 # settings allow (no schema can say that either): a WEBHOOK_URL_REFUSED 400.
                 # A product's name is not only spaces and has no control characters.
+                # A customer's name is valid only when something is left once trimmed, an email
+                # only when it is an address, an organization admin only with an organization.
                 "include-name-regex": "^(POST /v1/admin/(licenses|products)"
-                "|PATCH /v1/admin/(licenses|products)/\\{id\\}|POST /v1/admin/webhooks)$",
+                "|PATCH /v1/admin/(licenses|products)/\\{id\\}|POST /v1/admin/webhooks"
+                "|POST /v1/admin/(organizations|users|groups))$",
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409"]

@@ -112,6 +112,40 @@ class AccountsStatements:
         self.enabled_user_count = q(
             "SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ? AND disabled = 0"
         )
+        # organizations_page and users_page, by which filters they have: (organization, after)
+        self.organizations_page = {
+            after: q(
+                f"SELECT {_ORGANIZATION_COLS} FROM organizations WHERE account_id = ?"
+                + (" AND id > ?" if after else "")
+                + " ORDER BY id LIMIT ?"
+            )
+            for after in (False, True)
+        }
+        self.users_page = {
+            (organization, after): q(
+                f"SELECT {USER_COLS} FROM users WHERE account_id = ?"
+                + (" AND organization_id = ?" if organization else "")
+                + (" AND id > ?" if after else "")
+                + " ORDER BY id LIMIT ?"
+            )
+            for organization in (False, True)
+            for after in (False, True)
+        }
+        _of_organization = (
+            "JOIN user_groups g ON g.id = x.group_id WHERE g.account_id = ? AND g.organization_id = ?"
+        )
+        self.organization_group_members = q(
+            f"SELECT x.group_id, x.user_id FROM group_members x {_of_organization}"
+        )
+        self.organization_group_licenses = q(
+            f"SELECT x.group_id, x.license_id FROM group_licenses x {_of_organization}"
+        )
+        self.organization_counts = q(
+            "SELECT (SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ?),"
+            " (SELECT COUNT(*) FROM users WHERE account_id = ? AND organization_id = ? AND disabled = 0),"
+            " (SELECT COUNT(*) FROM user_groups WHERE account_id = ? AND organization_id = ?),"
+            " (SELECT COUNT(*) FROM licenses WHERE account_id = ? AND owner_organization_id = ?)"
+        )
         self.update_user = q(
             "UPDATE users SET email = ?, email_key = ?, first_name = ?, last_name = ?, role = ?, disabled = ?,"
             " password_hash = ?, time_zone = ?, notify_new_activation = ?, notify_license_expiry = ?,"
@@ -230,6 +264,35 @@ class AccountsSQL(SQLPart):
     def enabled_user_count(self, account_id: str, organization_id: str) -> int:
         row = self._one(self._uq.enabled_user_count, (account_id, organization_id))
         return int(row[0]) if row else 0
+
+    def organizations_page(
+        self, account_id: str, *, after: str | None = None, limit: int
+    ) -> Sequence[Organization]:
+        args = [account_id, *([after] if after is not None else []), limit]
+        return [
+            Organization(*r) for r in self._c.execute(self._uq.organizations_page[after is not None], args)
+        ]
+
+    def users_page(
+        self, account_id: str, *, organization_id: str | None = None, after: str | None = None, limit: int
+    ) -> Sequence[User]:
+        sql = self._uq.users_page[(organization_id is not None, after is not None)]
+        args = [account_id, *(x for x in (organization_id, after) if x is not None), limit]
+        return [user_from_row(r) for r in self._c.execute(sql, args)]
+
+    def organization_group_links(
+        self, account_id: str, organization_id: str
+    ) -> tuple[Sequence[tuple[str, str]], Sequence[tuple[str, str]]]:
+        args = (account_id, organization_id)
+        members = [(r[0], r[1]) for r in self._c.execute(self._uq.organization_group_members, args)]
+        licenses = [(r[0], r[1]) for r in self._c.execute(self._uq.organization_group_licenses, args)]
+        return members, licenses
+
+    def organization_counts(self, account_id: str, organization_id: str) -> tuple[int, int, int, int]:
+        row = self._one(self._uq.organization_counts, (account_id, organization_id) * 4)
+        assert row is not None  # a SELECT of subqueries always has its one row
+        users, enabled, groups, licenses = (int(x) for x in row)
+        return users, enabled, groups, licenses
 
     def insert_user(self, u: User) -> None:
         self._c.execute(
