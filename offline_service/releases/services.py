@@ -35,8 +35,10 @@ from offline_service.releases.versions import Version, parse_version
 from offline_service.store import Store, Transaction
 
 __all__ = [
+    "CHANNEL_PATTERN",
     "DEFAULT_CHANNEL",
     "MAX_FILES",
+    "MAX_NAME",
     "MAX_NOTES",
     "Entitlement",
     "Offer",
@@ -67,7 +69,8 @@ MAX_FILES = 64
 MAX_NOTES = 20_000
 MAX_NAME = 200
 CHUNK = 1024 * 1024
-_CHANNEL = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
+CHANNEL_PATTERN = "^[a-z][a-z0-9-]{0,31}$"
+_CHANNEL = re.compile(CHANNEL_PATTERN.strip("^$"))
 _STAGING = ".staging"
 
 
@@ -93,7 +96,7 @@ def size_text(n: int) -> str:
 
 
 def check_channel(channel: str) -> str:
-    if not _CHANNEL.match(channel):
+    if not _CHANNEL.fullmatch(channel):
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT,
             "a channel is 1-32 lower-case letters, digits or hyphens, starting with a letter (stable, beta)",
@@ -222,9 +225,11 @@ class Staging:
     service. ``publish_in`` moves it into place; ``discard`` removes it (and what was moved, when
     the transaction that recorded it failed)."""
 
-    def __init__(self, root: Path, release: Release) -> None:
-        self.path = root / _STAGING / release.id
-        self.target = root / release.product_id / release.id
+    def __init__(self, root: Path, release_id: str) -> None:
+        self.root = root
+        self.release_id = release_id
+        self.path = root / _STAGING / release_id
+        self.target: Path | None = None  # where move_into_place moved it
         self.moved = False
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -251,8 +256,9 @@ class Staging:
             writer.close()
             raise
 
-    def move_into_place(self) -> None:
+    def move_into_place(self, product_id: str) -> None:
         """One rename: the release's directory appears whole, or not at all."""
+        self.target = self.root / product_id / self.release_id
         try:
             fsync_dir(self.path)
             self.target.parent.mkdir(exist_ok=True, mode=0o700)
@@ -267,7 +273,7 @@ class Staging:
         """Remove what was staged, and the moved directory too when ``publish_in`` moved it (call
         this only when its transaction did not commit)."""
         shutil.rmtree(self.path, ignore_errors=True)
-        if self.moved:
+        if self.moved and self.target is not None:
             shutil.rmtree(self.target, ignore_errors=True)
 
 
@@ -299,12 +305,14 @@ def new_release(
     now: int,
     channel: str = DEFAULT_CHANNEL,
     notes: str = "",
+    release_id: str | None = None,
 ) -> Release:
-    """A release to publish, its version, channel and notes checked (not yet recorded)."""
+    """A release to publish, its version, channel and notes checked (not yet recorded); its id is
+    ``release_id`` when its files are already being staged under it."""
     parse_version(version)
     check_channel(channel)
     return Release(
-        id=new_id("rel"),
+        id=release_id or new_id("rel"),
         account_id=account.id,
         product_id=product_id,
         version=version,
@@ -357,7 +365,9 @@ def publish_in(
         product_id=release.product_id,
         **{"release": release.id, "version": release.version, "channel": release.channel},
     )
-    staging.move_into_place()
+    if staging.release_id != release.id:
+        raise AssertionError("the staging directory is another release's")
+    staging.move_into_place(release.product_id)
     return PublishedRelease(release=release, files=recorded)
 
 
@@ -391,7 +401,7 @@ def publish(
     try:
         for path in paths:  # every file is checked before anything is copied
             sources.append(_open_source(path))
-        staging = Staging(root, release)
+        staging = Staging(root, release.id)
         try:
             staged = [staging.copy(fd, name) for fd, name in zip(sources, names, strict=True)]
             with store.write() as tx:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from offline_service.admin.api import activations, audit, licenses, products, webhooks
+from offline_service.admin.api import activations, audit, keys, licenses, products, releases, webhooks
 
 __all__ = ["routes"]
 
@@ -20,4 +20,6 @@ routes: tuple[BaseRoute, ...] = (  # constant: read once when the app is built
     *activations.routes,
     *audit.routes,
     *webhooks.routes,
+    *releases.routes,
+    *keys.routes,
 )

@@ -11,12 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from offline_service.admin.openapi import _kit, activations, audit, licenses, products, webhooks
+from offline_service.admin.openapi import (
+    _kit,
+    activations,
+    audit,
+    keys,
+    licenses,
+    products,
+    releases,
+    webhooks,
+)
 from offline_service.web.openapi_kit import Section
 
 __all__ = ["SECTION"]
 
-_PARTS = (_kit, products, licenses, activations, audit, webhooks)
+_PARTS = (_kit, products, licenses, activations, audit, webhooks, releases, keys)
 
 
 def _merged(name: str) -> dict[str, Any]:
