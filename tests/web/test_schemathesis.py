@@ -50,8 +50,10 @@ CONFIG = schemathesis.Config.from_dict(
                 # text without control characters: a schema-valid body may still be a 400.
                 # A webhook URL is valid only when it parses and its host resolves to addresses the
                 # settings allow (no schema can say that either): a WEBHOOK_URL_REFUSED 400.
+                # A release upload is valid only with distinct, acceptable file names, the fields
+                # before the files, and a version that parses: a schema-valid form may be a 400.
                 "include-name-regex": "^(POST /v1/admin/licenses|PATCH /v1/admin/licenses/\\{id\\}"
-                "|POST /v1/admin/webhooks)$",
+                "|POST /v1/admin/webhooks|POST /v1/admin/releases)$",
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409"]
