@@ -302,12 +302,12 @@ def test_a_hostile_form_is_refused_and_changes_nothing(site: Site, name: str) ->
         (b"", "multipart/form-data"),
     ],
 )
-def test_a_body_that_is_not_a_whole_multipart_form_is_malformed(
+def test_a_body_that_is_not_a_whole_multipart_form_is_refused(
     site: Site, content: bytes, content_type: str
 ) -> None:
     before = _rows(site)
     answer = _raw(site, content, **{"content-type": content_type})
-    assert error(answer) == (400, "MALFORMED_REQUEST"), answer.text
+    assert error(answer) == (400, "INVALID_ARGUMENT"), answer.text
     assert _rows(site) == before and _tree(site) == []
 
 

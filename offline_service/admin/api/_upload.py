@@ -6,8 +6,8 @@ The form: the fields ``product`` and ``version`` (required), ``channel`` and ``n
 each at most once, then one to ``MAX_FILES`` parts named ``file``, each with its file name. The
 fields come first, so that a wrong product or version is refused before any file is received.
 Anything else (another part name, a field after a file, a field twice, a part without a name, too
-many parts) is refused with INVALID_ARGUMENT, a body that is not multipart with MALFORMED_REQUEST,
-one over the limit with REQUEST_TOO_LARGE; on any refusal, what was staged is removed.
+many parts), and a body that is not a whole multipart form, are refused with INVALID_ARGUMENT (as
+every form the service reads), one over the limit with REQUEST_TOO_LARGE; on any refusal, what was staged is removed.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class _Reader:
 def _boundary(request: Request) -> bytes:
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not options.get(b"boundary"):
-        raise OfflineServiceError(Code.MALFORMED_REQUEST, "send the release as multipart/form-data (curl -F)")
+        raise _invalid("send the release as multipart/form-data (curl -F)")
     return options[b"boundary"]
 
 
@@ -237,16 +237,14 @@ async def read_upload(
         parser.finalize()
         reader.flush()
         if not reader.ended:
-            raise OfflineServiceError(
-                Code.MALFORMED_REQUEST, "the multipart body ends before its last boundary"
-            )
+            raise _invalid("the multipart body ends before its last boundary")
         if reader.staging is None:
             release_of(reader.fields)  # says what is wrong with the fields, if anything
             raise _invalid(f"a release has 1-{releases.MAX_FILES} files, in parts named {FILE_PART!r}")
         return Upload(release=release_of(reader.fields), staging=reader.staging, files=reader.files)
     except FormParserError:
         reader.close()
-        raise OfflineServiceError(Code.MALFORMED_REQUEST, "the multipart body is malformed") from None
+        raise _invalid("the multipart body is malformed") from None
     except BaseException:  # cancelled too: removed at once, not in a thread that may not run
         reader.close()
         raise
