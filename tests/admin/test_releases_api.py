@@ -7,6 +7,8 @@ API with the SHA-256 the publish answered."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -334,3 +336,81 @@ def test_the_fingerprint_names_each_file_by_name_size_and_sha256(site: Site, tmp
     renamed = _publish(site, headers, files=(("b.bin", b"one"),))
     assert error(renamed) == (409, "IDEMPOTENCY_KEY_REUSED")
     assert len(table(site.svc.store, "release_files")) == 1
+
+
+def _stream(site: Site, chunks: list[bytes], *, disconnect: bool = False) -> tuple[int, bytes]:
+    """POST the chunks to the app as separate ASGI messages, without a Content-Length, as a client
+    streaming a large upload does (the test client would send them as one); ``disconnect``: the
+    client goes away after the last chunk instead of ending the body. (status, body) of the answer."""
+    headers = {
+        **site.admin_auth(Scope.RELEASES_WRITE.value),
+        "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+    }
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/admin/releases",
+        "raw_path": b"/v1/admin/releases",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()] + [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": c, "more_body": disconnect or i + 1 < len(chunks)}
+        for i, c in enumerate(chunks)
+    ]
+    if disconnect:
+        messages.append({"type": "http.disconnect"})
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # never: the app has stopped reading by then
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        with contextlib.suppress(Exception):  # a disconnected client gets no answer
+            await site.client.app(scope, receive, send)
+
+    asyncio.run(run())
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), 0)
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def _chunked(body: bytes, size: int = 8192) -> list[bytes]:
+    return [body[at : at + size] for at in range(0, len(body), size)]
+
+
+def test_an_upload_passing_the_limit_as_it_streams_is_refused_and_its_staged_files_removed(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site(release_max_bytes=64 * 1024)
+    before = _rows(site)
+    # a first file staged whole, a second one begun, when the count passes the limit
+    body = _body([*_fields(site), ("file", "small.bin", b"s" * 20_000), ("file", "big.bin", b"x" * 80_000)])
+    status, answer = _stream(site, _chunked(body))
+    assert status == 413 and b"REQUEST_TOO_LARGE" in answer
+    assert _rows(site) == before and _tree(site) == [] and _staged(site) == []
+    # the same body in chunks under the limit, to show the files were indeed being staged
+    small = _body([*_fields(site), ("file", "small.bin", b"s" * 20_000)])
+    status, answer = _stream(site, _chunked(small))
+    assert status == 201, answer
+    assert len(table(site.svc.store, "release_files")) == 1 and _staged(site) == []
+
+
+def test_a_client_gone_mid_upload_leaves_nothing(site: Site) -> None:
+    before = _rows(site)
+    body = _body([*_fields(site), ("file", "a.bin", b"a" * 50_000), ("file", "b.bin", b"b" * 50_000)])
+    status, _ = _stream(site, _chunked(body)[:-3], disconnect=True)
+    assert status == 400  # to no one: a refusal, not a server error
+    assert _rows(site) == before and _tree(site) == [] and _staged(site) == []

@@ -21,7 +21,7 @@ import python_multipart
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from offline_service.accounts.models import Account
 from offline_service.errors import Code, OfflineServiceError
@@ -245,6 +245,9 @@ async def read_upload(
     except FormParserError:
         reader.close()
         raise _invalid("the multipart body is malformed") from None
+    except ClientDisconnect:  # the client went away: an ordinary refusal, not a server error
+        reader.close()
+        raise _invalid("the upload ended before its body did (the client disconnected)") from None
     except BaseException:  # cancelled too: removed at once, not in a thread that may not run
         reader.close()
         raise
