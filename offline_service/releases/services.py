@@ -390,10 +390,8 @@ def publish(
         account, product_id=product_id, version=version, channel=channel, notes=notes, now=now
     )
     paths = [Path(f) for f in files]
-    if not 0 < len(paths) <= MAX_FILES:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"a release has 1-{MAX_FILES} files")
+    check_files([p.name for p in paths])
     names = [check_file_name(p.name, str(p)) for p in paths]
-    check_files(names)
     _product(store, account, product_id)
     with store.read() as tx:
         _refuse_duplicate(tx.releases(account.id, product_id), parse_version(version), channel)

@@ -7,7 +7,8 @@ each at most once, then one to ``MAX_FILES`` parts named ``file``, each with its
 fields come first, so that a wrong product or version is refused before any file is received.
 Anything else (another part name, a field after a file, a field twice, a part without a name, too
 many parts), and a body that is not a whole multipart form, are refused with INVALID_ARGUMENT (as
-every form the service reads), one over the limit with REQUEST_TOO_LARGE; on any refusal, what was staged is removed.
+every form the service reads), one over the limit with REQUEST_TOO_LARGE; on any refusal, what was
+staged is removed.
 """
 
 from __future__ import annotations
