@@ -253,6 +253,7 @@ class Settings:
     releases_dir: Path | None = None  # None: DATA/releases
     download_link_lifetime: int = 3600
     max_upload_bytes: int = 64 * 1024 * 1024
+    release_max_bytes: int = 1024 * 1024 * 1024  # a release upload through the admin API, whole body
     trial_origins: tuple[str, ...] = ()
     trial_rate_per_minute: int = 10
     trial_daily_cap: int = 50
@@ -308,6 +309,7 @@ class Settings:
             token_lifetime=_whole(env, "OFFLINE_SERVICE_TOKEN_MINUTES", 60, least=1) * 60,
             download_link_lifetime=_whole(env, "OFFLINE_SERVICE_DOWNLOAD_LINK_MINUTES", 60, least=1) * 60,
             max_upload_bytes=_whole(env, "OFFLINE_SERVICE_MAX_UPLOAD_MB", 64, least=1) * 1024 * 1024,
+            release_max_bytes=_whole(env, "OFFLINE_SERVICE_RELEASE_MAX_MB", 1024, least=1) * 1024 * 1024,
             trial_rate_per_minute=_whole(env, "OFFLINE_SERVICE_TRIAL_RATE", 10, least=1),
             trial_daily_cap=_whole(env, "OFFLINE_SERVICE_TRIAL_DAILY_CAP", 50, least=1),
             admin_auth_failures=_number(env, "OFFLINE_SERVICE_ADMIN_AUTH_FAILURES", "20", 1, 100_000),
@@ -504,6 +506,12 @@ SETTINGS: tuple[Setting, ...] = (
         default="`64`",
         help="the largest zip a batch upload may be, in MiB",
         shown=lambda s: str(s.max_upload_bytes // (1024 * 1024)),
+    ),
+    Setting(
+        env="OFFLINE_SERVICE_RELEASE_MAX_MB",
+        default="`1024`",
+        help="the largest release upload through the admin API (all its files and fields), in MiB",
+        shown=lambda s: str(s.release_max_bytes // (1024 * 1024)),
     ),
     Setting(
         env="OFFLINE_SERVICE_TRIAL_ORIGINS",

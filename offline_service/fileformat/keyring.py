@@ -36,7 +36,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
 from offline_service.ids import check_id, is_id
 
-__all__ = ["Keyring", "Signer"]
+__all__ = ["Keyring", "PublicKey", "Signer"]
 
 ACTIVE = "active"  # the product directory's change marker (not a key file: only *.json are)
 RECHECK_SECONDS = 1.0  # how stale a process's idea of the active key may be
@@ -56,6 +56,23 @@ class Signer:
 
     def __repr__(self) -> str:  # never print key material
         return f"Signer(product_id={self.product_id!r}, kid={self.kid!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """The public part of a published (active or retired) key: what may be shown to anyone."""
+
+    kid: str
+    product_id: str
+    status: str  # "active" or "retired"
+    created_at: int
+    public_key: bytes
+
+    def jwk(self) -> dict[str, Any]:
+        """The key as a JWK (RFC 7517), as the JWKS shows it."""
+        jwk: dict[str, Any] = okp_jwk(self.public_key)
+        jwk.update(kid=self.kid, use="sig", alg=EMITTED_ALG, product=self.product_id, status=self.status)
+        return jwk
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,24 +132,26 @@ class Keyring:
         # A "pending" key exists only during a rotation (or after one was interrupted).
         return [i for i in self._infos(product_id) if i.status in ("active", "retired")]
 
+    def published(self, product_id: str | None = None) -> list[PublicKey]:
+        """The active and retired keys' public parts, oldest first."""
+        return [
+            PublicKey(
+                kid=i.kid,
+                product_id=i.product_id,
+                status=i.status,
+                created_at=i.created_at,
+                public_key=i.public_key,
+            )
+            for i in self._published(product_id)
+        ]
+
     def public_keys(self, product_id: str | None = None) -> dict[str, bytes]:
         """kid -> raw public key, for every active and retired key."""
         return {i.kid: i.public_key for i in self._published(product_id)}
 
     def jwks(self, product_id: str | None = None) -> dict[str, Any]:
         """The JWKS (RFC 7517) of one product or all; retired keys are marked ``"status": "retired"``."""
-        keys = []
-        for info in self._published(product_id):
-            jwk: dict[str, Any] = okp_jwk(info.public_key)
-            jwk.update(
-                kid=info.kid,
-                use="sig",
-                alg=EMITTED_ALG,
-                product=info.product_id,
-                status=info.status,
-            )
-            keys.append(jwk)
-        return {"keys": keys}
+        return {"keys": [key.jwk() for key in self.published(product_id)]}
 
     # -- signing -----------------------------------------------------------------------------
 

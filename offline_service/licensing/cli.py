@@ -33,7 +33,7 @@ from offline_service.cli.context import (
 )
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import MAX_FILE_BYTES
-from offline_service.licensing import queries
+from offline_service.licensing import keys, queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.batch import run_batch
 from offline_service.licensing.batch_names import check_response_names, response_name
@@ -270,26 +270,22 @@ def cmd_activation_release(ctx: Context) -> int:
 
 
 def cmd_keys_jwks(ctx: Context) -> int:
-    if ctx.args.product:
-        queries.check_product(ctx.store, ctx.account(), ctx.args.product)
-        jwks = ctx.keyring.jwks(ctx.args.product)
-    else:
-        ids = [p.id for p in queries.products(ctx.store, ctx.account())]
-        jwks = {"keys": [k for pid in ids for k in ctx.keyring.jwks(pid)["keys"]]}
-    print(json.dumps(jwks, indent=2))
+    print(json.dumps(keys.jwks(ctx.store, ctx.keyring, ctx.account(), ctx.args.product or None), indent=2))
     return EXIT_OK
 
 
 def cmd_keys_rotate(ctx: Context) -> int:
-    queries.check_product(ctx.store, ctx.account(), ctx.args.product)
-    kid = ctx.keyring.rotate(ctx.args.product, now=now())
-    emit(ctx.args, {"productId": ctx.args.product, "kid": kid}, f"new active key {kid}; earlier keys retired")
+    made = keys.rotate(ctx.store, ctx.keyring, ctx.account(), ctx.args.product, now=now())
+    emit(
+        ctx.args,
+        {"productId": ctx.args.product, "kid": made.kid},
+        f"new active key {made.kid}; earlier keys retired",
+    )
     return EXIT_OK
 
 
 def cmd_keys_remove(ctx: Context) -> int:
-    queries.check_product(ctx.store, ctx.account(), ctx.args.product)
-    ctx.keyring.remove(ctx.args.product, ctx.args.kid)
+    keys.remove(ctx.store, ctx.keyring, ctx.account(), ctx.args.product, ctx.args.kid, now=now())
     emit(ctx.args, {"removed": ctx.args.kid}, f"removed key {ctx.args.kid}")
     return EXIT_OK
 

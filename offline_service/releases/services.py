@@ -2,9 +2,11 @@
 those of the products they hold a license for, up to the license's maximum version.
 
 Files live under the releases directory (``<data>/releases`` unless configured), one directory per
-release: ``<product id>/<release id>/<file id>``. Publishing copies every file into a staging
-directory first (each fsynced), moves the finished directory into place with one rename, and only
-then records the release in one transaction: a failed publish leaves nothing visible behind.
+release: ``<product id>/<release id>/<file id>``. Publishing writes every file into the release's
+staging directory first (``<releases>/.staging/<release id>``, each file fsynced: copied from disk by
+the CLI, streamed from an upload by the admin API), then, in one write transaction, records the
+release and moves the finished directory into place with one rename: a failed publish leaves
+nothing behind (``Staging.discard``), neither a file nor a row.
 
 Shared by the CLI and the web layer; nothing here knows about HTTP.
 """
@@ -17,7 +19,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,26 +32,35 @@ from offline_service.licensing.models import License, LicenseStatus, Product
 from offline_service.notifications import events
 from offline_service.releases.models import Release, ReleaseFile
 from offline_service.releases.versions import Version, parse_version
-from offline_service.store import Store
+from offline_service.store import Store, Transaction
 
 __all__ = [
+    "CHANNEL_PATTERN",
     "DEFAULT_CHANNEL",
     "MAX_FILES",
+    "MAX_NAME",
     "MAX_NOTES",
     "Entitlement",
     "Offer",
     "PublishedRelease",
+    "StagedFile",
+    "Staging",
     "check_channel",
+    "check_file_name",
+    "check_files",
     "entitled_file",
     "entitlement",
     "file_on_disk",
     "file_path",
     "list_releases",
+    "new_release",
     "offer",
     "publish",
+    "publish_in",
     "read_chunks",
     "record_download",
     "remove",
+    "remove_release",
     "size_text",
 ]
 
@@ -58,7 +69,8 @@ MAX_FILES = 64
 MAX_NOTES = 20_000
 MAX_NAME = 200
 CHUNK = 1024 * 1024
-_CHANNEL = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
+CHANNEL_PATTERN = "^[a-z][a-z0-9-]{0,31}$"
+_CHANNEL = re.compile(CHANNEL_PATTERN.strip("^$"))
 _STAGING = ".staging"
 
 
@@ -84,7 +96,7 @@ def size_text(n: int) -> str:
 
 
 def check_channel(channel: str) -> str:
-    if not _CHANNEL.match(channel):
+    if not _CHANNEL.fullmatch(channel):
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT,
             "a channel is 1-32 lower-case letters, digits or hyphens, starting with a letter (stable, beta)",
@@ -103,19 +115,32 @@ def _check_notes(notes: str) -> str:
     return notes
 
 
-def _check_name(path: Path) -> str:
-    name = path.name
+def check_file_name(name: str, shown: str | None = None) -> str:
+    """A published file's name: 1-MAX_NAME printable characters, no path separator (``/`` or
+    ``\\``), not starting with ``.`` (so neither ``..`` nor a hidden file). ``shown`` names it in
+    the error (the CLI's path)."""
     if (
         not name
         or len(name) > MAX_NAME
         or name.startswith(".")
+        or "/" in name
+        or "\\" in name
         or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
     ):
         raise OfflineServiceError(
             Code.INVALID_ARGUMENT,
-            f"{str(path)[:300]!r}: a file's name must be 1-{MAX_NAME} printable characters, not starting with '.'",
+            f"{(shown or name)[:300]!r}: a file's name must be 1-{MAX_NAME} printable characters,"
+            " without '/' or '\\\\', not starting with '.'",
         )
     return name
+
+
+def check_files(names: Sequence[str]) -> None:
+    """A release's file names: 1-MAX_FILES of them, each one a valid name, no two the same."""
+    if not 0 < len(names) <= MAX_FILES:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"a release has 1-{MAX_FILES} files")
+    if len(set(names)) != len(names):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "two files of a release cannot have the same name")
 
 
 def _open_source(path: Path) -> int:
@@ -139,21 +164,117 @@ def _open_source(path: Path) -> int:
     return fd
 
 
-def _copy(source: int, target: Path) -> tuple[int, str]:
-    """Copy an open file to a new file, in chunks, fsynced. Returns (size, SHA-256 hex)."""
-    digest, size = hashlib.sha256(), 0
-    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        while chunk := os.read(source, CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out, view) :]
-        os.fsync(out)
-    finally:
-        os.close(out)
-    return size, digest.hexdigest()
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """A file written into a release's staging directory, with what it was checked to be."""
+
+    id: str
+    name: str
+    size: int
+    sha256: str  # hex
+
+
+class StagedWriter:
+    """One file of a release being written in its staging directory, chunk by chunk, hashed as it
+    goes; ``finish`` fsyncs it. Blocking I/O: call it in a thread from async code."""
+
+    def __init__(self, staging: Staging, name: str) -> None:
+        self.name = name
+        self.id = new_id("file")
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._fd = staging.create(self.id)
+
+    def write(self, chunk: bytes) -> None:
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        try:
+            _write_all(self._fd, chunk)
+        except OSError as exc:
+            raise _storage(exc) from None
+
+    def finish(self) -> StagedFile:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise _storage(exc) from None
+        finally:
+            self.close()
+        return StagedFile(id=self.id, name=self.name, size=self.size, sha256=self._digest.hexdigest())
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _storage(exc: OSError) -> OfflineServiceError:
+    return OfflineServiceError(
+        Code.STORAGE_ERROR, f"cannot write the release into the releases directory: {exc.strerror or exc}"
+    )
+
+
+class Staging:
+    """A release's files while they are written: ``<root>/.staging/<release id>``, private to the
+    service. ``publish_in`` moves it into place; ``discard`` removes it (and what was moved, when
+    the transaction that recorded it failed)."""
+
+    def __init__(self, root: Path, release_id: str) -> None:
+        self.root = root
+        self.release_id = release_id
+        self.path = root / _STAGING / release_id
+        self.target: Path | None = None  # where move_into_place moved it
+        self.moved = False
+        try:
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.path.parent.mkdir(exist_ok=True, mode=0o700)
+            self.path.mkdir(mode=0o700)
+        except OSError as exc:
+            raise _storage(exc) from None
+
+    def create(self, file_id: str) -> int:
+        """A new, empty, private file of the staging directory, open for writing."""
+        try:
+            return os.open(self.path / file_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise _storage(exc) from None
+
+    def copy(self, source: int, name: str) -> StagedFile:
+        """Copy an open file into the staging directory, in chunks."""
+        writer = StagedWriter(self, name)
+        try:
+            while chunk := os.read(source, CHUNK):
+                writer.write(chunk)
+            return writer.finish()
+        except BaseException:
+            writer.close()
+            raise
+
+    def move_into_place(self, product_id: str) -> None:
+        """One rename: the release's directory appears whole, or not at all."""
+        self.target = self.root / product_id / self.release_id
+        try:
+            fsync_dir(self.path)
+            self.target.parent.mkdir(exist_ok=True, mode=0o700)
+            os.rename(self.path, self.target)
+            self.moved = True
+            fsync_dir(self.target.parent)
+            fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise _storage(exc) from None
+
+    def discard(self) -> None:
+        """Remove what was staged, and the moved directory too when ``publish_in`` moved it (call
+        this only when its transaction did not commit)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self.moved and self.target is not None:
+            shutil.rmtree(self.target, ignore_errors=True)
 
 
 def _same(releases: Iterable[Release], version: Version, channel: str) -> list[Release]:
@@ -176,6 +297,80 @@ def _product(store: Store, account: Account, product_id: str) -> Product:
     return found
 
 
+def new_release(
+    account: Account,
+    *,
+    product_id: str,
+    version: str,
+    now: int,
+    channel: str = DEFAULT_CHANNEL,
+    notes: str = "",
+    release_id: str | None = None,
+) -> Release:
+    """A release to publish, its version, channel and notes checked (not yet recorded); its id is
+    ``release_id`` when its files are already being staged under it."""
+    parse_version(version)
+    check_channel(channel)
+    return Release(
+        id=release_id or new_id("rel"),
+        account_id=account.id,
+        product_id=product_id,
+        version=version,
+        channel=channel,
+        notes=_check_notes(notes),
+        published_at=now,
+    )
+
+
+def publish_in(
+    tx: Transaction, staging: Staging, release: Release, files: Sequence[StagedFile], *, actor: str
+) -> PublishedRelease:
+    """Record ``release`` with its staged ``files`` and move them into place, in the write
+    transaction ``tx``: PRODUCT_NOT_FOUND, or CONFLICT if the product already has this version on
+    this channel. The rename is the last step; if the transaction then fails to commit, the caller
+    calls ``staging.discard()``."""
+    if tx.product(release.account_id, release.product_id) is None:
+        raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {release.product_id} in this account")
+    check_files([f.name for f in files])
+    _refuse_duplicate(
+        tx.releases(release.account_id, release.product_id), parse_version(release.version), release.channel
+    )
+    recorded = tuple(
+        ReleaseFile(
+            id=f.id,
+            release_id=release.id,
+            name=f.name,
+            size=f.size,
+            sha256=f.sha256,
+            path=f"{release.product_id}/{release.id}/{f.id}",
+        )
+        for f in files
+    )
+    tx.insert_release(release, recorded)
+    # Mailed after commit (notifications.outbox); queued here so a mail is never lost.
+    events.new_release(
+        tx,
+        account_id=release.account_id,
+        product_id=release.product_id,
+        release_id=release.id,
+        version=release.version,
+        now=release.published_at,
+    )
+    audit.record(
+        tx,
+        account_id=release.account_id,
+        actor=actor,
+        action="release.publish",
+        now=release.published_at,
+        product_id=release.product_id,
+        **{"release": release.id, "version": release.version, "channel": release.channel},
+    )
+    if staging.release_id != release.id:
+        raise AssertionError("the staging directory is another release's")
+    staging.move_into_place(release.product_id)
+    return PublishedRelease(release=release, files=recorded)
+
+
 def publish(
     store: Store,
     account: Account,
@@ -191,102 +386,30 @@ def publish(
 ) -> PublishedRelease:
     """Copy ``files`` into the releases directory and record the release. All or nothing: CONFLICT if
     the product already has this version on this channel; nothing is kept when any file fails."""
-    parsed = parse_version(version)
-    check_channel(channel)
-    notes = _check_notes(notes)
+    release = new_release(
+        account, product_id=product_id, version=version, channel=channel, notes=notes, now=now
+    )
     paths = [Path(f) for f in files]
-    if not 0 < len(paths) <= MAX_FILES:
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"a release has 1-{MAX_FILES} files")
-    names = [_check_name(p) for p in paths]
-    if len(set(names)) != len(names):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "two files of a release cannot have the same name")
+    check_files([p.name for p in paths])
+    names = [check_file_name(p.name, str(p)) for p in paths]
     _product(store, account, product_id)
     with store.read() as tx:
-        _refuse_duplicate(tx.releases(account.id, product_id), parsed, channel)
+        _refuse_duplicate(tx.releases(account.id, product_id), parse_version(version), channel)
     sources: list[int] = []
     try:
         for path in paths:  # every file is checked before anything is copied
             sources.append(_open_source(path))
-        release = Release(
-            id=new_id("rel"),
-            account_id=account.id,
-            product_id=product_id,
-            version=version,
-            channel=channel,
-            notes=notes,
-            published_at=now,
-        )
-        final = _stage(root, release, sources)
+        staging = Staging(root, release.id)
+        try:
+            staged = [staging.copy(fd, name) for fd, name in zip(sources, names, strict=True)]
+            with store.write() as tx:
+                return publish_in(tx, staging, release, staged, actor=actor)
+        except BaseException:
+            staging.discard()
+            raise
     finally:
         for fd in sources:
             os.close(fd)
-    recorded = tuple(
-        ReleaseFile(
-            id=file_id,
-            release_id=release.id,
-            name=name,
-            size=size,
-            sha256=sha,
-            path=f"{product_id}/{release.id}/{file_id}",
-        )
-        for name, (file_id, size, sha) in zip(names, final, strict=True)
-    )
-    try:
-        with store.write() as tx:
-            _refuse_duplicate(tx.releases(account.id, product_id), parsed, channel)
-            tx.insert_release(release, recorded)
-            # Mailed after commit (notifications.outbox); queued here so a mail is never lost.
-            events.new_release(
-                tx,
-                account_id=account.id,
-                product_id=product_id,
-                release_id=release.id,
-                version=version,
-                now=now,
-            )
-            audit.record(
-                tx,
-                account_id=account.id,
-                actor=actor,
-                action="release.publish",
-                now=now,
-                product_id=product_id,
-                **{"release": release.id, "version": version, "channel": channel},
-            )
-    except BaseException:
-        shutil.rmtree(root / product_id / release.id, ignore_errors=True)
-        raise
-    return PublishedRelease(release=release, files=recorded)
-
-
-def _stage(root: Path, release: Release, sources: Sequence[int]) -> list[tuple[str, int, str]]:
-    """Copy the sources into a staging directory, then move it into place with one rename.
-    Returns (file id, size, SHA-256) per file, in order."""
-    staging = root / _STAGING / release.id
-    target = root / release.product_id / release.id
-    try:
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staging.parent.mkdir(exist_ok=True, mode=0o700)
-        staging.mkdir(mode=0o700)
-        copied = []
-        for source in sources:
-            file_id = new_id("file")
-            size, sha = _copy(source, staging / file_id)
-            copied.append((file_id, size, sha))
-        fsync_dir(staging)
-        target.parent.mkdir(exist_ok=True, mode=0o700)
-        os.rename(staging, target)
-        fsync_dir(target.parent)
-        fsync_dir(staging.parent)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise OfflineServiceError(
-            Code.STORAGE_ERROR, f"cannot copy the release into {root}: {exc.strerror or exc}"
-        ) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return copied
 
 
 def _newest_first(found: Iterable[PublishedRelease]) -> list[PublishedRelease]:
@@ -312,6 +435,33 @@ def list_releases(store: Store, account: Account, product_id: str | None = None)
     return _with_files(releases, files)
 
 
+def _unpublish(
+    store: Store,
+    account: Account,
+    root: Path,
+    pick: Callable[[Sequence[Release]], Release],
+    *,
+    now: int,
+    actor: str,
+) -> Release:
+    """Unpublish the release ``pick`` chooses among the account's: its rows go first (no link can
+    reach it), then its files."""
+    with store.write() as tx:
+        release = pick(tx.releases(account.id))
+        tx.delete_release(release.id)
+        audit.record(
+            tx,
+            account_id=account.id,
+            actor=actor,
+            action="release.remove",
+            now=now,
+            product_id=release.product_id,
+            **{"release": release.id, "version": release.version, "channel": release.channel},
+        )
+    shutil.rmtree(root / release.product_id / release.id, ignore_errors=True)
+    return release
+
+
 def remove(
     store: Store,
     account: Account,
@@ -323,14 +473,17 @@ def remove(
     channel: str | None = None,
     actor: str = "cli",
 ) -> Release:
-    """Unpublish a release: its rows go first (no link can reach it), then its files."""
+    """Unpublish a product's release by its version (and channel, when it is on several)."""
     parsed = parse_version(version)
     _product(store, account, product_id)
-    with store.write() as tx:
+
+    def pick(releases: Sequence[Release]) -> Release:
         found = [
             r
-            for r in tx.releases(account.id, product_id)
-            if parse_version(r.version) == parsed and (channel is None or r.channel == channel)
+            for r in releases
+            if r.product_id == product_id
+            and parse_version(r.version) == parsed
+            and (channel is None or r.channel == channel)
         ]
         if not found:
             raise OfflineServiceError(Code.NOT_FOUND, f"{product_id} has no release {version}")
@@ -339,19 +492,23 @@ def remove(
             raise OfflineServiceError(
                 Code.CONFLICT, f"version {version} is on several channels ({channels}); give --channel"
             )
-        release = found[0]
-        tx.delete_release(release.id)
-        audit.record(
-            tx,
-            account_id=account.id,
-            actor=actor,
-            action="release.remove",
-            now=now,
-            product_id=product_id,
-            **{"release": release.id, "version": release.version, "channel": release.channel},
-        )
-    shutil.rmtree(root / product_id / release.id, ignore_errors=True)
-    return release
+        return found[0]
+
+    return _unpublish(store, account, root, pick, now=now, actor=actor)
+
+
+def remove_release(
+    store: Store, account: Account, *, root: Path, release_id: str, now: int, actor: str = "cli"
+) -> Release:
+    """Unpublish a release by its id; another account's id is NOT_FOUND, as a missing one."""
+
+    def pick(releases: Sequence[Release]) -> Release:
+        for r in releases:
+            if r.id == release_id:
+                return r
+        raise OfflineServiceError(Code.NOT_FOUND, f"no release {release_id} in this account")
+
+    return _unpublish(store, account, root, pick, now=now, actor=actor)
 
 
 # -- who may download what -----------------------------------------------------------------------

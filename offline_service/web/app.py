@@ -46,6 +46,7 @@ log = logging.getLogger("offline_service.web")
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_PATHS = ("/v1/batches", "/batch")
+RELEASE_UPLOAD_PATH = "/v1/admin/releases"  # POST: a release's files (admin/api/releases.py)
 
 
 def create_app(
@@ -58,6 +59,8 @@ def create_app(
 
     def body_limit(path: str) -> int:
         # Request files are small: a little room for JSON or form framing around 16 KiB of token.
+        if path == RELEASE_UPLOAD_PATH:
+            return settings.release_max_bytes
         return settings.max_upload_bytes if path.startswith(UPLOAD_PATHS) else 4 * MAX_FILE_BYTES
 
     @contextlib.asynccontextmanager

@@ -53,9 +53,11 @@ CONFIG = schemathesis.Config.from_dict(
                 # A product's name is not only spaces and has no control characters.
                 # A customer's name is valid only when something is left once trimmed, an email
                 # only when it is an address, an organization admin only with an organization.
+                # A release upload is valid only with distinct, acceptable file names, the fields
+                # before the files, and a version that parses: a schema-valid form may be a 400.
                 "include-name-regex": "^(POST /v1/admin/(licenses|products)"
                 "|PATCH /v1/admin/(licenses|products)/\\{id\\}|POST /v1/admin/webhooks"
-                "|POST /v1/admin/(organizations|users|groups))$",
+                "|POST /v1/admin/(organizations|users|groups|releases))$",
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409"]

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from offline_service.admin.api import activations, audit, customers, licenses, products, webhooks
+from offline_service.admin.api import (
+    activations,
+    audit,
+    customers,
+    keys,
+    licenses,
+    products,
+    releases,
+    webhooks,
+)
 
 __all__ = ["routes"]
 
@@ -21,4 +30,6 @@ routes: tuple[BaseRoute, ...] = (  # constant: read once when the app is built
     *audit.routes,
     *webhooks.routes,
     *customers.routes,
+    *releases.routes,
+    *keys.routes,
 )

@@ -11,12 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from offline_service.admin.openapi import _kit, activations, audit, customers, licenses, products, webhooks
+from offline_service.admin.openapi import (
+    _kit,
+    activations,
+    audit,
+    customers,
+    keys,
+    licenses,
+    products,
+    releases,
+    webhooks,
+)
 from offline_service.web.openapi_kit import Section
 
 __all__ = ["SECTION"]
 
-_PARTS = (_kit, products, licenses, activations, audit, webhooks, customers)
+_PARTS = (_kit, products, licenses, activations, audit, webhooks, customers, releases, keys)
 
 
 def _merged(name: str) -> dict[str, Any]:
