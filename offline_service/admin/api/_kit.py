@@ -19,11 +19,13 @@ from offline_service.admin import idempotency, tokens
 from offline_service.admin.models import AdminToken, Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import MAX_COUNT
+from offline_service.ids import ID_PREFIXES
 from offline_service.store import Transaction
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import client_address, services
 
 __all__ = [
+    "CURSOR_PATTERN",
     "DEFAULT_LIMIT",
     "LIMIT_PATTERN",
     "MAX_LIMIT",
@@ -31,10 +33,12 @@ __all__ = [
     "admin_token",
     "count",
     "create_once",
+    "id_cursor",
     "json_body",
     "json_response",
     "limit",
     "members",
+    "next_cursor",
     "optional_int",
     "optional_text",
 ]
@@ -44,6 +48,8 @@ MAX_LIMIT = 200
 LIMIT_PATTERN = "^(?:[1-9][0-9]?|1[0-9][0-9]|200)$"  # 1 to MAX_LIMIT
 _LIMIT = re.compile(LIMIT_PATTERN)
 REPLAYED_HEADER = "idempotent-replayed"
+CURSOR_PATTERN = "^[0-9a-f]{24,32}$"  # an id's digits (ids.new_id)
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 async def admin_token(request: Request, scope: Scope) -> tuple[AdminToken, Account]:
@@ -120,6 +126,23 @@ def limit(params: QueryParams) -> int:
     if not _LIMIT.fullmatch(params["limit"]):
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"limit must be 1 to {MAX_LIMIT}")
     return int(params["limit"])
+
+
+def id_cursor(params: QueryParams, kind: str) -> str | None:
+    """The id of ``kind`` that the ``cursor`` query stands for (the last one of the previous page of
+    a list by id), None without one. Callers treat the cursor as opaque; it is the id's digits, so
+    that its shape alone says whether it is valid."""
+    text = params.get("cursor")
+    if text is None:
+        return None
+    if not _CURSOR.fullmatch(text):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page")
+    return f"{ID_PREFIXES[kind]}_{text}"
+
+
+def next_cursor(last_id: str | None) -> str | None:
+    """The ``nextCursor`` of a page whose last id is ``last_id`` (None: the last page)."""
+    return last_id.partition("_")[2] if last_id is not None else None
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -3,7 +3,6 @@ license, live or deactivated), one activation, a release; and a license's activa
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,31 +10,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import admin_token, json_response, limit
+from offline_service.admin.api._kit import admin_token, id_cursor, json_response, limit, next_cursor
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import ID_PREFIXES, check_id
+from offline_service.ids import check_id
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.representations import activation_json
 from offline_service.web.auth import services
 
-__all__ = ["CURSOR_PATTERN", "STATES", "routes"]
+__all__ = ["STATES", "routes"]
 
-CURSOR_PATTERN = "^[0-9a-f]{24,32}$"
-_CURSOR = re.compile(CURSOR_PATTERN)
-_ACTIVATION_PREFIX = ID_PREFIXES["activation"] + "_"
 STATES = {"live": True, "deactivated": False}  # the state filter: which activations it keeps
-
-
-def _cursor(text: str | None) -> str | None:
-    """The activation id a cursor stands for (the last one of the previous page). Callers treat
-    the cursor as opaque; it is the id's digits, so that its shape alone says whether it is valid."""
-    if text is None:
-        return None
-    if not _CURSOR.fullmatch(text):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page")
-    return f"{_ACTIVATION_PREFIX}{text}"
 
 
 async def activation_list(request: Request) -> Response:
@@ -51,7 +37,7 @@ async def activation_list(request: Request) -> Response:
     if state is not None and state not in STATES:
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "state must be live or deactivated")
     size = limit(params)
-    after = _cursor(params.get("cursor"))
+    after = id_cursor(params, "activation")
     page, last = await run_in_threadpool(
         lambda: queries.activation_page(
             services(request).store,
@@ -66,7 +52,7 @@ async def activation_list(request: Request) -> Response:
     return json_response(
         {
             "activations": [activation_json(a) for a in page],
-            "nextCursor": last.removeprefix(_ACTIVATION_PREFIX) if last is not None else None,
+            "nextCursor": next_cursor(last),
         }
     )
 

@@ -9,7 +9,6 @@ only, never into an answer, a kept idempotent answer or the audit log."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,17 +21,25 @@ from offline_service.accounts.membership import MAX_ALLOWED_USERS, NewUser
 from offline_service.accounts.models import User
 from offline_service.accounts.representations import group_json, organization_json, person_json
 from offline_service.accounts.scope import Scope as People
-from offline_service.admin.api._kit import admin_token, create_once, json_body, json_response, limit, members
+from offline_service.admin.api._kit import (
+    admin_token,
+    create_once,
+    id_cursor,
+    json_body,
+    json_response,
+    limit,
+    members,
+    next_cursor,
+)
 from offline_service.admin.models import AdminToken, Scope
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import ID_PREFIXES, check_id
+from offline_service.ids import check_id
 from offline_service.store import Transaction
 from offline_service.web.api import json_int
 from offline_service.web.auth import services
 from offline_service.web.services import Services
 
 __all__ = [
-    "CURSOR_PATTERN",
     "GROUP_MEMBERS",
     "MAX_EMAIL",
     "ORGANIZATION_MEMBERS",
@@ -40,8 +47,6 @@ __all__ = [
     "routes",
 ]
 
-CURSOR_PATTERN = "^[0-9a-f]{24,32}$"
-_CURSOR = re.compile(CURSOR_PATTERN)
 MAX_EMAIL = 254
 ORGANIZATION_MEMBERS = frozenset({"name", "allowedUsers"})
 USER_MEMBERS = frozenset({"email", "role", "organizationId", "firstName", "lastName", "invite"})
@@ -69,19 +74,6 @@ def _text(body: dict[str, Any], name: str, *, required: bool, high: int) -> str:
     return value
 
 
-def _cursor(text: str | None, kind: str) -> str | None:
-    """The id a cursor stands for (the last one of the previous page): its digits, as for licenses."""
-    if text is None:
-        return None
-    if not _CURSOR.fullmatch(text):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page")
-    return f"{ID_PREFIXES[kind]}_{text}"
-
-
-def _next(last: str | None) -> str | None:
-    return last.partition("_")[2] if last is not None else None
-
-
 def _path_id(request: Request, kind: str, name: str = "id") -> str:
     return check_id(request.path_params[name], kind, name)
 
@@ -92,11 +84,13 @@ def _path_id(request: Request, kind: str, name: str = "id") -> str:
 async def organization_list(request: Request) -> Response:
     _, scope = await _vendor(request, Scope.CUSTOMERS_READ)
     size = limit(request.query_params)
-    after = _cursor(request.query_params.get("cursor"), "organization")
+    after = id_cursor(request.query_params, "organization")
     page, last = await run_in_threadpool(
         lambda: queries.organization_page(services(request).store, scope, after=after, limit=size)
     )
-    return json_response({"organizations": [organization_json(o) for o in page], "nextCursor": _next(last)})
+    return json_response(
+        {"organizations": [organization_json(o) for o in page], "nextCursor": next_cursor(last)}
+    )
 
 
 def _allowed_users(body: dict[str, Any]) -> int | None:
@@ -169,13 +163,13 @@ async def user_list(request: Request) -> Response:
     if org_id is not None:
         check_id(org_id, "organization", "organization")
     size = limit(params)
-    after = _cursor(params.get("cursor"), "user")
+    after = id_cursor(params, "user")
     page, last = await run_in_threadpool(
         lambda: queries.user_page(
             services(request).store, scope, organization_id=org_id, after=after, limit=size
         )
     )
-    return json_response({"users": [person_json(u) for u in page], "nextCursor": _next(last)})
+    return json_response({"users": [person_json(u) for u in page], "nextCursor": next_cursor(last)})
 
 
 def _link_base(svc: Services, account_id: str) -> str:

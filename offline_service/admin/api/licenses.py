@@ -3,7 +3,6 @@ revoke; the same services as the CLI's ``license`` verbs."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,16 +14,18 @@ from offline_service.admin.api._kit import (
     admin_token,
     count,
     create_once,
+    id_cursor,
     json_body,
     json_response,
     limit,
     members,
+    next_cursor,
     optional_int,
     optional_text,
 )
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import ID_PREFIXES, check_id
+from offline_service.ids import check_id
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.models import LicenseStatus
@@ -32,11 +33,8 @@ from offline_service.licensing.representations import license_json
 from offline_service.store import Transaction
 from offline_service.web.auth import services
 
-__all__ = ["CREATE_MEMBERS", "CURSOR_PATTERN", "PATCH_MEMBERS", "routes"]
+__all__ = ["CREATE_MEMBERS", "PATCH_MEMBERS", "routes"]
 
-CURSOR_PATTERN = "^[0-9a-f]{24,32}$"
-_CURSOR = re.compile(CURSOR_PATTERN)
-_LICENSE_PREFIX = ID_PREFIXES["license"] + "_"
 CREATE_MEMBERS = frozenset(
     {
         "productId",
@@ -72,16 +70,6 @@ def _license_id(request: Request) -> str:
     return check_id(request.path_params["id"], "license")
 
 
-def _cursor(text: str | None) -> str | None:
-    """The license id a cursor stands for (the last one of the previous page). Callers treat the
-    cursor as opaque; it is the id's digits, so that its shape alone says whether it is valid."""
-    if text is None:
-        return None
-    if not _CURSOR.fullmatch(text):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "cursor must be the nextCursor of a previous page")
-    return f"{_LICENSE_PREFIX}{text}"
-
-
 async def license_list(request: Request) -> Response:
     _, account = await admin_token(request, Scope.LICENSES_READ)
     params = request.query_params
@@ -97,7 +85,7 @@ async def license_list(request: Request) -> Response:
                 Code.INVALID_ARGUMENT, "status must be active, suspended or revoked"
             ) from None
     size = limit(params)
-    after = _cursor(params.get("cursor"))
+    after = id_cursor(params, "license")
     page, last = await run_in_threadpool(
         lambda: queries.license_page(
             services(request).store, account, product_id=product, status=status, after=after, limit=size
@@ -106,7 +94,7 @@ async def license_list(request: Request) -> Response:
     return json_response(
         {
             "licenses": [license_json(x) for x in page],
-            "nextCursor": last.removeprefix(_LICENSE_PREFIX) if last is not None else None,
+            "nextCursor": next_cursor(last),
         }
     )
 

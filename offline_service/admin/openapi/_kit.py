@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline_service.admin.api._kit import DEFAULT_LIMIT, LIMIT_PATTERN, MAX_LIMIT
+from offline_service.admin.api._kit import CURSOR_PATTERN, DEFAULT_LIMIT, LIMIT_PATTERN, MAX_LIMIT
 from offline_service.admin.idempotency import KEY_PATTERN
 from offline_service.admin.models import Scope
 from offline_service.web.openapi_kit import TEXT, Schema, obj, op, query
 
-__all__ = ["IDEMPOTENCY", "SCHEMAS", "admin_op", "limit_query", "path_id"]
+__all__ = ["CURSOR_QUERY", "IDEMPOTENCY", "SCHEMAS", "admin_op", "limit_query", "path_id"]
 
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
@@ -45,3 +45,9 @@ def limit_query(what: str) -> dict[str, Any]:
         {"type": "string", "pattern": LIMIT_PATTERN},
         f"{what} per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
     )
+
+
+CURSOR_QUERY = query(
+    "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page"
+)
+"""The ``cursor`` of a list paged by id (licenses, activations, organizations, users)."""

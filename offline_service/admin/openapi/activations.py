@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline_service.admin.api.activations import CURSOR_PATTERN, STATES
+from offline_service.admin.api.activations import STATES
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, admin_op, limit_query, path_id
 from offline_service.web.openapi_kit import (
     Schema,
     id_schema,
@@ -47,9 +47,7 @@ PATHS: dict[str, Any] = {
                     "live: not deactivated; deactivated: deactivated or released",
                 ),
                 limit_query("Activations"),
-                query(
-                    "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page"
-                ),
+                CURSOR_QUERY,
             ],
         ),
     },

@@ -11,9 +11,9 @@ from offline_service.accounts.membership import (
     MAX_ORGANIZATION_NAME,
 )
 from offline_service.accounts.models import Role
-from offline_service.admin.api.customers import CURSOR_PATTERN, MAX_EMAIL
+from offline_service.admin.api.customers import MAX_EMAIL
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, IDEMPOTENCY, admin_op, limit_query, path_id
 from offline_service.web.openapi_kit import (
     INT,
     TEXT,
@@ -35,7 +35,6 @@ __all__ = ["PATHS", "SCHEMAS"]
 _ORG_ID = path_id(id_schema("organization"))
 _USER_ID = path_id(id_schema("user"))
 _GROUP_ID = path_id(id_schema("group"))
-_CURSOR = query("cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page")
 _NEXT = nullable("string", "Send as cursor for the next page; null on the last page")
 _ALLOWED: Schema = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ALLOWED_USERS}
 _INVITATION = obj(
@@ -170,7 +169,7 @@ PATHS: dict[str, Any] = {
             Scope.CUSTOMERS_READ,
             json_answer(ref("AdminOrganizationPage"), "One page"),
             "400",
-            parameters=[limit_query("Organizations"), _CURSOR],
+            parameters=[limit_query("Organizations"), CURSOR_QUERY],
         ),
         "post": admin_op(
             "Create an organization (its name unique in the account)",
@@ -213,7 +212,7 @@ PATHS: dict[str, Any] = {
             parameters=[
                 query("organization", optional_id("organization"), "Only this organization's users"),
                 limit_query("Users"),
-                _CURSOR,
+                CURSOR_QUERY,
             ],
         ),
         "post": admin_op(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline_service.admin.api.licenses import CURSOR_PATTERN
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, IDEMPOTENCY, admin_op, limit_query, path_id
 from offline_service.fileformat.messages import MAX_COUNT
 from offline_service.licensing.models import LicenseStatus
 from offline_service.licensing.services import MAX_LICENSE_TEXT
@@ -120,9 +119,7 @@ PATHS: dict[str, Any] = {
                     "Only licenses in this status (as stored; expiry is not a status)",
                 ),
                 limit_query("Licenses"),
-                query(
-                    "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "nextCursor of the previous page"
-                ),
+                CURSOR_QUERY,
             ],
         ),
         "post": admin_op(
