@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.accounts import membership, overview, password_links
+from offline_service.accounts import invitations, membership, overview, password_links
 from offline_service.accounts.models import Role, User
 from offline_service.accounts.overview import GroupView, OrganizationView
 from offline_service.accounts.scope import Scope
@@ -103,13 +103,17 @@ def _mail_password_link(svc: Services, user: User, token: str, *, base: str) -> 
     held); whether it was sent. A failure is logged by the sender, without the link; the change it
     follows is kept, and the page says the mail is missing."""
     now = svc.now()
-    expires_at = now + svc.settings.password_link_lifetime
-    sender = svc.settings.mail_from
-    mail = password_links.mail(
-        svc.store, user, token, sender=sender, base=base, expires_at=expires_at, now=now
-    )
     try:
-        svc.send(mail)
+        invitations.mail_link(
+            svc.store,
+            svc.mailer,
+            user,
+            token,
+            sender=svc.settings.mail_from,
+            base=base,
+            expires_at=now + svc.settings.password_link_lifetime,
+            now=now,
+        )
     except OfflineServiceError as exc:
         log.error("no set-password mail for user %s: %s", user.id, exc.code.value)
         return False
