@@ -13,12 +13,14 @@ Shared by the CLI and the web layer; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import re
 import shutil
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_FILES",
     "MAX_NAME",
     "MAX_NOTES",
+    "STALE_STAGING",
     "Entitlement",
     "Offer",
     "PublishedRelease",
@@ -62,6 +65,7 @@ __all__ = [
     "remove",
     "remove_release",
     "size_text",
+    "sweep_staging",
 ]
 
 DEFAULT_CHANNEL = "stable"
@@ -220,12 +224,43 @@ def _storage(exc: OSError) -> OfflineServiceError:
     )
 
 
+STALE_STAGING = 24 * 3600  # a staging directory untouched this long is a publish that died
+
+
+def sweep_staging(root: Path, *, now: float) -> int:
+    """Remove the staging directories of publishes that ended without cleaning up (the process was
+    killed mid-upload): those in which nothing was written for STALE_STAGING seconds, measured on
+    the directory and its files, so that a long upload by another process or instance, still
+    writing, is left alone. How many were removed. Each publish sweeps before it stages."""
+    removed = 0
+    try:
+        entries = list(os.scandir(root / _STAGING))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            newest = entry.stat(follow_symlinks=False).st_mtime
+            if entry.is_dir(follow_symlinks=False):
+                for inner in os.scandir(entry.path):
+                    newest = max(newest, inner.stat(follow_symlinks=False).st_mtime)
+        except FileNotFoundError:  # removed meanwhile: its publish ended
+            continue
+        if now - newest >= STALE_STAGING:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
 class Staging:
     """A release's files while they are written: ``<root>/.staging/<release id>``, private to the
     service. ``publish_in`` moves it into place; ``discard`` removes it (and what was moved, when
     the transaction that recorded it failed)."""
 
-    def __init__(self, root: Path, release_id: str) -> None:
+    def __init__(self, root: Path, release_id: str, *, now: float | None = None) -> None:
         self.root = root
         self.release_id = release_id
         self.path = root / _STAGING / release_id
@@ -234,6 +269,7 @@ class Staging:
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.path.parent.mkdir(exist_ok=True, mode=0o700)
+            sweep_staging(root, now=time.time() if now is None else now)
             self.path.mkdir(mode=0o700)
         except OSError as exc:
             raise _storage(exc) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,24 @@ def test_a_database_failure_after_copying_removes_the_copies(
     assert rows(world.store) == ([], [])
     # the rows come before the rename, so the files never left the staging directory
     assert [p for p in on_disk(world) if not p.startswith(".staging")] == []
+
+
+def test_a_publish_sweeps_the_staging_left_by_a_killed_one_and_spares_a_running_one(
+    world: World, tmp_path: Path
+) -> None:
+    base = root(world) / ".staging"
+    dead, running, stray = base / "rel_dead", base / "rel_running", base / "stray-file"
+    for d in (dead, running):
+        d.mkdir(parents=True)
+        (d / "part").write_bytes(b"x")
+    stray.write_bytes(b"y")
+    old = time.time() - releases.STALE_STAGING - 60
+    for p in (dead / "part", dead, stray, running):  # the running one's directory is old too,
+        os.utime(p, (old, old))  # but its file is being written
+    publish(world, "1.0", src(tmp_path, "a", b"a"))
+    assert not dead.exists() and not stray.exists()
+    assert (running / "part").read_bytes() == b"x"
+    assert releases.sweep_staging(root(world), now=time.time()) == 0
 
 
 def test_list_is_newest_version_first_and_remove_unpublishes(world: World, tmp_path: Path) -> None:
