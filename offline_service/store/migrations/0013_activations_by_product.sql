@@ -1,4 +1,4 @@
--- Version 14: an index of activations by product, in id order, for the admin API's list of an
+-- Version 13: an index of activations by product, in id order, for the admin API's list of an
 -- account's activations (`GET /v1/admin/activations`, store `activations_page`). Activations carry
 -- no account: a page is read one product's range at a time (every product of the account, or the
 -- one asked for), each a range of this index from the cursor on, and checked against the account
