@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -100,9 +101,10 @@ def test_openapi_document_describes_every_route(site: Site) -> None:
     ]
     assert len(routes) >= 13
     for route in routes:
-        assert route.path in doc["paths"], route.path
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # a convertor is not in the document
+        assert path in doc["paths"], route.path
         for method in (route.methods or set()) - {"HEAD"}:
-            operation = doc["paths"][route.path][method.lower()]
+            operation = doc["paths"][path][method.lower()]
             assert operation["responses"], (route.path, method)
             assert operation["summary"]
     # Every operation: responses present, every $ref resolves, public ones opt out of the token.
