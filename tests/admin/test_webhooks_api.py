@@ -42,8 +42,9 @@ def _endpoint(site: Site, account: str = "acme") -> tuple[str, str]:
     """An endpoint of ``account`` made with the service, and one delivery of it (a license created)."""
     owner = site.acme if account == "acme" else site.other
     made = webhooks.add_endpoint(
-        site.svc.store, owner, url=HOOK, events=EVENTS, policy=URLPolicy(), now=site.svc.now()
-    )
+        site.svc.store, owner, url=HOOK, events=EVENTS, policy=URLPolicy(), sealer=site.svc.sealer,
+        now=site.svc.now(),
+    )  # fmt: skip
     headers = site.admin_auth(Scope.LICENSES_WRITE.value, account=account)
     product = site.product if account == "acme" else site.other_product
     body = {"productId": product.id, "allowedActivations": 1, "allowedDeactivations": 1}
@@ -71,6 +72,10 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
         lambda site, e, d: ("POST", f"/v1/admin/webhook-deliveries/{d}/redeliver", None),
     ),
     "remove": (Scope.WEBHOOKS_WRITE, lambda site, e, d: ("DELETE", f"/v1/admin/webhooks/{e}", None)),
+    "rotate-secret": (
+        Scope.WEBHOOKS_WRITE,
+        lambda site, e, d: ("POST", f"/v1/admin/webhooks/{e}/rotate-secret", {"graceSeconds": 60}),
+    ),
 }
 
 
