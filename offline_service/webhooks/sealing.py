@@ -78,6 +78,11 @@ class Sealer:
     def path(self) -> Path:
         return self.directory / KEY_FILE
 
+    def prepare(self) -> None:
+        """Load (or make) the key now, outside any transaction: with a passphrase its derivation
+        takes a while, which a write transaction should not hold the database for."""
+        self._load(create=True)
+
     def seal(self, text: str, place: tuple[str, ...]) -> str:
         """``text`` sealed for ``place``; the sealing key is made if the keys directory has none."""
         nonce = nacl.utils.random(_NONCE_BYTES)

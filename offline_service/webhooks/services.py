@@ -115,6 +115,7 @@ def add_endpoint(
     written. The returned endpoint carries its new secret in clear (the row holds it sealed): show
     it once."""
     endpoint = new_endpoint(account, url=url, events=events, policy=policy, now=now)
+    sealer.prepare()
     with store.write() as tx:
         add_endpoint_in(tx, endpoint, sealer=sealer, now=now, actor=actor)
     return endpoint
@@ -170,6 +171,7 @@ def rotate_secret(
     grace: int = ROTATION_GRACE,
 ) -> Endpoint:
     """``rotate_secret_in`` in a transaction of its own."""
+    sealer.prepare()
     with store.write() as tx:
         return rotate_secret_in(tx, account, endpoint_id, sealer=sealer, now=now, actor=actor, grace=grace)
 

@@ -55,6 +55,7 @@ async def webhook_create(request: Request) -> Response:
     endpoint = await run_in_threadpool(
         lambda: webhooks.new_endpoint(account, url=url, events=events, policy=policy, now=now)
     )
+    await run_in_threadpool(svc.sealer.prepare)
 
     def create(tx: Transaction) -> dict[str, Any]:
         webhooks.add_endpoint_in(tx, endpoint, sealer=svc.sealer, now=now, actor=token.actor)
@@ -77,6 +78,7 @@ async def webhook_rotate_secret(request: Request) -> Response:
         )
     svc = services(request)
     now = svc.now()
+    await run_in_threadpool(svc.sealer.prepare)
 
     def rotate(tx: Transaction) -> dict[str, Any]:
         rotated = webhooks.rotate_secret_in(
