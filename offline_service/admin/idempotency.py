@@ -57,10 +57,14 @@ def once(
     create: Callable[[Transaction], Answer],
     *,
     now: int,
+    keep: Callable[[str], str] | None = None,
+    reopen: Callable[[str], str] | None = None,
 ) -> Answer:
     """Run ``create`` in a write transaction, unless the key already has an answer: then that one
     (or IDEMPOTENCY_KEY_REUSED when it was given for another request). Writers are serialised, so
-    of two creates racing with one key, the second finds the first's answer."""
+    of two creates racing with one key, the second finds the first's answer. ``keep`` turns the
+    answer's body into what the table keeps (sealed, for an answer that carries a secret), and
+    ``reopen`` a kept body back into the answer."""
     with store.write() as tx:
         if key is not None:
             kept = tx.idempotent_result(token.account_id, token.id, key, now)
@@ -70,7 +74,8 @@ def once(
                         Code.IDEMPOTENCY_KEY_REUSED,
                         "this Idempotency-Key was used for another request; use a new key for a new request",
                     )
-                return Answer(kept.status, kept.body, replayed=True)
+                body = reopen(kept.body) if reopen is not None else kept.body
+                return Answer(kept.status, body, replayed=True)
         answer = create(tx)
         if key is not None:
             tx.prune_idempotent_results(now, PRUNE_BATCH)
@@ -81,7 +86,7 @@ def once(
                     key=key,
                     request_hash=fingerprint,
                     status=answer.status,
-                    body=answer.body,
+                    body=keep(answer.body) if keep is not None else answer.body,
                     created_at=now,
                     expires_at=now + KEEP_SECONDS,
                 )

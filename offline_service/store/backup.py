@@ -31,6 +31,7 @@ from offline_service.settings import Settings, database_scheme
 from offline_service.store.copy import MIGRATIONS_TABLE, digest_rows
 from offline_service.store.migrate import migrations
 from offline_service.store.sqlite import DB_FILE
+from offline_service.webhooks.sealing import KEY_FILE as SEALING_KEY
 
 __all__ = ["FORMAT", "MANIFEST", "Restored", "backup", "restore", "verify_backup"]
 
@@ -179,10 +180,14 @@ def _describe(path: Path) -> dict[str, Any]:
 
 def _copy_keys(keys_dir: Path, target: Path, files: dict[str, dict[str, Any]]) -> None:
     """Every product's folder of the keyring (what the keyring reads: folders named as product ids,
-    their plain files), with modes 0700 and 0600."""
+    their plain files), and the webhook secrets' sealing key, with modes 0700 and 0600."""
     target.mkdir(mode=0o700)
     if not keys_dir.is_dir():
         return
+    sealing = keys_dir / SEALING_KEY
+    if sealing.is_file() and not sealing.is_symlink():
+        _write_new(target / SEALING_KEY, sealing.read_bytes())
+        files[f"{KEYS}/{SEALING_KEY}"] = _file_entry(target / SEALING_KEY)
     for folder in sorted(keys_dir.iterdir()):
         if not (is_id(folder.name, "product") and folder.is_dir() and not folder.is_symlink()):
             continue
@@ -304,7 +309,7 @@ def verify_backup(src: Path) -> dict[str, Any]:
 
 def _safe_name(name: str) -> bool:
     parts = name.split("/")
-    if name == DB_FILE:
+    if name in (DB_FILE, f"{KEYS}/{SEALING_KEY}"):
         return True
     return (
         len(parts) == 3
@@ -339,7 +344,9 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         if in_use:
             what.append(f"the database {database} holds {in_use} rows")
         if occupied:
-            what.append(f"the keys directory {keys_dir} holds keys of {len(occupied)} products")
+            products = len([name for name in occupied if name != SEALING_KEY])
+            sealing = " and the webhook secrets' sealing key" if SEALING_KEY in occupied else ""
+            what.append(f"the keys directory {keys_dir} holds keys of {products} products{sealing}")
         raise OfflineServiceError(
             Code.CONFLICT,
             "; ".join(what) + ": restore goes into an empty data folder (--force sets them aside"
@@ -363,6 +370,9 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         staged_keys.mkdir(mode=0o700)
         for name in manifest["files"]:
             if name == DB_FILE:
+                continue
+            if name == f"{KEYS}/{SEALING_KEY}":
+                _write_new(staged_keys / SEALING_KEY, (Path(src) / name).read_bytes())
                 continue
             _, product, file = name.split("/")
             folder = staged_keys / product
@@ -389,7 +399,8 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         os.rename(staged_db, database)
         fsync_dir(data_dir)
         for folder in sorted(staged_keys.iterdir()):
-            fsync_dir(folder)
+            if folder.is_dir():
+                fsync_dir(folder)
             os.rename(folder, keys_dir / folder.name)
         staged_keys.rmdir()
         fsync_dir(keys_dir)
@@ -419,9 +430,14 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
 
 
 def _products(keys_dir: Path) -> list[Path]:
+    """The products' folders of a keys directory, and its sealing key (restored or set aside with them)."""
     if not keys_dir.is_dir():
         return []
-    return sorted(p for p in keys_dir.iterdir() if is_id(p.name, "product") and p.is_dir())
+    return sorted(
+        p
+        for p in keys_dir.iterdir()
+        if (is_id(p.name, "product") and p.is_dir()) or (p.name == SEALING_KEY and p.is_file())
+    )
 
 
 def _rows(database: Path) -> int:

@@ -3,6 +3,7 @@ the mail sender, the metrics, and the clock (injectable, so tests control time).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from offline_service.settings import Settings
 from offline_service.store import Store, open_store
 from offline_service.web.metrics import Metrics
 from offline_service.webhooks import sender
+from offline_service.webhooks.sealing import Sealer
 from offline_service.webhooks.sender import Report
 
 __all__ = ["Services"]
@@ -73,8 +75,13 @@ class Services:
         """Send the due webhook deliveries (blocking: call it in a thread); None when the database
         was away (logged; the next round tries again)."""
         return sender.send_logged(
-            self.store, sender.SenderConfig.from_settings(self.settings), now=self.now()
+            self.store, sender.SenderConfig.from_settings(self.settings, sealer=self.sealer), now=self.now()
         )
+
+    @functools.cached_property
+    def sealer(self) -> Sealer:
+        """Seals and opens the webhook secrets: one per process, its key loaded once."""
+        return Sealer.for_settings(self.settings)
 
     def now(self) -> int:
         return int(self.clock())

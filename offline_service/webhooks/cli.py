@@ -9,6 +9,7 @@ from offline_service.cli.context import EXIT_OK, Context, emit, iso, now, verb
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.webhooks import sender, services
 from offline_service.webhooks.models import EVENT_TYPES
+from offline_service.webhooks.sealing import Sealer
 
 __all__ = ["register"]
 
@@ -17,13 +18,43 @@ def _add(ctx: Context) -> int:
     a = ctx.args
     config = sender.SenderConfig.from_settings(ctx.settings)
     endpoint = services.add_endpoint(
-        ctx.store, ctx.account(), url=a.url, events=a.event, policy=config.policy, now=now()
+        ctx.store,
+        ctx.account(),
+        url=a.url,
+        events=a.event,
+        policy=config.policy,
+        sealer=config.sealer,
+        now=now(),
     )
     emit(
         a,
         {**services.endpoint_json(endpoint), "secret": endpoint.secret},
         f"webhook endpoint {endpoint.id} added for {', '.join(endpoint.events)}\n"
         f"signing secret (shown once; verify each delivery with it): {endpoint.secret}",
+    )
+    return EXIT_OK
+
+
+def _rotate(ctx: Context) -> int:
+    a = ctx.args
+    e = services.rotate_secret(
+        ctx.store,
+        ctx.account(),
+        a.endpoint_id,
+        sealer=Sealer.for_settings(ctx.settings),
+        now=now(),
+        grace=a.grace,
+    )
+    until = (
+        f"the previous secret still signs beside it until {iso(e.previous_until)}"
+        if e.previous_until is not None
+        else "the previous secret signs no more"
+    )
+    emit(
+        a,
+        services.rotated_json(e),
+        f"webhook endpoint {e.id}: new signing secret (shown once; verify each delivery with it):"
+        f" {e.secret}\n{until}",
     )
     return EXIT_OK
 
@@ -114,6 +145,16 @@ def register(subparsers: Any) -> None:
     ):
         p = verb(hooks, name, _enable, text)
         p.add_argument("endpoint_id", metavar="ID")
+    p = verb(hooks, "rotate-secret", _rotate, "give an endpoint a new signing secret; prints it once")
+    p.add_argument("endpoint_id", metavar="ID")
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=services.ROTATION_GRACE,
+        metavar="SECONDS",
+        help="how long the previous secret still signs beside the new one, 0 (a leaked secret) to"
+        f" {services.ROTATION_GRACE} (default)",
+    )
     p = verb(hooks, "deliveries", _deliveries, "an endpoint's delivery log, newest first")
     p.add_argument("endpoint_id", metavar="ID")
     p.add_argument(

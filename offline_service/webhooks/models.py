@@ -25,7 +25,9 @@ EVENT_TYPES = (
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A URL of an account's that wants some events, with the secret its deliveries are signed with
-    (``whsec_`` + base64: the shared secret of Standard Webhooks)."""
+    (``whsec_`` + base64: the shared secret of Standard Webhooks). As read from the store the
+    secrets are sealed (``webhooks.sealing``); a new or rotated endpoint's ``secret`` is in clear
+    until it is written."""
 
     id: str
     account_id: str
@@ -36,6 +38,8 @@ class Endpoint:
     created_at: int
     failing_since: int | None = None  # the first failure of the current run of failures
     disabled_at: int | None = None
+    previous_secret: str = ""  # the secret a rotation replaced, still signing until previous_until
+    previous_until: int | None = None
 
     def __repr__(self) -> str:  # the secret never reaches a log line
         return f"Endpoint(id={self.id!r}, account_id={self.account_id!r}, url={self.url!r})"

@@ -8,11 +8,14 @@ attempt in another. A delivery is never lost: one whose sender dies between the 
 record is sent again once the claim lapses (receivers deduplicate on ``webhook-id``). A failed
 attempt is tried again after an exponential back-off with jitter (``retry_delay``), up to
 ``MAX_ATTEMPTS``; an endpoint whose attempts have all failed for ``disable_after`` seconds is
-disabled. Redirects are not followed: a 3xx is a failure.
+disabled. Redirects are not followed: a 3xx is a failure. An endpoint whose secret cannot be
+opened (``sealing``: the keys directory's sealing key missing or another) fails its deliveries
+with that reason, the others go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import random
@@ -26,7 +29,8 @@ from dataclasses import dataclass, field
 from offline_service.errors import OfflineServiceError
 from offline_service.settings import Settings
 from offline_service.store import Store
-from offline_service.webhooks.models import Delivery
+from offline_service.webhooks.models import Delivery, Endpoint
+from offline_service.webhooks.sealing import Sealer, SecretUnavailable, endpoint_place
 from offline_service.webhooks.signing import headers
 from offline_service.webhooks.urls import Target, URLPolicy, URLRefused, check_url
 
@@ -41,6 +45,7 @@ __all__ = [
     "post",
     "retry_delay",
     "send_due",
+    "signing_secrets",
 ]
 
 BATCH = 10  # deliveries claimed per transaction
@@ -60,15 +65,19 @@ Post = Callable[[Target, bytes, Mapping[str, str], float], int]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SenderConfig:
-    """How the sender checks URLs, how long an attempt may take and when an endpoint is disabled."""
+    """How the sender checks URLs, how long an attempt may take, when an endpoint is disabled, and
+    what opens the endpoints' secrets."""
 
+    sealer: Sealer
     policy: URLPolicy = field(default_factory=URLPolicy)
     timeout: float = 10.0
     disable_after: int = 3 * 86400
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SenderConfig:
+    def from_settings(cls, settings: Settings, *, sealer: Sealer | None = None) -> SenderConfig:
+        """``sealer``: a long-lived one (a server's), else one for this command."""
         return cls(
+            sealer=sealer or Sealer.for_settings(settings),
             policy=URLPolicy(
                 allow_private=settings.webhook_allow_private, allow_loopback=settings.webhook_allow_loopback
             ),
@@ -138,8 +147,20 @@ def post(target: Target, body: bytes, sent_headers: Mapping[str, str], timeout: 
         conn.close()
 
 
+def signing_secrets(sealer: Sealer, endpoint: Endpoint, now: int) -> list[str]:
+    """The secrets a delivery to ``endpoint`` is signed with at ``now``, opened: its own, and the one
+    a rotation replaced while its grace lasts. SecretUnavailable when its own cannot be opened."""
+    place = endpoint_place(endpoint.account_id, endpoint.id)
+    signing = [sealer.open(endpoint.secret, place)]
+    if endpoint.previous_secret and endpoint.previous_until is not None and now < endpoint.previous_until:
+        # Should it not open, the new secret alone signs: the one the receiver is asked to use.
+        with contextlib.suppress(SecretUnavailable):
+            signing.append(sealer.open(endpoint.previous_secret, place))
+    return signing
+
+
 def _attempt(
-    d: Delivery, url: str, secret: str, config: SenderConfig, now: int, send: Post
+    d: Delivery, url: str, signing: list[str], config: SenderConfig, now: int, send: Post
 ) -> tuple[int | None, int | None, str]:
     """One attempt: (status, latency in ms, error: empty when delivered). Never raises for the
     receiver's faults; the error says what went wrong, never the secret or the body."""
@@ -150,7 +171,7 @@ def _attempt(
     body = d.payload.encode()
     started = time.monotonic()
     try:
-        status = send(target, body, headers(secret, d.id, now, body), config.timeout)
+        status = send(target, body, headers(signing, d.id, now, body), config.timeout)
     except (OSError, http.client.HTTPException) as exc:
         latency = int((time.monotonic() - started) * 1000)
         return None, latency, f"{type(exc).__name__}: {exc}"[:300]
@@ -184,7 +205,16 @@ def send_due(
             if endpoint is None or not endpoint.enabled:
                 status, latency, error = None, None, "the endpoint is disabled"
             else:
-                status, latency, error = _attempt(d, endpoint.url, endpoint.secret, config, now, send)
+                try:
+                    signing = signing_secrets(config.sealer, endpoint, now)
+                except SecretUnavailable as exc:  # this endpoint only; its message names no secret
+                    status, latency, error = (
+                        None,
+                        None,
+                        f"{exc.code.value}: its secret cannot be opened ({exc.message})",
+                    )
+                else:
+                    status, latency, error = _attempt(d, endpoint.url, signing, config, now, send)
             ok = not error
             give_up = not ok and d.attempts >= MAX_ATTEMPTS
             with store.write() as tx:

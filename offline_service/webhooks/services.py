@@ -14,6 +14,7 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import ID_PREFIXES, new_id
 from offline_service.store import Store, Transaction
 from offline_service.webhooks.models import EVENT_TYPES, Delivery, Endpoint
+from offline_service.webhooks.sealing import Sealer, SecretUnavailable, endpoint_place
 from offline_service.webhooks.signing import new_secret
 from offline_service.webhooks.urls import URLPolicy, check_url
 
@@ -21,6 +22,7 @@ __all__ = [
     "CURSOR_PATTERN",
     "MAX_ENDPOINTS",
     "MAX_PAGE",
+    "ROTATION_GRACE",
     "add_endpoint",
     "add_endpoint_in",
     "deliveries",
@@ -32,11 +34,17 @@ __all__ = [
     "new_endpoint",
     "redeliver",
     "remove_endpoint",
+    "rotate_secret",
+    "rotate_secret_in",
+    "rotated_json",
     "set_enabled",
 ]
 
 MAX_ENDPOINTS = 20  # per account: each event is one row per endpoint, written in its transaction
 MAX_PAGE = 200  # deliveries a page at most, as every page of the admin API
+# How long a rotated secret still signs beside the new one (Standard Webhooks' grace): a day for
+# the receivers to take the new secret without rejecting a delivery.
+ROTATION_GRACE = 24 * 3600
 # A page's cursor: the creation time and id digits of its last delivery. Opaque to callers; its
 # shape alone says whether it is one.
 CURSOR_PATTERN = "^[0-9]{1,15}[.][0-9a-f]{24,32}$"
@@ -74,12 +82,13 @@ def new_endpoint(
     )
 
 
-def add_endpoint_in(tx: Transaction, endpoint: Endpoint, *, now: int, actor: str) -> None:
+def add_endpoint_in(tx: Transaction, endpoint: Endpoint, *, sealer: Sealer, now: int, actor: str) -> None:
     """Inside the caller's transaction (an idempotent create's): write ``new_endpoint``'s endpoint,
-    within the account's limit, audited."""
+    its secret sealed, within the account's limit, audited."""
     if len(tx.webhook_endpoints(endpoint.account_id)) >= MAX_ENDPOINTS:
         raise OfflineServiceError(Code.CONFLICT, f"an account has at most {MAX_ENDPOINTS} webhook endpoints")
-    tx.insert_webhook_endpoint(endpoint)
+    place = endpoint_place(endpoint.account_id, endpoint.id)
+    tx.insert_webhook_endpoint(replace(endpoint, secret=sealer.seal(endpoint.secret, place)))
     audit.record(
         tx,
         account_id=endpoint.account_id,
@@ -98,15 +107,73 @@ def add_endpoint(
     url: str,
     events: Sequence[str],
     policy: URLPolicy,
+    sealer: Sealer,
     now: int,
     actor: str = "cli",
 ) -> Endpoint:
     """Register ``url`` for ``events``; the URL is checked (``urls.check_url``) before anything is
-    written. The returned endpoint carries its new secret: show it once."""
+    written. The returned endpoint carries its new secret in clear (the row holds it sealed): show
+    it once."""
     endpoint = new_endpoint(account, url=url, events=events, policy=policy, now=now)
+    sealer.prepare()
     with store.write() as tx:
-        add_endpoint_in(tx, endpoint, now=now, actor=actor)
+        add_endpoint_in(tx, endpoint, sealer=sealer, now=now, actor=actor)
     return endpoint
+
+
+def rotate_secret_in(
+    tx: Transaction,
+    account: Account,
+    endpoint_id: str,
+    *,
+    sealer: Sealer,
+    now: int,
+    actor: str,
+    grace: int = ROTATION_GRACE,
+) -> Endpoint:
+    """Inside the caller's transaction: give the endpoint a new secret, returned in clear (show it
+    once) in the endpoint returned. The replaced one signs beside it for ``grace`` seconds, unless
+    it cannot be opened here (a lost sealing key: rotating is then the way back) or ``grace`` is
+    0; a secret rotated before and still in its grace is dropped. Audited."""
+    if not 0 <= grace <= ROTATION_GRACE:
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"the grace is 0 to {ROTATION_GRACE} seconds")
+    found = _endpoint(tx, account, endpoint_id)
+    place = endpoint_place(account.id, endpoint_id)
+    previous, until = "", None
+    if grace:
+        try:
+            # Sealed again: a secret written before sealing is sealed as it moves.
+            previous, until = sealer.seal(sealer.open(found.secret, place), place), now + grace
+        except SecretUnavailable:
+            previous, until = "", None
+    secret = new_secret()
+    tx.set_webhook_endpoint_secret(account.id, endpoint_id, sealer.seal(secret, place), previous, until)
+    audit.record(
+        tx,
+        account_id=account.id,
+        actor=actor,
+        action="webhook.rotate-secret",
+        now=now,
+        endpoint=endpoint_id,
+        grace=str(until - now if until is not None else 0),
+    )
+    return replace(found, secret=secret, previous_secret="", previous_until=until)
+
+
+def rotate_secret(
+    store: Store,
+    account: Account,
+    endpoint_id: str,
+    *,
+    sealer: Sealer,
+    now: int,
+    actor: str = "cli",
+    grace: int = ROTATION_GRACE,
+) -> Endpoint:
+    """``rotate_secret_in`` in a transaction of its own."""
+    sealer.prepare()
+    with store.write() as tx:
+        return rotate_secret_in(tx, account, endpoint_id, sealer=sealer, now=now, actor=actor, grace=grace)
 
 
 def endpoints(store: Store, account: Account) -> Sequence[Endpoint]:
@@ -212,6 +279,12 @@ def endpoint_json(e: Endpoint) -> dict[str, Any]:
         "failingSince": e.failing_since,
         "disabledAt": e.disabled_at,
     }
+
+
+def rotated_json(e: Endpoint) -> dict[str, Any]:
+    """A rotation's answer: the endpoint, its new secret (shown once) and until when the replaced
+    one still signs (None: it stopped at once)."""
+    return {**endpoint_json(e), "secret": e.secret, "previousSecretUntil": e.previous_until}
 
 
 def delivery_json(d: Delivery) -> dict[str, Any]:

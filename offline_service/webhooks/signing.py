@@ -1,6 +1,7 @@
 """Standard Webhooks signatures (https://www.standardwebhooks.com): the secret is ``whsec_`` and the
 base64 of random bytes; a delivery is signed with HMAC-SHA256 over ``id.timestamp.body``, sent as
-``v1,<base64>`` in the ``webhook-signature`` header."""
+``v1,<base64>`` in the ``webhook-signature`` header. During a rotation's grace the header carries
+one signature per secret, separated by spaces, as the specification allows."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 __all__ = ["PREFIX", "SECRET_BYTES", "headers", "new_secret", "signature"]
 
@@ -35,11 +37,14 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The headers of one delivery attempt: id, timestamp (each attempt's own), signature."""
+def headers(signing: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The headers of one delivery attempt: id, timestamp (each attempt's own), and a signature by
+    each secret of ``signing`` (the current one, and a rotated one during its grace)."""
+    if isinstance(signing, str) or not signing:
+        raise TypeError("signing is a sequence of one or more secrets")
     return {
         "content-type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signature(s, msg_id, timestamp, body) for s in signing),
     }

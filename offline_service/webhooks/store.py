@@ -31,6 +31,12 @@ class WebhooksTransaction(Protocol):
         """Enable (its run of failures forgotten) or disable an endpoint."""
         ...
 
+    def set_webhook_endpoint_secret(
+        self, account_id: str, endpoint_id: str, secret: str, previous_secret: str, previous_until: int | None
+    ) -> None:
+        """Replace an endpoint's (sealed) secret, keeping ``previous_secret`` until ``previous_until``."""
+        ...
+
     def webhook_subscriptions(self, account_id: str) -> Sequence[tuple[str, str]]:
         """(endpoint id, subscribed events separated by spaces) of the account's enabled
         endpoints: one indexed read, the only cost an event has for an account without any."""

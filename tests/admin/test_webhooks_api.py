@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from offline_service.admin import tokens
 from offline_service.admin.models import Scope
@@ -24,6 +25,7 @@ from offline_service.fileformat.messages import Kind
 from offline_service.settings import Settings
 from offline_service.store import open_store
 from offline_service.webhooks import services as webhooks
+from offline_service.webhooks.sender import SenderConfig, send_due
 from offline_service.webhooks.urls import URLPolicy
 from tests.db import table
 from tests.factories import Machine
@@ -42,8 +44,9 @@ def _endpoint(site: Site, account: str = "acme") -> tuple[str, str]:
     """An endpoint of ``account`` made with the service, and one delivery of it (a license created)."""
     owner = site.acme if account == "acme" else site.other
     made = webhooks.add_endpoint(
-        site.svc.store, owner, url=HOOK, events=EVENTS, policy=URLPolicy(), now=site.svc.now()
-    )
+        site.svc.store, owner, url=HOOK, events=EVENTS, policy=URLPolicy(), sealer=site.svc.sealer,
+        now=site.svc.now(),
+    )  # fmt: skip
     headers = site.admin_auth(Scope.LICENSES_WRITE.value, account=account)
     product = site.product if account == "acme" else site.other_product
     body = {"productId": product.id, "allowedActivations": 1, "allowedDeactivations": 1}
@@ -71,6 +74,10 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
         lambda site, e, d: ("POST", f"/v1/admin/webhook-deliveries/{d}/redeliver", None),
     ),
     "remove": (Scope.WEBHOOKS_WRITE, lambda site, e, d: ("DELETE", f"/v1/admin/webhooks/{e}", None)),
+    "rotate-secret": (
+        Scope.WEBHOOKS_WRITE,
+        lambda site, e, d: ("POST", f"/v1/admin/webhooks/{e}/rotate-secret", {"graceSeconds": 60}),
+    ),
 }
 
 
@@ -306,3 +313,78 @@ def test_events_of_an_admin_created_license_reach_a_real_receiver_signed(tmp_pat
     assert set(got) == set(EVENTS), r.verified
     assert got["license.created"]["id"] == license["id"]
     assert got["activation.created"]["licenseId"] == license["id"]
+
+
+# -- secrets: sealed at rest, rotated ---------------------------------------------------------
+
+
+def _no_secret_at_rest(site: Site, *secrets: str) -> None:
+    for name in ("webhook_endpoints", "admin_idempotency", "audit_log"):
+        rows = repr(table(site.svc.store, name))
+        assert "whsec_" not in rows and not any(s in rows for s in secrets), name
+
+
+def test_a_rotation_answers_the_new_secret_and_keeps_none_in_clear(site: Site) -> None:
+    headers = site.admin_auth(Scope.WEBHOOKS_READ.value, Scope.WEBHOOKS_WRITE.value)
+    body = {"url": HOOK, "events": EVENTS}
+    make = {**headers, "idempotency-key": "make-1"}
+    created = site.client.post("/v1/admin/webhooks", json=body, headers=make).json()
+    eid, first = created["id"], created["secret"]
+    path = f"/v1/admin/webhooks/{eid}/rotate-secret"
+    turn = {**headers, "idempotency-key": "turn-1"}
+    rotated = site.client.post(path, headers=turn)
+    replayed = site.client.post(path, headers=turn)
+    assert rotated.status_code == replayed.status_code == 200, rotated.text
+    assert replayed.json() == rotated.json() and replayed.headers["idempotent-replayed"] == "true"
+    new = rotated.json()["secret"]
+    assert new.startswith("whsec_") and new != first and rotated.json()["id"] == eid
+    assert rotated.json()["previousSecretUntil"] == site.svc.now() + webhooks.ROTATION_GRACE
+    # The create's kept answer, sealed, still gives its caller the first secret.
+    assert site.client.post("/v1/admin/webhooks", json=body, headers=make).json()["secret"] == first
+    _no_secret_at_rest(site, first, new)
+    for shown in ("/v1/admin/webhooks", f"/v1/admin/webhooks/{eid}"):
+        answer = site.client.get(shown, headers=headers).text
+        assert new not in answer and first not in answer
+    token_id = next(
+        t.id for t in tokens.list_tokens(site.svc.store, site.acme) if Scope.WEBHOOKS_WRITE in t.scopes
+    )
+    assert ("webhook.rotate-secret", f"admin_token:{token_id}") in [(e.action, e.actor) for e in site.audit()]
+    at_once = site.client.post(path, json={"graceSeconds": 0}, headers=headers).json()
+    assert at_once["previousSecretUntil"] is None and at_once["secret"] not in (first, new)
+
+
+def test_a_bad_rotation_body_changes_nothing(site: Site) -> None:
+    eid, _ = _endpoint(site)
+    headers = {**site.admin_auth(Scope.WEBHOOKS_WRITE.value), "idempotency-key": "k"}
+    before = _hook_state(site)
+    for body in (
+        {"graceSeconds": -1},
+        {"graceSeconds": webhooks.ROTATION_GRACE + 1},
+        {"graceSeconds": "60"},
+        {"graceSeconds": 1.5},
+        {"graceSeconds": True},
+        {"secret": "whsec_mine"},
+        [],
+    ):
+        answer = site.client.post(f"/v1/admin/webhooks/{eid}/rotate-secret", json=body, headers=headers)
+        assert error(answer) == (400, "INVALID_ARGUMENT"), body
+    assert _hook_state(site) == before and table(site.svc.store, "admin_idempotency") == []
+
+
+def test_a_secret_rotated_through_the_api_verifies_at_a_real_receiver(site: Site) -> None:
+    site.clock.now = time.time()  # the receiver checks the signed timestamp against its clock
+    policy = URLPolicy(allow_loopback=True)
+    headers = site.admin_auth(Scope.WEBHOOKS_WRITE.value, Scope.LICENSES_WRITE.value)
+    with receiver() as r:
+        made = webhooks.add_endpoint(
+            site.svc.store, site.acme, url=r.url, events=["license.created"], policy=policy,
+            sealer=site.svc.sealer, now=site.svc.now(),
+        )  # fmt: skip
+        rotated = site.client.post(f"/v1/admin/webhooks/{made.id}/rotate-secret", headers=headers).json()
+        r.secret = rotated["secret"]
+        _new_delivery(site)
+        config = SenderConfig(sealer=site.svc.sealer, policy=policy, timeout=5.0)
+        assert send_due(site.svc.store, config, now=site.svc.now()).sent == 1
+        body, sent = r.raw[-1]
+        Webhook(made.secret).verify(body, sent)  # the replaced one, within its grace
+    assert [v["type"] for v in r.verified] == ["license.created"]

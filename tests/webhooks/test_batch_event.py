@@ -17,6 +17,7 @@ from offline_service.errors import OfflineServiceError
 from offline_service.licensing import services as admin
 from offline_service.webhooks import services
 from offline_service.webhooks.models import Endpoint
+from offline_service.webhooks.sealing import Sealer
 from offline_service.webhooks.urls import URLPolicy
 from tests.db import execute, table
 from tests.factories import Machine, World
@@ -34,6 +35,7 @@ def _endpoint(world: World, *events: str, account: Any = None) -> Endpoint:
         url="http://127.0.0.1:9/hook",
         events=events,
         policy=LOOPBACK,
+        sealer=Sealer(world.keyring.directory),
         now=int(time.time()),
     )
 
@@ -91,6 +93,7 @@ def test_an_upload_over_the_api_is_a_batch_too(site: Site) -> None:
         url="http://127.0.0.1:9/hook",
         events=["batch.completed"],
         policy=LOOPBACK,
+        sealer=site.svc.sealer,
         now=site.svc.now(),
     )
     upload = _zip(

@@ -8,9 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from offline_service.errors import Code
+from offline_service.settings import Settings
+from offline_service.store import open_store
 from tests.cli.test_cli import Cli, new_license
+from tests.db import table
 from tests.factories import database_for
 from tests.webhooks.receiver import receiver
 
@@ -118,3 +122,39 @@ def test_the_delivery_log_pages_by_cursor(cli: Cli) -> None:
     assert everything[1:] == seen
     cli.fails(Code.INVALID_ARGUMENT, "webhook", "deliveries", added["id"], "--limit", "201")
     cli.fails(Code.INVALID_ARGUMENT, "webhook", "deliveries", added["id"], "--cursor", "bogus")
+
+
+def test_rotate_secret_prints_the_new_secret_once_and_the_old_one_signs_for_its_grace(cli: Cli) -> None:
+    cli.ok("init")
+    cli.ok("init", "--account", "other")
+    product = cli.ok("product", "create", "--name", "App")["id"]
+    with receiver() as r:
+        added = cli.ok("webhook", "add", "--url", r.url, "--event", "license.created")
+        old = added["secret"]
+        rotated = cli.ok("webhook", "rotate-secret", added["id"])
+        r.secret = rotated["secret"]
+        assert (
+            r.secret.startswith("whsec_") and r.secret != old and rotated["previousSecretUntil"] is not None
+        )
+        assert r.secret not in cli("webhook", "list").out
+        new_license(cli, product)
+        assert cli.ok("webhook", "send")["sent"] == 1
+        body, headers = r.raw[-1]
+        Webhook(old).verify(body, headers)  # within its grace, the replaced secret verifies too
+        text = cli("webhook", "rotate-secret", added["id"], "--grace", "0")
+        assert text.code == 0 and "the previous secret signs no more" in text.out
+        r.secret = text.out.split("verify each delivery with it): ")[1].split()[0]
+        new_license(cli, product)
+        assert cli.ok("webhook", "send")["sent"] == 1
+        body, headers = r.raw[-1]
+        with pytest.raises(Exception, match="No matching signature"):
+            Webhook(rotated["secret"]).verify(body, headers)
+    assert len(r.verified) == 2
+    cli.fails(Code.NOT_FOUND, "webhook", "rotate-secret", added["id"], account="other")
+    cli.fails(Code.INVALID_ARGUMENT, "webhook", "rotate-secret", added["id"], "--grace", "86401")
+    store = open_store(Settings(data_dir=cli.data, database_url=cli.database_url))
+    try:
+        rows = repr(table(store, "webhook_endpoints"))
+    finally:
+        store.close()
+    assert "whsec_" not in rows and r.secret not in rows and old not in rows

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from offline_service.licensing import services as admin
 from offline_service.settings import Settings
 from offline_service.store.backends import open_store
 from offline_service.webhooks import services
+from offline_service.webhooks.sealing import Sealer
 from offline_service.webhooks.sender import SenderConfig, send_due
 from offline_service.webhooks.urls import URLPolicy
 from tests.cli.test_cli import Cli, new_license
@@ -25,7 +27,9 @@ from tests.factories import database_for
 from tests.webhooks.receiver import receiver
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CONFIG = SenderConfig(policy=URLPolicy(allow_loopback=True), timeout=5.0, disable_after=3 * 86400)
+CONFIG = SenderConfig(
+    sealer=Sealer("unused"), policy=URLPolicy(allow_loopback=True), timeout=5.0, disable_after=3 * 86400
+)
 
 
 def test_a_sender_killed_mid_delivery_loses_no_event(
@@ -49,6 +53,7 @@ def test_a_sender_killed_mid_delivery_loses_no_event(
                 os.kill(proc.pid, signal.SIGKILL)
             assert proc.wait(30) == -signal.SIGKILL
         store = open_store(Settings(data_dir=cli.data, database_url=url))
+        config = replace(CONFIG, sealer=Sealer(cli.keys))
         try:
             account, _ = admin.ensure_account(store, "default", now=int(time.time()))
             (pending,) = services.deliveries(store, account, hook["id"])
@@ -56,14 +61,14 @@ def test_a_sender_killed_mid_delivery_loses_no_event(
             assert (pending.delivered_at, pending.last_attempt_at, pending.attempts) == (None, None, 1)
             now = int(time.time())
             # The dead sender's claim holds: a sender started now sends nothing twice.
-            assert send_due(store, CONFIG, now=now, jitter=lambda: 0.0).sent == 0
+            assert send_due(store, config, now=now, jitter=lambda: 0.0).sent == 0
             assert len(r.seen) == 1
             # Once the dead sender's claim lapses (its length is its settings'), the delivery goes
             # out, with the same webhook-id, verified (within the verifier's 5 minutes of clock).
             claimed_for = SenderConfig.from_settings(Settings.from_env(env)).claim_seconds
             assert claimed_for < 300
             later = now + claimed_for + 1
-            report = send_due(store, CONFIG, now=later, jitter=lambda: 0.0)
+            report = send_due(store, config, now=later, jitter=lambda: 0.0)
             assert report.sent == 1
             (done,) = services.deliveries(store, account, hook["id"])
             assert (done.delivered_at, done.attempts, done.last_status) == (later, 2, 200)

@@ -6,6 +6,7 @@ to another account's endpoint, and an endpoint failing for days is disabled."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from offline_service.licensing import services as admin
 from offline_service.licensing.models import LicenseStatus
 from offline_service.webhooks import events, sender, services
 from offline_service.webhooks.models import Endpoint
+from offline_service.webhooks.sealing import Sealer
 from offline_service.webhooks.sender import SenderConfig, retry_delay, send_due
 from offline_service.webhooks.urls import URLPolicy, URLRefused
 from tests.factories import World, table
@@ -31,7 +33,15 @@ def _resolve(host: str, port: int) -> list[str]:
 
 STRICT = URLPolicy(resolve=_resolve)
 LOOPBACK = URLPolicy(allow_loopback=True)
-CONFIG = SenderConfig(policy=LOOPBACK, timeout=5.0, disable_after=3 * 86400)
+CONFIG = SenderConfig(sealer=Sealer("unused"), policy=LOOPBACK, timeout=5.0, disable_after=3 * 86400)
+
+
+def _sealer(world: World) -> Sealer:
+    return Sealer(world.keyring.directory)
+
+
+def _config(world: World, **kw: Any) -> SenderConfig:
+    return replace(CONFIG, sealer=_sealer(world), **kw)
 
 
 def _now() -> int:
@@ -41,14 +51,15 @@ def _now() -> int:
 
 def _endpoint(world: World, r: Receiver, *events_: str, account: Any = None) -> Endpoint:
     e = services.add_endpoint(
-        world.store, account or world.account, url=r.url, events=events_, policy=LOOPBACK, now=_now()
-    )
+        world.store, account or world.account, url=r.url, events=events_, policy=LOOPBACK,
+        sealer=_sealer(world), now=_now(),
+    )  # fmt: skip
     r.secret = e.secret
     return e
 
 
 def _send(world: World, now: int, **kw: Any) -> sender.Report:
-    return send_due(world.store, CONFIG, now=now, jitter=lambda: 0.0, **kw)
+    return send_due(world.store, _config(world), now=now, jitter=lambda: 0.0, **kw)
 
 
 def test_a_delivery_is_signed_retried_with_back_off_and_logged(world: World) -> None:
@@ -259,10 +270,10 @@ def test_a_delivery_is_given_up_after_the_last_attempt(world: World) -> None:
     now = _now()
     e = services.add_endpoint(
         world.store, world.account, url="https://hooks.example.com/x", events=["license.created"],
-        policy=STRICT, now=now,
+        policy=STRICT, sealer=_sealer(world), now=now,
     )  # fmt: skip
     world.license(now=now)
-    config = SenderConfig(policy=STRICT, disable_after=10**9)
+    config = SenderConfig(sealer=_sealer(world), policy=STRICT, disable_after=10**9)
     t = now
     for _ in range(sender.MAX_ATTEMPTS):
         assert send_due(world.store, config, now=t, send=lambda *a: 503, jitter=lambda: 0.0).failed == 1
@@ -283,8 +294,9 @@ def test_registration_refuses_bad_urls_and_events_and_writes_nothing(world: Worl
     ):
         with pytest.raises(URLRefused) as refused:
             services.add_endpoint(
-                world.store, world.account, url=url, events=["license.created"], policy=STRICT, now=1
-            )
+                world.store, world.account, url=url, events=["license.created"], policy=STRICT,
+                sealer=_sealer(world), now=1,
+            )  # fmt: skip
         assert refused.value.code is Code.WEBHOOK_URL_REFUSED and refused.value.reason == reason, url
     for chosen in ([], ["license.exploded"]):
         with pytest.raises(OfflineServiceError) as bad:
@@ -294,6 +306,7 @@ def test_registration_refuses_bad_urls_and_events_and_writes_nothing(world: Worl
                 url="https://hooks.example.com/",
                 events=chosen,
                 policy=STRICT,
+                sealer=_sealer(world),
                 now=1,
             )
         assert bad.value.code is Code.INVALID_ARGUMENT
@@ -305,7 +318,7 @@ def test_the_send_time_check_refuses_an_address_allowed_no_more(world: World) ->
     with receiver() as r:
         e = _endpoint(world, r, "license.created")
         world.license(now=now)
-        strict = SenderConfig(policy=STRICT)  # loopback no longer allowed
+        strict = SenderConfig(sealer=_sealer(world), policy=STRICT)  # loopback no longer allowed
         assert send_due(world.store, strict, now=now).failed == 1
     (d,) = services.deliveries(world.store, world.account, e.id)
     assert "WEBHOOK_URL_REFUSED (loopback)" in d.last_error and r.seen == []
@@ -329,8 +342,9 @@ def test_the_server_sends_the_webhooks_by_itself(make_site: SiteFactory) -> None
     site.clock.now = time.time()  # the receiver checks the signed timestamp against its clock
     with receiver() as r:
         r.secret = services.add_endpoint(
-            site.svc.store, site.acme, url=r.url, events=["license.created"], policy=LOOPBACK, now=_now()
-        ).secret
+            site.svc.store, site.acme, url=r.url, events=["license.created"], policy=LOOPBACK,
+            sealer=site.svc.sealer, now=_now(),
+        ).secret  # fmt: skip
         license = admin.create_license(
             site.svc.store, site.acme, product_id=site.product.id, allowed_activations=1,
             allowed_deactivations=1, now=_now(),

@@ -157,19 +157,35 @@ async def create_once(
     *,
     now: int,
     status: int = 201,
+    secret: bool = False,
 ) -> Response:
     """Run ``create`` (which writes in the transaction it is given and returns the JSON answer) once
     for the request's ``Idempotency-Key``: a retry with the same key and body answers the first
     answer, with ``Idempotent-Replayed: true``, and creates nothing. ``body`` is what identifies the
-    request beside its method and path (the parsed JSON body, or what stands for an upload)."""
+    request beside its method and path (the parsed JSON body, or what stands for an upload).
+    ``secret``: the answer carries one (shown once, and again to a retry), so the kept answer is
+    sealed (``webhooks.sealing``), bound to its account, token and key: a database dump taken
+    within the day it is kept does not show it."""
     header = request.headers.get("idempotency-key")
     key = idempotency.check_key(header) if header is not None else None
+    keep = reopen = None
+    if secret and key is not None:
+        sealer = services(request).sealer
+        place = ("idempotent-answer", token.account_id, token.id, key)
+
+        def keep(text: str) -> str:
+            return sealer.seal(text, place)
+
+        def reopen(text: str) -> str:
+            return sealer.open(text, place)
 
     def write(tx: Transaction) -> idempotency.Answer:
         return idempotency.Answer(status, json.dumps(create(tx)))
 
     fingerprint = idempotency.request_hash(request.method, request.url.path, body)
     store = services(request).store
-    answer = await run_in_threadpool(idempotency.once, store, token, key, fingerprint, write, now=now)
+    answer = await run_in_threadpool(
+        lambda: idempotency.once(store, token, key, fingerprint, write, now=now, keep=keep, reopen=reopen)
+    )
     headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
     return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)

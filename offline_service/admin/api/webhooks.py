@@ -15,13 +15,15 @@ from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
 from offline_service.store import Transaction
+from offline_service.web.api import json_int
 from offline_service.web.auth import services
 from offline_service.webhooks import services as webhooks
 from offline_service.webhooks.sender import SenderConfig
 
-__all__ = ["WEBHOOK_MEMBERS", "routes"]
+__all__ = ["ROTATE_MEMBERS", "WEBHOOK_MEMBERS", "routes"]
 
 WEBHOOK_MEMBERS = frozenset({"url", "events"})
+ROTATE_MEMBERS = frozenset({"graceSeconds"})
 
 
 def _endpoint_id(request: Request) -> str:
@@ -37,7 +39,8 @@ async def webhook_list(request: Request) -> Response:
 async def webhook_create(request: Request) -> Response:
     """Register an endpoint; the 201 answer is the only one that carries its signing secret (and a
     retry with the same Idempotency-Key, which answers the first answer: the caller who lost it
-    needs the secret). The URL is checked, its host resolved, before the transaction."""
+    needs the secret: the kept answer is sealed). The URL is checked, its host resolved, before the
+    transaction."""
     token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
     body = await json_body(request)
     members(body, WEBHOOK_MEMBERS)
@@ -52,12 +55,38 @@ async def webhook_create(request: Request) -> Response:
     endpoint = await run_in_threadpool(
         lambda: webhooks.new_endpoint(account, url=url, events=events, policy=policy, now=now)
     )
+    await run_in_threadpool(svc.sealer.prepare)
 
     def create(tx: Transaction) -> dict[str, Any]:
-        webhooks.add_endpoint_in(tx, endpoint, now=now, actor=token.actor)
+        webhooks.add_endpoint_in(tx, endpoint, sealer=svc.sealer, now=now, actor=token.actor)
         return {**webhooks.endpoint_json(endpoint), "secret": endpoint.secret}
 
-    return await create_once(request, token, body, create, now=now)
+    return await create_once(request, token, body, create, now=now, secret=True)
+
+
+async def webhook_rotate_secret(request: Request) -> Response:
+    """Give the endpoint a new signing secret, in this answer only (and a retry's with the same
+    Idempotency-Key, kept sealed); the replaced one signs beside it for ``graceSeconds``."""
+    token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
+    endpoint_id = _endpoint_id(request)
+    body = await json_body(request) if await request.body() else {}
+    members(body, ROTATE_MEMBERS)
+    grace = json_int(body.get("graceSeconds", webhooks.ROTATION_GRACE))
+    if grace is None or not 0 <= grace <= webhooks.ROTATION_GRACE:
+        raise OfflineServiceError(
+            Code.INVALID_ARGUMENT, f"graceSeconds must be a whole number from 0 to {webhooks.ROTATION_GRACE}"
+        )
+    svc = services(request)
+    now = svc.now()
+    await run_in_threadpool(svc.sealer.prepare)
+
+    def rotate(tx: Transaction) -> dict[str, Any]:
+        rotated = webhooks.rotate_secret_in(
+            tx, account, endpoint_id, sealer=svc.sealer, now=now, actor=token.actor, grace=grace
+        )
+        return webhooks.rotated_json(rotated)
+
+    return await create_once(request, token, body, rotate, now=now, status=200, secret=True)
 
 
 async def webhook_detail(request: Request) -> Response:
@@ -135,6 +164,7 @@ routes: tuple[BaseRoute, ...] = (
     Route("/v1/admin/webhooks/{id}", webhook, methods=["GET", "DELETE"]),
     Route("/v1/admin/webhooks/{id}/enable", webhook_enable, methods=["POST"]),
     Route("/v1/admin/webhooks/{id}/disable", webhook_disable, methods=["POST"]),
+    Route("/v1/admin/webhooks/{id}/rotate-secret", webhook_rotate_secret, methods=["POST"]),
     Route("/v1/admin/webhooks/{id}/deliveries", webhook_deliveries),
     Route("/v1/admin/webhook-deliveries/{id}/redeliver", webhook_redeliver, methods=["POST"]),
 )

@@ -21,7 +21,7 @@ from offline_service.web.openapi_kit import (
     ref,
 )
 from offline_service.webhooks.models import EVENT_TYPES
-from offline_service.webhooks.services import CURSOR_PATTERN, MAX_ENDPOINTS
+from offline_service.webhooks.services import CURSOR_PATTERN, MAX_ENDPOINTS, ROTATION_GRACE
 from offline_service.webhooks.urls import MAX_URL
 
 __all__ = ["PATHS", "SCHEMAS"]
@@ -55,6 +55,34 @@ SCHEMAS: dict[str, Schema] = {
             ),
         ]
     },
+    "AdminWebhookRotated": {
+        "allOf": [
+            ref("AdminWebhookCreated"),
+            obj(
+                ["previousSecretUntil"],
+                {
+                    "previousSecretUntil": {
+                        "type": ["integer", "null"],
+                        "description": "Until when (Unix seconds) the replaced secret still signs beside"
+                        " the new one; null: it signs no more",
+                    }
+                },
+            ),
+        ]
+    },
+    "AdminWebhookRotate": closed(
+        [],
+        {
+            "graceSeconds": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": ROTATION_GRACE,
+                "default": ROTATION_GRACE,
+                "description": "How long the replaced secret still signs beside the new one"
+                " (0: a leaked secret, at once)",
+            }
+        },
+    ),
     "AdminWebhookEndpoints": obj(
         ["endpoints"], {"endpoints": {"type": "array", "items": ref("AdminWebhookEndpoint")}}
     ),
@@ -170,6 +198,19 @@ PATHS: dict[str, Any] = {
             ),
             ("disable", "Stop sending to a webhook endpoint"),
         )
+    },
+    "/v1/admin/webhooks/{id}/rotate-secret": {
+        "parameters": [_HOOK_ID],
+        "post": admin_op(
+            "Give a webhook endpoint a new signing secret, shown in this answer only; the replaced"
+            " one signs beside it for graceSeconds (Standard Webhooks: several signatures)",
+            Scope.WEBHOOKS_WRITE,
+            json_answer(ref("AdminWebhookRotated"), "The new secret"),
+            "400",
+            "404",
+            body={**body("AdminWebhookRotate"), "required": False},
+            parameters=[IDEMPOTENCY],
+        ),
     },
     "/v1/admin/webhooks/{id}/deliveries": {
         "parameters": [_HOOK_ID],

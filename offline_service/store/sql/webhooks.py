@@ -11,7 +11,10 @@ from offline_service.webhooks.models import Delivery, Endpoint
 
 __all__ = ["WebhooksSQL", "WebhooksStatements"]
 
-_ENDPOINT_COLS = "id, account_id, url, events, secret, enabled, created_at, failing_since, disabled_at"
+_ENDPOINT_COLS = (
+    "id, account_id, url, events, secret, enabled, created_at, failing_since, disabled_at,"
+    " previous_secret, previous_until"
+)
 _DELIVERY_COLS = (
     "id, account_id, endpoint_id, event_type, payload, created_at, next_attempt_at, attempts,"
     " delivered_at, given_up_at, last_status, last_latency_ms, last_error, last_attempt_at"
@@ -24,7 +27,7 @@ class WebhooksStatements:
     def __init__(self, d: Dialect) -> None:
         q = d.sql
         self.insert_endpoint = q(
-            f"INSERT INTO webhook_endpoints ({_ENDPOINT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO webhook_endpoints ({_ENDPOINT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self.endpoints = q(
             f"SELECT {_ENDPOINT_COLS} FROM webhook_endpoints WHERE account_id = ? ORDER BY created_at, id"
@@ -40,6 +43,10 @@ class WebhooksStatements:
             "UPDATE webhook_endpoints SET enabled = 0, disabled_at = ? WHERE account_id = ? AND id = ?"
         )
         self.disable = q("UPDATE webhook_endpoints SET enabled = 0, disabled_at = ? WHERE id = ?")
+        self.set_secret = q(
+            "UPDATE webhook_endpoints SET secret = ?, previous_secret = ?, previous_until = ?"
+            " WHERE account_id = ? AND id = ?"
+        )
         self.subscriptions = q(
             "SELECT id, events FROM webhook_endpoints WHERE account_id = ? AND enabled = 1"
         )
@@ -94,6 +101,8 @@ def _endpoint(row: Sequence[Any]) -> Endpoint:
         created_at=row[6],
         failing_since=row[7],
         disabled_at=row[8],
+        previous_secret=row[9],
+        previous_until=row[10],
     )
 
 
@@ -112,7 +121,7 @@ class WebhooksSQL(SQLPart):
         self._c.execute(
             self._wq.insert_endpoint,
             (e.id, e.account_id, e.url, " ".join(e.events), e.secret, int(e.enabled), e.created_at,
-             e.failing_since, e.disabled_at),
+             e.failing_since, e.disabled_at, e.previous_secret, e.previous_until),
         )  # fmt: skip
 
     def webhook_endpoints(self, account_id: str) -> Sequence[Endpoint]:
@@ -133,6 +142,13 @@ class WebhooksSQL(SQLPart):
             self._c.execute(self._wq.enable, (account_id, endpoint_id))
         else:
             self._c.execute(self._wq.disable_in, (now, account_id, endpoint_id))
+
+    def set_webhook_endpoint_secret(
+        self, account_id: str, endpoint_id: str, secret: str, previous_secret: str, previous_until: int | None
+    ) -> None:
+        self._c.execute(
+            self._wq.set_secret, (secret, previous_secret, previous_until, account_id, endpoint_id)
+        )
 
     def webhook_subscriptions(self, account_id: str) -> Sequence[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._c.execute(self._wq.subscriptions, (account_id,))]
