@@ -1,5 +1,5 @@
 """The vendor's verbs for the people of an account: ``org create``, ``user create|disable|enable|
-password-link`` and ``group create|add-user|remove-user|link|unlink``.
+password-link`` and ``group create|rename|delete|add-user|remove-user|link|unlink``.
 
 Thin: each verb resolves the names it is given (``accounts.membership`` lookups) and calls the
 same membership operation the organization admin's pages call, with ``Scope.vendor``.
@@ -15,7 +15,7 @@ from typing import Any
 
 from offline_service.accounts import invitations, membership, password_links
 from offline_service.accounts.mail import FileMailer, open_mailer
-from offline_service.accounts.models import Role
+from offline_service.accounts.models import Role, UserGroup
 from offline_service.accounts.scope import Scope
 from offline_service.cli.context import EXIT_OK, Context, emit, iso, now
 from offline_service.errors import OfflineServiceError
@@ -126,6 +126,28 @@ def cmd_group_create(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _group(ctx: Context, scope: Scope, name: str, organization: str | None) -> UserGroup:
+    """The group of this name, in the named organization when one is given."""
+    org = membership.organization_named(ctx.store, scope, organization) if organization else None
+    return membership.group_named(ctx.store, scope, name, organization_id=org.id if org else None)
+
+
+def cmd_group_rename(ctx: Context) -> int:
+    a, scope = ctx.args, _vendor(ctx)
+    group = _group(ctx, scope, a.group, a.organization)
+    renamed = membership.rename_group(ctx.store, scope, group.id, name=a.new_name, now=now())
+    emit(a, {"id": renamed.id, "name": renamed.name}, f"group {renamed.id} renamed {renamed.name}")
+    return EXIT_OK
+
+
+def cmd_group_delete(ctx: Context) -> int:
+    a, scope = ctx.args, _vendor(ctx)
+    group = _group(ctx, scope, a.group, a.organization)
+    membership.delete_group(ctx.store, scope, group.id, now=now())
+    emit(a, {"removed": group.id}, f"group {group.id} ({group.name}) deleted with its members and links")
+    return EXIT_OK
+
+
 def cmd_group_member(ctx: Context) -> int:
     a, scope = ctx.args, _vendor(ctx)
     group = membership.group_named(ctx.store, scope, a.group)
@@ -200,6 +222,18 @@ def register(verbs: Any, verb: Verb) -> None:
     p = verb(grp, "create", cmd_group_create, "create a user group in an organization")
     p.add_argument("--organization", required=True, metavar="NAME")
     p.add_argument("--name", required=True)
+    p = verb(grp, "rename", cmd_group_rename, "rename a user group (the new name unique in its organization)")
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.add_argument("--organization", metavar="NAME", help="the group's organization (when several have one)")
+    p = verb(
+        grp,
+        "delete",
+        cmd_group_delete,
+        "delete a user group with its memberships and license links (the users and licenses stay)",
+    )
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("--organization", metavar="NAME", help="the group's organization (when several have one)")
     for name, handler, text, what, metavar in (
         ("add-user", cmd_group_member, "add a user of the organization to a group", "email", "EMAIL"),
         (

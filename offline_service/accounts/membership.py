@@ -379,6 +379,8 @@ def create_group_in(
 
 
 def rename_group(store: Store, scope: Scope, group_id: str, *, name: str, now: int) -> UserGroup:
+    """Rename a group; the new name is checked as a create's, and unique in the organization within
+    the transaction that renames (CONFLICT otherwise). The same name again changes nothing."""
     name = check_group_name(name)
     with store.write() as tx:
         scope.check(tx)
@@ -471,16 +473,21 @@ def organization_named(store: Store, scope: Scope, name: str) -> Organization:
     return found
 
 
-def group_named(store: Store, scope: Scope, name: str) -> UserGroup:
-    """The group of this name in the scope; NOT_FOUND, or CONFLICT when several organizations have one."""
+def group_named(store: Store, scope: Scope, name: str, *, organization_id: str | None = None) -> UserGroup:
+    """The group of this name in the scope (in ``organization_id`` when given); NOT_FOUND, or CONFLICT
+    when several organizations have one."""
     with store.read() as tx:
         groups = [
-            g for g in tx.groups_by_name(scope.account_id, name.strip()) if scope.holds(g.organization_id)
+            g
+            for g in tx.groups_by_name(scope.account_id, name.strip())
+            if scope.holds(g.organization_id) and organization_id in (None, g.organization_id)
         ]
     if not groups:
         raise OfflineServiceError(Code.NOT_FOUND, f"no group {name!r}")
     if len(groups) > 1:
-        raise OfflineServiceError(Code.CONFLICT, f"several organizations have a group {name!r}")
+        raise OfflineServiceError(
+            Code.CONFLICT, f"several organizations have a group {name!r}; name the organization"
+        )
     return groups[0]
 
 

@@ -263,3 +263,83 @@ def test_the_cli_gives_the_portals_codes_for_the_same_input(
     ):
         status, err = run(*argv)
         assert status == 1 and err.startswith(f"error: {code}:"), (argv, err)
+
+
+def test_group_rename_and_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    """``group rename`` and ``group delete`` find the group by name, in ``--organization`` when two
+    organizations have one; a delete takes the memberships and links, never the users or licenses."""
+    monkeypatch.setenv("OFFLINE_SERVICE_PASSWORD_COST", "minimum")
+    where = [
+        "--data",
+        str(tmp_path / "d"),
+        "--keys",
+        str(tmp_path / "k"),
+        *database_options(tmp_path, backend),
+    ]
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([*argv, *where])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    assert run("init")[0] == 0
+    product = json.loads(run("product", "create", "--name", "App", "--json")[1])["id"]
+    for org in ("Org A", "Org B"):
+        assert run("org", "create", "--name", org)[0] == 0
+        assert run("group", "create", "--organization", org, "--name", "Ops")[0] == 0
+    assert run("group", "create", "--organization", "Org A", "--name", "QA")[0] == 0
+    assert (
+        run("user", "create", "--email", "bob@a.example", "--role", "user", "--organization", "Org A")[0] == 0
+    )
+    key = json.loads(
+        run(
+            "license",
+            "create",
+            "--product",
+            product,
+            "--allowed-activations",
+            "1",
+            "--allowed-deactivations",
+            "1",
+            "--organization",
+            "Org A",
+            "--json",
+        )[1]
+    )["key"]
+
+    code, _, err = run("group", "rename", "Ops", "Dev")
+    assert code == 1 and err.startswith("error: CONFLICT:") and "name the organization" in err
+    code, out, _ = run("group", "rename", "Ops", " Dev ", "--organization", "Org A", "--json")
+    assert code == 0 and json.loads(out)["name"] == "Dev"
+    assert run("group", "add-user", "Dev", "bob@a.example")[0] == 0
+    assert run("group", "link", "Dev", key)[0] == 0
+    for argv, failure in (
+        (["group", "rename", "Dev", "QA"], "CONFLICT"),
+        (["group", "rename", "Dev", "x" * 201], "INVALID_ARGUMENT"),
+        (["group", "rename", "Dev", "A\x1bB"], "INVALID_ARGUMENT"),
+        (["group", "rename", "Nope", "Other"], "NOT_FOUND"),
+        (["group", "rename", "Dev", "Other", "--organization", "Org B"], "NOT_FOUND"),
+        (["group", "delete", "Nope"], "NOT_FOUND"),
+        (["group", "delete", "Ops", "--organization", "Org A"], "NOT_FOUND"),  # Org A's is Dev now
+    ):
+        code, _, err = run(*argv)
+        assert code == 1 and err.startswith(f"error: {failure}:"), (argv, err)
+
+    code, out, _ = run("group", "delete", "Dev", "--json")
+    assert code == 0 and json.loads(out)["removed"].startswith("grp_")
+    code, _, err = run("group", "add-user", "Dev", "bob@a.example")
+    assert code == 1 and "NOT_FOUND" in err
+    # The user and the license stay: both can go into another group.
+    assert run("group", "add-user", "QA", "bob@a.example")[0] == 0
+    assert run("group", "link", "QA", key)[0] == 0
+    code, out, _ = run("group", "rename", "Ops", "Dev")  # only Org B has an Ops now
+    assert code == 0
+    actions = [(e["actor"], e["action"]) for e in json.loads(run("audit", "--json")[1])]
+    assert ("cli", "group.rename") in actions and ("cli", "group.delete") in actions
+    for verb in (["group", "rename"], ["group", "delete"]):
+        with pytest.raises(SystemExit) as shown:
+            main([*verb, "--help"])
+        assert shown.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: offline-service {' '.join(verb)}")

@@ -86,6 +86,14 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
         Scope.CUSTOMERS_WRITE,
         lambda site: ("POST", "/v1/admin/groups", {"organizationId": _org(site).id, "name": "Team B"}),
     ),
+    "rename group": (
+        Scope.CUSTOMERS_WRITE,
+        lambda site: ("PATCH", f"/v1/admin/groups/{_team(site).id}", {"name": "Team Z"}),
+    ),
+    "delete group": (
+        Scope.CUSTOMERS_WRITE,
+        lambda site: ("DELETE", f"/v1/admin/groups/{_team(site).id}", None),
+    ),
     "add member": (
         Scope.CUSTOMERS_WRITE,
         lambda site: ("POST", f"/v1/admin/groups/{_team(site).id}/members/{_uid(site, 'user1')}", None),
@@ -551,3 +559,103 @@ def test_a_mail_that_cannot_be_sent_is_a_503_and_the_user_stays(site: Site) -> N
     assert again.status_code == 201 and again.json()["id"] == fay.id
     invite = site.client.post(f"/v1/admin/users/{fay.id}/invite", headers=headers)
     assert error(invite) == (503, "STORAGE_ERROR") and "/secret" not in invite.text
+
+
+# -- renaming and deleting a group -----------------------------------------------------------------
+
+
+def test_a_group_is_renamed_and_a_taken_or_bad_name_changes_nothing(site: Site) -> None:
+    headers = site.admin_auth(Scope.CUSTOMERS_WRITE.value)
+    team = _team(site)
+    path = f"/v1/admin/groups/{team.id}"
+    answer = site.client.patch(path, json={"name": "  Team Z "}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "id": team.id,
+        "organizationId": team.organization_id,
+        "name": "Team Z",
+        "createdAt": team.created_at,
+    }
+    assert [(e.action, e.actor) for e in site.audit()[:1]] == [("group.rename", _actor(site, headers))]
+    create = {**headers, "idempotency-key": "b"}
+    made = site.client.post(
+        "/v1/admin/groups", json={"organizationId": team.organization_id, "name": "Team B"}, headers=create
+    )
+    assert made.status_code == 201, made.text
+    before, state = _people(site), site.state()
+    assert error(site.client.patch(path, json={"name": "Team B"}, headers=headers)) == (409, "CONFLICT")
+    for body in (
+        {},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "x" * 201},
+        {"name": "T\x00Z"},
+        {"name": "T\nZ"},
+        {"name": 5},
+        {"name": None},
+        {"name": "T", "organizationId": _org(site, "Org B").id},
+        ["name"],
+    ):
+        assert error(site.client.patch(path, json=body, headers=headers)) == (400, "INVALID_ARGUMENT"), body
+    assert error(site.client.patch("/v1/admin/groups/grp_x", json={"name": "T"}, headers=headers)) == (
+        400,
+        "INVALID_ARGUMENT",
+    )
+    assert (
+        error(site.client.patch("/v1/admin/groups/grp_" + "0" * 32, json={"name": "T"}, headers=headers))[0]
+        == 404
+    )
+    assert _people(site) == before and site.state() == state
+
+
+def test_a_deleted_group_takes_its_members_and_links_but_not_users_or_licenses(site: Site) -> None:
+    headers = site.admin_auth(Scope.CUSTOMERS_WRITE.value)
+    team = _team(site)
+    members = site.client.get(  # user2 sees the group's license through it
+        f"/v1/admin/organizations/{team.organization_id}/groups",
+        headers=site.admin_auth(Scope.CUSTOMERS_READ.value),
+    ).json()["groups"]
+    assert members[0]["memberIds"] == [_uid(site, "user2")]
+    assert members[0]["licenseIds"] == [site.licenses["group"].id]
+    kept = {t: table(site.svc.store, t) for t in ("users", "licenses", "activations", "organizations")}
+    answer = site.client.delete(f"/v1/admin/groups/{team.id}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"removed": team.id}
+    assert {t: table(site.svc.store, t) for t in kept} == kept
+    assert table(site.svc.store, "group_members") == [] and table(site.svc.store, "group_licenses") == []
+    with site.svc.store.read() as tx:
+        assert tx.groups_by_name(site.acme.id, "Team A") == []
+    assert [(e.action, e.actor) for e in site.audit()[:1]] == [("group.delete", _actor(site, headers))]
+    before = _people(site)
+    assert error(site.client.delete(f"/v1/admin/groups/{team.id}", headers=headers)) == (404, "NOT_FOUND")
+    assert error(site.client.patch(f"/v1/admin/groups/{team.id}", json={"name": "X"}, headers=headers)) == (
+        404,
+        "NOT_FOUND",
+    )
+    assert _people(site) == before
+
+
+def test_two_renames_racing_to_one_name_rename_one_group(site: Site) -> None:
+    headers = site.admin_auth(Scope.CUSTOMERS_WRITE.value)
+    team = _team(site)
+    other = site.client.post(
+        "/v1/admin/groups",
+        json={"organizationId": team.organization_id, "name": "Team B"},
+        headers={**headers, "idempotency-key": "b"},
+    ).json()["id"]
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def rename(group_id: str) -> None:
+        start.wait()
+        answer = site.client.patch(f"/v1/admin/groups/{group_id}", json={"name": "Shared"}, headers=headers)
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=rename, args=(g,)) for g in (team.id, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 409]
+    with site.svc.store.read() as tx:
+        assert len(tx.groups_by_name(site.acme.id, "Shared")) == 1

@@ -52,11 +52,12 @@ CONFIG = schemathesis.Config.from_dict(
                 # settings allow (no schema can say that either): a WEBHOOK_URL_REFUSED 400.
                 # A product's name is not only spaces and has no control characters.
                 # A customer's name is valid only when something is left once trimmed, an email
-                # only when it is an address, an organization admin only with an organization.
+                # only when it is an address, an organization admin only with an organization; a group's new
+                # name the same, and free in its organization.
                 # A release upload is valid only with distinct, acceptable file names, the fields
                 # before the files, and a version that parses: a schema-valid form may be a 400.
                 "include-name-regex": "^(POST /v1/admin/(licenses|products)"
-                "|PATCH /v1/admin/(licenses|products)/\\{id\\}|POST /v1/admin/webhooks"
+                "|PATCH /v1/admin/(licenses|products|groups)/\\{id\\}|POST /v1/admin/webhooks"
                 "|POST /v1/admin/(organizations|users|groups|releases))$",
                 "checks": {
                     "positive_data_acceptance": {

@@ -40,6 +40,7 @@ from offline_service.web.auth import services
 from offline_service.web.services import Services
 
 __all__ = [
+    "GROUP_CHANGE_MEMBERS",
     "GROUP_MEMBERS",
     "MAX_EMAIL",
     "ORGANIZATION_MEMBERS",
@@ -51,6 +52,7 @@ MAX_EMAIL = 254
 ORGANIZATION_MEMBERS = frozenset({"name", "allowedUsers"})
 USER_MEMBERS = frozenset({"email", "role", "organizationId", "firstName", "lastName", "invite"})
 GROUP_MEMBERS = frozenset({"organizationId", "name"})
+GROUP_CHANGE_MEMBERS = frozenset({"name"})
 
 log = logging.getLogger("offline_service.admin.api.customers")
 
@@ -330,6 +332,36 @@ async def group_create(request: Request) -> Response:
     return await create_once(request, token, body, create, now=now)
 
 
+async def group_rename(request: Request) -> Response:
+    """PATCH ``{name}``: rename the group (the name unique in its organization, checked in the
+    transaction that renames)."""
+    _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
+    group_id = _path_id(request, "group")
+    body = await json_body(request)
+    members(body, GROUP_CHANGE_MEMBERS)
+    name = _text(body, "name", required=True, high=membership.MAX_GROUP_NAME)
+    svc = services(request)
+    group = await run_in_threadpool(
+        lambda: membership.rename_group(svc.store, scope, group_id, name=name, now=svc.now())
+    )
+    return json_response(group_json(group))
+
+
+async def group_delete(request: Request) -> Response:
+    """DELETE: the group with its memberships and license links; the users and licenses stay."""
+    _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
+    group_id = _path_id(request, "group")
+    svc = services(request)
+    group = await run_in_threadpool(
+        lambda: membership.delete_group(svc.store, scope, group_id, now=svc.now())
+    )
+    return json_response({"removed": group.id})
+
+
+async def group_change(request: Request) -> Response:
+    return await (group_rename if request.method == "PATCH" else group_delete)(request)
+
+
 async def group_member(request: Request) -> Response:
     """POST: add a user of the group's organization; DELETE: remove them. Adding twice is no change."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
@@ -371,6 +403,7 @@ routes: tuple[BaseRoute, ...] = (
     Route("/v1/admin/users/{id}/enable", user_enable, methods=["POST"]),
     Route("/v1/admin/users/{id}/invite", user_invite, methods=["POST"]),
     Route("/v1/admin/groups", group_create, methods=["POST"]),
+    Route("/v1/admin/groups/{id}", group_change, methods=["PATCH", "DELETE"]),
     Route("/v1/admin/groups/{id}/members/{userId}", group_member, methods=["POST", "DELETE"]),
     Route("/v1/admin/groups/{id}/licenses/{licenseId}", group_license, methods=["POST", "DELETE"]),
 )

@@ -134,6 +134,18 @@ SCHEMAS: dict[str, Schema] = {
             "name": {"type": "string", "minLength": 1, "maxLength": MAX_GROUP_NAME},
         },
     ),
+    "AdminGroupRenamed": obj(
+        ["id", "organizationId", "name", "createdAt"],
+        {
+            "id": id_schema("group"),
+            "organizationId": id_schema("organization"),
+            "name": TEXT,
+            "createdAt": TIME,
+        },
+    ),
+    "AdminGroupChange": closed(
+        ["name"], {"name": {"type": "string", "minLength": 1, "maxLength": MAX_GROUP_NAME}}
+    ),
     "AdminGroupMember": obj(
         ["groupId", "userId", "member"],
         {"groupId": TEXT, "userId": TEXT, "member": {"type": "boolean"}},
@@ -258,6 +270,26 @@ PATHS: dict[str, Any] = {
             body=body("AdminGroupCreate"),
             parameters=[IDEMPOTENCY],
             ok_status="201",
+        ),
+    },
+    "/v1/admin/groups/{id}": {
+        "parameters": [_GROUP_ID],
+        "patch": admin_op(
+            "Rename a group (the new name unique in its organization)",
+            Scope.CUSTOMERS_WRITE,
+            json_answer(ref("AdminGroupRenamed"), "The group, renamed"),
+            "400",
+            "404",
+            "409",
+            body=body("AdminGroupChange"),
+        ),
+        "delete": admin_op(
+            "Delete a group with its memberships and license links; its users and licenses stay,"
+            " and no seat changes",
+            Scope.CUSTOMERS_WRITE,
+            json_answer(ref("AdminRemoved"), "Removed"),
+            "400",
+            "404",
         ),
     },
     "/v1/admin/groups/{id}/members/{userId}": _group_link(
