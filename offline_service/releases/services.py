@@ -62,6 +62,8 @@ __all__ = [
     "publish_in",
     "read_chunks",
     "record_download",
+    "release",
+    "release_page",
     "remove",
     "remove_release",
     "size_text",
@@ -469,6 +471,45 @@ def list_releases(store: Store, account: Account, product_id: str | None = None)
         releases = tx.releases(account.id, product_id)
         files = tx.release_files([r.id for r in releases])
     return _with_files(releases, files)
+
+
+def release_page(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str | None = None,
+    channel: str | None = None,
+    after: str | None = None,
+    limit: int,
+) -> tuple[list[PublishedRelease], str | None]:
+    """One page of the account's releases (of one product, on one channel) by id, oldest published
+    first, after the release ``after``, and the id to ask the next page after (None on the last
+    page). Ids grow with time (``ids.new_id``): releases published meanwhile come on later pages
+    and shift no page. PRODUCT_NOT_FOUND for a product not of this account."""
+    if product_id is not None:
+        _product(store, account, product_id)
+    with store.read() as tx:
+        found = list(
+            tx.releases_page(account.id, product_id=product_id, channel=channel, after=after, limit=limit + 1)
+        )
+        page = found[:limit]
+        files = tx.release_files([r.id for r in page])
+    by_release: dict[str, list[ReleaseFile]] = {}
+    for f in files:
+        by_release.setdefault(f.release_id, []).append(f)
+    listed = [PublishedRelease(r, tuple(by_release.get(r.id, ()))) for r in page]
+    return listed, page[-1].id if len(found) > limit else None
+
+
+def release(store: Store, account: Account, release_id: str) -> PublishedRelease:
+    """The account's release with this id and its files; another account's id is NOT_FOUND, as a
+    missing one."""
+    with store.read() as tx:
+        found = tx.release(account.id, release_id)
+        files = tx.release_files([release_id]) if found is not None else ()
+    if found is None:
+        raise OfflineServiceError(Code.NOT_FOUND, f"no release {release_id} in this account")
+    return PublishedRelease(found, tuple(files))
 
 
 def _unpublish(
