@@ -22,7 +22,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from offline_service import audit
@@ -294,9 +294,10 @@ class Staging:
             writer.close()
             raise
 
-    def move_into_place(self, product_id: str) -> None:
-        """One rename: the release's directory appears whole, or not at all."""
-        self.target = self.root / product_id / self.release_id
+    def move_into_place(self, product_id: str, release_id: str) -> None:
+        """One rename, to the directory of the release as recorded (``release_id``): it appears
+        whole, or not at all."""
+        self.target = self.root / product_id / release_id
         try:
             fsync_dir(self.path)
             self.target.parent.mkdir(exist_ok=True, mode=0o700)
@@ -346,7 +347,8 @@ def new_release(
     release_id: str | None = None,
 ) -> Release:
     """A release to publish, its version, channel and notes checked (not yet recorded); its id is
-    ``release_id`` when its files are already being staged under it."""
+    ``release_id`` when its files are already being staged under it (``publish_in`` records it
+    under a new one)."""
     parse_version(version)
     check_channel(channel)
     return Release(
@@ -366,7 +368,12 @@ def publish_in(
     """Record ``release`` with its staged ``files`` and move them into place, in the write
     transaction ``tx``: PRODUCT_NOT_FOUND, or CONFLICT if the product already has this version on
     this channel. The rename is the last step; if the transaction then fails to commit, the caller
-    calls ``staging.discard()``."""
+    calls ``staging.discard()``.
+
+    The release is recorded under an id made here, in the write transaction, not under the one its
+    staging began with (an upload may stream for minutes): ids then follow the order releases are
+    recorded in, so a list paged by id (``release_page``) never skips one published meanwhile."""
+    release = replace(release, id=new_id("rel"))
     if tx.product(release.account_id, release.product_id) is None:
         raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {release.product_id} in this account")
     check_files([f.name for f in files])
@@ -403,9 +410,7 @@ def publish_in(
         product_id=release.product_id,
         **{"release": release.id, "version": release.version, "channel": release.channel},
     )
-    if staging.release_id != release.id:
-        raise AssertionError("the staging directory is another release's")
-    staging.move_into_place(release.product_id)
+    staging.move_into_place(release.product_id, release.id)
     return PublishedRelease(release=release, files=recorded)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,41 @@ def test_releases_page_by_id_and_those_published_meanwhile_come_later(site: Site
     assert seen == older + newer  # and those published meanwhile on later pages, whatever their version
     everything = _ids(site.client.get("/v1/admin/releases?limit=200", headers=headers))
     assert everything == sorted(older + newer)
+
+
+def test_a_release_staged_before_a_page_and_recorded_after_comes_on_a_later_page(site: Site) -> None:
+    """An upload streams for as long as it takes: the release is recorded under an id made when it
+    is recorded, not under the one its staging began with, so no page read meanwhile skips it."""
+    headers = site.admin_auth(Scope.RELEASES_READ.value)
+    root = site.svc.settings.release_root
+    slow = releases.new_release(site.acme, product_id=site.product.id, version="5.0.0", now=site.svc.now())
+    staging = releases.Staging(root, slow.id)
+    source = site.svc.settings.data_dir / "slow.bin"
+    source.write_bytes(b"slow upload")
+    with source.open("rb") as f:
+        staged = [staging.copy(f.fileno(), "slow.bin")]
+    time.sleep(0.002)  # ids are to the millisecond: the next one is later
+    first = _release(site, version="1.0.0")
+    page = site.client.get("/v1/admin/releases?limit=1", headers=headers)
+    assert _ids(page) == [first] and page.json()["nextCursor"] is None
+    time.sleep(0.002)
+    with site.svc.store.write() as tx:
+        recorded = releases.publish_in(tx, staging, slow, staged, actor="cli").release
+    assert recorded.id > first > slow.id
+    later = site.client.get(f"/v1/admin/releases?cursor={first.partition('_')[2]}", headers=headers)
+    assert _ids(later) == [recorded.id]
+    assert _tree(site) == sorted(
+        [site.product.id, *(f"{site.product.id}/{r}" for r in (first, recorded.id))]
+        + [f"{site.product.id}/{r}/{f['id']}" for r in (first, recorded.id) for f in _files_of(site, r)]
+    )
+
+
+def _files_of(site: Site, release: str) -> list[dict[str, Any]]:
+    answer = site.client.get(
+        f"/v1/admin/releases/{release}", headers=site.admin_auth(Scope.RELEASES_READ.value)
+    )
+    files: list[dict[str, Any]] = answer.json()["files"]
+    return files
 
 
 def test_releases_filter_by_product_and_channel(site: Site) -> None:
