@@ -22,7 +22,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from offline_service import audit
@@ -62,6 +62,8 @@ __all__ = [
     "publish_in",
     "read_chunks",
     "record_download",
+    "release",
+    "release_page",
     "remove",
     "remove_release",
     "size_text",
@@ -292,9 +294,10 @@ class Staging:
             writer.close()
             raise
 
-    def move_into_place(self, product_id: str) -> None:
-        """One rename: the release's directory appears whole, or not at all."""
-        self.target = self.root / product_id / self.release_id
+    def move_into_place(self, product_id: str, release_id: str) -> None:
+        """One rename, to the directory of the release as recorded (``release_id``): it appears
+        whole, or not at all."""
+        self.target = self.root / product_id / release_id
         try:
             fsync_dir(self.path)
             self.target.parent.mkdir(exist_ok=True, mode=0o700)
@@ -344,7 +347,8 @@ def new_release(
     release_id: str | None = None,
 ) -> Release:
     """A release to publish, its version, channel and notes checked (not yet recorded); its id is
-    ``release_id`` when its files are already being staged under it."""
+    ``release_id`` when its files are already being staged under it (``publish_in`` records it
+    under a new one)."""
     parse_version(version)
     check_channel(channel)
     return Release(
@@ -364,7 +368,12 @@ def publish_in(
     """Record ``release`` with its staged ``files`` and move them into place, in the write
     transaction ``tx``: PRODUCT_NOT_FOUND, or CONFLICT if the product already has this version on
     this channel. The rename is the last step; if the transaction then fails to commit, the caller
-    calls ``staging.discard()``."""
+    calls ``staging.discard()``.
+
+    The release is recorded under an id made here, in the write transaction, not under the one its
+    staging began with (an upload may stream for minutes): ids then follow the order releases are
+    recorded in, so a list paged by id (``release_page``) never skips one published meanwhile."""
+    release = replace(release, id=new_id("rel"))
     if tx.product(release.account_id, release.product_id) is None:
         raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {release.product_id} in this account")
     check_files([f.name for f in files])
@@ -401,9 +410,7 @@ def publish_in(
         product_id=release.product_id,
         **{"release": release.id, "version": release.version, "channel": release.channel},
     )
-    if staging.release_id != release.id:
-        raise AssertionError("the staging directory is another release's")
-    staging.move_into_place(release.product_id)
+    staging.move_into_place(release.product_id, release.id)
     return PublishedRelease(release=release, files=recorded)
 
 
@@ -469,6 +476,45 @@ def list_releases(store: Store, account: Account, product_id: str | None = None)
         releases = tx.releases(account.id, product_id)
         files = tx.release_files([r.id for r in releases])
     return _with_files(releases, files)
+
+
+def release_page(
+    store: Store,
+    account: Account,
+    *,
+    product_id: str | None = None,
+    channel: str | None = None,
+    after: str | None = None,
+    limit: int,
+) -> tuple[list[PublishedRelease], str | None]:
+    """One page of the account's releases (of one product, on one channel) by id, oldest published
+    first, after the release ``after``, and the id to ask the next page after (None on the last
+    page). Ids grow with time (``ids.new_id``): releases published meanwhile come on later pages
+    and shift no page. PRODUCT_NOT_FOUND for a product not of this account."""
+    if product_id is not None:
+        _product(store, account, product_id)
+    with store.read() as tx:
+        found = list(
+            tx.releases_page(account.id, product_id=product_id, channel=channel, after=after, limit=limit + 1)
+        )
+        page = found[:limit]
+        files = tx.release_files([r.id for r in page])
+    by_release: dict[str, list[ReleaseFile]] = {}
+    for f in files:
+        by_release.setdefault(f.release_id, []).append(f)
+    listed = [PublishedRelease(r, tuple(by_release.get(r.id, ()))) for r in page]
+    return listed, page[-1].id if len(found) > limit else None
+
+
+def release(store: Store, account: Account, release_id: str) -> PublishedRelease:
+    """The account's release with this id and its files; another account's id is NOT_FOUND, as a
+    missing one."""
+    with store.read() as tx:
+        found = tx.release(account.id, release_id)
+        files = tx.release_files([release_id]) if found is not None else ()
+    if found is None:
+        raise OfflineServiceError(Code.NOT_FOUND, f"no release {release_id} in this account")
+    return PublishedRelease(found, tuple(files))
 
 
 def _unpublish(

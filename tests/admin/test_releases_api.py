@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ ROUTES: dict[str, tuple[Scope, Call]] = {
             {"data": _form(site), "files": _files(("app.zip", b"the app"))},
         ),
     ),
+    "show": (Scope.RELEASES_READ, lambda site, r: ("GET", f"/v1/admin/releases/{r}", {})),
     "remove": (Scope.RELEASES_WRITE, lambda site, r: ("DELETE", f"/v1/admin/releases/{r}", {})),
 }
 
@@ -132,12 +134,17 @@ def test_another_accounts_token_finds_none_of_this_accounts_releases(site: Site)
     before, files, state = _rows(site), _tree(site), site.state()
     answer = site.client.delete(f"/v1/admin/releases/{mine}", headers=headers)
     assert error(answer) == (404, "NOT_FOUND")
+    answer = site.client.get(f"/v1/admin/releases/{mine}", headers=headers)
+    assert error(answer) == (404, "NOT_FOUND")  # as a missing one: only the id asked for is named
+    assert site.product.id not in answer.text and "0.9.0" not in answer.text
     answer = _publish(site, headers)  # to this account's product
     assert error(answer) == (404, "PRODUCT_NOT_FOUND")
     answer = site.client.get(f"/v1/admin/releases?product={site.product.id}", headers=headers)
     assert error(answer) == (404, "PRODUCT_NOT_FOUND") and mine not in answer.text
-    listed = site.client.get("/v1/admin/releases", headers=headers).json()["releases"]
-    assert [r["id"] for r in listed] == [theirs]
+    listed = site.client.get("/v1/admin/releases", headers=headers).json()
+    assert [r["id"] for r in listed["releases"]] == [theirs] and listed["nextCursor"] is None
+    answer = site.client.get(f"/v1/admin/releases?cursor={mine.partition('_')[2]}", headers=headers)
+    assert _ids(answer) == [theirs] and mine not in answer.text  # this account's id as a cursor
     assert _rows(site) == before and _tree(site) == files and site.state() == state
 
 
@@ -161,6 +168,8 @@ def test_a_published_release_is_answered_listed_downloaded_and_removed(site: Sit
     (shown,) = listed["releases"]
     assert {**shown, "files": None} == {**body, "files": None}
     assert sorted(shown["files"], key=str) == sorted(body["files"], key=str)
+    one = site.client.get(f"/v1/admin/releases/{body['id']}", headers=headers)
+    assert one.status_code == 200 and one.json() == shown
     assert ("release.publish", "OK") in [(e.action, e.code) for e in site.audit()]
     assert {e.actor for e in site.audit() if e.action == "release.publish"} == {
         f"admin_token:{_token_id(site, Scope.RELEASES_WRITE)}"
@@ -182,6 +191,128 @@ def test_a_published_release_is_answered_listed_downloaded_and_removed(site: Sit
         404,
         "NOT_FOUND",
     )
+
+
+def _ids(answer: httpx.Response) -> list[str]:
+    assert answer.status_code == 200, answer.text
+    return [r["id"] for r in answer.json()["releases"]]
+
+
+def test_releases_page_by_id_and_those_published_meanwhile_come_later(site: Site) -> None:
+    headers = site.admin_auth(Scope.RELEASES_READ.value)
+    older = [_release(site, version=f"1.{n}.0") for n in range(5)]
+    assert older == sorted(older)  # ids grow with time
+    seen: list[str] = []
+    newer: list[str] = []
+    url = "/v1/admin/releases?limit=2"
+    while True:
+        answer = site.client.get(url, headers=headers)
+        seen += _ids(answer)
+        cursor = answer.json()["nextCursor"]
+        if len(newer) < 3:  # a release published between two pages, the newest version or an old one
+            newer.append(_release(site, version=f"{9 - len(newer)}.0.0" if len(newer) != 1 else "0.1.0"))
+        if cursor is None:
+            break
+        assert len(_ids(answer)) == 2
+        url = f"/v1/admin/releases?limit=2&cursor={cursor}"
+    assert len(seen) == len(set(seen))  # no release twice
+    assert seen[:5] == older  # none of those there before the first page skipped, oldest first
+    assert seen == older + newer  # and those published meanwhile on later pages, whatever their version
+    everything = _ids(site.client.get("/v1/admin/releases?limit=200", headers=headers))
+    assert everything == sorted(older + newer)
+
+
+def test_a_release_staged_before_a_page_and_recorded_after_comes_on_a_later_page(site: Site) -> None:
+    """An upload streams for as long as it takes: the release is recorded under an id made when it
+    is recorded, not under the one its staging began with, so no page read meanwhile skips it."""
+    headers = site.admin_auth(Scope.RELEASES_READ.value)
+    root = site.svc.settings.release_root
+    slow = releases.new_release(site.acme, product_id=site.product.id, version="5.0.0", now=site.svc.now())
+    staging = releases.Staging(root, slow.id)
+    source = site.svc.settings.data_dir / "slow.bin"
+    source.write_bytes(b"slow upload")
+    with source.open("rb") as f:
+        staged = [staging.copy(f.fileno(), "slow.bin")]
+    time.sleep(0.002)  # ids are to the millisecond: the next one is later
+    first = _release(site, version="1.0.0")
+    page = site.client.get("/v1/admin/releases?limit=1", headers=headers)
+    assert _ids(page) == [first] and page.json()["nextCursor"] is None
+    time.sleep(0.002)
+    with site.svc.store.write() as tx:
+        recorded = releases.publish_in(tx, staging, slow, staged, actor="cli").release
+    assert recorded.id > first > slow.id
+    later = site.client.get(f"/v1/admin/releases?cursor={first.partition('_')[2]}", headers=headers)
+    assert _ids(later) == [recorded.id]
+    assert _tree(site) == sorted(
+        [site.product.id, *(f"{site.product.id}/{r}" for r in (first, recorded.id))]
+        + [f"{site.product.id}/{r}/{f['id']}" for r in (first, recorded.id) for f in _files_of(site, r)]
+    )
+
+
+def _files_of(site: Site, release: str) -> list[dict[str, Any]]:
+    answer = site.client.get(
+        f"/v1/admin/releases/{release}", headers=site.admin_auth(Scope.RELEASES_READ.value)
+    )
+    files: list[dict[str, Any]] = answer.json()["files"]
+    return files
+
+
+def test_releases_filter_by_product_and_channel(site: Site) -> None:
+    headers = site.admin_auth(Scope.RELEASES_READ.value, Scope.RELEASES_WRITE.value)
+    stable = _release(site, version="1.0.0")
+    beta = _publish(site, headers, _form(site, "1.1.0", channel="beta")).json()["id"]
+    listed = lambda query: _ids(site.client.get(f"/v1/admin/releases?{query}", headers=headers))  # noqa: E731
+    assert listed("") == listed("channel=&product=") == [stable, beta]
+    assert listed("channel=beta") == [beta]
+    assert listed(f"channel=stable&product={site.product.id}") == [stable]
+    assert listed("channel=nightly") == []
+    assert listed(f"channel=beta&limit=1&cursor={beta.partition('_')[2]}") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=201",
+        "limit=-1",
+        "limit=ten",
+        "limit=",
+        "cursor=",
+        "cursor=rel_0123456789abcdef01234567",
+        "cursor=xyz",
+        "cursor=" + "0" * 33,
+        "channel=Beta",
+        "channel=" + "a" * 33,
+        "product=nope",
+    ],
+)
+def test_a_bad_cursor_limit_or_filter_is_refused(site: Site, query: str) -> None:
+    _release(site)
+    answer = site.client.get(
+        f"/v1/admin/releases?{query}", headers=site.admin_auth(Scope.RELEASES_READ.value)
+    )
+    assert error(answer) == (400, "INVALID_ARGUMENT")
+
+
+def test_a_release_shown_by_id_is_this_accounts_with_its_files(site: Site) -> None:
+    headers = site.admin_auth(Scope.RELEASES_READ.value)
+    release = _release(site, version="3.0.0")
+    shown = site.client.get(f"/v1/admin/releases/{release}", headers=headers)
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    data = b"acme 3.0.0"
+    assert (body["id"], body["productId"], body["version"], body["channel"]) == (
+        release,
+        site.product.id,
+        "3.0.0",
+        "stable",
+    )
+    assert [(f["name"], f["size"], f["sha256"]) for f in body["files"]] == [
+        ("source-acme.bin", len(data), hashlib.sha256(data).hexdigest())
+    ]
+    missing = "rel_" + "0" * 32
+    assert error(site.client.get(f"/v1/admin/releases/{missing}", headers=headers)) == (404, "NOT_FOUND")
+    assert error(site.client.get("/v1/admin/releases/nope", headers=headers))[0] == 400
 
 
 def _token_id(site: Site, scope: Scope) -> str:

@@ -1,5 +1,6 @@
 """``/v1/admin/releases``: publish a release (a multipart upload, streamed to disk; idempotent),
-list the account's releases, remove one; the same services as the CLI's ``release`` verbs."""
+list the account's releases by cursor, show one, remove one; the same services as the CLI's
+``release`` verbs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import REPLAYED_HEADER, admin_token, create_once, json_response
+from offline_service.admin.api._kit import (
+    REPLAYED_HEADER,
+    admin_token,
+    create_once,
+    id_cursor,
+    json_response,
+    limit,
+    next_cursor,
+)
 from offline_service.admin.api._upload import read_upload
 from offline_service.admin.models import Scope
 from offline_service.ids import check_id
@@ -24,11 +33,30 @@ __all__ = ["routes"]
 
 async def release_list(request: Request) -> Response:
     _, account = await admin_token(request, Scope.RELEASES_READ)
-    product = request.query_params.get("product") or None
+    params = request.query_params
+    product = params.get("product") or None
     if product is not None:
         check_id(product, "product", "product")
-    found = await run_in_threadpool(releases.list_releases, services(request).store, account, product)
-    return json_response({"releases": [release_json(p.release, p.files) for p in found]})
+    channel = params.get("channel") or None
+    if channel is not None:
+        releases.check_channel(channel)
+    size = limit(params)
+    after = id_cursor(params, "release")
+    page, last = await run_in_threadpool(
+        lambda: releases.release_page(
+            services(request).store, account, product_id=product, channel=channel, after=after, limit=size
+        )
+    )
+    return json_response(
+        {"releases": [release_json(p.release, p.files) for p in page], "nextCursor": next_cursor(last)}
+    )
+
+
+async def release_show(request: Request) -> Response:
+    _, account = await admin_token(request, Scope.RELEASES_READ)
+    release_id = check_id(request.path_params["id"], "release")
+    found = await run_in_threadpool(releases.release, services(request).store, account, release_id)
+    return json_response(release_json(found.release, found.files))
 
 
 async def release_publish(request: Request) -> Response:
@@ -83,7 +111,11 @@ async def releases_root(request: Request) -> Response:
     return await (release_publish if request.method == "POST" else release_list)(request)
 
 
+async def release(request: Request) -> Response:
+    return await (release_remove if request.method == "DELETE" else release_show)(request)
+
+
 routes: tuple[BaseRoute, ...] = (
     Route("/v1/admin/releases", releases_root, methods=["GET", "POST"]),
-    Route("/v1/admin/releases/{id}", release_remove, methods=["DELETE"]),
+    Route("/v1/admin/releases/{id}", release, methods=["GET", "DELETE"]),
 )

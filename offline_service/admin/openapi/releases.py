@@ -1,4 +1,4 @@
-"""The admin API's releases: publish (a multipart upload), list, remove."""
+"""The admin API's releases: publish (a multipart upload), list by cursor, show, remove."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from offline_service.admin.api._upload import FILE_PART, MAX_FIELD_BYTES
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, IDEMPOTENCY, admin_op, limit_query, path_id
 from offline_service.releases.services import CHANNEL_PATTERN, DEFAULT_CHANNEL, MAX_FILES, MAX_NAME, MAX_NOTES
 from offline_service.releases.versions import MAX_VERSION_LENGTH
 from offline_service.web.openapi_kit import (
@@ -15,6 +15,7 @@ from offline_service.web.openapi_kit import (
     Schema,
     id_schema,
     json_answer,
+    nullable,
     obj,
     optional_id,
     query,
@@ -45,14 +46,15 @@ SCHEMAS: dict[str, Schema] = {
             "files": {"type": "array", "items": ref("AdminReleaseFile")},
         },
     ),
-    "AdminReleases": obj(
-        ["releases"],
+    "AdminReleasePage": obj(
+        ["releases", "nextCursor"],
         {
             "releases": {
                 "type": "array",
                 "items": ref("AdminRelease"),
-                "description": "Newest version first",
-            }
+                "description": "By id: oldest published first",
+            },
+            "nextCursor": nullable("string", "Send as cursor for the next page; null on the last page"),
         },
     ),
     "AdminReleaseUpload": {
@@ -95,12 +97,22 @@ SCHEMAS: dict[str, Schema] = {
 PATHS: dict[str, Any] = {
     "/v1/admin/releases": {
         "get": admin_op(
-            "The account's releases with their files' sizes and SHA-256, newest version first",
+            "The account's releases with their files' sizes and SHA-256, a page at a time by id"
+            " (oldest published first: releases published meanwhile come on later pages)",
             Scope.RELEASES_READ,
-            json_answer(ref("AdminReleases"), "Releases"),
+            json_answer(ref("AdminReleasePage"), "One page"),
             "400",
             "404",
-            parameters=[query("product", optional_id("product"), "Only this product's releases")],
+            parameters=[
+                query("product", optional_id("product"), "Only this product's releases"),
+                query(
+                    "channel",
+                    {"type": "string", "pattern": f"^(?:{CHANNEL_PATTERN[1:-1]})?$"},
+                    "Only the releases on this channel",
+                ),
+                limit_query("Releases"),
+                CURSOR_QUERY,
+            ],
         ),
         "post": admin_op(
             "Publish a release: its fields and files as multipart/form-data, streamed to disk; the"
@@ -127,6 +139,13 @@ PATHS: dict[str, Any] = {
     },
     "/v1/admin/releases/{id}": {
         "parameters": [path_id(id_schema("release"))],
+        "get": admin_op(
+            "One release with its files' sizes and SHA-256",
+            Scope.RELEASES_READ,
+            json_answer(ref("AdminRelease"), "The release"),
+            "400",
+            "404",
+        ),
         "delete": admin_op(
             "Unpublish a release: its rows, then its files",
             Scope.RELEASES_WRITE,

@@ -34,6 +34,20 @@ class ReleasesStatements:
         releases = f"SELECT {_RELEASE_COLS} FROM releases WHERE account_id = ?"
         self.releases = q(releases + " ORDER BY published_at, id")
         self.product_releases = q(releases + " AND product_id = ? ORDER BY published_at, id")
+        # releases_page, by which filters it has: (product, channel, after)
+        self.releases_page = {
+            (product, channel, after): q(
+                releases
+                + (" AND product_id = ?" if product else "")
+                + (" AND channel = ?" if channel else "")
+                + (" AND id > ?" if after else "")
+                + " ORDER BY id LIMIT ?"
+            )
+            for product in (False, True)
+            for channel in (False, True)
+            for after in (False, True)
+        }
+        self.release = q(releases + " AND id = ?")
         self.release_files = SizedStatement(
             d,
             f"SELECT {_RELEASE_FILE_COLS} FROM release_files WHERE release_id IN {{in}} ORDER BY release_id, name",
@@ -79,6 +93,23 @@ class ReleasesSQL(SQLPart):
         else:
             rows = self._c.execute(self._rq.product_releases, (account_id, product_id))
         return [Release(*r) for r in rows]
+
+    def releases_page(
+        self,
+        account_id: str,
+        *,
+        product_id: str | None = None,
+        channel: str | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> Sequence[Release]:
+        sql = self._rq.releases_page[(product_id is not None, channel is not None, after is not None)]
+        args = [account_id, *(x for x in (product_id, channel, after) if x is not None), limit]
+        return [Release(*r) for r in self._c.execute(sql, args)]
+
+    def release(self, account_id: str, release_id: str) -> Release | None:
+        row = self._one(self._rq.release, (account_id, release_id))
+        return Release(*row) if row else None
 
     def release_files(self, release_ids: Sequence[str]) -> Sequence[ReleaseFile]:
         found: list[ReleaseFile] = []
