@@ -19,7 +19,7 @@ from offline_service.admin import idempotency, tokens
 from offline_service.admin.models import AdminToken, Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.messages import MAX_COUNT
-from offline_service.ids import ID_PREFIXES
+from offline_service.ids import ID_PREFIXES, check_id
 from offline_service.store import Transaction
 from offline_service.web.api import json_body, json_int
 from offline_service.web.auth import client_address, services
@@ -33,6 +33,7 @@ __all__ = [
     "admin_token",
     "count",
     "create_once",
+    "flag",
     "id_cursor",
     "json_body",
     "json_response",
@@ -41,6 +42,7 @@ __all__ = [
     "next_cursor",
     "optional_int",
     "optional_text",
+    "path_id",
 ]
 
 DEFAULT_LIMIT = 50
@@ -117,6 +119,21 @@ def optional_text(body: dict[str, Any], name: str, *, nullable: bool = False) ->
     if not isinstance(value, str) or not value.isprintable():
         raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be text without control characters")
     return value
+
+
+def flag(body: dict[str, Any], name: str) -> bool | None:
+    """A true/false member, None when absent."""
+    if name not in body:
+        return None
+    value = body[name]
+    if not isinstance(value, bool):
+        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be true or false")
+    return value
+
+
+def path_id(request: Request, kind: str, name: str = "id") -> str:
+    """The path parameter ``name``, checked to be an id of ``kind`` (INVALID_ARGUMENT otherwise)."""
+    return check_id(request.path_params[name], kind, name)
 
 
 def limit(params: QueryParams) -> int:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import admin_token, id_cursor, json_response, limit, next_cursor
+from offline_service.admin.api._kit import admin_token, id_cursor, json_response, limit, next_cursor, path_id
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import check_id
@@ -59,7 +59,7 @@ async def activation_list(request: Request) -> Response:
 
 async def activation_detail(request: Request) -> Response:
     _, account = await admin_token(request, Scope.ACTIVATIONS_READ)
-    activation_id = check_id(request.path_params["id"], "activation")
+    activation_id = path_id(request, "activation")
     found = await run_in_threadpool(
         queries.account_activation, services(request).store, account, activation_id
     )
@@ -68,7 +68,7 @@ async def activation_detail(request: Request) -> Response:
 
 async def license_activations(request: Request) -> Response:
     _, account = await admin_token(request, Scope.ACTIVATIONS_READ)
-    license_id = check_id(request.path_params["id"], "license")
+    license_id = path_id(request, "license")
     store = services(request).store
 
     def read() -> list[dict[str, Any]]:
@@ -81,7 +81,7 @@ async def license_activations(request: Request) -> Response:
 
 async def activation_release(request: Request) -> Response:
     token, account = await admin_token(request, Scope.ACTIVATIONS_WRITE)
-    activation_id = check_id(request.path_params["id"], "activation")
+    activation_id = path_id(request, "activation")
     svc = services(request)
 
     def release() -> dict[str, Any]:

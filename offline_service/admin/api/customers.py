@@ -24,12 +24,14 @@ from offline_service.accounts.scope import Scope as People
 from offline_service.admin.api._kit import (
     admin_token,
     create_once,
+    flag,
     id_cursor,
     json_body,
     json_response,
     limit,
     members,
     next_cursor,
+    path_id,
 )
 from offline_service.admin.models import AdminToken, Scope
 from offline_service.errors import Code, OfflineServiceError
@@ -76,10 +78,6 @@ def _text(body: dict[str, Any], name: str, *, required: bool, high: int) -> str:
     return value
 
 
-def _path_id(request: Request, kind: str, name: str = "id") -> str:
-    return check_id(request.path_params[name], kind, name)
-
-
 # -- organizations -------------------------------------------------------------------------------
 
 
@@ -124,7 +122,7 @@ async def organization_create(request: Request) -> Response:
 
 async def organization_detail(request: Request) -> Response:
     _, scope = await _vendor(request, Scope.CUSTOMERS_READ)
-    org_id = _path_id(request, "organization")
+    org_id = path_id(request, "organization")
     view = await run_in_threadpool(queries.organization, services(request).store, scope, org_id)
     return json_response(
         {
@@ -139,7 +137,7 @@ async def organization_detail(request: Request) -> Response:
 
 async def organization_groups(request: Request) -> Response:
     _, scope = await _vendor(request, Scope.CUSTOMERS_READ)
-    org_id = _path_id(request, "organization")
+    org_id = path_id(request, "organization")
     found = await run_in_threadpool(queries.organization_groups, services(request).store, scope, org_id)
     return json_response(
         {
@@ -222,9 +220,7 @@ async def user_create(request: Request) -> Response:
         check_id(org_id, "organization", "organizationId")
     first = _text(body, "firstName", required=False, high=membership.MAX_NAME)
     last = _text(body, "lastName", required=False, high=membership.MAX_NAME)
-    invite = body.get("invite", False)
-    if not isinstance(invite, bool):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, "invite must be true or false")
+    invite = flag(body, "invite") or False
     svc = services(request)
     now = svc.now()
     lifetime = svc.settings.password_link_lifetime
@@ -260,7 +256,7 @@ async def user_create(request: Request) -> Response:
 
 async def user_detail(request: Request) -> Response:
     _, scope = await _vendor(request, Scope.CUSTOMERS_READ)
-    user_id = _path_id(request, "user")
+    user_id = path_id(request, "user")
     found = await run_in_threadpool(queries.user, services(request).store, scope, user_id)
     return json_response(person_json(found))
 
@@ -269,7 +265,7 @@ async def _user_disabled(request: Request, disabled: bool) -> Response:
     """Disable (their sessions, tokens and set-password link end) or enable again, within the
     organization's allowed users, checked in the transaction that enables."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
-    user_id = _path_id(request, "user")
+    user_id = path_id(request, "user")
     svc = services(request)
     changed = await run_in_threadpool(
         lambda: membership.set_disabled(svc.store, scope, user_id, disabled, now=svc.now())
@@ -289,7 +285,7 @@ async def user_invite(request: Request) -> Response:
     """Mail the user a new set-password link; earlier links end, their password (if any) works
     until the link is used."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
-    user_id = _path_id(request, "user")
+    user_id = path_id(request, "user")
     svc = services(request)
     now = svc.now()
     lifetime = svc.settings.password_link_lifetime
@@ -336,7 +332,7 @@ async def group_rename(request: Request) -> Response:
     """PATCH ``{name}``: rename the group (the name unique in its organization, checked in the
     transaction that renames)."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
-    group_id = _path_id(request, "group")
+    group_id = path_id(request, "group")
     body = await json_body(request)
     members(body, GROUP_CHANGE_MEMBERS)
     name = _text(body, "name", required=True, high=membership.MAX_GROUP_NAME)
@@ -350,7 +346,7 @@ async def group_rename(request: Request) -> Response:
 async def group_delete(request: Request) -> Response:
     """DELETE: the group with its memberships and license links; the users and licenses stay."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
-    group_id = _path_id(request, "group")
+    group_id = path_id(request, "group")
     svc = services(request)
     group = await run_in_threadpool(
         lambda: membership.delete_group(svc.store, scope, group_id, now=svc.now())
@@ -365,8 +361,8 @@ async def group_change(request: Request) -> Response:
 async def group_member(request: Request) -> Response:
     """POST: add a user of the group's organization; DELETE: remove them. Adding twice is no change."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
-    group_id = _path_id(request, "group")
-    user_id = _path_id(request, "user", "userId")
+    group_id = path_id(request, "group")
+    user_id = path_id(request, "user", "userId")
     svc = services(request)
     change = membership.add_member if request.method == "POST" else membership.remove_member
     await run_in_threadpool(lambda: change(svc.store, scope, group_id, user_id, now=svc.now()))
@@ -377,8 +373,8 @@ async def group_license(request: Request) -> Response:
     """POST: link a license the group's organization owns (any other is LICENSE_NOT_FOUND, as at
     the command line); DELETE: unlink it."""
     _, scope = await _vendor(request, Scope.CUSTOMERS_WRITE)
-    group_id = _path_id(request, "group")
-    license_id = _path_id(request, "license", "licenseId")
+    group_id = path_id(request, "group")
+    license_id = path_id(request, "license", "licenseId")
     svc = services(request)
     change = membership.link_license if request.method == "POST" else membership.unlink_license
     await run_in_threadpool(lambda: change(svc.store, scope, group_id, license_id, now=svc.now()))

@@ -13,10 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import admin_token, create_once, json_response
+from offline_service.admin.api._kit import admin_token, create_once, json_response, path_id
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import check_id
 from offline_service.licensing import keys
 from offline_service.store import Transaction
 from offline_service.web.auth import services
@@ -43,13 +42,9 @@ class _KidConvertor(Convertor[str]):
 register_url_convertor("kid", _KidConvertor())
 
 
-def _product_id(request: Request) -> str:
-    return check_id(request.path_params["id"], "product")
-
-
 async def key_list(request: Request) -> Response:
     _, account = await admin_token(request, Scope.KEYS_READ)
-    product_id = _product_id(request)
+    product_id = path_id(request, "product")
     svc = services(request)
     found = await run_in_threadpool(keys.keys, svc.store, svc.keyring, account, product_id)
     return json_response({"keys": [keys.key_json(k) for k in found]})
@@ -59,7 +54,7 @@ async def key_rotate(request: Request) -> Response:
     """A new active key; a retry with the same Idempotency-Key answers the first answer and does
     not rotate again. The key files are written inside the write transaction (mode 0600)."""
     token, account = await admin_token(request, Scope.KEYS_WRITE)
-    product_id = _product_id(request)
+    product_id = path_id(request, "product")
     svc = services(request)
     now = svc.now()
 
@@ -72,7 +67,7 @@ async def key_rotate(request: Request) -> Response:
 
 async def key_remove(request: Request) -> Response:
     token, account = await admin_token(request, Scope.KEYS_WRITE)
-    product_id = _product_id(request)
+    product_id = path_id(request, "product")
     kid = request.path_params["kid"]
     if not _KID.fullmatch(kid):  # the route's convertor already says so; this holds without it
         raise OfflineServiceError(Code.INVALID_ARGUMENT, "kid must be a key id as the key list shows it")

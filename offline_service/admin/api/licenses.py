@@ -22,6 +22,7 @@ from offline_service.admin.api._kit import (
     next_cursor,
     optional_int,
     optional_text,
+    path_id,
 )
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
@@ -64,10 +65,6 @@ def _metadata(body: dict[str, Any]) -> dict[str, str] | None:
             Code.INVALID_ARGUMENT, "metadata must be an object of text values, without NUL"
         )
     return value
-
-
-def _license_id(request: Request) -> str:
-    return check_id(request.path_params["id"], "license")
 
 
 async def license_list(request: Request) -> Response:
@@ -126,7 +123,7 @@ async def license_create(request: Request) -> Response:
 
 async def license_detail(request: Request) -> Response:
     _, account = await admin_token(request, Scope.LICENSES_READ)
-    license_id = _license_id(request)
+    license_id = path_id(request, "license")
     store = services(request).store
 
     def read() -> dict[str, Any]:
@@ -138,7 +135,7 @@ async def license_detail(request: Request) -> Response:
 
 async def license_change(request: Request) -> Response:
     token, account = await admin_token(request, Scope.LICENSES_WRITE)
-    license_id = _license_id(request)
+    license_id = path_id(request, "license")
     body = await json_body(request)
     members(body, PATCH_MEMBERS)
     changes: dict[str, Any] = {
@@ -163,7 +160,7 @@ async def license_change(request: Request) -> Response:
 
 async def _license_status(request: Request, status: LicenseStatus) -> Response:
     token, account = await admin_token(request, Scope.LICENSES_WRITE)
-    license_id = _license_id(request)
+    license_id = path_id(request, "license")
     svc = services(request)
 
     def change() -> dict[str, Any]:

@@ -10,10 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import admin_token, create_once, json_body, json_response, members
+from offline_service.admin.api._kit import (
+    admin_token,
+    create_once,
+    flag,
+    json_body,
+    json_response,
+    members,
+    path_id,
+)
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import check_id
 from offline_service.licensing import queries
 from offline_service.licensing import services as licensing
 from offline_service.licensing.representations import product_json
@@ -37,27 +44,14 @@ def _whole(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def _flag(body: dict[str, Any], name: str) -> bool | None:
-    if name not in body:
-        return None
-    value = body[name]
-    if not isinstance(value, bool):
-        raise OfflineServiceError(Code.INVALID_ARGUMENT, f"{name} must be true or false")
-    return value
-
-
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
     """The settings given, as the services' keyword arguments."""
     found = {
         "trial_days": _whole(body, "trialDays"),
         "max_response_validity": _whole(body, "maxResponseValidity"),
-        "customer_release": _flag(body, "customerRelease"),
+        "customer_release": flag(body, "customerRelease"),
     }
     return {k: v for k, v in found.items() if v is not None}
-
-
-def _product_id(request: Request) -> str:
-    return check_id(request.path_params["id"], "product")
 
 
 async def product_list(request: Request) -> Response:
@@ -95,14 +89,14 @@ async def product_create(request: Request) -> Response:
 
 async def product_detail(request: Request) -> Response:
     _, account = await admin_token(request, Scope.PRODUCTS_READ)
-    product_id = _product_id(request)
+    product_id = path_id(request, "product")
     found = await run_in_threadpool(queries.product, services(request).store, account, product_id)
     return json_response(product_json(found))
 
 
 async def product_change(request: Request) -> Response:
     token, account = await admin_token(request, Scope.PRODUCTS_WRITE)
-    product_id = _product_id(request)
+    product_id = path_id(request, "product")
     body = await json_body(request)
     members(body, PATCH_MEMBERS)
     changes = _settings(body)

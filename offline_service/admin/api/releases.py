@@ -19,6 +19,7 @@ from offline_service.admin.api._kit import (
     json_response,
     limit,
     next_cursor,
+    path_id,
 )
 from offline_service.admin.api._upload import read_upload
 from offline_service.admin.models import Scope
@@ -54,7 +55,7 @@ async def release_list(request: Request) -> Response:
 
 async def release_show(request: Request) -> Response:
     _, account = await admin_token(request, Scope.RELEASES_READ)
-    release_id = check_id(request.path_params["id"], "release")
+    release_id = path_id(request, "release")
     found = await run_in_threadpool(releases.release, services(request).store, account, release_id)
     return json_response(release_json(found.release, found.files))
 
@@ -92,7 +93,7 @@ async def release_publish(request: Request) -> Response:
 
 async def release_remove(request: Request) -> Response:
     token, account = await admin_token(request, Scope.RELEASES_WRITE)
-    release_id = check_id(request.path_params["id"], "release")
+    release_id = path_id(request, "release")
     svc = services(request)
     removed = await run_in_threadpool(
         lambda: releases.remove_release(

@@ -10,10 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from offline_service.admin.api._kit import admin_token, create_once, json_body, json_response, limit, members
+from offline_service.admin.api._kit import (
+    admin_token,
+    create_once,
+    json_body,
+    json_response,
+    limit,
+    members,
+    path_id,
+)
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
-from offline_service.ids import check_id
 from offline_service.store import Transaction
 from offline_service.web.api import json_int
 from offline_service.web.auth import services
@@ -24,10 +31,6 @@ __all__ = ["ROTATE_MEMBERS", "WEBHOOK_MEMBERS", "routes"]
 
 WEBHOOK_MEMBERS = frozenset({"url", "events"})
 ROTATE_MEMBERS = frozenset({"graceSeconds"})
-
-
-def _endpoint_id(request: Request) -> str:
-    return check_id(request.path_params["id"], "webhook_endpoint")
 
 
 async def webhook_list(request: Request) -> Response:
@@ -68,7 +71,7 @@ async def webhook_rotate_secret(request: Request) -> Response:
     """Give the endpoint a new signing secret, in this answer only (and a retry's with the same
     Idempotency-Key, kept sealed); the replaced one signs beside it for ``graceSeconds``."""
     token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
-    endpoint_id = _endpoint_id(request)
+    endpoint_id = path_id(request, "webhook_endpoint")
     body = await json_body(request) if await request.body() else {}
     members(body, ROTATE_MEMBERS)
     grace = json_int(body.get("graceSeconds", webhooks.ROTATION_GRACE))
@@ -91,14 +94,14 @@ async def webhook_rotate_secret(request: Request) -> Response:
 
 async def webhook_detail(request: Request) -> Response:
     _, account = await admin_token(request, Scope.WEBHOOKS_READ)
-    endpoint_id = _endpoint_id(request)
+    endpoint_id = path_id(request, "webhook_endpoint")
     found = await run_in_threadpool(webhooks.endpoint, services(request).store, account, endpoint_id)
     return json_response(webhooks.endpoint_json(found))
 
 
 async def webhook_remove(request: Request) -> Response:
     token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
-    endpoint_id = _endpoint_id(request)
+    endpoint_id = path_id(request, "webhook_endpoint")
     svc = services(request)
     await run_in_threadpool(
         lambda: webhooks.remove_endpoint(svc.store, account, endpoint_id, now=svc.now(), actor=token.actor)
@@ -108,7 +111,7 @@ async def webhook_remove(request: Request) -> Response:
 
 async def _webhook_enabled(request: Request, enabled: bool) -> Response:
     token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
-    endpoint_id = _endpoint_id(request)
+    endpoint_id = path_id(request, "webhook_endpoint")
     svc = services(request)
     changed = await run_in_threadpool(
         lambda: webhooks.set_enabled(
@@ -128,7 +131,7 @@ async def webhook_disable(request: Request) -> Response:
 
 async def webhook_deliveries(request: Request) -> Response:
     _, account = await admin_token(request, Scope.WEBHOOKS_READ)
-    endpoint_id = _endpoint_id(request)
+    endpoint_id = path_id(request, "webhook_endpoint")
     size = limit(request.query_params)
     cursor = request.query_params.get("cursor")
     found, next_cursor = await run_in_threadpool(
@@ -143,7 +146,7 @@ async def webhook_deliveries(request: Request) -> Response:
 
 async def webhook_redeliver(request: Request) -> Response:
     token, account = await admin_token(request, Scope.WEBHOOKS_WRITE)
-    delivery_id = check_id(request.path_params["id"], "webhook_delivery")
+    delivery_id = path_id(request, "webhook_delivery")
     svc = services(request)
     queued = await run_in_threadpool(
         lambda: webhooks.redeliver(svc.store, account, delivery_id, now=svc.now(), actor=token.actor)
