@@ -36,14 +36,50 @@ from offline_service.errors import Code, OfflineServiceError
 from offline_service.fileformat.jws import EMITTED_ALG, jwk_thumbprint, okp_jwk
 from offline_service.ids import check_id, is_id
 
-__all__ = ["Keyring", "PublicKey", "Signer"]
+__all__ = [
+    "ARGON2_SECRETBOX",
+    "Keyring",
+    "PublicKey",
+    "Signer",
+    "lock_with_passphrase",
+    "open_with_passphrase",
+]
 
 ACTIVE = "active"  # the product directory's change marker (not a key file: only *.json are)
 RECHECK_SECONDS = 1.0  # how stale a process's idea of the active key may be
 
-_ENCRYPTION = "argon2id+xsalsa20poly1305"
+ARGON2_SECRETBOX = "argon2id+xsalsa20poly1305"
 _OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+
+def _passphrase_key(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    return nacl.pwhash.argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE, passphrase, salt, opslimit=opslimit, memlimit=memlimit
+    )
+
+
+def lock_with_passphrase(secret: bytes, passphrase: bytes) -> dict[str, Any]:
+    """``secret`` encrypted under the passphrase (Argon2id, then XSalsa20-Poly1305), as the
+    ``private`` member of a key file: the product keys' and the webhook sealing key's."""
+    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+    box = nacl.secret.SecretBox(_passphrase_key(passphrase, salt, _OPSLIMIT, _MEMLIMIT))
+    return {
+        "encryption": ARGON2_SECRETBOX,
+        "salt": b64url_encode(salt),
+        "opslimit": _OPSLIMIT,
+        "memlimit": _MEMLIMIT,
+        "ciphertext": b64url_encode(bytes(box.encrypt(secret))),
+    }
+
+
+def open_with_passphrase(private: dict[str, Any], passphrase: bytes) -> bytes:
+    """The secret of ``lock_with_passphrase``'s member: nacl's CryptoError for another passphrase,
+    KeyError, TypeError or ValueError for a damaged member."""
+    key = _passphrase_key(
+        passphrase, b64url_decode(private["salt"]), private["opslimit"], private["memlimit"]
+    )
+    return bytes(nacl.secret.SecretBox(key).decrypt(b64url_decode(private["ciphertext"])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,39 +315,20 @@ class Keyring:
     def _protect(self, seed: bytes) -> dict[str, Any]:
         if self._passphrase is None:
             return {"encryption": "none", "d": b64url_encode(seed)}
-        salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-        box = nacl.secret.SecretBox(self._derive(salt, _OPSLIMIT, _MEMLIMIT))
-        return {
-            "encryption": _ENCRYPTION,
-            "salt": b64url_encode(salt),
-            "opslimit": _OPSLIMIT,
-            "memlimit": _MEMLIMIT,
-            "ciphertext": b64url_encode(bytes(box.encrypt(seed))),
-        }
-
-    def _derive(self, salt: bytes, opslimit: int, memlimit: int) -> bytes:
-        assert self._passphrase is not None
-        return nacl.pwhash.argon2id.kdf(
-            nacl.secret.SecretBox.KEY_SIZE,
-            self._passphrase,
-            salt,
-            opslimit=opslimit,
-            memlimit=memlimit,
-        )
+        return lock_with_passphrase(seed, self._passphrase)
 
     def _private_seed(self, doc: dict[str, Any]) -> bytes:
         private = doc.get("private", {})
         try:
             if private.get("encryption") == "none":
                 seed = b64url_decode(private["d"])
-            elif private.get("encryption") == _ENCRYPTION:
+            elif private.get("encryption") == ARGON2_SECRETBOX:
                 if self._passphrase is None:
                     raise OfflineServiceError(
                         Code.KEY_ERROR,
                         f"key {doc['kid']} is encrypted; configure the key passphrase",
                     )
-                key = self._derive(b64url_decode(private["salt"]), private["opslimit"], private["memlimit"])
-                seed = nacl.secret.SecretBox(key).decrypt(b64url_decode(private["ciphertext"]))
+                seed = open_with_passphrase(private, self._passphrase)
             else:
                 raise OfflineServiceError(Code.KEY_ERROR, f"key {doc['kid']}: unknown protection")
         except nacl.exceptions.CryptoError:

@@ -31,6 +31,11 @@ import nacl.utils
 from offline_service._b64 import b64url_decode, b64url_encode
 from offline_service._files import fsync_dir
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.keyring import (
+    ARGON2_SECRETBOX,
+    lock_with_passphrase,
+    open_with_passphrase,
+)
 from offline_service.settings import Settings
 
 __all__ = ["KEY_FILE", "PREFIX", "Sealer", "SecretUnavailable", "endpoint_place"]
@@ -40,9 +45,6 @@ PREFIX = "sealed:v1:"
 _KEY_BYTES = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 _NONCE_BYTES = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 _KIND = "webhook-sealing-key"
-_ENCRYPTION = "argon2id+xsalsa20poly1305"
-_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
-_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 
 
 class SecretUnavailable(OfflineServiceError):
@@ -192,33 +194,16 @@ class Sealer:
     def _protect(self, key: bytes) -> dict[str, Any]:
         if self._passphrase is None:
             return {"encryption": "none", "k": b64url_encode(key)}
-        salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-        box = nacl.secret.SecretBox(self._derive(salt, _OPSLIMIT, _MEMLIMIT))
-        return {
-            "encryption": _ENCRYPTION,
-            "salt": b64url_encode(salt),
-            "opslimit": _OPSLIMIT,
-            "memlimit": _MEMLIMIT,
-            "ciphertext": b64url_encode(bytes(box.encrypt(key))),
-        }
+        return lock_with_passphrase(key, self._passphrase)
 
     def _unprotect(self, private: dict[str, Any]) -> bytes:
         if private["encryption"] == "none":
             return b64url_decode(private["k"])
-        if private["encryption"] != _ENCRYPTION:
+        if private["encryption"] != ARGON2_SECRETBOX:
             raise ValueError("unknown protection")
         if self._passphrase is None:
             raise SecretUnavailable(f"the sealing key {self.path} is encrypted; configure the key passphrase")
-        box = nacl.secret.SecretBox(
-            self._derive(b64url_decode(private["salt"]), private["opslimit"], private["memlimit"])
-        )
-        return box.decrypt(b64url_decode(private["ciphertext"]))
-
-    def _derive(self, salt: bytes, opslimit: int, memlimit: int) -> bytes:
-        assert self._passphrase is not None
-        return nacl.pwhash.argon2id.kdf(
-            nacl.secret.SecretBox.KEY_SIZE, self._passphrase, salt, opslimit=opslimit, memlimit=memlimit
-        )
+        return open_with_passphrase(private, self._passphrase)
 
 
 def _aad(place: tuple[str, ...]) -> bytes:
