@@ -31,6 +31,7 @@ from offline_service.licensing.decisions import (
     response_validity,
 )
 from offline_service.licensing.models import Activation, License, Product, Trial
+from offline_service.licensing.representations import license_json
 from offline_service.notifications.events import crossed_near_limit, near_limit
 from offline_service.store import Store, Transaction
 from offline_service.webhooks import events as webhooks
@@ -209,18 +210,19 @@ class Engine:
         tx.preload(
             [(r.product_id, r.nonce, r.fingerprint, r.license_key) for r in requests], account_id=account_id
         )
+        # One read per chunk, under the writers' lock (so it holds for the whole chunk): for an
+        # account without webhook endpoints, that is all they cost.
+        wanted = webhooks.subscribers(tx, account_id)
         for item in items:
             if item.outcome is None:
                 assert item.request is not None
                 try:
                     item.signer, item.response, item.reissued = self._decide(
-                        tx, item.request, account_id, now, response_validity, license_filter
+                        tx, item.request, account_id, now, response_validity, license_filter, wanted
                     )
                 except OfflineServiceError as exc:
                     item.outcome = _rejected(exc, item.request)
             self._audit(tx, item, account_id, now, actor)
-        # One read per chunk: for an account without webhook endpoints, that is all they cost.
-        wanted = webhooks.subscribers(tx, account_id)
         if wanted:
             webhooks.emit(tx, account_id, _events(items, wanted, now), now=now, wanted=wanted)
 
@@ -265,6 +267,7 @@ class Engine:
         now: int,
         requested_validity: int | None,
         license_filter: LicenseFilter | None,
+        wanted: webhooks.Subscribers,
     ) -> tuple[Signer, Response, bool]:
         """The checks every kind shares, then the kind's own decision (one function per kind):
         the key to sign with, the response and whether it is a reissue."""
@@ -276,7 +279,7 @@ class Engine:
         validity = response_validity(requested_validity, product, self.policy)
         issue = _Issue(req=req, kid=signer.kid, now=now, apply_before=now + validity)
         if req.kind is Kind.ACTIVATION:
-            response, verdict = _activation(tx, issue, product, account_id, license_filter)
+            response, verdict = _activation(tx, issue, product, account_id, license_filter, wanted)
         elif req.kind is Kind.DEACTIVATION:
             response, verdict = _deactivation(tx, issue, product, account_id, license_filter)
         elif req.kind is Kind.TRIAL:
@@ -378,7 +381,12 @@ class _Issue(NamedTuple):
 
 
 def _activation(
-    tx: Transaction, issue: _Issue, product: Product, account_id: str, license_filter: LicenseFilter | None
+    tx: Transaction,
+    issue: _Issue,
+    product: Product,
+    account_id: str,
+    license_filter: LicenseFilter | None,
+    wanted: webhooks.Subscribers,
 ) -> tuple[Response, Verdict]:
     """A new activation uses a seat; the same machine again (or a replayed file) is reissued."""
     req, now = issue.req, issue.now
@@ -423,12 +431,14 @@ def _activation(
                 used_activations=used, used_deactivations=license.used_deactivations, expires_at=av.expires_at
             )
             near_limit(tx, updated, before=used - 1, activation_id=activation.id, now=now)
-            webhooks.emit(
-                tx,
-                account_id,
-                [("license.near_limit", {**webhooks.license_data(updated), "activationId": activation.id})],
-                now=now,
-            )
+            if "license.near_limit" in wanted:
+                webhooks.emit(
+                    tx,
+                    account_id,
+                    [("license.near_limit", {**license_json(updated), "activationId": activation.id})],
+                    now=now,
+                    wanted=wanted,
+                )
     else:
         assert av.activation is not None
         activation = av.activation

@@ -399,7 +399,7 @@ def create_license_in(
         product_id=product_id,
         license_id=license.id,
     )
-    webhooks.emit(tx, account.id, [("license.created", webhooks.license_data(license))], now=now)
+    webhooks.emit(tx, account.id, [("license.created", license_json(license))], now=now)
     return license
 
 
@@ -501,9 +501,7 @@ def set_license_status(
         )
         changed = replace(license, status=status)
         if status is not LicenseStatus.ACTIVE:  # reinstating has no event of its own
-            webhooks.emit(
-                tx, account.id, [(f"license.{status.value}", webhooks.license_data(changed))], now=now
-            )
+            webhooks.emit(tx, account.id, [(f"license.{status.value}", license_json(changed))], now=now)
     return changed
 
 

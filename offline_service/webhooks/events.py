@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from offline_service.ids import new_id
-from offline_service.licensing.models import Activation, License
-from offline_service.licensing.representations import activation_json, license_json
+from offline_service.licensing.models import Activation
+from offline_service.licensing.representations import activation_json
 from offline_service.store import Transaction
 from offline_service.webhooks.models import EVENT_TYPES, Delivery
 
-__all__ = ["Subscribers", "activation_data", "emit", "license_data", "payload", "subscribers"]
+__all__ = ["Subscribers", "activation_data", "emit", "payload", "subscribers"]
 
 # event type -> the ids of the endpoints that want it
 Subscribers = Mapping[str, Sequence[str]]
@@ -38,11 +38,6 @@ def payload(event_type: str, data: Mapping[str, Any], now: int) -> str:
     """The JSON body of an event, as Standard Webhooks suggests: type, timestamp, data."""
     at = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps({"type": event_type, "timestamp": at, "data": data}, separators=(",", ":"))
-
-
-def license_data(license: License) -> dict[str, Any]:
-    """A license as events show it (the JSON API's shape)."""
-    return license_json(license)
 
 
 def activation_data(activation: Activation, **extra: Any) -> dict[str, Any]:
