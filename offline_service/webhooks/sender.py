@@ -171,12 +171,14 @@ def _attempt(
     body = d.payload.encode()
     started = time.monotonic()
     try:
-        status = send(target, body, headers(signing, d.id, now, body), config.timeout)
+        status: int | None = send(target, body, headers(signing, d.id, now, body), config.timeout)
+        error = ""
     except (OSError, http.client.HTTPException) as exc:
-        latency = int((time.monotonic() - started) * 1000)
-        return None, latency, f"{type(exc).__name__}: {exc}"[:300]
+        status, error = None, f"{type(exc).__name__}: {exc}"[:300]
     latency = int((time.monotonic() - started) * 1000)
-    return status, latency, "" if 200 <= status < 300 else f"HTTP {status}"
+    if status is not None and not 200 <= status < 300:
+        error = f"HTTP {status}"
+    return status, latency, error
 
 
 def send_due(
@@ -236,7 +238,7 @@ def send_due(
                     and endpoint.enabled
                     and now - since >= config.disable_after
                 ):
-                    tx.disable_webhook_endpoint(d.endpoint_id, now)
+                    tx.set_webhook_endpoint_enabled(d.account_id, d.endpoint_id, False, now)
                     disabled += 1
                     log.warning("webhook endpoint %s disabled: failing since %d", d.endpoint_id, since)
             if ok:

@@ -70,7 +70,6 @@ class WebhooksTransaction(Protocol):
         none is running. Returns when the current run began (None: no run)."""
         ...
 
-    def disable_webhook_endpoint(self, endpoint_id: str, now: int) -> None: ...
     def webhook_deliveries(
         self, account_id: str, endpoint_id: str, limit: int = 100, *, before: tuple[int, str] | None = None
     ) -> Sequence[Delivery]:

@@ -42,7 +42,6 @@ class WebhooksStatements:
         self.disable_in = q(
             "UPDATE webhook_endpoints SET enabled = 0, disabled_at = ? WHERE account_id = ? AND id = ?"
         )
-        self.disable = q("UPDATE webhook_endpoints SET enabled = 0, disabled_at = ? WHERE id = ?")
         self.set_secret = q(
             "UPDATE webhook_endpoints SET secret = ?, previous_secret = ?, previous_until = ?"
             " WHERE account_id = ? AND id = ?"
@@ -197,9 +196,6 @@ class WebhooksSQL(SQLPart):
         self._c.execute(self._wq.failing, (now, endpoint_id))
         row = self._one(self._wq.failing_since, (endpoint_id,))
         return row[0] if row else None
-
-    def disable_webhook_endpoint(self, endpoint_id: str, now: int) -> None:
-        self._c.execute(self._wq.disable, (now, endpoint_id))
 
     def webhook_deliveries(
         self, account_id: str, endpoint_id: str, limit: int = 100, *, before: tuple[int, str] | None = None
