@@ -264,10 +264,8 @@ class Staging:
 
     def __init__(self, root: Path, release_id: str, *, now: float | None = None) -> None:
         self.root = root
-        self.release_id = release_id
         self.path = root / _STAGING / release_id
-        self.target: Path | None = None  # where move_into_place moved it
-        self.moved = False
+        self.target: Path | None = None  # where move_into_place moved it, once it has
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.path.parent.mkdir(exist_ok=True, mode=0o700)
@@ -297,13 +295,13 @@ class Staging:
     def move_into_place(self, product_id: str, release_id: str) -> None:
         """One rename, to the directory of the release as recorded (``release_id``): it appears
         whole, or not at all."""
-        self.target = self.root / product_id / release_id
+        target = self.root / product_id / release_id
         try:
             fsync_dir(self.path)
-            self.target.parent.mkdir(exist_ok=True, mode=0o700)
-            os.rename(self.path, self.target)
-            self.moved = True
-            fsync_dir(self.target.parent)
+            target.parent.mkdir(exist_ok=True, mode=0o700)
+            os.rename(self.path, target)
+            self.target = target
+            fsync_dir(target.parent)
             fsync_dir(self.path.parent)
         except OSError as exc:
             raise _storage(exc) from None
@@ -312,7 +310,7 @@ class Staging:
         """Remove what was staged, and the moved directory too when ``publish_in`` moved it (call
         this only when its transaction did not commit)."""
         shutil.rmtree(self.path, ignore_errors=True)
-        if self.moved and self.target is not None:
+        if self.target is not None:
             shutil.rmtree(self.target, ignore_errors=True)
 
 
@@ -344,15 +342,13 @@ def new_release(
     now: int,
     channel: str = DEFAULT_CHANNEL,
     notes: str = "",
-    release_id: str | None = None,
 ) -> Release:
-    """A release to publish, its version, channel and notes checked (not yet recorded); its id is
-    ``release_id`` when its files are already being staged under it (``publish_in`` records it
-    under a new one)."""
+    """A release to publish, its version, channel and notes checked (not yet recorded; ``publish_in``
+    records it under an id made in its transaction)."""
     parse_version(version)
     check_channel(channel)
     return Release(
-        id=release_id or new_id("rel"),
+        id=new_id("rel"),
         account_id=account.id,
         product_id=product_id,
         version=version,
@@ -521,15 +517,15 @@ def _unpublish(
     store: Store,
     account: Account,
     root: Path,
-    pick: Callable[[Sequence[Release]], Release],
+    pick: Callable[[Transaction], Release],
     *,
     now: int,
     actor: str,
 ) -> Release:
-    """Unpublish the release ``pick`` chooses among the account's: its rows go first (no link can
+    """Unpublish the release ``pick`` finds in the write transaction: its rows go first (no link can
     reach it), then its files."""
     with store.write() as tx:
-        release = pick(tx.releases(account.id))
+        release = pick(tx)
         tx.delete_release(release.id)
         audit.record(
             tx,
@@ -559,13 +555,11 @@ def remove(
     parsed = parse_version(version)
     _product(store, account, product_id)
 
-    def pick(releases: Sequence[Release]) -> Release:
+    def pick(tx: Transaction) -> Release:
         found = [
             r
-            for r in releases
-            if r.product_id == product_id
-            and parse_version(r.version) == parsed
-            and (channel is None or r.channel == channel)
+            for r in tx.releases(account.id, product_id)
+            if parse_version(r.version) == parsed and (channel is None or r.channel == channel)
         ]
         if not found:
             raise OfflineServiceError(Code.NOT_FOUND, f"{product_id} has no release {version}")
@@ -584,11 +578,11 @@ def remove_release(
 ) -> Release:
     """Unpublish a release by its id; another account's id is NOT_FOUND, as a missing one."""
 
-    def pick(releases: Sequence[Release]) -> Release:
-        for r in releases:
-            if r.id == release_id:
-                return r
-        raise OfflineServiceError(Code.NOT_FOUND, f"no release {release_id} in this account")
+    def pick(tx: Transaction) -> Release:
+        found = tx.release(account.id, release_id)
+        if found is None:
+            raise OfflineServiceError(Code.NOT_FOUND, f"no release {release_id} in this account")
+        return found
 
     return _unpublish(store, account, root, pick, now=now, actor=actor)
 

@@ -217,7 +217,6 @@ async def read_upload(
             channel=fields.get("channel", releases.DEFAULT_CHANNEL),
             notes=fields.get("notes", ""),
             now=now,
-            release_id=release_id,
         )
 
     def begin(fields: dict[str, str]) -> releases.Staging:
