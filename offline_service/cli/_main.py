@@ -27,6 +27,7 @@ from offline_service.cli.context import Context as _Context
 from offline_service.cli.context import emit as _emit
 from offline_service.cli.context import now as _now
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.messages import THUMBPRINT
 from offline_service.ids import check_alias, check_id
 from offline_service.licensing import cli as licensing_cli
 from offline_service.licensing import services as licensing
@@ -276,7 +277,7 @@ _ID_ARGUMENTS = {
     "product_id": ("product", "PRODUCT_ID"),
     "activation_id": ("activation", "ACTIVATION_ID"),
 }
-_KID = re.compile(r"[A-Za-z0-9_-]{43}")  # an RFC 7638 thumbprint, base64url
+_KID = re.compile(THUMBPRINT)  # a key id: an RFC 7638 thumbprint
 
 
 def _check_identifiers(args: argparse.Namespace) -> None:

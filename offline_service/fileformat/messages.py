@@ -18,6 +18,7 @@ from offline_service.fileformat import jws
 
 __all__ = [
     "FORMAT_VERSION",
+    "THUMBPRINT",
     "Kind",
     "Request",
     "Response",
@@ -357,7 +358,8 @@ _RESPONSE_MEMBERS = {
     Kind.DEACTIVATION: _RESPONSE_COMMON | _LICENSE_MEMBERS | {"deactivatedAt"},
     Kind.TRIAL: _RESPONSE_COMMON | {"trialEndsAt"},
 }
-_THUMBPRINT = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
+THUMBPRINT = "[A-Za-z0-9_-]{43}"  # an RFC 7638 SHA-256 thumbprint, base64url without padding
+_THUMBPRINT = re.compile(rf"\A{THUMBPRINT}\Z")
 _STATUS = frozenset({"active", "suspended", "revoked"})
 
 

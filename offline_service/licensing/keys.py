@@ -18,13 +18,14 @@ __all__ = ["jwks", "key_json", "keys", "remove", "rotate", "rotate_in"]
 
 def key_json(key: PublicKey) -> dict[str, Any]:
     """A key as the CLI's ``--json`` and the admin API show it: public parts only."""
+    jwk = key.jwk()
     return {
         "kid": key.kid,
         "productId": key.product_id,
-        "algorithm": key.jwk()["alg"],
+        "algorithm": jwk["alg"],
         "status": key.status,
         "createdAt": key.created_at,
-        "jwk": key.jwk(),
+        "jwk": jwk,
     }
 
 

@@ -16,13 +16,14 @@ from starlette.routing import BaseRoute, Route
 from offline_service.admin.api._kit import admin_token, create_once, json_response, path_id
 from offline_service.admin.models import Scope
 from offline_service.errors import Code, OfflineServiceError
+from offline_service.fileformat.messages import THUMBPRINT
 from offline_service.licensing import keys
 from offline_service.store import Transaction
 from offline_service.web.auth import services
 
 __all__ = ["KID_PATTERN", "routes"]
 
-KID_PATTERN = "^[A-Za-z0-9_-]{43}$"  # an RFC 7638 thumbprint: SHA-256, base64url without padding
+KID_PATTERN = f"^{THUMBPRINT}$"  # a key id is its RFC 7638 thumbprint
 _KID = re.compile(KID_PATTERN)
 
 
@@ -30,7 +31,7 @@ class _KidConvertor(Convertor[str]):
     """A key id in a path: only the thumbprint's shape matches, so ``.../keys/rotate`` is never
     taken for a key (a DELETE there answers 405, not a refused kid); another shape answers 404."""
 
-    regex = KID_PATTERN.strip("^$")
+    regex = THUMBPRINT
 
     def convert(self, value: str) -> str:
         return value
