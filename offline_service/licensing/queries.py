@@ -352,9 +352,7 @@ def products(store: Store, account: Account) -> list[Product]:
 
 def check_product(store: Store, account: Account, product_id: str) -> None:
     """PRODUCT_NOT_FOUND unless the product is the account's."""
-    with store.read() as tx:
-        if tx.product(account.id, product_id) is None:
-            raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
+    product(store, account, product_id)
 
 
 def licenses(store: Store, account: Account, product_id: str | None = None) -> list[License]:

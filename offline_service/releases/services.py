@@ -30,6 +30,7 @@ from offline_service._files import fsync_dir
 from offline_service.accounts.models import Account
 from offline_service.errors import Code, OfflineServiceError
 from offline_service.ids import new_id
+from offline_service.licensing import queries
 from offline_service.licensing.models import License, LicenseStatus, Product
 from offline_service.notifications import events
 from offline_service.releases.models import Release, ReleaseFile
@@ -326,14 +327,6 @@ def _refuse_duplicate(releases: Iterable[Release], version: Version, channel: st
         )
 
 
-def _product(store: Store, account: Account, product_id: str) -> Product:
-    with store.read() as tx:
-        found = tx.product(account.id, product_id)
-    if found is None:
-        raise OfflineServiceError(Code.PRODUCT_NOT_FOUND, f"no product {product_id} in this account")
-    return found
-
-
 def new_release(
     account: Account,
     *,
@@ -431,7 +424,7 @@ def publish(
     paths = [Path(f) for f in files]
     check_files([p.name for p in paths])
     names = [check_file_name(p.name, str(p)) for p in paths]
-    _product(store, account, product_id)
+    queries.check_product(store, account, product_id)
     with store.read() as tx:
         _refuse_duplicate(tx.releases(account.id, product_id), parse_version(version), channel)
     sources: list[int] = []
@@ -467,7 +460,7 @@ def _with_files(releases: Sequence[Release], files: Sequence[ReleaseFile]) -> li
 def list_releases(store: Store, account: Account, product_id: str | None = None) -> list[PublishedRelease]:
     """The account's releases (of one product), newest version first."""
     if product_id is not None:
-        _product(store, account, product_id)
+        queries.check_product(store, account, product_id)
     with store.read() as tx:
         releases = tx.releases(account.id, product_id)
         files = tx.release_files([r.id for r in releases])
@@ -488,7 +481,7 @@ def release_page(
     page). Ids grow with time (``ids.new_id``): releases published meanwhile come on later pages
     and shift no page. PRODUCT_NOT_FOUND for a product not of this account."""
     if product_id is not None:
-        _product(store, account, product_id)
+        queries.check_product(store, account, product_id)
     with store.read() as tx:
         found = list(
             tx.releases_page(account.id, product_id=product_id, channel=channel, after=after, limit=limit + 1)
@@ -553,7 +546,7 @@ def remove(
 ) -> Release:
     """Unpublish a product's release by its version (and channel, when it is on several)."""
     parsed = parse_version(version)
-    _product(store, account, product_id)
+    queries.check_product(store, account, product_id)
 
     def pick(tx: Transaction) -> Release:
         found = [
