@@ -336,7 +336,7 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
             f" release's {latest}: restore it with the release that made it",
         )
     database = data_dir / DB_FILE
-    occupied = [p.name for p in _products(keys_dir)]
+    occupied = [p.name for p in _key_entries(keys_dir)]
     # With --force the database is set aside whatever it holds (even one that no longer opens).
     in_use = _rows(database) if database.exists() and not force else 0
     if (in_use or occupied) and not force:
@@ -371,14 +371,10 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
         for name in manifest["files"]:
             if name == DB_FILE:
                 continue
-            if name == f"{KEYS}/{SEALING_KEY}":
-                _write_new(staged_keys / SEALING_KEY, (Path(src) / name).read_bytes())
-                continue
-            _, product, file = name.split("/")
-            folder = staged_keys / product
-            if not folder.exists():
-                folder.mkdir(mode=0o700)
-            _write_new(folder / file, (Path(src) / name).read_bytes())
+            # KEYS/<product>/<file> or KEYS/<sealing key> (_safe_name let nothing else through)
+            dest = staged_keys / name.removeprefix(f"{KEYS}/")
+            dest.parent.mkdir(mode=0o700, exist_ok=True)
+            _write_new(dest, (Path(src) / name).read_bytes())
         # The point of no return: set aside what was there, then move the restored files in.
         old = [p for p in (database, *(data_dir / f"{DB_FILE}{s}" for s in ("-wal", "-shm"))) if p.exists()]
         if old:
@@ -387,7 +383,7 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
             set_aside.append(aside)
             for path in old:
                 os.rename(path, aside / path.name)
-        old_keys = _products(keys_dir)
+        old_keys = _key_entries(keys_dir)
         if old_keys:
             # A dot folder inside the keys directory: the keyring reads none, and it stays on the
             # same file system (the keys directory may be a mount).
@@ -429,7 +425,7 @@ def restore(settings: Settings, src: Path, *, force: bool = False, now: int) -> 
     return Restored(manifest, database, keys_dir, tuple(set_aside), latest)
 
 
-def _products(keys_dir: Path) -> list[Path]:
+def _key_entries(keys_dir: Path) -> list[Path]:
     """The products' folders of a keys directory, and its sealing key (restored or set aside with them)."""
     if not keys_dir.is_dir():
         return []
