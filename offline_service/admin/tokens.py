@@ -184,7 +184,7 @@ def authenticate(
             log.warning(
                 "admin token authentication: %d failures from %s; its calls are refused for %d s",
                 failures,
-                key.removeprefix("adminauth:"),
+                client_key(address),
                 counted.day_start + window - now,
             )
         raise OfflineServiceError(

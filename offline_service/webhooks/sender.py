@@ -181,6 +181,21 @@ def _attempt(
     return status, latency, error
 
 
+def _outcome(
+    d: Delivery, endpoint: Endpoint | None, config: SenderConfig, now: int, send: Post
+) -> tuple[int | None, int | None, str]:
+    """The delivery's attempt to its endpoint, as ``_attempt`` answers; an endpoint removed or
+    disabled meanwhile, or whose secret cannot be opened (this endpoint only; the message names no
+    secret), is a failure without an attempt."""
+    if endpoint is None or not endpoint.enabled:
+        return None, None, "the endpoint is disabled"
+    try:
+        signing = signing_secrets(config.sealer, endpoint, now)
+    except SecretUnavailable as exc:
+        return None, None, f"{exc.code.value}: its secret cannot be opened ({exc.message})"
+    return _attempt(d, endpoint.url, signing, config, now, send)
+
+
 def send_due(
     store: Store,
     config: SenderConfig,
@@ -204,19 +219,7 @@ def send_due(
         for d in batch:
             with store.read() as tx:
                 endpoint = tx.webhook_endpoint(d.account_id, d.endpoint_id)
-            if endpoint is None or not endpoint.enabled:
-                status, latency, error = None, None, "the endpoint is disabled"
-            else:
-                try:
-                    signing = signing_secrets(config.sealer, endpoint, now)
-                except SecretUnavailable as exc:  # this endpoint only; its message names no secret
-                    status, latency, error = (
-                        None,
-                        None,
-                        f"{exc.code.value}: its secret cannot be opened ({exc.message})",
-                    )
-                else:
-                    status, latency, error = _attempt(d, endpoint.url, signing, config, now, send)
+            status, latency, error = _outcome(d, endpoint, config, now, send)
             ok = not error
             give_up = not ok and d.attempts >= MAX_ATTEMPTS
             with store.write() as tx:

@@ -187,8 +187,8 @@ def endpoint(store: Store, account: Account, endpoint_id: str) -> Endpoint:
         return _endpoint(tx, account, endpoint_id)
 
 
-def _endpoint(tx: Any, account: Account, endpoint_id: str) -> Endpoint:
-    found: Endpoint | None = tx.webhook_endpoint(account.id, endpoint_id)
+def _endpoint(tx: Transaction, account: Account, endpoint_id: str) -> Endpoint:
+    found = tx.webhook_endpoint(account.id, endpoint_id)
     if found is None:
         raise OfflineServiceError(Code.NOT_FOUND, f"no webhook endpoint {endpoint_id} in this account")
     return found
