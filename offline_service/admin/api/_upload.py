@@ -219,9 +219,12 @@ async def read_upload(
             now=now,
         )
 
+    begun: list[Release] = []  # the release the fields make, checked when the first file begins
+
     def begin(fields: dict[str, str]) -> releases.Staging:
         release = release_of(fields)
         queries.check_product(store, account, release.product_id)
+        begun.append(release)
         return releases.Staging(root, release_id)
 
     reader = _Reader(begin=begin)
@@ -241,7 +244,7 @@ async def read_upload(
         if reader.staging is None:
             release_of(reader.fields)  # says what is wrong with the fields, if anything
             raise _invalid(f"a release has 1-{releases.MAX_FILES} files, in parts named {FILE_PART!r}")
-        return Upload(release=release_of(reader.fields), staging=reader.staging, files=reader.files)
+        return Upload(release=begun[0], staging=reader.staging, files=reader.files)
     except FormParserError:
         reader.close()
         raise _invalid("the multipart body is malformed") from None
