@@ -10,7 +10,7 @@ from offline_service.admin.idempotency import KEY_PATTERN
 from offline_service.admin.models import Scope
 from offline_service.web.openapi_kit import TEXT, Schema, obj, op, query
 
-__all__ = ["CURSOR_QUERY", "IDEMPOTENCY", "SCHEMAS", "admin_op", "limit_query", "path_id"]
+__all__ = ["CURSOR_QUERY", "IDEMPOTENCY", "SCHEMAS", "admin_op", "create_op", "limit_query", "path_id"]
 
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
@@ -32,6 +32,13 @@ def admin_op(summary: str, scope: Scope, ok: dict[str, Any], *errors: str, **kw:
     operation = op(f"{summary} (scope {scope.value})", ok, "403", "429", *errors, tag="admin", **kw)
     operation["security"] = [{"adminToken": []}]
     return operation
+
+
+def create_op(
+    summary: str, scope: Scope, ok: dict[str, Any], *errors: str, ok_status: str = "201", **kw: Any
+) -> dict[str, Any]:
+    """An admin operation that creates (or issues a secret): it takes an Idempotency-Key."""
+    return admin_op(summary, scope, ok, *errors, parameters=[IDEMPOTENCY], ok_status=ok_status, **kw)
 
 
 def path_id(schema: Schema) -> dict[str, Any]:

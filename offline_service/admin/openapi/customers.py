@@ -13,7 +13,7 @@ from offline_service.accounts.membership import (
 from offline_service.accounts.models import Role
 from offline_service.admin.api.customers import MAX_EMAIL
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import CURSOR_QUERY, IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, admin_op, create_op, limit_query, path_id
 from offline_service.web.openapi_kit import (
     INT,
     TEXT,
@@ -183,15 +183,13 @@ PATHS: dict[str, Any] = {
             "400",
             parameters=[limit_query("Organizations"), CURSOR_QUERY],
         ),
-        "post": admin_op(
+        "post": create_op(
             "Create an organization (its name unique in the account)",
             Scope.CUSTOMERS_WRITE,
             json_answer(ref("AdminOrganization"), "Created"),
             "400",
             "409",
             body=body("AdminOrganizationCreate"),
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/organizations/{id}": {
@@ -227,7 +225,7 @@ PATHS: dict[str, Any] = {
                 CURSOR_QUERY,
             ],
         ),
-        "post": admin_op(
+        "post": create_op(
             "Create a user, without a password; with invite, mail them a link to set one."
             " USER_LIMIT when the organization has its allowed users",
             Scope.CUSTOMERS_WRITE,
@@ -237,8 +235,6 @@ PATHS: dict[str, Any] = {
             "409",
             "503",
             body=body("AdminUserCreate"),
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/users/{id}": {
@@ -260,7 +256,7 @@ PATHS: dict[str, Any] = {
         "503",
     ),
     "/v1/admin/groups": {
-        "post": admin_op(
+        "post": create_op(
             "Create a group in an organization (its name unique in the organization)",
             Scope.CUSTOMERS_WRITE,
             json_answer(ref("AdminGroup"), "Created"),
@@ -268,8 +264,6 @@ PATHS: dict[str, Any] = {
             "404",
             "409",
             body=body("AdminGroupCreate"),
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/groups/{id}": {

@@ -6,7 +6,7 @@ from typing import Any
 
 from offline_service.admin.api.keys import KID_PATTERN
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, path_id
+from offline_service.admin.openapi._kit import admin_op, create_op, path_id
 from offline_service.fileformat.jws import EMITTED_ALG
 from offline_service.web.openapi_kit import TIME, Schema, id_schema, json_answer, obj, ref
 
@@ -60,15 +60,13 @@ PATHS: dict[str, Any] = {
     },
     "/v1/admin/products/{id}/keys/rotate": {
         "parameters": [_PRODUCT_ID],
-        "post": admin_op(
+        "post": create_op(
             "Make a new active signing key; the earlier ones stay, retired, so that what they signed"
             " keeps verifying",
             Scope.KEYS_WRITE,
             json_answer(ref("AdminKey"), "The new active key"),
             "400",
             "404",
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/products/{id}/keys/{kid}": {

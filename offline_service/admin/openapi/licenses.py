@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import CURSOR_QUERY, IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, admin_op, create_op, limit_query, path_id
 from offline_service.fileformat.messages import MAX_COUNT
 from offline_service.licensing.models import LicenseStatus
 from offline_service.licensing.services import MAX_LICENSE_TEXT
@@ -122,7 +122,7 @@ PATHS: dict[str, Any] = {
                 CURSOR_QUERY,
             ],
         ),
-        "post": admin_op(
+        "post": create_op(
             "Create a license",
             Scope.LICENSES_WRITE,
             json_answer(ref("License"), "Created"),
@@ -130,8 +130,6 @@ PATHS: dict[str, Any] = {
             "404",
             "409",
             body=body("AdminLicenseCreate"),
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/licenses/{id}": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, path_id
+from offline_service.admin.openapi._kit import admin_op, create_op, path_id
 from offline_service.licensing.services import MAX_PRODUCT_NAME, MAX_RESPONSE_VALIDITY, MAX_TRIAL_DAYS
 from offline_service.web.openapi_kit import (
     INT,
@@ -79,15 +79,13 @@ PATHS: dict[str, Any] = {
         "get": admin_op(
             "The account's products", Scope.PRODUCTS_READ, json_answer(ref("AdminProducts"), "Products")
         ),
-        "post": admin_op(
+        "post": create_op(
             "Create a product and its first signing key",
             Scope.PRODUCTS_WRITE,
             json_answer(ref("AdminProductCreated"), "Created"),
             "400",
             "409",
             body=body("AdminProductCreate"),
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/products/{id}": {

@@ -6,7 +6,7 @@ from typing import Any
 
 from offline_service.admin.api._upload import FILE_PART, MAX_FIELD_BYTES
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import CURSOR_QUERY, IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import CURSOR_QUERY, admin_op, create_op, limit_query, path_id
 from offline_service.releases.services import CHANNEL_PATTERN, DEFAULT_CHANNEL, MAX_FILES, MAX_NAME, MAX_NOTES
 from offline_service.releases.versions import MAX_VERSION_LENGTH
 from offline_service.web.openapi_kit import (
@@ -114,7 +114,7 @@ PATHS: dict[str, Any] = {
                 CURSOR_QUERY,
             ],
         ),
-        "post": admin_op(
+        "post": create_op(
             "Publish a release: its fields and files as multipart/form-data, streamed to disk; the"
             " whole body at most OFFLINE_SERVICE_RELEASE_MAX_MB (REQUEST_TOO_LARGE). CONFLICT when the"
             " product already has the version on the channel",
@@ -133,8 +133,6 @@ PATHS: dict[str, Any] = {
                     }
                 },
             },
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/releases/{id}": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from offline_service.admin.models import Scope
-from offline_service.admin.openapi._kit import IDEMPOTENCY, admin_op, limit_query, path_id
+from offline_service.admin.openapi._kit import admin_op, create_op, limit_query, path_id
 from offline_service.web.openapi_kit import (
     INT,
     TEXT,
@@ -151,7 +151,7 @@ PATHS: dict[str, Any] = {
             Scope.WEBHOOKS_READ,
             json_answer(ref("AdminWebhookEndpoints"), "Oldest first"),
         ),
-        "post": admin_op(
+        "post": create_op(
             f"Register a webhook endpoint (at most {MAX_ENDPOINTS} an account); the answer carries"
             " its signing secret, once. A refused URL: WEBHOOK_URL_REFUSED with its reason",
             Scope.WEBHOOKS_WRITE,
@@ -159,8 +159,6 @@ PATHS: dict[str, Any] = {
             "400",
             "409",
             body=body("AdminWebhookCreate"),
-            parameters=[IDEMPOTENCY],
-            ok_status="201",
         ),
     },
     "/v1/admin/webhooks/{id}": {
@@ -201,7 +199,7 @@ PATHS: dict[str, Any] = {
     },
     "/v1/admin/webhooks/{id}/rotate-secret": {
         "parameters": [_HOOK_ID],
-        "post": admin_op(
+        "post": create_op(
             "Give a webhook endpoint a new signing secret, shown in this answer only; the replaced"
             " one signs beside it for graceSeconds (Standard Webhooks: several signatures)",
             Scope.WEBHOOKS_WRITE,
@@ -209,7 +207,7 @@ PATHS: dict[str, Any] = {
             "400",
             "404",
             body={**body("AdminWebhookRotate"), "required": False},
-            parameters=[IDEMPOTENCY],
+            ok_status="200",
         ),
     },
     "/v1/admin/webhooks/{id}/deliveries": {
